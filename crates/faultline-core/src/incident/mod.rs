@@ -1,0 +1,512 @@
+//! The incident state machine. An incident's state is a fold of its timeline.
+//!
+//! Every change is a past-tense `IncidentEvent` wrapped in a `TimelineEvent`
+//! with its sequence number, time and actor. Commands (`Command`) are checked
+//! against the current state by `Incident::decide`, which returns the event to
+//! append or a typed `TransitionError`; nothing here panics on a bad request or
+//! on a corrupted timeline.
+//!
+//! Lifecycle: triggered → acknowledged → mitigated → resolved, with reopened
+//! taking a resolved incident back to triggered. Acknowledging is optional
+//! (an incident may be mitigated or resolved straight from triggered).
+//!
+//! Not here: persistence (the store appends events with optimistic
+//! concurrency), ids and clocks (the driver passes them in), routing and
+//! notification (later response modules react to events).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{IncidentId, UserId};
+use crate::time::Timestamp;
+
+#[cfg(test)]
+mod tests;
+
+/// SEV1 core flow down / SLO fast burn; SEV2 degraded, workaround exists;
+/// SEV3 minor. Ordered so that `Sev1 < Sev2`: "more severe sorts first".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Severity {
+    #[serde(rename = "SEV1")]
+    Sev1,
+    #[serde(rename = "SEV2")]
+    Sev2,
+    #[serde(rename = "SEV3")]
+    Sev3,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 3] = [Severity::Sev1, Severity::Sev2, Severity::Sev3];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Sev1 => "SEV1",
+            Severity::Sev2 => "SEV2",
+            Severity::Sev3 => "SEV3",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown severity {0:?}: expected SEV1, SEV2 or SEV3")]
+pub struct SeverityParseError(pub String);
+
+impl FromStr for Severity {
+    type Err = SeverityParseError;
+    /// Accepts `SEV1`, `sev1` and `1`.
+    fn from_str(s: &str) -> Result<Severity, SeverityParseError> {
+        let t = s.trim();
+        let digits = t.strip_prefix("SEV").or_else(|| t.strip_prefix("sev")).unwrap_or(t);
+        match digits {
+            "1" => Ok(Severity::Sev1),
+            "2" => Ok(Severity::Sev2),
+            "3" => Ok(Severity::Sev3),
+            _ => Err(SeverityParseError(s.chars().take(32).collect())),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    Triggered,
+    Acknowledged,
+    Mitigated,
+    Resolved,
+}
+
+impl IncidentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentStatus::Triggered => "triggered",
+            IncidentStatus::Acknowledged => "acknowledged",
+            IncidentStatus::Mitigated => "mitigated",
+            IncidentStatus::Resolved => "resolved",
+        }
+    }
+    /// Open means "still needs people": anything but resolved.
+    pub fn is_open(self) -> bool {
+        self != IncidentStatus::Resolved
+    }
+}
+
+impl fmt::Display for IncidentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for IncidentStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<IncidentStatus, String> {
+        match s {
+            "triggered" => Ok(IncidentStatus::Triggered),
+            "acknowledged" => Ok(IncidentStatus::Acknowledged),
+            "mitigated" => Ok(IncidentStatus::Mitigated),
+            "resolved" => Ok(IncidentStatus::Resolved),
+            other => Err(format!(
+                "unknown status {other:?}: expected triggered, acknowledged, mitigated or resolved"
+            )),
+        }
+    }
+}
+
+/// A response role. Custom roles are free-form names (e.g. `customer_liaison`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Role {
+    IncidentCommander,
+    CommsLead,
+    Scribe,
+    Custom(String),
+}
+
+impl From<String> for Role {
+    fn from(s: String) -> Role {
+        match s.as_str() {
+            "incident_commander" | "commander" => Role::IncidentCommander,
+            "comms_lead" | "comms" => Role::CommsLead,
+            "scribe" => Role::Scribe,
+            _ => Role::Custom(s),
+        }
+    }
+}
+
+impl From<Role> for String {
+    fn from(r: Role) -> String {
+        r.to_string()
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Role::IncidentCommander => f.write_str("incident_commander"),
+            Role::CommsLead => f.write_str("comms_lead"),
+            Role::Scribe => f.write_str("scribe"),
+            Role::Custom(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Who did something. Every timeline event names one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum Actor {
+    /// A person.
+    User(UserId),
+    /// An API token, by its name (tokens act for automation or a person).
+    Token(String),
+    /// A Faultline component, e.g. `correlator`, `escalation`.
+    System(String),
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::User(u) => write!(f, "user:{u}"),
+            Actor::Token(t) => write!(f, "token:{t}"),
+            Actor::System(s) => write!(f, "system:{s}"),
+        }
+    }
+}
+
+/// Something that happened to an incident. Always past tense.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum IncidentEvent {
+    Opened { title: String, severity: Severity, summary: Option<String> },
+    Acknowledged,
+    Mitigated { note: Option<String> },
+    Resolved { note: Option<String> },
+    Reopened { reason: String },
+    SeverityChanged { from: Severity, to: Severity, reason: String },
+    RoleAssigned { role: Role, user: UserId },
+    RoleUnassigned { role: Role },
+    NoteAdded { text: String },
+    SummaryUpdated { summary: String },
+}
+
+impl IncidentEvent {
+    /// The snake_case name used in APIs and storage, e.g. `severity_changed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IncidentEvent::Opened { .. } => "opened",
+            IncidentEvent::Acknowledged => "acknowledged",
+            IncidentEvent::Mitigated { .. } => "mitigated",
+            IncidentEvent::Resolved { .. } => "resolved",
+            IncidentEvent::Reopened { .. } => "reopened",
+            IncidentEvent::SeverityChanged { .. } => "severity_changed",
+            IncidentEvent::RoleAssigned { .. } => "role_assigned",
+            IncidentEvent::RoleUnassigned { .. } => "role_unassigned",
+            IncidentEvent::NoteAdded { .. } => "note_added",
+            IncidentEvent::SummaryUpdated { .. } => "summary_updated",
+        }
+    }
+}
+
+/// One entry of an incident's append-only timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    /// 1-based position in the timeline; `seq == 1` is always `Opened`.
+    pub seq: u64,
+    pub at: Timestamp,
+    pub actor: Actor,
+    pub event: IncidentEvent,
+}
+
+/// What someone asks to happen. `Incident::decide` turns it into an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Acknowledge,
+    Mitigate { note: Option<String> },
+    Resolve { note: Option<String> },
+    Reopen { reason: String },
+    ChangeSeverity { to: Severity, reason: String },
+    AssignRole { role: Role, user: UserId },
+    UnassignRole { role: Role },
+    AddNote { text: String },
+    UpdateSummary { summary: String },
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Acknowledge => "acknowledge",
+            Command::Mitigate { .. } => "mitigate",
+            Command::Resolve { .. } => "resolve",
+            Command::Reopen { .. } => "reopen",
+            Command::ChangeSeverity { .. } => "change severity",
+            Command::AssignRole { .. } => "assign role",
+            Command::UnassignRole { .. } => "unassign role",
+            Command::AddNote { .. } => "add note",
+            Command::UpdateSummary { .. } => "update summary",
+        }
+    }
+}
+
+/// Why a command or a timeline cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("incident is already {0}")]
+    AlreadyInStatus(IncidentStatus),
+    #[error("cannot {action} an incident that is {from}")]
+    NotAllowed { from: IncidentStatus, action: &'static str },
+    #[error("severity is already {0}")]
+    SeverityUnchanged(Severity),
+    #[error("role {0} is not assigned")]
+    RoleNotAssigned(Role),
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: &'static str },
+    #[error("invalid {field}: must be at most {max} characters")]
+    TooLong { field: &'static str, max: usize },
+    #[error("timeline is corrupt: {0}")]
+    CorruptTimeline(String),
+}
+
+/// Longest accepted title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Longest accepted free text (summary, note, reason), in characters.
+pub const MAX_TEXT_CHARS: usize = 10_000;
+
+/// The state of one incident, derived from its timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: IncidentId,
+    pub title: String,
+    pub summary: Option<String>,
+    pub severity: Severity,
+    pub status: IncidentStatus,
+    pub roles: BTreeMap<Role, UserId>,
+    pub opened_at: Timestamp,
+    pub acknowledged_at: Option<Timestamp>,
+    pub mitigated_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub reopen_count: u32,
+    /// Sequence number of the last applied event: the optimistic-concurrency
+    /// version the store checks on append.
+    pub version: u64,
+    pub updated_at: Timestamp,
+}
+
+fn check_text(field: &'static str, s: &str, max: usize, required: bool) -> Result<(), TransitionError> {
+    if required && s.trim().is_empty() {
+        return Err(TransitionError::Invalid { field, reason: "must not be empty" });
+    }
+    if s.chars().count() > max {
+        return Err(TransitionError::TooLong { field, max });
+    }
+    Ok(())
+}
+
+impl Incident {
+    /// Validates a new incident and returns its first timeline event.
+    pub fn open(
+        title: &str,
+        severity: Severity,
+        summary: Option<&str>,
+        at: Timestamp,
+        actor: Actor,
+    ) -> Result<TimelineEvent, TransitionError> {
+        check_text("title", title, MAX_TITLE_CHARS, true)?;
+        if let Some(s) = summary {
+            check_text("summary", s, MAX_TEXT_CHARS, false)?;
+        }
+        Ok(TimelineEvent {
+            seq: 1,
+            at,
+            actor,
+            event: IncidentEvent::Opened {
+                title: title.trim().to_owned(),
+                severity,
+                summary: summary.map(str::to_owned).filter(|s| !s.trim().is_empty()),
+            },
+        })
+    }
+
+    /// Folds a whole timeline into the incident's state.
+    pub fn fold(id: IncidentId, timeline: &[TimelineEvent]) -> Result<Incident, TransitionError> {
+        let (first, rest) = timeline
+            .split_first()
+            .ok_or_else(|| TransitionError::CorruptTimeline("timeline is empty".into()))?;
+        let IncidentEvent::Opened { title, severity, summary } = &first.event else {
+            return Err(TransitionError::CorruptTimeline(format!(
+                "first event is {}, expected opened",
+                first.event.kind()
+            )));
+        };
+        if first.seq != 1 {
+            return Err(TransitionError::CorruptTimeline(format!("first event has seq {}", first.seq)));
+        }
+        let mut incident = Incident {
+            id,
+            title: title.clone(),
+            summary: summary.clone(),
+            severity: *severity,
+            status: IncidentStatus::Triggered,
+            roles: BTreeMap::new(),
+            opened_at: first.at,
+            acknowledged_at: None,
+            mitigated_at: None,
+            resolved_at: None,
+            reopen_count: 0,
+            version: 1,
+            updated_at: first.at,
+        };
+        for ev in rest {
+            incident.apply(ev)?;
+        }
+        Ok(incident)
+    }
+
+    /// Applies one already-recorded event. Fails on a sequence gap or an event
+    /// the state machine forbids, which means the timeline is corrupt.
+    pub fn apply(&mut self, ev: &TimelineEvent) -> Result<(), TransitionError> {
+        if ev.seq != self.version + 1 {
+            return Err(TransitionError::CorruptTimeline(format!(
+                "expected seq {}, found {}",
+                self.version + 1,
+                ev.seq
+            )));
+        }
+        // Re-check the transition so a hand-edited or corrupted timeline is
+        // reported rather than silently producing an impossible state.
+        self.check(&ev.event)?;
+        match &ev.event {
+            IncidentEvent::Opened { .. } => {
+                return Err(TransitionError::CorruptTimeline(format!("second opened event at seq {}", ev.seq)));
+            }
+            IncidentEvent::Acknowledged => {
+                self.status = IncidentStatus::Acknowledged;
+                self.acknowledged_at = Some(ev.at);
+            }
+            IncidentEvent::Mitigated { .. } => {
+                self.status = IncidentStatus::Mitigated;
+                self.mitigated_at = Some(ev.at);
+            }
+            IncidentEvent::Resolved { .. } => {
+                self.status = IncidentStatus::Resolved;
+                self.resolved_at = Some(ev.at);
+            }
+            IncidentEvent::Reopened { .. } => {
+                self.status = IncidentStatus::Triggered;
+                self.acknowledged_at = None;
+                self.mitigated_at = None;
+                self.resolved_at = None;
+                self.reopen_count += 1;
+            }
+            IncidentEvent::SeverityChanged { to, .. } => self.severity = *to,
+            IncidentEvent::RoleAssigned { role, user } => {
+                self.roles.insert(role.clone(), user.clone());
+            }
+            IncidentEvent::RoleUnassigned { role } => {
+                self.roles.remove(role);
+            }
+            IncidentEvent::NoteAdded { .. } => {}
+            IncidentEvent::SummaryUpdated { summary } => self.summary = Some(summary.clone()),
+        }
+        self.version = ev.seq;
+        self.updated_at = self.updated_at.max(ev.at);
+        Ok(())
+    }
+
+    /// Checks a command against the current state and returns the event that
+    /// records it. Does not change `self`: the caller appends the event to the
+    /// store and then applies it.
+    pub fn decide(&self, command: Command) -> Result<IncidentEvent, TransitionError> {
+        let event = match command {
+            Command::Acknowledge => IncidentEvent::Acknowledged,
+            Command::Mitigate { note } => IncidentEvent::Mitigated { note },
+            Command::Resolve { note } => IncidentEvent::Resolved { note },
+            Command::Reopen { reason } => IncidentEvent::Reopened { reason },
+            Command::ChangeSeverity { to, reason } => {
+                IncidentEvent::SeverityChanged { from: self.severity, to, reason }
+            }
+            Command::AssignRole { role, user } => IncidentEvent::RoleAssigned { role, user },
+            Command::UnassignRole { role } => IncidentEvent::RoleUnassigned { role },
+            Command::AddNote { text } => IncidentEvent::NoteAdded { text },
+            Command::UpdateSummary { summary } => IncidentEvent::SummaryUpdated { summary },
+        };
+        self.check(&event)?;
+        Ok(event)
+    }
+
+    /// Decides and wraps the event as the next timeline entry.
+    pub fn next_event(&self, command: Command, at: Timestamp, actor: Actor) -> Result<TimelineEvent, TransitionError> {
+        let event = self.decide(command)?;
+        Ok(TimelineEvent { seq: self.version + 1, at, actor, event })
+    }
+
+    /// The transition rules, shared by `decide` (new commands) and `apply`
+    /// (recorded events).
+    fn check(&self, event: &IncidentEvent) -> Result<(), TransitionError> {
+        use IncidentStatus as S;
+        let from = self.status;
+        match event {
+            IncidentEvent::Opened { .. } => Ok(()),
+            IncidentEvent::Acknowledged => match from {
+                S::Triggered => Ok(()),
+                S::Acknowledged => Err(TransitionError::AlreadyInStatus(from)),
+                S::Mitigated | S::Resolved => Err(TransitionError::NotAllowed { from, action: "acknowledge" }),
+            },
+            IncidentEvent::Mitigated { note } => {
+                if let Some(n) = note {
+                    check_text("note", n, MAX_TEXT_CHARS, false)?;
+                }
+                match from {
+                    S::Triggered | S::Acknowledged => Ok(()),
+                    S::Mitigated => Err(TransitionError::AlreadyInStatus(from)),
+                    S::Resolved => Err(TransitionError::NotAllowed { from, action: "mitigate" }),
+                }
+            }
+            IncidentEvent::Resolved { note } => {
+                if let Some(n) = note {
+                    check_text("note", n, MAX_TEXT_CHARS, false)?;
+                }
+                match from {
+                    S::Resolved => Err(TransitionError::AlreadyInStatus(from)),
+                    _ => Ok(()),
+                }
+            }
+            IncidentEvent::Reopened { reason } => {
+                check_text("reason", reason, MAX_TEXT_CHARS, true)?;
+                match from {
+                    S::Resolved => Ok(()),
+                    _ => Err(TransitionError::NotAllowed { from, action: "reopen" }),
+                }
+            }
+            IncidentEvent::SeverityChanged { from: old, to, reason } => {
+                check_text("reason", reason, MAX_TEXT_CHARS, true)?;
+                if *old != self.severity {
+                    return Err(TransitionError::CorruptTimeline(format!(
+                        "severity change from {old} but severity is {}",
+                        self.severity
+                    )));
+                }
+                if to == old {
+                    return Err(TransitionError::SeverityUnchanged(*to));
+                }
+                Ok(())
+            }
+            IncidentEvent::RoleAssigned { role, .. } => {
+                if let Role::Custom(name) = role {
+                    check_text("role", name, 64, true)?;
+                }
+                Ok(())
+            }
+            IncidentEvent::RoleUnassigned { role } => {
+                if self.roles.contains_key(role) { Ok(()) } else { Err(TransitionError::RoleNotAssigned(role.clone())) }
+            }
+            IncidentEvent::NoteAdded { text } => check_text("text", text, MAX_TEXT_CHARS, true),
+            IncidentEvent::SummaryUpdated { summary } => check_text("summary", summary, MAX_TEXT_CHARS, true),
+        }
+    }
+}
