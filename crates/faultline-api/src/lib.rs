@@ -1,0 +1,90 @@
+//! Faultline's HTTP API as wire types: the JSON request and response bodies
+//! of `/api/v1`, and (feature `client`) a small async client for the CLI.
+//!
+//! What it is: the contract with users' scripts and the CLI. Field names here
+//! are public API; change them only additively.
+//!
+//! What it is not: the domain. This crate deliberately does not depend on
+//! `faultline-core`, so refactoring the domain cannot silently change the wire
+//! format; the server converts between the two in `http::convert`.
+//! Timestamps are RFC 3339 strings in UTC.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "client")]
+pub mod client;
+
+/// Every error response: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable, snake_case (e.g. `invalid_transition`).
+    pub code: String,
+    /// For humans; may change between versions.
+    pub message: String,
+}
+
+/// `POST /api/v1/incidents`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIncident {
+    pub title: String,
+    /// `SEV1`, `SEV2` or `SEV3`.
+    pub severity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+/// Optional body of `POST /api/v1/incidents/{id}/ack|resolve|mitigate`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One timeline entry. `details` carries the event's own fields (e.g.
+/// `{"from":"SEV2","to":"SEV1","reason":"..."}` for `severity_changed`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub seq: u64,
+    pub at: String,
+    /// `user:alice`, `token:ci`, `system:correlator`.
+    pub actor: String,
+    /// Past tense, snake_case: `opened`, `acknowledged`, `severity_changed`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub details: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: String,
+    pub title: String,
+    pub summary: Option<String>,
+    pub severity: String,
+    /// `triggered`, `acknowledged`, `mitigated` or `resolved`.
+    pub status: String,
+    pub roles: BTreeMap<String, String>,
+    pub opened_at: String,
+    pub acknowledged_at: Option<String>,
+    pub mitigated_at: Option<String>,
+    pub resolved_at: Option<String>,
+    pub updated_at: String,
+    pub version: u64,
+    /// Present on single-incident responses; omitted in lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Vec<TimelineEntry>>,
+}
+
+/// `GET /api/v1/incidents`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncidentList {
+    pub incidents: Vec<Incident>,
+}

@@ -1,0 +1,138 @@
+//! The `faultline` binary: one executable for the server and every command a
+//! person runs against it.
+//!
+//! `serve` runs `faultline_server::App`; `token` manages API tokens directly in
+//! the store (it needs the data dir, not a running server, so the very first
+//! admin token can be made); `incidents` talks to a running server over HTTP.
+//! Errors print one line to stderr and exit non-zero. Not here: any logic
+//! beyond argument handling and output formatting.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+mod incidents;
+mod tokens;
+
+#[derive(Parser)]
+#[command(
+    name = "faultline",
+    version,
+    about = "Self-hosted incident management for distributed systems",
+    long_about = "Faultline receives telemetry and alerts, learns how services depend on each other, \
+                  correlates symptoms into one incident with a causal chain, and runs the response.\n\n\
+                  Start here:\n  faultline serve                      # API on 127.0.0.1:8080, SQLite in ./data\n  \
+                  faultline token create --scope admin  # prints a token\n  \
+                  faultline incidents list --token <token>"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Faultline server (HTTP API, embedded SQLite by default).
+    Serve(ServeArgs),
+    /// Create, list and revoke API tokens (works on the data dir directly).
+    Token(tokens::TokenArgs),
+    /// List, show, acknowledge and resolve incidents on a running server.
+    Incidents(incidents::IncidentsArgs),
+}
+
+/// Where the store is: shared by `serve` and `token`.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// TOML config file (see README); flags and FAULTLINE_* env override it.
+    #[arg(long, env = "FAULTLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the embedded SQLite database [default: ./data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Use PostgreSQL instead of SQLite, e.g. postgres://faultline@localhost/faultline.
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// Config file, then environment, then these flags.
+    pub fn config(&self) -> anyhow::Result<faultline_server::Config> {
+        let mut c = faultline_server::Config::load(self.config.as_deref(), &|k| std::env::var(k).ok())?;
+        if let Some(d) = &self.data_dir {
+            c.data_dir = d.clone();
+        }
+        if let Some(u) = &self.database_url {
+            c.database_url = Some(u.clone());
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address for the HTTP API [default: 127.0.0.1:8080; env FAULTLINE_LISTEN].
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // One crypto provider for every TLS user in the process (reqwest, sqlx):
+    // reqwest is built without a default provider to avoid a second one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Token(args) => tokens::run(args).await,
+            Command::Incidents(args) => incidents::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One clear line: the error and its causes, joined.
+            eprintln!("error: {}", format_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn format_chain(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FAULTLINE_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = args.store.config()?;
+    if let Some(l) = &args.listen {
+        config.listen = faultline_server::config::parse_listen("--listen", l)?;
+    }
+    let app = faultline_server::App::open(config).await?;
+    let listener = app.bind().await?;
+    // Printed on stdout so scripts (and our own e2e test) can find the port.
+    println!("faultline listening on http://{}", listener.local_addr()?);
+    app.run(listener, faultline_server::shutdown_signal()).await
+}

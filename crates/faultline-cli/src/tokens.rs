@@ -1,0 +1,94 @@
+//! `faultline token create|list|revoke`: API token management straight on the
+//! store, so the first admin token can be made before any server runs.
+//! The secret is printed once, as the last line of `create`, and never stored.
+
+use clap::{Args, Subcommand, ValueEnum};
+use faultline_server::clock::{Clock, SystemClock};
+use faultline_store::{Store, TokenScope};
+
+use crate::StoreArgs;
+
+#[derive(Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    command: TokenCommand,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Scope {
+    /// Read everything, change nothing.
+    Read,
+    /// Read and change everything.
+    Admin,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (last line of output).
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, value_enum)]
+        scope: Scope,
+        /// A name to recognise it by in lists and timelines [default: <scope>-<id>].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a token by name or id.
+    Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
+        name_or_id: String,
+    },
+}
+
+pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
+    let now = SystemClock.now();
+    match args.command {
+        TokenCommand::Create { store, scope, name } => {
+            let store = faultline_server::open_store(&store.config()?).await?;
+            let scope = match scope {
+                Scope::Read => TokenScope::Read,
+                Scope::Admin => TokenScope::Admin,
+            };
+            let name = match name {
+                Some(n) => n,
+                None => format!("{}-{}", scope.as_str(), now.as_millis() % 1_000_000),
+            };
+            let (record, secret) = faultline_server::auth::create_token(&store, &name, scope, now).await?;
+            println!("created {} token {:?} ({}); it is shown only once:", record.scope.as_str(), record.name, record.id);
+            println!("{secret}");
+            store.close().await;
+        }
+        TokenCommand::List { store } => {
+            let store = faultline_server::open_store(&store.config()?).await?;
+            let mut table = comfy_table::Table::new();
+            table.load_preset(comfy_table::presets::NOTHING).set_header(["ID", "NAME", "SCOPE", "CREATED", "REVOKED"]);
+            for t in store.list_tokens().await? {
+                table.add_row([
+                    t.id,
+                    t.name,
+                    t.scope.as_str().to_owned(),
+                    t.created_at.to_string(),
+                    t.revoked_at.map_or_else(|| "-".to_owned(), |r| r.to_string()),
+                ]);
+            }
+            println!("{table}");
+            store.close().await;
+        }
+        TokenCommand::Revoke { store, name_or_id } => {
+            let store = faultline_server::open_store(&store.config()?).await?;
+            if !store.revoke_token(&name_or_id, now).await? {
+                anyhow::bail!("no live token named or with id {name_or_id:?}");
+            }
+            println!("revoked {name_or_id}");
+            store.close().await;
+        }
+    }
+    Ok(())
+}

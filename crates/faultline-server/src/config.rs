@@ -1,0 +1,179 @@
+//! Server configuration: a TOML file, overridden by `FAULTLINE_*` environment
+//! variables, overridden by command-line flags (applied by the CLI).
+//!
+//! What it is: the raw settings and their validation into `Config`, with
+//! errors that name the key. What it is not: a place for defaults scattered
+//! elsewhere — every default is in `Config::default`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Validated settings for `faultline serve`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    /// Directory for the embedded SQLite database (`faultline.db`).
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL instead of the embedded SQLite file.
+    pub database_url: Option<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Requests taking longer than this are answered 408.
+    pub request_timeout: Duration,
+    /// How long shutdown waits for in-flight requests to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The file format. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    shutdown_grace_secs: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("invalid config file {path}: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("invalid {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+pub fn parse_listen(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse().map_err(|_| ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: format!("{s:?} is not an address like 127.0.0.1:8080"),
+    })
+}
+
+fn parse_secs(key: &str, s: &str) -> Result<u64, ConfigError> {
+    s.parse().map_err(|_| ConfigError::Invalid { key: key.to_owned(), reason: format!("{s:?} is not a whole number of seconds") })
+}
+
+impl Config {
+    /// Defaults, then the file (if given), then the environment.
+    /// `env` is passed in (not read here) so tests stay hermetic.
+    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+            let f: FileConfig = toml::from_str(&text)
+                .map_err(|e| ConfigError::Parse { path: path.display().to_string(), reason: e.to_string() })?;
+            if let Some(l) = f.listen {
+                c.listen = parse_listen("listen", &l)?;
+            }
+            if let Some(d) = f.data_dir {
+                c.data_dir = d;
+            }
+            c.database_url = f.database_url.or(c.database_url);
+            if let Some(b) = f.max_body_bytes {
+                c.max_body_bytes = b;
+            }
+            if let Some(s) = f.request_timeout_secs {
+                c.request_timeout = Duration::from_secs(s);
+            }
+            if let Some(s) = f.shutdown_grace_secs {
+                c.shutdown_grace = Duration::from_secs(s);
+            }
+        }
+        if let Some(l) = env("FAULTLINE_LISTEN") {
+            c.listen = parse_listen("FAULTLINE_LISTEN", &l)?;
+        }
+        if let Some(d) = env("FAULTLINE_DATA_DIR") {
+            c.data_dir = PathBuf::from(d);
+        }
+        if let Some(u) = env("FAULTLINE_DATABASE_URL") {
+            c.database_url = Some(u).filter(|u| !u.is_empty());
+        }
+        if let Some(b) = env("FAULTLINE_MAX_BODY_BYTES") {
+            c.max_body_bytes = b.parse().map_err(|_| ConfigError::Invalid {
+                key: "FAULTLINE_MAX_BODY_BYTES".into(),
+                reason: format!("{b:?} is not a number of bytes"),
+            })?;
+        }
+        if let Some(s) = env("FAULTLINE_REQUEST_TIMEOUT_SECS") {
+            c.request_timeout = Duration::from_secs(parse_secs("FAULTLINE_REQUEST_TIMEOUT_SECS", &s)?);
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid { key: "max_body_bytes".into(), reason: "must be at least 1024".into() });
+        }
+        if self.request_timeout.is_zero() {
+            return Err(ConfigError::Invalid { key: "request_timeout_secs".into(), reason: "must be at least 1".into() });
+        }
+        if let Some(u) = &self.database_url
+            && !(u.starts_with("postgres://") || u.starts_with("postgresql://") || u.starts_with("sqlite:"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "database_url".into(),
+                reason: "must start with postgres://, postgresql:// or sqlite:".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faultline.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\ndata_dir = \"/var/lib/faultline\"\nrequest_timeout_secs = 5\n").unwrap();
+        let c = Config::load(Some(&path), &env(&[("FAULTLINE_LISTEN", "127.0.0.1:9100")])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/faultline"));
+        assert_eq!(c.request_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let e = Config::load(Some(&path), &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("unknown field `lisen`"), "{e}");
+        let e = Config::load(None, &env(&[("FAULTLINE_LISTEN", "nope")])).unwrap_err().to_string();
+        assert_eq!(e, "invalid FAULTLINE_LISTEN: \"nope\" is not an address like 127.0.0.1:8080");
+        let e = Config::load(None, &env(&[("FAULTLINE_DATABASE_URL", "mysql://x")])).unwrap_err().to_string();
+        assert!(e.starts_with("invalid database_url"), "{e}");
+    }
+}

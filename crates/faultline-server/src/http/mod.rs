@@ -1,0 +1,131 @@
+//! The HTTP API: `router(state)` builds every route with its middleware
+//! (metrics, request timeout, body limit) and JSON errors everywhere, including
+//! unknown routes and wrong methods.
+//!
+//! Route map (all under `/api/v1` need a token; see `http::auth`):
+//! `GET /healthz` (process alive), `GET /readyz` (database answers),
+//! `GET /metrics` (Prometheus text), and `http::incidents`.
+//! Not here: business rules (core) or SQL (store).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use faultline_core::{IncidentId, Timestamp};
+use faultline_store::Store;
+use tower::ServiceBuilder;
+
+use crate::clock::Clock;
+use crate::metrics::{Metrics, RequestLabels};
+
+pub mod auth;
+pub mod convert;
+pub mod error;
+pub mod incidents;
+
+use error::ApiError;
+
+/// Everything a handler may touch. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    /// UUID v7: time-ordered, so ids sort by creation.
+    pub fn new_incident_id(&self) -> IncidentId {
+        let now = self.clock.now();
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, (now.as_millis().max(0) / 1000) as u64, ((now.as_millis().max(0) % 1000) * 1_000_000) as u32);
+        IncidentId::from_uuid(uuid::Uuid::new_v7(ts))
+    }
+}
+
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+pub fn router(state: AppState, limits: &Limits) -> Router {
+    let api = Router::new()
+        .route("/incidents", post(incidents::create).get(incidents::list))
+        .route("/incidents/{id}", get(incidents::show))
+        .route("/incidents/{id}/ack", post(incidents::ack))
+        .route("/incidents/{id}/mitigate", post(incidents::mitigate))
+        .route("/incidents/{id}/resolve", post(incidents::resolve))
+        .route("/incidents/{id}/reopen", post(incidents::reopen))
+        .route("/incidents/{id}/severity", post(incidents::change_severity))
+        .route("/incidents/{id}/roles", post(incidents::assign_role))
+        .route("/incidents/{id}/notes", post(incidents::add_note));
+
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "request took too long")
+                }))
+                .timeout(limits.request_timeout),
+        )
+        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => "ready\n".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "database is not answering").into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{} is not allowed on {}", req.method(), req.uri().path()))
+}
+
+async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    let labels = RequestLabels { method, route, status: resp.status().as_u16() };
+    state.metrics.http_requests.get_or_create(&labels).inc();
+    state.metrics.http_request_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Used by tests and the CLI: the timestamp type the state's clock returns.
+pub fn now(state: &AppState) -> Timestamp {
+    state.clock.now()
+}

@@ -1,0 +1,121 @@
+//! Faultline's edge and composition root.
+//!
+//! `App` wires configuration, the store, metrics and the HTTP API together and
+//! runs them until shutdown; `faultline serve` is a thin wrapper around
+//! `App::open` + `App::run`. It is embeddable: tests start an `App` on
+//! `127.0.0.1:0` in-process.
+//!
+//! What it is not: domain logic (that is `faultline-core`) or SQL (that is
+//! `faultline-store`). Handlers parse, authorise, call one core/store
+//! function and convert the answer.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use faultline_store::{SqlStore, Store};
+use tokio::net::TcpListener;
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod metrics;
+
+pub use config::Config;
+
+/// Opens the store the config names: PostgreSQL if `database_url` is set,
+/// otherwise the embedded SQLite file in `data_dir`.
+pub async fn open_store(config: &Config) -> Result<SqlStore, faultline_store::StoreError> {
+    match &config.database_url {
+        Some(url) => SqlStore::connect(url).await,
+        None => SqlStore::open_sqlite(&config.data_dir).await,
+    }
+}
+
+pub struct App {
+    config: Config,
+    store: SqlStore,
+    state: http::AppState,
+}
+
+impl App {
+    pub async fn open(config: Config) -> anyhow::Result<App> {
+        let store = open_store(&config).await?;
+        Ok(App::with_store(config, store, Arc::new(clock::SystemClock)))
+    }
+
+    pub fn with_store(config: Config, store: SqlStore, clock: Arc<dyn clock::Clock>) -> App {
+        let state = http::AppState { store: Arc::new(store.clone()) as Arc<dyn Store>, metrics: Arc::new(metrics::Metrics::new()), clock };
+        App { config, store, state }
+    }
+
+    pub fn state(&self) -> &http::AppState {
+        &self.state
+    }
+
+    pub fn router(&self) -> axum::Router {
+        http::router(
+            self.state.clone(),
+            &http::Limits { max_body_bytes: self.config.max_body_bytes, request_timeout: self.config.request_timeout },
+        )
+    }
+
+    /// Binds the configured address. Separate from `run` so callers can learn
+    /// the real port when binding `:0`.
+    pub async fn bind(&self) -> anyhow::Result<TcpListener> {
+        TcpListener::bind(self.config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.config.listen))
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting connections,
+    /// lets in-flight requests finish (so accepted writes are committed) for
+    /// up to `shutdown_grace`, and closes the database.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr: SocketAddr = listener.local_addr()?;
+        tracing::info!(%addr, backend = ?self.store.backend(), "faultline listening");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let grace = self.config.shutdown_grace;
+        let mut stop_rx2 = stop_rx.clone();
+        tokio::select! {
+            r = server => r?,
+            // Stop waiting for slow clients once the grace period after the
+            // shutdown signal has passed.
+            () = async move {
+                let _ = stop_rx2.wait_for(|s| *s).await;
+                tokio::time::sleep(grace).await;
+            } => tracing::warn!("shutdown grace period elapsed; closing remaining connections"),
+        }
+        self.store.close().await;
+        tracing::info!("faultline stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

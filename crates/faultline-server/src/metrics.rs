@@ -1,0 +1,72 @@
+//! Faultline's own metrics, in Prometheus text exposition at `GET /metrics`.
+//!
+//! One explicit `prometheus_client` registry per `App` (no global recorder),
+//! so several servers in one test process do not share counters. Names follow
+//! `faultline_<subsystem>_<name>_<unit>[_total]`. Not here: telemetry about
+//! the systems Faultline watches — that is ingest, not self-monitoring.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    /// The route template (`/api/v1/incidents/{id}`), never the raw path, so
+    /// cardinality stays bounded.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub kind: &'static str,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub http_requests: Family<RequestLabels, Counter>,
+    pub http_request_duration: Family<RequestLabels, Histogram>,
+    pub auth_failures: Family<AuthLabels, Counter>,
+    pub timeline_events: Family<EventLabels, Counter>,
+    pub incidents_opened: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("faultline");
+        let http_requests = Family::<RequestLabels, Counter>::default();
+        let http_request_duration = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.5, 12))
+        });
+        let auth_failures = Family::<AuthLabels, Counter>::default();
+        let timeline_events = Family::<EventLabels, Counter>::default();
+        let incidents_opened = Counter::default();
+        registry.register("http_requests", "HTTP requests answered", http_requests.clone());
+        registry.register("http_request_duration_seconds", "HTTP request latency", http_request_duration.clone());
+        registry.register("auth_failures", "Requests refused by authentication or authorization", auth_failures.clone());
+        registry.register("timeline_events", "Incident timeline events recorded", timeline_events.clone());
+        registry.register("incidents_opened", "Incidents opened", incidents_opened.clone());
+        Metrics { registry, http_requests, http_request_duration, auth_failures, timeline_events, incidents_opened }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail (fmt::Write on String is infallible).
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,120 @@
+//! Faultline's durable state behind one `Store` trait, with a SQLite backend
+//! (one WAL-mode file under the data dir; the zero-setup default) and a
+//! PostgreSQL backend (for teams and HA). Both are `SqlStore`, which speaks
+//! one SQL dialect subset through sqlx's `Any` driver; the schema differs per
+//! backend and lives in `migrations/<backend>/`, applied on open.
+//!
+//! What it is: incidents as an append-only timeline with optimistic
+//! concurrency (`Store::append` checks the expected version), a folded
+//! snapshot per incident for listing, and hashed API tokens.
+//!
+//! What it is not: it makes no decisions. Whether a command is allowed is
+//! `faultline_core::Incident::decide`; `commands::execute` is the small
+//! load → decide → append loop that retries on a version conflict. It knows
+//! nothing of HTTP, the engine or the clock (times come in as arguments).
+
+use async_trait::async_trait;
+use faultline_core::incident::{Incident, IncidentStatus, Severity, TimelineEvent, TransitionError};
+use faultline_core::{IncidentId, Timestamp};
+
+pub mod commands;
+mod migrate;
+mod sql;
+
+pub use sql::{Backend, SqlStore};
+
+/// Errors from a store. `Conflict` is the one callers retry.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("incident {0} not found")]
+    NotFound(IncidentId),
+    #[error("incident {id} was changed concurrently (expected version {expected}, found {found})")]
+    Conflict { id: IncidentId, expected: u64, found: u64 },
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("rejected by the incident state machine: {0}")]
+    Invalid(#[from] TransitionError),
+    #[error("cannot open the database: {0}")]
+    Open(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What an API token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenScope {
+    /// Read everything, change nothing.
+    Read,
+    /// Read and change everything.
+    Admin,
+}
+
+impl TokenScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Read => "read",
+            TokenScope::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<TokenScope> {
+        match s {
+            "read" => Some(TokenScope::Read),
+            "admin" => Some(TokenScope::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A stored API token. The secret itself is never stored: only its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub scope: TokenScope,
+    /// Hex SHA-256 of the secret.
+    pub token_hash: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Which incidents to list. Newest first.
+#[derive(Clone, Debug, Default)]
+pub struct IncidentFilter {
+    pub status: Option<IncidentStatus>,
+    pub severity: Option<Severity>,
+    /// Only open (not resolved) incidents.
+    pub open_only: bool,
+    /// At most this many (the store caps it at 1000).
+    pub limit: Option<u32>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Records a new incident from its `opened` event (seq 1).
+    async fn create_incident(&self, id: IncidentId, opened: &TimelineEvent) -> Result<Incident>;
+
+    /// Appends events to an incident's timeline if its current version is
+    /// `expected_version`; otherwise nothing is written and `Conflict` is
+    /// returned. The events must continue the sequence (`expected_version + 1`,
+    /// …) and be valid for the state machine. Returns the new state.
+    async fn append(&self, id: IncidentId, expected_version: u64, events: &[TimelineEvent]) -> Result<Incident>;
+
+    /// The incident's state and full timeline.
+    async fn incident(&self, id: IncidentId) -> Result<Option<(Incident, Vec<TimelineEvent>)>>;
+
+    async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>>;
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<()>;
+    /// An unrevoked or revoked token by the hash of its secret.
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Revokes by id or name; returns whether a live token was revoked.
+    async fn revoke_token(&self, id_or_name: &str, at: Timestamp) -> Result<bool>;
+
+    /// Cheap liveness check of the database connection.
+    async fn ping(&self) -> Result<()>;
+}

@@ -1,0 +1,385 @@
+//! `SqlStore`: the `Store` implementation for SQLite and PostgreSQL.
+//!
+//! Both backends run the same queries through sqlx's `Any` driver (`$n`
+//! placeholders, BIGINT millisecond timestamps, JSON as TEXT), so behaviour
+//! cannot drift between them; only the schema files differ. Not here: query
+//! building for other databases, or any business rule — `append` folds the
+//! new events with `faultline_core::Incident::apply`, which is the only place
+//! transitions are judged.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use faultline_core::incident::{Incident, IncidentStatus, Severity, TimelineEvent};
+use faultline_core::{IncidentId, Timestamp};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::{IncidentFilter, Result, Store, StoreError, TokenRecord, TokenScope};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A SQL-backed store. Cheap to clone (the pool is shared).
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// Removes a password from a connection URL so it can appear in errors.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &creds[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl SqlStore {
+    /// Opens (creating if needed) `faultline.db` in `data_dir`, in WAL mode,
+    /// and applies migrations.
+    pub async fn open_sqlite(data_dir: &Path) -> Result<SqlStore> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Open(format!("cannot create data dir {}: {e}", data_dir.display())))?;
+        // Probe writability up front: SQLite would otherwise fail later, on the
+        // first write, with a less helpful message.
+        let probe = data_dir.join(".faultline-write-test");
+        std::fs::write(&probe, b"ok")
+            .map_err(|e| StoreError::Open(format!("data dir {} is not writable: {e}", data_dir.display())))?;
+        let _ = std::fs::remove_file(&probe);
+        let path = data_dir.join("faultline.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Self::connect_sqlite_url(&url, 8).await
+    }
+
+    /// An in-memory SQLite store (tests, the simulator's drills). One
+    /// connection, because each `:memory:` connection is its own database.
+    pub async fn open_sqlite_memory() -> Result<SqlStore> {
+        Self::connect_sqlite_url("sqlite::memory:", 1).await
+    }
+
+    async fn connect_sqlite_url(url: &str, max_connections: u32) -> Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL: readers never block the writer. synchronous=FULL: a
+                    // committed incident event survives power loss, because we
+                    // acknowledge writes to callers only after commit.
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Open(format!("cannot open SQLite database {url}: {e}")))?;
+        let store = SqlStore { pool, backend: Backend::Sqlite };
+        crate::migrate::run(&store.pool, store.backend).await?;
+        Ok(store)
+    }
+
+    /// Connects to PostgreSQL (`postgres://user@host:port/db`) and applies
+    /// migrations. Fails within a few seconds if the server does not answer.
+    pub async fn connect_postgres(url: &str) -> Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Open(format!("cannot connect to PostgreSQL at {}: {e}", redact_url(url))))?;
+        let store = SqlStore { pool, backend: Backend::Postgres };
+        crate::migrate::run(&store.pool, store.backend).await?;
+        Ok(store)
+    }
+
+    /// Opens the store a URL names: `sqlite://…`, `sqlite::memory:` or `postgres://…`.
+    pub async fn connect(url: &str) -> Result<SqlStore> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::connect_postgres(url).await
+        } else if url.starts_with("sqlite:") {
+            Self::connect_sqlite_url(url, if url.contains(":memory:") { 1 } else { 8 }).await
+        } else {
+            Err(StoreError::Open(format!(
+                "unsupported database URL {}: expected sqlite:// or postgres://",
+                redact_url(url)
+            )))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool, waiting for in-flight queries (graceful shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Deletes all rows. For test isolation on a shared PostgreSQL database.
+    pub async fn wipe_for_tests(&self) -> Result<()> {
+        sqlx::raw_sql("DELETE FROM timeline_events; DELETE FROM incidents; DELETE FROM api_tokens;")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn incident_from_row(row: &AnyRow) -> Result<Incident> {
+    let json: String = row.try_get("state_json").map_err(db)?;
+    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("incident snapshot: {e}")))
+}
+
+fn event_from_row(row: &AnyRow) -> Result<TimelineEvent> {
+    let json: String = row.try_get("event_json").map_err(db)?;
+    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("timeline event: {e}")))
+}
+
+fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
+    let scope: String = row.try_get("scope").map_err(db)?;
+    Ok(TokenRecord {
+        id: row.try_get("id").map_err(db)?,
+        name: row.try_get("name").map_err(db)?,
+        scope: TokenScope::parse(&scope).ok_or_else(|| StoreError::Corrupt(format!("token scope {scope:?}")))?,
+        token_hash: row.try_get("token_hash").map_err(db)?,
+        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(db)?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at").map_err(db)?.map(Timestamp::from_millis),
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    // Serializing our own plain data types cannot fail (no maps with non-string
+    // keys, no custom serializers that error); map it anyway rather than panic.
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+async fn insert_events<'c, E>(exec: E, id: IncidentId, events: &[TimelineEvent]) -> Result<()>
+where
+    E: Executor<'c, Database = sqlx::Any> + Copy,
+{
+    for ev in events {
+        sqlx::query(
+            "INSERT INTO timeline_events (incident_id, seq, at, actor, kind, event_json) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.to_string())
+        .bind(to_i64(ev.seq))
+        .bind(ev.at.as_millis())
+        .bind(ev.actor.to_string())
+        .bind(ev.event.kind())
+        .bind(to_json(ev)?)
+        .execute(exec)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict { id, expected: ev.seq - 1, found: ev.seq } } else { db(e) })?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn create_incident(&self, id: IncidentId, opened: &TimelineEvent) -> Result<Incident> {
+        let incident = Incident::fold(id, std::slice::from_ref(opened))?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO incidents (id, title, severity, status, version, opened_at, updated_at, state_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id.to_string())
+        .bind(&incident.title)
+        .bind(incident.severity.as_str())
+        .bind(incident.status.as_str())
+        .bind(to_i64(incident.version))
+        .bind(incident.opened_at.as_millis())
+        .bind(incident.updated_at.as_millis())
+        .bind(to_json(&incident)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("incident {id}")) } else { db(e) })?;
+        insert_events(&mut *tx, id, std::slice::from_ref(opened)).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(incident)
+    }
+
+    async fn append(&self, id: IncidentId, expected_version: u64, events: &[TimelineEvent]) -> Result<Incident> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Claim the version first: a write as the transaction's first statement
+        // takes SQLite's write lock (waiting on busy_timeout) and PostgreSQL's
+        // row lock, so a concurrent appender either waits and then sees the new
+        // version, or loses with Conflict. Nothing is written on Conflict.
+        let new_version = expected_version + events.len() as u64;
+        let claimed = sqlx::query("UPDATE incidents SET version = $1 WHERE id = $2 AND version = $3")
+            .bind(to_i64(new_version))
+            .bind(id.to_string())
+            .bind(to_i64(expected_version))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        if claimed != 1 {
+            let found = sqlx::query("SELECT version FROM incidents WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            return match found {
+                None => Err(StoreError::NotFound(id)),
+                Some(row) => {
+                    let found: i64 = row.try_get("version").map_err(db)?;
+                    Err(StoreError::Conflict { id, expected: expected_version, found: found as u64 })
+                }
+            };
+        }
+        let row = sqlx::query("SELECT state_json FROM incidents WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let mut incident = incident_from_row(&row)?;
+        // The snapshot is at `expected_version` (we hold the lock); apply the
+        // new events through the state machine so an invalid one aborts the
+        // whole append.
+        for ev in events {
+            incident.apply(ev)?;
+        }
+        sqlx::query("UPDATE incidents SET title = $1, severity = $2, status = $3, updated_at = $4, state_json = $5 WHERE id = $6")
+            .bind(&incident.title)
+            .bind(incident.severity.as_str())
+            .bind(incident.status.as_str())
+            .bind(incident.updated_at.as_millis())
+            .bind(to_json(&incident)?)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        insert_events(&mut *tx, id, events).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(incident)
+    }
+
+    async fn incident(&self, id: IncidentId) -> Result<Option<(Incident, Vec<TimelineEvent>)>> {
+        // Read the timeline and fold it, rather than trusting the snapshot:
+        // the timeline is the source of truth (INV-INC-1).
+        let rows = sqlx::query("SELECT event_json FROM timeline_events WHERE incident_id = $1 ORDER BY seq")
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let timeline = rows.iter().map(event_from_row).collect::<Result<Vec<_>>>()?;
+        let incident = Incident::fold(id, &timeline).map_err(|e| StoreError::Corrupt(format!("incident {id}: {e}")))?;
+        Ok(Some((incident, timeline)))
+    }
+
+    async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>> {
+        let limit = i64::from(filter.limit.unwrap_or(100).min(1000));
+        let rows = sqlx::query(
+            "SELECT state_json FROM incidents
+             WHERE ($1 = '' OR status = $1) AND ($2 = '' OR severity = $2) AND ($3 = 0 OR status <> 'resolved')
+             ORDER BY opened_at DESC, id DESC LIMIT $4",
+        )
+        .bind(filter.status.map_or("", IncidentStatus::as_str))
+        .bind(filter.severity.map_or("", Severity::as_str))
+        .bind(i64::from(filter.open_only))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(incident_from_row).collect()
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, scope, token_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&token.id)
+        .bind(&token.name)
+        .bind(token.scope.as_str())
+        .bind(&token.token_hash)
+        .bind(token.created_at.as_millis())
+        .bind(token.revoked_at.map(Timestamp::as_millis))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("token named {:?}", token.name)) } else { db(e) })?;
+        Ok(())
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        let rows = sqlx::query("SELECT * FROM api_tokens ORDER BY created_at, name").fetch_all(&self.pool).await.map_err(db)?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, id_or_name: &str, at: Timestamp) -> Result<bool> {
+        let n = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE (id = $2 OR name = $2) AND revoked_at IS NULL")
+            .bind(at.as_millis())
+            .bind(id_or_name)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db)?;
+        Ok(())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Backend, String> {
+        match s {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            other => Err(format!("unknown backend {other:?}: expected sqlite or postgres")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_appear_in_urls_we_print() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}
