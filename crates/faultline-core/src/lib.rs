@@ -10,7 +10,9 @@
 //! (real clock) and the simulator (virtual clock) drive exactly the same code.
 //! The tidy test (`tests/tidy.rs`) keeps it that way.
 
+pub mod catalogue;
 pub mod finding;
+pub mod graph;
 pub mod ids;
 pub mod incident;
 pub mod model;
