@@ -16,6 +16,7 @@ pub mod graph;
 pub mod ids;
 pub mod incident;
 pub mod model;
+pub mod oncall;
 pub mod signal;
 pub mod time;
 
