@@ -18,6 +18,7 @@ pub mod incident;
 pub mod model;
 pub mod oncall;
 pub mod signal;
+pub mod slo;
 pub mod time;
 
 pub use finding::{CausalChain, Evidence, FailureModel, Finding, IncidentClass, Subject};

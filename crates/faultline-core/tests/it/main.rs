@@ -3,3 +3,4 @@
 //! oracle tests against `../shared/data`, and so on.
 
 mod tidy;
+mod slo_oracles;
