@@ -11,6 +11,7 @@
 //! The tidy test (`tests/tidy.rs`) keeps it that way.
 
 pub mod catalogue;
+pub mod escalation;
 pub mod finding;
 pub mod graph;
 pub mod ids;
