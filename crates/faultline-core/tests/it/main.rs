@@ -4,3 +4,4 @@
 
 mod tidy;
 mod slo_oracles;
+mod slo_promtool;
