@@ -18,6 +18,7 @@ pub mod ids;
 pub mod incident;
 pub mod model;
 pub mod oncall;
+pub mod probe;
 pub mod signal;
 pub mod slo;
 pub mod time;

@@ -5,3 +5,4 @@
 mod tidy;
 mod slo_oracles;
 mod slo_promtool;
+mod probe_oracles;
