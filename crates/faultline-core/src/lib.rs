@@ -19,6 +19,7 @@ pub mod incident;
 pub mod model;
 pub mod oncall;
 pub mod probe;
+pub mod routing;
 pub mod signal;
 pub mod slo;
 pub mod time;
