@@ -394,6 +394,20 @@ pub struct ServiceSpec {
     /// The load balancer ejects crashed or unreachable instances this long after they fail.
     #[serde(default)]
     pub health_check: Option<Dur>,
+    #[serde(default)]
+    pub overload: Option<OverloadSpec>,
+}
+
+/// Load-dependent slowdown (Bronson et al.'s database: fast below a rate,
+/// an order of magnitude slower above it): service time is multiplied by
+/// `factor` while the arrival rate, averaged over `window`, exceeds `above_rate`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverloadSpec {
+    pub above_rate: f64,
+    pub factor: f64,
+    #[serde(default = "five_s")]
+    pub window: Dur,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -686,6 +700,11 @@ impl Scenario {
             if let Some(sh) = &s.shards {
                 if sh.count == 0 || sh.keys == 0 {
                     return err_at(line, f("shards"), "count and keys must be >= 1");
+                }
+            }
+            if let Some(o) = &s.overload {
+                if !(o.above_rate >= 0.0 && o.factor >= 0.0 && o.window.0 > 0.0) {
+                    return err_at(line, f("overload"), "above_rate and factor must be >= 0, window > 0");
                 }
             }
             if let Some(p) = &s.pool {

@@ -160,6 +160,9 @@ struct Svc {
     autoscale: Option<(u32, u32, Nanos, Nanos)>, // max, per-instance queue, every, next check
     /// A virtual parent of shards (never serves itself).
     is_router: bool,
+    overload: Option<(f64, f64, f64)>, // above rate, factor, window s
+    rate_est: f64,
+    rate_last: Nanos,
     w: SvcWin,
     totals: SvcTotals,
 }
@@ -498,6 +501,9 @@ impl World {
                     .as_ref()
                     .map(|a| (a.max_instances, a.queue_per_instance, secs(a.every.0), secs(a.every.0))),
                 is_router,
+                overload: s.overload.as_ref().map(|o| (o.above_rate, o.factor, o.window.0)),
+                rate_est: 0.0,
+                rate_last: 0,
                 w: SvcWin::default(),
                 totals: SvcTotals::default(),
             };
@@ -1050,6 +1056,7 @@ impl World {
         let s = &mut self.svcs[target_svc as usize];
         s.w.arrivals += 1;
         s.totals.arrivals += 1;
+
         let n_inst = s.instances.max(1);
         let mut inst = if n_inst > 1 { self.rng.below(n_inst as u64) as u32 } else { 0 };
         if prefer_local && zone != NO_ZONE && !s.zones.is_empty() {
@@ -1304,7 +1311,16 @@ impl World {
         let svc = &mut self.svcs[s as usize];
         svc.note_busy(now);
         svc.busy += 1;
-        let t = svc.dist.sample(&mut self.rng) * svc.lat_mult + svc.lat_add;
+        let mut t = svc.dist.sample(&mut self.rng) * svc.lat_mult + svc.lat_add;
+        if let Some((above, factor, tau)) = svc.overload {
+            // The rate the service actually receives work at (a backlog released
+            // after an outage arrives all at once).
+            svc.rate_est = svc.rate_est * (-((now - svc.rate_last) as f64 / 1e9) / tau).exp() + 1.0 / tau;
+            svc.rate_last = now;
+            if svc.rate_est > above {
+                t *= factor;
+            }
+        }
         let req = &mut self.reqs.items[r as usize];
         req.working = true;
         let epoch = req.epoch;

@@ -1,0 +1,1 @@
+//! Built-in scenario tests (filled in below).
