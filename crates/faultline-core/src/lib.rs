@@ -23,6 +23,7 @@ pub mod probe;
 pub mod routing;
 pub mod signal;
 pub mod slo;
+pub mod status_page;
 pub mod time;
 
 pub use finding::{CausalChain, Evidence, FailureModel, Finding, IncidentClass, Subject};

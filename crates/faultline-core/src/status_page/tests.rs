@@ -1,0 +1,199 @@
+//! Tests of the status page model: an incident's journey from investigating
+//! to resolved as drafts and published updates, the Statuspage-compatible
+//! `summary.json` / `status.json` shapes (field names and enums), maintenance,
+//! and the Atom feed (exact text, escaping).
+
+use super::*;
+use crate::incident::{Actor, Command, Incident};
+use crate::model::Interaction;
+use crate::ids::{IncidentId, TeamId, UserId};
+
+fn t(min: i64) -> Timestamp {
+    Timestamp::parse_rfc3339("2026-11-21T10:00:00Z").unwrap() + crate::time::Duration::from_mins(min)
+}
+
+fn flows() -> Vec<Flow> {
+    let f = |name: &str, desc: &str| Flow {
+        name: FlowName::new(name).unwrap(),
+        owner: TeamId::new("shop").unwrap(),
+        description: desc.into(),
+        interactions: vec![Interaction { caller: ServiceName::new("api").unwrap(), callee: ServiceName::new(name).unwrap(), operation: String::new() }],
+    };
+    vec![f("checkout", "Pay for your basket"), f("login", "")]
+}
+
+fn page() -> PageInfo {
+    PageInfo { id: "faultline".into(), name: "Acme <Shop>".into(), url: "https://status.acme.test".into(), time_zone: "Etc/UTC".into() }
+}
+
+/// An incident after `commands`, opened at t(0) as SEV2.
+fn incident(commands: Vec<Command>) -> Incident {
+    let id: IncidentId = "01936a8e-6f5c-7d2a-9b1e-0c4d5e6f7a8b".parse().unwrap();
+    let actor = Actor::User(UserId::new("alice").unwrap());
+    let mut tl = vec![Incident::open("checkout errors", Severity::Sev2, None, t(0), actor.clone()).unwrap()];
+    let mut inc = Incident::fold(id, &tl).unwrap();
+    for (i, c) in commands.into_iter().enumerate() {
+        let ev = inc.next_event(c, t(i as i64 + 1), actor.clone()).unwrap();
+        inc.apply(&ev).unwrap();
+        tl.push(ev);
+    }
+    inc
+}
+
+/// Drafts and publishes one update; returns the new public incident and the
+/// draft line `status impact components | body`.
+fn step(comps: &[ComponentConfig], prev: Option<PublicIncident>, inc: &Incident, identified: bool, now: Timestamp, n: usize) -> (PublicIncident, String) {
+    let flows = [FlowName::new("checkout").unwrap()];
+    let facts = ImpactFacts { incident: inc, impacted_flows: &flows, impacted_services: &[], origin_identified: identified };
+    let d = draft_update(comps, &facts, prev.as_ref());
+    let line = format!(
+        "{} {:?} {} | {}",
+        d.status.as_str(),
+        d.impact,
+        d.components.iter().map(|(k, v)| format!("{k}={}", v.as_str())).collect::<Vec<_>>().join(","),
+        d.body
+    );
+    (publish(comps, prev, ("inc-1", "Checkout errors", t(0)), &d, None, &format!("u{n}"), now), line)
+}
+
+#[test]
+fn an_incident_goes_from_investigating_to_resolved_and_the_page_follows() {
+    let comps = components_from_flows(&flows(), t(-60));
+    let mut lines = Vec::new();
+    let (p1, l) = step(&comps, None, &incident(vec![]), false, t(2), 1);
+    lines.push(l);
+    let (p2, l) = step(&comps, Some(p1.clone()), &incident(vec![Command::Acknowledge]), true, t(5), 2);
+    lines.push(l);
+    let (p3, l) = step(&comps, Some(p2.clone()), &incident(vec![Command::Acknowledge, Command::Mitigate { note: None }]), true, t(20), 3);
+    lines.push(l);
+    let resolved = incident(vec![Command::Acknowledge, Command::Mitigate { note: None }, Command::Resolve { note: None }]);
+    let (p4, l) = step(&comps, Some(p3.clone()), &resolved, true, t(40), 4);
+    lines.push(l);
+    assert_eq!(
+        lines,
+        [
+            "investigating Major flow-checkout=partial_outage | We are investigating a partial outage affecting checkout. We will post an update as soon as we know more.",
+            "identified Major flow-checkout=partial_outage | We have identified the cause of a partial outage affecting checkout and are working on a fix.",
+            "monitoring Major flow-checkout=degraded_performance | A fix has been applied and checkout is recovering. We are monitoring the results.",
+            "resolved Major flow-checkout=operational | This incident has been resolved and checkout is operating normally.",
+        ]
+    );
+    assert_eq!((p4.monitoring_at, p4.resolved_at), (Some(t(20)), Some(t(40))));
+    assert_eq!(p4.updates.len(), 4);
+    let changes: Vec<String> = p4.updates.iter().map(|u| u.affected_components.iter().map(|a| format!("{}:{}->{}", a.code, a.old_status.as_str(), a.new_status.as_str())).collect::<Vec<_>>().join(",")).collect();
+    assert_eq!(changes, ["flow-checkout:operational->partial_outage", "", "flow-checkout:partial_outage->degraded_performance", "flow-checkout:degraded_performance->operational"]);
+
+    // While open: summary shows the incident and the degraded component.
+    let view = StatusPageView { page: &page(), components: &comps, incidents: std::slice::from_ref(&p2), maintenances: &[] };
+    let status = serde_json::to_value(view.status_json(t(6))).unwrap();
+    assert_eq!(
+        status,
+        serde_json::json!({
+            "page": {"id": "faultline", "name": "Acme <Shop>", "url": "https://status.acme.test", "time_zone": "Etc/UTC", "updated_at": "2026-11-21T10:05:00.000Z"},
+            "status": {"indicator": "major", "description": "Partial System Outage"}
+        })
+    );
+    let summary = serde_json::to_value(view.summary_json(t(6))).unwrap();
+    assert_eq!(summary["components"][0], serde_json::json!({
+        "id": "flow-checkout", "name": "checkout", "status": "partial_outage",
+        "created_at": "2026-11-21T09:00:00.000Z", "updated_at": "2026-11-21T10:02:00.000Z",
+        "position": 1, "description": "Pay for your basket", "showcase": true, "start_date": null,
+        "group_id": null, "page_id": "faultline", "group": false, "only_show_if_degraded": false
+    }));
+    assert_eq!(summary["components"][1]["status"], "operational");
+    let inc = &summary["incidents"][0];
+    assert_eq!(inc["status"], "identified");
+    assert_eq!(inc["impact"], "major");
+    assert_eq!(inc["shortlink"], "https://status.acme.test/incidents/inc-1");
+    assert_eq!(inc["incident_updates"][0]["id"], "u2", "newest update first");
+    assert_eq!(inc["incident_updates"][1]["affected_components"][0], serde_json::json!({
+        "code": "flow-checkout", "name": "checkout", "old_status": "operational", "new_status": "partial_outage"
+    }));
+    assert_eq!(inc["components"].as_array().map(Vec::len), Some(1));
+    assert_eq!(summary["scheduled_maintenances"], serde_json::json!([]));
+
+    // After resolution: nothing open, all operational.
+    let view = StatusPageView { page: &page(), components: &comps, incidents: std::slice::from_ref(&p4), maintenances: &[] };
+    let s = view.summary_json(t(41));
+    assert!(s.incidents.is_empty());
+    assert!(s.components.iter().all(|c| c.status == ComponentStatus::Operational));
+    assert_eq!((s.status.indicator, s.status.description.as_str()), (Impact::None, "All Systems Operational"));
+}
+
+#[test]
+fn an_unchanged_incident_drafts_no_change() {
+    let comps = components_from_flows(&flows(), t(-60));
+    let inc = incident(vec![]);
+    let (p1, _) = step(&comps, None, &inc, false, t(2), 1);
+    let flows = [FlowName::new("checkout").unwrap()];
+    let facts = ImpactFacts { incident: &inc, impacted_flows: &flows, impacted_services: &[], origin_identified: false };
+    assert!(!draft_update(&comps, &facts, Some(&p1)).changed);
+    assert!(draft_update(&comps, &ImpactFacts { origin_identified: true, ..facts.clone() }, Some(&p1)).changed);
+}
+
+#[test]
+fn maintenance_shows_under_maintenance_and_incidents_outrank_it() {
+    let comps = components_from_flows(&flows(), t(-60));
+    let m = ScheduledMaintenance {
+        id: "m-1".into(),
+        name: "Login database upgrade".into(),
+        scheduled_for: t(60),
+        scheduled_until: t(120),
+        component_ids: vec!["flow-login".into()],
+        body: String::new(),
+        manual_status: None,
+        created_at: t(-10),
+    };
+    let view = StatusPageView { page: &page(), components: &comps, incidents: &[], maintenances: std::slice::from_ref(&m) };
+    let before = view.summary_json(t(30));
+    assert_eq!(before.scheduled_maintenances[0].status, MaintenanceStatus::Scheduled);
+    assert_eq!(before.components[1].status, ComponentStatus::Operational);
+    let during = view.summary_json(t(90));
+    assert_eq!(during.scheduled_maintenances[0].status, MaintenanceStatus::InProgress);
+    assert_eq!(during.components[1].status, ComponentStatus::UnderMaintenance);
+    assert_eq!((during.status.indicator, during.status.description.as_str()), (Impact::None, "Service Under Maintenance"));
+    assert!(view.summary_json(t(121)).scheduled_maintenances.is_empty());
+
+    let mut sev1 = PublicIncident {
+        id: "i".into(), name: "Login down".into(), status: PublicIncidentStatus::Investigating, impact: Impact::Critical,
+        started_at: t(80), created_at: t(80), updated_at: t(80), monitoring_at: None, resolved_at: None,
+        components: BTreeMap::from([("flow-login".to_owned(), ComponentStatus::MajorOutage)]), updates: vec![],
+    };
+    let view = StatusPageView { page: &page(), components: &comps, incidents: std::slice::from_ref(&sev1), maintenances: std::slice::from_ref(&m) };
+    assert_eq!(view.summary_json(t(90)).components[1].status, ComponentStatus::MajorOutage);
+    assert_eq!(view.status_json(t(90)).status.description, "Major System Outage");
+    sev1.status = PublicIncidentStatus::Resolved;
+    let view = StatusPageView { page: &page(), components: &comps, incidents: std::slice::from_ref(&sev1), maintenances: std::slice::from_ref(&m) };
+    assert_eq!(view.summary_json(t(90)).components[1].status, ComponentStatus::UnderMaintenance);
+}
+
+#[test]
+fn atom_feed_lists_incidents_newest_first_with_escaped_content() {
+    let comps = components_from_flows(&flows(), t(-60));
+    let mk = |id: &str, name: &str, at: Timestamp, body: &str| PublicIncident {
+        id: id.into(), name: name.into(), status: PublicIncidentStatus::Resolved, impact: Impact::Minor,
+        started_at: at, created_at: at, updated_at: at, monitoring_at: None, resolved_at: Some(at), components: BTreeMap::new(),
+        updates: vec![PublicUpdate { id: format!("{id}-u"), status: PublicIncidentStatus::Resolved, body: body.into(), created_at: at, affected_components: vec![] }],
+    };
+    let incs = [mk("a", "Old one", t(0), "fixed"), mk("b", "Slow <login> & \"more\"", t(30), "x < y")];
+    let view = StatusPageView { page: &page(), components: &comps, incidents: &incs, maintenances: &[] };
+    let want = r#"<?xml version="1.0" encoding="UTF-8"?>
+<feed xml:lang="en-US" xmlns="http://www.w3.org/2005/Atom">
+  <id>tag:status.acme.test,2005:/history</id>
+  <link rel="alternate" type="text/html" href="https://status.acme.test"/>
+  <link rel="self" type="application/atom+xml" href="https://status.acme.test/history.atom"/>
+  <title>Acme &lt;Shop&gt; Status - Incident History</title>
+  <updated>2026-11-21T10:30:00.000Z</updated>
+  <entry>
+    <id>tag:status.acme.test,2005:Incident/b</id>
+    <published>2026-11-21T10:30:00.000Z</published>
+    <updated>2026-11-21T10:30:00.000Z</updated>
+    <link rel="alternate" type="text/html" href="https://status.acme.test/incidents/b"/>
+    <title>Slow &lt;login&gt; &amp; &quot;more&quot;</title>
+    <content type="html">&lt;p&gt;&lt;small&gt;2026-11-21T10:30:00.000Z&lt;/small&gt;&lt;br&gt;&lt;strong&gt;Resolved&lt;/strong&gt; - x &amp;lt; y&lt;/p&gt;</content>
+  </entry>
+</feed>
+"#;
+    assert_eq!(view.render_atom(1), want);
+    assert_eq!(view.render_atom(10).matches("<entry>").count(), 2);
+}
