@@ -21,6 +21,7 @@ pub mod model;
 pub mod oncall;
 pub mod probe;
 pub mod routing;
+pub mod severity;
 pub mod signal;
 pub mod slo;
 pub mod status_page;

@@ -1,0 +1,197 @@
+//! Severity suggestion: SEV1–SEV3 from the flows an incident impacts and how
+//! fast their SLOs burn error budget, with configurable definitions.
+//!
+//! What it is: [`SeverityDefinitions`] (critical flows and an ordered list of
+//! rules; the first rule whose conditions all hold wins, else the default)
+//! and [`SeverityDefinitions::suggest`], which returns the severity with a
+//! one-line reason for the timeline. The built-in default follows DESIGN.md:
+//! SEV1 = a critical flow with a fast SLO burn (≥ 14.4×, the 2%-in-1h page)
+//! or two or more flows burning ≥ 6×; SEV2 = any SLO burning ≥ 6× or a
+//! critical flow impacted; SEV3 otherwise.
+//!
+//! What it is not: the decision. A suggestion is applied or overridden by a
+//! person (`Command::ChangeSeverity` with a reason); burn rates come from the
+//! SLO engine, impacted flows from the correlator.
+
+#[cfg(test)]
+mod tests;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::FlowName;
+use crate::incident::Severity;
+
+/// How fast one flow's SLO is burning its error budget right now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SloBurn {
+    pub slo: String,
+    pub flow: Option<FlowName>,
+    /// Burn rate over the alert's long window (1.0 = exactly on budget).
+    pub burn_rate: f64,
+}
+
+/// What the suggestion is computed from.
+#[derive(Clone, Debug, Default)]
+pub struct SeverityFacts<'a> {
+    pub impacted_flows: &'a [FlowName],
+    pub burns: &'a [SloBurn],
+}
+
+/// Conditions of one rule; every condition that is set must hold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Conditions {
+    /// A flow listed in `critical_flows` is impacted.
+    #[serde(default)]
+    pub critical_flow_impacted: Option<bool>,
+    #[serde(default)]
+    pub min_impacted_flows: Option<u32>,
+    /// The fastest burn among the incident's SLOs is at least this.
+    #[serde(default)]
+    pub min_burn_rate: Option<f64>,
+    /// At least this many SLOs burn at `min_burn_rate` or faster (default 1).
+    #[serde(default)]
+    pub min_burning_slos: Option<u32>,
+    /// One of these flows is impacted.
+    #[serde(default)]
+    pub any_flow: Vec<FlowName>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub severity: Severity,
+    pub when: Conditions,
+    /// Shown in the reason, e.g. "core flow down".
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityDefinitions {
+    #[serde(default)]
+    pub critical_flows: Vec<FlowName>,
+    pub rules: Vec<Rule>,
+    #[serde(default = "default_sev")]
+    pub default: Severity,
+}
+
+fn default_sev() -> Severity {
+    Severity::Sev3
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeveritySuggestion {
+    pub severity: Severity,
+    /// 0-based index of the rule that matched; `None` for the default.
+    pub rule: Option<usize>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SeverityConfigError {
+    #[error("rule {0}: has no conditions (it would always match); use `default` instead")]
+    EmptyRule(usize),
+    #[error("rule {0}: min_burn_rate must be a positive number")]
+    BadBurnRate(usize),
+}
+
+impl SeverityDefinitions {
+    /// The built-in definitions described in the module doc, with these
+    /// critical flows.
+    pub fn standard(critical_flows: Vec<FlowName>) -> SeverityDefinitions {
+        let rule = |severity, name: &str, when| Rule { severity, when, name: Some(name.to_owned()) };
+        SeverityDefinitions {
+            critical_flows,
+            rules: vec![
+                rule(Severity::Sev1, "critical flow fast burn", Conditions {
+                    critical_flow_impacted: Some(true),
+                    min_burn_rate: Some(14.4),
+                    ..Conditions::default()
+                }),
+                rule(Severity::Sev1, "several flows burning", Conditions {
+                    min_impacted_flows: Some(2),
+                    min_burn_rate: Some(6.0),
+                    min_burning_slos: Some(2),
+                    ..Conditions::default()
+                }),
+                rule(Severity::Sev2, "SLO burning", Conditions { min_burn_rate: Some(6.0), ..Conditions::default() }),
+                rule(Severity::Sev2, "critical flow impacted", Conditions { critical_flow_impacted: Some(true), ..Conditions::default() }),
+            ],
+            default: Severity::Sev3,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), SeverityConfigError> {
+        for (i, r) in self.rules.iter().enumerate() {
+            let w = &r.when;
+            if w.critical_flow_impacted.is_none() && w.min_impacted_flows.is_none() && w.min_burn_rate.is_none() && w.any_flow.is_empty() {
+                return Err(SeverityConfigError::EmptyRule(i + 1));
+            }
+            if w.min_burn_rate.is_some_and(|b| !(b.is_finite() && b > 0.0)) {
+                return Err(SeverityConfigError::BadBurnRate(i + 1));
+            }
+        }
+        Ok(())
+    }
+
+    /// Suggests a severity and says why.
+    pub fn suggest(&self, facts: &SeverityFacts<'_>) -> SeveritySuggestion {
+        let critical: Vec<&FlowName> = facts.impacted_flows.iter().filter(|f| self.critical_flows.contains(f)).collect();
+        // Non-finite burn rates (no data) never satisfy a threshold.
+        let burns: Vec<&SloBurn> = facts.burns.iter().filter(|b| b.burn_rate.is_finite()).collect();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let w = &rule.when;
+            let mut why: Vec<String> = Vec::new();
+            if let Some(want) = w.critical_flow_impacted {
+                if critical.is_empty() == want {
+                    continue;
+                }
+                if want {
+                    why.push(format!("critical flow {} impacted", names(critical.iter().copied())));
+                } else {
+                    why.push("no critical flow impacted".to_owned());
+                }
+            }
+            if let Some(n) = w.min_impacted_flows {
+                if (facts.impacted_flows.len() as u64) < u64::from(n) {
+                    continue;
+                }
+                why.push(format!("{} flows impacted (≥ {n})", facts.impacted_flows.len()));
+            }
+            if !w.any_flow.is_empty() {
+                let hit: Vec<&FlowName> = facts.impacted_flows.iter().filter(|f| w.any_flow.contains(f)).collect();
+                if hit.is_empty() {
+                    continue;
+                }
+                why.push(format!("flow {} impacted", names(hit.into_iter())));
+            }
+            if let Some(min) = w.min_burn_rate {
+                let mut fast: Vec<&&SloBurn> = burns.iter().filter(|b| b.burn_rate >= min).collect();
+                let need = w.min_burning_slos.unwrap_or(1).max(1) as usize;
+                if fast.len() < need {
+                    continue;
+                }
+                fast.sort_by(|a, b| b.burn_rate.total_cmp(&a.burn_rate).then_with(|| a.slo.cmp(&b.slo)));
+                let list = fast.iter().map(|b| format!("{} at {:.1}×", b.slo, b.burn_rate)).collect::<Vec<_>>().join(", ");
+                why.push(format!("SLO {list} (≥ {min}×)"));
+            }
+            let label = rule.name.as_ref().map_or_else(|| format!("rule {}", i + 1), |n| format!("rule {} {n:?}", i + 1));
+            return SeveritySuggestion {
+                severity: rule.severity,
+                rule: Some(i),
+                reason: format!("{}: {} ({label})", rule.severity, why.join(" and ")),
+            };
+        }
+        SeveritySuggestion {
+            severity: self.default,
+            rule: None,
+            reason: format!("{}: no severity rule matched (default)", self.default),
+        }
+    }
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a FlowName>) -> String {
+    it.map(FlowName::as_str).collect::<Vec<_>>().join(", ")
+}
