@@ -1,0 +1,304 @@
+//! OTLP/HTTP (`/v1/traces`, `/v1/metrics`, `/v1/logs`; protobuf or JSON;
+//! gzip) and Prometheus remote-write (`/api/v1/write`) as an axum router.
+//!
+//! Answers follow the OTLP/HTTP spec: 200 with an `Export*ServiceResponse`
+//! (partial success when records were rejected) in the request's encoding;
+//! 400 with a `google.rpc.Status` body for undecodable payloads; 413 for
+//! oversize bodies; 415 for other content types; 429 (queue full) or 503
+//! (pipeline stopped) with `Retry-After`; 401 without the ingest token.
+//! Remote-write answers 204, and 503 + Retry-After on backpressure (senders
+//! must retry 5xx). Not here: decoding itself or the graph.
+
+#![allow(clippy::result_large_err)] // responses are the error type, built once per request
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsPartialSuccess, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use prost::Message;
+
+use crate::ingest::{Batch, Ingest};
+use crate::{DecodeError, Encoding, PartialSuccess, decode_otlp_logs, decode_otlp_metrics, decode_otlp_traces, gunzip};
+
+/// `google.rpc.Status` (the OTLP/HTTP error body).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+    #[prost(message, repeated, tag = "3")]
+    pub details: Vec<ProtoAny>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct ProtoAny {
+    #[prost(string, tag = "1")]
+    pub type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+/// gRPC codes used in error bodies.
+const INVALID_ARGUMENT: i32 = 3;
+const RESOURCE_EXHAUSTED: i32 = 8;
+const UNAVAILABLE: i32 = 14;
+const UNAUTHENTICATED: i32 = 16;
+
+impl Ingest {
+    /// The ingest routes: `POST /v1/traces`, `/v1/metrics`, `/v1/logs`,
+    /// `/api/v1/write`. Mount with `Router::merge`; the body limit applies to
+    /// these routes only.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/traces", post(traces))
+            .route("/v1/metrics", post(metrics))
+            .route("/v1/logs", post(logs))
+            .route("/api/v1/write", post(remote_write))
+            .layer(DefaultBodyLimit::max(self.shared.cfg.max_body_bytes))
+            .with_state(self.clone())
+    }
+}
+
+fn error(status: StatusCode, enc: Encoding, code: i32, message: String, retry_after: Option<u32>) -> Response {
+    let mut resp = match enc {
+        Encoding::Protobuf => (
+            status,
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            RpcStatus { code, message, details: vec![] }.encode_to_vec(),
+        )
+            .into_response(),
+        Encoding::Json => (status, axum::Json(serde_json::json!({ "code": code, "message": message }))).into_response(),
+    };
+    if let Some(s) = retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    resp
+}
+
+/// Checks the token, content type and encoding, and returns the decoded-ready body.
+fn prepare(
+    ingest: &Ingest,
+    signal: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    otlp: bool,
+) -> Result<(Encoding, Bytes), Response> {
+    let m = &ingest.shared.metrics;
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let enc = match mime.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Some(Encoding::Protobuf),
+        "application/json" if otlp => Some(Encoding::Json),
+        _ => None,
+    };
+    let err_enc = enc.unwrap_or(Encoding::Json);
+    if let Some(token) = &ingest.shared.cfg.token {
+        let got = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ok = got.strip_prefix("Bearer ").is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+        if !ok {
+            m.request("http", signal, "unauthorized");
+            return Err(error(StatusCode::UNAUTHORIZED, err_enc, UNAUTHENTICATED, "missing or wrong ingest token".into(), None));
+        }
+    }
+    let Some(enc) = enc else {
+        m.request("http", signal, "unsupported_media_type");
+        let want = if otlp { "application/x-protobuf or application/json" } else { "application/x-protobuf" };
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            err_enc,
+            INVALID_ARGUMENT,
+            format!("unsupported Content-Type {ctype:?}: send {want}"),
+            None,
+        ));
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(rej) => {
+            let status = rej.status();
+            let outcome = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_payload" };
+            m.request("http", signal, outcome);
+            let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("request body larger than {} bytes", ingest.shared.cfg.max_body_bytes)
+            } else {
+                format!("could not read the request body: {rej}")
+            };
+            return Err(error(status, enc, INVALID_ARGUMENT, msg, None));
+        }
+    };
+    let coding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
+    let coding = coding.trim().to_ascii_lowercase();
+    let body = match coding.as_str() {
+        "gzip" if otlp => match gunzip(&body, ingest.shared.cfg.max_decoded_bytes) {
+            Ok(b) => Bytes::from(b),
+            Err(e) => return Err(bad(ingest, signal, enc, &e)),
+        },
+        "identity" | "" if otlp => body,
+        "snappy" if !otlp => body,
+        _ => {
+            m.request("http", signal, "unsupported_media_type");
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                enc,
+                INVALID_ARGUMENT,
+                format!("unsupported Content-Encoding {coding:?}"),
+                None,
+            ));
+        }
+    };
+    Ok((enc, body))
+}
+
+fn bad(ingest: &Ingest, signal: &str, enc: Encoding, e: &DecodeError) -> Response {
+    let too_large = matches!(e, DecodeError::TooLarge { .. });
+    ingest.shared.metrics.request("http", signal, if too_large { "too_large" } else { "bad_payload" });
+    let status = if too_large { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
+    error(status, enc, INVALID_ARGUMENT, e.to_string(), None)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Queues a batch; on a full or closed queue answers with a retryable error.
+fn enqueue(ingest: &Ingest, signal: &str, enc: Encoding, batch: Batch, remote_write: bool) -> Result<(), Response> {
+    let retry = ingest.shared.cfg.retry_after_secs;
+    match ingest.offer(batch) {
+        Ok(()) => Ok(()),
+        Err(full) => {
+            let m = &ingest.shared.metrics;
+            m.request("http", signal, if full { "backpressure" } else { "unavailable" });
+            let (status, code, msg) = if full && !remote_write {
+                (StatusCode::TOO_MANY_REQUESTS, RESOURCE_EXHAUSTED, "ingest queue is full; retry later")
+            } else if full {
+                (StatusCode::SERVICE_UNAVAILABLE, RESOURCE_EXHAUSTED, "ingest queue is full; retry later")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, "ingest pipeline is not running")
+            };
+            Err(error(status, enc, code, msg.into(), Some(retry)))
+        }
+    }
+}
+
+fn ok_response<M: Message + serde::Serialize>(enc: Encoding, msg: &M) -> Response {
+    match enc {
+        Encoding::Protobuf => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-protobuf")], msg.encode_to_vec()).into_response()
+        }
+        Encoding::Json => (StatusCode::OK, axum::Json(msg)).into_response(),
+    }
+}
+
+fn partial(p: &PartialSuccess) -> Option<(i64, String)> {
+    (p.rejected > 0 || !p.message.is_empty()).then(|| (p.rejected, p.message.clone()))
+}
+
+async fn traces(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let (enc, body) = match prepare(&ingest, "traces", &headers, body, true) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let decoded = match decode_otlp_traces(&body, enc) {
+        Ok(d) => d,
+        Err(e) => return bad(&ingest, "traces", enc, &e),
+    };
+    let n = decoded.spans.len() as u64;
+    let rejected = decoded.rejected;
+    if n > 0 {
+        let spans = decoded.spans.into_iter().map(|s| s.into_owned()).collect();
+        if let Err(r) = enqueue(&ingest, "traces", enc, Batch::Spans(spans), false) {
+            return r;
+        }
+    }
+    let m = &ingest.shared.metrics;
+    m.request("http", "traces", "ok");
+    m.records("traces", "accepted", n);
+    m.records("traces", "rejected", rejected.rejected.max(0) as u64);
+    let resp = ExportTraceServiceResponse {
+        partial_success: partial(&rejected)
+            .map(|(rejected_spans, error_message)| ExportTracePartialSuccess { rejected_spans, error_message }),
+    };
+    ok_response(enc, &resp)
+}
+
+async fn metrics(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let (enc, body) = match prepare(&ingest, "metrics", &headers, body, true) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let decoded = match decode_otlp_metrics(&body, enc) {
+        Ok(d) => d,
+        Err(e) => return bad(&ingest, "metrics", enc, &e),
+    };
+    let n = decoded.points.len() as u64;
+    if n > 0
+        && let Err(r) = enqueue(&ingest, "metrics", enc, Batch::Metrics(decoded.points), false)
+    {
+        return r;
+    }
+    let m = &ingest.shared.metrics;
+    m.request("http", "metrics", "ok");
+    m.records("metrics", "accepted", n);
+    m.records("metrics", "rejected", decoded.rejected.rejected.max(0) as u64);
+    let resp = ExportMetricsServiceResponse {
+        partial_success: partial(&decoded.rejected)
+            .map(|(rejected_data_points, error_message)| ExportMetricsPartialSuccess { rejected_data_points, error_message }),
+    };
+    ok_response(enc, &resp)
+}
+
+async fn logs(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let (enc, body) = match prepare(&ingest, "logs", &headers, body, true) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let decoded = match decode_otlp_logs(&body, enc) {
+        Ok(d) => d,
+        Err(e) => return bad(&ingest, "logs", enc, &e),
+    };
+    if !decoded.events.is_empty()
+        && let Err(r) = enqueue(&ingest, "logs", enc, Batch::Logs(decoded.events), false)
+    {
+        return r;
+    }
+    let m = &ingest.shared.metrics;
+    m.request("http", "logs", "ok");
+    m.records("logs", "accepted", decoded.records);
+    let resp = ExportLogsServiceResponse {
+        partial_success: partial(&decoded.rejected)
+            .map(|(rejected_log_records, error_message)| ExportLogsPartialSuccess { rejected_log_records, error_message }),
+    };
+    ok_response(enc, &resp)
+}
+
+async fn remote_write(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let (enc, body) = match prepare(&ingest, "remote_write", &headers, body, false) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let decoded = match crate::decode_remote_write(&body, ingest.shared.cfg.max_decoded_bytes) {
+        Ok(d) => d,
+        Err(e) => return bad(&ingest, "remote_write", enc, &e),
+    };
+    let n = decoded.points.len() as u64;
+    if n > 0
+        && let Err(r) = enqueue(&ingest, "remote_write", enc, Batch::Metrics(decoded.points), true)
+    {
+        return r;
+    }
+    let m = &ingest.shared.metrics;
+    m.request("http", "remote_write", "ok");
+    m.records("remote_write", "accepted", n);
+    m.records("remote_write", "rejected", decoded.rejected.rejected.max(0) as u64);
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,361 @@
+//! The ingest pipeline: a bounded queue of decoded batches, one consumer task
+//! that feeds the core `DependencyGraph` (and ticks it once a second), the
+//! counters rendered into Prometheus `/metrics`, and the graph queries.
+//!
+//! Backpressure: receivers `try_send` into the queue; a full queue is
+//! answered with a retryable error (HTTP 429/503 + Retry-After, gRPC
+//! RESOURCE_EXHAUSTED/UNAVAILABLE) instead of buffering. Memory is bounded by
+//! `queue_capacity × max_decoded_bytes` plus the graph's own limits.
+//!
+//! Not here: protocol decoding (`traces.rs`, `metrics.rs`) or routing
+//! (`http.rs`, `grpc.rs`).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration as StdDuration, SystemTime, UNIX_EPOCH};
+
+use faultline_core::catalogue::Catalogue;
+use faultline_core::graph::{
+    CatalogueDrift, DependencyGraph, DiffThresholds, EdgeSummary, GraphConfig, GraphCounters, GraphDiff, GraphView,
+    MemoryStats, ServiceView, Span,
+};
+use faultline_core::signal::{EdgeWindow, LogEvent, MetricPoint, Signal};
+use faultline_core::time::Timestamp;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, oneshot};
+
+/// Settings of the ingest pipeline. `Default` gives the documented defaults.
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    pub graph: GraphConfig,
+    /// Batches (one per request) the queue holds before answering with backpressure (default 256).
+    pub queue_capacity: usize,
+    /// Largest request body accepted, compressed (default 8 MiB).
+    pub max_body_bytes: usize,
+    /// Largest body after gzip/snappy decompression (default 32 MiB).
+    pub max_decoded_bytes: usize,
+    /// If set, every ingest request must carry `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Seconds in the Retry-After / RetryInfo hint on backpressure (default 1).
+    pub retry_after_secs: u32,
+    /// How often the graph is ticked (default 1 s).
+    pub tick_interval: StdDuration,
+    /// Where closed edge windows, metric points and error logs go for the
+    /// detectors; `try_send`, drops are counted.
+    pub signals: Option<mpsc::Sender<Signal>>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> IngestConfig {
+        IngestConfig {
+            graph: GraphConfig::default(),
+            queue_capacity: 256,
+            max_body_bytes: 8 << 20,
+            max_decoded_bytes: 32 << 20,
+            token: None,
+            retry_after_secs: 1,
+            tick_interval: StdDuration::from_secs(1),
+            signals: None,
+        }
+    }
+}
+
+pub(crate) enum Batch {
+    Spans(Vec<Span<'static>>),
+    Metrics(Vec<MetricPoint>),
+    Logs(Vec<LogEvent>),
+    Flush(oneshot::Sender<()>),
+}
+
+pub(crate) type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// Prometheus metrics of the receivers (registered by [`Ingest::register_metrics`]).
+#[derive(Clone, Default)]
+pub(crate) struct IngestMetrics {
+    /// Requests by transport (http/grpc), signal (traces/metrics/logs/remote_write) and outcome.
+    pub requests: Family<Labels, Counter>,
+    /// Records by signal and outcome (accepted/rejected).
+    pub records: Family<Labels, Counter>,
+    /// Dependency-graph events by kind (see `GraphCounters`).
+    pub graph_events: Family<Labels, Counter>,
+    pub signals_dropped: Counter,
+    pub queue_depth: Gauge,
+}
+
+impl IngestMetrics {
+    pub fn request(&self, transport: &str, signal: &str, outcome: &str) {
+        self.requests.get_or_create(&labels(&[("transport", transport), ("signal", signal), ("outcome", outcome)])).inc();
+    }
+    pub fn records(&self, signal: &str, outcome: &str, n: u64) {
+        if n > 0 {
+            self.records.get_or_create(&labels(&[("signal", signal), ("outcome", outcome)])).inc_by(n);
+        }
+    }
+    fn sum_requests(&self, pred: impl Fn(&str, &str, &str) -> bool) -> u64 {
+        let mut total = 0;
+        for t in ["http", "grpc"] {
+            for s in ["traces", "metrics", "logs", "remote_write"] {
+                for o in OUTCOMES {
+                    if pred(t, s, o) {
+                        total += self
+                            .requests
+                            .get(&labels(&[("transport", t), ("signal", s), ("outcome", o)]))
+                            .map_or(0, |c| c.get());
+                    }
+                }
+            }
+        }
+        total
+    }
+}
+
+pub(crate) const OUTCOMES: &[&str] =
+    &["ok", "bad_payload", "too_large", "backpressure", "unavailable", "unauthorized", "unsupported_media_type"];
+
+/// A snapshot of the receivers' counters (what `/metrics` shows).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    pub requests_ok: u64,
+    /// Requests refused because the payload could not be decoded.
+    pub bad_payloads: u64,
+    pub too_large: u64,
+    pub backpressure: u64,
+    pub unauthorized: u64,
+    pub spans_accepted: u64,
+    pub records_rejected: u64,
+    pub metric_points_accepted: u64,
+    pub log_records_accepted: u64,
+    pub graph: GraphCounters,
+}
+
+pub(crate) struct Shared {
+    pub cfg: IngestConfig,
+    pub graph: Mutex<DependencyGraph>,
+    pub metrics: IngestMetrics,
+    last_counters: Mutex<GraphCounters>,
+}
+
+/// The receivers and the live dependency graph they feed. Cheap to clone
+/// (all clones share one queue and one graph). Create it inside a tokio
+/// runtime: `new` spawns the consumer task, which ends when every clone is
+/// dropped.
+#[derive(Clone)]
+pub struct Ingest {
+    pub(crate) tx: mpsc::Sender<Batch>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) fn now() -> Timestamp {
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    Timestamp::from_millis(ms)
+}
+
+impl Ingest {
+    pub fn new(cfg: IngestConfig) -> Ingest {
+        let (ingest, consumer) = Ingest::unstarted(cfg);
+        tokio::spawn(consumer);
+        ingest
+    }
+
+    /// Like [`Ingest::new`], but returns the consumer task for the caller to
+    /// spawn (or not yet: until it runs, the queue only fills).
+    pub fn unstarted(cfg: IngestConfig) -> (Ingest, impl Future<Output = ()> + Send + 'static) {
+        let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
+        let shared = Arc::new(Shared {
+            graph: Mutex::new(DependencyGraph::new(cfg.graph.clone())),
+            cfg,
+            metrics: IngestMetrics::default(),
+            last_counters: Mutex::new(GraphCounters::default()),
+        });
+        (Ingest { tx, shared: shared.clone() }, consume(rx, shared))
+    }
+
+    pub fn config(&self) -> &IngestConfig {
+        &self.shared.cfg
+    }
+
+    /// Registers the receivers' metrics (`faultline_ingest_*`, `faultline_graph_*`).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let m = &self.shared.metrics;
+        registry.register("faultline_ingest_requests", "Ingest requests by transport, signal and outcome", m.requests.clone());
+        registry.register("faultline_ingest_records", "Ingested records by signal and outcome", m.records.clone());
+        registry.register(
+            "faultline_graph_events",
+            "Dependency-graph learner events (pairs, expiries, drops)",
+            m.graph_events.clone(),
+        );
+        registry.register("faultline_ingest_signals_dropped", "Signals dropped because the detector queue was full", m.signals_dropped.clone());
+        registry.register("faultline_ingest_queue_depth", "Batches waiting in the ingest queue", m.queue_depth.clone());
+    }
+
+    /// Sends a batch without waiting; `Err` carries whether the queue is full (true) or closed.
+    pub(crate) fn offer(&self, b: Batch) -> Result<(), bool> {
+        match self.tx.try_send(b) {
+            Ok(()) => {
+                self.shared.metrics.queue_depth.set((self.tx.max_capacity() - self.tx.capacity()) as i64);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => Err(true),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(false),
+        }
+    }
+
+    /// Waits until everything queued before this call is in the graph.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Batch::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    fn graph(&self) -> MutexGuard<'_, DependencyGraph> {
+        // A panic while holding the lock would poison it; the graph holds
+        // only derived statistics, so keep serving what is there.
+        self.shared.graph.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The graph over `[from, to)` (`GET /api/v1/graph`).
+    pub fn graph_snapshot(&self, from: Timestamp, to: Timestamp) -> GraphView {
+        self.graph().graph(from, to)
+    }
+
+    /// Edges over `[from, to)`.
+    pub fn edges(&self, from: Timestamp, to: Timestamp) -> Vec<EdgeSummary> {
+        self.graph().edges(from, to)
+    }
+
+    /// Per-window edge statistics over `[from, to)`.
+    pub fn edge_windows(&self, from: Timestamp, to: Timestamp) -> Vec<EdgeWindow> {
+        self.graph().edge_windows(from, to)
+    }
+
+    /// One service (`GET /api/v1/services/{name}`); `None` if never seen.
+    pub fn service(&self, name: &str, from: Timestamp, to: Timestamp) -> Option<ServiceView> {
+        self.graph().service(name, from, to)
+    }
+
+    /// New, gone and changed edges from range `a` to range `b` (`GET /api/v1/graph/diff`).
+    pub fn graph_diff(&self, a: (Timestamp, Timestamp), b: (Timestamp, Timestamp)) -> GraphDiff {
+        self.graph().diff(a, b, &DiffThresholds::default())
+    }
+
+    /// Declared-but-unseen and seen-but-undeclared edges.
+    pub fn drift(&self, catalogue: &Catalogue, from: Timestamp, to: Timestamp) -> CatalogueDrift {
+        self.graph().drift(catalogue, from, to)
+    }
+
+    pub fn memory(&self) -> MemoryStats {
+        self.graph().memory()
+    }
+
+    pub fn stats(&self) -> IngestStats {
+        let m = &self.shared.metrics;
+        let rec = |s: &str, o: &str| m.records.get(&labels(&[("signal", s), ("outcome", o)])).map_or(0, |c| c.get());
+        IngestStats {
+            requests_ok: m.sum_requests(|_, _, o| o == "ok"),
+            bad_payloads: m.sum_requests(|_, _, o| o == "bad_payload"),
+            too_large: m.sum_requests(|_, _, o| o == "too_large"),
+            backpressure: m.sum_requests(|_, _, o| o == "backpressure" || o == "unavailable"),
+            unauthorized: m.sum_requests(|_, _, o| o == "unauthorized"),
+            spans_accepted: rec("traces", "accepted"),
+            records_rejected: ["traces", "metrics", "logs", "remote_write"].iter().map(|s| rec(s, "rejected")).sum(),
+            metric_points_accepted: rec("metrics", "accepted") + rec("remote_write", "accepted"),
+            log_records_accepted: rec("logs", "accepted"),
+            graph: self.graph().counters(),
+        }
+    }
+}
+
+fn forward(shared: &Shared, s: Signal) {
+    if let Some(tx) = &shared.cfg.signals
+        && tx.try_send(s).is_err()
+    {
+        shared.metrics.signals_dropped.inc();
+    }
+}
+
+fn publish_counters(shared: &Shared, c: GraphCounters) {
+    let mut last = shared.last_counters.lock().unwrap_or_else(|p| p.into_inner());
+    let pairs: [(&str, u64, u64); 15] = [
+        ("spans_observed", c.spans_observed, last.spans_observed),
+        ("spans_out_of_range", c.spans_out_of_range, last.spans_out_of_range),
+        ("spans_invalid_service", c.spans_invalid_service, last.spans_invalid_service),
+        ("calls_paired", c.calls_paired, last.calls_paired),
+        ("calls_uninstrumented", c.calls_uninstrumented, last.calls_uninstrumented),
+        ("client_halves_unpaired", c.client_halves_unpaired, last.client_halves_unpaired),
+        ("server_halves_unpaired", c.server_halves_unpaired, last.server_halves_unpaired),
+        ("join_buffer_evictions", c.join_buffer_evictions, last.join_buffer_evictions),
+        ("retries_detected", c.retries_detected, last.retries_detected),
+        ("interactions_dropped", c.interactions_dropped, last.interactions_dropped),
+        ("services_dropped", c.services_dropped, last.services_dropped),
+        ("interactions_aged_out", c.interactions_aged_out, last.interactions_aged_out),
+        ("metric_points_observed", c.metric_points_observed, last.metric_points_observed),
+        ("metric_series_dropped", c.metric_series_dropped, last.metric_series_dropped),
+        ("late_after_emit", c.late_after_emit, last.late_after_emit),
+    ];
+    for (name, now, before) in pairs {
+        if now > before {
+            shared.metrics.graph_events.get_or_create(&labels(&[("event", name)])).inc_by(now - before);
+        }
+    }
+    *last = c;
+}
+
+async fn consume(mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.cfg.tick_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            b = rx.recv() => {
+                let Some(b) = b else { break };
+                shared.metrics.queue_depth.set(rx.len() as i64);
+                let counters = {
+                    let mut g = shared.graph.lock().unwrap_or_else(|p| p.into_inner());
+                    let t = now();
+                    match b {
+                        Batch::Spans(spans) => g.observe_spans(&spans, t),
+                        Batch::Metrics(points) => {
+                            for p in &points {
+                                g.observe_metric(p, t);
+                            }
+                            drop(g);
+                            for p in points {
+                                forward(&shared, Signal::Metric(p));
+                            }
+                            continue;
+                        }
+                        Batch::Logs(events) => {
+                            drop(g);
+                            for e in events {
+                                forward(&shared, Signal::Log(e));
+                            }
+                            continue;
+                        }
+                        Batch::Flush(done) => {
+                            let _ = done.send(());
+                            continue;
+                        }
+                    }
+                    g.counters()
+                };
+                publish_counters(&shared, counters);
+            }
+            _ = tick.tick() => {
+                let (signals, counters) = {
+                    let mut g = shared.graph.lock().unwrap_or_else(|p| p.into_inner());
+                    (g.tick(now()), g.counters())
+                };
+                publish_counters(&shared, counters);
+                for s in signals {
+                    forward(&shared, s);
+                }
+            }
+        }
+    }
+}

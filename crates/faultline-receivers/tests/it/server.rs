@@ -1,0 +1,362 @@
+//! The receivers on real sockets (127.0.0.1:0) driven by real clients: the
+//! OpenTelemetry Rust SDK's OTLP exporters (HTTP protobuf + gzip, gRPC +
+//! gzip) sending a small multi-service call tree, and reqwest for OTLP/JSON,
+//! remote-write, garbage, oversize, backpressure and token checks.
+
+use std::time::{Duration, SystemTime};
+
+use faultline_core::time::Timestamp;
+use faultline_receivers::{Ingest, IngestConfig};
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_otlp::{Compression, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+fn install_crypto() {
+    // reqwest is built with `rustls-no-provider`: every client needs a provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn wide() -> (Timestamp, Timestamp) {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i64;
+    (Timestamp::from_millis(now - 3_600_000), Timestamp::from_millis(now + 3_600_000))
+}
+
+async fn http_server(ingest: &Ingest) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = ingest.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+async fn grpc_server(ingest: &Ingest) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ingest = ingest.clone();
+    tokio::spawn(async move { ingest.serve_grpc(listener, std::future::pending()).await });
+    addr
+}
+
+fn provider(exporter: opentelemetry_otlp::SpanExporter, service: &str) -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_simple_exporter(exporter)
+        .with_resource(Resource::builder_empty().with_service_name(service.to_owned()).build())
+        .build()
+}
+
+/// frontend `GET /` → checkout `POST /checkout` twice (the first attempt
+/// fails with 503 and is retried) → orders-db (a PostgreSQL client span).
+fn call_tree(frontend: &SdkTracerProvider, checkout: &SdkTracerProvider) {
+    let tf = frontend.tracer("test");
+    let tc = checkout.tracer("test");
+    let root = tf.span_builder("GET /").with_kind(SpanKind::Server).start(&tf);
+    let root_cx = Context::new().with_remote_span_context(root.span_context().clone());
+    for attempt in 0..2 {
+        let mut client = tf
+            .span_builder("POST")
+            .with_kind(SpanKind::Client)
+            .with_attributes(vec![
+                KeyValue::new("http.request.method", "POST"),
+                KeyValue::new("server.address", "checkout"),
+                KeyValue::new("url.full", "http://checkout:8080/checkout"),
+            ])
+            .start_with_context(&tf, &root_cx);
+        let remote = Context::new().with_remote_span_context(client.span_context().clone());
+        let mut server = tc.span_builder("POST /checkout").with_kind(SpanKind::Server).start_with_context(&tc, &remote);
+        if attempt == 0 {
+            server.set_attribute(KeyValue::new("http.response.status_code", 503));
+            server.set_status(Status::error("upstream unavailable"));
+            client.set_attribute(KeyValue::new("http.response.status_code", 503));
+            client.set_status(Status::error("503"));
+        } else {
+            let db_parent = Context::new().with_remote_span_context(server.span_context().clone());
+            let mut db = tc
+                .span_builder("SELECT orders")
+                .with_kind(SpanKind::Client)
+                .with_attributes(vec![
+                    KeyValue::new("db.system.name", "postgresql"),
+                    KeyValue::new("server.address", "orders-db"),
+                    KeyValue::new("db.query.text", "SELECT * FROM orders WHERE id = $1"),
+                ])
+                .start_with_context(&tc, &db_parent);
+            db.end();
+            server.set_attribute(KeyValue::new("http.response.status_code", 200));
+            client.set_attribute(KeyValue::new("http.response.status_code", 200));
+        }
+        server.end();
+        client.end();
+        std::thread::sleep(Duration::from_millis(2)); // attempts do not overlap in time
+    }
+    let mut root = root;
+    root.end();
+}
+
+type EdgeRow = (String, u64, u64, u64, u64);
+
+fn edge_rows(ingest: &Ingest) -> Vec<EdgeRow> {
+    let (from, to) = wide();
+    ingest
+        .edges(from, to)
+        .into_iter()
+        .map(|e| (e.interaction().to_string(), e.requests, e.errors, e.timeouts, e.retries))
+        .collect()
+}
+
+fn expected_tree() -> Vec<EdgeRow> {
+    vec![
+        ("checkout → orders-db (SELECT orders)".to_owned(), 1, 0, 0, 0),
+        ("frontend → checkout (POST /checkout)".to_owned(), 2, 1, 0, 1),
+    ]
+}
+
+fn check_nodes(ingest: &Ingest) {
+    let (from, to) = wide();
+    let g = ingest.graph_snapshot(from, to);
+    let nodes: Vec<String> = g.nodes.iter().map(|n| format!("{}:{:?}:{}", n.name, n.kind, n.instrumented)).collect();
+    assert_eq!(nodes, vec!["checkout:Service:true", "frontend:Service:true", "orders-db:Database:false"]);
+    let f = ingest.service("frontend", from, to).unwrap();
+    assert_eq!(f.ingress.requests, 1, "the root server span is frontend's ingress");
+    let c = ingest.service("checkout", from, to).unwrap();
+    assert_eq!((c.ingress.requests, c.ingress.errors), (2, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otel_sdk_over_http_protobuf_gzip_builds_the_graph() {
+    install_crypto();
+    let ingest = Ingest::new(IngestConfig::default());
+    let addr = http_server(&ingest).await;
+    let endpoint = format!("http://{addr}/v1/traces");
+    tokio::task::spawn_blocking(move || {
+        let exp = |svc: &str| {
+            let e = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(endpoint.clone())
+                .with_compression(Compression::Gzip)
+                .build()
+                .unwrap();
+            provider(e, svc)
+        };
+        let (f, c) = (exp("frontend"), exp("checkout"));
+        call_tree(&f, &c);
+        f.shutdown().unwrap();
+        c.shutdown().unwrap();
+    })
+    .await
+    .unwrap();
+    ingest.flush().await;
+    assert_eq!(edge_rows(&ingest), expected_tree());
+    check_nodes(&ingest);
+    let st = ingest.stats();
+    assert_eq!((st.spans_accepted, st.bad_payloads, st.graph.calls_paired), (6, 0, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otel_sdk_over_grpc_gzip_builds_the_graph() {
+    install_crypto();
+    let ingest = Ingest::new(IngestConfig::default());
+    let addr = grpc_server(&ingest).await;
+    let endpoint = format!("http://{addr}");
+    // The tonic exporter needs a runtime; the simple processor blocks, so
+    // run it on a blocking thread that enters the runtime.
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let _guard = handle.enter();
+        let exp = |svc: &str| {
+            let e = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .with_compression(Compression::Gzip)
+                .build()
+                .unwrap();
+            SdkTracerProvider::builder()
+                .with_batch_exporter(e)
+                .with_resource(Resource::builder_empty().with_service_name(svc.to_owned()).build())
+                .build()
+        };
+        let (f, c) = (exp("frontend"), exp("checkout"));
+        call_tree(&f, &c);
+        f.force_flush().unwrap();
+        c.force_flush().unwrap();
+        f.shutdown().unwrap();
+        c.shutdown().unwrap();
+    })
+    .await
+    .unwrap();
+    ingest.flush().await;
+    assert_eq!(edge_rows(&ingest), expected_tree());
+    check_nodes(&ingest);
+    assert_eq!(ingest.stats().spans_accepted, 6);
+}
+
+fn client() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::new()
+}
+
+const JSON_BODY: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"web"}}]},
+ "scopeSpans":[{"spans":[
+  {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"GET","kind":3,
+   "startTimeUnixNano":"NOW0","endTimeUnixNano":"NOW1",
+   "attributes":[{"key":"peer.service","value":{"stringValue":"redis"}},{"key":"db.system","value":{"stringValue":"redis"}}]},
+  {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"","name":"bad","kind":3,
+   "startTimeUnixNano":"NOW0","endTimeUnixNano":"NOW1"}]}]}]}"#;
+
+fn json_body() -> String {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+    JSON_BODY.replace("NOW0", &now.to_string()).replace("NOW1", &(now + 3_000_000).to_string())
+}
+
+#[tokio::test]
+async fn otlp_json_partial_success_garbage_and_oversize() {
+    let ingest = Ingest::new(IngestConfig { max_body_bytes: 64 << 10, ..IngestConfig::default() });
+    let addr = http_server(&ingest).await;
+    let c = client();
+    let url = format!("http://{addr}/v1/traces");
+    let post = |ct: &'static str, body: Vec<u8>| c.post(&url).header("content-type", ct).body(body).send();
+
+    // JSON with one bad span: 200 + partial success in JSON.
+    let r = post("application/json", json_body().into_bytes()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    // opentelemetry-proto's serde writes int64 as a JSON number; proto3 JSON
+    // parsers accept both forms.
+    let rejected = &v["partialSuccess"]["rejectedSpans"];
+    assert!(rejected == &serde_json::json!(1) || rejected == &serde_json::json!("1"), "{v}");
+    assert!(v["partialSuccess"]["errorMessage"].as_str().unwrap().contains("span_id"));
+
+    // Garbage protobuf: 400 with a google.rpc.Status naming the problem.
+    let r = post("application/x-protobuf", vec![0x0a, 0xff, 0xff, 0x01]).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body = r.bytes().await.unwrap();
+    let msg = String::from_utf8_lossy(&body);
+    assert!(msg.contains("runs past the end"), "{msg}");
+    // Truncated JSON.
+    let r = post("application/json", json_body().as_bytes()[..50].to_vec()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("invalid OTLP JSON"));
+    // Oversize.
+    let r = post("application/x-protobuf", vec![0u8; 100 << 10]).await.unwrap();
+    assert_eq!(r.status(), 413);
+    // Wrong content type, wrong encoding.
+    assert_eq!(post("text/plain", b"hi".to_vec()).await.unwrap().status(), 415);
+    let r = c.post(&url).header("content-type", "application/json").header("content-encoding", "br").body("x").send().await.unwrap();
+    assert_eq!(r.status(), 415);
+    // Corrupt gzip.
+    let r = c.post(&url).header("content-type", "application/json").header("content-encoding", "gzip").body("nope").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Good traffic still flows.
+    let r = post("application/json", json_body().into_bytes()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    ingest.flush().await;
+    let st = ingest.stats();
+    assert_eq!((st.requests_ok, st.bad_payloads, st.too_large, st.records_rejected, st.spans_accepted), (2, 3, 1, 2, 2));
+    assert_eq!(edge_rows(&ingest), vec![("web → redis (GET)".to_owned(), 2, 0, 0, 0)]);
+
+    // The counters render into a Prometheus registry.
+    let mut reg = prometheus_client::registry::Registry::default();
+    ingest.register_metrics(&mut reg);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+    assert!(text.contains(r#"faultline_ingest_requests_total{transport="http",signal="traces",outcome="bad_payload"} 3"#), "{text}");
+    assert!(text.contains(r#"faultline_graph_events_total{event="calls_uninstrumented"} 2"#), "{text}");
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_429_with_retry_after_then_recovers() {
+    let (ingest, consumer) = Ingest::unstarted(IngestConfig { queue_capacity: 1, ..IngestConfig::default() });
+    let addr = http_server(&ingest).await;
+    let c = client();
+    let url = format!("http://{addr}/v1/traces");
+    let send = || c.post(&url).header("content-type", "application/json").body(json_body()).send();
+    assert_eq!(send().await.unwrap().status(), 200, "fills the only slot");
+    let r = send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    // Remote-write gets 503 (senders must retry 5xx).
+    let rw = crate::decode::remote_write_body(&[("up", &[("job", "x")], &[(1.0, 1)])]);
+    let r = c
+        .post(format!("http://{addr}/api/v1/write"))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .body(rw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(ingest.stats().backpressure, 2);
+    tokio::spawn(consumer);
+    ingest.flush().await;
+    assert_eq!(send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn grpc_backpressure_is_resource_exhausted() {
+    install_crypto();
+    let (ingest, _consumer) = Ingest::unstarted(IngestConfig { queue_capacity: 1, ..IngestConfig::default() });
+    let addr = grpc_server(&ingest).await;
+    let mut client = opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(
+        format!("http://{addr}"),
+    )
+    .await
+    .unwrap();
+    let req = || {
+        let d: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
+            serde_json::from_str(&json_body()).unwrap();
+        d
+    };
+    let ok = client.export(req()).await.unwrap().into_inner();
+    assert_eq!(ok.partial_success.unwrap().rejected_spans, 1);
+    let err = client.export(req()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+    assert!(!err.details().is_empty(), "carries RetryInfo");
+}
+
+#[tokio::test]
+async fn the_ingest_token_is_required_when_configured() {
+    let ingest = Ingest::new(IngestConfig { token: Some("s3cret".into()), ..IngestConfig::default() });
+    let addr = http_server(&ingest).await;
+    let c = client();
+    let url = format!("http://{addr}/v1/traces");
+    let r = c.post(&url).header("content-type", "application/json").body(json_body()).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c.post(&url).header("content-type", "application/json").bearer_auth("wrong").body(json_body()).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c.post(&url).header("content-type", "application/json").bearer_auth("s3cret").body(json_body()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(ingest.stats().unauthorized, 2);
+}
+
+#[tokio::test]
+async fn remote_write_series_attach_to_services_by_job() {
+    let ingest = Ingest::new(IngestConfig::default());
+    let addr = http_server(&ingest).await;
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let body = crate::decode::remote_write_body(&[
+        ("queue_depth", &[("job", "billing"), ("instance", "b1:9100")], &[(3.0, now - 1000), (5.0, now)]),
+        ("up", &[("job", "billing"), ("instance", "b1:9100")], &[(1.0, now)]),
+    ]);
+    let r = client()
+        .post(format!("http://{addr}/api/v1/write"))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .header("x-prometheus-remote-write-version", "0.1.0")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    ingest.flush().await;
+    let (from, to) = wide();
+    let s = ingest.service("billing", from, to).unwrap();
+    let names: Vec<(&str, &str)> =
+        s.metrics.iter().map(|m| (m.name.as_str(), m.labels.get("instance").map_or("", String::as_str))).collect();
+    assert_eq!(names, vec![("queue_depth", "b1:9100"), ("up", "b1:9100")]);
+    let total: u64 = s.metrics[0].windows.iter().map(|w| w.count).sum();
+    assert_eq!(total, 2);
+    assert_eq!(ingest.stats().metric_points_accepted, 3);
+}
