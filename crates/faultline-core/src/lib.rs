@@ -12,6 +12,7 @@
 
 pub mod diagnose;
 pub mod catalogue;
+pub mod detect;
 pub mod escalation;
 pub mod finding;
 pub mod graph;

@@ -6,3 +6,4 @@ mod tidy;
 mod slo_oracles;
 mod slo_promtool;
 mod probe_oracles;
+mod detect_oracles;

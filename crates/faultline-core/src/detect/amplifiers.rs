@@ -1,0 +1,504 @@
+//! Amplifier and symptom detectors on interaction windows (`Signal::Edge`)
+//! and a few well-known metrics: error-rate and latency change against a
+//! robust baseline, retry amplification, timeout saturation, load skew
+//! across shards, failures across many callers at once (DNS / discovery),
+//! cache hit-ratio collapse with an origin spike, and leader conflict.
+//!
+//! Every detector uses `Hysteresis` (separate fire/clear levels, minimum
+//! durations). Baselines are medians of recent healthy windows, frozen while
+//! firing, so slow daily swings move the baseline and steps do not. Not here:
+//! deciding the incident class (the correlator does, from these findings).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::hysteresis::{Hysteresis, HysteresisConfig, RobustBaseline, Transition};
+use super::{Detector, finding, literal_service, resource_subject};
+use crate::finding::{FailureModel, Finding, Subject};
+use crate::model::Interaction;
+use crate::signal::{EdgeWindow, Signal};
+use crate::time::{Duration, Timestamp};
+
+/// Tunables for the edge detectors (defaults documented per field).
+#[derive(Clone, Debug)]
+pub struct EdgeConfig {
+    /// Windows with fewer requests are ignored (20).
+    pub min_requests: u64,
+    /// Baseline history in windows (60) and warm-up (10).
+    pub baseline_windows: usize,
+    pub warmup_windows: usize,
+    /// Error ratio must exceed baseline by max(this, 4 MAD) (0.05).
+    pub error_abs_delta: f64,
+    /// p99 must exceed baseline × this (1.5) and baseline + 4 MAD.
+    pub latency_factor: f64,
+    /// Retry budget: retries / attempts (0.1, the common retry-budget default).
+    pub retry_budget: f64,
+    /// Timeouts / attempts that count as saturation (0.05).
+    pub timeout_ratio: f64,
+    pub hysteresis: HysteresisConfig,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            min_requests: 20,
+            baseline_windows: 60,
+            warmup_windows: 10,
+            error_abs_delta: 0.05,
+            latency_factor: 1.5,
+            retry_budget: 0.1,
+            timeout_ratio: 0.05,
+            // value 1.0 = at threshold; clear below half; clear must hold 2 min.
+            hysteresis: HysteresisConfig::new(1.0, 0.5, Duration::ZERO, Duration::from_mins(2)),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct EdgeState {
+    err_base: RobustBaseline,
+    p99_base: RobustBaseline,
+    rate_base: RobustBaseline,
+    err_h: Hysteresis,
+    lat_h: Hysteresis,
+    retry_h: Hysteresis,
+    timeout_h: Hysteresis,
+}
+
+impl EdgeState {
+    fn new(c: &EdgeConfig) -> EdgeState {
+        EdgeState {
+            err_base: RobustBaseline::new(c.baseline_windows, c.warmup_windows),
+            p99_base: RobustBaseline::new(c.baseline_windows, c.warmup_windows),
+            rate_base: RobustBaseline::new(c.baseline_windows, c.warmup_windows),
+            err_h: Hysteresis::default(),
+            lat_h: Hysteresis::default(),
+            retry_h: Hysteresis::default(),
+            timeout_h: Hysteresis::default(),
+        }
+    }
+}
+
+fn pending_or_firing(h: &Hysteresis) -> bool {
+    !matches!(h.state, super::hysteresis::HState::Quiet)
+}
+
+/// Per-interaction detectors: error-rate change, latency change, retry
+/// amplification, timeout saturation.
+#[derive(Clone, Debug, Default)]
+pub struct EdgeDetectors {
+    pub config: EdgeConfig,
+    edges: BTreeMap<Interaction, EdgeState>,
+    /// Requests into each service per window end (for "ingress flat").
+    ingress: BTreeMap<String, BTreeMap<Timestamp, u64>>,
+    ingress_base: BTreeMap<String, RobustBaseline>,
+}
+
+impl EdgeDetectors {
+    pub fn new(config: EdgeConfig) -> EdgeDetectors {
+        EdgeDetectors { config, ..Default::default() }
+    }
+
+    /// The caller's ingress in the last complete window before `end`, and
+    /// its baseline.
+    fn caller_ingress(&self, caller: &str, end: Timestamp) -> Option<(f64, f64)> {
+        let windows = self.ingress.get(caller)?;
+        let (_, &last) = windows.range(..end).next_back()?;
+        let (base, _) = self.ingress_base.get(caller)?.stats()?;
+        Some((last as f64, base))
+    }
+}
+
+impl Detector for EdgeDetectors {
+    fn name(&self) -> &'static str {
+        "edge_symptoms"
+    }
+    fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
+        let Signal::Edge(w) = signal else { return Vec::new() };
+        let end = w.start + w.length;
+        // Ingress bookkeeping for the callee (bounded to a few windows).
+        let callee = w.interaction.callee.as_str().to_owned();
+        let per = self.ingress.entry(callee.clone()).or_default();
+        *per.entry(end).or_insert(0) += w.requests;
+        while per.len() > 4 {
+            let Some((&first, &v)) = per.iter().next() else { break };
+            per.remove(&first);
+            self.ingress_base.entry(callee.clone()).or_insert_with(|| RobustBaseline::new(60, 5)).push(v as f64);
+        }
+        if w.requests < self.config.min_requests {
+            return Vec::new();
+        }
+        let c = self.config.clone();
+        let ingress = self.caller_ingress(w.interaction.caller.as_str(), end);
+        let st = self.edges.entry(w.interaction.clone()).or_insert_with(|| EdgeState::new(&c));
+        let subject = Subject::Interaction { interaction: w.interaction.clone() };
+        let req = w.requests as f64;
+        let err = w.errors as f64 / req;
+        let retry = w.retries as f64 / req;
+        let timeout = w.timeouts as f64 / req;
+        let mut out = Vec::new();
+
+        // Error-rate change.
+        if let Some((base, mad)) = st.err_base.stats() {
+            let band = c.error_abs_delta.max(4.0 * mad);
+            let value = if err >= 2.0 * base { (err - base) / band } else { 0.0 };
+            if let Transition::Fired { since } = st.err_h.update(&c.hysteresis, value, now) {
+                out.push(finding("error_rate_change", subject.clone(), FailureModel::Unknown, since, value, "error_ratio", err, Some(base), Some(base + band), w.length));
+            }
+        }
+        if !pending_or_firing(&st.err_h) {
+            st.err_base.push(err);
+        }
+        // Latency change (p99).
+        if let Some((base, mad)) = st.p99_base.stats() {
+            let limit = (base * c.latency_factor).max(base + 4.0 * mad).max(base + 5.0);
+            let value = w.p99_ms / limit;
+            if let Transition::Fired { since } = st.lat_h.update(&c.hysteresis, value, now) {
+                out.push(finding("latency_change", subject.clone(), FailureModel::Exhaustion, since, value, "p99_ms", w.p99_ms, Some(base), Some(limit), w.length));
+            }
+        }
+        if !pending_or_firing(&st.lat_h) {
+            st.p99_base.push(w.p99_ms);
+        }
+        // Retry amplification: retries over budget, with the rate evidence.
+        let rate_base = st.rate_base.stats().map(|(b, _)| b);
+        let value = retry / c.retry_budget;
+        if let Transition::Fired { since } = st.retry_h.update(&c.hysteresis, value, now) {
+            let mut f = finding("retry_amplification", subject.clone(), FailureModel::Unknown, since, value, "retry_ratio", retry, rate_base.map(|_| 0.0), Some(c.retry_budget), w.length);
+            let attempts_per_call = if w.requests > w.retries { req / (req - w.retries as f64) } else { req };
+            let mut m = format!("retry_ratio (×{attempts_per_call:.1} attempts per call");
+            if let Some(rb) = rate_base.filter(|b| *b > 0.0) {
+                m.push_str(&format!(", edge rate ×{:.1} of baseline", req / rb));
+            }
+            if let Some((ing, ib)) = ingress.filter(|(_, b)| *b > 0.0) {
+                m.push_str(&format!(", caller ingress ×{:.1}", ing / ib));
+            }
+            m.push(')');
+            f.evidence.measure = m;
+            out.push(f);
+        }
+        if !pending_or_firing(&st.retry_h) {
+            st.rate_base.push(req);
+        }
+        // Timeout saturation.
+        let value = timeout / c.timeout_ratio;
+        if let Transition::Fired { since } = st.timeout_h.update(&c.hysteresis, value, now) {
+            out.push(finding("timeout_saturation", subject, FailureModel::Exhaustion, since, value, "timeout_ratio", timeout, None, Some(c.timeout_ratio), w.length));
+        }
+        out
+    }
+}
+
+/// Groups edges of one window and evaluates the group once the window is
+/// complete (a later window arrived, or `tick` passed its end).
+#[derive(Clone, Debug, Default)]
+struct WindowGroups {
+    open: BTreeMap<Timestamp, Vec<EdgeWindow>>,
+}
+
+impl WindowGroups {
+    fn add(&mut self, w: &EdgeWindow) -> Vec<(Timestamp, Vec<EdgeWindow>)> {
+        let end = w.start + w.length;
+        self.open.entry(end).or_default().push(w.clone());
+        self.close_before(end)
+    }
+    fn close_before(&mut self, t: Timestamp) -> Vec<(Timestamp, Vec<EdgeWindow>)> {
+        let later = self.open.split_off(&t);
+        let done = std::mem::replace(&mut self.open, later);
+        done.into_iter().collect()
+    }
+}
+
+/// `name[3]` → (`name`, true): shard children of a sharded service.
+fn shard_base(name: &str) -> Option<&str> {
+    let i = name.rfind('[')?;
+    (name.ends_with(']') && name[i + 1..name.len() - 1].parse::<u32>().is_ok()).then(|| &name[..i])
+}
+
+/// Load skew across the shards of one service (callees named `svc[k]`):
+/// fires when the hottest shard takes ≥ `fire` × the median shard's load.
+#[derive(Clone, Debug)]
+pub struct LoadSkewDetector {
+    pub hysteresis: HysteresisConfig,
+    pub min_shards: usize,
+    groups: WindowGroups,
+    state: BTreeMap<String, Hysteresis>,
+}
+
+impl Default for LoadSkewDetector {
+    fn default() -> Self {
+        LoadSkewDetector {
+            // value = max/median load: fire at 3, clear under 2.
+            hysteresis: HysteresisConfig::new(3.0, 2.0, Duration::ZERO, Duration::from_mins(2)),
+            min_shards: 3,
+            groups: WindowGroups::default(),
+            state: BTreeMap::new(),
+        }
+    }
+}
+
+impl LoadSkewDetector {
+    fn evaluate(&mut self, closed: Vec<(Timestamp, Vec<EdgeWindow>)>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for (end, edges) in closed {
+            let mut per: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+            for e in &edges {
+                if let Some(base) = shard_base(e.interaction.callee.as_str()) {
+                    *per.entry(base.to_owned()).or_default().entry(e.interaction.callee.as_str().to_owned()).or_insert(0) += e.requests;
+                }
+            }
+            for (base, shards) in per {
+                if shards.len() < self.min_shards {
+                    continue;
+                }
+                let mut loads: Vec<f64> = shards.values().map(|v| *v as f64).collect();
+                let med = super::hysteresis::median_in_place(&mut loads);
+                let (hot, max) = shards.iter().max_by_key(|(_, v)| **v).map(|(k, v)| (k.clone(), *v as f64)).unwrap_or_default();
+                let value = if med > 0.0 { max / med } else if max > 0.0 { f64::MAX } else { 0.0 };
+                let h = self.state.entry(base.clone()).or_default();
+                if let Transition::Fired { since } = h.update(&self.hysteresis, value, end) {
+                    let Some(subject) = resource_subject(&base, &hot) else { continue };
+                    out.push(finding("load_skew", subject, FailureModel::Exhaustion, since, value / self.hysteresis.fire, "max_over_median_shard_load", value, Some(med), Some(self.hysteresis.fire), Duration::ZERO));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Detector for LoadSkewDetector {
+    fn name(&self) -> &'static str {
+        "load_skew"
+    }
+    fn observe(&mut self, signal: &Signal, _now: Timestamp) -> Vec<Finding> {
+        let Signal::Edge(w) = signal else { return Vec::new() };
+        if shard_base(w.interaction.callee.as_str()).is_none() {
+            return Vec::new();
+        }
+        let closed = self.groups.add(w);
+        self.evaluate(closed)
+    }
+    fn tick(&mut self, now: Timestamp) -> Vec<Finding> {
+        let closed = self.groups.close_before(now);
+        self.evaluate(closed)
+    }
+}
+
+/// Failures across many callers at once towards different callees: the
+/// signature of a DNS or service-discovery outage (name resolution fails
+/// for everyone), as opposed to one broken dependency.
+#[derive(Clone, Debug)]
+pub struct BroadFailureDetector {
+    /// A caller counts as failing when one of its edges errors at ≥ this (0.2).
+    pub caller_error_ratio: f64,
+    pub min_callers: usize,
+    pub min_callees: usize,
+    pub min_requests: u64,
+    pub hysteresis: HysteresisConfig,
+    groups: WindowGroups,
+    h: Hysteresis,
+}
+
+impl Default for BroadFailureDetector {
+    fn default() -> Self {
+        BroadFailureDetector {
+            caller_error_ratio: 0.2,
+            min_callers: 3,
+            min_callees: 2,
+            min_requests: 10,
+            // value = failing callers / min_callers (gated on callee spread).
+            hysteresis: HysteresisConfig::new(1.0, 0.67, Duration::ZERO, Duration::from_mins(2)),
+            groups: WindowGroups::default(),
+            h: Hysteresis::default(),
+        }
+    }
+}
+
+impl BroadFailureDetector {
+    fn evaluate(&mut self, closed: Vec<(Timestamp, Vec<EdgeWindow>)>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for (end, edges) in closed {
+            let mut callers = BTreeSet::new();
+            let mut failing_callers = BTreeSet::new();
+            let mut failing_callees = BTreeSet::new();
+            let mut resolver: Option<String> = None;
+            for e in edges.iter().filter(|e| e.requests >= self.min_requests) {
+                callers.insert(e.interaction.caller.as_str().to_owned());
+                if e.errors as f64 / e.requests as f64 >= self.caller_error_ratio {
+                    failing_callers.insert(e.interaction.caller.as_str().to_owned());
+                    let callee = e.interaction.callee.as_str().to_owned();
+                    let lc = callee.to_ascii_lowercase();
+                    if ["dns", "discovery", "consul", "coredns", "registry", "eureka"].iter().any(|k| lc.contains(k)) {
+                        resolver = Some(callee.clone());
+                    }
+                    failing_callees.insert(callee);
+                }
+            }
+            let spread = failing_callees.len() >= self.min_callees || resolver.is_some();
+            let share_ok = callers.is_empty() || failing_callers.len() * 2 >= callers.len();
+            let value = if spread && share_ok { failing_callers.len() as f64 / self.min_callers as f64 } else { 0.0 };
+            if let Transition::Fired { since } = self.h.update(&self.hysteresis, value, end) {
+                let subject = match &resolver {
+                    Some(r) => super::service_subject(r).unwrap_or_else(|| Subject::Resource { service: literal_service("dns"), resource: "resolution".into() }),
+                    None => Subject::Resource { service: literal_service("dns"), resource: "resolution".into() },
+                };
+                let mut f = finding("dependency_resolution_failure", subject, FailureModel::Unknown, since, value, "failing_callers", failing_callers.len() as f64, Some(callers.len() as f64), Some(self.min_callers as f64), Duration::ZERO);
+                f.evidence.measure = format!(
+                    "failing_callers ({} of {} callers, {} callees: {})",
+                    failing_callers.len(),
+                    callers.len(),
+                    failing_callees.len(),
+                    failing_callers.iter().cloned().collect::<Vec<_>>().join(", ")
+                );
+                out.push(f);
+            }
+        }
+        out
+    }
+}
+
+impl Detector for BroadFailureDetector {
+    fn name(&self) -> &'static str {
+        "dependency_resolution_failure"
+    }
+    fn observe(&mut self, signal: &Signal, _now: Timestamp) -> Vec<Finding> {
+        let Signal::Edge(w) = signal else { return Vec::new() };
+        let closed = self.groups.add(w);
+        self.evaluate(closed)
+    }
+    fn tick(&mut self, now: Timestamp) -> Vec<Finding> {
+        let closed = self.groups.close_before(now);
+        self.evaluate(closed)
+    }
+}
+
+/// Cache hit ratio collapsing against its baseline while the origin load
+/// (`cache_recomputes`, or `cache_misses`) spikes: a stampede.
+#[derive(Clone, Debug)]
+pub struct CacheCollapseDetector {
+    pub hysteresis: HysteresisConfig,
+    /// Drop in hit ratio (absolute) that counts as a collapse (0.3).
+    pub drop: f64,
+    /// Origin load × baseline that counts as a spike (3).
+    pub origin_factor: f64,
+    state: BTreeMap<(String, String), CacheState>,
+}
+
+#[derive(Clone, Debug)]
+struct CacheState {
+    hit_base: RobustBaseline,
+    origin_base: RobustBaseline,
+    last_origin: Option<f64>,
+    h: Hysteresis,
+}
+
+impl Default for CacheCollapseDetector {
+    fn default() -> Self {
+        CacheCollapseDetector {
+            hysteresis: HysteresisConfig::new(1.0, 0.5, Duration::ZERO, Duration::from_mins(2)),
+            drop: 0.3,
+            origin_factor: 3.0,
+            state: BTreeMap::new(),
+        }
+    }
+}
+
+impl Detector for CacheCollapseDetector {
+    fn name(&self) -> &'static str {
+        "cache_collapse"
+    }
+    fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
+        let Signal::Metric(m) = signal else { return Vec::new() };
+        let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
+        let key = (svc.clone(), m.labels.get("resource").cloned().unwrap_or_else(|| "cache".into()));
+        let st = self.state.entry(key.clone()).or_insert_with(|| CacheState {
+            hit_base: RobustBaseline::new(60, 5),
+            origin_base: RobustBaseline::new(60, 5),
+            last_origin: None,
+            h: Hysteresis::default(),
+        });
+        match m.name.as_str() {
+            "cache_recomputes" | "cache_misses" => {
+                st.last_origin = Some(m.value);
+                if !pending_or_firing(&st.h) {
+                    st.origin_base.push(m.value);
+                }
+                Vec::new()
+            }
+            "cache_hit_ratio" => {
+                let Some((base, _)) = st.hit_base.stats() else {
+                    st.hit_base.push(m.value);
+                    return Vec::new();
+                };
+                let drop = (base - m.value).max(0.0);
+                let origin_spike = match (st.last_origin, st.origin_base.stats()) {
+                    (Some(o), Some((ob, _))) => Some(o >= self.origin_factor * ob.max(1.0)),
+                    _ => None,
+                };
+                // Without an origin metric the hit ratio alone decides.
+                let value = if origin_spike == Some(false) { 0.0 } else { drop / self.drop };
+                let out = match st.h.update(&self.hysteresis, value, now) {
+                    Transition::Fired { since } => resource_subject(&key.0, &key.1)
+                        .map(|subject| {
+                            let mut f = finding("cache_collapse", subject, FailureModel::Exhaustion, since, value, "cache_hit_ratio", m.value, Some(base), Some(base - self.drop), Duration::ZERO);
+                            if let (Some(o), Some((ob, _))) = (st.last_origin, st.origin_base.stats()) {
+                                f.evidence.measure = format!("cache_hit_ratio (origin load {o:.0} vs baseline {ob:.0})");
+                            }
+                            vec![f]
+                        })
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                if !pending_or_firing(&st.h) {
+                    st.hit_base.push(m.value);
+                }
+                out
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// More than one leader for one replica group (`leaders` gauge ≥ 2), or
+/// divergent writes: split brain.
+#[derive(Clone, Debug)]
+pub struct LeaderConflictDetector {
+    pub hysteresis: HysteresisConfig,
+    state: BTreeMap<String, (Hysteresis, f64)>,
+}
+
+impl Default for LeaderConflictDetector {
+    fn default() -> Self {
+        // value = leaders - 1 (+1 if writes diverged): fire at 1, clear below 0.5.
+        LeaderConflictDetector { hysteresis: HysteresisConfig::new(1.0, 0.5, Duration::ZERO, Duration::from_mins(1)), state: BTreeMap::new() }
+    }
+}
+
+impl Detector for LeaderConflictDetector {
+    fn name(&self) -> &'static str {
+        "leader_conflict"
+    }
+    fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
+        let Signal::Metric(m) = signal else { return Vec::new() };
+        let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
+        let st = self.state.entry(svc.clone()).or_insert((Hysteresis::default(), 0.0));
+        let value = match m.name.as_str() {
+            "writes_divergent" => {
+                st.1 = m.value;
+                return Vec::new();
+            }
+            "leaders" => (m.value - 1.0).max(0.0) + if st.1 > 0.0 { 1.0 } else { 0.0 },
+            _ => return Vec::new(),
+        };
+        match st.0.update(&self.hysteresis, value, now) {
+            Transition::Fired { since } => {
+                let Some(subject) = resource_subject(&svc, "leadership") else { return Vec::new() };
+                let mut f = finding("leader_conflict", subject, FailureModel::Partition, since, value, "leaders", m.value, Some(1.0), Some(1.0), Duration::ZERO);
+                if st.1 > 0.0 {
+                    f.evidence.measure = format!("leaders ({} divergent writes)", st.1);
+                }
+                vec![f]
+            }
+            _ => Vec::new(),
+        }
+    }
+}

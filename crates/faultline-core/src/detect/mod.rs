@@ -1,0 +1,143 @@
+//! Detectors: sans-IO components that turn `Signal`s into `Finding`s, one
+//! per failure model or amplifier (DESIGN.md §4), and `DetectorSet`, which
+//! runs all of them.
+//!
+//! Each detector is a state machine: `observe(signal, now)` and `tick(now)`
+//! return the findings that just fired (each once, until it clears and fires
+//! again). The engine drives them with the real clock, the simulator with
+//! virtual time — the same code. Not here: correlation of findings into
+//! incidents, or any IO.
+
+pub mod amplifiers;
+pub mod checkin;
+pub mod hysteresis;
+pub mod probes;
+pub mod trend;
+
+#[cfg(test)]
+mod tests;
+
+use crate::finding::{Evidence, FailureModel, Finding, Subject};
+use crate::ids::ServiceName;
+use crate::signal::Signal;
+use crate::time::{Duration, Timestamp};
+
+pub use hysteresis::{Hysteresis, HysteresisConfig, RobustBaseline, Transition};
+
+/// A sans-IO detector.
+pub trait Detector {
+    /// Stable name, e.g. `retry_amplification`.
+    fn name(&self) -> &'static str;
+    /// Feeds one signal; returns findings that fired because of it.
+    fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding>;
+    /// Lets time pass (missing check-ins, silent sources, closing windows).
+    fn tick(&mut self, _now: Timestamp) -> Vec<Finding> {
+        Vec::new()
+    }
+}
+
+/// A finding with its evidence, in one call.
+#[allow(clippy::too_many_arguments)]
+pub fn finding(
+    kind: &str,
+    subject: Subject,
+    failure_model: FailureModel,
+    started_at: Timestamp,
+    strength: f64,
+    measure: &str,
+    observed: f64,
+    baseline: Option<f64>,
+    threshold: Option<f64>,
+    window: Duration,
+) -> Finding {
+    Finding {
+        kind: kind.to_owned(),
+        subject,
+        failure_model,
+        started_at,
+        strength: if strength.is_finite() { strength } else { f64::MAX },
+        evidence: Evidence {
+            measure: measure.to_owned(),
+            observed,
+            baseline,
+            threshold,
+            window,
+            exemplar_trace_ids: Vec::new(),
+        },
+    }
+}
+
+/// A service name written in this source as a literal.
+pub(crate) fn literal_service(name: &'static str) -> ServiceName {
+    // Invariant: callers pass short lowercase ASCII literals ("dns",
+    // "network", "check-ins", "probes"), which always satisfy ServiceName's
+    // rules (non-empty, ≤ 256 bytes, no control characters).
+    ServiceName::new(name).expect("literal service names are valid")
+}
+
+pub(crate) fn service_subject(name: &str) -> Option<Subject> {
+    ServiceName::new(name).ok().map(|service| Subject::Service { service })
+}
+
+/// `Resource` when there is a resource name, else `Service`.
+pub(crate) fn resource_subject(service: &str, resource: &str) -> Option<Subject> {
+    let service = ServiceName::new(service).ok()?;
+    Some(if resource.is_empty() { Subject::Service { service } } else { Subject::Resource { service, resource: resource.to_owned() } })
+}
+
+/// Every detector, fed the same signals. Order is fixed, so output is
+/// deterministic.
+pub struct DetectorSet {
+    detectors: Vec<Box<dyn Detector + Send>>,
+}
+
+impl Default for DetectorSet {
+    fn default() -> Self {
+        DetectorSet::standard()
+    }
+}
+
+impl DetectorSet {
+    /// All built-in detectors with their default tunables. Check-ins and the
+    /// partition matrix need configuration: use `with_checkins` /
+    /// `with_partition_targets` or `push`.
+    pub fn standard() -> DetectorSet {
+        DetectorSet {
+            detectors: vec![
+                Box::new(amplifiers::EdgeDetectors::default()),
+                Box::new(amplifiers::LoadSkewDetector::default()),
+                Box::new(amplifiers::BroadFailureDetector::default()),
+                Box::new(amplifiers::CacheCollapseDetector::default()),
+                Box::new(amplifiers::LeaderConflictDetector::default()),
+                Box::new(trend::ExhaustionDetector::default()),
+                Box::new(trend::QueueGrowthDetector::default()),
+                Box::new(probes::ProbeFailureDetector::default()),
+                Box::new(probes::CanaryDetector::default()),
+                Box::new(probes::SourceVanishedDetector::default()),
+            ],
+        }
+    }
+    pub fn empty() -> DetectorSet {
+        DetectorSet { detectors: Vec::new() }
+    }
+    pub fn push(&mut self, d: Box<dyn Detector + Send>) {
+        self.detectors.push(d);
+    }
+    pub fn with_checkins(mut self, monitor: checkin::CheckInMonitor) -> DetectorSet {
+        self.push(Box::new(monitor));
+        self
+    }
+    pub fn with_partition_targets(mut self, targets: std::collections::BTreeMap<String, String>) -> DetectorSet {
+        self.push(Box::new(probes::PartitionDetector::new(targets)));
+        self
+    }
+    pub fn names(&self) -> Vec<&'static str> {
+        self.detectors.iter().map(|d| d.name()).collect()
+    }
+    pub fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
+        self.detectors.iter_mut().flat_map(|d| d.observe(signal, now)).collect()
+    }
+    pub fn tick(&mut self, now: Timestamp) -> Vec<Finding> {
+        self.detectors.iter_mut().flat_map(|d| d.tick(now)).collect()
+    }
+}

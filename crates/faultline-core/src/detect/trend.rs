@@ -1,0 +1,246 @@
+//! Rate of change instead of static thresholds: Prometheus-exact least
+//! squares (`deriv`, `predict_linear`, Kahan–Neumaier sums), time to
+//! exhaustion, and two exhaustion detectors built on them — resource
+//! headroom draining (pools, utilisation) and queue growth with time-to-full.
+//!
+//! Not here: storing long series (detectors keep a short bounded window).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::hysteresis::{Hysteresis, HysteresisConfig, Transition};
+use super::{Detector, finding, resource_subject, service_subject};
+use crate::finding::{FailureModel, Finding};
+use crate::signal::{MetricPoint, Signal};
+use crate::time::{Duration, Timestamp};
+
+fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Ordinary least squares over `(t, y)` points with x = (t − t0) in seconds,
+/// exactly as Prometheus' `linearRegression`: returns (slope per second,
+/// intercept at t0). None for fewer than two points. Constant y gives slope
+/// 0 (NaN if y is infinite).
+pub fn linear_regression(points: &[(Timestamp, f64)], t0: Timestamp) -> Option<(f64, f64)> {
+    if points.len() < 2 {
+        return None;
+    }
+    let init_y = points[0].1;
+    let mut const_y = true;
+    let (mut n, mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) = (0.0f64, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for (i, &(t, y)) in points.iter().enumerate() {
+        if const_y && i > 0 && y != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (t - t0).as_millis() as f64 / 1e3;
+        (sx, cx) = kahan_inc(x, sx, cx);
+        (sy, cy) = kahan_inc(y, sy, cy);
+        (sxy, cxy) = kahan_inc(x * y, sxy, cxy);
+        (sx2, cx2) = kahan_inc(x * x, sx2, cx2);
+    }
+    if const_y {
+        return Some(if init_y.is_infinite() { (f64::NAN, f64::NAN) } else { (0.0, init_y) });
+    }
+    let (sx, sy, sxy, sx2) = (sx + cx, sy + cy, sxy + cxy, sx2 + cx2);
+    let cov = sxy - sx * sy / n;
+    let var = sx2 - sx * sx / n;
+    let slope = cov / var;
+    Some((slope, sy / n - slope * sx / n))
+}
+
+/// `deriv(v[r])`: the slope per second, with t0 = the first sample.
+pub fn deriv(points: &[(Timestamp, f64)]) -> Option<f64> {
+    linear_regression(points, points.first()?.0).map(|(s, _)| s)
+}
+
+/// `predict_linear(v[r], h)`: the fitted value `horizon` after `now` (not
+/// after the last sample).
+pub fn predict_linear(points: &[(Timestamp, f64)], now: Timestamp, horizon: Duration) -> Option<f64> {
+    linear_regression(points, now).map(|(s, i)| s * horizon.as_secs_f64() + i)
+}
+
+/// When a draining quantity (fitted at `now`) reaches zero; None unless it is
+/// positive and falling.
+pub fn time_to_exhaustion(points: &[(Timestamp, f64)], now: Timestamp) -> Option<Duration> {
+    let (slope, level) = linear_regression(points, now)?;
+    (slope < 0.0 && level > 0.0 && slope.is_finite()).then(|| Duration::from_millis((level / -slope * 1000.0) as i64))
+}
+
+fn push_bounded(q: &mut VecDeque<(Timestamp, f64)>, p: (Timestamp, f64), cap: usize) {
+    if q.back().is_some_and(|b| b.0 >= p.0) {
+        return; // out of order or duplicate: keep the series monotonic
+    }
+    if q.len() == cap {
+        q.pop_front();
+    }
+    q.push_back(p);
+}
+
+/// Headroom draining towards zero: pools (`pool_in_use` vs `pool_size`) and
+/// utilisation (`utilization` in 0..1). Fires when the least-squares fit
+/// predicts exhaustion within `horizon` while usage is above `min_usage`
+/// (a level gate and a trend gate, like the node-exporter disk alerts).
+#[derive(Clone, Debug)]
+pub struct ExhaustionDetector {
+    pub horizon: Duration,
+    pub min_usage: f64,
+    pub points: usize,
+    pub hysteresis: HysteresisConfig,
+    sizes: BTreeMap<(String, String), f64>,
+    series: BTreeMap<(String, String), (VecDeque<(Timestamp, f64)>, Hysteresis)>,
+}
+
+impl Default for ExhaustionDetector {
+    fn default() -> Self {
+        ExhaustionDetector {
+            horizon: Duration::from_mins(60),
+            min_usage: 0.6,
+            points: 12,
+            // value = horizon / time-to-exhaustion: 1 = exhausted within the horizon.
+            hysteresis: HysteresisConfig::new(1.0, 0.5, Duration::ZERO, Duration::from_mins(2)),
+            sizes: BTreeMap::new(),
+            series: BTreeMap::new(),
+        }
+    }
+}
+
+fn key(m: &MetricPoint) -> (String, String) {
+    let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
+    (svc, m.labels.get("resource").cloned().unwrap_or_default())
+}
+
+impl Detector for ExhaustionDetector {
+    fn name(&self) -> &'static str {
+        "resource_exhaustion"
+    }
+    fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
+        let Signal::Metric(m) = signal else { return Vec::new() };
+        let (used, size) = match m.name.as_str() {
+            "pool_size" => {
+                self.sizes.insert(key(m), m.value);
+                return Vec::new();
+            }
+            "pool_in_use" => match self.sizes.get(&key(m)) {
+                Some(&s) if s > 0.0 => (m.value, s),
+                _ => return Vec::new(),
+            },
+            "utilization" => (m.value, 1.0),
+            _ => return Vec::new(),
+        };
+        let k = (key(m).0, if m.name == "utilization" { "utilization".to_owned() } else { key(m).1 });
+        let (q, h) = self.series.entry(k.clone()).or_default();
+        push_bounded(q, (m.at, size - used), self.points);
+        let pts: Vec<(Timestamp, f64)> = q.iter().copied().collect();
+        let usage = used / size;
+        let tte = time_to_exhaustion(&pts, m.at);
+        let value = match tte {
+            Some(t) if usage >= self.min_usage && pts.len() >= 3 => self.horizon.as_secs_f64() / t.as_secs_f64().max(1e-3),
+            _ if usage >= 0.999 && pts.len() >= 3 => f64::INFINITY.min(1e6), // already exhausted
+            _ => 0.0,
+        };
+        match h.update(&self.hysteresis, value, now) {
+            Transition::Fired { since } => {
+                let subject = resource_subject(&k.0, &k.1);
+                let Some(subject) = subject else { return Vec::new() };
+                let mut f = finding(
+                    "resource_exhaustion",
+                    subject,
+                    FailureModel::Exhaustion,
+                    since,
+                    value,
+                    "time_to_exhaustion_s",
+                    tte.map_or(0.0, |t| t.as_secs_f64()),
+                    Some(usage),
+                    Some(self.horizon.as_secs_f64()),
+                    pts.last().map_or(Duration::ZERO, |l| l.0 - pts[0].0),
+                );
+                f.evidence.measure = format!("time_to_exhaustion_s (usage {:.0}%)", usage * 100.0);
+                vec![f]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Queue depth with a sustained positive slope (producer faster than
+/// consumer); time-to-full when a `queue_capacity` metric is known.
+#[derive(Clone, Debug)]
+pub struct QueueGrowthDetector {
+    pub points: usize,
+    /// Depth below which growth is ignored.
+    pub min_depth: f64,
+    pub hysteresis: HysteresisConfig,
+    capacity: BTreeMap<String, f64>,
+    series: BTreeMap<String, (VecDeque<(Timestamp, f64)>, Hysteresis)>,
+}
+
+impl Default for QueueGrowthDetector {
+    fn default() -> Self {
+        QueueGrowthDetector {
+            points: 6,
+            min_depth: 20.0,
+            // value = growth per minute relative to 10 items/min.
+            hysteresis: HysteresisConfig::new(1.0, 0.2, Duration::ZERO, Duration::from_mins(2)),
+            capacity: BTreeMap::new(),
+            series: BTreeMap::new(),
+        }
+    }
+}
+
+impl Detector for QueueGrowthDetector {
+    fn name(&self) -> &'static str {
+        "queue_growth"
+    }
+    fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
+        let Signal::Metric(m) = signal else { return Vec::new() };
+        let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
+        match m.name.as_str() {
+            "queue_capacity" => {
+                self.capacity.insert(svc, m.value);
+                return Vec::new();
+            }
+            "queue_depth" | "consumer_lag" => {}
+            _ => return Vec::new(),
+        }
+        let (q, h) = self.series.entry(svc.clone()).or_default();
+        push_bounded(q, (m.at, m.value), self.points);
+        let pts: Vec<(Timestamp, f64)> = q.iter().copied().collect();
+        let slope = deriv(&pts).unwrap_or(0.0);
+        let per_min = slope * 60.0;
+        let value = if pts.len() >= 3 && m.value >= self.min_depth { per_min / 10.0 } else { 0.0 };
+        match h.update(&self.hysteresis, value, now) {
+            Transition::Fired { since } => {
+                let Some(subject) = service_subject(&svc) else { return Vec::new() };
+                let time_to_full = self.capacity.get(&svc).filter(|_| slope > 0.0).map(|cap| (cap - m.value).max(0.0) / slope);
+                let mut f = finding(
+                    "queue_growth",
+                    subject,
+                    FailureModel::Exhaustion,
+                    since,
+                    value,
+                    "queue_growth_per_min",
+                    per_min,
+                    Some(pts[0].1),
+                    Some(10.0),
+                    pts.last().map_or(Duration::ZERO, |l| l.0 - pts[0].0),
+                );
+                if let Some(t) = time_to_full {
+                    f.evidence.measure = format!("queue_growth_per_min (depth {:.0}, full in {:.0}s)", m.value, t);
+                } else {
+                    f.evidence.measure = format!("queue_growth_per_min (depth {:.0})", m.value);
+                }
+                vec![f]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
