@@ -413,10 +413,10 @@ impl Schedule {
             return Err(ScheduleError::InvalidRange { from, to, reason: "must be non-empty and within years 1900..2200" });
         }
         let mut out = Vec::new();
-        let mut k = self.first_turn_at_or_after(l, f).ok_or(ScheduleError::TooManyShifts { from, to, max: MAX_SHIFTS })?;
-        loop {
-            let Some(local) = l.turn_start(k) else { break };
-            let Some(at) = self.resolve(local) else { break };
+        let mut k = self
+            .first_turn_at_or_after(l, f)
+            .ok_or(ScheduleError::InvalidRange { from, to, reason: "cannot be resolved in the schedule's time zone" })?;
+        while let Some((local, at)) = l.turn_start(k).and_then(|local| Some((local, self.resolve(local)?))) {
             if at >= t {
                 break;
             }

@@ -197,7 +197,10 @@ fn check_route(l: &str, parent: Option<&str>, now: &str, silences: &[String], ex
     let want: String = expect.lines().map(|l| l.trim_end()).filter(|l| !l.trim().is_empty()).map(|l| {
         // Keep two-space indentation for route lines, trim the rest.
         let t = l.trim_start();
-        if t.starts_with("- ") { format!("  {}\n", &t[2..]) } else { format!("{t}\n") }
+        match t.strip_prefix("- ") {
+            Some(rest) => format!("  {rest}\n"),
+            None => format!("{t}\n"),
+        }
     }).collect();
     assert_eq!(got, want, "\n--- got ---\n{got}--- want ---\n{want}");
 }
@@ -268,7 +271,7 @@ fn parent_suppression_comes_before_maintenance_and_silences() {
         "alertname=X team=storage service=ledger-db",
         Some("01936a8e-6f5c-7d2a-9b1e-0c4d5e6f7a8b"),
         "2026-11-21T03:00:00Z",
-        &[s.clone()],
+        std::slice::from_ref(&s),
         r#"
         not paged: part of incident 01936a8e-6f5c-7d2a-9b1e-0c4d5e6f7a8b, which pages for the whole failure (would have gone to default (route {}))
         - default {}:{alertname="X"} policy=Some("default") muted=None
@@ -278,7 +281,7 @@ fn parent_suppression_comes_before_maintenance_and_silences() {
         "alertname=X team=storage service=ledger-db",
         None,
         "2026-11-21T03:00:00Z",
-        &[s.clone()],
+        std::slice::from_ref(&s),
         r#"
         not paged: maintenance window "db-upgrade" until 2026-11-21T04:00:00Z (would have gone to default (route {}))
         - default {}:{alertname="X"} policy=Some("default") muted=None
@@ -288,7 +291,7 @@ fn parent_suppression_comes_before_maintenance_and_silences() {
         "alertname=X team=storage service=ledger-db",
         None,
         "2026-11-21T05:00:00Z",
-        &[s.clone()],
+        std::slice::from_ref(&s),
         r#"
         not paged: silenced by s-1 by alice ("deploy") until 2026-11-22T00:00:00Z (would have gone to default (route {}))
         - default {}:{alertname="X"} policy=Some("default") muted=None
