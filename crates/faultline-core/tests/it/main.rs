@@ -7,3 +7,4 @@ mod slo_oracles;
 mod slo_promtool;
 mod probe_oracles;
 mod detect_oracles;
+mod response;
