@@ -180,10 +180,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-async fn insert_events<'c, E>(exec: E, id: IncidentId, events: &[TimelineEvent]) -> Result<()>
-where
-    E: Executor<'c, Database = sqlx::Any> + Copy,
-{
+async fn insert_events(conn: &mut sqlx::AnyConnection, id: IncidentId, events: &[TimelineEvent]) -> Result<()> {
     for ev in events {
         sqlx::query(
             "INSERT INTO timeline_events (incident_id, seq, at, actor, kind, event_json) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -194,7 +191,7 @@ where
         .bind(ev.actor.to_string())
         .bind(ev.event.kind())
         .bind(to_json(ev)?)
-        .execute(exec)
+        .execute(&mut *conn)
         .await
         .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict { id, expected: ev.seq - 1, found: ev.seq } } else { db(e) })?;
     }
