@@ -10,11 +10,19 @@
 //! (real clock) and the simulator (virtual clock) drive exactly the same code.
 //! The tidy test (`tests/tidy.rs`) keeps it that way.
 
+pub mod diagnose;
+pub mod catalogue;
+pub mod escalation;
 pub mod finding;
+pub mod graph;
 pub mod ids;
 pub mod incident;
 pub mod model;
+pub mod oncall;
+pub mod probe;
+pub mod routing;
 pub mod signal;
+pub mod slo;
 pub mod time;
 
 pub use finding::{CausalChain, Evidence, FailureModel, Finding, IncidentClass, Subject};

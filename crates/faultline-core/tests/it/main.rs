@@ -3,3 +3,6 @@
 //! oracle tests against `../shared/data`, and so on.
 
 mod tidy;
+mod slo_oracles;
+mod slo_promtool;
+mod probe_oracles;

@@ -1,0 +1,405 @@
+//! Diagnosis: rank the likely origins of a failure from metric series.
+//!
+//! Given per-service, per-resource and per-interaction series (and, where
+//! known, the dependency graph), [`diagnose`] finds the change point itself
+//! (it is never told when the fault started), scores every series against its
+//! own pre-change baseline with a robust z-score (median and IQR/MAD), and
+//! ranks the services that own the anomalous series. Graph direction then
+//! prefers the most downstream anomalous dependency that explains the
+//! symptoms upstream of it, and onset order breaks near-ties. Every candidate
+//! carries the evidence behind its rank as human-readable reasons.
+//!
+//! What it is not: no IO, no clock, no learning across incidents. The same
+//! parameters ([`DiagnosisConfig::default`]) are used for every input; nothing
+//! is tuned per case. Series for flows (`Subject::Flow`) count as symptoms:
+//! they help find the change point but are never origin candidates.
+
+pub mod robust;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::finding::{OriginCandidate, Subject};
+use crate::ids::ServiceName;
+use crate::model::Interaction;
+use crate::time::{Duration, Timestamp};
+
+use robust::{Baseline, ScaleFloor};
+
+/// What a series counts, which sets how its noise floor is estimated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SeriesKind {
+    /// A level: CPU %, memory, latency, success ratio.
+    #[default]
+    Gauge,
+    /// Events per bin (log lines, spans, errors): Poisson noise floor.
+    Count,
+}
+
+/// One metric series about one subject, in time order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricSeries {
+    pub subject: Subject,
+    /// What was measured, e.g. `cpu_usage_rate` or `log:PriceController#46`.
+    pub measure: String,
+    #[serde(default)]
+    pub kind: SeriesKind,
+    /// Samples; non-finite values count as missing. Need not be sorted.
+    pub points: Vec<(Timestamp, f64)>,
+}
+
+/// Everything the diagnosis looks at.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct DiagnosisInput {
+    pub series: Vec<MetricSeries>,
+    /// Known caller → callee edges (may be empty).
+    pub calls: Vec<Interaction>,
+}
+
+/// Parameters of the method. One set for every input; see `Default`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiagnosisConfig {
+    /// A series needs this many points before a change point to have a baseline.
+    pub min_baseline_points: usize,
+    /// Points after a candidate change point whose median is compared with
+    /// the baseline when searching for the change point.
+    pub onset_points: usize,
+    /// |z| at or above this is anomalous.
+    pub anomaly_z: f64,
+    /// Robust z-scores are clipped here when summed across series, so one
+    /// series cannot decide the change point alone.
+    pub z_cap: f64,
+    /// Change-point candidates evaluated in the coarse pass (then refined).
+    pub max_candidates: usize,
+    /// A service whose anomalous callee scores at least this share of its own
+    /// score is taken to be explained by that callee.
+    pub explained_ratio: f64,
+    /// Scale floor as a share of the baseline level, for gauges.
+    pub relative_floor: f64,
+}
+
+impl Default for DiagnosisConfig {
+    fn default() -> Self {
+        DiagnosisConfig {
+            min_baseline_points: 5,
+            onset_points: 3,
+            anomaly_z: 3.0,
+            z_cap: 10.0,
+            max_candidates: 96,
+            explained_ratio: 0.5,
+            relative_floor: 0.01,
+        }
+    }
+}
+
+/// The evidence of one series at the chosen change point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesEvidence {
+    pub subject: Subject,
+    pub measure: String,
+    pub baseline_median: f64,
+    pub baseline_scale: f64,
+    /// The post-change value with the largest |z|.
+    pub observed: f64,
+    /// Signed robust z of `observed`.
+    pub z: f64,
+    /// First post-change sample with |z| ≥ `anomaly_z`.
+    pub onset: Option<Timestamp>,
+}
+
+/// The score of one service, before and after graph direction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceScore {
+    pub service: ServiceName,
+    /// Largest |z| of its series.
+    pub strength: f64,
+    pub onset: Option<Timestamp>,
+    /// Anomalous callees that explain this service's symptoms.
+    pub explained_by: Vec<ServiceName>,
+    /// Final ranking score.
+    pub score: f64,
+    /// Strongest series first (at most 3).
+    pub evidence: Vec<SeriesEvidence>,
+}
+
+/// The result: the detected change point and the ranked candidates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    pub change_point: Option<Timestamp>,
+    /// Most likely first, one per service.
+    pub origins: Vec<OriginCandidate>,
+    /// The same order as `origins`, with the numbers behind them.
+    pub scores: Vec<ServiceScore>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DiagnoseError {
+    #[error("no series has enough points to form a baseline (need {need} before a change)")]
+    NotEnoughData { need: usize },
+}
+
+/// The service a subject's anomaly implicates, if any. An interaction
+/// implicates its callee; a flow is a symptom, not a candidate.
+pub fn owner(subject: &Subject) -> Option<&ServiceName> {
+    match subject {
+        Subject::Service { service } | Subject::Resource { service, .. } => Some(service),
+        Subject::Interaction { interaction } => Some(&interaction.callee),
+        Subject::Flow { .. } => None,
+    }
+}
+
+/// A cleaned series: finite values, sorted by time.
+struct Clean<'a> {
+    src: &'a MetricSeries,
+    t: Vec<Timestamp>,
+    x: Vec<f64>,
+    /// Median gap between consecutive samples.
+    step: Duration,
+}
+
+impl Clean<'_> {
+    fn floor(&self, cfg: &DiagnosisConfig) -> ScaleFloor {
+        ScaleFloor {
+            relative: cfg.relative_floor,
+            poisson: self.src.kind == SeriesKind::Count,
+            absolute: 1e-9,
+        }
+    }
+    /// Number of points strictly before `at`.
+    fn split(&self, at: Timestamp) -> usize {
+        self.t.partition_point(|&t| t < at)
+    }
+}
+
+fn clean(input: &DiagnosisInput) -> Vec<Clean<'_>> {
+    input
+        .series
+        .iter()
+        .map(|s| {
+            let mut pts: Vec<(Timestamp, f64)> = s.points.iter().copied().filter(|p| p.1.is_finite()).collect();
+            pts.sort_by_key(|p| p.0);
+            let t: Vec<Timestamp> = pts.iter().map(|p| p.0).collect();
+            let gaps: Vec<f64> = t.windows(2).map(|w| (w[1] - w[0]).as_millis() as f64).collect();
+            let step = Duration::from_millis(robust::median(&gaps).unwrap_or(0.0) as i64);
+            Clean { src: s, t, x: pts.iter().map(|p| p.1).collect(), step }
+        })
+        .collect()
+}
+
+/// How strongly the series shift at `at`: the mean over all series of the
+/// softly capped |z| of the median of the first `onset_points` post-change
+/// samples against all earlier samples. A series takes part only when it
+/// observes both sides of `at` closely (its nearest samples on each side are
+/// within two of its own typical sampling steps): a gap in a series cannot
+/// locate a change.
+fn shift_score(series: &[Clean<'_>], at: Timestamp, cfg: &DiagnosisConfig) -> f64 {
+    let mut sum = 0.0;
+    for s in series {
+        let k = s.split(at);
+        if k < cfg.min_baseline_points || k + cfg.onset_points.max(1) > s.x.len() {
+            continue;
+        }
+        let near = Duration::from_millis(s.step.as_millis().saturating_mul(2));
+        if at - s.t[k - 1] > near || s.t[k] - at > near {
+            continue;
+        }
+        let Some(base) = Baseline::fit(&s.x[..k], s.floor(cfg)) else { continue };
+        let Some(post) = robust::median(&s.x[k..k + cfg.onset_points.max(1)]) else { continue };
+        sum += cfg.z_cap * (base.z(post).abs() / cfg.z_cap).tanh();
+    }
+    sum / series.len().max(1) as f64
+}
+
+/// Finds the change point: the time at which the series shift most, judged
+/// only from the data. A coarse pass over at most `max_candidates` sample
+/// times is refined between its best candidate's neighbours.
+pub fn change_point(input: &DiagnosisInput, cfg: &DiagnosisConfig) -> Option<Timestamp> {
+    let series = clean(input);
+    find_change_point(&series, cfg)
+}
+
+fn find_change_point(series: &[Clean<'_>], cfg: &DiagnosisConfig) -> Option<Timestamp> {
+    let times: Vec<Timestamp> = series.iter().flat_map(|s| s.t.iter().copied()).collect::<BTreeSet<_>>().into_iter().collect();
+    if times.is_empty() {
+        return None;
+    }
+    let stride = times.len().div_ceil(cfg.max_candidates.max(1)).max(1);
+    let mut best: Option<(f64, usize)> = None;
+    let consider = |i: usize, best: &mut Option<(f64, usize)>| {
+        let s = shift_score(series, times[i], cfg);
+        if s > 0.0 && best.is_none_or(|(b, _)| s > b) {
+            *best = Some((s, i));
+        }
+    };
+    for i in (0..times.len()).step_by(stride) {
+        consider(i, &mut best);
+    }
+    if stride > 1 {
+        let (_, c) = best?;
+        let lo = c.saturating_sub(stride - 1);
+        let hi = (c + stride).min(times.len());
+        for i in lo..hi {
+            consider(i, &mut best);
+        }
+    }
+    best.map(|(_, i)| times[i])
+}
+
+/// Scores one series against its baseline before `at`.
+fn series_evidence(s: &Clean<'_>, at: Timestamp, cfg: &DiagnosisConfig) -> Option<SeriesEvidence> {
+    let k = s.split(at);
+    if k < cfg.min_baseline_points || k >= s.x.len() {
+        return None;
+    }
+    let base = Baseline::fit(&s.x[..k], s.floor(cfg))?;
+    let mut best: Option<(f64, f64)> = None;
+    let mut onset = None;
+    for (i, &x) in s.x.iter().enumerate().skip(k) {
+        let z = base.z(x);
+        if onset.is_none() && z.abs() >= cfg.anomaly_z {
+            onset = Some(s.t[i]);
+        }
+        if best.is_none_or(|(bz, _)| z.abs() > bz.abs()) {
+            best = Some((z, x));
+        }
+    }
+    let (z, observed) = best?;
+    Some(SeriesEvidence {
+        subject: s.src.subject.clone(),
+        measure: s.src.measure.clone(),
+        baseline_median: base.median,
+        baseline_scale: base.scale,
+        observed,
+        z,
+        onset,
+    })
+}
+
+/// Ranks origin candidates. Deterministic: ties are broken by service name.
+pub fn diagnose(input: &DiagnosisInput, cfg: &DiagnosisConfig) -> Result<Diagnosis, DiagnoseError> {
+    let series = clean(input);
+    let Some(at) = find_change_point(&series, cfg) else {
+        return Err(DiagnoseError::NotEnoughData { need: cfg.min_baseline_points });
+    };
+
+    // Per service: all its series' evidence, strongest first.
+    let mut by_service: BTreeMap<ServiceName, Vec<SeriesEvidence>> = BTreeMap::new();
+    for s in &series {
+        let Some(svc) = owner(&s.src.subject) else { continue };
+        if let Some(ev) = series_evidence(s, at, cfg) {
+            by_service.entry(svc.clone()).or_default().push(ev);
+        }
+    }
+    let mut scores: Vec<ServiceScore> = by_service
+        .into_iter()
+        .map(|(service, mut evs)| {
+            evs.sort_by(|a, b| b.z.abs().total_cmp(&a.z.abs()));
+            let strength = evs.first().map_or(0.0, |e| e.z.abs());
+            let onset = evs.iter().filter_map(|e| e.onset).min();
+            evs.truncate(3);
+            ServiceScore { service, strength, onset, explained_by: Vec::new(), score: strength, evidence: evs }
+        })
+        .collect();
+
+    apply_graph_direction(&mut scores, &input.calls, cfg);
+
+    scores.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.onset.unwrap_or(Timestamp::from_millis(i64::MAX)).cmp(&b.onset.unwrap_or(Timestamp::from_millis(i64::MAX))))
+            .then_with(|| a.service.cmp(&b.service))
+    });
+    let total: f64 = scores.iter().map(|s| s.score.max(0.0)).sum();
+    let origins = scores
+        .iter()
+        .map(|s| OriginCandidate {
+            subject: top_subject(s),
+            confidence: if total > 0.0 { (s.score.max(0.0) / total).clamp(0.0, 1.0) } else { 0.0 },
+            reasons: reasons(s, cfg),
+        })
+        .collect();
+    Ok(Diagnosis { change_point: Some(at), origins, scores })
+}
+
+/// The candidate's subject: the resource or interaction behind its strongest
+/// series when that names one, else the service.
+fn top_subject(s: &ServiceScore) -> Subject {
+    match s.evidence.first().map(|e| &e.subject) {
+        Some(sub @ Subject::Resource { .. }) => sub.clone(),
+        Some(sub @ Subject::Interaction { .. }) => sub.clone(),
+        _ => Subject::Service { service: s.service.clone() },
+    }
+}
+
+fn reasons(s: &ServiceScore, cfg: &DiagnosisConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in &s.evidence {
+        let dir = if e.z >= 0.0 { "above" } else { "below" };
+        out.push(format!(
+            "{} {}: {:.4} is {:.1} robust σ {dir} its pre-change median {:.4}{}",
+            e.subject,
+            e.measure,
+            e.observed,
+            e.z.abs(),
+            e.baseline_median,
+            match e.onset {
+                Some(t) => format!(", anomalous from {t}"),
+                None => String::new(),
+            }
+        ));
+    }
+    if !s.explained_by.is_empty() {
+        let names: Vec<&str> = s.explained_by.iter().map(ServiceName::as_str).collect();
+        out.push(format!("symptoms explained by anomalous dependency {}", names.join(", ")));
+    } else if s.strength >= cfg.anomaly_z {
+        out.push("no anomalous downstream dependency explains it".to_owned());
+    }
+    out
+}
+
+/// Graph direction: a service whose (transitive) callee is anomalous with at
+/// least `explained_ratio` of its strength is explained by that callee; its
+/// score is scaled down so the most downstream anomalous dependency ranks first.
+fn apply_graph_direction(scores: &mut [ServiceScore], calls: &[Interaction], cfg: &DiagnosisConfig) {
+    if calls.is_empty() {
+        return;
+    }
+    let strength: BTreeMap<ServiceName, f64> = scores.iter().map(|s| (s.service.clone(), s.strength)).collect();
+    let mut callees: BTreeMap<&ServiceName, BTreeSet<&ServiceName>> = BTreeMap::new();
+    for c in calls {
+        if c.caller != c.callee {
+            callees.entry(&c.caller).or_default().insert(&c.callee);
+        }
+    }
+    for s in scores.iter_mut() {
+        if s.strength < cfg.anomaly_z {
+            continue;
+        }
+        // Breadth-first over descendants.
+        let mut seen: BTreeSet<&ServiceName> = BTreeSet::new();
+        let mut frontier: Vec<&ServiceName> = callees.get(&s.service).map(|c| c.iter().copied().collect()).unwrap_or_default();
+        let mut explained = Vec::new();
+        while let Some(d) = frontier.pop() {
+            if !seen.insert(d) || *d == s.service {
+                continue;
+            }
+            let ds = strength.get(d).copied().unwrap_or(0.0);
+            if ds >= cfg.anomaly_z && ds >= cfg.explained_ratio * s.strength {
+                explained.push(d.clone());
+            }
+            if let Some(next) = callees.get(d) {
+                frontier.extend(next.iter().copied());
+            }
+        }
+        if !explained.is_empty() {
+            explained.sort();
+            s.score = s.strength * (1.0 - cfg.explained_ratio);
+            s.explained_by = explained;
+        }
+    }
+}

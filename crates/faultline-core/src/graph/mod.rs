@@ -1,0 +1,968 @@
+//! The live dependency graph, learned from spans.
+//!
+//! [`DependencyGraph`] is a sans-IO state machine: `observe_spans(spans, now)`
+//! and `observe_metric(point, now)` feed it, `tick(now)` expires joins, rolls
+//! windows off and returns the closed [`EdgeWindow`]s as signals for the
+//! detectors, and the query methods (`graph`, `service`, `diff`, `drift`)
+//! answer the API. How it learns:
+//!
+//! - **Client/server pairs across services**: a CLIENT (or PRODUCER) span and
+//!   the SERVER (or CONSUMER) span whose parent id (or link) is that span make
+//!   one call `client.service → server.service`, operation = the server span's
+//!   name (the destination name for messaging). Either half may arrive first;
+//!   halves wait in a bounded join buffer for one to two join windows.
+//! - **Uninstrumented dependencies**: a client span that never meets a server
+//!   half (or names a database, which never emits spans) becomes a call to a
+//!   node named from `peer.service`, `server.address`/`net.peer.name`, the URL
+//!   host or `db.system` (see [`span::SpanAttributes`]).
+//! - **Per interaction and fixed window** (default 10 s): requests, errors,
+//!   timeouts, retries (`http.request.resend_count`, or a repeated client span
+//!   under the same parent after a failed attempt), latency in a
+//!   [`LatencySketch`] and in-flight at the window's end. Per service: ingress
+//!   (its SERVER/CONSUMER spans). Metric points are windowed per service.
+//! - **Bounded memory**: windows older than the retention are dropped,
+//!   interactions unseen for `idle_timeout` age out, each service may have at
+//!   most `max_interactions_per_service` interactions and
+//!   `max_metric_series_per_service` metric series, the join buffer holds at
+//!   most `max_pending` halves; every drop is counted in [`GraphCounters`].
+//!
+//! Not here: decoding wire formats, threads, or the clock.
+
+pub mod sketch;
+pub mod span;
+mod window;
+
+mod query;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+use crate::ids::ServiceName;
+use crate::model::{Interaction, ServiceKind};
+use crate::signal::{EdgeWindow, MetricPoint, Signal};
+use crate::time::{Duration, Timestamp};
+
+pub use query::{
+    CatalogueDrift, DiffThresholds, EdgeChange, EdgeSummary, GraphDiff, GraphView, IngressSummary, MetricSeriesView,
+    MetricWindowView, NodeView, ServiceView,
+};
+pub use sketch::LatencySketch;
+pub use span::{AttrValue, Span, SpanAttributes, SpanContext, SpanId, SpanKind, SpanStatus, TraceId};
+pub use window::WindowStats;
+
+use window::{Series, align};
+
+/// Tunables of the graph. `Default` gives the documented defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphConfig {
+    /// Window length (default 10 s).
+    pub window: Duration,
+    /// How long windows are kept (default 1 h).
+    pub retention: Duration,
+    /// How long a span half waits for its partner (default 15 s; halves are
+    /// resolved after one to two join windows). Windows are emitted as
+    /// signals once they are this much past their end.
+    pub join_window: Duration,
+    /// Interactions and services not seen for this long are forgotten (default 1 h).
+    pub idle_timeout: Duration,
+    /// Spans ending further than this in the future (clock skew) are rejected (default 5 min).
+    pub max_future_skew: Duration,
+    pub max_services: usize,
+    pub max_interactions_per_service: usize,
+    pub max_metric_series_per_service: usize,
+    /// Most span halves waiting in the join buffer.
+    pub max_pending: usize,
+}
+
+impl Default for GraphConfig {
+    fn default() -> GraphConfig {
+        GraphConfig {
+            window: Duration::from_secs(10),
+            retention: Duration::from_mins(60),
+            join_window: Duration::from_secs(15),
+            idle_timeout: Duration::from_mins(60),
+            max_future_skew: Duration::from_mins(5),
+            max_services: 10_000,
+            max_interactions_per_service: 1_000,
+            max_metric_series_per_service: 5_000,
+            max_pending: 500_000,
+        }
+    }
+}
+
+/// What the graph did with its input, for `/metrics`. All counters only grow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GraphCounters {
+    pub spans_observed: u64,
+    /// Spans ending before the retention or too far in the future.
+    pub spans_out_of_range: u64,
+    /// Spans whose service name is empty, too long or has control characters.
+    pub spans_invalid_service: u64,
+    /// Calls from a client/producer half matched with a server/consumer half.
+    pub calls_paired: u64,
+    /// Calls to an uninstrumented dependency (named from client attributes).
+    pub calls_uninstrumented: u64,
+    /// Client halves that expired with no partner and nothing naming the peer.
+    pub client_halves_unpaired: u64,
+    /// Server halves that expired with no client half (the caller is not instrumented).
+    pub server_halves_unpaired: u64,
+    /// Halves resolved early because the join buffer was full.
+    pub join_buffer_evictions: u64,
+    pub retries_detected: u64,
+    /// New interactions refused by `max_interactions_per_service`.
+    pub interactions_dropped: u64,
+    /// New services refused by `max_services`.
+    pub services_dropped: u64,
+    pub interactions_aged_out: u64,
+    pub metric_points_observed: u64,
+    pub metric_series_dropped: u64,
+    /// Calls recorded into a window after it had been emitted as a signal.
+    pub late_after_emit: u64,
+}
+
+/// Memory accounting, for benchmarks and `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    pub interactions: usize,
+    pub interaction_windows: usize,
+    pub interaction_window_bytes: usize,
+    pub pending_halves: usize,
+}
+
+type Sid = u32;
+
+/// FxHash-style hasher: the keys are span ids, small integers and short
+/// names, and a keyed SipHash costs more than the rest of a span's update.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            // Invariant: chunks_exact yields 8-byte slices.
+            self.add(u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
+        }
+        let rem = chunks.remainder();
+        if !rem.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rem.len()].copy_from_slice(rem);
+            self.add(u64::from_le_bytes(b) ^ (rem.len() as u64) << 59);
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
+type FxMap<K, V> = HashMap<K, V, FxBuild>;
+
+fn fx<T: Hash>(t: T) -> u64 {
+    let mut h = FxHasher::default();
+    t.hash(&mut h);
+    h.finish()
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct ServiceEntry {
+    pub name: ServiceName,
+    pub kind: ServiceKind,
+    /// Emits spans itself (rather than being named by its callers).
+    pub instrumented: bool,
+    pub last_seen_ms: i64,
+    pub interactions: usize,
+    pub metric_series: usize,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct EdgeSeries {
+    pub caller: Sid,
+    pub callee: Sid,
+    pub operation: Box<str>,
+    pub series: Series<WindowStats>,
+}
+
+/// One metric window: count, sum, min, max and the last value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricWindow {
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub last: f64,
+    pub last_at_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct MetricSeries {
+    pub service: Sid,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub series: Series<MetricWindow>,
+}
+
+type SpanKey = (TraceId, SpanId);
+
+/// A client or producer half waiting for its server/consumer partner(s).
+#[derive(Clone, Debug)]
+struct OutHalf {
+    service: Sid,
+    producer: bool,
+    name: Box<str>,
+    destination: Option<Box<str>>,
+    start_ns: u64,
+    end_ns: u64,
+    error: bool,
+    timeout: bool,
+    retry: bool,
+    paired: bool,
+    /// The peer as the client's attributes name it, if they do.
+    fallback: Option<(Box<str>, ServiceKind)>,
+}
+
+/// A server or consumer half waiting for its client/producer partner.
+#[derive(Clone, Debug)]
+struct InHalf {
+    own: SpanKey,
+    service: Sid,
+    name: Box<str>,
+    start_ns: u64,
+    end_ns: u64,
+    error: bool,
+    timeout: bool,
+    /// For a consumer: the queue it reads from, used if no producer shows up.
+    queue: Option<(Box<str>, ServiceKind)>,
+}
+
+/// The join buffer: two generations; halves move from `current` to
+/// `previous` at each rotation and are resolved when `previous` is dropped.
+#[derive(Default)]
+struct Generation {
+    outs: FxMap<SpanKey, OutHalf>,
+    ins: FxMap<SpanKey, Vec<InHalf>>,
+    ins_len: usize,
+    /// Retry memory: (trace, parent, caller, target) → attempts.
+    attempts: FxMap<u64, Vec<Attempt>>,
+    /// Consumers that met at least one producer (they also wait under other links).
+    paired_consumers: FxMap<SpanKey, ()>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Attempt {
+    span: SpanId,
+    start_ns: u64,
+    end_ns: u64,
+    failed: bool,
+}
+
+impl Generation {
+    fn len(&self) -> usize {
+        self.outs.len() + self.ins_len
+    }
+}
+
+/// One call, resolved: ready to be counted in a window.
+struct Call<'a> {
+    caller: Sid,
+    callee: Sid,
+    operation: &'a str,
+    /// When the call completed (picks the window).
+    at_ns: u64,
+    start_ns: u64,
+    latency_ms: f64,
+    error: bool,
+    timeout: bool,
+    retry: bool,
+}
+
+/// The dependency graph learner. See the module docs.
+pub struct DependencyGraph {
+    cfg: GraphConfig,
+    services: Vec<ServiceEntry>,
+    service_ids: FxMap<Box<str>, Sid>,
+    edges: Vec<Option<EdgeSeries>>,
+    free_edges: Vec<u32>,
+    edge_ids: FxMap<(Sid, Sid), FxMap<Box<str>, u32>>,
+    ingress: FxMap<Sid, Series<WindowStats>>,
+    metrics: FxMap<(Sid, u64), MetricSeries>,
+    current: Generation,
+    previous: Generation,
+    rotated_at_ms: i64,
+    counters: GraphCounters,
+}
+
+impl Default for DependencyGraph {
+    fn default() -> DependencyGraph {
+        DependencyGraph::new(GraphConfig::default())
+    }
+}
+
+fn ns_to_ms(ns: u64) -> i64 {
+    (ns / 1_000_000).min(i64::MAX as u64) as i64
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The most bytes of a span name kept as an operation.
+const MAX_OPERATION_LEN: usize = 128;
+
+/// What a client span's attributes say about its peer: a name and a kind.
+fn peer_of(span: &Span<'_>) -> Option<(Box<str>, ServiceKind)> {
+    let a = &span.attributes;
+    let kind = if let Some(db) = a.db_system.as_deref() {
+        match db {
+            "redis" | "memcached" | "valkey" => ServiceKind::Cache,
+            _ => ServiceKind::Database,
+        }
+    } else if a.messaging_system.is_some() || span.kind == SpanKind::Producer {
+        ServiceKind::Queue
+    } else {
+        ServiceKind::External
+    };
+    let name = a
+        .peer_service
+        .as_deref()
+        .or(a.server_address.as_deref())
+        .or_else(|| a.url.as_deref().and_then(span::url_host))
+        .or(a.db_system.as_deref())
+        .or(a.messaging_destination.as_deref())
+        .or(a.messaging_system.as_deref())?;
+    Some((truncate(name, 256).into(), kind))
+}
+
+impl DependencyGraph {
+    pub fn new(cfg: GraphConfig) -> DependencyGraph {
+        DependencyGraph {
+            cfg,
+            services: Vec::new(),
+            service_ids: FxMap::default(),
+            edges: Vec::new(),
+            free_edges: Vec::new(),
+            edge_ids: FxMap::default(),
+            ingress: FxMap::default(),
+            metrics: FxMap::default(),
+            current: Generation::default(),
+            previous: Generation::default(),
+            rotated_at_ms: i64::MIN,
+            counters: GraphCounters::default(),
+        }
+    }
+
+    pub fn config(&self) -> &GraphConfig {
+        &self.cfg
+    }
+
+    pub fn counters(&self) -> GraphCounters {
+        self.counters
+    }
+
+    pub fn memory(&self) -> MemoryStats {
+        let mut m = MemoryStats { pending_halves: self.current.len() + self.previous.len(), ..MemoryStats::default() };
+        for e in self.edges.iter().flatten() {
+            m.interactions += 1;
+            m.interaction_windows += e.series.windows.len();
+            m.interaction_window_bytes += e.series.windows.iter().map(|w| w.stats.bytes()).sum::<usize>();
+        }
+        m
+    }
+
+    fn window_ms(&self) -> i64 {
+        self.cfg.window.as_millis().max(1)
+    }
+
+    /// Interns a service; `None` if the name is invalid or the service limit is reached.
+    fn intern_service(&mut self, name: &str, kind: ServiceKind, instrumented: bool, now_ms: i64) -> Option<Sid> {
+        if let Some(&id) = self.service_ids.get(name) {
+            let e = &mut self.services[id as usize];
+            e.last_seen_ms = e.last_seen_ms.max(now_ms);
+            if instrumented && !e.instrumented {
+                e.instrumented = true;
+                e.kind = ServiceKind::Service;
+            }
+            return Some(id);
+        }
+        let Ok(sn) = ServiceName::new(name) else {
+            self.counters.spans_invalid_service += 1;
+            return None;
+        };
+        if self.services.len() >= self.cfg.max_services {
+            self.counters.services_dropped += 1;
+            return None;
+        }
+        let id = self.services.len() as Sid;
+        let kind = if instrumented { ServiceKind::Service } else { kind };
+        self.services.push(ServiceEntry {
+            name: sn,
+            kind,
+            instrumented,
+            last_seen_ms: now_ms,
+            interactions: 0,
+            metric_series: 0,
+        });
+        self.service_ids.insert(name.into(), id);
+        Some(id)
+    }
+
+    fn in_range(&self, at_ms: i64, now_ms: i64) -> bool {
+        at_ms >= now_ms.saturating_sub(self.cfg.retention.as_millis())
+            && at_ms <= now_ms.saturating_add(self.cfg.max_future_skew.as_millis())
+    }
+
+    /// Feeds a batch of finished spans.
+    pub fn observe_spans<'a, I>(&mut self, spans: I, now: Timestamp)
+    where
+        I: IntoIterator<Item = &'a Span<'a>>,
+    {
+        for s in spans {
+            self.observe_span(s, now);
+        }
+    }
+
+    /// Feeds one finished span.
+    pub fn observe_span(&mut self, span: &Span<'_>, now: Timestamp) {
+        let now_ms = now.as_millis();
+        self.maybe_rotate(now_ms);
+        self.counters.spans_observed += 1;
+        if !self.in_range(ns_to_ms(span.end_unix_nanos), now_ms) {
+            self.counters.spans_out_of_range += 1;
+            return;
+        }
+        let Some(sid) = self.intern_service(&span.service, ServiceKind::Service, true, now_ms) else { return };
+        let error = span.is_error();
+        let timeout = span.is_timeout();
+        match span.kind {
+            SpanKind::Client | SpanKind::Producer => self.observe_out(span, sid, error, timeout, now_ms),
+            SpanKind::Server | SpanKind::Consumer => {
+                self.record_ingress(sid, span, error, timeout, now_ms);
+                self.observe_in(span, sid, error, timeout, now_ms);
+            }
+            SpanKind::Internal => {}
+        }
+    }
+
+    fn record_ingress(&mut self, sid: Sid, span: &Span<'_>, error: bool, timeout: bool, now_ms: i64) {
+        let w = align(ns_to_ms(span.end_unix_nanos), self.window_ms());
+        let series = self.ingress.entry(sid).or_insert_with(|| Series::new(now_ms));
+        series.last_seen_ms = now_ms;
+        let st = series.window_mut(w);
+        st.requests += 1;
+        st.errors += u64::from(error);
+        st.timeouts += u64::from(timeout);
+        st.latency.insert(span.duration_ms());
+    }
+
+    fn observe_out(&mut self, span: &Span<'_>, sid: Sid, error: bool, timeout: bool, now_ms: i64) {
+        let producer = span.kind == SpanKind::Producer;
+        let fallback = peer_of(span);
+        let retry = self.detect_retry(span, sid, error || timeout, fallback.as_ref().map(|f| &*f.0));
+        let name: &str = truncate(&span.name, MAX_OPERATION_LEN);
+        // A database never emits spans: resolve at once.
+        if span.attributes.db_system.is_some() && !producer {
+            if let Some((peer, kind)) = &fallback {
+                self.counters.calls_uninstrumented += 1;
+                if let Some(callee) = self.intern_service(peer, *kind, false, now_ms) {
+                    let call = Call {
+                        caller: sid,
+                        callee,
+                        operation: name,
+                        at_ns: span.end_unix_nanos,
+                        start_ns: span.start_unix_nanos,
+                        latency_ms: span.duration_ms(),
+                        error,
+                        timeout,
+                        retry,
+                    };
+                    self.record_call(&call, now_ms);
+                }
+            }
+            return;
+        }
+        let key = (span.trace_id, span.span_id);
+        let mut half = OutHalf {
+            service: sid,
+            producer,
+            name: name.into(),
+            destination: span.attributes.messaging_destination.as_deref().map(|d| truncate(d, MAX_OPERATION_LEN).into()),
+            start_ns: span.start_unix_nanos,
+            end_ns: span.end_unix_nanos,
+            error,
+            timeout,
+            retry,
+            paired: false,
+            fallback,
+        };
+        // Partners that arrived first.
+        let mut waiting = Vec::new();
+        if let Some(v) = self.current.ins.remove(&key) {
+            self.current.ins_len -= v.len();
+            waiting.extend(v);
+        }
+        if let Some(v) = self.previous.ins.remove(&key) {
+            self.previous.ins_len -= v.len();
+            waiting.extend(v);
+        }
+        for inh in &waiting {
+            self.pair(&half, inh, now_ms);
+            self.current.paired_consumers.insert(inh.own, ());
+            half.paired = true;
+        }
+        if half.paired && !producer {
+            return; // A client call has one server half.
+        }
+        self.current.outs.insert(key, half);
+        self.enforce_pending_limit(now_ms);
+    }
+
+    fn observe_in(&mut self, span: &Span<'_>, sid: Sid, error: bool, timeout: bool, now_ms: i64) {
+        let consumer = span.kind == SpanKind::Consumer;
+        let mut parents: Vec<SpanKey> = Vec::with_capacity(1 + span.links.len());
+        if let Some(p) = span.parent_span_id {
+            parents.push((span.trace_id, p));
+        }
+        if consumer {
+            parents.extend(span.links.iter().map(|l| (l.trace_id, l.span_id)));
+        }
+        if parents.is_empty() {
+            return; // A root: ingress only.
+        }
+        let half = InHalf {
+            own: (span.trace_id, span.span_id),
+            service: sid,
+            name: truncate(&span.name, MAX_OPERATION_LEN).into(),
+            start_ns: span.start_unix_nanos,
+            end_ns: span.end_unix_nanos,
+            error,
+            timeout,
+            queue: if consumer { peer_of(span) } else { None },
+        };
+        let mut matched = false;
+        let mut unmatched: Vec<SpanKey> = Vec::new();
+        for key in parents {
+            let producer = match self.current.outs.get(&key).or(self.previous.outs.get(&key)) {
+                Some(o) => o.producer,
+                None => {
+                    unmatched.push(key);
+                    continue;
+                }
+            };
+            matched = true;
+            if producer {
+                // A producer may have several consumers: keep it, marked paired.
+                let o = self.current.outs.get_mut(&key).or(self.previous.outs.get_mut(&key));
+                let Some(o) = o else { continue };
+                o.paired = true;
+                let o = o.clone();
+                self.pair(&o, &half, now_ms);
+            } else {
+                let o = self.current.outs.remove(&key).or_else(|| self.previous.outs.remove(&key));
+                let Some(o) = o else { continue };
+                self.pair(&o, &half, now_ms);
+            }
+        }
+        if matched {
+            self.current.paired_consumers.insert(half.own, ());
+            if !consumer {
+                return;
+            }
+        }
+        // Wait for the partner: a server under its parent, a consumer under
+        // its parent and every link not matched yet.
+        for key in unmatched {
+            self.current.ins.entry(key).or_default().push(half.clone());
+            self.current.ins_len += 1;
+            if !consumer {
+                break;
+            }
+        }
+        self.enforce_pending_limit(now_ms);
+    }
+
+    fn pair(&mut self, out: &OutHalf, inh: &InHalf, now_ms: i64) {
+        self.counters.calls_paired += 1;
+        let (op, at_ns, latency_ms): (&str, u64, f64) = if out.producer {
+            // Messaging: end-to-end from publish start to processing end.
+            (
+                out.destination.as_deref().unwrap_or(&inh.name),
+                inh.end_ns,
+                inh.end_ns.saturating_sub(out.start_ns) as f64 / 1e6,
+            )
+        } else {
+            (&inh.name, out.end_ns, out.end_ns.saturating_sub(out.start_ns) as f64 / 1e6)
+        };
+        let call = Call {
+            caller: out.service,
+            callee: inh.service,
+            operation: op,
+            at_ns,
+            start_ns: out.start_ns,
+            latency_ms,
+            error: out.error || inh.error,
+            timeout: out.timeout || inh.timeout,
+            retry: out.retry,
+        };
+        self.record_call(&call, now_ms);
+    }
+
+    /// A client span is a retry if it says so (`http.request.resend_count`)
+    /// or if an earlier attempt under the same parent, from the same service,
+    /// with the same name and target, failed and ended before it started.
+    fn detect_retry(&mut self, span: &Span<'_>, sid: Sid, failed: bool, target: Option<&str>) -> bool {
+        let resent = span.attributes.resend_count.is_some_and(|n| n > 0);
+        let Some(parent) = span.parent_span_id else {
+            if resent {
+                self.counters.retries_detected += 1;
+            }
+            return resent;
+        };
+        let key = fx((span.trace_id, parent, sid, &*span.name, target));
+        let me = Attempt { span: span.span_id, start_ns: span.start_unix_nanos, end_ns: span.end_unix_nanos, failed };
+        let mut retry = resent;
+        let mut later_retry: Option<SpanId> = None;
+        for gen_attempts in [self.current.attempts.get(&key), self.previous.attempts.get(&key)].into_iter().flatten() {
+            for a in gen_attempts {
+                if a.failed && a.end_ns <= me.start_ns {
+                    retry = true;
+                }
+                if failed && me.end_ns <= a.start_ns {
+                    later_retry = Some(a.span);
+                }
+            }
+        }
+        if retry {
+            self.counters.retries_detected += 1;
+        }
+        // Out of order: a later attempt arrived first and is still waiting.
+        if let Some(later) = later_retry {
+            let k = (span.trace_id, later);
+            if let Some(o) = self.current.outs.get_mut(&k).or(self.previous.outs.get_mut(&k))
+                && !o.retry
+            {
+                o.retry = true;
+                self.counters.retries_detected += 1;
+            }
+        }
+        let v = self.current.attempts.entry(key).or_default();
+        if v.len() < 8 {
+            v.push(me);
+        }
+        retry
+    }
+
+    fn record_call(&mut self, call: &Call<'_>, now_ms: i64) {
+        let at_ms = ns_to_ms(call.at_ns);
+        if !self.in_range(at_ms, now_ms) {
+            self.counters.spans_out_of_range += 1;
+            return;
+        }
+        let wlen = self.window_ms();
+        let Some(idx) = self.edge_index(call.caller, call.callee, call.operation, now_ms) else { return };
+        // Invariant: edge_index returns the index of an occupied slot.
+        let Some(edge) = self.edges[idx as usize].as_mut() else { return };
+        edge.series.last_seen_ms = now_ms;
+        let w = align(at_ms, wlen);
+        if w < edge.series.emitted_before_ms {
+            self.counters.late_after_emit += 1;
+        }
+        let st = edge.series.window_mut(w);
+        st.requests += 1;
+        st.errors += u64::from(call.error);
+        st.timeouts += u64::from(call.timeout);
+        st.retries += u64::from(call.retry);
+        st.latency.insert(call.latency_ms);
+        // In flight at the end of every earlier window the call spanned.
+        let start_ms = ns_to_ms(call.start_ns);
+        let oldest = now_ms.saturating_sub(self.cfg.retention.as_millis());
+        let mut b = align(start_ms, wlen) + wlen; // first window end after start
+        let mut steps = 0;
+        while b < at_ms && steps < 400 {
+            if b > start_ms && b - wlen >= oldest {
+                edge.series.window_mut(b - wlen).in_flight += 1;
+            }
+            b += wlen;
+            steps += 1;
+        }
+    }
+
+    fn edge_index(&mut self, caller: Sid, callee: Sid, op: &str, now_ms: i64) -> Option<u32> {
+        if let Some(&i) = self.edge_ids.get(&(caller, callee)).and_then(|m| m.get(op)) {
+            return Some(i);
+        }
+        let svc = &mut self.services[caller as usize];
+        if svc.interactions >= self.cfg.max_interactions_per_service {
+            self.counters.interactions_dropped += 1;
+            return None;
+        }
+        svc.interactions += 1;
+        let e = EdgeSeries { caller, callee, operation: op.into(), series: Series::new(now_ms) };
+        let idx = if let Some(i) = self.free_edges.pop() {
+            self.edges[i as usize] = Some(e);
+            i
+        } else {
+            self.edges.push(Some(e));
+            (self.edges.len() - 1) as u32
+        };
+        self.edge_ids.entry((caller, callee)).or_default().insert(op.into(), idx);
+        Some(idx)
+    }
+
+    fn enforce_pending_limit(&mut self, now_ms: i64) {
+        if self.current.len() + self.previous.len() > self.cfg.max_pending {
+            let before = self.previous.len();
+            self.rotate(now_ms);
+            self.counters.join_buffer_evictions += before as u64;
+        }
+    }
+
+    /// Rotates the join buffer once per join window. Drivers call `tick` at
+    /// least that often; after a longer pause both generations are resolved.
+    fn maybe_rotate(&mut self, now_ms: i64) {
+        let jw = self.cfg.join_window.as_millis().max(1);
+        if self.rotated_at_ms == i64::MIN {
+            self.rotated_at_ms = now_ms;
+        } else if now_ms >= self.rotated_at_ms.saturating_add(jw) {
+            let stale_both = now_ms >= self.rotated_at_ms.saturating_add(2 * jw);
+            self.rotate(now_ms);
+            if stale_both {
+                self.rotate(now_ms);
+            }
+        }
+    }
+
+    /// Resolves every half in the previous generation and ages the current one.
+    fn rotate(&mut self, now_ms: i64) {
+        let old = std::mem::replace(&mut self.previous, std::mem::take(&mut self.current));
+        self.rotated_at_ms = now_ms;
+        for (_, out) in old.outs {
+            if out.paired {
+                continue;
+            }
+            match &out.fallback {
+                Some((peer, kind)) => {
+                    if let Some(callee) = self.intern_service(peer, *kind, false, now_ms) {
+                        self.counters.calls_uninstrumented += 1;
+                        let op = if out.producer { out.destination.as_deref().unwrap_or(&out.name) } else { &out.name };
+                        let call = Call {
+                            caller: out.service,
+                            callee,
+                            operation: op,
+                            at_ns: out.end_ns,
+                            start_ns: out.start_ns,
+                            latency_ms: out.end_ns.saturating_sub(out.start_ns) as f64 / 1e6,
+                            error: out.error,
+                            timeout: out.timeout,
+                            retry: out.retry,
+                        };
+                        self.record_call(&call, now_ms);
+                    }
+                }
+                None => self.counters.client_halves_unpaired += 1,
+            }
+        }
+        let mut seen_consumers: FxMap<SpanKey, ()> = FxMap::default();
+        let old_ins = old.ins;
+        for (_, ins) in old_ins {
+            for inh in ins {
+                match &inh.queue {
+                    Some((queue, kind)) => {
+                        // A consumer waits under each of its links; count it once.
+                        if seen_consumers.insert(inh.own, ()).is_some()
+                            || old.paired_consumers.contains_key(&inh.own)
+                            || self.previous.paired_consumers.contains_key(&inh.own)
+                            || self.current.paired_consumers.contains_key(&inh.own)
+                        {
+                            continue;
+                        }
+                        if let Some(q) = self.intern_service(queue, *kind, false, now_ms) {
+                            self.counters.calls_uninstrumented += 1;
+                            let call = Call {
+                                caller: q,
+                                callee: inh.service,
+                                operation: &inh.name,
+                                at_ns: inh.end_ns,
+                                start_ns: inh.start_ns,
+                                latency_ms: inh.end_ns.saturating_sub(inh.start_ns) as f64 / 1e6,
+                                error: inh.error,
+                                timeout: inh.timeout,
+                                retry: false,
+                            };
+                            self.record_call(&call, now_ms);
+                        }
+                    }
+                    None => self.counters.server_halves_unpaired += 1,
+                }
+            }
+        }
+    }
+
+    /// Feeds one metric point; it is attached to a service by `service`, or
+    /// the `service.name`, `service_name`, `job` or `instance` label.
+    pub fn observe_metric(&mut self, p: &MetricPoint, now: Timestamp) {
+        let now_ms = now.as_millis();
+        self.counters.metric_points_observed += 1;
+        let at_ms = p.at.as_millis();
+        if !self.in_range(at_ms, now_ms) {
+            self.counters.spans_out_of_range += 1;
+            return;
+        }
+        let name = p.service.as_ref().map(|s| s.as_str()).or_else(|| {
+            ["service.name", "service_name", "job", "instance"].iter().find_map(|k| p.labels.get(*k).map(String::as_str))
+        });
+        let Some(name) = name else {
+            self.counters.metric_series_dropped += 1;
+            return;
+        };
+        let Some(sid) = self.intern_service(name, ServiceKind::Service, false, now_ms) else { return };
+        let key = (sid, fx((&p.name, &p.labels)));
+        let wlen = self.window_ms();
+        if !self.metrics.contains_key(&key) {
+            let svc = &mut self.services[sid as usize];
+            if svc.metric_series >= self.cfg.max_metric_series_per_service {
+                self.counters.metric_series_dropped += 1;
+                return;
+            }
+            svc.metric_series += 1;
+            self.metrics.insert(
+                key,
+                MetricSeries { service: sid, name: p.name.clone(), labels: p.labels.clone(), series: Series::new(now_ms) },
+            );
+        }
+        let Some(m) = self.metrics.get_mut(&key) else { return };
+        if m.name != p.name || m.labels != p.labels {
+            // A 64-bit hash collision: refuse rather than mix two series.
+            self.counters.metric_series_dropped += 1;
+            return;
+        }
+        m.series.last_seen_ms = now_ms;
+        let w = m.series.window_mut(align(at_ms, wlen));
+        if w.count == 0 {
+            w.min = p.value;
+            w.max = p.value;
+        } else {
+            w.min = w.min.min(p.value);
+            w.max = w.max.max(p.value);
+        }
+        w.count += 1;
+        w.sum += p.value;
+        if at_ms >= w.last_at_ms || w.count == 1 {
+            w.last = p.value;
+            w.last_at_ms = at_ms;
+        }
+    }
+
+    /// Expires joins, drops windows past the retention, ages out idle
+    /// interactions, and returns the windows that closed since the last tick
+    /// (a window closes one join window after its end) as signals.
+    pub fn tick(&mut self, now: Timestamp) -> Vec<Signal> {
+        let now_ms = now.as_millis();
+        self.maybe_rotate(now_ms);
+        let wlen = self.window_ms();
+        let cutoff = now_ms.saturating_sub(self.cfg.retention.as_millis());
+        let idle_cutoff = now_ms.saturating_sub(self.cfg.idle_timeout.as_millis());
+        let close_before = now_ms.saturating_sub(self.cfg.join_window.as_millis());
+        let mut out = Vec::new();
+        for i in 0..self.edges.len() {
+            let Some(e) = self.edges[i].as_mut() else { continue };
+            e.series.prune(cutoff);
+            if e.series.last_seen_ms < idle_cutoff || e.series.windows.is_empty() && e.series.last_seen_ms < cutoff {
+                let (caller, callee, op) = (e.caller, e.callee, e.operation.clone());
+                self.edges[i] = None;
+                self.free_edges.push(i as u32);
+                if let Some(m) = self.edge_ids.get_mut(&(caller, callee)) {
+                    m.remove(&op);
+                    if m.is_empty() {
+                        self.edge_ids.remove(&(caller, callee));
+                    }
+                }
+                let svc = &mut self.services[caller as usize];
+                svc.interactions = svc.interactions.saturating_sub(1);
+                self.counters.interactions_aged_out += 1;
+                continue;
+            }
+            let mut new_emitted = e.series.emitted_before_ms;
+            for w in &e.series.windows {
+                if w.start_ms < e.series.emitted_before_ms || w.start_ms + wlen > close_before {
+                    continue;
+                }
+                new_emitted = new_emitted.max(w.start_ms + wlen);
+                if w.stats.requests == 0 && w.stats.in_flight == 0 {
+                    continue;
+                }
+                out.push(Signal::Edge(EdgeWindow {
+                    interaction: Interaction {
+                        caller: self.services[e.caller as usize].name.clone(),
+                        callee: self.services[e.callee as usize].name.clone(),
+                        operation: e.operation.to_string(),
+                    },
+                    start: Timestamp::from_millis(w.start_ms),
+                    length: Duration::from_millis(wlen),
+                    requests: w.stats.requests,
+                    errors: w.stats.errors,
+                    timeouts: w.stats.timeouts,
+                    retries: w.stats.retries,
+                    p50_ms: w.stats.latency.quantile(0.5).unwrap_or(0.0),
+                    p99_ms: w.stats.latency.quantile(0.99).unwrap_or(0.0),
+                    in_flight: Some(w.stats.in_flight),
+                }));
+            }
+            e.series.emitted_before_ms = new_emitted;
+        }
+        self.ingress.retain(|_, s| {
+            s.prune(cutoff);
+            s.last_seen_ms >= idle_cutoff
+        });
+        let services = &mut self.services;
+        self.metrics.retain(|_, m| {
+            m.series.prune(cutoff);
+            let keep = m.series.last_seen_ms >= idle_cutoff;
+            if !keep {
+                let s = &mut services[m.service as usize];
+                s.metric_series = s.metric_series.saturating_sub(1);
+            }
+            keep
+        });
+        out.sort_by(|a, b| match (a, b) {
+            (Signal::Edge(x), Signal::Edge(y)) => (x.start, &x.interaction).cmp(&(y.start, &y.interaction)),
+            _ => std::cmp::Ordering::Equal,
+        });
+        out
+    }
+
+    fn service_name(&self, sid: Sid) -> &ServiceName {
+        &self.services[sid as usize].name
+    }
+}
+

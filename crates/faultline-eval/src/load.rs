@@ -1,0 +1,427 @@
+//! Loaders that turn one dataset case folder into a [`DiagnosisInput`].
+//!
+//! Two layouts are understood (see each dataset's README under
+//! `shared/data/rca`): the RCD Sock Shop layout (`normal.csv` then
+//! `anomalous.csv`, one row per second) and the Nezha layout (`metrics/*.csv.gz`
+//! one row per pod per minute, optional `minutes/` trace and log files, and
+//! optional `baseline/` fault-free minutes). Loaders only reshape data: they
+//! never read labels or the inject time, and nothing here depends on a case id.
+//!
+//! Not here: scoring (see `lib.rs`) or any ranking logic (in
+//! `faultline_core::diagnose`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use faultline_core::diagnose::{DiagnosisInput, MetricSeries, SeriesKind};
+use faultline_core::finding::Subject;
+use faultline_core::ids::{FlowName, ServiceName};
+use faultline_core::model::Interaction;
+use faultline_core::time::Timestamp;
+
+use crate::EvalError;
+
+/// Width of the bins that trace and log events are counted in.
+pub const EVENT_BIN_SECS: i64 = 10;
+
+fn open_csv(path: &Path) -> Result<csv::Reader<Box<dyn Read>>, EvalError> {
+    let file = File::open(path).map_err(|e| EvalError::io(path, e))?;
+    let read: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    Ok(csv::ReaderBuilder::new().flexible(true).from_reader(read))
+}
+
+fn headers(r: &mut csv::Reader<Box<dyn Read>>, path: &Path) -> Result<Vec<String>, EvalError> {
+    Ok(r.headers().map_err(|e| EvalError::csv(path, e))?.iter().map(str::to_owned).collect())
+}
+
+fn service(name: &str, path: &Path) -> Result<ServiceName, EvalError> {
+    ServiceName::new(name).map_err(|e| EvalError::Format { path: path.to_owned(), reason: e.to_string() })
+}
+
+/// Accumulates series keyed by (subject, measure).
+#[derive(Default)]
+struct Builder {
+    series: BTreeMap<(Subject, String), (SeriesKind, Vec<(Timestamp, f64)>)>,
+    calls: BTreeSet<Interaction>,
+}
+
+impl Builder {
+    fn push(&mut self, subject: Subject, measure: &str, kind: SeriesKind, at: Timestamp, value: f64) {
+        self.series.entry((subject, measure.to_owned())).or_insert_with(|| (kind, Vec::new())).1.push((at, value));
+    }
+    fn finish(self) -> DiagnosisInput {
+        DiagnosisInput {
+            series: self
+                .series
+                .into_iter()
+                .map(|((subject, measure), (kind, points))| MetricSeries { subject, measure, kind, points })
+                .collect(),
+            calls: self.calls.into_iter().collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- RCD Sock Shop
+
+/// Sock Shop (RCD): `normal.csv` and `anomalous.csv`, columns
+/// `<container>_<cpu|mem|lod|lat_50|lat_90|lat_99>`. Both windows are given in
+/// time order as one series per column; the diagnosis finds the change itself.
+/// `*_lat_50` and `*_lat_99` are dropped, as in the published protocol.
+pub fn rcd_case(dir: &Path) -> Result<DiagnosisInput, EvalError> {
+    let mut b = Builder::default();
+    for file in ["normal.csv", "anomalous.csv"] {
+        let path = dir.join(file);
+        let mut r = open_csv(&path)?;
+        let cols = headers(&mut r, &path)?;
+        let mut subjects = Vec::new();
+        for c in &cols {
+            subjects.push(rcd_column(c, &path)?);
+        }
+        for rec in r.records() {
+            let rec = rec.map_err(|e| EvalError::csv(&path, e))?;
+            let Some(t) = rec.get(0).and_then(|s| s.trim().parse::<f64>().ok()) else { continue };
+            let at = Timestamp::from_millis((t * 1000.0) as i64);
+            for (i, v) in rec.iter().enumerate().skip(1) {
+                if let (Some(Some((subject, measure))), Ok(x)) = (subjects.get(i), v.trim().parse::<f64>()) {
+                    b.push(subject.clone(), measure, SeriesKind::Gauge, at, x);
+                }
+            }
+        }
+    }
+    Ok(b.finish())
+}
+
+fn rcd_column(col: &str, path: &Path) -> Result<Option<(Subject, String)>, EvalError> {
+    if col == "time" {
+        return Ok(None);
+    }
+    let Some((container, metric)) = col.split_once('_') else { return Ok(None) };
+    let svc = service(container, path)?;
+    Ok(match metric {
+        "cpu" => Some((Subject::Resource { service: svc, resource: "cpu".into() }, "cpu_percent".into())),
+        "mem" => Some((Subject::Resource { service: svc, resource: "memory".into() }, "memory_bytes".into())),
+        "lod" => Some((Subject::Service { service: svc }, "requests_per_s".into())),
+        "lat_90" => Some((Subject::Service { service: svc }, "latency_p90_s".into())),
+        _ => None,
+    })
+}
+
+// ---------------------------------------------------------------- Nezha
+
+/// The pod's service: the pod name without its ReplicaSet hash and pod suffix.
+pub fn pod_service(pod: &str) -> &str {
+    let mut parts = pod.rsplitn(3, '-');
+    let (Some(_), Some(_), Some(svc)) = (parts.next(), parts.next(), parts.next()) else { return pod };
+    svc
+}
+
+/// Which resource a Nezha pod metric column describes (`None`: a service-level
+/// measure). Node-level columns are skipped by the caller.
+fn nezha_resource(col: &str) -> Option<&'static str> {
+    if col.starts_with("Cpu") {
+        Some("cpu")
+    } else if col.starts_with("Memory") {
+        Some("memory")
+    } else if col.starts_with("Network") {
+        Some("network")
+    } else if col.starts_with("Syscall") {
+        Some("syscalls")
+    } else {
+        None
+    }
+}
+
+fn nezha_pods(path: &Path, b: &mut Builder) -> Result<(), EvalError> {
+    let mut r = open_csv(path)?;
+    let cols = headers(&mut r, path)?;
+    let ts = cols.iter().position(|c| c == "TimeStamp");
+    let pod = cols.iter().position(|c| c == "PodName");
+    let (Some(ts), Some(pod)) = (ts, pod) else {
+        return Err(EvalError::Format { path: path.to_owned(), reason: "needs TimeStamp and PodName columns".into() });
+    };
+    for rec in r.records() {
+        let rec = rec.map_err(|e| EvalError::csv(path, e))?;
+        let (Some(t), Some(p)) = (rec.get(ts).and_then(|s| s.parse::<f64>().ok()), rec.get(pod)) else { continue };
+        let svc = service(pod_service(p), path)?;
+        let at = Timestamp::from_millis((t * 1000.0) as i64);
+        for (i, col) in cols.iter().enumerate() {
+            if i == ts || i == pod || col == "Time" || col.starts_with("Node") {
+                continue;
+            }
+            let Some(x) = rec.get(i).and_then(|s| s.parse::<f64>().ok()) else { continue };
+            let subject = match nezha_resource(col) {
+                Some(res) => Subject::Resource { service: svc.clone(), resource: res.into() },
+                None => Subject::Service { service: svc.clone() },
+            };
+            b.push(subject, col, SeriesKind::Gauge, at, x);
+        }
+    }
+    Ok(())
+}
+
+fn nezha_front(path: &Path, b: &mut Builder) -> Result<(), EvalError> {
+    let mut r = open_csv(path)?;
+    let cols = headers(&mut r, path)?;
+    let Some(ts) = cols.iter().position(|c| c == "TimeStamp") else { return Ok(()) };
+    let flow = Subject::Flow { flow: FlowName::new("frontend").map_err(|e| EvalError::Format { path: path.to_owned(), reason: e.to_string() })? };
+    for rec in r.records() {
+        let rec = rec.map_err(|e| EvalError::csv(path, e))?;
+        let Some(t) = rec.get(ts).and_then(|s| s.parse::<f64>().ok()) else { continue };
+        let at = Timestamp::from_millis((t * 1000.0) as i64);
+        for (i, col) in cols.iter().enumerate() {
+            if i == ts || col == "Time" || col == "ServiceName" {
+                continue;
+            }
+            if let Some(x) = rec.get(i).and_then(|s| s.parse::<f64>().ok()) {
+                b.push(flow.clone(), col, SeriesKind::Gauge, at, x);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Istio per-edge latency: one column per `caller_callee`.
+fn nezha_edges(path: &Path, side: &str, b: &mut Builder) -> Result<(), EvalError> {
+    let mut r = open_csv(path)?;
+    let cols = headers(&mut r, path)?;
+    let Some(ts) = cols.iter().position(|c| c == "timestamp") else { return Ok(()) };
+    let mut edges = Vec::new();
+    for c in &cols {
+        edges.push(match c.split_once('_') {
+            Some((a, z)) if c != "timestamp" => Some(Interaction { caller: service(a, path)?, callee: service(z, path)?, operation: String::new() }),
+            _ => None,
+        });
+    }
+    let measure = format!("p50_latency_{side}");
+    for rec in r.records() {
+        let rec = rec.map_err(|e| EvalError::csv(path, e))?;
+        let Some(t) = rec.get(ts).and_then(|s| s.parse::<f64>().ok()) else { continue };
+        let at = Timestamp::from_millis((t * 1000.0) as i64);
+        for (i, e) in edges.iter().enumerate() {
+            let (Some(e), Some(x)) = (e, rec.get(i).and_then(|s| s.parse::<f64>().ok())) else { continue };
+            b.calls.insert(e.clone());
+            b.push(Subject::Interaction { interaction: e.clone() }, &measure, SeriesKind::Gauge, at, x);
+        }
+    }
+    Ok(())
+}
+
+fn nezha_dependency(path: &Path, b: &mut Builder) -> Result<(), EvalError> {
+    let mut r = open_csv(path)?;
+    for rec in r.records() {
+        let rec = rec.map_err(|e| EvalError::csv(path, e))?;
+        let (Some(a), Some(z)) = (rec.get(0), rec.get(1)) else { continue };
+        // Placement edges (service → node IP) are not calls.
+        if z.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            continue;
+        }
+        b.calls.insert(Interaction { caller: service(a, path)?, callee: service(z, path)?, operation: String::new() });
+    }
+    Ok(())
+}
+
+fn bin_of(nanos: i64) -> Timestamp {
+    let secs = nanos.div_euclid(1_000_000_000);
+    Timestamp::from_secs(secs - secs.rem_euclid(EVENT_BIN_SECS))
+}
+
+/// Span counts and durations per service, per `EVENT_BIN_SECS` bin, and the
+/// caller → callee edges seen between spans of different services.
+fn nezha_traces(path: &Path, b: &mut Builder, bins: &mut BTreeSet<Timestamp>) -> Result<(), EvalError> {
+    let mut r = open_csv(path)?;
+    let cols = headers(&mut r, path)?;
+    let col = |n: &str| cols.iter().position(|c| c == n);
+    let (Some(sid), Some(pid), Some(pod), Some(start), Some(dur)) =
+        (col("SpanID"), col("ParentID"), col("PodName"), col("StartTimeUnixNano"), col("Duration"))
+    else {
+        return Err(EvalError::Format { path: path.to_owned(), reason: "missing span columns".into() });
+    };
+    let mut span_svc: BTreeMap<String, String> = BTreeMap::new();
+    let mut parents: Vec<(String, String)> = Vec::new();
+    let mut per: BTreeMap<(String, Timestamp), Vec<f64>> = BTreeMap::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| EvalError::csv(path, e))?;
+        let (Some(s), Some(p), Some(pd), Some(st), Some(d)) = (rec.get(sid), rec.get(pid), rec.get(pod), rec.get(start), rec.get(dur)) else { continue };
+        let (Ok(st), Ok(d)) = (st.parse::<i64>(), d.parse::<f64>()) else { continue };
+        let svc = pod_service(pd).to_owned();
+        let bin = bin_of(st);
+        bins.insert(bin);
+        per.entry((svc.clone(), bin)).or_default().push(d / 1000.0);
+        span_svc.insert(s.to_owned(), svc.clone());
+        if p != "root" {
+            parents.push((p.to_owned(), svc));
+        }
+    }
+    for (p, child) in parents {
+        if let Some(parent) = span_svc.get(&p)
+            && *parent != child
+        {
+            b.calls.insert(Interaction { caller: service(parent, path)?, callee: service(&child, path)?, operation: String::new() });
+        }
+    }
+    for ((svc, bin), mut ds) in per {
+        let subject = Subject::Service { service: service(&svc, path)? };
+        ds.sort_by(f64::total_cmp);
+        b.push(subject.clone(), "span_count", SeriesKind::Count, bin, ds.len() as f64);
+        let med = ds[ds.len() / 2];
+        b.push(subject, "span_duration_median_ms", SeriesKind::Gauge, bin, med);
+    }
+    Ok(())
+}
+
+/// The log template of a raw log line: level plus the logger/location token
+/// that follows it (e.g. `ERROR f.m.s.BasicServiceImpl#415`), else `other`.
+pub fn log_template(line: &str) -> String {
+    for level in ["ERROR", "WARN", "INFO", "DEBUG"] {
+        let mut rest = line;
+        while let Some(i) = rest.find(level) {
+            let before_ok = i == 0 || rest.as_bytes()[i - 1].is_ascii_whitespace();
+            let after = &rest[i + level.len()..];
+            if before_ok && after.starts_with(char::is_whitespace) {
+                let token = after.split_whitespace().next().unwrap_or("");
+                return format!("{level} {token}");
+            }
+            rest = after;
+        }
+    }
+    "other".to_owned()
+}
+
+/// Log lines per (service, template) per bin. Bins in which a service logged
+/// nothing of a template but the file covers count as zero.
+fn nezha_logs(path: &Path, counts: &mut BTreeMap<(String, String), BTreeMap<Timestamp, f64>>, bins: &mut BTreeSet<Timestamp>) -> Result<(), EvalError> {
+    let mut r = open_csv(path)?;
+    let cols = headers(&mut r, path)?;
+    let col = |n: &str| cols.iter().position(|c| c == n);
+    let (Some(tn), Some(pod), Some(log)) = (col("TimeUnixNano"), col("PodName"), col("Log")) else {
+        return Err(EvalError::Format { path: path.to_owned(), reason: "missing log columns".into() });
+    };
+    for rec in r.records() {
+        let rec = rec.map_err(|e| EvalError::csv(path, e))?;
+        let (Some(t), Some(p), Some(l)) = (rec.get(tn).and_then(|s| s.parse::<i64>().ok()), rec.get(pod), rec.get(log)) else { continue };
+        let text = serde_json::from_str::<serde_json::Value>(l)
+            .ok()
+            .and_then(|v| v.get("log").and_then(|s| s.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| l.to_owned());
+        let bin = bin_of(t);
+        bins.insert(bin);
+        *counts.entry((pod_service(p).to_owned(), log_template(&text))).or_default().entry(bin).or_default() += 1.0;
+    }
+    Ok(())
+}
+
+fn minute_files(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>, EvalError> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
+    let mut v: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(suffix)))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// The fault-free minute folders of a Nezha dataset, by their start time
+/// (`baseline/<YYYYMMDDTHHMM>`).
+fn baselines(dataset: &Path) -> Vec<(i64, PathBuf)> {
+    let Ok(rd) = std::fs::read_dir(dataset.join("baseline")) else { return Vec::new() };
+    let mut v: Vec<(i64, PathBuf)> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_owned();
+            Some((folder_epoch(&name)?, p))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `YYYYMMDDTHHMM` as Unix seconds (UTC).
+fn folder_epoch(name: &str) -> Option<i64> {
+    if name.len() != 13 || name.as_bytes()[8] != b'T' {
+        return None;
+    }
+    let s = format!("{}-{}-{}T{}:{}:00Z", &name[0..4], &name[4..6], &name[6..8], &name[9..11], &name[11..13]);
+    Timestamp::parse_rfc3339(&s).ok().map(|t| t.as_millis() / 1000)
+}
+
+/// A Nezha case: pod metrics, frontend SLI, Istio edges and dependency graph
+/// when present, and trace and log events of the case's minute files together
+/// with the latest fault-free baseline minute recorded before them.
+pub fn nezha_case(dataset: &Path, dir: &Path) -> Result<DiagnosisInput, EvalError> {
+    let mut b = Builder::default();
+    let m = dir.join("metrics");
+    nezha_pods(&m.join("pods.csv.gz"), &mut b)?;
+    let front = m.join("front_service.csv.gz");
+    if front.exists() {
+        nezha_front(&front, &mut b)?;
+    }
+    for side in ["source", "destination"] {
+        let p = m.join(format!("{side}_50.csv.gz"));
+        if p.exists() {
+            nezha_edges(&p, side, &mut b)?;
+        }
+    }
+    let dep = m.join("dependency.csv");
+    if dep.exists() {
+        nezha_dependency(&dep, &mut b)?;
+    }
+
+    let traces = minute_files(&dir.join("minutes"), "_trace.csv.gz")?;
+    let logs = minute_files(&dir.join("minutes"), "_log.csv.gz")?;
+    if traces.is_empty() && logs.is_empty() {
+        return Ok(b.finish());
+    }
+    // The baseline minute: the latest fault-free minute that starts no later
+    // than the case's first trace or log event (never chosen by inject time).
+    let first_event = first_event_time(&traces, &logs)?;
+    let base = first_event.and_then(|t0| baselines(dataset).into_iter().filter(|(e, _)| Timestamp::from_secs(*e) <= t0).last());
+    let mut trace_files = traces;
+    let mut log_files = logs;
+    if let Some((_, bdir)) = &base {
+        trace_files.extend(minute_files(&bdir.join("minutes"), "_trace.csv.gz")?);
+        log_files.extend(minute_files(&bdir.join("minutes"), "_log.csv.gz")?);
+    }
+    let mut trace_bins = BTreeSet::new();
+    for f in &trace_files {
+        nezha_traces(f, &mut b, &mut trace_bins)?;
+    }
+    let mut log_bins = BTreeSet::new();
+    let mut counts = BTreeMap::new();
+    for f in &log_files {
+        nezha_logs(f, &mut counts, &mut log_bins)?;
+    }
+    for ((svc, template), per_bin) in counts {
+        let subject = Subject::Service { service: service(&svc, dir)? };
+        let measure = format!("log {template}");
+        for bin in &log_bins {
+            b.push(subject.clone(), &measure, SeriesKind::Count, *bin, per_bin.get(bin).copied().unwrap_or(0.0));
+        }
+    }
+    Ok(b.finish())
+}
+
+/// The earliest event time in the first trace and log file (files are sorted
+/// by name, which is the minute they cover).
+fn first_event_time(traces: &[PathBuf], logs: &[PathBuf]) -> Result<Option<Timestamp>, EvalError> {
+    let mut first: Option<Timestamp> = None;
+    for (files, column) in [(traces, "StartTimeUnixNano"), (logs, "TimeUnixNano")] {
+        let Some(path) = files.first() else { continue };
+        let mut r = open_csv(path)?;
+        let cols = headers(&mut r, path)?;
+        let Some(i) = cols.iter().position(|c| c == column) else { continue };
+        for rec in r.records() {
+            let rec = rec.map_err(|e| EvalError::csv(path, e))?;
+            if let Some(n) = rec.get(i).and_then(|s| s.parse::<i64>().ok()) {
+                let t = Timestamp::from_millis(n.div_euclid(1_000_000));
+                first = Some(first.map_or(t, |f| f.min(t)));
+            }
+        }
+    }
+    Ok(first)
+}
