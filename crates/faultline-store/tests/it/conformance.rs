@@ -82,8 +82,8 @@ pub async fn invalid_events_are_rejected_atomically(store: SqlStore) {
 pub async fn concurrent_writers_never_lose_an_event(store: SqlStore) {
     let id = open(&store, "busy", Severity::Sev1, t(0)).await;
     let store = Arc::new(store);
-    let writers = 4;
-    let per_writer = 15;
+    let writers = 8;
+    let per_writer = 20;
     let mut tasks = Vec::new();
     for w in 0..writers {
         let store = store.clone();
