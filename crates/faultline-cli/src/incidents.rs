@@ -110,7 +110,7 @@ fn print_list(incidents: &[api::Incident]) {
         return;
     }
     let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::NOTHING).set_header(["ID", "SEV", "STATUS", "OPENED", "TITLE"]);
+    table.load_style(comfy_table::presets::NOTHING).set_header(["ID", "SEV", "STATUS", "OPENED", "TITLE"]);
     for i in incidents {
         table.add_row([&i.id, &i.severity, &i.status, &i.opened_at, &i.title]);
     }

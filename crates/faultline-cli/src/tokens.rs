@@ -68,7 +68,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         TokenCommand::List { store } => {
             let store = faultline_server::open_store(&store.config()?).await?;
             let mut table = comfy_table::Table::new();
-            table.load_preset(comfy_table::presets::NOTHING).set_header(["ID", "NAME", "SCOPE", "CREATED", "REVOKED"]);
+            table.load_style(comfy_table::presets::NOTHING).set_header(["ID", "NAME", "SCOPE", "CREATED", "REVOKED"]);
             for t in store.list_tokens().await? {
                 table.add_row([
                     t.id,

@@ -9,8 +9,8 @@
 //! snapshot per incident for listing, and hashed API tokens.
 //!
 //! What it is not: it makes no decisions. Whether a command is allowed is
-//! `faultline_core::Incident::decide`; `commands::execute` is the small
-//! load → decide → append loop that retries on a version conflict. It knows
+//! `faultline_core::Incident::decide`, which `commands::execute` runs inside
+//! `Store::update` under the incident's write lock. It knows
 //! nothing of HTTP, the engine or the clock (times come in as arguments).
 
 use async_trait::async_trait;
@@ -30,6 +30,9 @@ pub enum StoreError {
     NotFound(IncidentId),
     #[error("incident {id} was changed concurrently (expected version {expected}, found {found})")]
     Conflict { id: IncidentId, expected: u64, found: u64 },
+    /// The database was too busy to take the write lock in time; retryable.
+    #[error("database is busy: {0}")]
+    Busy(String),
     #[error("{0} already exists")]
     AlreadyExists(String),
     #[error("rejected by the incident state machine: {0}")]
@@ -43,6 +46,9 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The decision `Store::update` runs under the lock: current state → events.
+pub type Decide = Box<dyn FnOnce(&Incident) -> Result<Vec<TimelineEvent>, TransitionError> + Send>;
 
 /// What an API token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +108,12 @@ pub trait Store: Send + Sync {
     /// returned. The events must continue the sequence (`expected_version + 1`,
     /// …) and be valid for the state machine. Returns the new state.
     async fn append(&self, id: IncidentId, expected_version: u64, events: &[TimelineEvent]) -> Result<Incident>;
+
+    /// Decides and appends under the incident's write lock: `decide` sees the
+    /// latest committed state and returns the events to append (continuing
+    /// the sequence). Concurrent callers are serialised, so none starves and
+    /// none decides on a stale state. Nothing is written if `decide` fails.
+    async fn update(&self, id: IncidentId, decide: Decide) -> Result<(Incident, Vec<TimelineEvent>)>;
 
     /// The incident's state and full timeline.
     async fn incident(&self, id: IncidentId) -> Result<Option<(Incident, Vec<TimelineEvent>)>>;

@@ -17,7 +17,7 @@ use faultline_core::{IncidentId, Timestamp};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-use crate::{IncidentFilter, Result, Store, StoreError, TokenRecord, TokenScope};
+use crate::{Decide, IncidentFilter, Result, Store, StoreError, TokenRecord, TokenScope};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -34,6 +34,18 @@ pub struct SqlStore {
 
 fn db(e: sqlx::Error) -> StoreError {
     StoreError::Database(e.to_string())
+}
+
+/// SQLite's SQLITE_BUSY family (5, and extended codes 261, 517, 773) means
+/// "another writer holds the lock": retryable, not a failure.
+fn busy_or_db(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e
+        && let Some(code) = d.code()
+        && code.parse::<i32>().is_ok_and(|c| c & 0xff == 5)
+    {
+        return StoreError::Busy(e.to_string());
+    }
+    db(e)
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -180,10 +192,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-async fn insert_events<'c, E>(exec: E, id: IncidentId, events: &[TimelineEvent]) -> Result<()>
-where
-    E: Executor<'c, Database = sqlx::Any> + Copy,
-{
+async fn insert_events(conn: &mut sqlx::AnyConnection, id: IncidentId, events: &[TimelineEvent]) -> Result<()> {
     for ev in events {
         sqlx::query(
             "INSERT INTO timeline_events (incident_id, seq, at, actor, kind, event_json) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -194,7 +203,7 @@ where
         .bind(ev.actor.to_string())
         .bind(ev.event.kind())
         .bind(to_json(ev)?)
-        .execute(exec)
+        .execute(&mut *conn)
         .await
         .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict { id, expected: ev.seq - 1, found: ev.seq } } else { db(e) })?;
     }
@@ -238,7 +247,7 @@ impl Store for SqlStore {
             .bind(to_i64(expected_version))
             .execute(&mut *tx)
             .await
-            .map_err(db)?
+            .map_err(busy_or_db)?
             .rows_affected();
         if claimed != 1 {
             let found = sqlx::query("SELECT version FROM incidents WHERE id = $1")
@@ -279,6 +288,47 @@ impl Store for SqlStore {
         insert_events(&mut *tx, id, events).await?;
         tx.commit().await.map_err(db)?;
         Ok(incident)
+    }
+
+    async fn update(&self, id: IncidentId, decide: Decide) -> Result<(Incident, Vec<TimelineEvent>)> {
+        let mut tx = self.pool.begin().await.map_err(busy_or_db)?;
+        // Take the incident's write lock with a no-op write as the first
+        // statement: PostgreSQL locks the row (others block until we commit,
+        // then read our result); SQLite takes its write lock, waiting up to
+        // busy_timeout. From here to commit we are the only writer.
+        let locked = sqlx::query("UPDATE incidents SET version = version WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(busy_or_db)?
+            .rows_affected();
+        if locked != 1 {
+            return Err(StoreError::NotFound(id));
+        }
+        let row = sqlx::query("SELECT state_json FROM incidents WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let mut incident = incident_from_row(&row)?;
+        let events = decide(&incident)?;
+        for ev in &events {
+            incident.apply(ev)?;
+        }
+        sqlx::query("UPDATE incidents SET title = $1, severity = $2, status = $3, version = $4, updated_at = $5, state_json = $6 WHERE id = $7")
+            .bind(&incident.title)
+            .bind(incident.severity.as_str())
+            .bind(incident.status.as_str())
+            .bind(to_i64(incident.version))
+            .bind(incident.updated_at.as_millis())
+            .bind(to_json(&incident)?)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        insert_events(&mut *tx, id, &events).await?;
+        tx.commit().await.map_err(busy_or_db)?;
+        Ok((incident, events))
     }
 
     async fn incident(&self, id: IncidentId) -> Result<Option<(Incident, Vec<TimelineEvent>)>> {

@@ -82,8 +82,8 @@ pub async fn invalid_events_are_rejected_atomically(store: SqlStore) {
 pub async fn concurrent_writers_never_lose_an_event(store: SqlStore) {
     let id = open(&store, "busy", Severity::Sev1, t(0)).await;
     let store = Arc::new(store);
-    let writers = 4;
-    let per_writer = 15;
+    let writers = 8;
+    let per_writer = 20;
     let mut tasks = Vec::new();
     for w in 0..writers {
         let store = store.clone();
@@ -179,12 +179,6 @@ pub async fn tokens_are_stored_by_hash_and_revocable(store: SqlStore) {
     assert_eq!(store.list_tokens().await.unwrap().len(), 1);
 }
 
-pub async fn reopening_is_idempotent_per_schema(store: SqlStore) {
-    // Migrations applied twice (a second process opening the same database)
-    // are a no-op; checked by connecting again in the backend-specific tests.
-    store.ping().await.unwrap();
-}
-
 macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -199,7 +193,6 @@ macro_rules! store_suite {
                 list_filters_and_orders_newest_first,
                 duplicate_incident_id_is_rejected,
                 tokens_are_stored_by_hash_and_revocable,
-                reopening_is_idempotent_per_schema,
             );
         }
     };
@@ -232,7 +225,7 @@ async fn postgres() -> Option<SqlStore> {
         eprintln!("skipped: FAULTLINE_TEST_POSTGRES_URL not set");
         return None;
     };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
     // Create the schema with a plain connection, then point the store at it.
     let admin = SqlStore::connect_postgres(&url).await.expect("PostgreSQL from FAULTLINE_TEST_POSTGRES_URL must be reachable");
     drop(admin);

@@ -1,0 +1,161 @@
+//! End-to-end through the built binary. Synchronisation is by reading the
+//! server's "listening" line and by process exit, never by sleeping.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+
+fn faultline(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("FAULTLINE_TOKEN")
+        .env_remove("FAULTLINE_URL")
+        .env_remove("FAULTLINE_DATABASE_URL")
+        .env_remove("FAULTLINE_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "exit {:?}\nstdout: {}\nstderr: {}", o.status, stdout(&o), stderr(&o));
+    stdout(&o)
+}
+
+/// A failed command prints exactly one line on stderr, starting `error:`.
+#[track_caller]
+fn one_line_error(o: Output) -> String {
+    assert!(!o.status.success(), "expected failure, got: {}", stdout(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "stderr should be one line: {err:?}");
+    assert!(err.starts_with("error: "), "{err:?}");
+    err
+}
+
+fn create_token(data_dir: &Path, scope: &str) -> String {
+    let out = ok(faultline(&["token", "create", "--data-dir", data_dir.to_str().unwrap(), "--scope", scope]));
+    out.lines().last().unwrap().trim().to_owned()
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .env("FAULTLINE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("faultline listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
+        Server { child, url }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn stop(mut self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "server exited with {exit:?} after SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[test]
+fn incident_survives_restart_with_its_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = create_token(dir.path(), "admin");
+    assert!(admin.starts_with("flt_"), "{admin}");
+
+    let server = Server::start(dir.path());
+    let declared = ok(faultline(&["incidents", "--url", &server.url, "--token", &admin, "--json", "declare", "payments down", "--severity", "SEV1"]));
+    let v: serde_json::Value = serde_json::from_str(&declared).unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    ok(faultline(&["incidents", "--url", &server.url, "--token", &admin, "ack", &id]));
+    server.stop();
+
+    let server = Server::start(dir.path());
+    let shown = ok(faultline(&["incidents", "--url", &server.url, "--token", &admin, "--json", "show", &id]));
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(v["title"], "payments down");
+    assert_eq!(v["status"], "acknowledged");
+    let kinds: Vec<&str> = v["timeline"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["opened", "acknowledged"]);
+
+    let table = ok(faultline(&["incidents", "--url", &server.url, "--token", &admin, "list"]));
+    assert!(table.contains("payments down") && table.contains("SEV1") && table.contains("acknowledged"), "{table}");
+    ok(faultline(&["incidents", "--url", &server.url, "--token", &admin, "resolve", &id, "--note", "fixed"]));
+    let text = ok(faultline(&["incidents", "--url", &server.url, "--token", &admin, "show", &id]));
+    assert!(text.contains("resolved") && text.contains("\"note\":\"fixed\""), "{text}");
+    server.stop();
+}
+
+#[test]
+fn cli_errors_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = create_token(dir.path(), "read");
+    let server = Server::start(dir.path());
+
+    let e = one_line_error(faultline(&["incidents", "--url", &server.url, "--token", "flt_bogus", "list"]));
+    assert!(e.contains("invalid token (HTTP 401, unauthorized)"), "{e}");
+    let e = one_line_error(faultline(&["incidents", "--url", &server.url, "--token", &read, "declare", "x"]));
+    assert!(e.contains("HTTP 403, forbidden"), "{e}");
+    let e = one_line_error(faultline(&["incidents", "--url", &server.url, "--token", &read, "show", "nope"]));
+    assert!(e.contains("not an incident id"), "{e}");
+    server.stop();
+
+    // Nothing listens on port 1.
+    let e = one_line_error(faultline(&["incidents", "--url", "http://127.0.0.1:1", "list"]));
+    assert!(e.contains("cannot reach Faultline at http://127.0.0.1:1"), "{e}");
+    let e = one_line_error(faultline(&["token", "create", "--data-dir", "/proc/nope", "--scope", "admin"]));
+    assert!(e.contains("cannot create data dir /proc/nope"), "{e}");
+    let e = one_line_error(faultline(&["serve", "--database-url", "postgres://u:pw@127.0.0.1:1/db"]));
+    assert!(e.contains("cannot connect to PostgreSQL at postgres://u:***@127.0.0.1:1/db"), "{e}");
+    let e = one_line_error(faultline(&["serve", "--data-dir", dir.path().to_str().unwrap(), "--listen", "nowhere"]));
+    assert!(e.contains("invalid --listen"), "{e}");
+}
+
+#[test]
+fn token_revoke_and_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    ok(faultline(&["token", "create", "--data-dir", d, "--scope", "read", "--name", "grafana"]));
+    let list = ok(faultline(&["token", "list", "--data-dir", d]));
+    assert!(list.contains("grafana") && list.contains("read"), "{list}");
+    assert!(!list.contains("flt_"), "secrets are never listed: {list}");
+    ok(faultline(&["token", "revoke", "--data-dir", d, "grafana"]));
+    let e = one_line_error(faultline(&["token", "revoke", "--data-dir", d, "grafana"]));
+    assert!(e.contains("no live token"), "{e}");
+    let e = one_line_error(faultline(&["token", "create", "--data-dir", d, "--scope", "read", "--name", "grafana"]));
+    assert!(e.contains("already exists"), "{e}");
+}
+
+#[test]
+fn version_and_help() {
+    let v = ok(faultline(&["--version"]));
+    assert!(v.starts_with("faultline "), "{v}");
+    let help = ok(faultline(&["--help"]));
+    for cmd in ["serve", "token", "incidents"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+}

@@ -1,0 +1,5 @@
+//! The one integration-test binary of `faultline-server`: the HTTP API driven
+//! in-process through `Router::oneshot` (no sockets), on a temporary SQLite
+//! store with a fixed clock.
+
+mod http_api;
