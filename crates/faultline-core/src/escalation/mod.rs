@@ -26,6 +26,19 @@
 //!   silence is in force.
 //! - A silence defers pages that fall due while it lasts; it never drops the
 //!   resolve.
+//! - `Record` effects carry no key: a replayed batch yields the same
+//!   `(at, text)` pairs, so the timeline writer dedups on them.
+//!
+//! Config (YAML or JSON):
+//!
+//! ```yaml
+//! name: payments
+//! repeat: 1                 # one more round after the first
+//! ack_timeout_minutes: 30   # optional: forgotten acks restart escalation
+//! levels:
+//!   - {delay_minutes: 5, targets: [{schedule: payments-primary}]}
+//!   - {delay_minutes: 10, targets: [{team: payments}, {user: carol}]}
+//! ```
 //!
 //! What it is not: it does not choose the policy (routing does), send anything
 //! (the engine's outbox does), or know contact methods (the notifier does).

@@ -27,6 +27,27 @@
 //!   earlier one.
 //! - Time before a layer's `start` (or after its `end`) is not covered by it.
 //!
+//! Config (YAML or JSON):
+//!
+//! ```yaml
+//! name: payments-primary
+//! time_zone: Europe/London
+//! layers:                       # bottom first; a later layer wins
+//!   - name: weekly
+//!     start: 2026-11-16T10:00:00  # local time of the first handoff
+//!     rotation: weekly            # daily | weekly | {days: N} | {hours: N}
+//!     participants: [alice, bob]
+//!   - name: office-hours
+//!     start: 2026-11-16T09:00:00
+//!     rotation: daily
+//!     participants: [carol]
+//!     restrictions:
+//!       - {type: daily, days: [mon, tue, wed, thu, fri], start: "09:00", end: "17:00"}
+//!       # or {type: weekly, start_day: friday, start: "17:00", end_day: monday, end: "09:00"}
+//! overrides:
+//!   - {start: "2026-11-20T10:00:00Z", end: "2026-11-20T12:00:00Z", user: dave}
+//! ```
+//!
 //! What it is not: it stores nothing, reads no clock, and does not decide who
 //! gets *paged* (that is escalation). Zones come from jiff's tz database (the
 //! system's zoneinfo when present, else the bundled copy).
