@@ -96,17 +96,21 @@ pub struct ExhaustionDetector {
     pub points: usize,
     pub hysteresis: HysteresisConfig,
     sizes: BTreeMap<(String, String), f64>,
-    series: BTreeMap<(String, String), (VecDeque<(Timestamp, f64)>, Hysteresis)>,
+    series: BTreeMap<(String, String), Track>,
 }
+
+/// A bounded series and its hysteresis state.
+type Track = (VecDeque<(Timestamp, f64)>, Hysteresis);
 
 impl Default for ExhaustionDetector {
     fn default() -> Self {
         ExhaustionDetector {
-            horizon: Duration::from_mins(60),
-            min_usage: 0.6,
-            points: 12,
-            // value = horizon / time-to-exhaustion: 1 = exhausted within the horizon.
-            hysteresis: HysteresisConfig::new(1.0, 0.5, Duration::ZERO, Duration::from_mins(2)),
+            horizon: Duration::from_mins(30),
+            min_usage: 0.75,
+            points: 30,
+            // value = horizon / time-to-exhaustion: 1 = exhausted within the
+            // horizon; must hold 2 min (noise makes short-lived slopes).
+            hysteresis: HysteresisConfig::new(1.0, 0.5, Duration::from_mins(2), Duration::from_mins(2)),
             sizes: BTreeMap::new(),
             series: BTreeMap::new(),
         }
@@ -180,7 +184,7 @@ pub struct QueueGrowthDetector {
     pub min_depth: f64,
     pub hysteresis: HysteresisConfig,
     capacity: BTreeMap<String, f64>,
-    series: BTreeMap<String, (VecDeque<(Timestamp, f64)>, Hysteresis)>,
+    series: BTreeMap<String, Track>,
 }
 
 impl Default for QueueGrowthDetector {

@@ -61,6 +61,8 @@ pub struct SliObject {
     pub metric: SliMetric,
 }
 
+// Parsed once per file; the size difference between variants is irrelevant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum IndicatorRef {
     Inline(SliObject),
@@ -88,6 +90,7 @@ pub struct SloObjective {
     pub indicator: Option<IndicatorRef>,
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PolicyRef {
     Inline(AlertPolicyObject),
@@ -168,6 +171,7 @@ pub struct DataSourceObject {
 }
 
 /// One OpenSLO v1 object.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
 pub enum OpenSloObject {

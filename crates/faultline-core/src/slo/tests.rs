@@ -120,7 +120,8 @@ fn csv_parser_reports_line_numbers() {
     assert_eq!(ok[0].bad, 10.0);
     let ok = parse_series_csv("total,timestamp,bad\n1000,60,10\n").unwrap();
     assert_eq!((ok[0].bad, ok[0].total), (10.0, 1000.0));
-    let cases: &[(&str, usize, fn(&K) -> bool)] = &[
+    type Case<'a> = (&'a str, usize, fn(&K) -> bool);
+    let cases: &[Case<'_>] = &[
         ("", 1, |k| matches!(k, K::Empty)),
         ("time,good,total\n", 1, |k| matches!(k, K::Header(_))),
         ("timestamp,good,bad\n", 1, |k| matches!(k, K::Header(_))),
