@@ -89,7 +89,10 @@ pub fn explain(group: &Group, topology: &Topology) -> CausalChain {
         .flat_map(|(m, a)| m.services.iter().map(move |s| (Subject::Service { service: s.clone() }, a.starts_at)))
         .collect();
 
-    let anomalous: BTreeSet<&ServiceName> = by_subject.keys().filter_map(|s| primary_service(s)).collect();
+    // Every service a finding touches is anomalous (an interaction finding
+    // `web → gateway` is felt at both ends).
+    let anomalous_owned: BTreeSet<ServiceName> = by_subject.keys().flat_map(|s| subject_services(s, topology)).collect();
+    let anomalous: BTreeSet<&ServiceName> = anomalous_owned.iter().collect();
     let first_onset = by_subject.values().map(|c| c.onset).min();
     let last_onset = by_subject.values().map(|c| c.onset).max();
     let span = match (first_onset, last_onset) {

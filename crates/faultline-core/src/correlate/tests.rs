@@ -93,7 +93,7 @@ fn a_cascade_is_one_incident_with_the_pool_as_origin() {
     assert_eq!(g.chain.failure_model, Some(FailureModel::Exhaustion));
     assert_eq!(
         g.chain.render_sentence(),
-        "fraud-check/db-pool (origin, 50% confidence), amplified by gateway → fraud-check retries ×3.1, gateway → fraud-check timeouts saturating; checkout flow impacted"
+        "fraud-check/db-pool (origin, 43% confidence), amplified by gateway → fraud-check retries ×3.1, gateway → fraud-check timeouts saturating; checkout flow impacted"
     );
     // Every candidate shows the evidence behind its rank.
     for o in &g.chain.origins {
