@@ -79,6 +79,8 @@ pub struct CaseResult {
     /// Detected change point minus the labelled inject time, in seconds
     /// (computed after diagnosis, for the report only).
     pub change_point_error_s: Option<f64>,
+    /// The strongest evidence of the first three candidates.
+    pub evidence: Vec<String>,
     pub error: Option<String>,
 }
 
@@ -167,12 +169,18 @@ fn scored_service(layout: Layout, s: &str) -> String {
     }
 }
 
-fn diagnose_case(dataset: &Path, case: &Path, layout: Layout) -> Result<(Vec<String>, Option<i64>), String> {
+type Ranked = (Vec<String>, Option<i64>, Vec<String>);
+
+fn diagnose_case(dataset: &Path, case: &Path, layout: Layout) -> Result<Ranked, String> {
     let input = match layout {
         Layout::RcdSockShop => load::rcd_case(case),
         Layout::Nezha => load::nezha_case(dataset, case),
     }
     .map_err(|e| e.to_string())?;
+    let mut input = input;
+    if let Ok(f) = std::env::var("RCA_ONLY") {
+        input.series.retain(|s| f.split(',').any(|p| s.measure.starts_with(p)));
+    }
     let d = diagnose(&input, &DiagnosisConfig::default()).map_err(|e| e.to_string())?;
     let mut ranked: Vec<String> = Vec::new();
     for s in &d.scores {
@@ -181,7 +189,8 @@ fn diagnose_case(dataset: &Path, case: &Path, layout: Layout) -> Result<(Vec<Str
             ranked.push(name);
         }
     }
-    Ok((ranked, d.change_point.map(|t| t.as_millis())))
+    let evidence = d.origins.iter().take(3).filter_map(|o| o.reasons.first().map(|r| format!("{}: {r}", o.subject))).collect();
+    Ok((ranked, d.change_point.map(|t| t.as_millis()), evidence))
 }
 
 fn eval_dataset(dir: &Path) -> Result<DatasetReport, EvalError> {
@@ -199,6 +208,7 @@ fn eval_dataset(dir: &Path) -> Result<DatasetReport, EvalError> {
                 rank: None,
                 top: vec![],
                 change_point_error_s: None,
+                evidence: vec![],
                 error: Some(format!("{}: unknown case layout", case.display())),
             });
             continue;
@@ -207,13 +217,14 @@ fn eval_dataset(dir: &Path) -> Result<DatasetReport, EvalError> {
         let result = diagnose_case(dir, &case, lay);
         let inject = std::fs::read_to_string(case.join("inject_time.txt")).ok().and_then(|s| s.trim().parse::<f64>().ok());
         per_case.push(match result {
-            Ok((ranked, cp)) => CaseResult {
+            Ok((ranked, cp, evidence)) => CaseResult {
                 case_id: l.case_id.clone(),
                 truth: l.service.clone(),
                 fault_type: l.fault_type.clone(),
                 rank: ranked.iter().position(|s| *s == l.service).map(|i| i + 1),
                 top: ranked.into_iter().take(5).collect(),
                 change_point_error_s: cp.zip(inject).map(|(c, i)| c as f64 / 1000.0 - i),
+                evidence,
                 error: None,
             },
             Err(e) => CaseResult {
@@ -223,6 +234,7 @@ fn eval_dataset(dir: &Path) -> Result<DatasetReport, EvalError> {
                 rank: None,
                 top: vec![],
                 change_point_error_s: None,
+                evidence: vec![],
                 error: Some(e),
             },
         });

@@ -48,6 +48,8 @@ fn service(name: &str, path: &Path) -> Result<ServiceName, EvalError> {
 #[derive(Default)]
 struct Builder {
     series: BTreeMap<(Subject, String), (SeriesKind, Vec<(Timestamp, f64)>)>,
+    /// Measures that describe a service's outgoing calls, not the service.
+    symptoms: BTreeSet<String>,
     calls: BTreeSet<Interaction>,
 }
 
@@ -60,7 +62,10 @@ impl Builder {
             series: self
                 .series
                 .into_iter()
-                .map(|((subject, measure), (kind, points))| MetricSeries { subject, measure, kind, points })
+                .map(|((subject, measure), (kind, points))| {
+                    let symptom = self.symptoms.contains(&measure);
+                    MetricSeries { subject, measure, kind, points, symptom }
+                })
                 .collect(),
             calls: self.calls.into_iter().collect(),
         }
@@ -159,6 +164,9 @@ fn nezha_pods(path: &Path, b: &mut Builder) -> Result<(), EvalError> {
                 Some(res) => Subject::Resource { service: svc.clone(), resource: res.into() },
                 None => Subject::Service { service: svc.clone() },
             };
+            if col.starts_with("PodClient") {
+                b.symptoms.insert(col.clone());
+            }
             b.push(subject, col, SeriesKind::Gauge, at, x);
         }
     }

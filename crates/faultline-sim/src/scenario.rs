@@ -382,9 +382,14 @@ pub struct ServiceSpec {
     /// Zones the instances are spread over, round-robin.
     #[serde(default)]
     pub zones: Vec<String>,
-    /// Sequential downstream calls made after the local work.
+    /// Downstream calls made after the local work, one after another.
     #[serde(default)]
     pub calls: Vec<CallSpec>,
+    /// `all` (default): make every call (each with its probability). `one`:
+    /// make exactly one, chosen with the calls' probabilities as weights (a
+    /// router or gateway serving several flows).
+    #[serde(default)]
+    pub route: Route,
     #[serde(default)]
     pub shards: Option<ShardSpec>,
     #[serde(default)]
@@ -408,6 +413,14 @@ pub struct OverloadSpec {
     pub factor: f64,
     #[serde(default = "five_s")]
     pub window: Dur,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    #[default]
+    All,
+    One,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -161,6 +161,7 @@ struct Svc {
     /// A virtual parent of shards (never serves itself).
     is_router: bool,
     overload: Option<(f64, f64, f64)>, // above rate, factor, window s
+    route_one: bool,
     rate_est: f64,
     rate_last: Nanos,
     w: SvcWin,
@@ -501,6 +502,7 @@ impl World {
                     .as_ref()
                     .map(|a| (a.max_instances, a.queue_per_instance, secs(a.every.0), secs(a.every.0))),
                 is_router,
+                route_one: s.route == crate::scenario::Route::One,
                 overload: s.overload.as_ref().map(|o| (o.above_rate, o.factor, o.window.0)),
                 rate_est: 0.0,
                 rate_last: 0,
@@ -682,6 +684,16 @@ impl World {
             })
             .collect();
         let cluster = sc.cluster.as_ref().map(|c| build_cluster(c, &mut zone_names));
+        // Warm caches: entries were filled at random times in the last TTL, so
+        // they do not all expire at once.
+        let mut warm_rng = Rng::stream(seed, 0xCAC4E);
+        for ch in &mut caches {
+            for ent in &mut ch.entries {
+                if ent.stored {
+                    ent.expiry = (warm_rng.f64() * ch.ttl as f64) as Nanos;
+                }
+            }
+        }
         let mut rng = Rng::new(seed);
         let needs_tick = cluster.is_some()
             || svcs.iter().any(|s| s.pool.is_some() || s.autoscale.is_some());
@@ -1349,6 +1361,27 @@ impl World {
             svc.w.errors += 1;
             svc.totals.errors += 1;
             self.finish_req(r, false);
+            return;
+        }
+        let svc = &self.svcs[self.reqs.items[r as usize].svc as usize];
+        if svc.route_one && self.reqs.items[r as usize].step == 0 && svc.calls.1 > 0 {
+            // Pick exactly one call, weighted by the calls' probabilities.
+            let (start, len) = svc.calls;
+            let total: f64 = (start..start + len).map(|e| self.edges[e as usize].prob).sum();
+            let mut x = self.rng.f64() * total;
+            let mut pick = start + len - 1;
+            for e in start..start + len {
+                x -= self.edges[e as usize].prob;
+                if x < 0.0 {
+                    pick = e;
+                    break;
+                }
+            }
+            let req = &mut self.reqs.items[r as usize];
+            req.step = len; // no further calls after this one
+            let (zone, deadline, epoch, inst) = (req.zone, req.deadline, req.epoch, req.inst);
+            let client = inst % self.edges[pick as usize].clients.len() as u32;
+            self.start_call(pick, Owner::Req { req: r, epoch }, zone, client, deadline);
             return;
         }
         loop {

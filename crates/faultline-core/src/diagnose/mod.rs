@@ -51,6 +51,11 @@ pub struct MetricSeries {
     pub kind: SeriesKind,
     /// Samples; non-finite values count as missing. Need not be sorted.
     pub points: Vec<(Timestamp, f64)>,
+    /// A symptom measured at the subject but caused elsewhere (e.g. a
+    /// service's latency of its outgoing calls): it helps find the change
+    /// point but is not evidence that the subject is the origin.
+    #[serde(default)]
+    pub symptom: bool,
 }
 
 /// Everything the diagnosis looks at.
@@ -86,13 +91,13 @@ pub struct DiagnosisConfig {
 impl Default for DiagnosisConfig {
     fn default() -> Self {
         DiagnosisConfig {
-            min_baseline_points: 5,
+            min_baseline_points: 10,
             onset_points: 3,
             anomaly_z: 3.0,
             z_cap: 10.0,
             max_candidates: 96,
             explained_ratio: 0.5,
-            relative_floor: 0.01,
+            relative_floor: 0.05,
         }
     }
 }
@@ -257,9 +262,13 @@ fn series_evidence(s: &Clean<'_>, at: Timestamp, cfg: &DiagnosisConfig) -> Optio
         return None;
     }
     let base = Baseline::fit(&s.x[..k], s.floor(cfg))?;
+    // A level counts when it is held: the median of each run of
+    // `onset_points` consecutive post-change samples (a single spike is not a shift).
+    let w = cfg.onset_points.max(1).min(s.x.len() - k);
     let mut best: Option<(f64, f64)> = None;
     let mut onset = None;
-    for (i, &x) in s.x.iter().enumerate().skip(k) {
+    for i in k..=(s.x.len() - w) {
+        let Some(x) = robust::median(&s.x[i..i + w]) else { continue };
         let z = base.z(x);
         if onset.is_none() && z.abs() >= cfg.anomaly_z {
             onset = Some(s.t[i]);
@@ -291,6 +300,9 @@ pub fn diagnose(input: &DiagnosisInput, cfg: &DiagnosisConfig) -> Result<Diagnos
     let mut by_service: BTreeMap<ServiceName, Vec<SeriesEvidence>> = BTreeMap::new();
     for s in &series {
         let Some(svc) = owner(&s.src.subject) else { continue };
+        if s.src.symptom {
+            continue;
+        }
         if let Some(ev) = series_evidence(s, at, cfg) {
             by_service.entry(svc.clone()).or_default().push(ev);
         }

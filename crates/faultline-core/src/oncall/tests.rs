@@ -477,10 +477,19 @@ proptest! {
             if t < case.from || t >= case.to || is_ambiguous_local(&tz, t) {
                 continue;
             }
-            let from_coverage = c.shifts.iter().find(|x| x.start <= t && t < x.end).map(|x| x.user.to_string());
+            let covering = c.shifts.iter().find(|x| x.start <= t && t < x.end);
+            let from_coverage = covering.map(|x| x.user.to_string());
             prop_assert_eq!(&from_coverage, &oracle(&case.cfg, &tz, t), "at {} ({})", t, local(&tz, t));
-            let single = s.who_is_on_call(t).map(|x| x.user.to_string());
-            prop_assert_eq!(&single, &from_coverage, "who_is_on_call vs coverage at {}", t);
+            let single = s.who_is_on_call(t);
+            prop_assert_eq!(&single.as_ref().map(|x| x.user.to_string()), &from_coverage, "who_is_on_call vs coverage at {}", t);
+            // The whole shift is reported: equal to the coverage's shift when
+            // that one is not clipped by the query range.
+            if let (Some(one), Some(cov)) = (&single, covering) {
+                prop_assert!(one.start <= t && t < one.end);
+                if cov.start > case.from && cov.end < case.to {
+                    prop_assert_eq!(one, cov);
+                }
+            }
         }
     }
 

@@ -21,6 +21,7 @@
 //! replaces them), storage.
 
 pub mod matcher;
+pub mod ownership;
 pub mod silence;
 pub mod time_interval;
 
@@ -33,6 +34,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 pub use matcher::{ApiMatcher, Labels, MatchOp, Matcher, MatcherError};
+pub use ownership::{Involvement, OwnershipDecision, TeamInvolvement, decide_ownership, routing_labels};
 pub use silence::{CompiledSilence, MaintenanceWindow, Silence, SilenceError, SilenceState, SilenceStatus};
 pub use time_interval::{NamedTimeInterval, NamedTimeIntervalConfig, TimeIntervalConfig, TimeIntervalError};
 

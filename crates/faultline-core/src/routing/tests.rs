@@ -384,3 +384,58 @@ proptest! {
         }
     }
 }
+
+// --------------------------------------------------------------- ownership
+
+const CATALOGUE: &str = "
+teams:
+  - {id: payments, name: Payments}
+  - {id: identity, name: Identity}
+  - {id: platform, name: Platform}
+services:
+  - {name: checkout, owner: payments}
+  - {name: sessions, owner: identity}
+  - {name: postgres, owner: platform}
+  - {name: legacy}
+flows:
+  - {name: checkout, owner: payments, interactions: [{caller: web, callee: checkout}, {caller: checkout, callee: postgres}]}
+  - {name: login, owner: identity, interactions: [{caller: web, callee: sessions}, {caller: sessions, callee: postgres}]}
+";
+
+#[track_caller]
+fn check_ownership(flows: &str, origins: &str, expect: &str) {
+    let cat = crate::catalogue::Catalogue::from_yaml(CATALOGUE).unwrap();
+    let flows: Vec<crate::ids::FlowName> = flows.split_whitespace().map(|f| f.parse().unwrap()).collect();
+    let origins: Vec<crate::ids::ServiceName> = origins.split_whitespace().map(|f| f.parse().unwrap()).collect();
+    let d = decide_ownership(&cat, &flows, &origins);
+    assert_eq!(d.reason, expect);
+}
+
+#[test]
+fn flow_owners_are_paged_and_origin_owners_respond() {
+    check_ownership(
+        "checkout login",
+        "postgres",
+        "payments (owner: owns impacted flow checkout), identity (owner: owns impacted flow login), platform (responder: owns origin postgres)",
+    );
+    check_ownership("checkout", "checkout", "payments (owner: owns impacted flow checkout; owns origin checkout)");
+    check_ownership("", "sessions", "identity (owner: owns origin sessions)");
+    check_ownership("search", "legacy", "no owning team known; flows not in the catalogue: search; origin without owner: legacy");
+}
+
+#[test]
+fn ownership_labels_feed_the_routing_tree() {
+    let cat = crate::catalogue::Catalogue::from_yaml(CATALOGUE).unwrap();
+    let d = decide_ownership(&cat, &["checkout".parse().unwrap()], &["postgres".parse().unwrap()]);
+    let extra = labels("env=prod");
+    let got: Vec<String> = d.teams.iter().map(|t| format!("{:?}", routing_labels(t, crate::incident::Severity::Sev1, &extra))).collect();
+    assert_eq!(
+        got,
+        [
+            r#"{"env": "prod", "flow": "checkout", "involvement": "owner", "severity": "SEV1", "team": "payments"}"#,
+            r#"{"env": "prod", "involvement": "responder", "origin_service": "postgres", "severity": "SEV1", "team": "platform"}"#,
+        ]
+    );
+    assert_eq!(d.owners().map(|t| t.as_str()).collect::<Vec<_>>(), ["payments"]);
+    assert_eq!(d.responders().map(|t| t.as_str()).collect::<Vec<_>>(), ["platform"]);
+}

@@ -11,6 +11,7 @@
 
 pub mod duration;
 pub mod eval;
+pub mod live;
 pub mod node;
 pub mod openslo;
 pub mod sloth;
@@ -21,6 +22,7 @@ pub mod windows;
 mod tests;
 
 pub use duration::{format_duration, parse_duration};
+pub use live::{SloMonitor, SloStatus};
 pub use eval::{
     AlertInterval, EvalReport, SeriesError, SeriesRow, eval_series, parse_series_csv, render_json,
     render_table,

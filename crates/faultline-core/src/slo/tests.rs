@@ -138,3 +138,50 @@ fn csv_parser_reports_line_numbers() {
         assert!(pred(&e.kind), "{text:?}: {e}");
     }
 }
+
+/// The live monitor and the offline evaluator agree: fed the same minutes,
+/// the monitor's `slo_burn` findings start exactly where `eval_series` says
+/// each severity starts firing.
+#[test]
+fn live_monitor_matches_the_offline_evaluator() {
+    use crate::detect::Detector;
+    use crate::ids::ServiceName;
+    use crate::model::Interaction;
+    use crate::signal::{EdgeWindow, Signal};
+    let s = spec(99.9, AlertWindows::sre_workbook());
+    let bad = |m: i64| -> u64 {
+        match m {
+            121..=160 => 60,
+            400..=700 => 8,
+            _ => 0,
+        }
+    };
+    let rows: Vec<SeriesRow> = (1..=900).map(|m| SeriesRow { at: Timestamp::from_secs(m * 60), bad: bad(m) as f64, total: 1000.0 }).collect();
+    let report = eval_series(&s, &rows);
+    let mut mon = SloMonitor::new(s.clone());
+    let mut fired = Vec::new();
+    for m in 1..=900i64 {
+        let end = Timestamp::from_secs(m * 60);
+        let w = Signal::Edge(EdgeWindow {
+            interaction: Interaction { caller: ServiceName::new("web").unwrap(), callee: ServiceName::new("svc").unwrap(), operation: String::new() },
+            start: end - Duration::from_mins(1),
+            length: Duration::from_mins(1),
+            requests: 1000,
+            errors: bad(m),
+            timeouts: 0,
+            retries: 0,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            in_flight: None,
+        });
+        fired.extend(mon.observe(&w, end));
+        fired.extend(mon.tick(end + Duration::from_secs(1)));
+    }
+    let got: Vec<(Timestamp, bool)> = fired.iter().map(|f| (f.started_at, f.evidence.measure.starts_with("burn_rate (page"))).collect();
+    let want: Vec<(Timestamp, bool)> = report.severities.iter().map(|i| (i.start, i.severity == AlertSeverity::Page)).collect();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+    let st = mon.status();
+    assert_eq!(st.pairs.len(), 4);
+    assert!(st.budget_remaining < 1.0);
+}

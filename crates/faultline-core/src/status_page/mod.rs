@@ -1,7 +1,7 @@
 //! The public status page as a pure model: components (from flows and chosen
 //! services), public incidents with their updates, scheduled maintenance, and
-//! renderers for Statuspage-compatible `summary.json` / `status.json` and an
-//! Atom feed.
+//! renderers for Statuspage-compatible `summary.json` / `status.json`,
+//! subscriber webhook payloads and an Atom feed.
 //!
 //! What it is: Statuspage's vocabulary as enums (component status
 //! `operational` / `degraded_performance` / `partial_outage` / `major_outage` /
@@ -747,6 +747,89 @@ impl StatusPageView<'_> {
         }
         s.push_str("</feed>\n");
         s
+    }
+}
+
+/// `meta` of a subscriber webhook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookMeta {
+    pub unsubscribe: String,
+    pub documentation: String,
+}
+
+/// `page` of a subscriber webhook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookPage {
+    pub id: String,
+    pub status_indicator: Impact,
+    pub status_description: String,
+}
+
+/// Subscriber webhook for an incident update (Statuspage's shape).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentWebhook {
+    pub meta: WebhookMeta,
+    pub page: WebhookPage,
+    pub incident: IncidentJson,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentUpdateJson {
+    pub created_at: String,
+    pub new_status: ComponentStatus,
+    pub old_status: ComponentStatus,
+    pub id: String,
+    pub component_id: String,
+}
+
+/// Subscriber webhook for one component's status change (Statuspage's shape).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentWebhook {
+    pub meta: WebhookMeta,
+    pub page: WebhookPage,
+    pub component_update: ComponentUpdateJson,
+    pub component: ComponentJson,
+}
+
+impl StatusPageView<'_> {
+    fn webhook_page(&self, now: Timestamp) -> WebhookPage {
+        let s = self.indicator(now);
+        WebhookPage { id: self.page.id.clone(), status_indicator: s.indicator, status_description: s.description }
+    }
+
+    /// The payloads to post to subscribers after `update` of `incident_id`
+    /// was published: one incident webhook, then one per component change.
+    pub fn subscriber_webhooks(
+        &self,
+        incident_id: &str,
+        update_id: &str,
+        meta: &WebhookMeta,
+        now: Timestamp,
+    ) -> Option<(IncidentWebhook, Vec<ComponentWebhook>)> {
+        let inc = self.incidents.iter().find(|i| i.id == incident_id)?;
+        let update = inc.updates.iter().find(|u| u.id == update_id)?;
+        let incident = IncidentWebhook { meta: meta.clone(), page: self.webhook_page(now), incident: self.incident_json(inc, now) };
+        let components = self.components_json(now, None);
+        let changes = update
+            .affected_components
+            .iter()
+            .filter_map(|a| {
+                let component = components.iter().find(|c| c.id == a.code)?.clone();
+                Some(ComponentWebhook {
+                    meta: meta.clone(),
+                    page: self.webhook_page(now),
+                    component_update: ComponentUpdateJson {
+                        created_at: ts(update.created_at),
+                        new_status: a.new_status,
+                        old_status: a.old_status,
+                        id: format!("{}-{}", update.id, a.code),
+                        component_id: a.code.clone(),
+                    },
+                    component,
+                })
+            })
+            .collect();
+        Some((incident, changes))
     }
 }
 

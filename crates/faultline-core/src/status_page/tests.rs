@@ -197,3 +197,24 @@ fn atom_feed_lists_incidents_newest_first_with_escaped_content() {
     assert_eq!(view.render_atom(1), want);
     assert_eq!(view.render_atom(10).matches("<entry>").count(), 2);
 }
+
+#[test]
+fn subscriber_webhooks_have_statuspage_field_names() {
+    let comps = components_from_flows(&flows(), t(-60));
+    let (p1, _) = step(&comps, None, &incident(vec![]), false, t(2), 1);
+    let view = StatusPageView { page: &page(), components: &comps, incidents: std::slice::from_ref(&p1), maintenances: &[] };
+    let meta = WebhookMeta { unsubscribe: "https://status.acme.test/unsubscribe/x".into(), documentation: "https://status.acme.test/docs".into() };
+    let (inc, changes) = view.subscriber_webhooks("inc-1", "u1", &meta, t(3)).unwrap();
+    let v = serde_json::to_value(&inc).unwrap();
+    assert_eq!(v["page"], serde_json::json!({"id": "faultline", "status_indicator": "major", "status_description": "Partial System Outage"}));
+    assert_eq!(v["meta"]["unsubscribe"], "https://status.acme.test/unsubscribe/x");
+    assert_eq!(v["incident"]["incident_updates"][0]["status"], "investigating");
+    assert_eq!(changes.len(), 1);
+    let c = serde_json::to_value(&changes[0]).unwrap();
+    assert_eq!(c["component_update"], serde_json::json!({
+        "created_at": "2026-11-21T10:02:00.000Z", "new_status": "partial_outage", "old_status": "operational",
+        "id": "u1-flow-checkout", "component_id": "flow-checkout"
+    }));
+    assert_eq!(c["component"]["status"], "partial_outage");
+    assert!(view.subscriber_webhooks("nope", "u1", &meta, t(3)).is_none());
+}
