@@ -21,6 +21,7 @@ pub mod ids;
 pub mod incident;
 pub mod model;
 pub mod oncall;
+pub mod pipeline;
 pub mod probe;
 pub mod routing;
 pub mod severity;

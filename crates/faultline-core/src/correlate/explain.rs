@@ -238,11 +238,12 @@ fn classify(group: &Group, origin: Option<&Subject>, model: Option<FailureModel>
 }
 
 /// Whether a new chain is worth a timeline entry: the top origin, class,
-/// failure model, amplifier set or impacted flows changed. Confidence
+/// failure model, amplifier set, impacted flows or their burn changed. Confidence
 /// wobble alone is not news.
 pub fn materially_differs(old: &CausalChain, new: &CausalChain) -> bool {
     let amps = |c: &CausalChain| c.amplifiers.iter().map(|a| (a.subject.clone(), a.mechanism.clone())).collect::<Vec<_>>();
-    let flows = |c: &CausalChain| c.impacted_flows.iter().map(|f| f.flow.clone()).collect::<Vec<_>>();
+    // Burn rates compared in whole multiples: 14.2× → 14.9× is not news, 1× → 14× is.
+    let flows = |c: &CausalChain| c.impacted_flows.iter().map(|f| (f.flow.clone(), f.burn_rate.map(|b| b.floor() as i64))).collect::<Vec<_>>();
     old.origins.first().map(|o| &o.subject) != new.origins.first().map(|o| &o.subject)
         || old.class != new.class
         || old.failure_model != new.failure_model
