@@ -212,6 +212,9 @@ pub enum IncidentEvent {
     MergedInto { into: IncidentId },
     /// A recurrence of an earlier incident on the same services.
     LinkedTo { previous: IncidentId },
+    /// A note from a Faultline component: a routing decision and its reason,
+    /// a page sent, an escalation step. `component` is e.g. `routing`.
+    SystemNote { component: String, text: String },
 }
 
 impl IncidentEvent {
@@ -234,6 +237,7 @@ impl IncidentEvent {
             IncidentEvent::Absorbed { .. } => "absorbed",
             IncidentEvent::MergedInto { .. } => "merged_into",
             IncidentEvent::LinkedTo { .. } => "linked_to",
+            IncidentEvent::SystemNote { .. } => "system_note",
         }
     }
 }
@@ -459,7 +463,7 @@ impl Incident {
             IncidentEvent::NoteAdded { .. } => {}
             IncidentEvent::SummaryUpdated { summary } => self.summary = Some(summary.clone()),
             IncidentEvent::SymptomAttached { .. } => self.symptoms += 1,
-            IncidentEvent::SymptomCleared { .. } => {}
+            IncidentEvent::SymptomCleared { .. } | IncidentEvent::SystemNote { .. } => {}
             IncidentEvent::DiagnosisUpdated { sentence, class, .. } => {
                 self.diagnosis = Some(sentence.clone());
                 self.class = *class;
@@ -580,6 +584,7 @@ impl Incident {
             | IncidentEvent::DiagnosisUpdated { .. }
             | IncidentEvent::Absorbed { .. }
             | IncidentEvent::LinkedTo { .. } => Ok(()),
+            IncidentEvent::SystemNote { text, .. } => check_text("text", text, MAX_TEXT_CHARS, true),
             IncidentEvent::MergedInto { into } => {
                 if *into == self.id {
                     return Err(TransitionError::Invalid { field: "into", reason: "an incident cannot merge into itself" });
