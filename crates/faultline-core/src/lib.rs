@@ -10,6 +10,7 @@
 //! (real clock) and the simulator (virtual clock) drive exactly the same code.
 //! The tidy test (`tests/tidy.rs`) keeps it that way.
 
+pub mod correlate;
 pub mod diagnose;
 pub mod catalogue;
 pub mod detect;
@@ -20,6 +21,7 @@ pub mod ids;
 pub mod incident;
 pub mod model;
 pub mod oncall;
+pub mod pipeline;
 pub mod probe;
 pub mod routing;
 pub mod severity;

@@ -20,6 +20,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::finding::{FailureModel, IncidentClass};
 use crate::ids::{IncidentId, UserId};
 use crate::time::Timestamp;
 
@@ -193,6 +194,27 @@ pub enum IncidentEvent {
     RoleUnassigned { role: Role },
     NoteAdded { text: String },
     SummaryUpdated { summary: String },
+    /// The correlator attached a symptom (a finding or an external alert).
+    SymptomAttached { member: String, evidence: String },
+    /// A symptom stopped holding.
+    SymptomCleared { member: String },
+    /// The causal explanation changed. `confidence_pct` is the top origin's.
+    DiagnosisUpdated {
+        sentence: String,
+        class: Option<IncidentClass>,
+        failure_model: Option<FailureModel>,
+        origin: Option<String>,
+        confidence_pct: Option<u8>,
+    },
+    /// Another incident turned out to share this one's origin and was merged in.
+    Absorbed { from: IncidentId },
+    /// This incident was merged into another; it is closed here and lives on there.
+    MergedInto { into: IncidentId },
+    /// A recurrence of an earlier incident on the same services.
+    LinkedTo { previous: IncidentId },
+    /// A note from a Faultline component: a routing decision and its reason,
+    /// a page sent, an escalation step. `component` is e.g. `routing`.
+    SystemNote { component: String, text: String },
 }
 
 impl IncidentEvent {
@@ -209,6 +231,13 @@ impl IncidentEvent {
             IncidentEvent::RoleUnassigned { .. } => "role_unassigned",
             IncidentEvent::NoteAdded { .. } => "note_added",
             IncidentEvent::SummaryUpdated { .. } => "summary_updated",
+            IncidentEvent::SymptomAttached { .. } => "symptom_attached",
+            IncidentEvent::SymptomCleared { .. } => "symptom_cleared",
+            IncidentEvent::DiagnosisUpdated { .. } => "diagnosis_updated",
+            IncidentEvent::Absorbed { .. } => "absorbed",
+            IncidentEvent::MergedInto { .. } => "merged_into",
+            IncidentEvent::LinkedTo { .. } => "linked_to",
+            IncidentEvent::SystemNote { .. } => "system_note",
         }
     }
 }
@@ -235,6 +264,9 @@ pub enum Command {
     UnassignRole { role: Role },
     AddNote { text: String },
     UpdateSummary { summary: String },
+    /// Record a system event (correlator, escalation) as it is, after the
+    /// same checks. `Opened` cannot be recorded this way.
+    Record(IncidentEvent),
 }
 
 impl Command {
@@ -249,6 +281,7 @@ impl Command {
             Command::UnassignRole { .. } => "unassign role",
             Command::AddNote { .. } => "add note",
             Command::UpdateSummary { .. } => "update summary",
+            Command::Record(_) => "record event",
         }
     }
 }
@@ -291,6 +324,18 @@ pub struct Incident {
     pub mitigated_at: Option<Timestamp>,
     pub resolved_at: Option<Timestamp>,
     pub reopen_count: u32,
+    /// The correlator's latest explanation, if the incident came from it.
+    #[serde(default)]
+    pub diagnosis: Option<String>,
+    #[serde(default)]
+    pub class: Option<IncidentClass>,
+    #[serde(default)]
+    pub symptoms: u32,
+    #[serde(default)]
+    pub merged_into: Option<IncidentId>,
+    /// Incidents absorbed into this one, and earlier incidents it recurs.
+    #[serde(default)]
+    pub related: Vec<IncidentId>,
     /// Sequence number of the last applied event: the optimistic-concurrency
     /// version the store checks on append.
     pub version: u64,
@@ -358,6 +403,11 @@ impl Incident {
             mitigated_at: None,
             resolved_at: None,
             reopen_count: 0,
+            diagnosis: None,
+            class: None,
+            symptoms: 0,
+            merged_into: None,
+            related: Vec::new(),
             version: 1,
             updated_at: first.at,
         };
@@ -412,6 +462,22 @@ impl Incident {
             }
             IncidentEvent::NoteAdded { .. } => {}
             IncidentEvent::SummaryUpdated { summary } => self.summary = Some(summary.clone()),
+            IncidentEvent::SymptomAttached { .. } => self.symptoms += 1,
+            IncidentEvent::SymptomCleared { .. } | IncidentEvent::SystemNote { .. } => {}
+            IncidentEvent::DiagnosisUpdated { sentence, class, .. } => {
+                self.diagnosis = Some(sentence.clone());
+                self.class = *class;
+            }
+            IncidentEvent::Absorbed { from } | IncidentEvent::LinkedTo { previous: from } => {
+                if !self.related.contains(from) {
+                    self.related.push(*from);
+                }
+            }
+            IncidentEvent::MergedInto { into } => {
+                self.merged_into = Some(*into);
+                self.status = IncidentStatus::Resolved;
+                self.resolved_at = Some(ev.at);
+            }
         }
         self.version = ev.seq;
         self.updated_at = self.updated_at.max(ev.at);
@@ -434,6 +500,10 @@ impl Incident {
             Command::UnassignRole { role } => IncidentEvent::RoleUnassigned { role },
             Command::AddNote { text } => IncidentEvent::NoteAdded { text },
             Command::UpdateSummary { summary } => IncidentEvent::SummaryUpdated { summary },
+            Command::Record(IncidentEvent::Opened { .. }) => {
+                return Err(TransitionError::Invalid { field: "event", reason: "an incident is opened only once" });
+            }
+            Command::Record(event) => event,
         };
         self.check(&event)?;
         Ok(event)
@@ -507,6 +577,23 @@ impl Incident {
             }
             IncidentEvent::NoteAdded { text } => check_text("text", text, MAX_TEXT_CHARS, true),
             IncidentEvent::SummaryUpdated { summary } => check_text("summary", summary, MAX_TEXT_CHARS, true),
+            // Correlator events are facts about telemetry, recorded whatever
+            // the response status (symptoms can clear after a resolve).
+            IncidentEvent::SymptomAttached { .. }
+            | IncidentEvent::SymptomCleared { .. }
+            | IncidentEvent::DiagnosisUpdated { .. }
+            | IncidentEvent::Absorbed { .. }
+            | IncidentEvent::LinkedTo { .. } => Ok(()),
+            IncidentEvent::SystemNote { text, .. } => check_text("text", text, MAX_TEXT_CHARS, true),
+            IncidentEvent::MergedInto { into } => {
+                if *into == self.id {
+                    return Err(TransitionError::Invalid { field: "into", reason: "an incident cannot merge into itself" });
+                }
+                match from {
+                    S::Resolved => Err(TransitionError::NotAllowed { from, action: "merge" }),
+                    _ => Ok(()),
+                }
+            }
         }
     }
 }

@@ -72,7 +72,7 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(t) => t.into(),
             StoreError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             StoreError::AlreadyExists(_) => ApiError::new(StatusCode::CONFLICT, "already_exists", e.to_string()),
-            StoreError::Open(_) | StoreError::Database(_) => {
+            StoreError::Open(_) | StoreError::Database(_) | StoreError::Busy(_) => {
                 tracing::error!(error = %e, "store error");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database is unavailable; retry later")
             }

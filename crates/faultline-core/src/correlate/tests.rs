@@ -1,0 +1,305 @@
+//! Correlator tests: grouping by graph and time, merging, hold-down
+//! resolution, relinking, external alerts, the diagnosis of canonical
+//! incidents, and INV-CORR-1 as a property.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::finding::{Evidence, FailureModel, IncidentClass};
+use crate::ids::TeamId;
+
+fn svc(s: &str) -> ServiceName {
+    ServiceName::new(s).unwrap()
+}
+fn edge(a: &str, b: &str) -> Interaction {
+    Interaction { caller: svc(a), callee: svc(b), operation: String::new() }
+}
+fn t(s: i64) -> Timestamp {
+    Timestamp::from_secs(1_800_000_000 + s)
+}
+
+/// The payment pipeline of DESIGN.md: web → gateway → fraud-check →
+/// (fraud-db, ledger → bank-connector), plus an unrelated search stack.
+fn payments() -> Topology {
+    let checkout = Flow {
+        name: FlowName::new("checkout").unwrap(),
+        owner: TeamId::new("payments").unwrap(),
+        description: String::new(),
+        interactions: vec![edge("web", "gateway"), edge("gateway", "fraud-check"), edge("fraud-check", "ledger"), edge("ledger", "bank-connector")],
+    };
+    Topology::new(
+        [edge("fraud-check", "fraud-db"), edge("search-api", "search-index"), edge("search-index", "search-store")],
+        vec![checkout],
+    )
+}
+
+fn finding(kind: &str, subject: Subject, model: FailureModel, at: i64, strength: f64, measure: &str, observed: f64, baseline: Option<f64>) -> Finding {
+    Finding {
+        kind: kind.into(),
+        subject,
+        failure_model: model,
+        started_at: t(at),
+        strength,
+        evidence: Evidence { measure: measure.into(), observed, baseline, threshold: None, window: Duration::from_secs(10), exemplar_trace_ids: vec![] },
+    }
+}
+fn on_service(s: &str) -> Subject {
+    Subject::Service { service: svc(s) }
+}
+fn on_edge(a: &str, b: &str) -> Subject {
+    Subject::Interaction { interaction: edge(a, b) }
+}
+fn on_resource(s: &str, r: &str) -> Subject {
+    Subject::Resource { service: svc(s), resource: r.into() }
+}
+
+fn groups_opened(events: &[CorrelationEvent]) -> usize {
+    events.iter().filter(|e| matches!(e, CorrelationEvent::Opened { .. })).count()
+}
+
+/// Feeds findings in order, each observed at its own start time.
+fn run(topology: &Topology, findings: Vec<Finding>) -> (Correlator, Vec<CorrelationEvent>) {
+    let mut c = Correlator::new(CorrelatorConfig::default());
+    let mut events = Vec::new();
+    for f in findings {
+        let now = f.started_at;
+        events.extend(c.observe(Observation::Fired(f), topology, now));
+        c.check_invariants().unwrap();
+    }
+    (c, events)
+}
+
+fn cascade() -> Vec<Finding> {
+    vec![
+        finding("resource_exhaustion", on_resource("fraud-check", "db-pool"), FailureModel::Exhaustion, 0, 4.0, "pool_in_use_ratio", 1.0, Some(0.35)),
+        finding("latency_change", on_edge("gateway", "fraud-check"), FailureModel::Exhaustion, 20, 3.0, "p99_ms", 5000.0, Some(120.0)),
+        finding("retry_amplification", on_edge("gateway", "fraud-check"), FailureModel::Unknown, 30, 5.0, "retry_ratio", 2.1, Some(0.02)),
+        finding("timeout_saturation", on_edge("gateway", "fraud-check"), FailureModel::Exhaustion, 35, 2.0, "timeout_ratio", 0.6, None),
+        finding("error_rate_change", on_edge("web", "gateway"), FailureModel::Unknown, 50, 6.0, "error_ratio", 0.4, Some(0.001)),
+    ]
+}
+
+#[test]
+fn a_cascade_is_one_incident_with_the_pool_as_origin() {
+    let topo = payments();
+    let (c, events) = run(&topo, cascade());
+    assert_eq!(groups_opened(&events), 1, "{events:#?}");
+    let g = c.open_groups().next().unwrap();
+    assert_eq!(g.members.len(), 5);
+    assert_eq!(g.chain.origins[0].subject, on_resource("fraud-check", "db-pool"));
+    assert_eq!(g.chain.class, Some(IncidentClass::CascadingFailure));
+    assert_eq!(g.chain.failure_model, Some(FailureModel::Exhaustion));
+    assert_eq!(
+        g.chain.render_sentence(),
+        "fraud-check/db-pool (origin, 43% confidence), amplified by gateway → fraud-check retries ×3.1, gateway → fraud-check timeouts saturating; checkout flow impacted"
+    );
+    // Every candidate shows the evidence behind its rank.
+    for o in &g.chain.origins {
+        assert!(o.reasons.iter().any(|r| r.starts_with("score ")), "{o:?}");
+    }
+    let top = &g.chain.origins[0].reasons;
+    assert_eq!(top[0], "2 of 2 other anomalous services call it (directly or transitively)");
+    assert!(top[3].starts_with("resource_exhaustion: pool_in_use_ratio = 1.0000 vs baseline 0.3500"), "{top:?}");
+}
+
+#[test]
+fn diagnosis_changes_are_recorded_as_the_incident_evolves() {
+    let topo = payments();
+    let (_, events) = run(&topo, cascade());
+    let changes: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            CorrelationEvent::DiagnosisChanged { chain, sentence, .. } => Some((chain.class.unwrap().to_string(), sentence.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(changes.len() >= 2, "{changes:#?}");
+    assert_eq!(changes[0].0, "exhaustion", "a lone exhausted pool is an exhaustion failure");
+    assert_eq!(changes.last().unwrap().0, "cascading_failure");
+}
+
+#[test]
+fn a_retry_storm_on_one_edge_is_classed_as_such() {
+    let topo = payments();
+    let (c, _) = run(
+        &topo,
+        vec![
+            finding("error_rate_change", on_edge("ledger", "bank-connector"), FailureModel::Unknown, 0, 3.0, "error_ratio", 0.5, Some(0.01)),
+            finding("retry_amplification", on_edge("ledger", "bank-connector"), FailureModel::Unknown, 10, 4.0, "retry_ratio", 1.5, Some(0.0)),
+        ],
+    );
+    let g = c.open_groups().next().unwrap();
+    assert_eq!(g.chain.class, Some(IncidentClass::RetryStorm));
+    assert_eq!(g.chain.origins[0].subject, on_edge("ledger", "bank-connector"));
+}
+
+#[test]
+fn unrelated_failures_are_separate_incidents() {
+    let topo = payments();
+    let (c, events) = run(
+        &topo,
+        vec![
+            finding("resource_exhaustion", on_resource("fraud-check", "db-pool"), FailureModel::Exhaustion, 0, 4.0, "pool", 1.0, None),
+            finding("error_rate_change", on_edge("search-api", "search-index"), FailureModel::Unknown, 5, 3.0, "error_ratio", 0.3, None),
+        ],
+    );
+    assert_eq!(groups_opened(&events), 2);
+    assert_eq!(c.open_groups().count(), 2);
+}
+
+#[test]
+fn a_symptom_bridging_two_incidents_merges_them_keeping_both_histories() {
+    // search-api and search-store are 2 hops apart, on no flow: with a
+    // 1-hop radius they start as separate incidents.
+    let topo = payments();
+    let mut c = Correlator::new(CorrelatorConfig { max_hops: 1, ..CorrelatorConfig::default() });
+    let mut events = Vec::new();
+    for f in [
+        finding("error_rate_change", on_service("search-api"), FailureModel::Unknown, 0, 3.0, "error_ratio", 0.2, None),
+        finding("error_rate_change", on_service("search-store"), FailureModel::Unknown, 5, 3.0, "error_ratio", 0.2, None),
+        finding("latency_change", on_service("search-index"), FailureModel::Exhaustion, 9, 3.0, "p99_ms", 900.0, None),
+    ] {
+        let now = f.started_at;
+        events.extend(c.observe(Observation::Fired(f), &topo, now));
+        c.check_invariants().unwrap();
+    }
+    assert_eq!(groups_opened(&events), 2);
+    assert!(events.iter().any(|e| matches!(e, CorrelationEvent::Merged { into: GroupId(1), from: GroupId(2), .. })), "{events:#?}");
+    let open: Vec<_> = c.open_groups().collect();
+    assert_eq!(open.len(), 1);
+    assert_eq!((open[0].members.len(), open[0].absorbed.clone()), (3, vec![GroupId(2)]));
+    assert_eq!(c.group(GroupId(2)).unwrap().merged_into, Some(GroupId(1)), "the merged group's record is kept");
+}
+
+#[test]
+fn shared_flows_group_even_when_the_graph_is_far() {
+    let topo = payments();
+    // web → bank-connector is 4 hops, but both are on the checkout flow.
+    let mut c = Correlator::new(CorrelatorConfig { max_hops: 1, ..CorrelatorConfig::default() });
+    c.observe(Observation::Fired(finding("error_rate_change", on_service("web"), FailureModel::Unknown, 0, 2.0, "e", 0.1, None)), &topo, t(0));
+    let ev = c.observe(Observation::Fired(finding("error_rate_change", on_service("bank-connector"), FailureModel::Unknown, 1, 2.0, "e", 0.1, None)), &topo, t(1));
+    assert!(matches!(ev[0], CorrelationEvent::Joined { group: GroupId(1), .. }), "{ev:#?}");
+}
+
+#[test]
+fn resolves_after_hold_down_and_relinks_a_recurrence() {
+    let topo = payments();
+    let pool = finding("resource_exhaustion", on_resource("fraud-check", "db-pool"), FailureModel::Exhaustion, 0, 4.0, "pool", 1.0, None);
+    let mut c = Correlator::new(CorrelatorConfig::default());
+    c.observe(Observation::Fired(pool.clone()), &topo, t(0));
+    c.observe(Observation::Cleared { kind: pool.kind.clone(), subject: pool.subject.clone(), at: t(100) }, &topo, t(100));
+    assert_eq!(c.next_wake(), Some(t(700)));
+    assert!(c.tick(t(699)).is_empty(), "not before hold-down");
+    // Flapping back within hold-down keeps the same incident open.
+    let ev = c.observe(Observation::Fired(pool.clone()), &topo, t(650));
+    assert!(matches!(ev[0], CorrelationEvent::MemberRefired { .. }), "{ev:#?}");
+    assert!(c.tick(t(800)).is_empty());
+    c.observe(Observation::Cleared { kind: pool.kind.clone(), subject: pool.subject.clone(), at: t(900) }, &topo, t(900));
+    assert_eq!(c.tick(t(1500)), vec![CorrelationEvent::Resolved { group: GroupId(1), at: t(1500) }]);
+    assert_eq!(c.open_groups().count(), 0);
+    c.check_invariants().unwrap();
+    // The same failure again, 20 minutes later: a new incident linked to the old.
+    let ev = c.observe(Observation::Fired(pool), &topo, t(2700));
+    assert!(matches!(ev[0], CorrelationEvent::Opened { group: GroupId(2), related_to: Some(GroupId(1)), .. }), "{ev:#?}");
+}
+
+#[test]
+fn external_alerts_join_by_mapped_service_and_clear_on_resolve() {
+    let topo = payments();
+    let mut c = Correlator::new(CorrelatorConfig::default());
+    c.observe(Observation::Fired(finding("resource_exhaustion", on_resource("fraud-check", "db-pool"), FailureModel::Exhaustion, 0, 4.0, "pool", 1.0, None)), &topo, t(0));
+    let alert = ExternalAlert {
+        source: "alertmanager".into(),
+        fingerprint: "abc123".into(),
+        state: AlertState::Firing,
+        summary: "GatewayHighErrorRate".into(),
+        labels: BTreeMap::from([("service".into(), "gateway".into())]),
+        starts_at: t(30),
+        ends_at: None,
+    };
+    let services = BTreeSet::from([svc("gateway")]);
+    let ev = c.observe(Observation::Alert { alert: alert.clone(), services: services.clone() }, &topo, t(30));
+    assert!(matches!(ev[0], CorrelationEvent::Joined { group: GroupId(1), .. }), "{ev:#?}");
+    // The same alert again (re-sent by Alertmanager) is deduplicated.
+    assert!(c.observe(Observation::Alert { alert: alert.clone(), services: services.clone() }, &topo, t(60)).iter().all(|e| !matches!(e, CorrelationEvent::Joined { .. } | CorrelationEvent::Opened { .. })));
+    let resolved = ExternalAlert { state: AlertState::Resolved, ends_at: Some(t(90)), ..alert };
+    let ev = c.observe(Observation::Alert { alert: resolved, services }, &topo, t(90));
+    assert!(matches!(ev[0], CorrelationEvent::MemberCleared { .. }), "{ev:#?}");
+    c.check_invariants().unwrap();
+}
+
+#[test]
+fn stale_groups_do_not_absorb_new_failures() {
+    let topo = payments();
+    let mut c = Correlator::new(CorrelatorConfig::default());
+    c.observe(Observation::Fired(finding("error_rate_change", on_service("gateway"), FailureModel::Unknown, 0, 2.0, "e", 0.1, None)), &topo, t(0));
+    // Still open (never cleared) but silent for longer than join_window.
+    let ev = c.observe(Observation::Fired(finding("latency_change", on_service("fraud-check"), FailureModel::Exhaustion, 3600, 2.0, "p99", 1.0, None)), &topo, t(3600));
+    assert!(matches!(ev[0], CorrelationEvent::Opened { group: GroupId(2), .. }), "{ev:#?}");
+}
+
+const KINDS: &[&str] = &["error_rate_change", "latency_change", "retry_amplification", "resource_exhaustion"];
+
+#[derive(Clone, Debug)]
+enum Op {
+    Fire { kind: usize, svc: usize },
+    Clear { kind: usize, svc: usize },
+    Alert { fp: usize, svc: usize, firing: bool },
+    Advance { secs: i64 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..KINDS.len(), 0..8usize).prop_map(|(kind, svc)| Op::Fire { kind, svc }),
+        2 => (0..KINDS.len(), 0..8usize).prop_map(|(kind, svc)| Op::Clear { kind, svc }),
+        1 => (0..3usize, 0..8usize, any::<bool>()).prop_map(|(fp, svc, firing)| Op::Alert { fp, svc, firing }),
+        2 => (1..1200i64).prop_map(|secs| Op::Advance { secs }),
+    ]
+}
+
+proptest! {
+    /// INV-CORR-1: whatever arrives in whatever order, a finding or alert
+    /// belongs to at most one open incident, and the membership index agrees
+    /// with the groups.
+    #[test]
+    fn a_member_belongs_to_at_most_one_open_group(
+        edges in proptest::collection::vec((0..8usize, 0..8usize), 0..12),
+        ops in proptest::collection::vec(op(), 1..80),
+    ) {
+        let names: Vec<ServiceName> = (0..8).map(|i| svc(&format!("s{i}"))).collect();
+        let topo = Topology::new(edges.iter().map(|&(a, b)| Interaction { caller: names[a].clone(), callee: names[b].clone(), operation: String::new() }), vec![]);
+        let mut c = Correlator::new(CorrelatorConfig { join_window: Duration::from_mins(5), max_hops: 1, hold_down: Duration::from_mins(3), relink_window: Duration::from_mins(30) });
+        let mut now = t(0);
+        for op in ops {
+            match op {
+                Op::Fire { kind, svc } => {
+                    let f = finding(KINDS[kind], Subject::Service { service: names[svc].clone() }, FailureModel::Unknown, 0, 1.0, "m", 1.0, None);
+                    let f = Finding { started_at: now, ..f };
+                    c.observe(Observation::Fired(f), &topo, now);
+                }
+                Op::Clear { kind, svc } => {
+                    c.observe(Observation::Cleared { kind: KINDS[kind].into(), subject: Subject::Service { service: names[svc].clone() }, at: now }, &topo, now);
+                }
+                Op::Alert { fp, svc, firing } => {
+                    let alert = ExternalAlert {
+                        source: "am".into(), fingerprint: format!("fp{fp}"),
+                        state: if firing { AlertState::Firing } else { AlertState::Resolved },
+                        summary: String::new(), labels: BTreeMap::new(), starts_at: now, ends_at: None,
+                    };
+                    c.observe(Observation::Alert { alert, services: BTreeSet::from([names[svc].clone()]) }, &topo, now);
+                }
+                Op::Advance { secs } => {
+                    now = now + Duration::from_secs(secs);
+                    c.tick(now);
+                }
+            }
+            prop_assert!(c.check_invariants().is_ok(), "{:?}", c.check_invariants());
+            for g in c.open_groups() {
+                prop_assert!(!g.members.is_empty());
+                prop_assert!(g.chain.origins.iter().all(|o| (0.0..=1.0).contains(&o.confidence)));
+            }
+        }
+    }
+}

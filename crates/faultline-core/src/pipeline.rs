@@ -1,0 +1,272 @@
+//! The detection-to-incident pipeline as one sans-IO component: signals go
+//! through the `DetectorSet`, findings and alerts through the `Correlator`,
+//! and what comes out is a list of `IncidentAction`s — open this incident,
+//! record this event on that one — for a driver to carry out.
+//!
+//! The engine executes the actions against the store with real time; the
+//! simulator's drills execute them on virtual time. Both run this code, so a
+//! drill exercises exactly what production does. Not here: incident ids
+//! (actions name correlator `GroupId`s; the driver maps them), persistence,
+//! notification.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::correlate::{CorrelationEvent, Correlator, CorrelatorConfig, GroupId, MemberKey, Observation, Topology};
+use crate::detect::DetectorSet;
+use crate::finding::{CausalChain, Finding, Subject};
+use crate::ids::{FlowName, ServiceName};
+use crate::incident::{IncidentEvent, Severity};
+use crate::severity::{SeverityDefinitions, SeverityFacts, SloBurn};
+use crate::signal::{ExternalAlert, Signal};
+use crate::time::Timestamp;
+
+/// What the driver must do to incidents.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IncidentAction {
+    Open { group: GroupId, title: String, severity: Severity, summary: Option<String>, at: Timestamp },
+    Record { group: GroupId, event: IncidentEvent, at: Timestamp },
+    /// `group` recurs `previous` (record `LinkedTo` on `group`).
+    Link { group: GroupId, previous: GroupId, at: Timestamp },
+    /// `from` merges into `into` (`MergedInto` on `from`, `Absorbed` on `into`).
+    Merge { into: GroupId, from: GroupId, at: Timestamp },
+}
+
+pub struct Pipeline {
+    detectors: DetectorSet,
+    correlator: Correlator,
+    topology: Topology,
+    severity: SeverityDefinitions,
+    /// Current severity per open group, to raise (never silently lower) it.
+    severities: BTreeMap<GroupId, Severity>,
+}
+
+impl Pipeline {
+    pub fn new(detectors: DetectorSet, config: CorrelatorConfig, topology: Topology, severity: SeverityDefinitions) -> Pipeline {
+        Pipeline { detectors, correlator: Correlator::new(config), topology, severity, severities: BTreeMap::new() }
+    }
+
+    /// Replaces the topology (the graph learns new edges over time).
+    pub fn set_topology(&mut self, topology: Topology) {
+        self.topology = topology;
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub fn correlator(&self) -> &Correlator {
+        &self.correlator
+    }
+
+    pub fn observe_signal(&mut self, signal: &Signal, now: Timestamp) -> Vec<IncidentAction> {
+        if let Signal::Alert(alert) = signal {
+            let services = self.alert_services(alert);
+            return self.observe(Observation::Alert { alert: alert.clone(), services }, now);
+        }
+        let findings = self.detectors.observe(signal, now);
+        findings.into_iter().flat_map(|f| self.observe(Observation::Fired(f), now)).collect()
+    }
+
+    pub fn observe_finding(&mut self, finding: Finding, now: Timestamp) -> Vec<IncidentAction> {
+        self.observe(Observation::Fired(finding), now)
+    }
+
+    pub fn observe_cleared(&mut self, kind: String, subject: Subject, now: Timestamp) -> Vec<IncidentAction> {
+        self.observe(Observation::Cleared { kind, subject, at: now }, now)
+    }
+
+    /// Lets time pass: detectors that fire on silence, and hold-down resolution.
+    pub fn tick(&mut self, now: Timestamp) -> Vec<IncidentAction> {
+        let findings = self.detectors.tick(now);
+        let mut actions: Vec<IncidentAction> = findings.into_iter().flat_map(|f| self.observe(Observation::Fired(f), now)).collect();
+        let events = self.correlator.tick(now);
+        actions.extend(self.translate(events));
+        actions
+    }
+
+    /// Services an alert is about: its `service`, `service_name`, `job` or
+    /// `app` label, when that names a service in the topology or catalogue;
+    /// otherwise the label value as given (it may name a service we have not
+    /// seen traffic for yet).
+    pub fn alert_services(&self, alert: &ExternalAlert) -> BTreeSet<ServiceName> {
+        ["service", "service_name", "job", "app", "component"]
+            .iter()
+            .filter_map(|k| alert.labels.get(*k))
+            .filter_map(|v| ServiceName::new(v.as_str()).ok())
+            .take(1)
+            .collect()
+    }
+
+    fn observe(&mut self, obs: Observation, now: Timestamp) -> Vec<IncidentAction> {
+        let events = self.correlator.observe(obs, &self.topology, now);
+        self.translate(events)
+    }
+
+    fn describe(&self, group: GroupId, member: &MemberKey) -> (String, String) {
+        let m = self.correlator.group(group).and_then(|g| g.members.get(member));
+        let evidence = match m {
+            Some(m) => match (&m.finding, &m.alert) {
+                (Some(f), _) => {
+                    let e = &f.evidence;
+                    match e.baseline {
+                        Some(b) => format!("{} = {:.4} (baseline {:.4}, strength {:.2}) since {}", e.measure, e.observed, b, f.strength, f.started_at),
+                        None => format!("{} = {:.4} (strength {:.2}) since {}", e.measure, e.observed, f.strength, f.started_at),
+                    }
+                }
+                (None, Some(a)) => format!("{} since {}", a.summary, a.starts_at),
+                (None, None) => String::new(),
+            },
+            None => String::new(),
+        };
+        (member.to_string(), evidence)
+    }
+
+    fn suggest(&self, chain: &CausalChain) -> (Severity, String) {
+        let flows: Vec<FlowName> = chain.impacted_flows.iter().map(|f| f.flow.clone()).collect();
+        let burns: Vec<SloBurn> = chain
+            .impacted_flows
+            .iter()
+            .filter_map(|f| f.burn_rate.map(|b| SloBurn { slo: format!("{} (from findings)", f.flow), flow: Some(f.flow.clone()), burn_rate: b }))
+            .collect();
+        let s = self.severity.suggest(&SeverityFacts { impacted_flows: &flows, burns: &burns });
+        (s.severity, s.reason)
+    }
+
+    fn translate(&mut self, events: Vec<CorrelationEvent>) -> Vec<IncidentAction> {
+        let mut out = Vec::new();
+        for e in events {
+            match e {
+                CorrelationEvent::Opened { group, member, related_to, at } => {
+                    let chain = self.correlator.group(group).map(|g| g.chain.clone()).unwrap_or_default();
+                    let (severity, _) = self.suggest(&chain);
+                    self.severities.insert(group, severity);
+                    out.push(IncidentAction::Open {
+                        group,
+                        title: member.to_string(),
+                        severity,
+                        summary: Some("Opened by the correlator; the diagnosis on the timeline updates as symptoms arrive.".into()),
+                        at,
+                    });
+                    let (member, evidence) = self.describe(group, &member);
+                    out.push(IncidentAction::Record { group, event: IncidentEvent::SymptomAttached { member, evidence }, at });
+                    if let Some(previous) = related_to {
+                        out.push(IncidentAction::Link { group, previous, at });
+                    }
+                }
+                CorrelationEvent::Joined { group, member, at } | CorrelationEvent::MemberRefired { group, member, at } => {
+                    let (member, evidence) = self.describe(group, &member);
+                    out.push(IncidentAction::Record { group, event: IncidentEvent::SymptomAttached { member, evidence }, at });
+                }
+                CorrelationEvent::MemberCleared { group, member, at } => {
+                    out.push(IncidentAction::Record { group, event: IncidentEvent::SymptomCleared { member: member.to_string() }, at });
+                }
+                CorrelationEvent::Merged { into, from, at } => {
+                    self.severities.remove(&from);
+                    out.push(IncidentAction::Merge { into, from, at });
+                }
+                CorrelationEvent::DiagnosisChanged { group, chain, sentence, at } => {
+                    let top = chain.origins.first();
+                    out.push(IncidentAction::Record {
+                        group,
+                        event: IncidentEvent::DiagnosisUpdated {
+                            sentence,
+                            class: chain.class,
+                            failure_model: chain.failure_model,
+                            origin: top.map(|o| o.subject.to_string()),
+                            confidence_pct: top.map(|o| (o.confidence * 100.0).round().clamp(0.0, 100.0) as u8),
+                        },
+                        at,
+                    });
+                    let (suggested, reason) = self.suggest(&chain);
+                    if let Some(current) = self.severities.get(&group).copied()
+                        && suggested < current
+                    {
+                        self.severities.insert(group, suggested);
+                        out.push(IncidentAction::Record {
+                            group,
+                            event: IncidentEvent::SeverityChanged { from: current, to: suggested, reason: format!("suggested: {reason}") },
+                            at,
+                        });
+                    }
+                }
+                CorrelationEvent::Resolved { group, at } => {
+                    self.severities.remove(&group);
+                    out.push(IncidentAction::Record {
+                        group,
+                        event: IncidentEvent::Resolved { note: Some("every symptom cleared and stayed clear for the hold-down period".into()) },
+                        at,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::{Evidence, FailureModel};
+    use crate::ids::TeamId;
+    use crate::model::{Flow, Interaction};
+    use crate::time::Duration;
+
+    fn svc(s: &str) -> ServiceName {
+        ServiceName::new(s).unwrap()
+    }
+    fn edge(a: &str, b: &str) -> Interaction {
+        Interaction { caller: svc(a), callee: svc(b), operation: String::new() }
+    }
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_secs(1_800_000_000 + s)
+    }
+    fn f(kind: &str, subject: Subject, model: FailureModel, at: i64, observed: f64) -> Finding {
+        Finding {
+            kind: kind.into(),
+            subject,
+            failure_model: model,
+            started_at: t(at),
+            strength: 3.0,
+            evidence: Evidence { measure: "m".into(), observed, baseline: None, threshold: None, window: Duration::from_secs(10), exemplar_trace_ids: vec![] },
+        }
+    }
+
+    #[test]
+    fn findings_become_one_incident_whose_severity_rises_with_flow_burn() {
+        let checkout = FlowName::new("checkout").unwrap();
+        let flow = Flow { name: checkout.clone(), owner: TeamId::new("payments").unwrap(), description: String::new(), interactions: vec![edge("web", "gateway"), edge("gateway", "fraud-check")] };
+        let topo = Topology::new([edge("fraud-check", "fraud-db")], vec![flow]);
+        let mut p = Pipeline::new(DetectorSet::empty(), CorrelatorConfig::default(), topo, SeverityDefinitions::standard(vec![checkout.clone()]));
+        let pool = Subject::Resource { service: svc("fraud-check"), resource: "db-pool".into() };
+        let mut actions = p.observe_finding(f("resource_exhaustion", pool.clone(), FailureModel::Exhaustion, 0, 1.0), t(0));
+        actions.extend(p.observe_finding(f("slo_burn_rate", Subject::Flow { flow: checkout }, FailureModel::Unknown, 30, 16.0), t(30)));
+        let kinds: Vec<String> = actions
+            .iter()
+            .map(|a| match a {
+                IncidentAction::Open { group, severity, .. } => format!("open {group} {severity}"),
+                IncidentAction::Record { group, event, .. } => format!("{} {group}", event.kind()),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "open g1 SEV2",
+                "symptom_attached g1",
+                "diagnosis_updated g1",
+                "symptom_attached g1",
+                "diagnosis_updated g1",
+                "severity_changed g1",
+            ],
+            "{actions:#?}"
+        );
+        let IncidentAction::Record { event: IncidentEvent::SeverityChanged { to, reason, .. }, .. } = &actions[5] else { panic!() };
+        assert_eq!(*to, Severity::Sev1);
+        assert!(reason.contains("critical flow fast burn"), "{reason}");
+        // Clearing both and waiting out the hold-down resolves it.
+        p.observe_cleared("resource_exhaustion".into(), pool, t(100));
+        p.observe_cleared("slo_burn_rate".into(), Subject::Flow { flow: FlowName::new("checkout").unwrap() }, t(100));
+        let done = p.tick(t(100 + 600));
+        assert!(matches!(&done[..], [IncidentAction::Record { event: IncidentEvent::Resolved { .. }, .. }]), "{done:#?}");
+    }
+}

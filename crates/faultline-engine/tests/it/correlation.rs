@@ -1,0 +1,117 @@
+//! Findings and alerts in, incidents with their correlator timelines out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use faultline_core::correlate::{CorrelatorConfig, GroupId, Topology};
+use faultline_core::detect::DetectorSet;
+use faultline_core::finding::{Evidence, FailureModel};
+use faultline_core::incident::IncidentStatus;
+use faultline_core::model::Interaction;
+use faultline_core::pipeline::Pipeline;
+use faultline_core::severity::SeverityDefinitions;
+use faultline_core::signal::{AlertState, ExternalAlert, Signal};
+use faultline_core::{Duration, Finding, ServiceName, Subject, Timestamp};
+use faultline_engine::{Engine, Event};
+use faultline_store::{IncidentFilter, SqlStore, Store};
+
+fn svc(s: &str) -> ServiceName {
+    ServiceName::new(s).unwrap()
+}
+fn t(s: i64) -> Timestamp {
+    Timestamp::from_secs(1_800_000_000 + s)
+}
+
+async fn engine() -> (Engine, SqlStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let edges = [("gateway", "fraud-check"), ("fraud-check", "fraud-db"), ("fraud-check", "ledger")]
+        .map(|(a, b)| Interaction { caller: svc(a), callee: svc(b), operation: String::new() });
+    let pipeline = Pipeline::new(DetectorSet::empty(), CorrelatorConfig::default(), Topology::new(edges, vec![]), SeverityDefinitions::standard(vec![]));
+    (Engine::new(pipeline, Arc::new(store.clone())), store, dir)
+}
+
+fn finding(kind: &str, subject: Subject, at: i64) -> Finding {
+    Finding {
+        kind: kind.into(),
+        subject,
+        failure_model: FailureModel::Exhaustion,
+        started_at: t(at),
+        strength: 2.0,
+        evidence: Evidence { measure: "ratio".into(), observed: 0.9, baseline: Some(0.1), threshold: None, window: Duration::from_secs(10), exemplar_trace_ids: vec![] },
+    }
+}
+
+#[tokio::test]
+async fn related_findings_and_an_alert_make_one_incident_that_resolves_itself() {
+    let (mut engine, store, _dir) = engine().await;
+    let pool = Subject::Resource { service: svc("fraud-check"), resource: "db-pool".into() };
+    engine.process(Event::Finding(finding("resource_exhaustion", pool.clone(), 0)), t(0)).await.unwrap();
+    let edge = Subject::Interaction { interaction: Interaction { caller: svc("gateway"), callee: svc("fraud-check"), operation: String::new() } };
+    engine.process(Event::Finding(finding("retry_amplification", edge.clone(), 20)), t(20)).await.unwrap();
+    let alert = ExternalAlert {
+        source: "alertmanager".into(),
+        fingerprint: "f00d".into(),
+        state: AlertState::Firing,
+        summary: "GatewayErrors".into(),
+        labels: BTreeMap::from([("service".into(), "gateway".into())]),
+        starts_at: t(25),
+        ends_at: None,
+    };
+    engine.process(Event::Signals(vec![Signal::Alert(alert.clone())]), t(25)).await.unwrap();
+
+    let incidents = store.list_incidents(&IncidentFilter::default()).await.unwrap();
+    assert_eq!(incidents.len(), 1, "one incident for one failure");
+    let id = engine.incident_of(GroupId(1)).unwrap();
+    let (inc, timeline) = store.incident(id).await.unwrap().unwrap();
+    assert_eq!(inc.symptoms, 3);
+    assert!(inc.diagnosis.as_deref().unwrap().starts_with("fraud-check/db-pool (origin"), "{:?}", inc.diagnosis);
+    assert!(timeline.iter().all(|e| e.actor.to_string() == "system:correlator"));
+
+    // Acknowledged at the alert's source → the incident is acknowledged.
+    engine.process(Event::AlertAcknowledged { source: "alertmanager".into(), fingerprint: "f00d".into() }, t(30)).await.unwrap();
+    assert_eq!(store.incident(id).await.unwrap().unwrap().0.status, IncidentStatus::Acknowledged);
+
+    // Everything clears; after the hold-down the correlator resolves it.
+    engine.process(Event::Cleared { kind: "resource_exhaustion".into(), subject: pool }, t(100)).await.unwrap();
+    engine.process(Event::Cleared { kind: "retry_amplification".into(), subject: edge }, t(100)).await.unwrap();
+    let resolved = ExternalAlert { state: AlertState::Resolved, ends_at: Some(t(100)), ..alert };
+    engine.process(Event::Signals(vec![Signal::Alert(resolved)]), t(100)).await.unwrap();
+    engine.process(Event::Tick, t(699)).await.unwrap();
+    assert_eq!(store.incident(id).await.unwrap().unwrap().0.status, IncidentStatus::Acknowledged);
+    engine.process(Event::Tick, t(700)).await.unwrap();
+    let (inc, timeline) = store.incident(id).await.unwrap().unwrap();
+    assert_eq!(inc.status, IncidentStatus::Resolved);
+    let kinds: Vec<&str> = timeline.iter().map(|e| e.event.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "opened", "symptom_attached", "diagnosis_updated", "symptom_attached", "diagnosis_updated", "symptom_attached",
+            "acknowledged", "symptom_cleared", "symptom_cleared", "symptom_cleared", "resolved"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_person_resolving_first_is_not_an_engine_error() {
+    let (mut engine, store, _dir) = engine().await;
+    let pool = Subject::Resource { service: svc("fraud-check"), resource: "db-pool".into() };
+    engine.process(Event::Finding(finding("resource_exhaustion", pool.clone(), 0)), t(0)).await.unwrap();
+    let id = engine.incident_of(GroupId(1)).unwrap();
+    faultline_store::commands::execute(&store, id, faultline_core::incident::Command::Resolve { note: None }, faultline_core::incident::Actor::System("test".into()), t(5))
+        .await
+        .unwrap();
+    engine.process(Event::Cleared { kind: "resource_exhaustion".into(), subject: pool }, t(10)).await.unwrap();
+    engine.process(Event::Tick, t(1000)).await.unwrap();
+    let (inc, timeline) = store.incident(id).await.unwrap().unwrap();
+    assert_eq!(inc.status, IncidentStatus::Resolved);
+    assert_eq!(timeline.iter().filter(|e| e.event.kind() == "resolved").count(), 1);
+}
+
+#[tokio::test]
+async fn the_channel_is_bounded() {
+    let (handle, _rx) = Engine::channel(2);
+    handle.try_send(Event::Tick).unwrap();
+    handle.try_send(Event::Tick).unwrap();
+    assert!(matches!(handle.try_send(Event::Tick), Err(faultline_engine::SendError::Full)));
+}

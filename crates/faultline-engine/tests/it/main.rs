@@ -1,0 +1,4 @@
+//! The one integration-test binary of `faultline-engine`: the loop body
+//! (`Engine::process`) driven with chosen times against a real SQLite store.
+
+mod correlation;
