@@ -74,10 +74,6 @@ impl EngineHandle {
     }
 }
 
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Timestamp;
-}
-
 pub struct Engine {
     pipeline: Pipeline,
     store: Arc<dyn Store>,
@@ -110,7 +106,7 @@ impl Engine {
     pub async fn run(
         mut self,
         mut rx: mpsc::Receiver<Event>,
-        clock: Arc<dyn Clock>,
+        now: impl Fn() -> Timestamp + Send,
         tick: std::time::Duration,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
@@ -123,7 +119,7 @@ impl Engine {
                 _ = interval.tick() => Event::Tick,
                 () = &mut shutdown => break,
             };
-            if let Err(e) = self.process(event, clock.now()).await {
+            if let Err(e) = self.process(event, now()).await {
                 tracing::error!(error = %e, "engine could not record a correlation decision");
             }
         }
@@ -193,9 +189,19 @@ impl Engine {
     /// Runs a command as the correlator. A refusal by the state machine is
     /// not an engine failure — a person may already have resolved the
     /// incident the correlator now wants to resolve — so it is logged.
-    async fn command(&self, id: IncidentId, command: Command, at: Timestamp) -> Result<(), StoreError> {
+    /// (Owned `store`/`actor`, not `&self`: the engine holds `!Sync`
+    /// detectors, and a borrow of it must not live across an await.)
+    fn command(&self, id: IncidentId, command: Command, at: Timestamp) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let store = self.store.clone();
+        let actor = self.actor.clone();
+        async move { run_command(store, actor, id, command, at).await }
+    }
+}
+
+async fn run_command(store: Arc<dyn Store>, actor: Actor, id: IncidentId, command: Command, at: Timestamp) -> Result<(), StoreError> {
+    {
         let name = command.name();
-        match commands::execute(self.store.as_ref(), id, command, self.actor.clone(), at).await {
+        match commands::execute(store.as_ref(), id, command, actor, at).await {
             Ok(_) => Ok(()),
             Err(StoreError::Invalid(
                 e @ (TransitionError::AlreadyInStatus(_) | TransitionError::NotAllowed { .. }),

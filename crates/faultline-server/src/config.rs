@@ -26,6 +26,11 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How long shutdown waits for in-flight requests to finish.
     pub shutdown_grace: Duration,
+    /// If set, alert ingest endpoints require `Authorization: Bearer <token>`.
+    /// Unset (the default) they are open, like Alertmanager's own API.
+    pub alert_ingest_token: Option<String>,
+    /// Events that may wait for the correlation engine before ingest answers 503.
+    pub engine_queue: usize,
 }
 
 impl Default for Config {
@@ -37,6 +42,8 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            alert_ingest_token: None,
+            engine_queue: 10_000,
         }
     }
 }
@@ -51,6 +58,8 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     request_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
+    alert_ingest_token: Option<String>,
+    engine_queue: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +109,10 @@ impl Config {
             if let Some(s) = f.shutdown_grace_secs {
                 c.shutdown_grace = Duration::from_secs(s);
             }
+            c.alert_ingest_token = f.alert_ingest_token.or(c.alert_ingest_token);
+            if let Some(q) = f.engine_queue {
+                c.engine_queue = q;
+            }
         }
         if let Some(l) = env("FAULTLINE_LISTEN") {
             c.listen = parse_listen("FAULTLINE_LISTEN", &l)?;
@@ -115,6 +128,9 @@ impl Config {
                 key: "FAULTLINE_MAX_BODY_BYTES".into(),
                 reason: format!("{b:?} is not a number of bytes"),
             })?;
+        }
+        if let Some(t) = env("FAULTLINE_ALERT_INGEST_TOKEN") {
+            c.alert_ingest_token = Some(t).filter(|t| !t.is_empty());
         }
         if let Some(s) = env("FAULTLINE_REQUEST_TIMEOUT_SECS") {
             c.request_timeout = Duration::from_secs(parse_secs("FAULTLINE_REQUEST_TIMEOUT_SECS", &s)?);

@@ -13,8 +13,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use faultline_core::correlate::{CorrelatorConfig, Topology};
+use faultline_core::detect::DetectorSet;
+use faultline_core::pipeline::Pipeline;
+use faultline_core::severity::SeverityDefinitions;
+use faultline_engine::{Engine, Event};
 use faultline_store::{SqlStore, Store};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 
 pub mod auth;
 pub mod clock;
@@ -37,6 +43,8 @@ pub struct App {
     config: Config,
     store: SqlStore,
     state: http::AppState,
+    /// The engine and its queue until `start_engine` moves them into a task.
+    engine: Option<(Engine, mpsc::Receiver<Event>)>,
 }
 
 impl App {
@@ -46,8 +54,26 @@ impl App {
     }
 
     pub fn with_store(config: Config, store: SqlStore, clock: Arc<dyn clock::Clock>) -> App {
-        let state = http::AppState { store: Arc::new(store.clone()) as Arc<dyn Store>, metrics: Arc::new(metrics::Metrics::new()), clock };
-        App { config, store, state }
+        let shared: Arc<dyn Store> = Arc::new(store.clone());
+        let pipeline = Pipeline::new(DetectorSet::standard(), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]));
+        let engine = Engine::new(pipeline, shared.clone());
+        let (handle, rx) = Engine::channel(config.engine_queue);
+        let state = http::AppState {
+            store: shared,
+            metrics: Arc::new(metrics::Metrics::new()),
+            clock,
+            engine: handle,
+            alert_ingest_token: config.alert_ingest_token.as_deref().map(Arc::from),
+        };
+        App { config, store, state, engine: Some((engine, rx)) }
+    }
+
+    /// Starts the correlation engine as a task on the current runtime (once;
+    /// later calls return `None`). It stops when `shutdown` completes.
+    pub fn start_engine(&mut self, shutdown: impl Future<Output = ()> + Send + 'static) -> Option<tokio::task::JoinHandle<()>> {
+        let (engine, rx) = self.engine.take()?;
+        let clock = self.state.clock.clone();
+        Some(tokio::spawn(engine.run(rx, move || clock.now(), std::time::Duration::from_secs(1), shutdown)))
     }
 
     pub fn state(&self) -> &http::AppState {
@@ -72,10 +98,14 @@ impl App {
     /// Serves until `shutdown` completes, then stops accepting connections,
     /// lets in-flight requests finish (so accepted writes are committed) for
     /// up to `shutdown_grace`, and closes the database.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(mut self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr: SocketAddr = listener.local_addr()?;
         tracing::info!(%addr, backend = ?self.store.backend(), "faultline listening");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut engine_stop = stop_rx.clone();
+        let engine_task = self.start_engine(async move {
+            let _ = engine_stop.wait_for(|s| *s).await;
+        });
         let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -90,6 +120,10 @@ impl App {
                 let _ = stop_rx2.wait_for(|s| *s).await;
                 tokio::time::sleep(grace).await;
             } => tracing::warn!("shutdown grace period elapsed; closing remaining connections"),
+        }
+        // The engine finishes the event in hand and stops; then the database closes.
+        if let Some(task) = engine_task {
+            let _ = task.await;
         }
         self.store.close().await;
         tracing::info!("faultline stopped");

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub auth_failures: Family<AuthLabels, Counter>,
     pub timeline_events: Family<EventLabels, Counter>,
     pub incidents_opened: Counter,
+    pub alerts_received: Counter,
+    pub alerts_rejected: Counter,
 }
 
 impl Metrics {
@@ -49,12 +51,16 @@ impl Metrics {
         let auth_failures = Family::<AuthLabels, Counter>::default();
         let timeline_events = Family::<EventLabels, Counter>::default();
         let incidents_opened = Counter::default();
+        let alerts_received = Counter::default();
+        let alerts_rejected = Counter::default();
         registry.register("http_requests", "HTTP requests answered", http_requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", http_request_duration.clone());
         registry.register("auth_failures", "Requests refused by authentication or authorization", auth_failures.clone());
         registry.register("timeline_events", "Incident timeline events recorded", timeline_events.clone());
         registry.register("incidents_opened", "Incidents opened", incidents_opened.clone());
-        Metrics { registry, http_requests, http_request_duration, auth_failures, timeline_events, incidents_opened }
+        registry.register("alerts_received", "External alerts accepted for correlation", alerts_received.clone());
+        registry.register("alerts_rejected", "External alert requests rejected (bad payload, auth, backpressure)", alerts_rejected.clone());
+        Metrics { registry, http_requests, http_request_duration, auth_failures, timeline_events, incidents_opened, alerts_received, alerts_rejected }
     }
 
     pub fn render(&self) -> String {

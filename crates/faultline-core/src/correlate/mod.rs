@@ -314,9 +314,22 @@ impl Correlator {
         events
     }
 
-    /// Resolves groups that have been quiet for the hold-down period.
+    /// Expires alerts whose sender stopped re-sending them (their `ends_at`
+    /// passed, Alertmanager semantics) and resolves groups that have been
+    /// quiet for the hold-down period.
     pub fn tick(&mut self, now: Timestamp) -> Vec<CorrelationEvent> {
         let mut events = Vec::new();
+        let expired: Vec<(MemberKey, Timestamp)> = self
+            .groups
+            .values()
+            .filter(|g| g.is_open())
+            .flat_map(|g| g.members.values())
+            .filter(|m| m.active)
+            .filter_map(|m| m.alert.as_ref().and_then(|a| a.ends_at).filter(|&end| end <= now).map(|end| (m.key.clone(), end)))
+            .collect();
+        for (key, end) in expired {
+            self.clear(&key, end, &mut events);
+        }
         let due: Vec<GroupId> = self
             .groups
             .values()

@@ -231,6 +231,29 @@ fn external_alerts_join_by_mapped_service_and_clear_on_resolve() {
 }
 
 #[test]
+fn firing_alerts_expire_when_their_sender_stops_refreshing_them() {
+    let topo = payments();
+    let mut c = Correlator::new(CorrelatorConfig::default());
+    let alert = ExternalAlert {
+        source: "alertmanager".into(),
+        fingerprint: "abc".into(),
+        state: AlertState::Firing,
+        summary: "X".into(),
+        labels: BTreeMap::new(),
+        starts_at: t(0),
+        ends_at: Some(t(60)),
+    };
+    let services = BTreeSet::from([svc("gateway")]);
+    c.observe(Observation::Alert { alert: alert.clone(), services: services.clone() }, &topo, t(0));
+    // Re-sent with a later end: still firing at 90 s.
+    c.observe(Observation::Alert { alert: ExternalAlert { ends_at: Some(t(120)), ..alert }, services }, &topo, t(50));
+    assert!(c.tick(t(90)).is_empty());
+    let ev = c.tick(t(130));
+    assert!(matches!(&ev[..], [CorrelationEvent::MemberCleared { at, .. }] if *at == t(120)), "{ev:#?}");
+    assert_eq!(c.tick(t(120 + 600)), vec![CorrelationEvent::Resolved { group: GroupId(1), at: t(720) }]);
+}
+
+#[test]
 fn stale_groups_do_not_absorb_new_failures() {
     let topo = payments();
     let mut c = Correlator::new(CorrelatorConfig::default());

@@ -4,7 +4,8 @@
 //!
 //! Route map (all under `/api/v1` need a token; see `http::auth`):
 //! `GET /healthz` (process alive), `GET /readyz` (database answers),
-//! `GET /metrics` (Prometheus text), and `http::incidents`.
+//! `GET /metrics` (Prometheus text), `http::incidents`, and the alert ingest
+//! endpoints of `http::alerts` (`/api/v2/alerts`, `/v2/enqueue`, …).
 //! Not here: business rules (core) or SQL (store).
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use tower::ServiceBuilder;
 use crate::clock::Clock;
 use crate::metrics::{Metrics, RequestLabels};
 
+pub mod alerts;
 pub mod auth;
 pub mod convert;
 pub mod error;
@@ -37,6 +39,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    /// The correlation engine's queue.
+    pub engine: faultline_engine::EngineHandle,
+    /// When set, alert ingest endpoints need `Bearer <this>`.
+    pub alert_ingest_token: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -63,12 +69,16 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/incidents/{id}/reopen", post(incidents::reopen))
         .route("/incidents/{id}/severity", post(incidents::change_severity))
         .route("/incidents/{id}/roles", post(incidents::assign_role))
-        .route("/incidents/{id}/notes", post(incidents::add_note));
+        .route("/incidents/{id}/notes", post(incidents::add_note))
+        .route("/alerts", post(alerts::generic))
+        .route("/alerts/alertmanager", post(alerts::alertmanager_webhook));
 
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/api/v2/alerts", post(alerts::alertmanager_v2))
+        .route("/v2/enqueue", post(alerts::pagerduty_enqueue))
         .nest("/api/v1", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -2,4 +2,5 @@
 //! in-process through `Router::oneshot` (no sockets), on a temporary SQLite
 //! store with a fixed clock.
 
+mod alerts;
 mod http_api;

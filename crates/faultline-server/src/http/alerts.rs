@@ -1,0 +1,516 @@
+//! External alert ingest, in the formats senders already speak, all feeding
+//! the same correlation as Faultline's own findings:
+//!
+//! - `POST /api/v2/alerts` — the Alertmanager v2 API, so Prometheus's
+//!   `alerting.alertmanagers` can point at Faultline unchanged;
+//! - `POST /api/v1/alerts/alertmanager` — Alertmanager's webhook (version 4);
+//! - `POST /v2/enqueue` — PagerDuty Events API v2 (trigger / acknowledge /
+//!   resolve, `dedup_key` scoped to the routing key, 202 answers);
+//! - `POST /api/v1/alerts` — a generic JSON alert.
+//!
+//! Decoding is pure (`decode_*` functions return alerts or a list of field
+//! errors); handlers only authenticate, decode and queue. Like Alertmanager,
+//! these endpoints need no token unless `alert_ingest_token` is configured.
+//! Not here: dedup and grouping — the correlator keys alerts by fingerprint.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use faultline_core::Timestamp;
+use faultline_core::signal::{AlertState, ExternalAlert, Signal};
+use faultline_engine::{Event, SendError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// Longest accepted summary (PagerDuty's limit).
+const MAX_SUMMARY: usize = 1024;
+/// Longest dedup key (PagerDuty's limit).
+const MAX_DEDUP_KEY: usize = 255;
+/// Labels per alert and bytes per label: bounded so an alert cannot grow memory.
+const MAX_LABELS: usize = 64;
+const MAX_LABEL_BYTES: usize = 1024;
+
+/// Alertmanager's fingerprint: FNV-1a 64 over label names and values sorted
+/// by name, each followed by the 0xFF separator byte, as 16 hex digits.
+pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    for (k, v) in labels {
+        eat(k.as_bytes());
+        eat(&[0xff]);
+        eat(v.as_bytes());
+        eat(&[0xff]);
+    }
+    format!("{h:016x}")
+}
+
+fn parse_time(field: &str, v: Option<&str>, errors: &mut Vec<String>) -> Option<Timestamp> {
+    let s = v?;
+    // Go's zero time means "unset" in Alertmanager payloads.
+    if s.is_empty() || s.starts_with("0001-01-01") {
+        return None;
+    }
+    match Timestamp::parse_rfc3339(s) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            errors.push(format!("{field}: {e}"));
+            None
+        }
+    }
+}
+
+fn bounded_labels(field: &str, labels: BTreeMap<String, String>, errors: &mut Vec<String>) -> BTreeMap<String, String> {
+    if labels.len() > MAX_LABELS {
+        errors.push(format!("{field}: at most {MAX_LABELS} labels"));
+    }
+    if labels.iter().any(|(k, v)| k.len() + v.len() > MAX_LABEL_BYTES) {
+        errors.push(format!("{field}: a label is longer than {MAX_LABEL_BYTES} bytes"));
+    }
+    labels
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostableAlert {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    starts_at: Option<String>,
+    ends_at: Option<String>,
+    #[serde(default, rename = "generatorURL")]
+    _generator_url: Option<String>,
+}
+
+fn summary_of(labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>) -> String {
+    let s = annotations
+        .get("summary")
+        .or_else(|| annotations.get("description"))
+        .or_else(|| labels.get("alertname"))
+        .cloned()
+        .unwrap_or_else(|| "alert".to_owned());
+    s.chars().take(MAX_SUMMARY).collect()
+}
+
+/// Alertmanager v2 `POST /api/v2/alerts` body → alerts. An alert whose
+/// `endsAt` has passed is resolved; otherwise it is firing until `endsAt`
+/// (senders re-send firing alerts before that).
+pub fn decode_am_v2(body: &[u8], now: Timestamp) -> Result<Vec<ExternalAlert>, Vec<String>> {
+    let alerts: Vec<PostableAlert> = serde_json::from_slice(body).map_err(|e| vec![format!("body: {e}")])?;
+    let mut errors = Vec::new();
+    let mut out = Vec::with_capacity(alerts.len());
+    for (i, a) in alerts.into_iter().enumerate() {
+        let mut errs = Vec::new();
+        if a.labels.is_empty() {
+            errs.push(format!("[{i}].labels: at least one label is required"));
+        }
+        let labels = bounded_labels(&format!("[{i}].labels"), a.labels, &mut errs);
+        let starts_at = parse_time(&format!("[{i}].startsAt"), a.starts_at.as_deref(), &mut errs).unwrap_or(now);
+        let ends_at = parse_time(&format!("[{i}].endsAt"), a.ends_at.as_deref(), &mut errs);
+        if !errs.is_empty() {
+            errors.extend(errs);
+            continue;
+        }
+        let state = if ends_at.is_some_and(|e| e <= now) { AlertState::Resolved } else { AlertState::Firing };
+        out.push(ExternalAlert {
+            source: "alertmanager".into(),
+            fingerprint: fingerprint(&labels),
+            state,
+            summary: summary_of(&labels, &a.annotations),
+            labels,
+            starts_at,
+            // No endsAt: Alertmanager's resolve_timeout (5 m) applies.
+            ends_at: Some(ends_at.unwrap_or(now + faultline_core::Duration::from_mins(5))),
+        });
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookMessage {
+    version: String,
+    alerts: Vec<WebhookAlert>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookAlert {
+    status: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    starts_at: Option<String>,
+    ends_at: Option<String>,
+    fingerprint: Option<String>,
+}
+
+/// Alertmanager webhook (version "4") body → alerts.
+pub fn decode_am_webhook(body: &[u8], now: Timestamp) -> Result<Vec<ExternalAlert>, Vec<String>> {
+    let msg: WebhookMessage = serde_json::from_slice(body).map_err(|e| vec![format!("body: {e}")])?;
+    if msg.version != "4" {
+        return Err(vec![format!("version: {:?} is not supported (expected \"4\")", msg.version)]);
+    }
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for (i, a) in msg.alerts.into_iter().enumerate() {
+        let mut errs = Vec::new();
+        let state = match a.status.as_str() {
+            "firing" => AlertState::Firing,
+            "resolved" => AlertState::Resolved,
+            other => {
+                errs.push(format!("alerts[{i}].status: {other:?} is not firing or resolved"));
+                AlertState::Firing
+            }
+        };
+        let labels = bounded_labels(&format!("alerts[{i}].labels"), a.labels, &mut errs);
+        let starts_at = parse_time(&format!("alerts[{i}].startsAt"), a.starts_at.as_deref(), &mut errs).unwrap_or(now);
+        let ends_at = parse_time(&format!("alerts[{i}].endsAt"), a.ends_at.as_deref(), &mut errs);
+        if !errs.is_empty() {
+            errors.extend(errs);
+            continue;
+        }
+        out.push(ExternalAlert {
+            source: "alertmanager".into(),
+            fingerprint: a.fingerprint.filter(|f| !f.is_empty()).unwrap_or_else(|| fingerprint(&labels)),
+            state,
+            summary: summary_of(&labels, &a.annotations),
+            labels,
+            starts_at,
+            ends_at: if state == AlertState::Resolved { Some(ends_at.unwrap_or(now)) } else { None },
+        });
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+/// A decoded PagerDuty event.
+#[derive(Debug, PartialEq)]
+pub enum PdEvent {
+    Trigger(ExternalAlert),
+    Acknowledge { fingerprint: String, dedup_key: String },
+    Resolve(ExternalAlert),
+}
+
+/// PagerDuty Events API v2 body → event. `new_key` supplies a dedup key
+/// when a trigger omits one (PagerDuty generates a UUID).
+pub fn decode_pd(body: &[u8], now: Timestamp, new_key: impl FnOnce() -> String) -> Result<(PdEvent, String), Vec<String>> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| vec![format!("body: {e}")])?;
+    let mut errors = Vec::new();
+    let str_field = |v: &Value, name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned);
+    let routing_key = str_field(&v, "routing_key").unwrap_or_default();
+    if routing_key.is_empty() {
+        errors.push("routing_key: required".into());
+    }
+    let action = str_field(&v, "event_action").unwrap_or_default();
+    if !matches!(action.as_str(), "trigger" | "acknowledge" | "resolve") {
+        errors.push(format!("event_action: {action:?} must be trigger, acknowledge or resolve"));
+    }
+    let given_key = str_field(&v, "dedup_key").filter(|k| !k.is_empty());
+    if given_key.as_ref().is_some_and(|k| k.chars().count() > MAX_DEDUP_KEY) {
+        errors.push(format!("dedup_key: at most {MAX_DEDUP_KEY} characters"));
+    }
+    if action != "trigger" && given_key.is_none() {
+        errors.push("dedup_key: required for acknowledge and resolve".into());
+    }
+    let payload = v.get("payload").cloned().unwrap_or(Value::Null);
+    let mut labels = BTreeMap::new();
+    let mut summary = String::new();
+    if action == "trigger" {
+        summary = str_field(&payload, "summary").unwrap_or_default();
+        if summary.is_empty() {
+            errors.push("payload.summary: required".into());
+        } else if summary.chars().count() > MAX_SUMMARY {
+            errors.push(format!("payload.summary: at most {MAX_SUMMARY} characters"));
+        }
+        match str_field(&payload, "source") {
+            Some(s) if !s.is_empty() => {
+                labels.insert("source".into(), s);
+            }
+            _ => errors.push("payload.source: required".into()),
+        }
+        match str_field(&payload, "severity").as_deref() {
+            Some(s @ ("critical" | "error" | "warning" | "info")) => {
+                labels.insert("severity".into(), s.to_owned());
+            }
+            other => errors.push(format!("payload.severity: {other:?} must be critical, error, warning or info")),
+        }
+        for k in ["component", "group", "class"] {
+            if let Some(s) = str_field(&payload, k) {
+                labels.insert(k.into(), s);
+            }
+        }
+    }
+    let starts_at = parse_time("payload.timestamp", payload.get("timestamp").and_then(Value::as_str), &mut errors).unwrap_or(now);
+    let labels = bounded_labels("payload", labels, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let dedup_key = given_key.unwrap_or_else(new_key);
+    // Follow-ups apply only through the same routing key.
+    let fingerprint = format!("{routing_key}/{dedup_key}");
+    let alert = |state, summary: String| ExternalAlert {
+        source: "pagerduty".into(),
+        fingerprint: fingerprint.clone(),
+        state,
+        summary,
+        labels: labels.clone(),
+        starts_at,
+        ends_at: (state == AlertState::Resolved).then_some(now),
+    };
+    let event = match action.as_str() {
+        "trigger" => PdEvent::Trigger(alert(AlertState::Firing, summary)),
+        "acknowledge" => PdEvent::Acknowledge { fingerprint: fingerprint.clone(), dedup_key: dedup_key.clone() },
+        _ => PdEvent::Resolve(alert(AlertState::Resolved, String::new())),
+    };
+    Ok((event, dedup_key))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenericAlert {
+    title: String,
+    #[serde(default)]
+    status: Option<String>,
+    dedup_key: Option<String>,
+    service: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    starts_at: Option<String>,
+}
+
+/// The generic JSON alert → alert. The dedup key defaults to a fingerprint of
+/// title and labels, so re-sending the same alert deduplicates.
+pub fn decode_generic(body: &[u8], now: Timestamp) -> Result<(ExternalAlert, String), Vec<String>> {
+    let a: GenericAlert = serde_json::from_slice(body).map_err(|e| vec![format!("body: {e}")])?;
+    let mut errors = Vec::new();
+    if a.title.trim().is_empty() {
+        errors.push("title: must not be empty".into());
+    }
+    let state = match a.status.as_deref().unwrap_or("firing") {
+        "firing" | "triggered" => AlertState::Firing,
+        "resolved" => AlertState::Resolved,
+        other => {
+            errors.push(format!("status: {other:?} must be firing or resolved"));
+            AlertState::Firing
+        }
+    };
+    let mut labels = bounded_labels("labels", a.labels, &mut errors);
+    if let Some(s) = a.service {
+        labels.insert("service".into(), s);
+    }
+    let starts_at = parse_time("starts_at", a.starts_at.as_deref(), &mut errors).unwrap_or(now);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let key = a.dedup_key.filter(|k| !k.is_empty()).unwrap_or_else(|| {
+        let mut l = labels.clone();
+        l.insert("__title__".into(), a.title.clone());
+        fingerprint(&l)
+    });
+    let summary = a.description.filter(|d| !d.is_empty()).unwrap_or(a.title).chars().take(MAX_SUMMARY).collect();
+    Ok((
+        ExternalAlert {
+            source: "generic".into(),
+            fingerprint: key.clone(),
+            state,
+            summary,
+            labels,
+            starts_at,
+            ends_at: (state == AlertState::Resolved).then_some(now),
+        },
+        key,
+    ))
+}
+
+fn check_ingest_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &state.alert_ingest_token else { return Ok(()) };
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    // Compare every byte whatever the first mismatch, so timing does not
+    // reveal how much of the secret a guess got right.
+    let ok = given.is_some_and(|g| g.len() == expected.len() && g.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
+    if ok { Ok(()) } else { Err(ApiError::unauthorized("alert ingest needs `Authorization: Bearer <alert_ingest_token>`")) }
+}
+
+fn queue(state: &AppState, event: Event) -> Result<(), ApiError> {
+    state.engine.try_send(event).map_err(|e| match e {
+        SendError::Full => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the correlation queue is full; retry shortly"),
+        SendError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down"),
+    })
+}
+
+fn invalid(errors: Vec<String>) -> ApiError {
+    ApiError::bad_request("invalid_alert", errors.join("; "))
+}
+
+fn with_retry_after(mut r: Response) -> Response {
+    if r.status() == StatusCode::SERVICE_UNAVAILABLE || r.status() == StatusCode::TOO_MANY_REQUESTS {
+        r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    }
+    r
+}
+
+pub async fn alertmanager_v2(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let r = async {
+        check_ingest_token(&state, &headers)?;
+        let alerts = decode_am_v2(&body, state.clock.now()).map_err(invalid)?;
+        state.metrics.alerts_received.inc_by(alerts.len() as u64);
+        queue(&state, Event::Signals(alerts.into_iter().map(Signal::Alert).collect()))?;
+        Ok::<_, ApiError>(StatusCode::OK.into_response())
+    }
+    .await;
+    with_retry_after(r.unwrap_or_else(|e| {
+        state.metrics.alerts_rejected.inc();
+        e.into_response()
+    }))
+}
+
+pub async fn alertmanager_webhook(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let r = async {
+        check_ingest_token(&state, &headers)?;
+        let alerts = decode_am_webhook(&body, state.clock.now()).map_err(invalid)?;
+        state.metrics.alerts_received.inc_by(alerts.len() as u64);
+        let n = alerts.len();
+        queue(&state, Event::Signals(alerts.into_iter().map(Signal::Alert).collect()))?;
+        Ok::<_, ApiError>((StatusCode::ACCEPTED, Json(json!({"status": "success", "accepted": n}))).into_response())
+    }
+    .await;
+    with_retry_after(r.unwrap_or_else(|e| {
+        state.metrics.alerts_rejected.inc();
+        e.into_response()
+    }))
+}
+
+/// PagerDuty answers in its own shape, not Faultline's error shape, so
+/// existing PagerDuty clients understand the reply.
+pub async fn pagerduty_enqueue(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Err(e) = check_ingest_token(&state, &headers) {
+        return e.into_response();
+    }
+    let decoded = decode_pd(&body, state.clock.now(), || uuid::Uuid::now_v7().simple().to_string());
+    let (event, dedup_key) = match decoded {
+        Ok(ok) => ok,
+        Err(errors) => {
+            state.metrics.alerts_rejected.inc();
+            return (StatusCode::BAD_REQUEST, Json(json!({"status": "invalid event", "message": "Event object is invalid", "errors": errors})))
+                .into_response();
+        }
+    };
+    let event = match event {
+        PdEvent::Trigger(a) | PdEvent::Resolve(a) => Event::Signals(vec![Signal::Alert(a)]),
+        PdEvent::Acknowledge { fingerprint, .. } => Event::AlertAcknowledged { source: "pagerduty".into(), fingerprint },
+    };
+    state.metrics.alerts_received.inc();
+    match queue(&state, event) {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key}))).into_response(),
+        Err(_) => with_retry_after(
+            (StatusCode::TOO_MANY_REQUESTS, Json(json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly. Please retry later."})))
+                .into_response(),
+        ),
+    }
+}
+
+pub async fn generic(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let r = async {
+        check_ingest_token(&state, &headers)?;
+        let (alert, key) = decode_generic(&body, state.clock.now()).map_err(invalid)?;
+        state.metrics.alerts_received.inc();
+        queue(&state, Event::Signals(vec![Signal::Alert(alert)]))?;
+        Ok::<_, ApiError>((StatusCode::ACCEPTED, Json(json!({"status": "success", "dedup_key": key}))).into_response())
+    }
+    .await;
+    with_retry_after(r.unwrap_or_else(|e| {
+        state.metrics.alerts_rejected.inc();
+        e.into_response()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        Timestamp::parse_rfc3339("2026-11-21T12:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn fingerprint_matches_prometheus_common_model() {
+        // prometheus/common returns the bare FNV-1a offset basis for an
+        // empty label set.
+        assert_eq!(fingerprint(&BTreeMap::new()), "cbf29ce484222325");
+        let a = BTreeMap::from([("alertname".to_string(), "X".to_string()), ("job".to_string(), "api".to_string())]);
+        let b = BTreeMap::from([("job".to_string(), "api".to_string()), ("alertname".to_string(), "X".to_string())]);
+        assert_eq!(fingerprint(&a), fingerprint(&b), "order-independent");
+        assert_ne!(fingerprint(&a), fingerprint(&BTreeMap::from([("alertname".to_string(), "Xjob".to_string())])));
+    }
+
+    #[test]
+    fn am_v2_firing_and_resolved() {
+        let body = br#"[
+            {"labels":{"alertname":"HighErrors","service":"gateway"},"annotations":{"summary":"gateway 5xx"},"startsAt":"2026-11-21T11:59:00Z","endsAt":"2026-11-21T12:04:00Z"},
+            {"labels":{"alertname":"Old"},"endsAt":"2026-11-21T11:00:00Z"}
+        ]"#;
+        let alerts = decode_am_v2(body, now()).unwrap();
+        assert_eq!(alerts[0].state, AlertState::Firing);
+        assert_eq!(alerts[0].summary, "gateway 5xx");
+        assert_eq!(alerts[0].labels["service"], "gateway");
+        assert_eq!(alerts[1].state, AlertState::Resolved);
+        assert_eq!(alerts[1].summary, "Old");
+    }
+
+    #[test]
+    fn am_v2_errors_name_the_field() {
+        let e = decode_am_v2(br#"[{"labels":{}},{"labels":{"a":"b"},"startsAt":"noon"}]"#, now()).unwrap_err();
+        assert_eq!(e[0], "[0].labels: at least one label is required");
+        assert!(e[1].starts_with("[1].startsAt: invalid timestamp \"noon\""), "{e:?}");
+        assert!(decode_am_v2(b"{}", now()).unwrap_err()[0].starts_with("body: invalid type"));
+    }
+
+    #[test]
+    fn am_webhook_v4_keeps_fingerprints() {
+        let body = br#"{"version":"4","groupKey":"{}:{alertname=\"X\"}","status":"resolved","receiver":"faultline",
+            "alerts":[{"status":"resolved","labels":{"alertname":"X"},"annotations":{},"startsAt":"2026-11-21T11:00:00Z","endsAt":"2026-11-21T11:30:00Z","fingerprint":"c0ffee0123456789"}]}"#;
+        let a = decode_am_webhook(body, now()).unwrap();
+        assert_eq!((a[0].fingerprint.as_str(), a[0].state), ("c0ffee0123456789", AlertState::Resolved));
+        let e = decode_am_webhook(br#"{"version":"3","alerts":[]}"#, now()).unwrap_err();
+        assert_eq!(e[0], "version: \"3\" is not supported (expected \"4\")");
+    }
+
+    #[test]
+    fn pagerduty_trigger_ack_resolve_and_validation() {
+        let trigger = br#"{"routing_key":"R0123","event_action":"trigger","payload":{"summary":"DB down","source":"db1","severity":"critical","component":"fraud-db"}}"#;
+        let (ev, key) = decode_pd(trigger, now(), || "generated".into()).unwrap();
+        assert_eq!(key, "generated");
+        let PdEvent::Trigger(a) = ev else { panic!("{ev:?}") };
+        assert_eq!((a.fingerprint.as_str(), a.labels["component"].as_str()), ("R0123/generated", "fraud-db"));
+        let ack = br#"{"routing_key":"R0123","event_action":"acknowledge","dedup_key":"generated"}"#;
+        assert!(matches!(decode_pd(ack, now(), || unreachable!()).unwrap().0, PdEvent::Acknowledge { .. }));
+        let e = decode_pd(br#"{"routing_key":"","event_action":"explode","payload":{}}"#, now(), || "k".into()).unwrap_err();
+        assert_eq!(e, ["routing_key: required", "event_action: \"explode\" must be trigger, acknowledge or resolve", "dedup_key: required for acknowledge and resolve"]);
+        let e = decode_pd(br#"{"routing_key":"R","event_action":"trigger","payload":{"summary":"x","source":"s","severity":"fatal"}}"#, now(), || "k".into()).unwrap_err();
+        assert_eq!(e, ["payload.severity: Some(\"fatal\") must be critical, error, warning or info"]);
+    }
+
+    #[test]
+    fn generic_alert_dedups_by_content() {
+        let (a, k1) = decode_generic(br#"{"title":"Disk full","service":"ledger"}"#, now()).unwrap();
+        let (_, k2) = decode_generic(br#"{"title":"Disk full","service":"ledger"}"#, now()).unwrap();
+        assert_eq!((k1.clone(), a.labels["service"].as_str()), (k2, "ledger"));
+        assert!(decode_generic(br#"{"title":" "}"#, now()).unwrap_err()[0].starts_with("title"));
+        assert!(decode_generic(br#"{"title":"x","colour":"red"}"#, now()).unwrap_err()[0].contains("unknown field"));
+    }
+}

@@ -1,0 +1,132 @@
+//! Alert ingest through HTTP with the engine running: Alertmanager v2 and
+//! webhook bodies, PagerDuty Events v2 and generic alerts become (one)
+//! incident through the correlator; bad events get clear errors.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use faultline_core::Timestamp;
+use faultline_server::clock::FixedClock;
+use faultline_server::{App, Config};
+use faultline_store::{IncidentFilter, SqlStore, Store};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+struct H {
+    app_router: axum::Router,
+    engine: faultline_engine::EngineHandle,
+    store: SqlStore,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(config: Config) -> H {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let mut app = App::with_store(config, store.clone(), Arc::new(FixedClock(Timestamp::parse_rfc3339("2026-11-21T12:00:00Z").unwrap())));
+    app.start_engine(std::future::pending());
+    H { app_router: app.router(), engine: app.state().engine.clone(), store, _dir: dir }
+}
+
+impl H {
+    async fn post(&self, path: &str, body: &str, token: Option<&str>) -> (StatusCode, Value, axum::http::HeaderMap) {
+        let mut req = Request::builder().method("POST").uri(path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let resp = self.app_router.clone().oneshot(req.body(Body::from(body.to_owned())).unwrap()).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null), headers)
+    }
+
+    async fn incidents(&self) -> Vec<faultline_core::Incident> {
+        self.engine.flush().await.unwrap();
+        self.store.list_incidents(&IncidentFilter::default()).await.unwrap()
+    }
+}
+
+const AM_ALERT: &str = r#"[{"labels":{"alertname":"GatewayErrors","service":"gateway","severity":"page"},
+  "annotations":{"summary":"gateway 5xx above 5%"},"startsAt":"2026-11-21T11:59:00Z","endsAt":"2026-11-21T12:05:00Z"}]"#;
+
+#[tokio::test]
+async fn alertmanager_alerts_open_one_incident_and_dedup_on_resend() {
+    let h = start(Config::default()).await;
+    let (s, _, _) = h.post("/api/v2/alerts", AM_ALERT, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = h.post("/api/v2/alerts", AM_ALERT, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let incidents = h.incidents().await;
+    assert_eq!(incidents.len(), 1);
+    let (_, timeline) = h.store.incident(incidents[0].id).await.unwrap().unwrap();
+    assert_eq!(timeline.iter().filter(|e| e.event.kind() == "symptom_attached").count(), 1, "a re-sent alert is the same symptom");
+    assert_eq!(timeline[0].actor.to_string(), "system:correlator");
+}
+
+#[tokio::test]
+async fn pagerduty_events_trigger_acknowledge_resolve() {
+    let h = start(Config::default()).await;
+    let (s, body, _) = h
+        .post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","dedup_key":"db-1","payload":{"summary":"fraud-db down","source":"db1","severity":"critical","component":"fraud-db"}}"#, None)
+        .await;
+    assert_eq!((s, body["status"].as_str(), body["dedup_key"].as_str()), (StatusCode::ACCEPTED, Some("success"), Some("db-1")));
+    assert_eq!(body["message"], "Event processed");
+    let (s, _, _) = h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"acknowledge","dedup_key":"db-1"}"#, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let incidents = h.incidents().await;
+    assert_eq!((incidents.len(), incidents[0].status.as_str()), (1, "acknowledged"));
+
+    // A trigger without dedup_key gets a generated one.
+    let (_, body, _) = h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","payload":{"summary":"x","source":"s","severity":"info"}}"#, None).await;
+    assert_eq!(body["dedup_key"].as_str().map(str::len), Some(32));
+
+    let (s, body, _) = h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","payload":{"source":"s","severity":"info"}}"#, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["status"], "invalid event");
+    assert_eq!(body["errors"][0], "payload.summary: required");
+    let (s, _, _) = h.post("/v2/enqueue", "not json", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn webhook_and_generic_alerts_correlate_with_each_other() {
+    let h = start(Config::default()).await;
+    let webhook = r#"{"version":"4","groupKey":"g","status":"firing","receiver":"faultline","groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://am",
+      "alerts":[{"status":"firing","labels":{"alertname":"LedgerSlow","service":"ledger"},"annotations":{},"startsAt":"2026-11-21T11:58:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"aaaa000011112222"}]}"#;
+    let (s, body, _) = h.post("/api/v1/alerts/alertmanager", webhook, None).await;
+    assert_eq!((s, body["accepted"].as_u64()), (StatusCode::ACCEPTED, Some(1)));
+    // Same service → same incident (the service is the shared subject).
+    let (s, body, _) = h.post("/api/v1/alerts", r#"{"title":"ledger queue backing up","service":"ledger"}"#, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(h.incidents().await.len(), 1);
+    let (s, body, _) = h.post("/api/v1/alerts", r#"{"title":""}"#, None).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_alert")));
+}
+
+#[tokio::test]
+async fn ingest_token_when_configured() {
+    let h = start(Config { alert_ingest_token: Some("s3cret".into()), ..Config::default() }).await;
+    let (s, body, _) = h.post("/api/v2/alerts", AM_ALERT, None).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+    assert_eq!(h.post("/api/v2/alerts", AM_ALERT, Some("wrong!")).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.post("/api/v2/alerts", AM_ALERT, Some("s3cret")).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_full_engine_queue_answers_503_with_retry_after() {
+    // Engine not started and a queue of one: the second request finds it full.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let app = App::with_store(Config { engine_queue: 1, ..Config::default() }, store, Arc::new(FixedClock(Timestamp::from_secs(0))));
+    let router = app.router();
+    let post = |router: axum::Router| async move {
+        let req = Request::builder().method("POST").uri("/api/v2/alerts").body(Body::from(AM_ALERT)).unwrap();
+        router.oneshot(req).await.unwrap()
+    };
+    assert_eq!(post(router.clone()).await.status(), StatusCode::OK);
+    let resp = post(router).await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers()[header::RETRY_AFTER], "5");
+}
