@@ -268,8 +268,8 @@ fn find_change_point(series: &[Clean<'_>], cfg: &DiagnosisConfig) -> Option<Time
     if stride > 1 {
         let lo = c.saturating_sub(stride - 1);
         let hi = (c + stride).min(times.len());
-        for i in lo..hi {
-            let sc = shift_score(series, times[i], cfg);
+        for (i, &t) in times.iter().enumerate().take(hi).skip(lo) {
+            let sc = shift_score(series, t, cfg);
             if sc > best.0 {
                 best = (sc, i);
             }
