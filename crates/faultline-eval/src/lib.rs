@@ -177,10 +177,6 @@ fn diagnose_case(dataset: &Path, case: &Path, layout: Layout) -> Result<Ranked, 
         Layout::Nezha => load::nezha_case(dataset, case),
     }
     .map_err(|e| e.to_string())?;
-    let mut input = input;
-    if let Ok(f) = std::env::var("RCA_ONLY") {
-        input.series.retain(|s| f.split(',').any(|p| s.measure.starts_with(p)));
-    }
     let d = diagnose(&input, &DiagnosisConfig::default()).map_err(|e| e.to_string())?;
     let mut ranked: Vec<String> = Vec::new();
     for s in &d.scores {

@@ -45,9 +45,12 @@ fn service(name: &str, path: &Path) -> Result<ServiceName, EvalError> {
 }
 
 /// Accumulates series keyed by (subject, measure).
+type SeriesKey = (Subject, String);
+type SeriesData = (SeriesKind, Vec<(Timestamp, f64)>);
+
 #[derive(Default)]
 struct Builder {
-    series: BTreeMap<(Subject, String), (SeriesKind, Vec<(Timestamp, f64)>)>,
+    series: BTreeMap<SeriesKey, SeriesData>,
     /// Measures that describe a service's outgoing calls, not the service.
     symptoms: BTreeSet<String>,
     calls: BTreeSet<Interaction>,
@@ -388,7 +391,7 @@ pub fn nezha_case(dataset: &Path, dir: &Path) -> Result<DiagnosisInput, EvalErro
     // The baseline minute: the latest fault-free minute that starts no later
     // than the case's first trace or log event (never chosen by inject time).
     let first_event = first_event_time(&traces, &logs)?;
-    let base = first_event.and_then(|t0| baselines(dataset).into_iter().filter(|(e, _)| Timestamp::from_secs(*e) <= t0).last());
+    let base = first_event.and_then(|t0| baselines(dataset).into_iter().rev().find(|(e, _)| Timestamp::from_secs(*e) <= t0));
     let mut trace_files = traces;
     let mut log_files = logs;
     if let Some((_, bdir)) = &base {

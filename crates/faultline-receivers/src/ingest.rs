@@ -282,7 +282,7 @@ fn forward(shared: &Shared, s: Signal) {
 
 fn publish_counters(shared: &Shared, c: GraphCounters) {
     let mut last = shared.last_counters.lock().unwrap_or_else(|p| p.into_inner());
-    let pairs: [(&str, u64, u64); 15] = [
+    let pairs: [(&str, u64, u64); 16] = [
         ("spans_observed", c.spans_observed, last.spans_observed),
         ("spans_out_of_range", c.spans_out_of_range, last.spans_out_of_range),
         ("spans_invalid_service", c.spans_invalid_service, last.spans_invalid_service),
@@ -298,6 +298,7 @@ fn publish_counters(shared: &Shared, c: GraphCounters) {
         ("metric_points_observed", c.metric_points_observed, last.metric_points_observed),
         ("metric_series_dropped", c.metric_series_dropped, last.metric_series_dropped),
         ("late_after_emit", c.late_after_emit, last.late_after_emit),
+        ("names_dropped", c.names_dropped, last.names_dropped),
     ];
     for (name, now, before) in pairs {
         if now > before {

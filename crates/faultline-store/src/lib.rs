@@ -19,6 +19,7 @@ use faultline_core::{IncidentId, Timestamp};
 
 pub mod commands;
 mod migrate;
+pub mod response;
 mod sql;
 
 pub use sql::{Backend, SqlStore};

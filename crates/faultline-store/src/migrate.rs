@@ -17,9 +17,14 @@ struct Migration {
     sql: &'static str,
 }
 
-const SQLITE: &[Migration] = &[Migration { version: 1, name: "init", sql: include_str!("../migrations/sqlite/0001_init.sql") }];
-const POSTGRES: &[Migration] =
-    &[Migration { version: 1, name: "init", sql: include_str!("../migrations/postgres/0001_init.sql") }];
+const SQLITE: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../migrations/sqlite/0001_init.sql") },
+    Migration { version: 2, name: "response", sql: include_str!("../migrations/sqlite/0002_response.sql") },
+];
+const POSTGRES: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../migrations/postgres/0001_init.sql") },
+    Migration { version: 2, name: "response", sql: include_str!("../migrations/postgres/0002_response.sql") },
+];
 
 /// Arbitrary, fixed key for `pg_advisory_xact_lock`: "fltmigr" in spirit.
 const PG_MIGRATION_LOCK: i64 = 0x666c_746d_6967;

@@ -28,7 +28,7 @@ pub enum Backend {
 /// A SQL-backed store. Cheap to clone (the pool is shared).
 #[derive(Clone, Debug)]
 pub struct SqlStore {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 

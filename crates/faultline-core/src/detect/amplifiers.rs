@@ -19,7 +19,7 @@ use crate::signal::{EdgeWindow, Signal};
 use crate::time::{Duration, Timestamp};
 
 /// Tunables for the edge detectors (defaults documented per field).
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct EdgeConfig {
     /// Windows with fewer requests are ignored (20).
     pub min_requests: u64,
@@ -100,10 +100,10 @@ impl EdgeDetectors {
 
     /// The caller's ingress in the last complete window before `end`, and
     /// its baseline.
-    fn caller_ingress(&self, caller: &str, end: Timestamp) -> Option<(f64, f64)> {
+    fn caller_ingress(&mut self, caller: &str, end: Timestamp) -> Option<(f64, f64)> {
         let windows = self.ingress.get(caller)?;
         let (_, &last) = windows.range(..end).next_back()?;
-        let (base, _) = self.ingress_base.get(caller)?.stats()?;
+        let (base, _) = self.ingress_base.get_mut(caller)?.stats()?;
         Some((last as f64, base))
     }
 }
@@ -116,21 +116,29 @@ impl Detector for EdgeDetectors {
         let Signal::Edge(w) = signal else { return Vec::new() };
         let end = w.start + w.length;
         // Ingress bookkeeping for the callee (bounded to a few windows).
-        let callee = w.interaction.callee.as_str().to_owned();
-        let per = self.ingress.entry(callee.clone()).or_default();
-        *per.entry(end).or_insert(0) += w.requests;
-        while per.len() > 4 {
-            let Some((&first, &v)) = per.iter().next() else { break };
-            per.remove(&first);
-            self.ingress_base.entry(callee.clone()).or_insert_with(|| RobustBaseline::new(60, 5)).push(v as f64);
+        let callee = w.interaction.callee.as_str();
+        if !self.ingress.contains_key(callee) {
+            self.ingress.insert(callee.to_owned(), BTreeMap::new());
+            self.ingress_base.insert(callee.to_owned(), RobustBaseline::new(60, 5));
+        }
+        if let (Some(per), Some(base)) = (self.ingress.get_mut(callee), self.ingress_base.get_mut(callee)) {
+            *per.entry(end).or_insert(0) += w.requests;
+            while per.len() > 4 {
+                let Some((first, v)) = per.pop_first() else { break };
+                let _ = first;
+                base.push(v as f64);
+            }
         }
         if w.requests < self.config.min_requests {
             return Vec::new();
         }
-        let c = self.config.clone();
+        let c = self.config;
         let ingress = self.caller_ingress(w.interaction.caller.as_str(), end);
-        let st = self.edges.entry(w.interaction.clone()).or_insert_with(|| EdgeState::new(&c));
-        let subject = Subject::Interaction { interaction: w.interaction.clone() };
+        if !self.edges.contains_key(&w.interaction) {
+            self.edges.insert(w.interaction.clone(), EdgeState::new(&c));
+        }
+        let Some(st) = self.edges.get_mut(&w.interaction) else { return Vec::new() };
+        let subject = || Subject::Interaction { interaction: w.interaction.clone() };
         let req = w.requests as f64;
         let err = w.errors as f64 / req;
         let retry = w.retries as f64 / req;
@@ -142,7 +150,7 @@ impl Detector for EdgeDetectors {
             let band = c.error_abs_delta.max(4.0 * mad);
             let value = if err >= 2.0 * base { (err - base) / band } else { 0.0 };
             if let Transition::Fired { since } = st.err_h.update(&c.hysteresis, value, now) {
-                out.push(finding("error_rate_change", subject.clone(), FailureModel::Unknown, since, value, "error_ratio", err, Some(base), Some(base + band), w.length));
+                out.push(finding("error_rate_change", subject(), FailureModel::Unknown, since, value, "error_ratio", err, Some(base), Some(base + band), w.length));
             }
         }
         if !pending_or_firing(&st.err_h) {
@@ -153,7 +161,7 @@ impl Detector for EdgeDetectors {
             let limit = (base * c.latency_factor).max(base + 4.0 * mad).max(base + 5.0);
             let value = w.p99_ms / limit;
             if let Transition::Fired { since } = st.lat_h.update(&c.hysteresis, value, now) {
-                out.push(finding("latency_change", subject.clone(), FailureModel::Exhaustion, since, value, "p99_ms", w.p99_ms, Some(base), Some(limit), w.length));
+                out.push(finding("latency_change", subject(), FailureModel::Exhaustion, since, value, "p99_ms", w.p99_ms, Some(base), Some(limit), w.length));
             }
         }
         if !pending_or_firing(&st.lat_h) {
@@ -163,7 +171,7 @@ impl Detector for EdgeDetectors {
         let rate_base = st.rate_base.stats().map(|(b, _)| b);
         let value = retry / c.retry_budget;
         if let Transition::Fired { since } = st.retry_h.update(&c.hysteresis, value, now) {
-            let mut f = finding("retry_amplification", subject.clone(), FailureModel::Unknown, since, value, "retry_ratio", retry, rate_base.map(|_| 0.0), Some(c.retry_budget), w.length);
+            let mut f = finding("retry_amplification", subject(), FailureModel::Unknown, since, value, "retry_ratio", retry, rate_base.map(|_| 0.0), Some(c.retry_budget), w.length);
             let attempts_per_call = if w.requests > w.retries { req / (req - w.retries as f64) } else { req };
             let mut m = format!("retry_ratio (×{attempts_per_call:.1} attempts per call");
             if let Some(rb) = rate_base.filter(|b| *b > 0.0) {
@@ -182,7 +190,7 @@ impl Detector for EdgeDetectors {
         // Timeout saturation.
         let value = timeout / c.timeout_ratio;
         if let Transition::Fired { since } = st.timeout_h.update(&c.hysteresis, value, now) {
-            out.push(finding("timeout_saturation", subject, FailureModel::Exhaustion, since, value, "timeout_ratio", timeout, None, Some(c.timeout_ratio), w.length));
+            out.push(finding("timeout_saturation", subject(), FailureModel::Exhaustion, since, value, "timeout_ratio", timeout, None, Some(c.timeout_ratio), w.length));
         }
         out
     }
@@ -294,8 +302,23 @@ pub struct BroadFailureDetector {
     pub min_callees: usize,
     pub min_requests: u64,
     pub hysteresis: HysteresisConfig,
-    groups: WindowGroups,
+    open: BTreeMap<Timestamp, WindowSummary>,
     h: Hysteresis,
+}
+
+/// What one window says about callers and failing callees.
+#[derive(Clone, Debug, Default)]
+struct WindowSummary {
+    callers: BTreeSet<String>,
+    failing_callers: BTreeSet<String>,
+    failing_callees: BTreeSet<String>,
+    resolver: Option<String>,
+}
+
+fn insert(set: &mut BTreeSet<String>, s: &str) {
+    if !set.contains(s) {
+        set.insert(s.to_owned());
+    }
 }
 
 impl Default for BroadFailureDetector {
@@ -307,47 +330,42 @@ impl Default for BroadFailureDetector {
             min_requests: 10,
             // value = failing callers / min_callers (gated on callee spread).
             hysteresis: HysteresisConfig::new(1.0, 0.67, Duration::ZERO, Duration::from_mins(2)),
-            groups: WindowGroups::default(),
+            open: BTreeMap::new(),
             h: Hysteresis::default(),
         }
     }
 }
 
 impl BroadFailureDetector {
-    fn evaluate(&mut self, closed: Vec<(Timestamp, Vec<EdgeWindow>)>) -> Vec<Finding> {
+    fn close_before(&mut self, t: Timestamp) -> Vec<Finding> {
+        let later = self.open.split_off(&t);
+        let done = std::mem::replace(&mut self.open, later);
         let mut out = Vec::new();
-        for (end, edges) in closed {
-            let mut callers = BTreeSet::new();
-            let mut failing_callers = BTreeSet::new();
-            let mut failing_callees = BTreeSet::new();
-            let mut resolver: Option<String> = None;
-            for e in edges.iter().filter(|e| e.requests >= self.min_requests) {
-                callers.insert(e.interaction.caller.as_str().to_owned());
-                if e.errors as f64 / e.requests as f64 >= self.caller_error_ratio {
-                    failing_callers.insert(e.interaction.caller.as_str().to_owned());
-                    let callee = e.interaction.callee.as_str().to_owned();
-                    let lc = callee.to_ascii_lowercase();
-                    if ["dns", "discovery", "consul", "coredns", "registry", "eureka"].iter().any(|k| lc.contains(k)) {
-                        resolver = Some(callee.clone());
-                    }
-                    failing_callees.insert(callee);
-                }
-            }
-            let spread = failing_callees.len() >= self.min_callees || resolver.is_some();
-            let share_ok = callers.is_empty() || failing_callers.len() * 2 >= callers.len();
-            let value = if spread && share_ok { failing_callers.len() as f64 / self.min_callers as f64 } else { 0.0 };
+        for (end, w) in done {
+            let spread = w.failing_callees.len() >= self.min_callees || w.resolver.is_some();
+            let share_ok = w.callers.is_empty() || w.failing_callers.len() * 2 >= w.callers.len();
+            let value = if spread && share_ok { w.failing_callers.len() as f64 / self.min_callers as f64 } else { 0.0 };
             if let Transition::Fired { since } = self.h.update(&self.hysteresis, value, end) {
-                let subject = match &resolver {
-                    Some(r) => super::service_subject(r).unwrap_or_else(|| Subject::Resource { service: literal_service("dns"), resource: "resolution".into() }),
-                    None => Subject::Resource { service: literal_service("dns"), resource: "resolution".into() },
-                };
-                let mut f = finding("dependency_resolution_failure", subject, FailureModel::Unknown, since, value, "failing_callers", failing_callers.len() as f64, Some(callers.len() as f64), Some(self.min_callers as f64), Duration::ZERO);
+                let dns = || Subject::Resource { service: literal_service("dns"), resource: "resolution".into() };
+                let subject = w.resolver.as_deref().and_then(super::service_subject).unwrap_or_else(dns);
+                let mut f = finding(
+                    "dependency_resolution_failure",
+                    subject,
+                    FailureModel::Unknown,
+                    since,
+                    value,
+                    "failing_callers",
+                    w.failing_callers.len() as f64,
+                    Some(w.callers.len() as f64),
+                    Some(self.min_callers as f64),
+                    Duration::ZERO,
+                );
                 f.evidence.measure = format!(
                     "failing_callers ({} of {} callers, {} callees: {})",
-                    failing_callers.len(),
-                    callers.len(),
-                    failing_callees.len(),
-                    failing_callers.iter().cloned().collect::<Vec<_>>().join(", ")
+                    w.failing_callers.len(),
+                    w.callers.len(),
+                    w.failing_callees.len(),
+                    w.failing_callers.iter().cloned().collect::<Vec<_>>().join(", ")
                 );
                 out.push(f);
             }
@@ -361,13 +379,26 @@ impl Detector for BroadFailureDetector {
         "dependency_resolution_failure"
     }
     fn observe(&mut self, signal: &Signal, _now: Timestamp) -> Vec<Finding> {
-        let Signal::Edge(w) = signal else { return Vec::new() };
-        let closed = self.groups.add(w);
-        self.evaluate(closed)
+        let Signal::Edge(e) = signal else { return Vec::new() };
+        let end = e.start + e.length;
+        if e.requests >= self.min_requests {
+            let w = self.open.entry(end).or_default();
+            let caller = e.interaction.caller.as_str();
+            insert(&mut w.callers, caller);
+            if e.errors as f64 / e.requests as f64 >= self.caller_error_ratio {
+                insert(&mut w.failing_callers, caller);
+                let callee = e.interaction.callee.as_str();
+                let lc = callee.to_ascii_lowercase();
+                if ["dns", "discovery", "consul", "coredns", "registry", "eureka"].iter().any(|k| lc.contains(k)) {
+                    w.resolver = Some(callee.to_owned());
+                }
+                insert(&mut w.failing_callees, callee);
+            }
+        }
+        self.close_before(end)
     }
     fn tick(&mut self, now: Timestamp) -> Vec<Finding> {
-        let closed = self.groups.close_before(now);
-        self.evaluate(closed)
+        self.close_before(now)
     }
 }
 
@@ -408,6 +439,9 @@ impl Detector for CacheCollapseDetector {
     }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
+        if !matches!(m.name.as_str(), "cache_recomputes" | "cache_misses" | "cache_hit_ratio") {
+            return Vec::new();
+        }
         let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
         let key = (svc.clone(), m.labels.get("resource").cloned().unwrap_or_else(|| "cache".into()));
         let st = self.state.entry(key.clone()).or_insert_with(|| CacheState {
@@ -479,6 +513,9 @@ impl Detector for LeaderConflictDetector {
     }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
+        if !matches!(m.name.as_str(), "writes_divergent" | "leaders") {
+            return Vec::new();
+        }
         let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
         let st = self.state.entry(svc.clone()).or_insert((Hysteresis::default(), 0.0));
         let value = match m.name.as_str() {

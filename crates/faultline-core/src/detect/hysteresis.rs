@@ -105,11 +105,23 @@ pub struct RobustBaseline {
     capacity: usize,
     /// Fewer values than this: no baseline yet (warm-up).
     min_samples: usize,
+    /// (median, scaled MAD) and pushes since it was computed: a baseline
+    /// moves slowly, so it is recomputed every `REFRESH` pushes, not per call.
+    cached: Option<(f64, f64)>,
+    stale: usize,
 }
+
+const REFRESH: usize = 16;
 
 impl RobustBaseline {
     pub fn new(capacity: usize, min_samples: usize) -> RobustBaseline {
-        RobustBaseline { values: VecDeque::with_capacity(capacity), capacity: capacity.max(1), min_samples: min_samples.max(1) }
+        RobustBaseline {
+            values: VecDeque::with_capacity(capacity),
+            capacity: capacity.max(1),
+            min_samples: min_samples.max(1),
+            cached: None,
+            stale: 0,
+        }
     }
     pub fn push(&mut self, v: f64) {
         if !v.is_finite() {
@@ -119,6 +131,11 @@ impl RobustBaseline {
             self.values.pop_front();
         }
         self.values.push_back(v);
+        self.stale += 1;
+        // During warm-up every push matters; afterwards refresh periodically.
+        if self.values.len() <= self.min_samples || self.stale >= REFRESH {
+            self.cached = None;
+        }
     }
     pub fn len(&self) -> usize {
         self.values.len()
@@ -126,25 +143,41 @@ impl RobustBaseline {
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
-    /// (median, MAD × 1.4826) once warmed up.
-    pub fn stats(&self) -> Option<(f64, f64)> {
+    /// (median, MAD × 1.4826) once warmed up (refreshed every few pushes).
+    pub fn stats(&mut self) -> Option<(f64, f64)> {
         if self.values.len() < self.min_samples {
             return None;
         }
+        if let Some(c) = self.cached {
+            return Some(c);
+        }
+        let s = self.compute();
+        self.cached = Some(s);
+        self.stale = 0;
+        Some(s)
+    }
+
+    fn compute(&self) -> (f64, f64) {
         let mut v: Vec<f64> = self.values.iter().copied().collect();
         let med = median_in_place(&mut v);
         let mut dev: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
         let mad = median_in_place(&mut dev) * 1.4826;
-        Some((med, mad))
+        (med, mad)
     }
 }
 
-/// Median of a slice (sorted in place); 0 for an empty slice.
+/// Median of a slice (reordered in place, O(n) selection); 0 when empty.
 pub fn median_in_place(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
-    v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    let (lower, &mut mid, _) = v.select_nth_unstable_by(n / 2, f64::total_cmp);
+    if n % 2 == 1 {
+        mid
+    } else {
+        // The other middle value is the largest of the lower part.
+        let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (below + mid) / 2.0
+    }
 }

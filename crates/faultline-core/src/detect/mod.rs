@@ -131,6 +131,13 @@ impl DetectorSet {
         self.push(Box::new(probes::PartitionDetector::new(targets)));
         self
     }
+    /// Adds one live burn-rate monitor per SLO (`slo_burn` findings).
+    pub fn with_slos(mut self, specs: Vec<crate::slo::SloSpec>) -> DetectorSet {
+        for s in specs {
+            self.push(Box::new(crate::slo::SloMonitor::new(s)));
+        }
+        self
+    }
     pub fn names(&self) -> Vec<&'static str> {
         self.detectors.iter().map(|d| d.name()).collect()
     }

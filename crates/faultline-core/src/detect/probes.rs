@@ -229,6 +229,9 @@ impl Detector for CanaryDetector {
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
         let role = m.labels.get("role").or_else(|| m.labels.get("deployment")).map(String::as_str);
+        if !matches!(role, Some("canary" | "baseline")) {
+            return Vec::new();
+        }
         let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
         let key = (svc.clone(), m.name.clone());
         let window = self.window;

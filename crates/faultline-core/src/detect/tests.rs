@@ -370,3 +370,20 @@ fn detector_set_runs_everything_and_is_deterministic() {
     assert_eq!(kinds, vec!["retry_amplification", "timeout_saturation"]);
     assert_eq!(DetectorSet::standard().names().len(), 10);
 }
+
+#[test]
+fn median_and_mad() {
+    use super::hysteresis::median_in_place;
+    for (v, m) in [(vec![], 0.0), (vec![3.0], 3.0), (vec![5.0, 1.0], 3.0), (vec![9.0, 1.0, 5.0], 5.0), (vec![4.0, 1.0, 3.0, 2.0], 2.5)] {
+        let mut v = v;
+        assert_eq!(median_in_place(&mut v), m);
+    }
+    let mut b = RobustBaseline::new(5, 3);
+    for x in [10.0, 12.0] {
+        b.push(x);
+    }
+    assert_eq!(b.stats(), None, "warming up");
+    b.push(14.0);
+    // median 12, |dev| = 2, 0, 2 -> MAD 2 x 1.4826
+    assert_eq!(b.stats(), Some((12.0, 2.0 * 1.4826)));
+}

@@ -206,6 +206,9 @@ impl Detector for QueueGrowthDetector {
     }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
+        if !matches!(m.name.as_str(), "queue_capacity" | "queue_depth" | "consumer_lag") {
+            return Vec::new();
+        }
         let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
         match m.name.as_str() {
             "queue_capacity" => {

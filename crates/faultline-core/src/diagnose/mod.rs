@@ -86,6 +86,9 @@ pub struct DiagnosisConfig {
     pub explained_ratio: f64,
     /// Scale floor as a share of the baseline level, for gauges.
     pub relative_floor: f64,
+    /// The change point is the latest local peak of the shift score that
+    /// reaches this share of the largest peak (the most recent significant change).
+    pub recent_ratio: f64,
 }
 
 impl Default for DiagnosisConfig {
@@ -98,6 +101,7 @@ impl Default for DiagnosisConfig {
             max_candidates: 96,
             explained_ratio: 0.5,
             relative_floor: 0.05,
+            recent_ratio: 0.8,
         }
     }
 }
@@ -197,8 +201,8 @@ fn clean(input: &DiagnosisInput) -> Vec<Clean<'_>> {
 }
 
 /// How strongly the series shift at `at`: the mean over all series of the
-/// softly capped |z| of the median of the first `onset_points` post-change
-/// samples against all earlier samples. A series takes part only when it
+/// softly capped |z| against all earlier samples of the smaller of the first
+/// post-change sample and the median of the first `onset_points` ones. A series takes part only when it
 /// observes both sides of `at` closely (its nearest samples on each side are
 /// within two of its own typical sampling steps): a gap in a series cannot
 /// locate a change.
@@ -215,7 +219,9 @@ fn shift_score(series: &[Clean<'_>], at: Timestamp, cfg: &DiagnosisConfig) -> f6
         }
         let Some(base) = Baseline::fit(&s.x[..k], s.floor(cfg)) else { continue };
         let Some(post) = robust::median(&s.x[k..k + cfg.onset_points.max(1)]) else { continue };
-        sum += cfg.z_cap * (base.z(post).abs() / cfg.z_cap).tanh();
+        // The first sample must itself have moved, and the move must hold.
+        let z = base.z(post).abs().min(base.z(s.x[k]).abs());
+        sum += cfg.z_cap * (z / cfg.z_cap).tanh();
     }
     sum / series.len().max(1) as f64
 }
@@ -234,25 +240,42 @@ fn find_change_point(series: &[Clean<'_>], cfg: &DiagnosisConfig) -> Option<Time
         return None;
     }
     let stride = times.len().div_ceil(cfg.max_candidates.max(1)).max(1);
-    let mut best: Option<(f64, usize)> = None;
-    let consider = |i: usize, best: &mut Option<(f64, usize)>| {
-        let s = shift_score(series, times[i], cfg);
-        if s > 0.0 && best.is_none_or(|(b, _)| s > b) {
-            *best = Some((s, i));
-        }
-    };
-    for i in (0..times.len()).step_by(stride) {
-        consider(i, &mut best);
+    let coarse: Vec<(usize, f64)> = (0..times.len()).step_by(stride).map(|i| (i, shift_score(series, times[i], cfg))).collect();
+    let max = coarse.iter().map(|c| c.1).fold(0.0, f64::max);
+    if max <= 0.0 {
+        return None;
     }
+    // The most recent significant change: the latest local maximum of the
+    // shift score that reaches `recent_ratio` of the largest one. Earlier
+    // changes in the window (an older, unrelated fault) are not this incident.
+    let mut pick = None;
+    for (j, &(i, sc)) in coarse.iter().enumerate() {
+        let left = if j > 0 { coarse[j - 1].1 } else { f64::MIN };
+        let right = coarse.get(j + 1).map_or(f64::MIN, |c| c.1);
+        if sc >= cfg.recent_ratio * max && sc >= left && sc >= right {
+            pick = Some(i);
+        }
+    }
+    // Walk back to where that elevated stretch began: a sustained shift keeps
+    // the score high after its onset, and the onset is the change point.
+    let mut j = coarse.iter().position(|c| Some(c.0) == pick)?;
+    while j > 0 && coarse[j - 1].1 >= cfg.recent_ratio * max {
+        j -= 1;
+    }
+    let c = coarse[j].0;
+    // Refine between the coarse neighbours.
+    let mut best = (shift_score(series, times[c], cfg), c);
     if stride > 1 {
-        let (_, c) = best?;
         let lo = c.saturating_sub(stride - 1);
         let hi = (c + stride).min(times.len());
-        for i in lo..hi {
-            consider(i, &mut best);
+        for (i, &t) in times.iter().enumerate().take(hi).skip(lo) {
+            let sc = shift_score(series, t, cfg);
+            if sc > best.0 {
+                best = (sc, i);
+            }
         }
     }
-    best.map(|(_, i)| times[i])
+    Some(times[best.1])
 }
 
 /// Scores one series against its baseline before `at`.

@@ -117,8 +117,8 @@ fn counts_use_a_poisson_floor_so_a_single_extra_event_is_not_an_anomaly() {
     let pts = |v: &[f64]| v.iter().enumerate().map(|(i, &x)| (Timestamp::from_secs(T0 + 10 * i as i64), x)).collect();
     let input = DiagnosisInput {
         series: vec![
-            MetricSeries { subject: service("quiet"), measure: "log:warn".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 1., 1., 0.]), symptom: false },
-            MetricSeries { subject: service("broken"), measure: "log:error".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 9., 12., 10.]), symptom: false },
+            MetricSeries { subject: service("quiet"), measure: "log:warn".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0.]), symptom: false },
+            MetricSeries { subject: service("broken"), measure: "log:error".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 9., 12., 10., 11.]), symptom: false },
         ],
         calls: vec![],
     };

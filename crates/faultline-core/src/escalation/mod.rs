@@ -143,6 +143,23 @@ impl EscalationPolicy {
         Ok(())
     }
 
+    /// Targets naming a schedule or team the caller does not know: config
+    /// validation reports these before a page silently resolves to nobody.
+    pub fn unknown_targets(&self, is_known_schedule: &dyn Fn(&str) -> bool, is_known_team: &dyn Fn(&TeamId) -> bool) -> Vec<Target> {
+        let mut out: Vec<Target> = Vec::new();
+        for t in self.levels.iter().flat_map(|l| &l.targets) {
+            let unknown = match t {
+                Target::User(_) => false,
+                Target::Schedule(s) => !is_known_schedule(s),
+                Target::Team(team) => !is_known_team(team),
+            };
+            if unknown && !out.contains(t) {
+                out.push(t.clone());
+            }
+        }
+        out
+    }
+
     fn steps(&self) -> u32 {
         // Levels are few (validated); the product stays tiny.
         (self.levels.len() as u32).saturating_mul(self.repeat.saturating_add(1))

@@ -308,6 +308,17 @@ fn a_target_that_resolves_to_nobody_is_recorded() {
 }
 
 #[test]
+fn unknown_schedules_and_teams_are_reported() {
+    let p: EscalationPolicy = serde_saphyr::from_str(
+        "name: p\nlevels:\n  - {delay_minutes: 5, targets: [{schedule: primary}, {schedule: nope}, {team: ghosts}, {user: zoe}]}\n  - {delay_minutes: 5, targets: [{schedule: nope}]}\n",
+    )
+    .unwrap();
+    let dir = directory();
+    let unknown = p.unknown_targets(&|s| dir.schedules.contains_key(s), &|t| dir.teams.contains_key(t));
+    assert_eq!(unknown.iter().map(ToString::to_string).collect::<Vec<_>>(), ["schedule:nope", "team:ghosts"]);
+}
+
+#[test]
 fn invalid_policies_are_typed_errors() {
     let err = |y: &str| serde_saphyr::from_str::<EscalationPolicy>(y).unwrap().validate().unwrap_err().to_string();
     assert_eq!(err("name: p\nlevels: []\n"), "policy \"p\" has no levels");

@@ -74,6 +74,8 @@ pub struct GraphConfig {
     pub max_metric_series_per_service: usize,
     /// Most span halves waiting in the join buffer.
     pub max_pending: usize,
+    /// Most distinct operation and peer names remembered.
+    pub max_names: usize,
 }
 
 impl Default for GraphConfig {
@@ -88,6 +90,7 @@ impl Default for GraphConfig {
             max_interactions_per_service: 1_000,
             max_metric_series_per_service: 5_000,
             max_pending: 500_000,
+            max_names: 1_000_000,
         }
     }
 }
@@ -120,6 +123,8 @@ pub struct GraphCounters {
     pub metric_series_dropped: u64,
     /// Calls recorded into a window after it had been emitted as a signal.
     pub late_after_emit: u64,
+    /// Spans dropped because `max_names` distinct names were already known.
+    pub names_dropped: u64,
 }
 
 /// Memory accounting, for benchmarks and `/metrics`.
@@ -203,7 +208,7 @@ pub(crate) struct ServiceEntry {
 pub(crate) struct EdgeSeries {
     pub caller: Sid,
     pub callee: Sid,
-    pub operation: Box<str>,
+    pub op: NameId,
     pub series: Series<WindowStats>,
 }
 
@@ -227,14 +232,42 @@ pub(crate) struct MetricSeries {
 }
 
 type SpanKey = (TraceId, SpanId);
+/// An interned name (operation or peer).
+type NameId = u32;
+
+/// Interned operation and peer names: edges are keyed by small integers and
+/// the join buffer holds no strings. Bounded by `GraphConfig::max_names`.
+#[derive(Default)]
+pub(crate) struct Interner {
+    ids: FxMap<Box<str>, NameId>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    fn get_or_intern(&mut self, s: &str, cap: usize) -> Option<NameId> {
+        if let Some(&i) = self.ids.get(s) {
+            return Some(i);
+        }
+        if self.names.len() >= cap {
+            return None;
+        }
+        let i = self.names.len() as NameId;
+        self.names.push(s.into());
+        self.ids.insert(s.into(), i);
+        Some(i)
+    }
+    pub(crate) fn name(&self, i: NameId) -> &str {
+        self.names.get(i as usize).map_or("", |b| b)
+    }
+}
 
 /// A client or producer half waiting for its server/consumer partner(s).
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct OutHalf {
     service: Sid,
     producer: bool,
-    name: Box<str>,
-    destination: Option<Box<str>>,
+    name: NameId,
+    destination: Option<NameId>,
     start_ns: u64,
     end_ns: u64,
     error: bool,
@@ -242,21 +275,21 @@ struct OutHalf {
     retry: bool,
     paired: bool,
     /// The peer as the client's attributes name it, if they do.
-    fallback: Option<(Box<str>, ServiceKind)>,
+    fallback: Option<(NameId, ServiceKind)>,
 }
 
 /// A server or consumer half waiting for its client/producer partner.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct InHalf {
     own: SpanKey,
     service: Sid,
-    name: Box<str>,
+    name: NameId,
     start_ns: u64,
     end_ns: u64,
     error: bool,
     timeout: bool,
     /// For a consumer: the queue it reads from, used if no producer shows up.
-    queue: Option<(Box<str>, ServiceKind)>,
+    queue: Option<(NameId, ServiceKind)>,
 }
 
 /// The join buffer: two generations; halves move from `current` to
@@ -266,18 +299,20 @@ struct Generation {
     outs: FxMap<SpanKey, OutHalf>,
     ins: FxMap<SpanKey, Vec<InHalf>>,
     ins_len: usize,
-    /// Retry memory: (trace, parent, caller, target) → attempts.
-    attempts: FxMap<u64, Vec<Attempt>>,
+    /// Retry memory: hash of (trace, parent, caller, name, target) → attempts so far.
+    attempts: FxMap<u64, Attempts>,
     /// Consumers that met at least one producer (they also wait under other links).
     paired_consumers: FxMap<SpanKey, ()>,
 }
 
+/// What the retry detector remembers of the attempts under one key.
 #[derive(Clone, Copy, Debug)]
-struct Attempt {
-    span: SpanId,
-    start_ns: u64,
-    end_ns: u64,
-    failed: bool,
+struct Attempts {
+    /// Earliest end of a failed attempt (`u64::MAX`: none failed).
+    failed_end: u64,
+    /// The latest-starting attempt.
+    last_span: SpanId,
+    last_start: u64,
 }
 
 impl Generation {
@@ -287,10 +322,10 @@ impl Generation {
 }
 
 /// One call, resolved: ready to be counted in a window.
-struct Call<'a> {
+struct Call {
     caller: Sid,
     callee: Sid,
-    operation: &'a str,
+    operation: NameId,
     /// When the call completed (picks the window).
     at_ns: u64,
     start_ns: u64,
@@ -305,9 +340,10 @@ pub struct DependencyGraph {
     cfg: GraphConfig,
     services: Vec<ServiceEntry>,
     service_ids: FxMap<Box<str>, Sid>,
+    pub(crate) names: Interner,
     edges: Vec<Option<EdgeSeries>>,
     free_edges: Vec<u32>,
-    edge_ids: FxMap<(Sid, Sid), FxMap<Box<str>, u32>>,
+    edge_ids: FxMap<(Sid, Sid, NameId), u32>,
     ingress: FxMap<Sid, Series<WindowStats>>,
     metrics: FxMap<(Sid, u64), MetricSeries>,
     current: Generation,
@@ -341,7 +377,7 @@ fn truncate(s: &str, max: usize) -> &str {
 const MAX_OPERATION_LEN: usize = 128;
 
 /// What a client span's attributes say about its peer: a name and a kind.
-fn peer_of(span: &Span<'_>) -> Option<(Box<str>, ServiceKind)> {
+fn peer_of<'s>(span: &'s Span<'_>) -> Option<(&'s str, ServiceKind)> {
     let a = &span.attributes;
     let kind = if let Some(db) = a.db_system.as_deref() {
         match db {
@@ -361,7 +397,7 @@ fn peer_of(span: &Span<'_>) -> Option<(Box<str>, ServiceKind)> {
         .or(a.db_system.as_deref())
         .or(a.messaging_destination.as_deref())
         .or(a.messaging_system.as_deref())?;
-    Some((truncate(name, 256).into(), kind))
+    Some((truncate(name, 256), kind))
 }
 
 impl DependencyGraph {
@@ -370,6 +406,7 @@ impl DependencyGraph {
             cfg,
             services: Vec::new(),
             service_ids: FxMap::default(),
+            names: Interner::default(),
             edges: Vec::new(),
             free_edges: Vec::new(),
             edge_ids: FxMap::default(),
@@ -395,13 +432,23 @@ impl DependencyGraph {
         for e in self.edges.iter().flatten() {
             m.interactions += 1;
             m.interaction_windows += e.series.windows.len();
-            m.interaction_window_bytes += e.series.windows.iter().map(|w| w.stats.bytes()).sum::<usize>();
+            // Slots the deque has allocated, plus every window's sketch buckets.
+            m.interaction_window_bytes += e.series.windows.capacity() * std::mem::size_of::<window::Window<WindowStats>>()
+                + e.series.windows.iter().map(|w| w.stats.latency.heap_bytes()).sum::<usize>();
         }
         m
     }
 
     fn window_ms(&self) -> i64 {
         self.cfg.window.as_millis().max(1)
+    }
+
+    fn intern_name(&mut self, s: &str) -> Option<NameId> {
+        let id = self.names.get_or_intern(truncate(s, MAX_OPERATION_LEN.max(256)), self.cfg.max_names);
+        if id.is_none() {
+            self.counters.names_dropped += 1;
+        }
+        id
     }
 
     /// Interns a service; `None` if the name is invalid or the service limit is reached.
@@ -443,9 +490,9 @@ impl DependencyGraph {
     }
 
     /// Feeds a batch of finished spans.
-    pub fn observe_spans<'a, I>(&mut self, spans: I, now: Timestamp)
+    pub fn observe_spans<'a, 'b: 'a, I>(&mut self, spans: I, now: Timestamp)
     where
-        I: IntoIterator<Item = &'a Span<'a>>,
+        I: IntoIterator<Item = &'a Span<'b>>,
     {
         for s in spans {
             self.observe_span(s, now);
@@ -487,36 +534,44 @@ impl DependencyGraph {
 
     fn observe_out(&mut self, span: &Span<'_>, sid: Sid, error: bool, timeout: bool, now_ms: i64) {
         let producer = span.kind == SpanKind::Producer;
-        let fallback = peer_of(span);
-        let retry = self.detect_retry(span, sid, error || timeout, fallback.as_ref().map(|f| &*f.0));
-        let name: &str = truncate(&span.name, MAX_OPERATION_LEN);
+        let peer = peer_of(span);
+        let retry = self.detect_retry(span, sid, error || timeout, peer.map(|p| p.0));
+        let Some(name) = self.intern_name(truncate(&span.name, MAX_OPERATION_LEN)) else { return };
         // A database never emits spans: resolve at once.
         if span.attributes.db_system.is_some() && !producer {
-            if let Some((peer, kind)) = &fallback {
+            if let Some((peer, kind)) = peer
+                && let Some(callee) = self.intern_service(peer, kind, false, now_ms)
+            {
                 self.counters.calls_uninstrumented += 1;
-                if let Some(callee) = self.intern_service(peer, *kind, false, now_ms) {
-                    let call = Call {
-                        caller: sid,
-                        callee,
-                        operation: name,
-                        at_ns: span.end_unix_nanos,
-                        start_ns: span.start_unix_nanos,
-                        latency_ms: span.duration_ms(),
-                        error,
-                        timeout,
-                        retry,
-                    };
-                    self.record_call(&call, now_ms);
-                }
+                let call = Call {
+                    caller: sid,
+                    callee,
+                    operation: name,
+                    at_ns: span.end_unix_nanos,
+                    start_ns: span.start_unix_nanos,
+                    latency_ms: span.duration_ms(),
+                    error,
+                    timeout,
+                    retry,
+                };
+                self.record_call(&call, now_ms);
             }
             return;
         }
+        let destination = match span.attributes.messaging_destination.as_deref() {
+            Some(d) if producer => self.intern_name(truncate(d, MAX_OPERATION_LEN)),
+            _ => None,
+        };
+        let fallback = match peer {
+            Some((p, kind)) => self.intern_name(p).map(|id| (id, kind)),
+            None => None,
+        };
         let key = (span.trace_id, span.span_id);
         let mut half = OutHalf {
             service: sid,
             producer,
-            name: name.into(),
-            destination: span.attributes.messaging_destination.as_deref().map(|d| truncate(d, MAX_OPERATION_LEN).into()),
+            name,
+            destination,
             start_ns: span.start_unix_nanos,
             end_ns: span.end_unix_nanos,
             error,
@@ -526,19 +581,21 @@ impl DependencyGraph {
             fallback,
         };
         // Partners that arrived first.
-        let mut waiting = Vec::new();
-        if let Some(v) = self.current.ins.remove(&key) {
-            self.current.ins_len -= v.len();
-            waiting.extend(v);
-        }
-        if let Some(v) = self.previous.ins.remove(&key) {
-            self.previous.ins_len -= v.len();
-            waiting.extend(v);
-        }
-        for inh in &waiting {
-            self.pair(&half, inh, now_ms);
-            self.current.paired_consumers.insert(inh.own, ());
-            half.paired = true;
+        if !self.current.ins.is_empty() || !self.previous.ins.is_empty() {
+            let mut waiting = Vec::new();
+            if let Some(v) = self.current.ins.remove(&key) {
+                self.current.ins_len -= v.len();
+                waiting.extend(v);
+            }
+            if let Some(v) = self.previous.ins.remove(&key) {
+                self.previous.ins_len -= v.len();
+                waiting.extend(v);
+            }
+            for inh in &waiting {
+                self.pair(&half, inh, now_ms);
+                self.current.paired_consumers.insert(inh.own, ());
+                half.paired = true;
+            }
         }
         if half.paired && !producer {
             return; // A client call has one server half.
@@ -547,81 +604,88 @@ impl DependencyGraph {
         self.enforce_pending_limit(now_ms);
     }
 
+    fn take_out(&mut self, key: &SpanKey) -> Option<OutHalf> {
+        let producer = match self.current.outs.get(key).or(self.previous.outs.get(key)) {
+            Some(o) => o.producer,
+            None => return None,
+        };
+        if producer {
+            // A producer may have several consumers: keep it, marked paired.
+            let o = self.current.outs.get_mut(key).or(self.previous.outs.get_mut(key))?;
+            o.paired = true;
+            Some(*o)
+        } else {
+            self.current.outs.remove(key).or_else(|| self.previous.outs.remove(key))
+        }
+    }
+
     fn observe_in(&mut self, span: &Span<'_>, sid: Sid, error: bool, timeout: bool, now_ms: i64) {
         let consumer = span.kind == SpanKind::Consumer;
-        let mut parents: Vec<SpanKey> = Vec::with_capacity(1 + span.links.len());
-        if let Some(p) = span.parent_span_id {
-            parents.push((span.trace_id, p));
-        }
-        if consumer {
-            parents.extend(span.links.iter().map(|l| (l.trace_id, l.span_id)));
-        }
-        if parents.is_empty() {
+        if span.parent_span_id.is_none() && (!consumer || span.links.is_empty()) {
             return; // A root: ingress only.
         }
+        let Some(name) = self.intern_name(truncate(&span.name, MAX_OPERATION_LEN)) else { return };
+        let queue = match (consumer, peer_of(span)) {
+            (true, Some((q, kind))) => self.intern_name(q).map(|id| (id, kind)),
+            _ => None,
+        };
         let half = InHalf {
             own: (span.trace_id, span.span_id),
             service: sid,
-            name: truncate(&span.name, MAX_OPERATION_LEN).into(),
+            name,
             start_ns: span.start_unix_nanos,
             end_ns: span.end_unix_nanos,
             error,
             timeout,
-            queue: if consumer { peer_of(span) } else { None },
+            queue,
         };
+        if !consumer {
+            // The common case: a server half with one parent.
+            let Some(p) = span.parent_span_id else { return };
+            let key = (span.trace_id, p);
+            if let Some(out) = self.take_out(&key) {
+                self.pair(&out, &half, now_ms);
+            } else {
+                self.current.ins.entry(key).or_default().push(half);
+                self.current.ins_len += 1;
+                self.enforce_pending_limit(now_ms);
+            }
+            return;
+        }
+        let parents = span
+            .parent_span_id
+            .map(|p| (span.trace_id, p))
+            .into_iter()
+            .chain(span.links.iter().map(|l| (l.trace_id, l.span_id)));
         let mut matched = false;
         let mut unmatched: Vec<SpanKey> = Vec::new();
         for key in parents {
-            let producer = match self.current.outs.get(&key).or(self.previous.outs.get(&key)) {
-                Some(o) => o.producer,
-                None => {
-                    unmatched.push(key);
-                    continue;
+            match self.take_out(&key) {
+                Some(out) => {
+                    matched = true;
+                    self.pair(&out, &half, now_ms);
                 }
-            };
-            matched = true;
-            if producer {
-                // A producer may have several consumers: keep it, marked paired.
-                let o = self.current.outs.get_mut(&key).or(self.previous.outs.get_mut(&key));
-                let Some(o) = o else { continue };
-                o.paired = true;
-                let o = o.clone();
-                self.pair(&o, &half, now_ms);
-            } else {
-                let o = self.current.outs.remove(&key).or_else(|| self.previous.outs.remove(&key));
-                let Some(o) = o else { continue };
-                self.pair(&o, &half, now_ms);
+                None => unmatched.push(key),
             }
         }
         if matched {
             self.current.paired_consumers.insert(half.own, ());
-            if !consumer {
-                return;
-            }
         }
-        // Wait for the partner: a server under its parent, a consumer under
-        // its parent and every link not matched yet.
+        // Wait under every link not matched yet (batch consumers).
         for key in unmatched {
-            self.current.ins.entry(key).or_default().push(half.clone());
+            self.current.ins.entry(key).or_default().push(half);
             self.current.ins_len += 1;
-            if !consumer {
-                break;
-            }
         }
         self.enforce_pending_limit(now_ms);
     }
 
     fn pair(&mut self, out: &OutHalf, inh: &InHalf, now_ms: i64) {
         self.counters.calls_paired += 1;
-        let (op, at_ns, latency_ms): (&str, u64, f64) = if out.producer {
+        let (op, at_ns, latency_ms) = if out.producer {
             // Messaging: end-to-end from publish start to processing end.
-            (
-                out.destination.as_deref().unwrap_or(&inh.name),
-                inh.end_ns,
-                inh.end_ns.saturating_sub(out.start_ns) as f64 / 1e6,
-            )
+            (out.destination.unwrap_or(inh.name), inh.end_ns, inh.end_ns.saturating_sub(out.start_ns) as f64 / 1e6)
         } else {
-            (&inh.name, out.end_ns, out.end_ns.saturating_sub(out.start_ns) as f64 / 1e6)
+            (inh.name, out.end_ns, out.end_ns.saturating_sub(out.start_ns) as f64 / 1e6)
         };
         let call = Call {
             caller: out.service,
@@ -649,40 +713,40 @@ impl DependencyGraph {
             return resent;
         };
         let key = fx((span.trace_id, parent, sid, &*span.name, target));
-        let me = Attempt { span: span.span_id, start_ns: span.start_unix_nanos, end_ns: span.end_unix_nanos, failed };
+        let (start, end) = (span.start_unix_nanos, span.end_unix_nanos);
+        let seen = self.current.attempts.get(&key).or(self.previous.attempts.get(&key)).copied();
         let mut retry = resent;
-        let mut later_retry: Option<SpanId> = None;
-        for gen_attempts in [self.current.attempts.get(&key), self.previous.attempts.get(&key)].into_iter().flatten() {
-            for a in gen_attempts {
-                if a.failed && a.end_ns <= me.start_ns {
-                    retry = true;
-                }
-                if failed && me.end_ns <= a.start_ns {
-                    later_retry = Some(a.span);
+        if let Some(a) = seen {
+            if a.failed_end <= start {
+                retry = true;
+            }
+            // Out of order: a later attempt arrived first and is still waiting.
+            if failed && end <= a.last_start && a.last_span != span.span_id {
+                let k = (span.trace_id, a.last_span);
+                if let Some(o) = self.current.outs.get_mut(&k).or(self.previous.outs.get_mut(&k))
+                    && !o.retry
+                {
+                    o.retry = true;
+                    self.counters.retries_detected += 1;
                 }
             }
         }
         if retry {
             self.counters.retries_detected += 1;
         }
-        // Out of order: a later attempt arrived first and is still waiting.
-        if let Some(later) = later_retry {
-            let k = (span.trace_id, later);
-            if let Some(o) = self.current.outs.get_mut(&k).or(self.previous.outs.get_mut(&k))
-                && !o.retry
-            {
-                o.retry = true;
-                self.counters.retries_detected += 1;
-            }
+        let mut a = seen.unwrap_or(Attempts { failed_end: u64::MAX, last_span: span.span_id, last_start: start });
+        if failed {
+            a.failed_end = a.failed_end.min(end);
         }
-        let v = self.current.attempts.entry(key).or_default();
-        if v.len() < 8 {
-            v.push(me);
+        if start >= a.last_start {
+            a.last_span = span.span_id;
+            a.last_start = start;
         }
+        self.current.attempts.insert(key, a);
         retry
     }
 
-    fn record_call(&mut self, call: &Call<'_>, now_ms: i64) {
+    fn record_call(&mut self, call: &Call, now_ms: i64) {
         let at_ms = ns_to_ms(call.at_ns);
         if !self.in_range(at_ms, now_ms) {
             self.counters.spans_out_of_range += 1;
@@ -705,20 +769,22 @@ impl DependencyGraph {
         st.latency.insert(call.latency_ms);
         // In flight at the end of every earlier window the call spanned.
         let start_ms = ns_to_ms(call.start_ns);
-        let oldest = now_ms.saturating_sub(self.cfg.retention.as_millis());
-        let mut b = align(start_ms, wlen) + wlen; // first window end after start
-        let mut steps = 0;
-        while b < at_ms && steps < 400 {
-            if b > start_ms && b - wlen >= oldest {
-                edge.series.window_mut(b - wlen).in_flight += 1;
+        if align(start_ms, wlen) < w {
+            let oldest = now_ms.saturating_sub(self.cfg.retention.as_millis());
+            let mut b = align(start_ms, wlen) + wlen; // first window end after start
+            let mut steps = 0;
+            while b < at_ms && steps < 400 {
+                if b > start_ms && b - wlen >= oldest {
+                    edge.series.window_mut(b - wlen).in_flight += 1;
+                }
+                b += wlen;
+                steps += 1;
             }
-            b += wlen;
-            steps += 1;
         }
     }
 
-    fn edge_index(&mut self, caller: Sid, callee: Sid, op: &str, now_ms: i64) -> Option<u32> {
-        if let Some(&i) = self.edge_ids.get(&(caller, callee)).and_then(|m| m.get(op)) {
+    fn edge_index(&mut self, caller: Sid, callee: Sid, op: NameId, now_ms: i64) -> Option<u32> {
+        if let Some(&i) = self.edge_ids.get(&(caller, callee, op)) {
             return Some(i);
         }
         let svc = &mut self.services[caller as usize];
@@ -727,7 +793,7 @@ impl DependencyGraph {
             return None;
         }
         svc.interactions += 1;
-        let e = EdgeSeries { caller, callee, operation: op.into(), series: Series::new(now_ms) };
+        let e = EdgeSeries { caller, callee, op, series: Series::new(now_ms) };
         let idx = if let Some(i) = self.free_edges.pop() {
             self.edges[i as usize] = Some(e);
             i
@@ -735,7 +801,7 @@ impl DependencyGraph {
             self.edges.push(Some(e));
             (self.edges.len() - 1) as u32
         };
-        self.edge_ids.entry((caller, callee)).or_default().insert(op.into(), idx);
+        self.edge_ids.insert((caller, callee, op), idx);
         Some(idx)
     }
 
@@ -770,11 +836,12 @@ impl DependencyGraph {
             if out.paired {
                 continue;
             }
-            match &out.fallback {
+            match out.fallback {
                 Some((peer, kind)) => {
-                    if let Some(callee) = self.intern_service(peer, *kind, false, now_ms) {
+                    let peer = self.names.name(peer).to_owned();
+                    if let Some(callee) = self.intern_service(&peer, kind, false, now_ms) {
                         self.counters.calls_uninstrumented += 1;
-                        let op = if out.producer { out.destination.as_deref().unwrap_or(&out.name) } else { &out.name };
+                        let op = if out.producer { out.destination.unwrap_or(out.name) } else { out.name };
                         let call = Call {
                             caller: out.service,
                             callee,
@@ -793,10 +860,9 @@ impl DependencyGraph {
             }
         }
         let mut seen_consumers: FxMap<SpanKey, ()> = FxMap::default();
-        let old_ins = old.ins;
-        for (_, ins) in old_ins {
+        for (_, ins) in old.ins {
             for inh in ins {
-                match &inh.queue {
+                match inh.queue {
                     Some((queue, kind)) => {
                         // A consumer waits under each of its links; count it once.
                         if seen_consumers.insert(inh.own, ()).is_some()
@@ -806,12 +872,13 @@ impl DependencyGraph {
                         {
                             continue;
                         }
-                        if let Some(q) = self.intern_service(queue, *kind, false, now_ms) {
+                        let queue = self.names.name(queue).to_owned();
+                        if let Some(q) = self.intern_service(&queue, kind, false, now_ms) {
                             self.counters.calls_uninstrumented += 1;
                             let call = Call {
                                 caller: q,
                                 callee: inh.service,
-                                operation: &inh.name,
+                                operation: inh.name,
                                 at_ns: inh.end_ns,
                                 start_ns: inh.start_ns,
                                 latency_ms: inh.end_ns.saturating_sub(inh.start_ns) as f64 / 1e6,
@@ -898,15 +965,10 @@ impl DependencyGraph {
             let Some(e) = self.edges[i].as_mut() else { continue };
             e.series.prune(cutoff);
             if e.series.last_seen_ms < idle_cutoff || e.series.windows.is_empty() && e.series.last_seen_ms < cutoff {
-                let (caller, callee, op) = (e.caller, e.callee, e.operation.clone());
+                let (caller, callee, op) = (e.caller, e.callee, e.op);
                 self.edges[i] = None;
                 self.free_edges.push(i as u32);
-                if let Some(m) = self.edge_ids.get_mut(&(caller, callee)) {
-                    m.remove(&op);
-                    if m.is_empty() {
-                        self.edge_ids.remove(&(caller, callee));
-                    }
-                }
+                self.edge_ids.remove(&(caller, callee, op));
                 let svc = &mut self.services[caller as usize];
                 svc.interactions = svc.interactions.saturating_sub(1);
                 self.counters.interactions_aged_out += 1;
@@ -925,7 +987,7 @@ impl DependencyGraph {
                     interaction: Interaction {
                         caller: self.services[e.caller as usize].name.clone(),
                         callee: self.services[e.callee as usize].name.clone(),
-                        operation: e.operation.to_string(),
+                        operation: self.names.name(e.op).to_owned(),
                     },
                     start: Timestamp::from_millis(w.start_ms),
                     length: Duration::from_millis(wlen),

@@ -194,7 +194,7 @@ impl DependencyGraph {
                 st.merge(&w.stats);
             }
             if st.requests > 0 || st.in_flight > 0 {
-                out.push(self.summarise(e.caller, e.callee, &e.operation, &st));
+                out.push(self.summarise(e.caller, e.callee, self.names.name(e.op), &st));
             }
         }
         out.sort_by(|a, b| (&a.caller, &a.callee, &a.operation).cmp(&(&b.caller, &b.callee, &b.operation)));
@@ -233,7 +233,7 @@ impl DependencyGraph {
                     interaction: Interaction {
                         caller: self.service_name(e.caller).clone(),
                         callee: self.service_name(e.callee).clone(),
-                        operation: e.operation.to_string(),
+                        operation: self.names.name(e.op).to_owned(),
                     },
                     start: Timestamp::from_millis(w.start_ms),
                     length: crate::time::Duration::from_millis(wlen),

@@ -501,8 +501,9 @@ impl Schedule {
         let local = self.local(ms)?;
         let diff = local.duration_since(l.start).as_millis();
         let mut k = i64::try_from(diff.div_euclid(i128::from(l.step_ms))).ok()?.max(0);
-        // The estimate is off by at most a turn or two around DST changes.
-        for _ in 0..8 {
+        // The estimate is off by at most a turn or two around DST changes
+        // (more only for zones that skipped whole days, e.g. Pacific/Apia 2011).
+        for _ in 0..64 {
             let start_k = self.resolve(l.turn_start(k)?)?;
             if start_k > ms && k > 0 {
                 k -= 1;

@@ -50,8 +50,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(total))
 }
 
-/// Formats like Prometheus' `model.Duration`: largest units first, zero terms
-/// omitted (`1h30m`, `3d12h`, `2w`, `0s`).
+/// Formats largest units first with zero terms omitted (`1h30m`, `3d12h`,
+/// `2w`, `0s`). Weeks are used only for whole weeks, so 30 days prints as
+/// `30d` rather than Prometheus' `4w2d`.
 pub fn format_duration(d: Duration) -> String {
     let mut ms = d.as_millis();
     if ms == 0 {
@@ -62,9 +63,11 @@ pub fn format_duration(d: Duration) -> String {
         out.push('-');
         ms = -ms;
     }
+    let week = 7 * 86_400_000i64;
+    let use_weeks = ms % week == 0 && ms % (365 * 86_400_000) != 0;
     for (unit, len) in [
         ("y", 365 * 86_400_000i64),
-        ("w", 7 * 86_400_000),
+        ("w", if use_weeks { week } else { i64::MAX }),
         ("d", 86_400_000),
         ("h", 3_600_000),
         ("m", 60_000),

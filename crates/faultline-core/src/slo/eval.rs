@@ -456,3 +456,40 @@ pub fn render_json(report: &EvalReport) -> String {
     // serialisation cannot fail; non-finite floats become null.
     serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
+
+/// Why `run_eval` could not produce a report.
+#[derive(Debug, thiserror::Error)]
+pub enum SloEvalError {
+    #[error(transparent)]
+    Spec(#[from] super::node::SpecErrors),
+    #[error("series: {0}")]
+    Series(#[from] SeriesError),
+    #[error("no SLO named {0:?} in the spec (have: {1})")]
+    UnknownSlo(String, String),
+}
+
+/// Everything `faultline slo eval --spec FILE --series CSV [--slo NAME] [--json]`
+/// does after reading the two files: load the spec (OpenSLO or Sloth), parse
+/// the CSV, evaluate each selected SLO and render a table (or one JSON array).
+pub fn run_eval(spec_text: &str, csv_text: &str, slo: Option<&str>, json: bool) -> Result<String, SloEvalError> {
+    let specs = super::spec::load_slo_specs(spec_text, None)?;
+    let rows = parse_series_csv(csv_text)?;
+    let chosen: Vec<&SloSpec> = match slo {
+        Some(name) => {
+            let s: Vec<&SloSpec> = specs.iter().filter(|s| s.name == name).collect();
+            if s.is_empty() {
+                let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+                return Err(SloEvalError::UnknownSlo(name.to_owned(), names.join(", ")));
+            }
+            s
+        }
+        None => specs.iter().collect(),
+    };
+    let reports: Vec<EvalReport> = chosen.into_iter().map(|s| eval_series(s, &rows)).collect();
+    Ok(if json {
+        // Invariant: reports hold only serialisable data (see render_json).
+        serde_json::to_string_pretty(&reports).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    } else {
+        reports.iter().map(render_table).collect::<Vec<_>>().join("\n")
+    })
+}

@@ -24,8 +24,8 @@ mod tests;
 pub use duration::{format_duration, parse_duration};
 pub use live::{SloMonitor, SloStatus};
 pub use eval::{
-    AlertInterval, EvalReport, SeriesError, SeriesRow, eval_series, parse_series_csv, render_json,
-    render_table,
+    AlertInterval, EvalReport, SeriesError, SeriesRow, SloEvalError, eval_series, parse_series_csv, render_json,
+    render_table, run_eval,
 };
 pub use node::{SpecError, SpecErrors};
 pub use spec::{Objective, SloSpec, SloTarget, load_slo_specs};

@@ -17,6 +17,8 @@ fn durations_parse_and_format() {
         ("3d12h", 302_400_000, "3d12h"),
         ("2m0s", 120_000, "2m"),
         ("4w", 2_419_200_000, "4w"),
+        ("30d", 2_592_000_000, "30d"),
+        ("8d", 691_200_000, "8d"),
         ("0", 0, "0s"),
     ] {
         assert_eq!(d(text).as_millis(), ms, "{text}");
@@ -184,4 +186,27 @@ fn live_monitor_matches_the_offline_evaluator() {
     let st = mon.status();
     assert_eq!(st.pairs.len(), 4);
     assert!(st.budget_remaining < 1.0);
+}
+
+#[test]
+fn run_eval_end_to_end() {
+    let spec = "version: prometheus/v1\nservice: shop\nslos:\n- name: checkout\n  objective: 99.9\n  sli: {raw: {error_ratio_query: x}}\n  alerting: {name: Checkout}\n- name: search\n  objective: 99\n  sli: {raw: {error_ratio_query: y}}\n  alerting: {name: Search}\n";
+    let mut csv = String::from("timestamp,good,total\n");
+    for m in 1..=180 {
+        let good = if (61..=90).contains(&m) { 900 } else { 1000 };
+        csv.push_str(&format!("{},{good},1000\n", 1_800_000_000 + m * 60));
+    }
+    let table = run_eval(spec, &csv, None, false).unwrap();
+    assert!(table.contains("SLO checkout") && table.contains("SLO search"), "{table}");
+    assert!(table.contains("page") && table.contains("page_quick"), "{table}");
+    let json = run_eval(spec, &csv, Some("checkout"), true).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert!(v[0]["alerts"].as_array().unwrap().iter().any(|a| a["severity"] == "page"));
+    assert!(matches!(run_eval(spec, &csv, Some("nope"), false), Err(eval::SloEvalError::UnknownSlo(..))));
+    let bad_csv = "timestamp,good,total\n60,5,4\n";
+    let err = run_eval(spec, bad_csv, None, false).unwrap_err().to_string();
+    assert!(err.contains("line 2"), "{err}");
+    let err = run_eval("version: prometheus/v2\n", &csv, None, false).unwrap_err().to_string();
+    assert!(err.contains("'version'"), "{err}");
 }

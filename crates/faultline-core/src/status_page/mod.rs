@@ -538,6 +538,29 @@ pub struct StatusJson {
     pub status: StatusIndicator,
 }
 
+/// `GET /api/v2/components.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentsJson {
+    pub page: PageJson,
+    pub components: Vec<ComponentJson>,
+}
+
+/// `GET /api/v2/incidents.json` (all, newest first) and
+/// `/api/v2/incidents/unresolved.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentsJson {
+    pub page: PageJson,
+    pub incidents: Vec<IncidentJson>,
+}
+
+/// `GET /api/v2/scheduled-maintenances.json` (and its `upcoming` / `active`
+/// variants).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledMaintenancesJson {
+    pub page: PageJson,
+    pub scheduled_maintenances: Vec<MaintenanceJson>,
+}
+
 /// Everything the renderers need, in one place.
 #[derive(Clone, Debug)]
 pub struct StatusPageView<'a> {
@@ -691,23 +714,7 @@ impl StatusPageView<'_> {
             .maintenances
             .iter()
             .filter(|m| matches!(m.status(now), MaintenanceStatus::Scheduled | MaintenanceStatus::InProgress | MaintenanceStatus::Verifying))
-            .map(|m| MaintenanceJson {
-                id: m.id.clone(),
-                name: m.name.clone(),
-                status: m.status(now),
-                created_at: ts(m.created_at),
-                updated_at: ts(m.created_at),
-                monitoring_at: None,
-                resolved_at: None,
-                impact: "maintenance".to_owned(),
-                shortlink: format!("{}/incidents/{}", self.page.url.trim_end_matches('/'), m.id),
-                started_at: ts(m.scheduled_for),
-                page_id: self.page.id.clone(),
-                incident_updates: Vec::new(),
-                components: self.components_json(now, Some(&m.component_ids)),
-                scheduled_for: ts(m.scheduled_for),
-                scheduled_until: ts(m.scheduled_until),
-            })
+            .map(|m| self.maintenance_json(m, now))
             .collect();
         SummaryJson {
             page: self.page_json(),
@@ -715,6 +722,53 @@ impl StatusPageView<'_> {
             incidents: incidents.into_iter().map(|i| self.incident_json(i, now)).collect(),
             scheduled_maintenances,
             status: self.indicator(now),
+        }
+    }
+
+    pub fn components_doc(&self, now: Timestamp) -> ComponentsJson {
+        ComponentsJson { page: self.page_json(), components: self.components_json(now, None) }
+    }
+
+    /// All incidents newest first (`unresolved_only` for `unresolved.json`),
+    /// at most `limit` (Statuspage serves the 50 most recent).
+    pub fn incidents_doc(&self, now: Timestamp, unresolved_only: bool, limit: usize) -> IncidentsJson {
+        let mut incidents: Vec<&PublicIncident> =
+            self.incidents.iter().filter(|i| !unresolved_only || i.status.is_open()).collect();
+        incidents.sort_by_key(|i| std::cmp::Reverse((i.created_at, i.id.clone())));
+        IncidentsJson {
+            page: self.page_json(),
+            incidents: incidents.into_iter().take(limit).map(|i| self.incident_json(i, now)).collect(),
+        }
+    }
+
+    /// Maintenances newest first, filtered by status (all when `only` is empty).
+    pub fn maintenances_doc(&self, now: Timestamp, only: &[MaintenanceStatus]) -> ScheduledMaintenancesJson {
+        let mut ms: Vec<&ScheduledMaintenance> =
+            self.maintenances.iter().filter(|m| only.is_empty() || only.contains(&m.status(now))).collect();
+        ms.sort_by_key(|m| std::cmp::Reverse((m.scheduled_for, m.id.clone())));
+        ScheduledMaintenancesJson {
+            page: self.page_json(),
+            scheduled_maintenances: ms.into_iter().map(|m| self.maintenance_json(m, now)).collect(),
+        }
+    }
+
+    fn maintenance_json(&self, m: &ScheduledMaintenance, now: Timestamp) -> MaintenanceJson {
+        MaintenanceJson {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            status: m.status(now),
+            created_at: ts(m.created_at),
+            updated_at: ts(m.created_at),
+            monitoring_at: None,
+            resolved_at: None,
+            impact: "maintenance".to_owned(),
+            shortlink: format!("{}/incidents/{}", self.page.url.trim_end_matches('/'), m.id),
+            started_at: ts(m.scheduled_for),
+            page_id: self.page.id.clone(),
+            incident_updates: Vec::new(),
+            components: self.components_json(now, Some(&m.component_ids)),
+            scheduled_for: ts(m.scheduled_for),
+            scheduled_until: ts(m.scheduled_until),
         }
     }
 

@@ -218,3 +218,30 @@ fn subscriber_webhooks_have_statuspage_field_names() {
     assert_eq!(c["component"]["status"], "partial_outage");
     assert!(view.subscriber_webhooks("nope", "u1", &meta, t(3)).is_none());
 }
+
+#[test]
+fn list_documents_filter_and_order() {
+    let comps = components_from_flows(&flows(), t(-60));
+    let mk = |id: &str, at: Timestamp, status: PublicIncidentStatus| PublicIncident {
+        id: id.into(), name: id.into(), status, impact: Impact::Minor, started_at: at, created_at: at, updated_at: at,
+        monitoring_at: None, resolved_at: None, components: BTreeMap::new(), updates: vec![],
+    };
+    let incs = [mk("old", t(0), PublicIncidentStatus::Resolved), mk("new", t(10), PublicIncidentStatus::Monitoring), mk("mid", t(5), PublicIncidentStatus::Postmortem)];
+    let m = |id: &str, from: i64| ScheduledMaintenance {
+        id: id.into(), name: id.into(), scheduled_for: t(from), scheduled_until: t(from + 30), component_ids: vec![],
+        body: String::new(), manual_status: None, created_at: t(-100),
+    };
+    let ms = [m("past", -60), m("now", -10), m("later", 60)];
+    let view = StatusPageView { page: &page(), components: &comps, incidents: &incs, maintenances: &ms };
+    let ids = |d: IncidentsJson| d.incidents.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(view.incidents_doc(t(11), false, 50)), ["new", "mid", "old"]);
+    assert_eq!(ids(view.incidents_doc(t(11), false, 2)), ["new", "mid"]);
+    assert_eq!(ids(view.incidents_doc(t(11), true, 50)), ["new"]);
+    let mids = |d: ScheduledMaintenancesJson| d.scheduled_maintenances.into_iter().map(|m| (m.id, m.status)).collect::<Vec<_>>();
+    assert_eq!(
+        mids(view.maintenances_doc(t(0), &[])),
+        [("later".to_owned(), MaintenanceStatus::Scheduled), ("now".to_owned(), MaintenanceStatus::InProgress), ("past".to_owned(), MaintenanceStatus::Completed)]
+    );
+    assert_eq!(mids(view.maintenances_doc(t(0), &[MaintenanceStatus::InProgress])), [("now".to_owned(), MaintenanceStatus::InProgress)]);
+    assert_eq!(view.components_doc(t(0)).components.len(), 2);
+}

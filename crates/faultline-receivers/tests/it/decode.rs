@@ -236,7 +236,10 @@ fn gzip_bombs_are_refused() {
     assert!(matches!(gunzip(b"not gzip", 100), Err(DecodeError::Gzip(_))));
 }
 
-pub fn remote_write_body(series: &[(&str, &[(&str, &str)], &[(f64, i64)])]) -> Vec<u8> {
+/// (metric name, labels, samples (value, timestamp ms)).
+pub type SeriesSpec<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [(f64, i64)]);
+
+pub fn remote_write_body(series: &[SeriesSpec<'_>]) -> Vec<u8> {
     let req = prompb::WriteRequest {
         timeseries: series
             .iter()

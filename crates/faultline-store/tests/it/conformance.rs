@@ -209,14 +209,14 @@ macro_rules! store_suite {
 
 /// A fresh file-backed SQLite store in a temporary directory (file, not
 /// memory, so WAL and multi-connection behaviour are what production gets).
-async fn sqlite() -> Option<SqlStore> {
+pub(crate) async fn sqlite() -> Option<SqlStore> {
     let dir = tempfile::tempdir().unwrap().keep();
     Some(SqlStore::open_sqlite(&dir).await.unwrap())
 }
 
 /// PostgreSQL store from `FAULTLINE_TEST_POSTGRES_URL`, each test in its own
 /// schema so tests run in parallel without seeing each other's rows.
-async fn postgres() -> Option<SqlStore> {
+pub(crate) async fn postgres() -> Option<SqlStore> {
     let Ok(url) = std::env::var("FAULTLINE_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),

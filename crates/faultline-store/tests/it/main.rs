@@ -4,3 +4,4 @@
 //! unreachable, and `.ci/run` fails if PostgreSQL is not running).
 
 mod conformance;
+mod response;

@@ -1,0 +1,267 @@
+//! Conformance of `ResponseStore` on every backend: the outbox (idempotent
+//! enqueue, leases, at-least-once redelivery after a lost lease, retries,
+//! ledger), atomic driver steps with persisted escalations and cursors,
+//! silences and status-page state. Same per-backend pattern as
+//! `conformance.rs` (`response_suite!` instantiates each case per backend).
+
+use std::sync::Arc;
+
+use faultline_core::escalation::Escalation;
+use faultline_core::routing::{ApiMatcher, Silence};
+use faultline_core::status_page::{DraftUpdate, Impact, PublicIncident, PublicIncidentStatus, ScheduledMaintenance};
+use faultline_core::{IncidentId, Timestamp};
+use faultline_store::SqlStore;
+use faultline_store::response::{
+    DeliveryStatus, DraftRecord, EscalationRecord, OutboxItem, ResponseBatch, ResponseStore, Subscriber,
+};
+
+fn t(s: i64) -> Timestamp {
+    Timestamp::from_secs(1_800_000_000 + s)
+}
+
+fn item(incident: IncidentId, key: &str, at: Timestamp) -> OutboxItem {
+    OutboxItem {
+        idempotency_key: key.into(),
+        incident,
+        channel: "ops-webhook".into(),
+        recipient: "alice".into(),
+        kind: "trigger".into(),
+        payload: serde_json::json!({"title": "checkout down", "key": key}),
+        not_before: at,
+    }
+}
+
+fn new_id() -> IncidentId {
+    IncidentId::from_uuid(uuid::Uuid::now_v7())
+}
+
+pub async fn enqueue_is_idempotent_and_ledgered(store: SqlStore) {
+    let inc = new_id();
+    let batch = ResponseBatch { cursor: Some((inc, 3)), escalations: vec![], enqueue: vec![item(inc, "k1", t(0)), item(inc, "k2", t(0))] };
+    let first = store.commit_response(&batch, t(0)).await.unwrap();
+    assert_eq!(first.enqueued, ["k1", "k2"]);
+    // A replay of the same step (driver crashed before it knew it committed).
+    let again = store.commit_response(&batch, t(1)).await.unwrap();
+    assert!(again.enqueued.is_empty());
+    assert_eq!(again.deduplicated, ["k1", "k2"]);
+    let rows = store.notifications(inc).await.unwrap();
+    assert_eq!(rows.len(), 2, "one row per idempotency key");
+    assert!(rows.iter().all(|r| r.status == DeliveryStatus::Pending && r.attempts == 0));
+    let ledger = store.ledger(inc).await.unwrap();
+    let outcomes: Vec<_> = ledger.iter().map(|l| (l.idempotency_key.as_str(), l.outcome.as_str())).collect();
+    assert_eq!(outcomes, [("k1", "enqueued"), ("k2", "enqueued"), ("k1", "deduplicated"), ("k2", "deduplicated")]);
+    assert_eq!(store.response_cursor(inc).await.unwrap(), 3);
+    // The cursor never moves back.
+    store.commit_response(&ResponseBatch { cursor: Some((inc, 2)), ..Default::default() }, t(2)).await.unwrap();
+    assert_eq!(store.response_cursor(inc).await.unwrap(), 3);
+    assert_eq!(store.response_cursor(new_id()).await.unwrap(), 0);
+}
+
+pub async fn claims_lease_due_rows_once_and_redeliver_after_a_lost_lease(store: SqlStore) {
+    let inc = new_id();
+    let batch = ResponseBatch {
+        enqueue: vec![item(inc, "now", t(0)), item(inc, "later", t(60))],
+        ..Default::default()
+    };
+    store.commit_response(&batch, t(0)).await.unwrap();
+    let claimed = store.claim_due("w1", t(0), 30_000, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|r| r.idempotency_key.as_str()).collect::<Vec<_>>(), ["now"], "only due rows");
+    assert_eq!(claimed[0].attempts, 1);
+    assert_eq!(claimed[0].lease_owner.as_deref(), Some("w1"));
+    // Leased: nobody else gets it while the lease holds.
+    assert!(store.claim_due("w2", t(10), 30_000, 10).await.unwrap().is_empty());
+    // w1 died: after the lease, w2 claims it (at-least-once).
+    let again = store.claim_due("w2", t(31), 30_000, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+    // The dead worker's late answer is refused; the live one's is recorded.
+    assert!(!store.mark_delivered("now", "w1", t(32), "HTTP 200").await.unwrap());
+    assert!(store.mark_delivered("now", "w2", t(32), "HTTP 200").await.unwrap());
+    assert!(!store.mark_delivered("now", "w2", t(33), "HTTP 200").await.unwrap(), "delivered once");
+    let row = store.notification("now").await.unwrap().unwrap();
+    assert_eq!((row.status, row.delivered_at, row.lease_owner), (DeliveryStatus::Delivered, Some(t(32)), None));
+    assert!(store.claim_due("w3", t(100), 30_000, 10).await.unwrap().iter().all(|r| r.idempotency_key == "later"));
+}
+
+pub async fn retries_wait_and_failures_are_final(store: SqlStore) {
+    let inc = new_id();
+    store.commit_response(&ResponseBatch { enqueue: vec![item(inc, "r", t(0))], ..Default::default() }, t(0)).await.unwrap();
+    let c = store.claim_due("w", t(0), 10_000, 10).await.unwrap();
+    assert_eq!(c.len(), 1);
+    assert!(store.mark_retry("r", "w", t(1), t(5), "HTTP 503").await.unwrap());
+    assert!(store.claim_due("w", t(4), 10_000, 10).await.unwrap().is_empty(), "not before its next attempt");
+    assert_eq!(store.next_outbox_due().await.unwrap(), Some(t(5)));
+    let c = store.claim_due("w", t(5), 10_000, 10).await.unwrap();
+    assert_eq!(c[0].attempts, 2);
+    assert_eq!(c[0].last_error.as_deref(), Some("HTTP 503"));
+    assert!(store.mark_failed("r", "w", t(6), "HTTP 400 (permanent)").await.unwrap());
+    assert!(store.claim_due("w", t(100), 10_000, 10).await.unwrap().is_empty());
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!((counts.pending, counts.delivered, counts.failed), (0, 0, 1));
+    let ledger: Vec<_> = store.ledger(inc).await.unwrap().into_iter().map(|l| (l.outcome, l.attempt, l.detail)).collect();
+    assert_eq!(
+        ledger,
+        [
+            ("enqueued".to_owned(), 0, String::new()),
+            ("retry".to_owned(), 1, "HTTP 503".to_owned()),
+            ("failed".to_owned(), 2, "HTTP 400 (permanent)".to_owned())
+        ]
+    );
+}
+
+/// Two workers racing for the same due rows: every row is claimed by exactly
+/// one of them.
+pub async fn racing_workers_never_claim_the_same_row(store: SqlStore) {
+    let inc = new_id();
+    let items: Vec<_> = (0..40).map(|i| item(inc, &format!("k{i:02}"), t(0))).collect();
+    store.commit_response(&ResponseBatch { enqueue: items, ..Default::default() }, t(0)).await.unwrap();
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = s.claim_due(&format!("w{w}"), t(1), 60_000, 3).await.unwrap();
+                if got.is_empty() {
+                    break;
+                }
+                mine.extend(got.into_iter().map(|r| r.idempotency_key));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort();
+    let expected: Vec<_> = (0..40).map(|i| format!("k{i:02}")).collect();
+    assert_eq!(all, expected, "each row claimed exactly once");
+}
+
+pub async fn escalation_states_persist_with_their_wake_up(store: SqlStore) {
+    let inc = new_id();
+    let state = Escalation::new(inc);
+    let rec = EscalationRecord { incident: inc, policy: "payments".into(), state: state.clone(), next_wake_at: Some(t(300)), updated_at: t(0) };
+    let other = EscalationRecord { incident: new_id(), policy: "db".into(), state: state.clone(), next_wake_at: Some(t(100)), updated_at: t(0) };
+    let idle = EscalationRecord { incident: new_id(), policy: "db".into(), state, next_wake_at: None, updated_at: t(0) };
+    store
+        .commit_response(&ResponseBatch { escalations: vec![rec.clone(), other.clone(), idle], ..Default::default() }, t(0))
+        .await
+        .unwrap();
+    assert_eq!(store.escalations(inc).await.unwrap(), [rec.clone()]);
+    assert_eq!(store.next_escalation_wake().await.unwrap(), Some(t(100)));
+    let due: Vec<_> = store.due_escalations(t(300), 10).await.unwrap().into_iter().map(|e| e.policy).collect();
+    assert_eq!(due, ["db", "payments"], "earliest first; idle ones never due");
+    // Upsert replaces.
+    let moved = EscalationRecord { next_wake_at: None, updated_at: t(5), ..rec };
+    store.commit_response(&ResponseBatch { escalations: vec![moved.clone()], ..Default::default() }, t(5)).await.unwrap();
+    assert_eq!(store.escalations(inc).await.unwrap(), [moved]);
+    assert_eq!(store.due_escalations(t(1000), 10).await.unwrap().len(), 1);
+}
+
+fn silence(id: &str, starts: Timestamp, ends: Timestamp) -> Silence {
+    Silence {
+        id: id.into(),
+        matchers: vec![ApiMatcher { name: "team".into(), value: "payments".into(), is_regex: false, is_equal: true }],
+        starts_at: starts.to_jiff(),
+        ends_at: ends.to_jiff(),
+        created_by: "alice".into(),
+        comment: "deploy".into(),
+        status: None,
+        updated_at: Some(starts.to_jiff()),
+    }
+}
+
+pub async fn silences_round_trip_and_expire_by_update(store: SqlStore) {
+    let a = silence("s-a", t(0), t(3600));
+    let b = silence("s-b", t(10), t(20));
+    store.put_silence(&a, t(0)).await.unwrap();
+    store.put_silence(&b, t(0)).await.unwrap();
+    assert_eq!(store.silence("s-a").await.unwrap(), Some(a.clone()));
+    assert_eq!(store.silence("nope").await.unwrap(), None);
+    assert_eq!(store.silences().await.unwrap().iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["s-b", "s-a"]);
+    let expired = Silence { ends_at: t(50).to_jiff(), ..a };
+    store.put_silence(&expired, t(50)).await.unwrap();
+    assert_eq!(store.silence("s-a").await.unwrap().unwrap().ends_at, t(50).to_jiff());
+    assert_eq!(store.silences().await.unwrap().len(), 2);
+}
+
+pub async fn status_page_state_round_trips(store: SqlStore) {
+    let inc = new_id();
+    let public = PublicIncident {
+        id: "p1".into(),
+        name: "Checkout degraded".into(),
+        status: PublicIncidentStatus::Investigating,
+        impact: Impact::Major,
+        started_at: t(0),
+        created_at: t(1),
+        updated_at: t(1),
+        monitoring_at: None,
+        resolved_at: None,
+        components: Default::default(),
+        updates: vec![],
+    };
+    store.put_public_incident(Some(inc), &public).await.unwrap();
+    let resolved = PublicIncident { status: PublicIncidentStatus::Resolved, updated_at: t(9), resolved_at: Some(t(9)), ..public.clone() };
+    store.put_public_incident(None, &resolved).await.unwrap();
+    assert_eq!(store.public_incidents().await.unwrap(), [resolved.clone()]);
+    assert_eq!(store.public_incident_for(inc).await.unwrap(), Some(resolved), "the link to the internal incident is kept");
+    let draft = DraftRecord {
+        incident: inc,
+        draft: DraftUpdate { status: PublicIncidentStatus::Identified, impact: Impact::Major, body: "found it".into(), components: Default::default(), changed: true },
+        created_at: t(3),
+    };
+    store.put_draft(&draft).await.unwrap();
+    assert_eq!(store.draft(inc).await.unwrap(), Some(draft.clone()));
+    assert_eq!(store.drafts().await.unwrap().len(), 1);
+    assert!(store.delete_draft(inc).await.unwrap());
+    assert!(!store.delete_draft(inc).await.unwrap());
+    let m = ScheduledMaintenance {
+        id: "m1".into(),
+        name: "DB upgrade".into(),
+        scheduled_for: t(100),
+        scheduled_until: t(200),
+        component_ids: vec!["flow-checkout".into()],
+        body: String::new(),
+        manual_status: None,
+        created_at: t(0),
+    };
+    store.put_maintenance(&m).await.unwrap();
+    assert_eq!(store.maintenances().await.unwrap(), [m]);
+    let s = Subscriber { id: "sub1".into(), kind: "webhook".into(), target: "http://127.0.0.1:1/hook".into(), created_at: t(0), unsubscribed_at: None };
+    store.add_subscriber(&s).await.unwrap();
+    assert!(store.add_subscriber(&s).await.is_err(), "duplicate id");
+    assert_eq!(store.subscribers().await.unwrap(), [s]);
+    assert!(store.unsubscribe("sub1", t(5)).await.unwrap());
+    assert!(store.subscribers().await.unwrap().is_empty());
+}
+
+macro_rules! response_suite {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            response_suite!(@cases $make;
+                enqueue_is_idempotent_and_ledgered,
+                claims_lease_due_rows_once_and_redeliver_after_a_lost_lease,
+                retries_wait_and_failures_are_final,
+                racing_workers_never_claim_the_same_row,
+                escalation_states_persist_with_their_wake_up,
+                silences_round_trip_and_expire_by_update,
+                status_page_state_round_trips,
+            );
+        }
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(store) = $make.await else { return };
+                super::$case(store).await;
+            }
+        )*
+    };
+}
+
+response_suite!(on_sqlite, crate::conformance::sqlite());
+response_suite!(on_postgres, crate::conformance::postgres());
