@@ -12,7 +12,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod drill;
 mod incidents;
+mod rca;
 mod tokens;
 
 #[derive(Parser)]
@@ -39,6 +41,10 @@ enum Command {
     Token(tokens::TokenArgs),
     /// List, show, acknowledge and resolve incidents on a running server.
     Incidents(incidents::IncidentsArgs),
+    /// Root-cause accuracy on labelled fault datasets.
+    Rca(rca::RcaArgs),
+    /// Run simulator scenarios through the real detectors and correlator and score them.
+    Drill(drill::DrillArgs),
 }
 
 /// Where the store is: shared by `serve` and `token`.
@@ -96,6 +102,8 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Token(args) => tokens::run(args).await,
             Command::Incidents(args) => incidents::run(args).await,
+            Command::Rca(args) => rca::run(args),
+            Command::Drill(args) => drill::run(args),
         }
     });
     match result {
