@@ -190,6 +190,9 @@ pub trait ResponseStore: Send + Sync {
     async fn mark_delivered(&self, key: &str, owner: &str, now: Timestamp, detail: &str) -> Result<bool>;
     /// Releases a leased row for another attempt at `next_attempt_at`.
     async fn mark_retry(&self, key: &str, owner: &str, now: Timestamp, next_attempt_at: Timestamp, error: &str) -> Result<bool>;
+    /// Puts a leased row back untried (rate limit, retry budget): the claim
+    /// does not count as an attempt and no ledger line is written.
+    async fn defer(&self, key: &str, owner: &str, now: Timestamp, next_attempt_at: Timestamp) -> Result<bool>;
     /// Gives up on a leased row.
     async fn mark_failed(&self, key: &str, owner: &str, now: Timestamp, error: &str) -> Result<bool>;
     /// The outbox rows of one incident, oldest first.
@@ -526,6 +529,23 @@ impl ResponseStore for SqlStore {
 
     async fn mark_retry(&self, key: &str, owner: &str, now: Timestamp, next_attempt_at: Timestamp, error: &str) -> Result<bool> {
         self.finish(key, owner, now, ("retry", None, Some(next_attempt_at)), error).await
+    }
+
+    async fn defer(&self, key: &str, owner: &str, now: Timestamp, next_attempt_at: Timestamp) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE notification_outbox SET lease_owner = NULL, lease_until = NULL, attempts = attempts - 1,
+                 next_attempt_at = $1, updated_at = $2
+             WHERE idempotency_key = $3 AND lease_owner = $4 AND status = 'pending' AND attempts > 0",
+        )
+        .bind(next_attempt_at.as_millis())
+        .bind(now.as_millis())
+        .bind(key)
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        Ok(n == 1)
     }
 
     async fn mark_failed(&self, key: &str, owner: &str, now: Timestamp, error: &str) -> Result<bool> {

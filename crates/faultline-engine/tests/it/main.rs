@@ -2,3 +2,5 @@
 //! (`Engine::process`) driven with chosen times against a real SQLite store.
 
 mod correlation;
+mod notify;
+mod peers;

@@ -94,6 +94,11 @@ pub async fn retries_wait_and_failures_are_final(store: SqlStore) {
     let c = store.claim_due("w", t(5), 10_000, 10).await.unwrap();
     assert_eq!(c[0].attempts, 2);
     assert_eq!(c[0].last_error.as_deref(), Some("HTTP 503"));
+    // A deferral (rate limit) does not count as an attempt and leaves no ledger line.
+    assert!(store.defer("r", "w", t(5), t(6)).await.unwrap());
+    assert!(!store.defer("r", "w", t(5), t(6)).await.unwrap(), "no longer leased");
+    let c = store.claim_due("w", t(6), 10_000, 10).await.unwrap();
+    assert_eq!(c[0].attempts, 2);
     assert!(store.mark_failed("r", "w", t(6), "HTTP 400 (permanent)").await.unwrap());
     assert!(store.claim_due("w", t(100), 10_000, 10).await.unwrap().is_empty());
     let counts = store.outbox_counts().await.unwrap();

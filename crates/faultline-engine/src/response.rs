@@ -1,0 +1,1 @@
+//! The response driver (placeholder while it is being written).
