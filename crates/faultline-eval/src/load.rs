@@ -407,11 +407,24 @@ pub fn nezha_case(dataset: &Path, dir: &Path) -> Result<DiagnosisInput, EvalErro
     for f in &log_files {
         nezha_logs(f, &mut counts, &mut log_bins)?;
     }
+    // Per service: its log lines per bin, so each template is also seen as
+    // a share of the service's own logging (traffic changes cancel out).
+    let mut totals: BTreeMap<String, BTreeMap<Timestamp, f64>> = BTreeMap::new();
+    for ((svc, _), per_bin) in &counts {
+        let t = totals.entry(svc.clone()).or_default();
+        for (bin, n) in per_bin {
+            *t.entry(*bin).or_default() += n;
+        }
+    }
     for ((svc, template), per_bin) in counts {
         let subject = Subject::Service { service: service(&svc, dir)? };
-        let measure = format!("log {template}");
+        let measure = format!("log share {template}");
+        let total = totals.get(&svc);
         for bin in &log_bins {
-            b.push(subject.clone(), &measure, SeriesKind::Count, *bin, per_bin.get(bin).copied().unwrap_or(0.0));
+            let n = total.and_then(|t| t.get(bin)).copied().unwrap_or(0.0);
+            if n >= 1.0 {
+                b.push(subject.clone(), &measure, SeriesKind::Gauge, *bin, per_bin.get(bin).copied().unwrap_or(0.0) / n);
+            }
         }
     }
     Ok(b.finish())
