@@ -177,6 +177,9 @@ pub trait ResponseStore: Send + Sync {
     async fn commit_response(&self, batch: &ResponseBatch, now: Timestamp) -> Result<CommitOutcome>;
     /// How far the driver has read this incident's timeline (0: nothing yet).
     async fn response_cursor(&self, incident: IncidentId) -> Result<u64>;
+    /// Incidents whose timeline has events the driver has not read yet
+    /// (version above the cursor), oldest change first.
+    async fn stale_incidents(&self, limit: u32) -> Result<Vec<IncidentId>>;
     async fn escalations(&self, incident: IncidentId) -> Result<Vec<EscalationRecord>>;
     /// Escalations with a wake-up at or before `now`, earliest first.
     async fn due_escalations(&self, now: Timestamp, limit: u32) -> Result<Vec<EscalationRecord>>;
@@ -469,6 +472,18 @@ impl ResponseStore for SqlStore {
             Some(r) => u64::try_from(r.try_get::<i64, _>("seq").map_err(db)?).unwrap_or(0),
             None => 0,
         })
+    }
+
+    async fn stale_incidents(&self, limit: u32) -> Result<Vec<IncidentId>> {
+        let rows = sqlx::query(
+            "SELECT i.id AS id FROM incidents i LEFT JOIN response_cursors c ON c.incident_id = i.id
+             WHERE c.seq IS NULL OR c.seq < i.version ORDER BY i.updated_at, i.id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(|r| parse_incident(&r.try_get::<String, _>("id").map_err(db)?)).collect()
     }
 
     async fn escalations(&self, incident: IncidentId) -> Result<Vec<EscalationRecord>> {

@@ -4,3 +4,4 @@
 mod correlation;
 mod notify;
 mod peers;
+mod response;
