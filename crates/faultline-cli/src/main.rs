@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod incidents;
+mod response;
 mod tokens;
 
 #[derive(Parser)]
@@ -39,6 +40,8 @@ enum Command {
     Token(tokens::TokenArgs),
     /// List, show, acknowledge and resolve incidents on a running server.
     Incidents(incidents::IncidentsArgs),
+    #[command(flatten)]
+    Response(response::ResponseCommand),
 }
 
 /// Where the store is: shared by `serve` and `token`.
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Token(args) => tokens::run(args).await,
             Command::Incidents(args) => incidents::run(args).await,
+            Command::Response(cmd) => response::run(cmd).await,
         }
     });
     match result {

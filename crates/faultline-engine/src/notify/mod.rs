@@ -177,6 +177,9 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(timeout: StdDuration) -> Result<Sender, String> {
+        // reqwest is built without a default crypto provider and panics
+        // without one; `main` installs ring, and so does this (a no-op then).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
