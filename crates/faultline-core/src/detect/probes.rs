@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::hysteresis::{Hysteresis, HysteresisConfig, RobustBaseline, Transition, median_in_place};
+use super::hysteresis::{CLEAR_WINDOWS, Hysteresis, HysteresisConfig, RobustBaseline, Transition, median_in_place};
 use super::{Detector, finding, literal_service, service_subject};
 use crate::finding::{FailureModel, Finding, Subject};
 use crate::signal::{ProbeResult, Signal};
@@ -216,7 +216,7 @@ impl Default for CanaryDetector {
             k: 4.0,
             relative_floor: 0.1,
             window: 5,
-            hysteresis: HysteresisConfig::new(1.0, 0.5, Duration::ZERO, Duration::from_mins(2)),
+            hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS),
             cohorts: BTreeMap::new(),
         }
     }
