@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::amplifiers::{BroadFailureDetector, CacheCollapseDetector, EdgeDetectors, LeaderConflictDetector, LoadSkewDetector};
 use super::checkin::{CheckInMonitor, CheckSpec, Schedule};
-use super::probes::{CanaryDetector, PartitionDetector, ProbeFailureDetector, SourceVanishedDetector};
+use super::probes::{CanaryDetector, PartitionDetector, ProbeFailureDetector, SourceVanishedDetector, WrongAnswerDetector};
 use super::trend::{ExhaustionDetector, QueueGrowthDetector};
 use super::*;
 use crate::finding::FailureModel;
@@ -141,6 +141,8 @@ fn daily_swing(steps: usize, rng: &mut Rng) -> Vec<Vec<Signal>> {
                 metric("cache_hit_ratio", "catalog", &[("resource", "cache")], i, 0.9 + 0.05 * rng.next()),
                 metric("cache_recomputes", "catalog", &[("resource", "cache")], i, (10.0 * load).round()),
                 metric("leaders", "raft", &[], i, 1.0),
+                metric("answers", "pricing", &[], i, req as f64),
+                metric("wrong_answers", "pricing", &[], i, (req as f64 * 0.002 * rng.next()).round()),
                 metric("utilization", "checkout", &[], i, 0.5 * load * (0.9 + 0.2 * rng.next()) / 1.6),
                 metric("memory_limit", "checkout", &[], i, 4096.0),
                 metric("memory_used", "checkout", &[], i, (3000.0 + 200.0 * phase.sin() + 50.0 * rng.next()).round()),
@@ -276,6 +278,17 @@ fn metric_detectors() {
             &[("queue_growth", 21)],
         ),
         (
+            "wrong answers while up",
+            || Box::new(WrongAnswerDetector::default()),
+            |i, bad| {
+                vec![
+                    metric("answers", "pricing", &[("caller", "api")], i, 1000.0),
+                    metric("wrong_answers", "pricing", &[("caller", "api")], i, if bad { 80.0 } else { (i % 3) as f64 }),
+                ]
+            },
+            &[("wrong_answers", 20)],
+        ),
+        (
             "canary answers drift",
             || Box::new(CanaryDetector::default()),
             |i, bad| {
@@ -371,7 +384,7 @@ fn detector_set_runs_everything_and_is_deterministic() {
     // (retry budget, timeout ratio) may fire on it, and they do.
     let kinds: Vec<&str> = a.iter().map(|f| f.kind.as_str()).collect();
     assert_eq!(kinds, vec!["retry_amplification", "timeout_saturation"]);
-    assert_eq!(DetectorSet::standard().names().len(), 10);
+    assert_eq!(DetectorSet::standard().names().len(), 11);
 }
 
 #[test]
