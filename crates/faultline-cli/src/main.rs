@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 mod drill;
 mod incidents;
 mod rca;
+mod response;
 mod tokens;
 
 #[derive(Parser)]
@@ -45,6 +46,8 @@ enum Command {
     Rca(rca::RcaArgs),
     /// Run simulator scenarios through the real detectors and correlator and score them.
     Drill(drill::DrillArgs),
+    #[command(flatten)]
+    Response(response::ResponseCommand),
 }
 
 /// Where the store is: shared by `serve` and `token`.
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
             Command::Incidents(args) => incidents::run(args).await,
             Command::Rca(args) => rca::run(args),
             Command::Drill(args) => drill::run(args),
+            Command::Response(cmd) => response::run(cmd).await,
         }
     });
     match result {

@@ -25,6 +25,9 @@ use faultline_core::{Finding, IncidentId, Subject, Timestamp};
 use faultline_store::{Store, StoreError, commands};
 use tokio::sync::{mpsc, oneshot};
 
+pub mod notify;
+pub mod response;
+
 /// Everything that can happen to the engine. Closed on purpose: every
 /// trigger of engine work is visible here.
 #[derive(Debug)]

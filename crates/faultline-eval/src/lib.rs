@@ -110,8 +110,14 @@ fn is_dataset(dir: &Path) -> bool {
 /// Evaluates `dir`: a dataset folder, or a folder whose sub-folders are
 /// datasets (evaluated in name order).
 pub fn rca_eval(dir: &Path) -> Result<Vec<DatasetReport>, EvalError> {
+    rca_eval_with(dir, &DiagnosisConfig::default())
+}
+
+/// [`rca_eval`] with other diagnosis parameters (for studying the method's
+/// sensitivity; the published figures use the defaults).
+pub fn rca_eval_with(dir: &Path, cfg: &DiagnosisConfig) -> Result<Vec<DatasetReport>, EvalError> {
     if is_dataset(dir) {
-        return Ok(vec![eval_dataset(dir)?]);
+        return Ok(vec![eval_dataset(dir, cfg)?]);
     }
     let rd = std::fs::read_dir(dir).map_err(|e| EvalError::io(dir, e))?;
     let mut subs: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_dataset(p)).collect();
@@ -119,7 +125,7 @@ pub fn rca_eval(dir: &Path) -> Result<Vec<DatasetReport>, EvalError> {
     if subs.is_empty() {
         return Err(EvalError::NoDataset(dir.to_owned()));
     }
-    subs.iter().map(|d| eval_dataset(d)).collect()
+    subs.iter().map(|d| eval_dataset(d, cfg)).collect()
 }
 
 struct Label {
@@ -171,13 +177,13 @@ fn scored_service(layout: Layout, s: &str) -> String {
 
 type Ranked = (Vec<String>, Option<i64>, Vec<String>);
 
-fn diagnose_case(dataset: &Path, case: &Path, layout: Layout) -> Result<Ranked, String> {
+fn diagnose_case(dataset: &Path, case: &Path, layout: Layout, cfg: &DiagnosisConfig) -> Result<Ranked, String> {
     let input = match layout {
         Layout::RcdSockShop => load::rcd_case(case),
         Layout::Nezha => load::nezha_case(dataset, case),
     }
     .map_err(|e| e.to_string())?;
-    let d = diagnose(&input, &DiagnosisConfig::default()).map_err(|e| e.to_string())?;
+    let d = diagnose(&input, cfg).map_err(|e| e.to_string())?;
     let mut ranked: Vec<String> = Vec::new();
     for s in &d.scores {
         let name = scored_service(layout, s.service.as_str());
@@ -189,7 +195,7 @@ fn diagnose_case(dataset: &Path, case: &Path, layout: Layout) -> Result<Ranked, 
     Ok((ranked, d.change_point.map(|t| t.as_millis()), evidence))
 }
 
-fn eval_dataset(dir: &Path) -> Result<DatasetReport, EvalError> {
+fn eval_dataset(dir: &Path, cfg: &DiagnosisConfig) -> Result<DatasetReport, EvalError> {
     let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("dataset").to_owned();
     let labels = read_labels(dir)?;
     let mut per_case = Vec::new();
@@ -210,7 +216,7 @@ fn eval_dataset(dir: &Path) -> Result<DatasetReport, EvalError> {
             continue;
         };
         layout.get_or_insert(lay);
-        let result = diagnose_case(dir, &case, lay);
+        let result = diagnose_case(dir, &case, lay, cfg);
         let inject = std::fs::read_to_string(case.join("inject_time.txt")).ok().and_then(|s| s.trim().parse::<f64>().ok());
         per_case.push(match result {
             Ok((ranked, cp, evidence)) => CaseResult {

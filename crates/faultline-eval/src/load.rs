@@ -23,6 +23,14 @@ use faultline_core::time::Timestamp;
 
 use crate::EvalError;
 
+/// Measure name of the per-call network time derived from spans; either end
+/// of the call may cause it (see `MetricSeries::shared`).
+pub const NETWORK_GAP: &str = "network_time_ms";
+
+/// Measure name of a service's log code-path surprisal against the
+/// fault-free reference minute.
+pub const LOG_PATH: &str = "log_path_surprisal_nats";
+
 /// Width of the bins that trace and log events are counted in.
 pub const EVENT_BIN_SECS: i64 = 10;
 
@@ -54,6 +62,12 @@ struct Builder {
     /// Measures that describe a service's outgoing calls, not the service.
     symptoms: BTreeSet<String>,
     calls: BTreeSet<Interaction>,
+    /// End of the fault-free reference recording that trace and log series
+    /// start with (their baseline).
+    reference_end: Option<Timestamp>,
+    /// The time the case was captured up to (its last trace or log event):
+    /// the diagnosis runs as of then, so later points are not given.
+    now: Option<Timestamp>,
 }
 
 impl Builder {
@@ -65,9 +79,15 @@ impl Builder {
             series: self
                 .series
                 .into_iter()
-                .map(|((subject, measure), (kind, points))| {
+                .map(|((subject, measure), (kind, mut points))| {
+                    if let Some(now) = self.now {
+                        points.retain(|p| p.0 <= now);
+                    }
                     let symptom = self.symptoms.contains(&measure);
-                    MetricSeries { subject, measure, kind, points, symptom }
+                    let shared = measure == NETWORK_GAP;
+                    let events = shared || measure == LOG_PATH || measure.starts_with("span_");
+                    let reference_until = if events { self.reference_end } else { None };
+                    MetricSeries { subject, measure, kind, points, symptom, shared, reference_until }
                 })
                 .collect(),
             calls: self.calls.into_iter().collect(),
@@ -253,8 +273,11 @@ fn nezha_traces(path: &Path, b: &mut Builder, bins: &mut BTreeSet<Timestamp>) ->
     else {
         return Err(EvalError::Format { path: path.to_owned(), reason: "missing span columns".into() });
     };
-    let mut span_svc: BTreeMap<String, String> = BTreeMap::new();
-    let mut parents: Vec<(String, String)> = Vec::new();
+    let opn = col("OperationName");
+    // Per span: its service, whether it is an outgoing HTTP call (a client
+    // span), and its duration in µs.
+    let mut spans: BTreeMap<String, (String, bool, f64)> = BTreeMap::new();
+    let mut children: Vec<(String, String, f64, Timestamp)> = Vec::new();
     let mut per: BTreeMap<(String, Timestamp), Vec<f64>> = BTreeMap::new();
     for rec in r.records() {
         let rec = rec.map_err(|e| EvalError::csv(path, e))?;
@@ -264,16 +287,29 @@ fn nezha_traces(path: &Path, b: &mut Builder, bins: &mut BTreeSet<Timestamp>) ->
         let bin = bin_of(st);
         bins.insert(bin);
         per.entry((svc.clone(), bin)).or_default().push(d / 1000.0);
-        span_svc.insert(s.to_owned(), svc.clone());
+        let client = opn.and_then(|i| rec.get(i)).is_some_and(|o| o.starts_with("HTTP "));
+        spans.insert(s.to_owned(), (svc.clone(), client, d));
         if p != "root" {
-            parents.push((p.to_owned(), svc));
+            children.push((p.to_owned(), svc, d, bin));
         }
     }
-    for (p, child) in parents {
-        if let Some(parent) = span_svc.get(&p)
-            && *parent != child
-        {
-            b.calls.insert(Interaction { caller: service(parent, path)?, callee: service(&child, path)?, operation: String::new() });
+    // Network time of a call: the caller's client span minus the callee's
+    // server span under it (what neither side spent working).
+    let mut gaps: BTreeMap<(String, String, Timestamp), Vec<f64>> = BTreeMap::new();
+    for (p, child, d, bin) in children {
+        let Some((parent, client, pd)) = spans.get(&p) else { continue };
+        if *parent == child {
+            continue;
+        }
+        b.calls.insert(Interaction { caller: service(parent, path)?, callee: service(&child, path)?, operation: String::new() });
+        if *client {
+            gaps.entry((parent.clone(), child, bin)).or_default().push(((pd - d) / 1000.0).max(0.0));
+        }
+    }
+    for ((caller, callee, bin), g) in gaps {
+        let interaction = Interaction { caller: service(&caller, path)?, callee: service(&callee, path)?, operation: String::new() };
+        if let Some(m) = faultline_core::diagnose::robust::median(&g) {
+            b.push(Subject::Interaction { interaction }, NETWORK_GAP, SeriesKind::Gauge, bin, m);
         }
     }
     for ((svc, bin), mut ds) in per {
@@ -304,15 +340,18 @@ pub fn log_template(line: &str) -> String {
     "other".to_owned()
 }
 
-/// Log lines per (service, template) per bin. Bins in which a service logged
-/// nothing of a template but the file covers count as zero.
-fn nezha_logs(path: &Path, counts: &mut BTreeMap<(String, String), BTreeMap<Timestamp, f64>>, bins: &mut BTreeSet<Timestamp>) -> Result<(), EvalError> {
+/// One log line: (trace, service) it belongs to, time in ns, template.
+type LogEvent = ((String, String), i64, String);
+
+/// The log lines of one file as (trace, service), time and template.
+fn nezha_logs(path: &Path, out: &mut Vec<LogEvent>) -> Result<(), EvalError> {
     let mut r = open_csv(path)?;
     let cols = headers(&mut r, path)?;
     let col = |n: &str| cols.iter().position(|c| c == n);
     let (Some(tn), Some(pod), Some(log)) = (col("TimeUnixNano"), col("PodName"), col("Log")) else {
         return Err(EvalError::Format { path: path.to_owned(), reason: "missing log columns".into() });
     };
+    let trace = col("TraceID");
     for rec in r.records() {
         let rec = rec.map_err(|e| EvalError::csv(path, e))?;
         let (Some(t), Some(p), Some(l)) = (rec.get(tn).and_then(|s| s.parse::<i64>().ok()), rec.get(pod), rec.get(log)) else { continue };
@@ -320,11 +359,51 @@ fn nezha_logs(path: &Path, counts: &mut BTreeMap<(String, String), BTreeMap<Time
             .ok()
             .and_then(|v| v.get("log").and_then(|s| s.as_str()).map(str::to_owned))
             .unwrap_or_else(|| l.to_owned());
-        let bin = bin_of(t);
-        bins.insert(bin);
-        *counts.entry((pod_service(p).to_owned(), log_template(&text))).or_default().entry(bin).or_default() += 1.0;
+        let tid = trace.and_then(|i| rec.get(i)).unwrap_or("").to_owned();
+        out.push(((tid, pod_service(p).to_owned()), t, log_template(&text)));
     }
     Ok(())
+}
+
+/// A service's code path as transitions between consecutive log templates
+/// of one trace (`start` before the first line, `end` after the last):
+/// (service, time in ns, from, to).
+fn log_transitions(mut events: Vec<LogEvent>) -> Vec<(String, i64, String, String)> {
+    events.sort();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < events.len() {
+        let key = events[i].0.clone();
+        let mut j = i;
+        let mut prev = "start".to_owned();
+        while j < events.len() && events[j].0 == key {
+            out.push((key.1.clone(), events[j].1, prev, events[j].2.clone()));
+            prev = events[j].2.clone();
+            j += 1;
+        }
+        // Lines without a trace id are not one code path.
+        if key.0.is_empty() {
+            out.truncate(out.len() - (j - i));
+        } else {
+            out.push((key.1.clone(), events[j - 1].1, prev, "end".to_owned()));
+        }
+        i = j;
+    }
+    out
+}
+
+/// Transition counts of the fault-free reference: (service, from) → to → n.
+type PathModel = BTreeMap<(String, String), BTreeMap<String, f64>>;
+
+/// Surprisal (nats) of `from → to` under the reference model with add-½
+/// smoothing over the successors seen plus one unseen; `None` when the
+/// reference never saw `from` in that service.
+fn surprisal(model: &PathModel, svc: &str, from: &str, to: &str) -> Option<f64> {
+    let next = model.get(&(svc.to_owned(), from.to_owned()))?;
+    let n: f64 = next.values().sum();
+    let k = next.len() as f64 + 1.0;
+    let c = next.get(to).copied().unwrap_or(0.0);
+    Some(-((c + 0.5) / (n + 0.5 * k)).ln())
 }
 
 fn minute_files(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>, EvalError> {
@@ -392,28 +471,53 @@ pub fn nezha_case(dataset: &Path, dir: &Path) -> Result<DiagnosisInput, EvalErro
     // than the case's first trace or log event (never chosen by inject time).
     let first_event = first_event_time(&traces, &logs)?;
     let base = first_event.and_then(|t0| baselines(dataset).into_iter().rev().find(|(e, _)| Timestamp::from_secs(*e) <= t0));
-    let mut trace_files = traces;
-    let mut log_files = logs;
-    if let Some((_, bdir)) = &base {
-        trace_files.extend(minute_files(&bdir.join("minutes"), "_trace.csv.gz")?);
-        log_files.extend(minute_files(&bdir.join("minutes"), "_log.csv.gz")?);
+    // The reference (fault-free) minute is each event series' baseline.
+    let reference_end = match &base {
+        Some((_, bdir)) => {
+            let mut end = None;
+            let mut bins = BTreeSet::new();
+            for f in minute_files(&bdir.join("minutes"), "_trace.csv.gz")? {
+                nezha_traces(&f, &mut b, &mut bins)?;
+            }
+            let mut events = Vec::new();
+            for f in minute_files(&bdir.join("minutes"), "_log.csv.gz")? {
+                nezha_logs(&f, &mut events)?;
+            }
+            if let Some(last) = bins.iter().next_back() {
+                end = Some(*last);
+            }
+            Some((end, log_transitions(events)))
+        }
+        None => None,
+    };
+    let mut bins = BTreeSet::new();
+    for f in &traces {
+        nezha_traces(f, &mut b, &mut bins)?;
     }
-    let mut trace_bins = BTreeSet::new();
-    for f in &trace_files {
-        nezha_traces(f, &mut b, &mut trace_bins)?;
+    let mut events = Vec::new();
+    for f in &logs {
+        nezha_logs(f, &mut events)?;
     }
-    let mut log_bins = BTreeSet::new();
-    let mut counts = BTreeMap::new();
-    for f in &log_files {
-        nezha_logs(f, &mut counts, &mut log_bins)?;
+    let Some((end, reference)) = reference_end else { return Ok(b.finish()) };
+    let mut model: PathModel = BTreeMap::new();
+    for (svc, _, from, to) in &reference {
+        *model.entry((svc.clone(), from.clone())).or_default().entry(to.clone()).or_default() += 1.0;
     }
-    for ((svc, template), per_bin) in counts {
-        let subject = Subject::Service { service: service(&svc, dir)? };
-        let measure = format!("log {template}");
-        for bin in &log_bins {
-            b.push(subject.clone(), &measure, SeriesKind::Count, *bin, per_bin.get(bin).copied().unwrap_or(0.0));
+    // Per service and bin: the mean surprisal of its code-path transitions
+    // under the reference model (reference bins included, in-sample).
+    let mut per: BTreeMap<(String, Timestamp), (f64, f64)> = BTreeMap::new();
+    for (svc, t, from, to) in reference.iter().chain(log_transitions(events).iter()) {
+        if let Some(x) = surprisal(&model, svc, from, to) {
+            let e = per.entry((svc.clone(), bin_of(*t))).or_default();
+            e.0 += x;
+            e.1 += 1.0;
         }
     }
+    for ((svc, bin), (sum, n)) in per {
+        b.push(Subject::Service { service: service(&svc, dir)? }, LOG_PATH, SeriesKind::Gauge, bin, sum / n);
+    }
+    b.now = bins.iter().next_back().map(|t| *t + faultline_core::time::Duration::from_secs(EVENT_BIN_SECS - 1));
+    b.reference_end = end.map(|e| e + faultline_core::time::Duration::from_secs(EVENT_BIN_SECS - 1));
     Ok(b.finish())
 }
 

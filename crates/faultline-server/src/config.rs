@@ -31,6 +31,8 @@ pub struct Config {
     pub alert_ingest_token: Option<String>,
     /// Events that may wait for the correlation engine before ingest answers 503.
     pub engine_queue: usize,
+    /// The response workflow (`response_config` file / FAULTLINE_RESPONSE_CONFIG).
+    pub response: Option<std::sync::Arc<crate::response_config::ResponseConfig>>,
 }
 
 impl Default for Config {
@@ -44,6 +46,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             alert_ingest_token: None,
             engine_queue: 10_000,
+            response: None,
         }
     }
 }
@@ -60,6 +63,7 @@ struct FileConfig {
     shutdown_grace_secs: Option<u64>,
     alert_ingest_token: Option<String>,
     engine_queue: Option<usize>,
+    response_config: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +92,7 @@ impl Config {
     /// `env` is passed in (not read here) so tests stay hermetic.
     pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut c = Config::default();
+        let mut response_path: Option<PathBuf> = None;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
@@ -113,6 +118,7 @@ impl Config {
             if let Some(q) = f.engine_queue {
                 c.engine_queue = q;
             }
+            response_path = f.response_config.map(|r| path.parent().unwrap_or(Path::new(".")).join(r));
         }
         if let Some(l) = env("FAULTLINE_LISTEN") {
             c.listen = parse_listen("FAULTLINE_LISTEN", &l)?;
@@ -134,6 +140,14 @@ impl Config {
         }
         if let Some(s) = env("FAULTLINE_REQUEST_TIMEOUT_SECS") {
             c.request_timeout = Duration::from_secs(parse_secs("FAULTLINE_REQUEST_TIMEOUT_SECS", &s)?);
+        }
+        if let Some(r) = env("FAULTLINE_RESPONSE_CONFIG") {
+            response_path = Some(PathBuf::from(r)).filter(|p| !p.as_os_str().is_empty());
+        }
+        if let Some(p) = response_path {
+            let r = crate::response_config::ResponseConfig::load(&p, env)
+                .map_err(|e| ConfigError::Invalid { key: "response_config".into(), reason: e.to_string() })?;
+            c.response = Some(std::sync::Arc::new(r));
         }
         c.validate()?;
         Ok(c)

@@ -27,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod response_config;
 
 pub use config::Config;
 
@@ -64,6 +65,7 @@ impl App {
             clock,
             engine: handle,
             alert_ingest_token: config.alert_ingest_token.as_deref().map(Arc::from),
+            response: http::response::ResponseState::new(config.response.as_deref(), &store),
         };
         App { config, store, state, engine: Some((engine, rx)) }
     }
@@ -106,6 +108,8 @@ impl App {
         let engine_task = self.start_engine(async move {
             let _ = engine_stop.wait_for(|s| *s).await;
         });
+        // Response workflow (driver + outbox worker); catches up on start.
+        let response_tasks = self.state.response.start(self.state.clock.clone(), stop_rx.clone());
         let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -123,6 +127,9 @@ impl App {
         }
         // The engine finishes the event in hand and stops; then the database closes.
         if let Some(task) = engine_task {
+            let _ = task.await;
+        }
+        for task in response_tasks {
             let _ = task.await;
         }
         self.store.close().await;

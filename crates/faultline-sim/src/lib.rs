@@ -21,7 +21,7 @@ pub mod series;
 pub mod svg;
 pub mod world;
 
-pub use run::{GroundTruth, RunOutput, run_scenario};
+pub use run::{GroundTruth, RunOutput, run_scenario, run_with_signals};
 pub use scenario::{Scenario, ScenarioError};
 pub use series::Series;
 pub use world::World;

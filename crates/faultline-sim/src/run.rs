@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use faultline_core::model::Interaction;
-use faultline_core::{FailureModel, ServiceName, Subject};
+use faultline_core::{FailureModel, ServiceName, Signal, Subject, Timestamp};
 
 use crate::scenario::{Dur, Scenario};
 use crate::series::Series;
@@ -86,4 +86,35 @@ pub fn run_scenario(sc: &Scenario, seed: Option<u64>, duration: Option<Dur>, def
     let mut w = World::new(&sc, seed);
     w.run();
     RunOutput { ground_truth: GroundTruth::of(&sc, defended), totals: w.totals(), series: w.into_series() }
+}
+
+/// Runs a scenario window by window and hands every window's signals
+/// (`Signal::Edge` per interaction, `Signal::Metric` for queue depth,
+/// utilisation, pools, caches and cluster state) to `emit` as soon as the
+/// window closes, so detectors can consume them in-process. `epoch` is the
+/// timestamp virtual time 0 maps to.
+pub fn run_with_signals(
+    sc: &Scenario,
+    seed: Option<u64>,
+    defended: bool,
+    epoch: Timestamp,
+    mut emit: impl FnMut(Signal),
+) -> RunOutput {
+    let mut w = World::new(sc, seed);
+    let window = crate::engine::secs(sc.window.0).max(1);
+    let mut emitted = 0;
+    loop {
+        let next = (w.windows_closed() as u64 + 1) * window;
+        let done = w.run_until(next);
+        while emitted < w.windows_closed() {
+            for s in w.series().window_signals(emitted, epoch) {
+                emit(s);
+            }
+            emitted += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    RunOutput { ground_truth: GroundTruth::of(sc, defended), totals: w.totals(), series: w.into_series() }
 }

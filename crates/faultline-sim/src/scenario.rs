@@ -710,21 +710,18 @@ impl Scenario {
                 return err_at(line, f("error_rate"), "must be within [0, 1]");
             }
             check_dist(&s.service_time).map_err(|m| ScenarioError { line, field: f("service_time"), message: m })?;
-            if let Some(sh) = &s.shards {
-                if sh.count == 0 || sh.keys == 0 {
+            if let Some(sh) = &s.shards
+                && (sh.count == 0 || sh.keys == 0) {
                     return err_at(line, f("shards"), "count and keys must be >= 1");
                 }
-            }
-            if let Some(o) = &s.overload {
-                if !(o.above_rate >= 0.0 && o.factor >= 0.0 && o.window.0 > 0.0) {
+            if let Some(o) = &s.overload
+                && !(o.above_rate >= 0.0 && o.factor >= 0.0 && o.window.0 > 0.0) {
                     return err_at(line, f("overload"), "above_rate and factor must be >= 0, window > 0");
                 }
-            }
-            if let Some(p) = &s.pool {
-                if p.size == 0 {
+            if let Some(p) = &s.pool
+                && p.size == 0 {
                     return err_at(line, f("pool.size"), "must be >= 1");
                 }
-            }
             for (j, c) in s.calls.iter().enumerate() {
                 check_call(c, &names, &format!("services[{i}].calls[{j}]"))?;
             }
@@ -836,11 +833,10 @@ impl Scenario {
                 },
             }
         }
-        if let Some(c) = &self.cluster {
-            if c.replicas.is_empty() {
+        if let Some(c) = &self.cluster
+            && c.replicas.is_empty() {
                 return err_at(None, "cluster.replicas", "needs at least one replica");
             }
-        }
         Ok(())
     }
 }
@@ -865,21 +861,18 @@ fn check_call(c: &CallSpec, names: &[&str], path: &str) -> Result<(), ScenarioEr
     if c.retry.attempts == 0 || c.retry.attempts > 100 {
         return err_at(line, format!("{path}.retry.attempts"), "must be within 1..=100");
     }
-    if let Some(b) = &c.retry.budget {
-        if !(b.ratio >= 0.0 && b.cap >= 0.0) {
+    if let Some(b) = &c.retry.budget
+        && !(b.ratio >= 0.0 && b.cap >= 0.0) {
             return err_at(line, format!("{path}.retry.budget"), "ratio and cap must be >= 0");
         }
-    }
-    if let Some(b) = &c.breaker {
-        if !(0.0..=1.0).contains(&b.failure_ratio) || b.window.0 <= 0.0 {
+    if let Some(b) = &c.breaker
+        && (!(0.0..=1.0).contains(&b.failure_ratio) || b.window.0 <= 0.0) {
             return err_at(line, format!("{path}.breaker"), "failure_ratio within [0, 1] and window > 0");
         }
-    }
-    if let Some(t) = &c.throttle {
-        if t.k < 1.0 || t.window.0 <= 0.0 {
+    if let Some(t) = &c.throttle
+        && (t.k < 1.0 || t.window.0 <= 0.0) {
             return err_at(line, format!("{path}.throttle"), "k must be >= 1 and window > 0");
         }
-    }
     if let Some(k) = &c.cache {
         if k.keys == 0 || k.ttl.0 <= 0.0 {
             return err_at(line, format!("{path}.cache"), "keys must be >= 1 and ttl > 0");

@@ -1023,8 +1023,8 @@ impl World {
                 cs.br_fails = 0.0;
             }
         }
-        if !refused {
-            if let Some((k, window)) = e.throttle {
+        if !refused
+            && let Some((k, window)) = e.throttle {
                 let d = (-((now - cs.th_last) as f64 / 1e9) / window).exp();
                 cs.th_req = cs.th_req * d + 1.0;
                 cs.th_acc *= d;
@@ -1032,7 +1032,6 @@ impl World {
                 let p = ((cs.th_req - k * cs.th_acc) / (cs.th_req + 1.0)).max(0.0);
                 refused = self.rng.chance(p);
             }
-        }
         if refused {
             e.stats[call.target as usize].rejected += 1;
             self.complete_call(c, false, false);
@@ -1585,23 +1584,21 @@ impl World {
                 if p.leak_per_sec > 0.0 {
                     p.leaked = (p.leaked + p.leak_per_sec * dt).min(p.size as f64);
                 }
-                if let Some(at) = p.recycle_at {
-                    if p.leaked >= at * p.size as f64 {
+                if let Some(at) = p.recycle_at
+                    && p.leaked >= at * p.size as f64 {
                         p.leaked = 0.0;
                         p.recycles += 1;
                         changed = true;
                     }
-                }
             }
-            if let Some((max, per, every, next)) = &mut sv.autoscale {
-                if now >= *next {
+            if let Some((max, per, every, next)) = &mut sv.autoscale
+                && now >= *next {
                     *next = now + *every;
                     if sv.queue.len() as u64 > (*per as u64) * sv.instances as u64 && sv.instances < *max {
                         sv.instances += 1;
                         changed = true;
                     }
                 }
-            }
             if changed {
                 self.pump(s as u32);
             }

@@ -177,6 +177,9 @@ pub trait ResponseStore: Send + Sync {
     async fn commit_response(&self, batch: &ResponseBatch, now: Timestamp) -> Result<CommitOutcome>;
     /// How far the driver has read this incident's timeline (0: nothing yet).
     async fn response_cursor(&self, incident: IncidentId) -> Result<u64>;
+    /// Incidents whose timeline has events the driver has not read yet
+    /// (version above the cursor), oldest change first.
+    async fn stale_incidents(&self, limit: u32) -> Result<Vec<IncidentId>>;
     async fn escalations(&self, incident: IncidentId) -> Result<Vec<EscalationRecord>>;
     /// Escalations with a wake-up at or before `now`, earliest first.
     async fn due_escalations(&self, now: Timestamp, limit: u32) -> Result<Vec<EscalationRecord>>;
@@ -190,6 +193,9 @@ pub trait ResponseStore: Send + Sync {
     async fn mark_delivered(&self, key: &str, owner: &str, now: Timestamp, detail: &str) -> Result<bool>;
     /// Releases a leased row for another attempt at `next_attempt_at`.
     async fn mark_retry(&self, key: &str, owner: &str, now: Timestamp, next_attempt_at: Timestamp, error: &str) -> Result<bool>;
+    /// Puts a leased row back untried (rate limit, retry budget): the claim
+    /// does not count as an attempt and no ledger line is written.
+    async fn defer(&self, key: &str, owner: &str, now: Timestamp, next_attempt_at: Timestamp) -> Result<bool>;
     /// Gives up on a leased row.
     async fn mark_failed(&self, key: &str, owner: &str, now: Timestamp, error: &str) -> Result<bool>;
     /// The outbox rows of one incident, oldest first.
@@ -468,6 +474,18 @@ impl ResponseStore for SqlStore {
         })
     }
 
+    async fn stale_incidents(&self, limit: u32) -> Result<Vec<IncidentId>> {
+        let rows = sqlx::query(
+            "SELECT i.id AS id FROM incidents i LEFT JOIN response_cursors c ON c.incident_id = i.id
+             WHERE c.seq IS NULL OR c.seq < i.version ORDER BY i.updated_at, i.id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(|r| parse_incident(&r.try_get::<String, _>("id").map_err(db)?)).collect()
+    }
+
     async fn escalations(&self, incident: IncidentId) -> Result<Vec<EscalationRecord>> {
         let rows = sqlx::query("SELECT * FROM escalations WHERE incident_id = $1 ORDER BY policy")
             .bind(incident.to_string())
@@ -526,6 +544,23 @@ impl ResponseStore for SqlStore {
 
     async fn mark_retry(&self, key: &str, owner: &str, now: Timestamp, next_attempt_at: Timestamp, error: &str) -> Result<bool> {
         self.finish(key, owner, now, ("retry", None, Some(next_attempt_at)), error).await
+    }
+
+    async fn defer(&self, key: &str, owner: &str, now: Timestamp, next_attempt_at: Timestamp) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE notification_outbox SET lease_owner = NULL, lease_until = NULL, attempts = attempts - 1,
+                 next_attempt_at = $1, updated_at = $2
+             WHERE idempotency_key = $3 AND lease_owner = $4 AND status = 'pending' AND attempts > 0",
+        )
+        .bind(next_attempt_at.as_millis())
+        .bind(now.as_millis())
+        .bind(key)
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        Ok(n == 1)
     }
 
     async fn mark_failed(&self, key: &str, owner: &str, now: Timestamp, error: &str) -> Result<bool> {

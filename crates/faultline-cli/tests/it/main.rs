@@ -3,3 +3,4 @@
 //! free port, the incidents commands, SIGTERM and restart.
 
 mod e2e;
+mod response;

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::hysteresis::{Hysteresis, HysteresisConfig, RobustBaseline, Transition};
+use super::hysteresis::{CLEAR_WINDOWS, Hysteresis, HysteresisConfig, RobustBaseline, Transition};
 use super::{Detector, finding, literal_service, resource_subject};
 use crate::finding::{FailureModel, Finding, Subject};
 use crate::model::Interaction;
@@ -30,11 +30,14 @@ pub struct EdgeConfig {
     pub error_abs_delta: f64,
     /// p99 must exceed baseline × this (1.5) and baseline + 4 MAD.
     pub latency_factor: f64,
+    /// A p99 from fewer requests is too noisy to judge (100).
+    pub latency_min_requests: u64,
     /// Retry budget: retries / attempts (0.1, the common retry-budget default).
     pub retry_budget: f64,
     /// Timeouts / attempts that count as saturation (0.05).
     pub timeout_ratio: f64,
     pub hysteresis: HysteresisConfig,
+    pub latency_hysteresis: HysteresisConfig,
 }
 
 impl Default for EdgeConfig {
@@ -42,13 +45,16 @@ impl Default for EdgeConfig {
         EdgeConfig {
             min_requests: 20,
             baseline_windows: 60,
-            warmup_windows: 10,
+            warmup_windows: 15,
+            latency_min_requests: 100,
             error_abs_delta: 0.05,
             latency_factor: 1.5,
             retry_budget: 0.1,
             timeout_ratio: 0.05,
-            // value 1.0 = at threshold; clear below half; clear must hold 2 min.
-            hysteresis: HysteresisConfig::new(1.0, 0.5, Duration::ZERO, Duration::from_mins(2)),
+            // value 1.0 = at threshold; clear below half for 3 windows.
+            hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS),
+            // p99 of a window is noisy: it must hold for 2 windows.
+            latency_hysteresis: HysteresisConfig::counted(1.0, 0.5, 2, CLEAR_WINDOWS),
         }
     }
 }
@@ -156,15 +162,16 @@ impl Detector for EdgeDetectors {
         if !pending_or_firing(&st.err_h) {
             st.err_base.push(err);
         }
-        // Latency change (p99).
-        if let Some((base, mad)) = st.p99_base.stats() {
+        // Latency change (p99), only where p99 means something.
+        let p99_ok = w.requests >= c.latency_min_requests;
+        if let Some((base, mad)) = st.p99_base.stats().filter(|_| p99_ok) {
             let limit = (base * c.latency_factor).max(base + 4.0 * mad).max(base + 5.0);
             let value = w.p99_ms / limit;
-            if let Transition::Fired { since } = st.lat_h.update(&c.hysteresis, value, now) {
+            if let Transition::Fired { since } = st.lat_h.update(&c.latency_hysteresis, value, now) {
                 out.push(finding("latency_change", subject(), FailureModel::Exhaustion, since, value, "p99_ms", w.p99_ms, Some(base), Some(limit), w.length));
             }
         }
-        if !pending_or_firing(&st.lat_h) {
+        if p99_ok && !pending_or_firing(&st.lat_h) {
             st.p99_base.push(w.p99_ms);
         }
         // Retry amplification: retries over budget, with the rate evidence.
@@ -236,7 +243,7 @@ impl Default for LoadSkewDetector {
     fn default() -> Self {
         LoadSkewDetector {
             // value = max/median load: fire at 3, clear under 2.
-            hysteresis: HysteresisConfig::new(3.0, 2.0, Duration::ZERO, Duration::from_mins(2)),
+            hysteresis: HysteresisConfig::counted(3.0, 2.0, 1, CLEAR_WINDOWS),
             min_shards: 3,
             groups: WindowGroups::default(),
             state: BTreeMap::new(),
@@ -306,12 +313,12 @@ pub struct BroadFailureDetector {
     h: Hysteresis,
 }
 
-/// What one window says about callers and failing callees.
+/// What one window says about callers and failing edges.
 #[derive(Clone, Debug, Default)]
 struct WindowSummary {
     callers: BTreeSet<String>,
-    failing_callers: BTreeSet<String>,
-    failing_callees: BTreeSet<String>,
+    /// (caller, callee) of every failing edge.
+    failing: BTreeSet<(String, String)>,
     resolver: Option<String>,
 }
 
@@ -319,6 +326,11 @@ fn insert(set: &mut BTreeSet<String>, s: &str) {
     if !set.contains(s) {
         set.insert(s.to_owned());
     }
+}
+
+fn is_resolver(name: &str) -> bool {
+    let lc = name.to_ascii_lowercase();
+    ["dns", "discovery", "consul", "coredns", "registry", "eureka"].iter().any(|k| lc.contains(k))
 }
 
 impl Default for BroadFailureDetector {
@@ -329,7 +341,7 @@ impl Default for BroadFailureDetector {
             min_callees: 2,
             min_requests: 10,
             // value = failing callers / min_callers (gated on callee spread).
-            hysteresis: HysteresisConfig::new(1.0, 0.67, Duration::ZERO, Duration::from_mins(2)),
+            hysteresis: HysteresisConfig::counted(1.0, 0.67, 1, CLEAR_WINDOWS),
             open: BTreeMap::new(),
             h: Hysteresis::default(),
         }
@@ -342,9 +354,18 @@ impl BroadFailureDetector {
         let done = std::mem::replace(&mut self.open, later);
         let mut out = Vec::new();
         for (end, w) in done {
-            let spread = w.failing_callees.len() >= self.min_callees || w.resolver.is_some();
-            let share_ok = w.callers.is_empty() || w.failing_callers.len() * 2 >= w.callers.len();
-            let value = if spread && share_ok { w.failing_callers.len() as f64 / self.min_callers as f64 } else { 0.0 };
+            // A caller failing only because its callee fails further down is
+            // a cascade, not a resolution problem: keep the deepest failures.
+            let failing_out: BTreeSet<&str> = w.failing.iter().map(|(c, _)| c.as_str()).collect();
+            let roots: Vec<&(String, String)> = w.failing.iter().filter(|(_, callee)| !failing_out.contains(callee.as_str())).collect();
+            let callers: BTreeSet<&str> = roots.iter().map(|(c, _)| c.as_str()).collect();
+            let callees: BTreeSet<&str> = roots.iter().map(|(_, d)| d.as_str()).collect();
+            let spread = callees.len() >= self.min_callees;
+            let share_ok = w.callers.is_empty() || callers.len() * 2 >= w.callers.len();
+            let mut value = if spread && share_ok { callers.len() as f64 / self.min_callers as f64 } else { 0.0 };
+            if w.resolver.is_some() {
+                value = value.max(1.0);
+            }
             if let Transition::Fired { since } = self.h.update(&self.hysteresis, value, end) {
                 let dns = || Subject::Resource { service: literal_service("dns"), resource: "resolution".into() };
                 let subject = w.resolver.as_deref().and_then(super::service_subject).unwrap_or_else(dns);
@@ -355,17 +376,18 @@ impl BroadFailureDetector {
                     since,
                     value,
                     "failing_callers",
-                    w.failing_callers.len() as f64,
+                    callers.len() as f64,
                     Some(w.callers.len() as f64),
                     Some(self.min_callers as f64),
                     Duration::ZERO,
                 );
                 f.evidence.measure = format!(
-                    "failing_callers ({} of {} callers, {} callees: {})",
-                    w.failing_callers.len(),
+                    "failing_callers ({} of {} callers, {} callees: {}{})",
+                    callers.len(),
                     w.callers.len(),
-                    w.failing_callees.len(),
-                    w.failing_callers.iter().cloned().collect::<Vec<_>>().join(", ")
+                    callees.len(),
+                    callers.iter().copied().collect::<Vec<_>>().join(", "),
+                    w.resolver.as_deref().map(|r| format!("; resolver {r} failing")).unwrap_or_default()
                 );
                 out.push(f);
             }
@@ -384,15 +406,15 @@ impl Detector for BroadFailureDetector {
         if e.requests >= self.min_requests {
             let w = self.open.entry(end).or_default();
             let caller = e.interaction.caller.as_str();
+            let callee = e.interaction.callee.as_str();
             insert(&mut w.callers, caller);
-            if e.errors as f64 / e.requests as f64 >= self.caller_error_ratio {
-                insert(&mut w.failing_callers, caller);
-                let callee = e.interaction.callee.as_str();
-                let lc = callee.to_ascii_lowercase();
-                if ["dns", "discovery", "consul", "coredns", "registry", "eureka"].iter().any(|k| lc.contains(k)) {
+            let ratio = e.errors.max(e.timeouts) as f64 / e.requests as f64;
+            let resolver = is_resolver(callee);
+            if ratio >= self.caller_error_ratio || (resolver && ratio >= 0.05) {
+                if resolver {
                     w.resolver = Some(callee.to_owned());
                 }
-                insert(&mut w.failing_callees, callee);
+                w.failing.insert((caller.to_owned(), callee.to_owned()));
             }
         }
         self.close_before(end)
@@ -425,7 +447,7 @@ struct CacheState {
 impl Default for CacheCollapseDetector {
     fn default() -> Self {
         CacheCollapseDetector {
-            hysteresis: HysteresisConfig::new(1.0, 0.5, Duration::ZERO, Duration::from_mins(2)),
+            hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS),
             drop: 0.3,
             origin_factor: 3.0,
             state: BTreeMap::new(),
@@ -503,7 +525,7 @@ pub struct LeaderConflictDetector {
 impl Default for LeaderConflictDetector {
     fn default() -> Self {
         // value = leaders - 1 (+1 if writes diverged): fire at 1, clear below 0.5.
-        LeaderConflictDetector { hysteresis: HysteresisConfig::new(1.0, 0.5, Duration::ZERO, Duration::from_mins(1)), state: BTreeMap::new() }
+        LeaderConflictDetector { hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS), state: BTreeMap::new() }
     }
 }
 

@@ -11,29 +11,44 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::{Duration, Timestamp};
 
-/// Fire at `value >= fire` held for `min_fire`; clear at `value < clear` held
-/// for `min_clear`. `clear <= fire` gives a dead band between them.
+/// Fire at `value >= fire` held for `min_fire` AND for `fire_count`
+/// consecutive observations; clear at `value < clear` held for `min_clear`
+/// AND `clear_count` observations. `clear <= fire` leaves a dead band. Counts
+/// make the defaults independent of the window length (1 s in the simulator,
+/// 1 min in production); durations add wall-clock minimums where wanted.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HysteresisConfig {
     pub fire: f64,
     pub clear: f64,
     pub min_fire: Duration,
     pub min_clear: Duration,
+    pub fire_count: u32,
+    pub clear_count: u32,
 }
 
 impl HysteresisConfig {
+    /// Duration-based; one observation suffices on each side.
     pub const fn new(fire: f64, clear: f64, min_fire: Duration, min_clear: Duration) -> HysteresisConfig {
-        HysteresisConfig { fire, clear, min_fire, min_clear }
+        HysteresisConfig { fire, clear, min_fire, min_clear, fire_count: 1, clear_count: 1 }
+    }
+    /// Count-based: `fire_n` consecutive observations to fire, `clear_n` to clear.
+    pub const fn counted(fire: f64, clear: f64, fire_n: u32, clear_n: u32) -> HysteresisConfig {
+        HysteresisConfig { fire, clear, min_fire: Duration::ZERO, min_clear: Duration::ZERO, fire_count: fire_n, clear_count: clear_n }
     }
 }
+
+/// Default number of consecutive quiet windows before a detector clears.
+/// Measured on the simulator's DNS outage: with 3 the finding re-fired every
+/// 5 windows as the resolver cache's TTL cycled; 10 rides that out.
+pub const CLEAR_WINDOWS: u32 = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum HState {
     #[default]
     Quiet,
-    Pending { since: Timestamp },
+    Pending { since: Timestamp, n: u32 },
     Firing { since: Timestamp },
-    Clearing { fired: Timestamp, since: Timestamp },
+    Clearing { fired: Timestamp, since: Timestamp, n: u32 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,36 +74,38 @@ impl Hysteresis {
     pub fn update(&mut self, cfg: &HysteresisConfig, value: f64, now: Timestamp) -> Transition {
         let above = value.is_finite() && value >= cfg.fire;
         let below = !value.is_finite() || value < cfg.clear;
+        let fire_ok = |since: Timestamp, n: u32| now - since >= cfg.min_fire && n >= cfg.fire_count;
+        let clear_ok = |since: Timestamp, n: u32| now - since >= cfg.min_clear && n >= cfg.clear_count;
         let (next, t) = match self.state {
             HState::Quiet if above => {
-                if cfg.min_fire <= Duration::ZERO {
+                if fire_ok(now, 1) {
                     (HState::Firing { since: now }, Transition::Fired { since: now })
                 } else {
-                    (HState::Pending { since: now }, Transition::None)
+                    (HState::Pending { since: now, n: 1 }, Transition::None)
                 }
             }
             HState::Quiet => (HState::Quiet, Transition::None),
-            HState::Pending { since } if above => {
-                if now - since >= cfg.min_fire {
+            HState::Pending { since, n } if above => {
+                if fire_ok(since, n + 1) {
                     (HState::Firing { since }, Transition::Fired { since })
                 } else {
-                    (HState::Pending { since }, Transition::None)
+                    (HState::Pending { since, n: n + 1 }, Transition::None)
                 }
             }
             HState::Pending { .. } => (HState::Quiet, Transition::None),
             HState::Firing { since } if below => {
-                if cfg.min_clear <= Duration::ZERO {
+                if clear_ok(now, 1) {
                     (HState::Quiet, Transition::Cleared)
                 } else {
-                    (HState::Clearing { fired: since, since: now }, Transition::None)
+                    (HState::Clearing { fired: since, since: now, n: 1 }, Transition::None)
                 }
             }
             HState::Firing { since } => (HState::Firing { since }, Transition::None),
-            HState::Clearing { fired, since } if below => {
-                if now - since >= cfg.min_clear {
+            HState::Clearing { fired, since, n } if below => {
+                if clear_ok(since, n + 1) {
                     (HState::Quiet, Transition::Cleared)
                 } else {
-                    (HState::Clearing { fired, since }, Transition::None)
+                    (HState::Clearing { fired, since, n: n + 1 }, Transition::None)
                 }
             }
             HState::Clearing { fired, .. } => (HState::Firing { since: fired }, Transition::None),

@@ -114,6 +114,7 @@ impl DetectorSet {
                 Box::new(probes::ProbeFailureDetector::default()),
                 Box::new(probes::CanaryDetector::default()),
                 Box::new(probes::SourceVanishedDetector::default()),
+                Box::new(probes::WrongAnswerDetector::default()),
             ],
         }
     }

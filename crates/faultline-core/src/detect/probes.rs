@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::hysteresis::{Hysteresis, HysteresisConfig, RobustBaseline, Transition, median_in_place};
+use super::hysteresis::{CLEAR_WINDOWS, Hysteresis, HysteresisConfig, RobustBaseline, Transition, median_in_place};
 use super::{Detector, finding, literal_service, service_subject};
 use crate::finding::{FailureModel, Finding, Subject};
 use crate::signal::{ProbeResult, Signal};
@@ -216,7 +216,7 @@ impl Default for CanaryDetector {
             k: 4.0,
             relative_floor: 0.1,
             window: 5,
-            hysteresis: HysteresisConfig::new(1.0, 0.5, Duration::ZERO, Duration::from_mins(2)),
+            hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS),
             cohorts: BTreeMap::new(),
         }
     }
@@ -334,5 +334,91 @@ impl Detector for SourceVanishedDetector {
             ));
         }
         out
+    }
+}
+
+/// Wrong answers from a service that is otherwise up (Byzantine): counts
+/// `wrong_answers` against `answers` (per service, optionally per `caller`
+/// label) — what semantic checks, checksum comparisons or a simulator's
+/// ground truth report — or a ready-made `wrong_answer_ratio` gauge. Fires
+/// when the ratio exceeds max(`min_ratio`, baseline + 4 MAD).
+#[derive(Clone, Debug)]
+pub struct WrongAnswerDetector {
+    pub min_ratio: f64,
+    pub hysteresis: HysteresisConfig,
+    state: BTreeMap<(String, String), WrongState>,
+}
+
+#[derive(Clone, Debug)]
+struct WrongState {
+    answers: Option<(Timestamp, f64)>,
+    wrong: Option<(Timestamp, f64)>,
+    base: RobustBaseline,
+    h: Hysteresis,
+}
+
+impl Default for WrongAnswerDetector {
+    fn default() -> Self {
+        WrongAnswerDetector { min_ratio: 0.01, hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS), state: BTreeMap::new() }
+    }
+}
+
+impl Detector for WrongAnswerDetector {
+    fn name(&self) -> &'static str {
+        "wrong_answers"
+    }
+    fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
+        let Signal::Metric(m) = signal else { return Vec::new() };
+        if !matches!(m.name.as_str(), "wrong_answers" | "answers" | "wrong_answer_ratio") {
+            return Vec::new();
+        }
+        let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
+        let caller = m.labels.get("caller").cloned().unwrap_or_default();
+        let st = self.state.entry((svc.clone(), caller.clone())).or_insert_with(|| WrongState {
+            answers: None,
+            wrong: None,
+            base: RobustBaseline::new(60, 5),
+            h: Hysteresis::default(),
+        });
+        let ratio = match m.name.as_str() {
+            "wrong_answer_ratio" => m.value,
+            "answers" => {
+                st.answers = Some((m.at, m.value));
+                match st.wrong {
+                    Some((t, w)) if t == m.at && m.value > 0.0 => w / m.value,
+                    _ => return Vec::new(),
+                }
+            }
+            _ => {
+                st.wrong = Some((m.at, m.value));
+                match st.answers {
+                    Some((t, a)) if t == m.at && a > 0.0 => m.value / a,
+                    _ => return Vec::new(),
+                }
+            }
+        };
+        let (base, mad) = st.base.stats().unwrap_or((0.0, 0.0));
+        let limit = self.min_ratio.max(base + 4.0 * mad);
+        let value = ratio / limit;
+        let quiet = matches!(st.h.state, super::hysteresis::HState::Quiet);
+        let t = st.h.update(&self.hysteresis, value, now);
+        if quiet && matches!(st.h.state, super::hysteresis::HState::Quiet) {
+            st.base.push(ratio);
+        }
+        let Transition::Fired { since } = t else { return Vec::new() };
+        let Some(subject) = resource_or_service(&svc, &caller) else { return Vec::new() };
+        let mut f = finding("wrong_answers", subject, FailureModel::Byzantine, since, value, "wrong_answer_ratio", ratio, Some(base), Some(limit), Duration::ZERO);
+        if !caller.is_empty() {
+            f.evidence.measure = format!("wrong_answer_ratio (as seen by {caller})");
+        }
+        vec![f]
+    }
+}
+
+fn resource_or_service(service: &str, caller: &str) -> Option<Subject> {
+    let callee = crate::ids::ServiceName::new(service).ok()?;
+    match crate::ids::ServiceName::new(caller) {
+        Ok(c) => Some(Subject::Interaction { interaction: crate::model::Interaction { caller: c, callee, operation: String::new() } }),
+        Err(_) => Some(Subject::Service { service: callee }),
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::amplifiers::{BroadFailureDetector, CacheCollapseDetector, EdgeDetectors, LeaderConflictDetector, LoadSkewDetector};
 use super::checkin::{CheckInMonitor, CheckSpec, Schedule};
-use super::probes::{CanaryDetector, PartitionDetector, ProbeFailureDetector, SourceVanishedDetector};
+use super::probes::{CanaryDetector, PartitionDetector, ProbeFailureDetector, SourceVanishedDetector, WrongAnswerDetector};
 use super::trend::{ExhaustionDetector, QueueGrowthDetector};
 use super::*;
 use crate::finding::FailureModel;
@@ -141,7 +141,11 @@ fn daily_swing(steps: usize, rng: &mut Rng) -> Vec<Vec<Signal>> {
                 metric("cache_hit_ratio", "catalog", &[("resource", "cache")], i, 0.9 + 0.05 * rng.next()),
                 metric("cache_recomputes", "catalog", &[("resource", "cache")], i, (10.0 * load).round()),
                 metric("leaders", "raft", &[], i, 1.0),
+                metric("answers", "pricing", &[], i, req as f64),
+                metric("wrong_answers", "pricing", &[], i, (req as f64 * 0.002 * rng.next()).round()),
                 metric("utilization", "checkout", &[], i, 0.5 * load * (0.9 + 0.2 * rng.next()) / 1.6),
+                metric("memory_limit", "checkout", &[], i, 4096.0),
+                metric("memory_used", "checkout", &[], i, (3000.0 + 200.0 * phase.sin() + 50.0 * rng.next()).round()),
             ]
         })
         .collect()
@@ -170,8 +174,9 @@ fn healthy_then(n: usize, onset: usize, f: impl Fn(usize, bool) -> Vec<Signal>) 
 fn edge_symptoms_fire_at_onset() {
     type Case = (&'static str, fn(usize, bool) -> Vec<Signal>, &'static [(&'static str, usize)]);
     let cases: &[Case] = &[
+        // Latency must hold 2 windows (one noisy p99 is not a change).
         ("error step", |i, bad| vec![edge("a", "b", i, 1000, if bad { 300 } else { 10 + (i % 3) as u64 }, 0, 0, 100.0)], &[("error_rate_change", 30)]),
-        ("latency step", |i, bad| vec![edge("a", "b", i, 1000, 5, 0, 0, if bad { 400.0 } else { 100.0 + (i % 5) as f64 })], &[("latency_change", 30)]),
+        ("latency step", |i, bad| vec![edge("a", "b", i, 1000, 5, 0, 0, if bad { 400.0 } else { 100.0 + (i % 5) as f64 })], &[("latency_change", 31)]),
         ("retry storm", |i, bad| vec![edge("a", "b", i, if bad { 3000 } else { 1000 }, 5, 0, if bad { 2000 } else { 10 }, 100.0)], &[("retry_amplification", 30)]),
         ("timeouts", |i, bad| vec![edge("a", "b", i, 1000, 5, if bad { 100 } else { 0 }, 0, 100.0)], &[("timeout_saturation", 30)]),
         ("too little traffic", |i, bad| vec![edge("a", "b", i, 10, if bad { 9 } else { 0 }, 0, 0, 100.0)], &[]),
@@ -253,10 +258,10 @@ fn metric_detectors() {
                 let used = if bad { (10 + 2 * (i - 20)).min(50) } else { 10 } as f64;
                 vec![metric("pool_size", "payments", &[("resource", "db-pool")], i, 50.0), metric("pool_in_use", "payments", &[("resource", "db-pool")], i, used)]
             },
-            // usage reaches the 75% gate at step 34 (38 of 50) with the fit
-            // predicting exhaustion within 30 min; held 2 min: fires at 36,
-            // with 4 connections left.
-            &[("resource_exhaustion", 36)],
+            // usage passes the 60% gate at step 30; the 30-point fit (still
+            // half flat) first predicts exhaustion within 30 min at step 33
+            // (25 min); held 3 windows: fires at 35, 10 connections left.
+            &[("resource_exhaustion", 35)],
         ),
         (
             "pool high but flat",
@@ -271,6 +276,17 @@ fn metric_detectors() {
             // depth passes min_depth (20) at step 20, but one jump in six points
             // fits only ~4/min; the second growing window (65) fits > 10/min.
             &[("queue_growth", 21)],
+        ),
+        (
+            "wrong answers while up",
+            || Box::new(WrongAnswerDetector::default()),
+            |i, bad| {
+                vec![
+                    metric("answers", "pricing", &[("caller", "api")], i, 1000.0),
+                    metric("wrong_answers", "pricing", &[("caller", "api")], i, if bad { 80.0 } else { (i % 3) as f64 }),
+                ]
+            },
+            &[("wrong_answers", 20)],
         ),
         (
             "canary answers drift",
@@ -368,7 +384,7 @@ fn detector_set_runs_everything_and_is_deterministic() {
     // (retry budget, timeout ratio) may fire on it, and they do.
     let kinds: Vec<&str> = a.iter().map(|f| f.kind.as_str()).collect();
     assert_eq!(kinds, vec!["retry_amplification", "timeout_saturation"]);
-    assert_eq!(DetectorSet::standard().names().len(), 10);
+    assert_eq!(DetectorSet::standard().names().len(), 11);
 }
 
 #[test]
@@ -386,4 +402,35 @@ fn median_and_mad() {
     b.push(14.0);
     // median 12, |dev| = 2, 0, 2 -> MAD 2 x 1.4826
     assert_eq!(b.stats(), Some((12.0, 2.0 * 1.4826)));
+}
+
+#[test]
+fn counted_hysteresis_is_window_length_independent() {
+    let cfg = HysteresisConfig::counted(1.0, 0.5, 2, 3);
+    for step_ms in [1_000i64, 60_000] {
+        let mut h = Hysteresis::default();
+        let mut ev = Vec::new();
+        for (i, v) in [2.0, 0.0, 2.0, 2.0, 0.1, 0.1, 2.0, 0.1, 0.1, 0.1].iter().enumerate() {
+            match h.update(&cfg, *v, Timestamp::from_millis(i as i64 * step_ms)) {
+                Transition::Fired { .. } => ev.push(format!("fire@{i}")),
+                Transition::Cleared => ev.push(format!("clear@{i}")),
+                Transition::None => {}
+            }
+        }
+        assert_eq!(ev, vec!["fire@3", "clear@9"], "step {step_ms} ms");
+    }
+}
+
+#[test]
+fn cascade_is_not_a_resolution_failure() {
+    // users-a and users-b fail because web fails on db: one root failure.
+    let cascade = |i: usize, bad: bool| -> Vec<Signal> {
+        let e = if bad { 80 } else { 1 };
+        vec![edge("users-a", "web", i, 100, e, 0, 0, 10.0), edge("users-b", "web", i, 100, e, 0, 0, 10.0), edge("web", "db", i, 100, e, 0, 0, 10.0)]
+    };
+    check("cascade", Box::new(BroadFailureDetector::default()), healthy_then(20, 10, cascade), &[]);
+    // The resolver itself failing is enough, however few callers there are.
+    let resolver = |i: usize, bad: bool| vec![edge("web", "dns", i, 100, if bad { 10 } else { 0 }, 0, 0, 10.0), edge("web", "api", i, 100, 0, 0, 0, 10.0)];
+    let f = check("resolver down", Box::new(BroadFailureDetector::default()), healthy_then(20, 10, resolver), &[("dependency_resolution_failure", 10)]);
+    assert_eq!(f[0].subject.to_string(), "dns");
 }

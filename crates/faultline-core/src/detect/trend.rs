@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::hysteresis::{Hysteresis, HysteresisConfig, Transition};
+use super::hysteresis::{CLEAR_WINDOWS, Hysteresis, HysteresisConfig, RobustBaseline, Transition};
 use super::{Detector, finding, resource_subject, service_subject};
 use crate::finding::{FailureModel, Finding};
 use crate::signal::{MetricPoint, Signal};
@@ -85,8 +85,12 @@ fn push_bounded(q: &mut VecDeque<(Timestamp, f64)>, p: (Timestamp, f64), cap: us
     q.push_back(p);
 }
 
-/// Headroom draining towards zero: pools (`pool_in_use` vs `pool_size`) and
-/// utilisation (`utilization` in 0..1). Fires when the least-squares fit
+/// Headroom of a consumable resource draining towards zero: pools
+/// (`pool_in_use` / `pool_size`), memory (`memory_used` / `memory_limit`),
+/// disk (`disk_used` / `disk_size`), file descriptors (`fd_open` /
+/// `fd_limit`). Utilisation is deliberately not one: a busy server's
+/// utilisation wobbles near its ceiling without anything leaking (queue
+/// growth covers saturation). Fires when the least-squares fit
 /// predicts exhaustion within `horizon` while usage is above `min_usage`
 /// (a level gate and a trend gate, like the node-exporter disk alerts).
 #[derive(Clone, Debug)]
@@ -106,11 +110,11 @@ impl Default for ExhaustionDetector {
     fn default() -> Self {
         ExhaustionDetector {
             horizon: Duration::from_mins(30),
-            min_usage: 0.75,
+            min_usage: 0.6,
             points: 30,
             // value = horizon / time-to-exhaustion: 1 = exhausted within the
-            // horizon; must hold 2 min (noise makes short-lived slopes).
-            hysteresis: HysteresisConfig::new(1.0, 0.5, Duration::from_mins(2), Duration::from_mins(2)),
+            // horizon; must hold 3 windows (noise makes short-lived slopes).
+            hysteresis: HysteresisConfig::counted(1.0, 0.5, 3, CLEAR_WINDOWS),
             sizes: BTreeMap::new(),
             series: BTreeMap::new(),
         }
@@ -128,19 +132,25 @@ impl Detector for ExhaustionDetector {
     }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
-        let (used, size) = match m.name.as_str() {
-            "pool_size" => {
-                self.sizes.insert(key(m), m.value);
+        let (used_name, size_name) = match m.name.as_str() {
+            n @ ("pool_size" | "memory_limit" | "disk_size" | "fd_limit") => {
+                let (svc, res) = key(m);
+                self.sizes.insert((svc, format!("{res}#{n}")), m.value);
                 return Vec::new();
             }
-            "pool_in_use" => match self.sizes.get(&key(m)) {
-                Some(&s) if s > 0.0 => (m.value, s),
-                _ => return Vec::new(),
-            },
-            "utilization" => (m.value, 1.0),
+            "pool_in_use" => ("pool_in_use", "pool_size"),
+            "memory_used" => ("memory_used", "memory_limit"),
+            "disk_used" => ("disk_used", "disk_size"),
+            "fd_open" => ("fd_open", "fd_limit"),
             _ => return Vec::new(),
         };
-        let k = (key(m).0, if m.name == "utilization" { "utilization".to_owned() } else { key(m).1 });
+        let (svc, res) = key(m);
+        let used = m.value;
+        let size = match self.sizes.get(&(svc.clone(), format!("{res}#{size_name}"))) {
+            Some(&s) if s > 0.0 => s,
+            _ => return Vec::new(),
+        };
+        let k = (svc, if res.is_empty() { used_name.to_owned() } else { res });
         let (q, h) = self.series.entry(k.clone()).or_default();
         push_bounded(q, (m.at, size - used), self.points);
         let pts: Vec<(Timestamp, f64)> = q.iter().copied().collect();
@@ -175,16 +185,18 @@ impl Detector for ExhaustionDetector {
     }
 }
 
-/// Queue depth with a sustained positive slope (producer faster than
-/// consumer); time-to-full when a `queue_capacity` metric is known.
+/// Queue depth growing away from its own baseline with a positive
+/// least-squares slope (producer faster than consumer); time-to-full when a
+/// `queue_capacity` metric is known. A queue that is merely busy but stable,
+/// or wobbling around its usual depth, does not fire.
 #[derive(Clone, Debug)]
 pub struct QueueGrowthDetector {
     pub points: usize,
-    /// Depth below which growth is ignored.
+    /// Depth must exceed the baseline by at least this many items (20).
     pub min_depth: f64,
     pub hysteresis: HysteresisConfig,
     capacity: BTreeMap<String, f64>,
-    series: BTreeMap<String, Track>,
+    series: BTreeMap<String, (Track, RobustBaseline)>,
 }
 
 impl Default for QueueGrowthDetector {
@@ -192,8 +204,9 @@ impl Default for QueueGrowthDetector {
         QueueGrowthDetector {
             points: 6,
             min_depth: 20.0,
-            // value = growth per minute relative to 10 items/min.
-            hysteresis: HysteresisConfig::new(1.0, 0.2, Duration::ZERO, Duration::from_mins(2)),
+            // value = excess over max(min_depth, 4 MAD, baseline): the queue at
+            // least doubled; 2 windows to fire, 3 to clear.
+            hysteresis: HysteresisConfig::counted(1.0, 0.5, 2, CLEAR_WINDOWS),
             capacity: BTreeMap::new(),
             series: BTreeMap::new(),
         }
@@ -210,23 +223,27 @@ impl Detector for QueueGrowthDetector {
             return Vec::new();
         }
         let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
-        match m.name.as_str() {
-            "queue_capacity" => {
-                self.capacity.insert(svc, m.value);
-                return Vec::new();
-            }
-            "queue_depth" | "consumer_lag" => {}
-            _ => return Vec::new(),
+        if m.name == "queue_capacity" {
+            self.capacity.insert(svc, m.value);
+            return Vec::new();
         }
-        let (q, h) = self.series.entry(svc.clone()).or_default();
+        let ((q, h), base) = self.series.entry(svc.clone()).or_insert_with(|| (Track::default(), RobustBaseline::new(60, 5)));
         push_bounded(q, (m.at, m.value), self.points);
         let pts: Vec<(Timestamp, f64)> = q.iter().copied().collect();
         let slope = deriv(&pts).unwrap_or(0.0);
-        let per_min = slope * 60.0;
-        let value = if pts.len() >= 3 && m.value >= self.min_depth { per_min / 10.0 } else { 0.0 };
-        match h.update(&self.hysteresis, value, now) {
+        let value = match base.stats() {
+            Some((med, mad)) if pts.len() >= 3 && slope > 0.0 => (m.value - med) / self.min_depth.max(4.0 * mad).max(med),
+            _ => 0.0,
+        };
+        let firing_before = !matches!(h.state, super::hysteresis::HState::Quiet);
+        let t = h.update(&self.hysteresis, value, now);
+        if !firing_before && !matches!(t, Transition::Fired { .. }) && matches!(h.state, super::hysteresis::HState::Quiet) {
+            base.push(m.value);
+        }
+        match t {
             Transition::Fired { since } => {
                 let Some(subject) = service_subject(&svc) else { return Vec::new() };
+                let baseline = base.stats().map_or(0.0, |(b, _)| b);
                 let time_to_full = self.capacity.get(&svc).filter(|_| slope > 0.0).map(|cap| (cap - m.value).max(0.0) / slope);
                 let mut f = finding(
                     "queue_growth",
@@ -234,17 +251,16 @@ impl Detector for QueueGrowthDetector {
                     FailureModel::Exhaustion,
                     since,
                     value,
-                    "queue_growth_per_min",
-                    per_min,
-                    Some(pts[0].1),
-                    Some(10.0),
+                    "queue_depth",
+                    m.value,
+                    Some(baseline),
+                    Some(baseline + self.min_depth),
                     pts.last().map_or(Duration::ZERO, |l| l.0 - pts[0].0),
                 );
-                if let Some(t) = time_to_full {
-                    f.evidence.measure = format!("queue_growth_per_min (depth {:.0}, full in {:.0}s)", m.value, t);
-                } else {
-                    f.evidence.measure = format!("queue_growth_per_min (depth {:.0})", m.value);
-                }
+                f.evidence.measure = match time_to_full {
+                    Some(t) => format!("queue_depth (growing {:.1}/s, full in {t:.0}s)", slope),
+                    None => format!("queue_depth (growing {:.1}/s)", slope),
+                };
                 vec![f]
             }
             _ => Vec::new(),

@@ -56,6 +56,19 @@ pub struct MetricSeries {
     /// point but is not evidence that the subject is the origin.
     #[serde(default)]
     pub symptom: bool,
+    /// An interaction measure that either end of the call may cause (e.g.
+    /// the network time between a client span and its server span). Its
+    /// evidence is attributed to the caller or the callee by how
+    /// consistently that end's other interactions moved (see [`diagnose`]).
+    #[serde(default)]
+    pub shared: bool,
+    /// When set, the points up to this time are a known fault-free
+    /// reference recording (e.g. a quiet minute kept for comparison): they,
+    /// not the points before the change point, are the series' baseline,
+    /// and only points after both the reference and the change point are
+    /// judged.
+    #[serde(default)]
+    pub reference_until: Option<Timestamp>,
 }
 
 /// Everything the diagnosis looks at.
@@ -68,6 +81,7 @@ pub struct DiagnosisInput {
 
 /// Parameters of the method. One set for every input; see `Default`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DiagnosisConfig {
     /// A series needs this many points before a change point to have a baseline.
     pub min_baseline_points: usize,
@@ -89,6 +103,16 @@ pub struct DiagnosisConfig {
     /// The change point is the latest local peak of the shift score that
     /// reaches this share of the largest peak (the most recent significant change).
     pub recent_ratio: f64,
+    /// Calibrate each series by its own baseline: its z-scores are divided
+    /// by the largest excursion its baseline shows (when that exceeds
+    /// `anomaly_z`), so a series that often spikes counts less.
+    pub calibrate: bool,
+    /// A series with a fault-free reference needs this many reference points.
+    pub min_reference_points: usize,
+    /// Floor every scale at the series' own resolution (its smallest
+    /// positive difference between values), so a flat series that moves by
+    /// one quantum is not infinitely surprising.
+    pub resolution_floor: bool,
 }
 
 impl Default for DiagnosisConfig {
@@ -102,6 +126,9 @@ impl Default for DiagnosisConfig {
             explained_ratio: 0.5,
             relative_floor: 0.05,
             recent_ratio: 0.8,
+            calibrate: false,
+            min_reference_points: 3,
+            resolution_floor: true,
         }
     }
 }
@@ -169,6 +196,9 @@ struct Clean<'a> {
     x: Vec<f64>,
     /// Median gap between consecutive samples.
     step: Duration,
+    /// The smallest positive difference between two of its values: the
+    /// series cannot tell changes finer than this apart from quantisation.
+    resolution: f64,
 }
 
 impl Clean<'_> {
@@ -176,7 +206,7 @@ impl Clean<'_> {
         ScaleFloor {
             relative: cfg.relative_floor,
             poisson: self.src.kind == SeriesKind::Count,
-            absolute: 1e-9,
+            absolute: if cfg.resolution_floor { self.resolution.max(1e-9) } else { 1e-9 },
         }
     }
     /// Number of points strictly before `at`.
@@ -195,7 +225,11 @@ fn clean(input: &DiagnosisInput) -> Vec<Clean<'_>> {
             let t: Vec<Timestamp> = pts.iter().map(|p| p.0).collect();
             let gaps: Vec<f64> = t.windows(2).map(|w| (w[1] - w[0]).as_millis() as f64).collect();
             let step = Duration::from_millis(robust::median(&gaps).unwrap_or(0.0) as i64);
-            Clean { src: s, t, x: pts.iter().map(|p| p.1).collect(), step }
+            let x: Vec<f64> = pts.iter().map(|p| p.1).collect();
+            let sorted = robust::sorted_finite(x.iter().copied());
+            let resolution = sorted.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0.0).fold(f64::INFINITY, f64::min);
+            let resolution = if resolution.is_finite() { resolution } else { 0.0 };
+            Clean { src: s, t, x, step, resolution }
         })
         .collect()
 }
@@ -280,14 +314,22 @@ fn find_change_point(series: &[Clean<'_>], cfg: &DiagnosisConfig) -> Option<Time
 
 /// Scores one series against its baseline before `at`.
 fn series_evidence(s: &Clean<'_>, at: Timestamp, cfg: &DiagnosisConfig) -> Option<SeriesEvidence> {
-    let k = s.split(at);
-    if k < cfg.min_baseline_points || k >= s.x.len() {
+    let (nb, k) = match s.src.reference_until {
+        Some(r) => {
+            let nr = s.t.partition_point(|&t| t <= r);
+            (nr, s.split(at).max(nr))
+        }
+        None => (s.split(at), s.split(at)),
+    };
+    let need = if s.src.reference_until.is_some() { cfg.min_reference_points } else { cfg.min_baseline_points };
+    if nb < need || k >= s.x.len() {
         return None;
     }
-    let base = Baseline::fit(&s.x[..k], s.floor(cfg))?;
+    let base = Baseline::fit(&s.x[..nb], s.floor(cfg))?;
     // A level counts when it is held: the median of each run of
     // `onset_points` consecutive post-change samples (a single spike is not a shift).
     let w = cfg.onset_points.max(1).min(s.x.len() - k);
+    let base = if cfg.calibrate { calibrated(base, &s.x[..nb], w, cfg) } else { base };
     let mut best: Option<(f64, f64)> = None;
     let mut onset = None;
     for i in k..=(s.x.len() - w) {
@@ -312,6 +354,22 @@ fn series_evidence(s: &Clean<'_>, at: Timestamp, cfg: &DiagnosisConfig) -> Optio
     })
 }
 
+/// The baseline with its scale widened so that the largest excursion of the
+/// baseline itself (medians of `w` consecutive samples, as post-change
+/// levels are measured) sits at `anomaly_z`: a series is judged against its
+/// own history of spikes, not against a normal model it does not follow.
+fn calibrated(base: Baseline, sample: &[f64], w: usize, cfg: &DiagnosisConfig) -> Baseline {
+    let mut q: f64 = 0.0;
+    if sample.len() >= w {
+        for i in 0..=(sample.len() - w) {
+            if let Some(x) = robust::median(&sample[i..i + w]) {
+                q = q.max(base.z(x).abs());
+            }
+        }
+    }
+    if q > cfg.anomaly_z { Baseline { median: base.median, scale: base.scale * q / cfg.anomaly_z } } else { base }
+}
+
 /// Ranks origin candidates. Deterministic: ties are broken by service name.
 pub fn diagnose(input: &DiagnosisInput, cfg: &DiagnosisConfig) -> Result<Diagnosis, DiagnoseError> {
     let series = clean(input);
@@ -321,7 +379,16 @@ pub fn diagnose(input: &DiagnosisInput, cfg: &DiagnosisConfig) -> Result<Diagnos
 
     // Per service: all its series' evidence, strongest first.
     let mut by_service: BTreeMap<ServiceName, Vec<SeriesEvidence>> = BTreeMap::new();
+    let mut shared: Vec<(&Interaction, SeriesEvidence)> = Vec::new();
     for s in &series {
+        if s.src.shared
+            && let Subject::Interaction { interaction } = &s.src.subject
+        {
+            if let Some(ev) = series_evidence(s, at, cfg) {
+                shared.push((interaction, ev));
+            }
+            continue;
+        }
         let Some(svc) = owner(&s.src.subject) else { continue };
         if s.src.symptom {
             continue;
@@ -329,6 +396,9 @@ pub fn diagnose(input: &DiagnosisInput, cfg: &DiagnosisConfig) -> Result<Diagnos
         if let Some(ev) = series_evidence(s, at, cfg) {
             by_service.entry(svc.clone()).or_default().push(ev);
         }
+    }
+    for (svc, ev) in attribute_shared(&shared, cfg) {
+        by_service.entry(svc).or_default().push(ev);
     }
     let mut scores: Vec<ServiceScore> = by_service
         .into_iter()
@@ -359,6 +429,42 @@ pub fn diagnose(input: &DiagnosisInput, cfg: &DiagnosisConfig) -> Result<Diagnos
         })
         .collect();
     Ok(Diagnosis { change_point: Some(at), origins, scores })
+}
+
+/// Attributes shared interaction evidence to services. For each service and
+/// direction (its incoming calls, its outgoing calls) the increases (z > 0)
+/// of its interactions are summed and divided by the number of those
+/// interactions plus one: an end whose every call moved explains them (a
+/// delayed callee slows all its callers' calls; a starved caller slows all
+/// its outgoing calls), while an end with one odd interaction among many
+/// does not. The pseudo-interaction in the denominator is a prior of one
+/// unmoved call, so a single moved call is only half attributed to either end.
+fn attribute_shared(shared: &[(&Interaction, SeriesEvidence)], cfg: &DiagnosisConfig) -> Vec<(ServiceName, SeriesEvidence)> {
+    // (service, incoming?) -> evidences
+    let mut ends: BTreeMap<(&ServiceName, bool), Vec<&SeriesEvidence>> = BTreeMap::new();
+    for (i, ev) in shared {
+        ends.entry((&i.callee, true)).or_default().push(ev);
+        ends.entry((&i.caller, false)).or_default().push(ev);
+    }
+    let mut best: BTreeMap<ServiceName, SeriesEvidence> = BTreeMap::new();
+    for ((svc, incoming), evs) in ends {
+        let moved: Vec<&&SeriesEvidence> = evs.iter().filter(|e| e.z >= cfg.anomaly_z).collect();
+        let Some(top) = moved.iter().max_by(|a, b| a.z.total_cmp(&b.z)) else { continue };
+        let z = moved.iter().map(|e| e.z).sum::<f64>() / (evs.len() + 1) as f64;
+        let ev = SeriesEvidence {
+            subject: top.subject.clone(),
+            measure: format!("{} ({} of {} {} calls moved)", top.measure, moved.len(), evs.len(), if incoming { "incoming" } else { "outgoing" }),
+            baseline_median: top.baseline_median,
+            baseline_scale: top.baseline_scale,
+            observed: top.observed,
+            z,
+            onset: moved.iter().filter_map(|e| e.onset).min(),
+        };
+        if best.get(svc).is_none_or(|b| b.z < ev.z) {
+            best.insert(svc.clone(), ev);
+        }
+    }
+    best.into_iter().collect()
 }
 
 /// The candidate's subject: the resource or interaction behind its strongest

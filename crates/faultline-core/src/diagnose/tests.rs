@@ -38,7 +38,7 @@ fn series(subject: Subject, measure: &str, rng: &mut SplitMix, n: usize, level: 
             (t, v)
         })
         .collect();
-    MetricSeries { subject, measure: measure.into(), kind: SeriesKind::Gauge, points, symptom: false }
+    MetricSeries { subject, measure: measure.into(), kind: SeriesKind::Gauge, points, symptom: false, shared: false, reference_until: None }
 }
 
 fn service(s: &str) -> Subject {
@@ -117,8 +117,8 @@ fn counts_use_a_poisson_floor_so_a_single_extra_event_is_not_an_anomaly() {
     let pts = |v: &[f64]| v.iter().enumerate().map(|(i, &x)| (Timestamp::from_secs(T0 + 10 * i as i64), x)).collect();
     let input = DiagnosisInput {
         series: vec![
-            MetricSeries { subject: service("quiet"), measure: "log:warn".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0.]), symptom: false },
-            MetricSeries { subject: service("broken"), measure: "log:error".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 9., 12., 10., 11.]), symptom: false },
+            MetricSeries { subject: service("quiet"), measure: "log:warn".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0.]), symptom: false, shared: false, reference_until: None },
+            MetricSeries { subject: service("broken"), measure: "log:error".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 9., 12., 10., 11.]), symptom: false, shared: false, reference_until: None },
         ],
         calls: vec![],
     };
@@ -137,6 +137,8 @@ fn too_little_data_is_a_typed_error_not_a_panic() {
             kind: SeriesKind::Gauge,
             points: vec![(Timestamp::from_secs(T0), 1.0), (Timestamp::from_secs(T0 + 1), f64::NAN)],
             symptom: false,
+            shared: false,
+            reference_until: None,
         }],
         calls: vec![],
     };

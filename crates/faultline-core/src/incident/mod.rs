@@ -200,8 +200,9 @@ pub enum IncidentEvent {
     SymptomCleared { member: String },
     /// The causal explanation changed: the whole chain (ranked origins with
     /// their evidence, amplifiers, impacted flows, class, failure model) and
-    /// its one-sentence rendering.
-    DiagnosisUpdated { sentence: String, chain: CausalChain },
+    /// its one-sentence rendering; `origin`/`confidence_pct` repeat the top
+    /// candidate for readers that need only that.
+    DiagnosisUpdated { sentence: String, chain: CausalChain, origin: Option<String>, confidence_pct: Option<u8> },
     /// Another incident turned out to share this one's origin and was merged in.
     Absorbed { from: IncidentId },
     /// This incident was merged into another; it is closed here and lives on there.
@@ -466,7 +467,7 @@ impl Incident {
             IncidentEvent::SummaryUpdated { summary } => self.summary = Some(summary.clone()),
             IncidentEvent::SymptomAttached { .. } => self.symptoms += 1,
             IncidentEvent::SymptomCleared { .. } | IncidentEvent::SystemNote { .. } => {}
-            IncidentEvent::DiagnosisUpdated { sentence, chain } => {
+            IncidentEvent::DiagnosisUpdated { sentence, chain, .. } => {
                 self.diagnosis = Some(sentence.clone());
                 self.class = chain.class;
                 self.failure_model = chain.failure_model;

@@ -2,3 +2,6 @@
 //! (`Engine::process`) driven with chosen times against a real SQLite store.
 
 mod correlation;
+mod notify;
+mod peers;
+mod response;

@@ -30,6 +30,7 @@ pub mod auth;
 pub mod convert;
 pub mod error;
 pub mod incidents;
+pub mod response;
 
 use error::ApiError;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     pub engine: faultline_engine::EngineHandle,
     /// When set, alert ingest endpoints need `Bearer <this>`.
     pub alert_ingest_token: Option<Arc<str>>,
+    /// The response workflow: driver, outbox worker, config (http::response).
+    pub response: Arc<response::ResponseState>,
 }
 
 impl AppState {
@@ -80,6 +83,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/api/v2/alerts", post(alerts::alertmanager_v2))
         .route("/v2/enqueue", post(alerts::pagerduty_enqueue))
         .nest("/api/v1", api)
+        .merge(response::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

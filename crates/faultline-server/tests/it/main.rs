@@ -4,3 +4,4 @@
 
 mod alerts;
 mod http_api;
+mod response;

@@ -3,4 +3,5 @@
 
 mod anchors;
 mod determinism;
+mod outputs;
 mod scenarios;

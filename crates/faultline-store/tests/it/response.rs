@@ -57,6 +57,22 @@ pub async fn enqueue_is_idempotent_and_ledgered(store: SqlStore) {
     assert_eq!(store.response_cursor(new_id()).await.unwrap(), 0);
 }
 
+pub async fn stale_incidents_are_those_read_past_their_cursor(store: SqlStore) {
+    use faultline_core::incident::{Actor, Command, Incident, Severity};
+    use faultline_store::Store;
+    let actor = Actor::System("test".into());
+    let a = new_id();
+    let b = new_id();
+    store.create_incident(a, &Incident::open("a", Severity::Sev2, None, t(0), actor.clone()).unwrap()).await.unwrap();
+    store.create_incident(b, &Incident::open("b", Severity::Sev2, None, t(1), actor.clone()).unwrap()).await.unwrap();
+    assert_eq!(store.stale_incidents(10).await.unwrap(), [a, b]);
+    store.commit_response(&ResponseBatch { cursor: Some((a, 1)), ..Default::default() }, t(2)).await.unwrap();
+    assert_eq!(store.stale_incidents(10).await.unwrap(), [b]);
+    faultline_store::commands::execute(&store, a, Command::Acknowledge, actor, t(3)).await.unwrap();
+    assert_eq!(store.stale_incidents(10).await.unwrap(), [b, a], "a has an unread event again");
+    assert_eq!(store.stale_incidents(1).await.unwrap().len(), 1);
+}
+
 pub async fn claims_lease_due_rows_once_and_redeliver_after_a_lost_lease(store: SqlStore) {
     let inc = new_id();
     let batch = ResponseBatch {
@@ -94,6 +110,11 @@ pub async fn retries_wait_and_failures_are_final(store: SqlStore) {
     let c = store.claim_due("w", t(5), 10_000, 10).await.unwrap();
     assert_eq!(c[0].attempts, 2);
     assert_eq!(c[0].last_error.as_deref(), Some("HTTP 503"));
+    // A deferral (rate limit) does not count as an attempt and leaves no ledger line.
+    assert!(store.defer("r", "w", t(5), t(6)).await.unwrap());
+    assert!(!store.defer("r", "w", t(5), t(6)).await.unwrap(), "no longer leased");
+    let c = store.claim_due("w", t(6), 10_000, 10).await.unwrap();
+    assert_eq!(c[0].attempts, 2);
     assert!(store.mark_failed("r", "w", t(6), "HTTP 400 (permanent)").await.unwrap());
     assert!(store.claim_due("w", t(100), 10_000, 10).await.unwrap().is_empty());
     let counts = store.outbox_counts().await.unwrap();
@@ -243,6 +264,7 @@ macro_rules! response_suite {
         mod $backend {
             response_suite!(@cases $make;
                 enqueue_is_idempotent_and_ledgered,
+                stale_incidents_are_those_read_past_their_cursor,
                 claims_lease_due_rows_once_and_redeliver_after_a_lost_lease,
                 retries_wait_and_failures_are_final,
                 racing_workers_never_claim_the_same_row,

@@ -1,0 +1,240 @@
+//! The response workflow through the real binary, including a real kill:
+//! `faultline serve` with a response config pages through a local webhook
+//! receiver (started here), is SIGKILLed while pages are in flight and the
+//! escalation is pending, is restarted on the same data dir, and must then
+//! deliver every page exactly once per idempotency key — level 1, the
+//! level-2 escalation that fell due after the restart, and every resolve —
+//! with the ledger recording one delivery per notification.
+//!
+//! Synchronisation: the server's "listening" line, and the receiver's own
+//! record of what arrived (waited on with a notification, never a sleep).
+//! Escalation delays are whole minutes, so this test takes about a minute.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+
+#[derive(Default)]
+struct Seen {
+    /// Every request's idempotency key, in arrival order (repeats included).
+    keys: Vec<String>,
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: Arc<Mutex<Seen>>,
+    changed: Arc<Notify>,
+}
+
+impl Receiver {
+    async fn start(self) -> String {
+        let r = self.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, _body: axum::body::Bytes| {
+                let r = r.clone();
+                async move {
+                    // A slow peer, so a kill catches deliveries in flight.
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    r.seen.lock().unwrap().keys.push(key);
+                    r.changed.notify_waiters();
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    fn distinct(&self) -> BTreeSet<String> {
+        self.seen.lock().unwrap().keys.iter().cloned().collect()
+    }
+
+    /// Waits until `pred` holds over the distinct keys seen, or fails after `limit`.
+    async fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&BTreeSet<String>) -> bool) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.changed.notified();
+            if pred(&self.distinct()) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!("timed out waiting for {what}; seen {:#?}", self.distinct());
+            }
+        }
+    }
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path, response_config: &Path, hook: &str) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .env("FAULTLINE_LOG", "warn")
+            .env("FAULTLINE_RESPONSE_CONFIG", response_config)
+            // The webhook URL is a secret: it reaches the server through the environment.
+            .env("TEST_HOOK_URL", hook)
+            .env_remove("FAULTLINE_CONFIG")
+            .env_remove("FAULTLINE_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("faultline listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
+        Server { child, url }
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn admin_token(data_dir: &Path) -> String {
+    let out = Command::new(BIN).args(["token", "create", "--data-dir", data_dir.to_str().unwrap(), "--scope", "admin"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_owned()
+}
+
+fn write_config(dir: &Path) -> std::path::PathBuf {
+    std::fs::write(
+        dir.join("catalogue.yaml"),
+        "teams:\n  - {id: payments, name: Payments, members: [alice]}\n  - {id: search, name: Search, members: [carol]}\n  - {id: platform, name: Platform, members: [dave]}\n\
+         services:\n  - {name: checkout, owner: payments}\n  - {name: payments-db, owner: platform}\n  - {name: search-api, owner: search}\n\
+         flows:\n  - name: checkout\n    owner: payments\n    interactions: [{caller: frontend, callee: checkout}, {caller: checkout, callee: payments-db}]\n  \
+         - name: search\n    owner: search\n    interactions: [{caller: frontend, callee: search-api}]\n",
+    )
+    .unwrap();
+    let cfg = format!(
+        "catalogue_file: catalogue.yaml\n\
+         users:\n  - {{id: alice, contacts: [{{channel: hook}}]}}\n  - {{id: dave, contacts: [{{channel: hook}}]}}\n\
+         schedules:\n  - name: payments-primary\n    time_zone: Europe/London\n    layers:\n      - {{name: all-day, start: \"2026-01-01T09:00:00\", rotation: daily, participants: [alice]}}\n\
+         escalation_policies:\n  - name: payments\n    levels:\n      - {{delay_minutes: 1, targets: [{{schedule: payments-primary}}]}}\n      - {{delay_minutes: 30, targets: [{{user: dave}}]}}\n\
+         channels:\n  - {{name: hook, type: webhook, url_env: TEST_HOOK_URL}}\n\
+         status_page: {{name: Example, auto_publish: true}}\n\
+         retry: {{base_ms: 200, max_backoff_ms: 2000, lease_ms: 3000}}\n"
+    );
+    let path = dir.join("response.yaml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+async fn api(method: reqwest::Method, url: String, token: &str, body: Option<Value>) -> Value {
+    let c = reqwest::Client::new();
+    let mut rb = c.request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let resp = rb.send().await.unwrap();
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{status}: {v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_escalation_loses_no_page_and_repeats_none() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rx = Receiver::default();
+    let hook = rx.clone().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let token = admin_token(dir.path());
+    let server = Server::start(dir.path(), &cfg, &hook);
+
+    const N: usize = 6;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let v = api(reqwest::Method::POST, format!("{}/api/v1/incidents", server.url), &token, Some(json!({"title": format!("checkout errors #{i}"), "severity": "SEV2"}))).await;
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    // Level-1 pages start arriving (each takes 150 ms at the receiver);
+    // kill while the rest are leased, in flight or still queued.
+    rx.wait_for("the first level-1 pages", Duration::from_secs(30), |k| k.len() >= 2).await;
+    let before_kill = rx.seen.lock().unwrap().keys.len();
+    server.kill9();
+    assert!(before_kill < N, "the kill must catch the outbox mid-delivery (saw {before_kill} of {N})");
+
+    let server = Server::start(dir.path(), &cfg, &hook);
+    let level1 = |k: &BTreeSet<String>| ids.iter().all(|id| k.iter().any(|x| x.starts_with(id.as_str()) && x.contains("/s0/alice/trigger")));
+    rx.wait_for("every level-1 page after the restart", Duration::from_secs(30), level1).await;
+    // Nobody acknowledges: level 2 (dave) falls due one minute after each incident opened.
+    let level2 = |k: &BTreeSet<String>| ids.iter().all(|id| k.iter().any(|x| x.starts_with(id.as_str()) && x.contains("/s1/dave/trigger")));
+    rx.wait_for("every level-2 escalation", Duration::from_secs(120), level2).await;
+
+    // Kill again after the escalation, then resolve on the restarted server.
+    server.kill9();
+    let server = Server::start(dir.path(), &cfg, &hook);
+    for id in &ids {
+        api(reqwest::Method::POST, format!("{}/api/v1/incidents/{id}/resolve", server.url), &token, Some(json!({}))).await;
+    }
+    let resolves = |k: &BTreeSet<String>| {
+        ids.iter().all(|id| ["alice", "dave"].iter().all(|u| k.iter().any(|x| x.starts_with(id.as_str()) && x.contains(&format!("/{u}/resolve")))))
+    };
+    rx.wait_for("every resolve", Duration::from_secs(30), resolves).await;
+
+    // The ledger: exactly four notifications per incident, each delivered once.
+    let mut delivered_rows = 0;
+    for id in &ids {
+        let v = api(reqwest::Method::GET, format!("{}/api/v1/incidents/{id}/notifications", server.url), &token, None).await;
+        let rows = v["notifications"].as_array().unwrap();
+        let mut kinds: Vec<(String, String)> = rows.iter().map(|r| (r["recipient"].as_str().unwrap().to_owned(), r["kind"].as_str().unwrap().to_owned())).collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [("alice", "resolve"), ("alice", "trigger"), ("dave", "resolve"), ("dave", "trigger")].map(|(a, b)| (a.to_owned(), b.to_owned())),
+            "incident {id}: no lost page, no extra page"
+        );
+        assert!(rows.iter().all(|r| r["status"] == "delivered"), "{v:#}");
+        let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
+        for l in v["ledger"].as_array().unwrap().iter().filter(|l| l["outcome"] == "delivered") {
+            *per_key.entry(l["idempotency_key"].as_str().unwrap().to_owned()).or_default() += 1;
+            delivered_rows += 1;
+        }
+        assert_eq!(per_key.len(), 4);
+        assert!(per_key.values().all(|n| *n == 1), "one delivery per key: {per_key:?}");
+        // And the timeline shows the pages and the resolve.
+        let inc = api(reqwest::Method::GET, format!("{}/api/v1/incidents/{id}", server.url), &token, None).await;
+        let text = inc.to_string();
+        assert!(text.contains("paged alice") && text.contains("paged dave") && text.contains("resolve sent to everyone paged"), "{inc:#}");
+    }
+    let raw = rx.seen.lock().unwrap().keys.len();
+    let distinct = rx.distinct().len();
+    assert_eq!(distinct, 4 * N, "the receiver saw exactly the expected notifications");
+    println!("kill test: {N} incidents, {distinct} distinct notifications, {raw} requests received (repeats of an in-flight key after SIGKILL: {}), {delivered_rows} ledger deliveries", raw - distinct);
+
+    // The status page went degraded and came back to operational.
+    let summary: Value = reqwest::get(format!("{}/api/v2/summary.json", server.url)).await.unwrap().json().await.unwrap();
+    let checkout = summary["components"].as_array().unwrap().iter().find(|c| c["id"] == "flow-checkout").unwrap();
+    assert_eq!(checkout["status"], "operational");
+    let all: Value = reqwest::get(format!("{}/api/v2/incidents.json", server.url)).await.unwrap().json().await.unwrap();
+    let statuses: Vec<&str> = all["incidents"][0]["incident_updates"].as_array().unwrap().iter().map(|u| u["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses.first(), Some(&"resolved"));
+    assert_eq!(statuses.last(), Some(&"investigating"));
+}

@@ -1,0 +1,260 @@
+//! Notification channels and the outbox delivery worker.
+//!
+//! What it is: the channel-independent [`Message`] the response driver puts
+//! in the outbox, the configured [`Channel`]s (generic webhook with an
+//! Alertmanager-compatible body, Slack incoming webhook, email over SMTP,
+//! PagerDuty Events v2), one sender per channel type (one file each), and
+//! [`worker::OutboxWorker`], which claims due outbox rows, delivers them with
+//! retries (exponential backoff under a retry budget) and per-channel rate
+//! limits, and writes the outcome to the ledger.
+//!
+//! Secrets: webhook URLs, routing keys and SMTP passwords are [`Secret`]s —
+//! their `Debug`/`Display` print `***`, and no error or ledger line is ever
+//! built from a URL, a request or a response body: errors are classified
+//! into a status code or an error class by our own code
+//! (`tests/it/notify.rs` renders every error and ledger row and checks).
+//!
+//! What it is not: deciding who is paged (core escalation and the response
+//! driver) or storage (the store's `ResponseStore`).
+
+pub mod email;
+pub mod pagerduty;
+pub mod slack;
+pub mod webhook;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration as StdDuration;
+
+use faultline_core::{IncidentId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// A value that must never be printed: a webhook URL with a token in it, a
+/// routing key, a password. `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    /// The secret value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// What a notification is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// A page: the incident needs you.
+    Trigger,
+    /// Someone acknowledged (PagerDuty forwarding; informational elsewhere).
+    Acknowledge,
+    /// The incident is resolved.
+    Resolve,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Trigger => "trigger",
+            MessageKind::Acknowledge => "acknowledge",
+            MessageKind::Resolve => "resolve",
+        }
+    }
+}
+
+/// The channel-independent content of a notification, stored in the outbox
+/// as JSON and rendered by each channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub incident: IncidentId,
+    /// Stable key of the incident (PagerDuty `dedup_key`, Alertmanager
+    /// fingerprint): the incident id.
+    pub incident_key: String,
+    pub kind: MessageKind,
+    pub title: String,
+    pub severity: String,
+    /// Internal status when the message was enqueued.
+    pub status: String,
+    pub summary: Option<String>,
+    /// The person this is for, if it is a page to a person.
+    pub recipient: Option<String>,
+    /// Their address on this channel (email address), if any.
+    pub address: Option<String>,
+    /// Escalation level and round of a page.
+    pub level: Option<u32>,
+    pub round: Option<u32>,
+    /// Routing labels (team, flow, severity, …).
+    pub labels: BTreeMap<String, String>,
+    pub opened_at: Timestamp,
+    pub at: Timestamp,
+    /// Link to the incident in Faultline, if the server's URL is known.
+    pub url: Option<String>,
+    /// The routing receiver that led here.
+    pub receiver: String,
+}
+
+/// A configured channel.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    pub name: String,
+    pub kind: ChannelKind,
+    /// At most this many sends per second (Slack: 1). `None`: unlimited.
+    pub max_per_sec: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+pub enum ChannelKind {
+    /// POSTs an Alertmanager webhook (version 4) body.
+    Webhook { url: Secret },
+    /// Slack incoming webhook: blocks plus a text fallback.
+    Slack { webhook_url: Secret },
+    /// Email over SMTP (plain on `port`, or STARTTLS when `starttls`).
+    Email(email::SmtpSettings),
+    /// PagerDuty Events API v2.
+    PagerDuty { routing_key: Secret, events_url: String },
+}
+
+impl ChannelKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ChannelKind::Webhook { .. } => "webhook",
+            ChannelKind::Slack { .. } => "slack",
+            ChannelKind::Email(_) => "email",
+            ChannelKind::PagerDuty { .. } => "pagerduty",
+        }
+    }
+}
+
+/// The driver's clock: real time in the server, a chosen time in tests.
+pub type NowFn = std::sync::Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// PagerDuty's public Events v2 endpoint.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// Why a send did not succeed. The text is built only from status codes and
+/// error classes, never from a URL, key or remote body.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying (5xx, 429, timeout, connection refused).
+    #[error("{detail}")]
+    Retryable { detail: String, retry_after: Option<StdDuration> },
+    /// Retrying will not help (4xx other than 408/429, bad address).
+    #[error("{detail} (permanent)")]
+    Permanent { detail: String },
+}
+
+/// A successful send: a short detail for the ledger (e.g. `HTTP 200`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub detail: String,
+}
+
+/// Sends messages over HTTP and SMTP. One per worker; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Sender {
+    http: reqwest::Client,
+    /// Per-send timeout (connect and whole request).
+    pub timeout: StdDuration,
+}
+
+impl Sender {
+    pub fn new(timeout: StdDuration) -> Result<Sender, String> {
+        // reqwest is built without a default crypto provider and panics
+        // without one; `main` installs ring, and so does this (a no-op then).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("faultline/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()))?;
+        Ok(Sender { http, timeout })
+    }
+
+    /// Sends `msg` on `channel` with the outbox idempotency key.
+    pub async fn send(&self, channel: &Channel, msg: &Message, key: &str) -> Result<Sent, SendError> {
+        match &channel.kind {
+            ChannelKind::Webhook { url } => {
+                let body = webhook::body(&channel.name, msg);
+                self.post_json(url, &body, key).await
+            }
+            ChannelKind::Slack { webhook_url } => {
+                let body = slack::body(msg);
+                self.post_json(webhook_url, &body, key).await
+            }
+            ChannelKind::PagerDuty { routing_key, events_url } => {
+                let body = pagerduty::body(routing_key, msg);
+                self.post_json(&Secret::new(events_url.clone()), &body, key).await
+            }
+            ChannelKind::Email(settings) => email::send(settings, msg, key, self.timeout).await,
+        }
+    }
+
+    async fn post_json(&self, url: &Secret, body: &serde_json::Value, key: &str) -> Result<Sent, SendError> {
+        let resp = self
+            .http
+            .post(url.expose())
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| classify_transport(&e))?;
+        classify_status(resp.status().as_u16(), retry_after(resp.headers()))
+    }
+}
+
+/// Maps a transport error to an error class, without its URL.
+fn classify_transport(e: &reqwest::Error) -> SendError {
+    let class = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_request() {
+        "request failed"
+    } else if e.is_body() || e.is_decode() {
+        "bad response body"
+    } else if e.is_builder() {
+        return SendError::Permanent { detail: "invalid channel URL".into() };
+    } else {
+        "transport error"
+    };
+    SendError::Retryable { detail: class.into(), retry_after: None }
+}
+
+fn retry_after(h: &reqwest::header::HeaderMap) -> Option<StdDuration> {
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    // Seconds form only; an HTTP-date is rare from Slack/PagerDuty and falls
+    // back to our own backoff.
+    v.parse::<u64>().ok().map(|s| StdDuration::from_secs(s.min(3600)))
+}
+
+/// 2xx is delivered; 408, 429 and 5xx are worth retrying; other 4xx are not.
+pub fn classify_status(code: u16, retry_after: Option<StdDuration>) -> Result<Sent, SendError> {
+    match code {
+        200..=299 => Ok(Sent { detail: format!("HTTP {code}") }),
+        408 | 425 | 429 | 500..=599 => Err(SendError::Retryable { detail: format!("HTTP {code}"), retry_after }),
+        _ => Err(SendError::Permanent { detail: format!("HTTP {code}") }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,674 @@
+//! The response driver: turns incident timelines into routing decisions,
+//! persisted escalations and notifications in the outbox.
+//!
+//! What it is: [`ResponseDriver`], which reads every incident's timeline past
+//! its persisted cursor — incidents opened by the correlator and by hand
+//! alike, because both are just timelines in the store — and reacts:
+//! opened → route (ownership from the catalogue, then the routing tree with
+//! silences and maintenance) and start the escalation of each routed policy;
+//! acknowledged / mitigated → stop escalating (and forward the
+//! acknowledgement to incident-level channels such as PagerDuty);
+//! resolved → send the resolve to everyone paged and to every channel that
+//! got the trigger; reopened → page anew; severity or diagnosis changed →
+//! route again and start any policy newly in play. Escalation timers are
+//! persisted with their next wake-up; `tick` fires the due ones.
+//!
+//! Crash safety: one step (events read, escalation states, new outbox rows,
+//! cursor) is committed in ONE transaction (`ResponseStore::commit_response`).
+//! Timeline notes are written first and deduplicated on (component, text),
+//! so a step replayed after a crash writes no note twice; its outbox rows
+//! carry the core's deterministic idempotency keys, so it enqueues nothing
+//! twice. A step lost before commit is redone from the cursor: no page lost.
+//!
+//! The contract "if a page was sent, its resolve is sent too" holds through
+//! silences (the core escalation sends resolves whatever the silence),
+//! suppression (a suppressed incident never paged, so owes nothing) and
+//! restarts (state and outbox are durable).
+//!
+//! What it is not: sending (the outbox worker), config parsing (the server's
+//! `response_config`), or decisions (core `routing` and `escalation`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use faultline_core::catalogue::Catalogue;
+use faultline_core::escalation::{Effect, Escalation, EscalationInput, EscalationPolicy, Notification, NotifyKind, StaticDirectory};
+use faultline_core::incident::{Actor, Command, Incident, IncidentEvent, TimelineEvent};
+use faultline_core::routing::{CompiledSilence, Labels, Outcome, Router, RoutingInput, decide_ownership, routing_labels};
+use faultline_core::status_page::{ComponentConfig, ImpactFacts, draft_update, publish};
+use faultline_core::{FlowName, IncidentId, ServiceName, Timestamp, UserId};
+use faultline_store::response::{DraftRecord, EscalationRecord, OutboxItem, ResponseBatch, ResponseStore};
+use faultline_store::{Store, StoreError, commands};
+use tokio::sync::Notify;
+
+use crate::notify::worker::OutboxWorker;
+use crate::notify::{Message, MessageKind, NowFn};
+
+/// One way to reach a user: a configured channel, and the address on it
+/// (an email address; none for a webhook that pages by body).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactMethod {
+    pub channel: String,
+    pub address: Option<String>,
+}
+
+/// The compiled response configuration the driver runs on.
+#[derive(Clone, Debug, Default)]
+pub struct ResponseSetup {
+    pub catalogue: Catalogue,
+    pub directory: StaticDirectory,
+    pub policies: BTreeMap<String, EscalationPolicy>,
+    /// The routing tree; without one every incident goes to `default_policy`.
+    pub router: Option<Router>,
+    /// Channels each routing receiver notifies at incident level (trigger,
+    /// acknowledge, resolve): a Slack channel, PagerDuty forwarding, a webhook.
+    pub receivers: BTreeMap<String, Vec<String>>,
+    pub contacts: BTreeMap<UserId, Vec<ContactMethod>>,
+    pub default_policy: Option<String>,
+    /// Faultline's public URL, for links in messages.
+    pub base_url: Option<String>,
+    /// Status-page components (flows and chosen services).
+    pub components: Vec<ComponentConfig>,
+    /// Publish status-page drafts without waiting for the comms lead.
+    pub auto_publish: bool,
+    /// Channels that also get acknowledgements (PagerDuty forwarding).
+    pub ack_channels: BTreeSet<String>,
+}
+
+/// Routing facts about an incident, read from its timeline and the catalogue.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IncidentFacts {
+    pub impacted_flows: Vec<FlowName>,
+    pub origins: Vec<ServiceName>,
+    pub services: Vec<ServiceName>,
+    pub origin_identified: bool,
+    pub parent: Option<IncidentId>,
+}
+
+impl ResponseSetup {
+    /// Services named by the incident (title, symptoms, diagnosis origin)
+    /// that the catalogue knows, the origin among them, and the flows those
+    /// services take part in.
+    pub fn facts(&self, incident: &Incident, timeline: &[TimelineEvent]) -> IncidentFacts {
+        let names: BTreeSet<&str> = self.catalogue.services.iter().map(|s| s.name.as_str()).collect();
+        let mentioned = |text: &str, out: &mut Vec<ServiceName>| {
+            for tok in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')) {
+                if names.contains(tok)
+                    && let Ok(s) = ServiceName::new(tok)
+                    && !out.contains(&s)
+                {
+                    out.push(s);
+                }
+            }
+        };
+        let mut f = IncidentFacts::default();
+        mentioned(&incident.title, &mut f.services);
+        let mut flows_named = Vec::new();
+        for ev in timeline {
+            match &ev.event {
+                IncidentEvent::SymptomAttached { member, .. } => {
+                    mentioned(member, &mut f.services);
+                    for flow in &self.catalogue.flows {
+                        if member.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).any(|t| t == flow.name.as_str())
+                            && !flows_named.contains(&flow.name)
+                        {
+                            flows_named.push(flow.name.clone());
+                        }
+                    }
+                }
+                IncidentEvent::DiagnosisUpdated { origin: Some(o), confidence_pct, .. } => {
+                    let mut os = Vec::new();
+                    mentioned(o, &mut os);
+                    if !os.is_empty() {
+                        f.origins = os;
+                        f.origin_identified = confidence_pct.is_some_and(|c| c >= 50);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for s in &f.origins {
+            if !f.services.contains(s) {
+                f.services.push(s.clone());
+            }
+        }
+        // Every flow the named services take part in is impacted.
+        f.impacted_flows = flows_named;
+        for flow in &self.catalogue.flows {
+            if f.services.iter().any(|s| flow.touches(s)) && !f.impacted_flows.contains(&flow.name) {
+                f.impacted_flows.push(flow.name.clone());
+            }
+        }
+        if f.origins.is_empty() {
+            // Without a diagnosis, the named services are the best origin guess.
+            f.origins = f.services.clone();
+        }
+        f
+    }
+}
+
+/// What routing decided for an incident: the policies to run and the
+/// incident-level channels to notify, with the reason text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoutePlan {
+    pub policies: BTreeSet<String>,
+    /// (receiver, channel)
+    pub channels: BTreeSet<(String, String)>,
+    pub labels: Labels,
+    pub notes: Vec<String>,
+    /// False when silenced, in maintenance, suppressed or muted.
+    pub pages: bool,
+    /// A silence or maintenance window: pages deferred until then.
+    pub deferred_until: Option<Timestamp>,
+}
+
+const ACTOR: &str = "response";
+
+pub struct ResponseDriver {
+    store: Arc<dyn Store>,
+    responses: Arc<dyn ResponseStore>,
+    setup: Arc<ResponseSetup>,
+    worker: Option<Arc<OutboxWorker>>,
+    wake: Notify,
+}
+
+fn user_of(actor: &Actor) -> Option<UserId> {
+    match actor {
+        Actor::User(u) => Some(u.clone()),
+        _ => None,
+    }
+}
+
+impl ResponseDriver {
+    pub fn new(store: Arc<dyn Store>, responses: Arc<dyn ResponseStore>, setup: Arc<ResponseSetup>, worker: Option<Arc<OutboxWorker>>) -> ResponseDriver {
+        ResponseDriver { store, responses, setup, worker, wake: Notify::new() }
+    }
+
+    pub fn setup(&self) -> &ResponseSetup {
+        &self.setup
+    }
+
+    /// Something changed (an incident command, a correlator action): look now
+    /// rather than at the next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs until `shutdown`: on start it catches up every unread timeline
+    /// and every overdue escalation (the restart path), then polls every
+    /// `poll` or when woken.
+    pub async fn run(self: Arc<Self>, now: NowFn, poll: StdDuration, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            match self.step(now()).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "response driver: store error"),
+            }
+            let until_wake = match self.responses.next_escalation_wake().await {
+                Ok(Some(t)) => StdDuration::from_millis(u64::try_from((t - now()).as_millis().max(1)).unwrap_or(1)),
+                _ => poll,
+            };
+            tokio::select! {
+                () = tokio::time::sleep(until_wake.min(poll)) => {}
+                () = self.wake.notified() => {}
+                () = &mut shutdown => break,
+            }
+        }
+    }
+
+    /// One pass: every incident with unread events, then every due timer.
+    /// Returns how many incidents and timers it handled.
+    pub async fn step(&self, now: Timestamp) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for id in self.responses.stale_incidents(200).await? {
+            self.process_incident(id, now).await?;
+            n += 1;
+        }
+        n += self.tick(now).await?;
+        Ok(n)
+    }
+
+    /// Fires every escalation step due at `now`.
+    pub async fn tick(&self, now: Timestamp) -> Result<usize, StoreError> {
+        let due = self.responses.due_escalations(now, 200).await?;
+        let n = due.len();
+        for rec in due {
+            let Some((incident, timeline)) = self.store.incident(rec.incident).await? else { continue };
+            let mut ctx = Step::new(&incident, &timeline, self.setup.facts(&incident, &timeline));
+            let mut state = rec.state.clone();
+            match self.setup.policies.get(&rec.policy) {
+                Some(policy) => {
+                    let fx = state.tick(policy, &self.setup.directory, now);
+                    ctx.effects(&self.setup, &rec.policy, fx, &mut state, now);
+                }
+                None => {
+                    ctx.note("escalation", format!("escalation policy {} is no longer configured: its timer is dropped", rec.policy), now);
+                }
+            }
+            let next_wake_at = if self.setup.policies.contains_key(&rec.policy) { state.next_wake() } else { None };
+            ctx.escalations.push(EscalationRecord { incident: rec.incident, policy: rec.policy.clone(), state, next_wake_at, updated_at: now });
+            self.commit(ctx, None, now).await?;
+        }
+        Ok(n)
+    }
+
+    /// Reads `id`'s timeline past its cursor and reacts to each new event.
+    pub async fn process_incident(&self, id: IncidentId, now: Timestamp) -> Result<(), StoreError> {
+        let cursor = self.responses.response_cursor(id).await?;
+        let Some((incident, timeline)) = self.store.incident(id).await? else { return Ok(()) };
+        let facts = self.setup.facts(&incident, &timeline);
+        let mut ctx = Step::new(&incident, &timeline, facts);
+        let mut states: BTreeMap<String, Escalation> =
+            self.responses.escalations(id).await?.into_iter().map(|r| (r.policy, r.state)).collect();
+        let silences = self.active_silences(now).await?;
+        let mut status_changed = false;
+        let mut last = cursor;
+        for ev in timeline.iter().filter(|e| e.seq > cursor) {
+            last = ev.seq;
+            let input = match &ev.event {
+                IncidentEvent::Opened { .. } => Some(EscalationInput::Triggered),
+                IncidentEvent::Acknowledged | IncidentEvent::Mitigated { .. } => {
+                    Some(EscalationInput::Acknowledged { by: user_of(&ev.actor) })
+                }
+                IncidentEvent::Resolved { .. } | IncidentEvent::MergedInto { .. } => Some(EscalationInput::Resolved),
+                IncidentEvent::Reopened { .. } => Some(EscalationInput::Reopened),
+                IncidentEvent::SeverityChanged { .. } | IncidentEvent::DiagnosisUpdated { .. } => None,
+                _ => continue,
+            };
+            status_changed = true;
+            let kind = ev.event.kind();
+            match input {
+                Some(EscalationInput::Triggered) | Some(EscalationInput::Reopened) | None => {
+                    // (Re)route: start policies newly in play.
+                    let plan = self.plan(&ctx.incident_at(ev), &ctx.facts, &silences, now);
+                    let is_reopen = matches!(input, Some(EscalationInput::Reopened));
+                    let route_note = if input.is_none() { format!("re-routed after {kind}") } else { "routed".to_owned() };
+                    for n in &plan.notes {
+                        ctx.note("routing", format!("{route_note}: {n}"), ev.at);
+                    }
+                    if input.is_none() && !ctx.incident.status.is_open() {
+                        continue;
+                    }
+                    for (receiver, channel) in &plan.channels {
+                        if plan.pages || is_reopen {
+                            ctx.channel_message(&self.setup, receiver, channel, MessageKind::Trigger, states_epoch(&states), now);
+                        }
+                    }
+                    for policy_name in &plan.policies {
+                        let Some(policy) = self.setup.policies.get(policy_name) else {
+                            ctx.note("routing", format!("escalation policy {policy_name} is not configured: nobody paged through it"), ev.at);
+                            continue;
+                        };
+                        let state = states.entry(policy_name.clone()).or_insert_with(|| Escalation::new(id));
+                        let mut fx = Vec::new();
+                        if let Some(until) = plan.deferred_until {
+                            fx.extend(state.observe(policy, &self.setup.directory, EscalationInput::Silenced { until }, now));
+                        }
+                        if plan.pages || plan.deferred_until.is_some() {
+                            let inp = if is_reopen { EscalationInput::Reopened } else { EscalationInput::Triggered };
+                            fx.extend(state.observe(policy, &self.setup.directory, inp, now));
+                        }
+                        ctx.effects(&self.setup, policy_name, fx, state, now);
+                    }
+                    if is_reopen {
+                        // Policies routed before and still configured restart too.
+                        for (name, state) in states.iter_mut().filter(|(n, _)| !plan.policies.contains(*n)) {
+                            if let Some(policy) = self.setup.policies.get(name) {
+                                let fx = state.observe(policy, &self.setup.directory, EscalationInput::Reopened, now);
+                                ctx.effects(&self.setup, name, fx, state, now);
+                            }
+                        }
+                    }
+                }
+                Some(inp) => {
+                    let is_resolve = matches!(inp, EscalationInput::Resolved);
+                    for (name, state) in states.iter_mut() {
+                        if let Some(policy) = self.setup.policies.get(name) {
+                            let fx = state.observe(policy, &self.setup.directory, inp.clone(), now);
+                            ctx.effects(&self.setup, name, fx, state, now);
+                        } else if is_resolve {
+                            // The policy left the config; its pages are still owed a resolve.
+                            let fx = state.observe(&placeholder_policy(name), &StaticDirectory::default(), inp.clone(), now);
+                            ctx.effects(&self.setup, name, fx, state, now);
+                        }
+                    }
+                    let kind = if is_resolve { MessageKind::Resolve } else { MessageKind::Acknowledge };
+                    self.follow_up_channels(&mut ctx, id, kind, states_epoch(&states), now).await?;
+                }
+            }
+        }
+        for (policy, state) in states {
+            let next_wake_at = if self.setup.policies.contains_key(&policy) { state.next_wake() } else { None };
+            ctx.escalations.push(EscalationRecord { incident: id, policy, state, next_wake_at, updated_at: now });
+        }
+        if status_changed && !self.setup.components.is_empty() {
+            self.draft_status(&ctx, now).await?;
+        }
+        self.commit(ctx, Some((id, last)), now).await
+    }
+
+    /// Incident-level channels that got a trigger get the acknowledgement
+    /// (forwarding channels only) or the resolve too. The outbox is the record
+    /// of what was sent, so this holds across restarts.
+    async fn follow_up_channels(&self, ctx: &mut Step<'_>, id: IncidentId, kind: MessageKind, epoch: u32, now: Timestamp) -> Result<(), StoreError> {
+        let prefix = format!("{id}/e{epoch}/channel/");
+        let mut triggered: BTreeSet<(String, String)> = self
+            .responses
+            .notifications(id)
+            .await?
+            .into_iter()
+            .filter(|r| r.idempotency_key.starts_with(&prefix) && r.kind == "trigger")
+            .map(|r| (r.recipient, r.channel))
+            .collect();
+        triggered.extend(
+            ctx.enqueue.iter().filter(|i| i.idempotency_key.starts_with(&prefix) && i.kind == "trigger").map(|i| (i.recipient.clone(), i.channel.clone())),
+        );
+        for (receiver, channel) in triggered {
+            if kind == MessageKind::Acknowledge && !self.setup.ack_channels.contains(&channel) {
+                continue;
+            }
+            ctx.channel_message(&self.setup, &receiver, &channel, kind, epoch, now);
+        }
+        Ok(())
+    }
+
+    /// The routing decision for an incident now.
+    pub fn plan(&self, incident: &Incident, facts: &IncidentFacts, silences: &[CompiledSilence], now: Timestamp) -> RoutePlan {
+        let setup = &self.setup;
+        let mut plan = RoutePlan { pages: true, ..RoutePlan::default() };
+        let ownership = decide_ownership(&setup.catalogue, &facts.impacted_flows, &facts.origins);
+        plan.notes.push(format!("ownership: {}", ownership.reason));
+        let mut extra = Labels::new();
+        extra.insert("alertname".into(), incident.title.clone());
+        extra.insert("incident_id".into(), incident.id.to_string());
+        let label_sets: Vec<Labels> = if ownership.teams.is_empty() {
+            let mut l = extra.clone();
+            l.insert("severity".into(), incident.severity.to_string());
+            vec![l]
+        } else {
+            ownership.teams.iter().map(|t| routing_labels(t, incident.severity, &extra)).collect()
+        };
+        plan.labels = label_sets.first().cloned().unwrap_or_default();
+        let mut any_pages = false;
+        for labels in &label_sets {
+            let team = labels.get("team").cloned();
+            match &setup.router {
+                Some(router) => {
+                    let decision = router.route(RoutingInput { labels, parent: facts.parent }, silences, now);
+                    plan.notes.push(decision.reason.clone());
+                    match &decision.outcome {
+                        Outcome::Notify => {
+                            any_pages = true;
+                            for r in decision.notifying_routes() {
+                                let policy = r.escalation_policy.clone().or_else(|| team.clone().filter(|t| setup.policies.contains_key(t)));
+                                if let Some(p) = policy {
+                                    plan.policies.insert(p);
+                                }
+                                for ch in setup.receivers.get(&r.receiver).into_iter().flatten() {
+                                    plan.channels.insert((r.receiver.clone(), ch.clone()));
+                                }
+                            }
+                        }
+                        Outcome::Silenced { silence_ids } => {
+                            // Pages wait for the silence to end; they are not dropped.
+                            let until = silences
+                                .iter()
+                                .filter(|s| silence_ids.contains(&s.silence.id))
+                                .map(|s| Timestamp::from_millis(s.silence.ends_at.as_millisecond()))
+                                .max();
+                            plan.deferred_until = plan.deferred_until.max(until);
+                            for r in decision.routes.iter().filter(|r| r.muted_by.is_none()) {
+                                if let Some(p) = r.escalation_policy.clone().or_else(|| team.clone().filter(|t| setup.policies.contains_key(t))) {
+                                    plan.policies.insert(p);
+                                }
+                            }
+                        }
+                        Outcome::InMaintenance { window } => {
+                            let until = router
+                                .maintenance_windows()
+                                .iter()
+                                .filter(|w| &w.name == window)
+                                .map(|w| Timestamp::from_millis(w.ends_at.as_millisecond()))
+                                .max();
+                            plan.deferred_until = plan.deferred_until.max(until);
+                            for r in decision.routes.iter().filter(|r| r.muted_by.is_none()) {
+                                if let Some(p) = r.escalation_policy.clone().or_else(|| team.clone().filter(|t| setup.policies.contains_key(t))) {
+                                    plan.policies.insert(p);
+                                }
+                            }
+                        }
+                        Outcome::Suppressed { .. } | Outcome::Muted => {}
+                    }
+                }
+                None => {
+                    let policy = team.clone().filter(|t| setup.policies.contains_key(t)).or_else(|| setup.default_policy.clone());
+                    let silencing: Vec<&CompiledSilence> = silences.iter().filter(|s| s.silences(labels, now)).collect();
+                    if silencing.is_empty() {
+                        any_pages = true;
+                    } else {
+                        let until = silencing.iter().map(|s| Timestamp::from_millis(s.silence.ends_at.as_millisecond())).max();
+                        plan.deferred_until = plan.deferred_until.max(until);
+                        let ids: Vec<&str> = silencing.iter().map(|s| s.silence.id.as_str()).collect();
+                        plan.notes.push(format!("silenced by {}: pages deferred until the silence ends", ids.join(", ")));
+                    }
+                    match policy {
+                        Some(p) => {
+                            plan.notes.push(format!("no routing tree: escalation policy {p}"));
+                            plan.policies.insert(p);
+                        }
+                        None => plan.notes.push("no routing tree and no default escalation policy: nobody paged".into()),
+                    }
+                }
+            }
+        }
+        plan.pages = any_pages;
+        if !any_pages && plan.deferred_until.is_none() {
+            plan.policies.clear();
+        }
+        plan
+    }
+
+    async fn active_silences(&self, now: Timestamp) -> Result<Vec<CompiledSilence>, StoreError> {
+        Ok(self
+            .responses
+            .silences()
+            .await?
+            .into_iter()
+            .filter(|s| s.state(now) == faultline_core::routing::SilenceState::Active)
+            .filter_map(|s| s.validate().ok())
+            .collect())
+    }
+
+    async fn draft_status(&self, ctx: &Step<'_>, now: Timestamp) -> Result<(), StoreError> {
+        let incident = ctx.incident;
+        let facts = ImpactFacts {
+            incident,
+            impacted_flows: &ctx.facts.impacted_flows,
+            impacted_services: &ctx.facts.services,
+            origin_identified: ctx.facts.origin_identified,
+        };
+        let previous = self.responses.public_incident_for(incident.id).await?;
+        let draft = draft_update(&self.setup.components, &facts, previous.as_ref());
+        if !draft.changed || draft.components.is_empty() {
+            return Ok(());
+        }
+        if self.setup.auto_publish {
+            let update_id = format!("{}-u{}", incident.id, previous.as_ref().map_or(0, |p| p.updates.len()) + 1);
+            let public_id = incident.id.to_string();
+            let public = publish(&self.setup.components, previous, (&public_id, &incident.title, incident.opened_at), &draft, None, &update_id, now);
+            self.responses.put_public_incident(Some(incident.id), &public).await?;
+            self.responses.delete_draft(incident.id).await?;
+        } else {
+            self.responses.put_draft(&DraftRecord { incident: incident.id, draft, created_at: now }).await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(&self, ctx: Step<'_>, cursor: Option<(IncidentId, u64)>, now: Timestamp) -> Result<(), StoreError> {
+        let id = ctx.incident.id;
+        // Notes first, deduplicated against the timeline: a replay after a
+        // crash between these writes and the commit writes none twice.
+        let mut existing: BTreeSet<(String, String)> = ctx
+            .timeline
+            .iter()
+            .filter_map(|e| match &e.event {
+                IncidentEvent::SystemNote { component, text } => Some((component.clone(), text.clone())),
+                _ => None,
+            })
+            .collect();
+        for (component, text, at) in &ctx.notes {
+            if !existing.insert((component.clone(), text.clone())) {
+                continue;
+            }
+            let cmd = Command::Record(IncidentEvent::SystemNote { component: component.clone(), text: text.clone() });
+            match commands::execute(self.store.as_ref(), id, cmd, Actor::System(ACTOR.into()), (*at).min(now)).await {
+                Ok(_) | Err(StoreError::Invalid(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let batch = ResponseBatch { cursor, escalations: ctx.escalations, enqueue: ctx.enqueue };
+        let out = self.responses.commit_response(&batch, now).await?;
+        if !out.enqueued.is_empty() {
+            tracing::info!(incident = %id, enqueued = out.enqueued.len(), "notifications enqueued");
+            if let Some(w) = &self.worker {
+                w.wake();
+            }
+        }
+        Ok(())
+    }
+}
+
+fn states_epoch(states: &BTreeMap<String, Escalation>) -> u32 {
+    states.values().map(|s| s.epoch).max().unwrap_or(0)
+}
+
+/// A stand-in used only to let a state whose policy left the config send
+/// the resolves it owes (`observe(Resolved)` needs a policy value).
+fn placeholder_policy(name: &str) -> EscalationPolicy {
+    EscalationPolicy {
+        name: name.to_owned(),
+        levels: vec![faultline_core::escalation::EscalationLevel { targets: vec![], delay_minutes: 1 }],
+        repeat: 0,
+        ack_timeout_minutes: None,
+    }
+}
+
+/// What one driver step accumulates before its commit.
+struct Step<'a> {
+    incident: &'a Incident,
+    timeline: &'a [TimelineEvent],
+    facts: IncidentFacts,
+    notes: Vec<(String, String, Timestamp)>,
+    escalations: Vec<EscalationRecord>,
+    enqueue: Vec<OutboxItem>,
+}
+
+impl<'a> Step<'a> {
+    fn new(incident: &'a Incident, timeline: &'a [TimelineEvent], facts: IncidentFacts) -> Step<'a> {
+        Step { incident, timeline, facts, notes: Vec::new(), escalations: Vec::new(), enqueue: Vec::new() }
+    }
+
+    /// The incident as it was when `ev` was recorded (for routing on its
+    /// severity then).
+    fn incident_at(&self, ev: &TimelineEvent) -> Incident {
+        Incident::fold(self.incident.id, &self.timeline[..self.timeline.iter().position(|e| e.seq == ev.seq).map_or(self.timeline.len(), |i| i + 1)])
+            .unwrap_or_else(|_| self.incident.clone())
+    }
+
+    fn note(&mut self, component: &str, text: String, at: Timestamp) {
+        let text: String = text.chars().take(faultline_core::incident::MAX_TEXT_CHARS).collect();
+        self.notes.push((component.to_owned(), text, at));
+    }
+
+    fn message(&self, setup: &ResponseSetup, kind: MessageKind, receiver: &str, now: Timestamp) -> Message {
+        Message {
+            incident: self.incident.id,
+            incident_key: self.incident.id.to_string(),
+            kind,
+            title: self.incident.title.clone(),
+            severity: self.incident.severity.to_string(),
+            status: self.incident.status.to_string(),
+            summary: self.incident.diagnosis.clone().or_else(|| self.incident.summary.clone()),
+            recipient: None,
+            address: None,
+            level: None,
+            round: None,
+            labels: BTreeMap::new(),
+            opened_at: self.incident.opened_at,
+            at: now,
+            url: setup.base_url.as_ref().map(|b| format!("{}/api/v1/incidents/{}", b.trim_end_matches('/'), self.incident.id)),
+            receiver: receiver.to_owned(),
+        }
+    }
+
+    /// An incident-level message to a receiver's channel.
+    fn channel_message(&mut self, setup: &ResponseSetup, receiver: &str, channel: &str, kind: MessageKind, epoch: u32, now: Timestamp) {
+        let key = format!("{}/e{epoch}/channel/{receiver}/{channel}/{}", self.incident.id, kind.as_str());
+        if self.enqueue.iter().any(|i| i.idempotency_key == key) {
+            return;
+        }
+        let mut msg = self.message(setup, kind, receiver, now);
+        msg.labels.insert("receiver".into(), receiver.to_owned());
+        self.enqueue.push(OutboxItem {
+            idempotency_key: key,
+            incident: self.incident.id,
+            channel: channel.to_owned(),
+            recipient: receiver.to_owned(),
+            kind: kind.as_str().to_owned(),
+            // Invariant: Message is plain data; serializing it cannot fail.
+            payload: serde_json::to_value(&msg).unwrap_or(serde_json::Value::Null),
+            not_before: now,
+        });
+        let verb = match kind {
+            MessageKind::Trigger => "notified",
+            MessageKind::Acknowledge => "acknowledgement forwarded to",
+            MessageKind::Resolve => "resolve sent to",
+        };
+        self.note("notify", format!("{verb} channel {channel} (receiver {receiver})"), now);
+    }
+
+    /// Carries out escalation effects: pages become outbox rows (one per
+    /// contact method), records become timeline notes.
+    fn effects(&mut self, setup: &ResponseSetup, policy: &str, fx: Vec<Effect>, _state: &mut Escalation, now: Timestamp) {
+        for e in fx {
+            match e {
+                Effect::Notify(n) => self.page(setup, policy, &n, now),
+                Effect::Record { at, text } => self.note("escalation", format!("{policy}: {text}"), at),
+                Effect::WakeAt { .. } | Effect::CancelWake => {}
+            }
+        }
+    }
+
+    fn page(&mut self, setup: &ResponseSetup, policy: &str, n: &Notification, now: Timestamp) {
+        let kind = match n.kind {
+            NotifyKind::Trigger => MessageKind::Trigger,
+            NotifyKind::Resolve => MessageKind::Resolve,
+        };
+        let methods = setup.contacts.get(&n.recipient).cloned().unwrap_or_default();
+        if methods.is_empty() {
+            self.note("notify", format!("{} has no contact method: {} not sent", n.recipient, kind.as_str()), now);
+            return;
+        }
+        for m in methods {
+            let mut msg = self.message(setup, kind, policy, now);
+            msg.recipient = Some(n.recipient.to_string());
+            msg.address = m.address.clone();
+            msg.level = Some(n.level);
+            msg.round = Some(n.round);
+            msg.labels.insert("escalation_policy".into(), policy.to_owned());
+            msg.labels.insert("target".into(), n.target.to_string());
+            self.enqueue.push(OutboxItem {
+                idempotency_key: format!("{}/{}", n.idempotency_key, m.channel),
+                incident: n.incident,
+                channel: m.channel.clone(),
+                recipient: n.recipient.to_string(),
+                kind: kind.as_str().to_owned(),
+                payload: serde_json::to_value(&msg).unwrap_or(serde_json::Value::Null),
+                not_before: now,
+            });
+        }
+    }
+}
+

@@ -1,0 +1,194 @@
+//! The response driver on chosen times against a real SQLite store: an
+//! incident on a flow pages the on-call person of the flow's owner,
+//! escalates after the delay, stops on acknowledgement, sends the resolve to
+//! everyone paged, writes its decisions on the timeline, and a new driver on
+//! the same store (a restart) neither repeats nor loses a page.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use faultline_core::catalogue::Catalogue;
+use faultline_core::escalation::{EscalationPolicy, StaticDirectory};
+use faultline_core::incident::{Actor, Command, Incident, IncidentEvent, Severity};
+use faultline_core::oncall::ScheduleConfig;
+use faultline_core::routing::{ApiMatcher, Silence};
+use faultline_core::status_page::components_from_flows;
+use faultline_core::{IncidentId, Timestamp, UserId};
+use faultline_engine::response::{ContactMethod, ResponseDriver, ResponseSetup};
+use faultline_store::response::ResponseStore;
+use faultline_store::{SqlStore, Store, commands};
+
+pub const CATALOGUE: &str = r#"
+teams:
+  - { id: payments, name: Payments, members: [alice, bob] }
+  - { id: search, name: Search, members: [carol] }
+  - { id: platform, name: Platform, members: [dave] }
+services:
+  - { name: checkout, owner: payments }
+  - { name: payments-db, kind: database, owner: platform }
+  - { name: search-api, owner: search }
+flows:
+  - name: checkout
+    owner: payments
+    interactions:
+      - { caller: frontend, callee: checkout }
+      - { caller: checkout, callee: payments-db }
+  - name: search
+    owner: search
+    interactions:
+      - { caller: frontend, callee: search-api }
+"#;
+
+fn t(s: i64) -> Timestamp {
+    // 2027-01-15T08:00:00Z: alice's turn (daily 09:00 London handoffs from 2026-01-01).
+    Timestamp::from_secs(1_800_000_000 + s)
+}
+
+fn user(s: &str) -> UserId {
+    UserId::new(s).unwrap()
+}
+
+pub fn setup() -> ResponseSetup {
+    let catalogue = Catalogue::from_yaml(CATALOGUE).unwrap();
+    let schedule: ScheduleConfig = serde_json::from_value(serde_json::json!({
+        "name": "payments-primary",
+        "time_zone": "Europe/London",
+        "layers": [{"name": "daily", "start": "2026-01-01T09:00:00", "rotation": "daily", "participants": ["alice", "bob"]}]
+    }))
+    .unwrap();
+    let policy: EscalationPolicy = serde_json::from_value(serde_json::json!({
+        "name": "payments",
+        "levels": [
+            {"delay_minutes": 5, "targets": [{"schedule": "payments-primary"}]},
+            {"delay_minutes": 10, "targets": [{"user": "dave"}]}
+        ]
+    }))
+    .unwrap();
+    let mut directory = StaticDirectory::default();
+    directory.schedules.insert("payments-primary".into(), schedule.build().unwrap());
+    for team in &catalogue.teams {
+        directory.teams.insert(team.id.clone(), team.members.clone());
+    }
+    let contacts = ["alice", "bob", "carol", "dave"]
+        .iter()
+        .map(|u| (user(u), vec![ContactMethod { channel: "hook".into(), address: None }]))
+        .collect();
+    ResponseSetup {
+        components: components_from_flows(&catalogue.flows, t(-86_400)),
+        catalogue,
+        directory,
+        policies: BTreeMap::from([("payments".into(), policy)]),
+        router: None,
+        receivers: BTreeMap::new(),
+        contacts,
+        default_policy: None,
+        base_url: None,
+        auto_publish: true,
+        ack_channels: Default::default(),
+    }
+}
+
+async fn open(store: &SqlStore, title: &str, at: Timestamp) -> IncidentId {
+    let id = IncidentId::from_uuid(uuid::Uuid::now_v7());
+    let opened = Incident::open(title, Severity::Sev2, None, at, Actor::User(user("oncall-bot"))).unwrap();
+    store.create_incident(id, &opened).await.unwrap();
+    id
+}
+
+async fn pages(store: &SqlStore, id: IncidentId) -> Vec<(String, String)> {
+    store.notifications(id).await.unwrap().into_iter().map(|r| (r.recipient, r.kind)).collect()
+}
+
+fn driver(store: &SqlStore, setup: ResponseSetup) -> ResponseDriver {
+    let s = Arc::new(store.clone());
+    ResponseDriver::new(s.clone(), s, Arc::new(setup), None)
+}
+
+#[tokio::test]
+async fn pages_the_owner_on_call_escalates_stops_on_ack_and_resolves_everyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let d = driver(&store, setup());
+    let id = open(&store, "checkout errors", t(0)).await;
+    d.step(t(0)).await.unwrap();
+    assert_eq!(pages(&store, id).await, [("alice".to_owned(), "trigger".to_owned())], "the on-call of the flow owner's schedule");
+    d.step(t(299)).await.unwrap();
+    assert_eq!(pages(&store, id).await.len(), 1, "not before the delay");
+    d.step(t(300)).await.unwrap();
+    assert_eq!(pages(&store, id).await.last().unwrap(), &("dave".to_owned(), "trigger".to_owned()), "level 2 after 5 minutes");
+
+    // A restart: a fresh driver on the same store repeats nothing.
+    let d = driver(&store, setup());
+    d.step(t(301)).await.unwrap();
+    assert_eq!(pages(&store, id).await.len(), 2);
+
+    commands::execute(&store, id, Command::Acknowledge, Actor::User(user("alice")), t(400)).await.unwrap();
+    d.step(t(400)).await.unwrap();
+    d.step(t(5000)).await.unwrap();
+    assert_eq!(pages(&store, id).await.len(), 2, "acknowledged: no more pages (the policy would otherwise exhaust)");
+    commands::execute(&store, id, Command::Resolve { note: None }, Actor::User(user("alice")), t(6000)).await.unwrap();
+    d.step(t(6000)).await.unwrap();
+    let mut got = pages(&store, id).await;
+    got.sort();
+    let expect = [("alice", "resolve"), ("alice", "trigger"), ("dave", "resolve"), ("dave", "trigger")].map(|(a, b)| (a.to_owned(), b.to_owned()));
+    assert_eq!(got, expect, "everyone paged gets exactly one resolve");
+
+    let (_, timeline) = store.incident(id).await.unwrap().unwrap();
+    let notes: Vec<String> = timeline
+        .iter()
+        .filter_map(|e| match &e.event {
+            IncidentEvent::SystemNote { component, text } => Some(format!("{component}: {text}")),
+            _ => None,
+        })
+        .collect();
+    let all = notes.join("\n");
+    assert!(all.contains("routing: routed: ownership: payments (owner: owns impacted flow checkout"), "{all}");
+    assert!(all.contains("paged alice (via schedule:payments-primary)"), "{all}");
+    assert!(all.contains("paged dave (via user:dave)"), "{all}");
+    assert!(all.contains("acknowledged by alice: escalation stopped"), "{all}");
+    assert!(all.contains("resolve sent to everyone paged"), "{all}");
+    let unique: std::collections::BTreeSet<_> = notes.iter().collect();
+    assert_eq!(unique.len(), notes.len(), "no note twice:\n{all}");
+
+    // The status page followed: degraded while open, operational when resolved.
+    let public = store.public_incident_for(id).await.unwrap().unwrap();
+    let statuses: Vec<_> = public.updates.iter().map(|u| u.status.as_str()).collect();
+    assert_eq!(statuses.first(), Some(&"investigating"));
+    assert_eq!(statuses.last(), Some(&"resolved"));
+    assert_eq!(public.components.get("flow-checkout").map(|s| s.as_str()), Some("operational"));
+}
+
+#[tokio::test]
+async fn a_silence_defers_pages_and_never_drops_the_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let d = driver(&store, setup());
+    let id = open(&store, "checkout errors", t(0)).await;
+    d.step(t(0)).await.unwrap();
+    assert_eq!(pages(&store, id).await.len(), 1);
+    // A silence on team=payments starts after the first page…
+    let silence = Silence {
+        id: "s1".into(),
+        matchers: vec![ApiMatcher { name: "team".into(), value: "payments".into(), is_regex: false, is_equal: true }],
+        starts_at: t(10).to_jiff(),
+        ends_at: t(3600).to_jiff(),
+        created_by: "alice".into(),
+        comment: "deploy".into(),
+        status: None,
+        updated_at: None,
+    };
+    store.put_silence(&silence, t(10)).await.unwrap();
+    // …and a second incident opened inside it does not page until it ends.
+    let id2 = open(&store, "checkout latency", t(20)).await;
+    d.step(t(20)).await.unwrap();
+    d.step(t(600)).await.unwrap();
+    assert!(pages(&store, id2).await.is_empty(), "silenced");
+    d.step(t(3600)).await.unwrap();
+    // Deferred, not dropped — and paged to whoever is on call when it ends:
+    // the 09:00 London handoff passed bob the pager at t(3600).
+    assert_eq!(pages(&store, id2).await, [("bob".to_owned(), "trigger".to_owned())], "deferred, not dropped");
+    // The first incident resolves while its team is silenced: the resolve still goes.
+    commands::execute(&store, id, Command::Resolve { note: None }, Actor::User(user("alice")), t(700)).await.unwrap();
+    d.step(t(700)).await.unwrap();
+    assert!(pages(&store, id).await.iter().any(|(u, k)| u == "alice" && k == "resolve"));
+}

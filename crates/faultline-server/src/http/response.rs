@@ -1,0 +1,568 @@
+//! Response-workflow routes: the notification ledger per incident, on-call
+//! queries (who is on call at T, coverage gaps), the configured schedules,
+//! escalation policies and teams, Alertmanager-compatible silences
+//! (`/api/v2/silences`, `/api/v2/silence/{id}`, so amtool-style clients
+//! work), and the public status page (Statuspage-compatible `/api/v2/*.json`,
+//! an HTML page, an Atom feed, subscribers) with the comms lead's drafts and
+//! scheduled maintenance under `/api/v1/status-page`.
+//!
+//! Also `ResponseState`: the response driver and outbox worker the `App`
+//! starts (`ResponseState::start`). Handlers stay thin: parse, authorise, call
+//! the core or the store, convert. The status page needs no token.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use faultline_core::routing::{Silence, SilenceState};
+use faultline_core::status_page::{MaintenanceStatus, ScheduledMaintenance, StatusPageView, publish, xml};
+use faultline_core::{Duration, IncidentId, Timestamp};
+use faultline_engine::notify::Sender;
+use faultline_engine::notify::worker::OutboxWorker;
+use faultline_engine::response::ResponseDriver;
+use faultline_store::response::{ResponseStore, Subscriber};
+use faultline_store::{SqlStore, Store};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::{AdminAccess, ReadAccess};
+use super::error::{ApiError, ApiJson, OptionalJson};
+use crate::clock::Clock;
+use crate::response_config::ResponseConfig;
+
+/// The response runtime shared by handlers: config, store, driver, worker.
+pub struct ResponseState {
+    pub config: ResponseConfig,
+    pub responses: Arc<dyn ResponseStore>,
+    pub driver: Arc<ResponseDriver>,
+    pub worker: Option<Arc<OutboxWorker>>,
+}
+
+impl ResponseState {
+    /// Builds the runtime from the loaded config (empty when none is given).
+    pub fn new(config: Option<&ResponseConfig>, store: &SqlStore) -> Arc<ResponseState> {
+        let config = config.cloned().unwrap_or_else(ResponseConfig::empty);
+        let responses: Arc<dyn ResponseStore> = Arc::new(store.clone());
+        let incidents: Arc<dyn Store> = Arc::new(store.clone());
+        let worker = match Sender::new(std::time::Duration::from_secs(10)) {
+            Ok(sender) => Some(Arc::new(OutboxWorker::new(responses.clone(), config.channels.clone(), sender, config.retry.clone(), worker_id()))),
+            Err(e) => {
+                tracing::error!(error = %e, "notifications disabled: cannot build the HTTP client");
+                None
+            }
+        };
+        let driver = Arc::new(ResponseDriver::new(incidents, responses.clone(), config.setup.clone(), worker.clone()));
+        Arc::new(ResponseState { config, responses, driver, worker })
+    }
+
+    /// Starts the response driver and the outbox worker; both stop when
+    /// `stop` becomes true. On start the driver catches up every unread
+    /// timeline and overdue escalation (the restart path).
+    pub fn start(&self, clock: Arc<dyn Clock>, stop: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let now: faultline_engine::notify::NowFn = Arc::new(move || clock.now());
+        let mut tasks = Vec::new();
+        let mut s1 = stop.clone();
+        tasks.push(tokio::spawn(self.driver.clone().run(now.clone(), std::time::Duration::from_millis(250), async move {
+            let _ = s1.wait_for(|s| *s).await;
+        })));
+        if let Some(w) = &self.worker {
+            let mut s2 = stop;
+            tasks.push(tokio::spawn(w.clone().run(now, std::time::Duration::from_secs(1), async move {
+                let _ = s2.wait_for(|s| *s).await;
+            })));
+        }
+        tasks
+    }
+}
+
+/// A lease owner name unique to this process.
+fn worker_id() -> String {
+    format!("worker-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple())
+}
+
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/api/v1/incidents/{id}/notifications", get(notifications))
+        .route("/api/v1/oncall", get(oncall))
+        .route("/api/v1/oncall/gaps", get(gaps))
+        .route("/api/v1/schedules", get(schedules))
+        .route("/api/v1/escalation-policies", get(policies))
+        .route("/api/v1/teams", get(teams))
+        .route("/api/v2/silences", get(list_silences).post(post_silence))
+        .route("/api/v2/silence/{id}", get(get_silence).delete(delete_silence))
+        .route("/api/v2/summary.json", get(summary))
+        .route("/api/v2/status.json", get(status))
+        .route("/api/v2/components.json", get(components))
+        .route("/api/v2/incidents.json", get(incidents_all))
+        .route("/api/v2/incidents/unresolved.json", get(incidents_unresolved))
+        .route("/api/v2/scheduled-maintenances.json", get(maint_all))
+        .route("/api/v2/scheduled-maintenances/upcoming.json", get(maint_upcoming))
+        .route("/api/v2/scheduled-maintenances/active.json", get(maint_active))
+        .route("/api/v2/subscribers", post(subscribe))
+        .route("/api/v2/subscribers/{id}", axum::routing::delete(unsubscribe))
+        .route("/status", get(status_html))
+        .route("/history.atom", get(atom))
+        .route("/api/v1/status-page/drafts", get(drafts))
+        .route("/api/v1/status-page/drafts/{id}/publish", post(publish_draft))
+        .route("/api/v1/status-page/drafts/{id}", axum::routing::delete(discard_draft))
+        .route("/api/v1/status-page/maintenances", post(create_maintenance))
+}
+
+fn rs(state: &AppState) -> &ResponseState {
+    &state.response
+}
+
+fn parse_id(s: &str) -> Result<IncidentId, ApiError> {
+    s.parse().map_err(|_| ApiError::bad_request("invalid_id", format!("{s:?} is not an incident id (expected a UUID)")))
+}
+
+fn parse_time(key: &str, s: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse_rfc3339(s).map_err(|e| ApiError::bad_request("invalid_query", format!("{key}: {e}")))
+}
+
+fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg)
+}
+
+async fn notifications(State(state): State<AppState>, _: ReadAccess, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    if state.store.incident(id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no incident with id {id}")));
+    }
+    let r = rs(&state);
+    let rows = r.responses.notifications(id).await?;
+    let ledger = r.responses.ledger(id).await?;
+    Ok(Json(json!({
+        "incident_id": id.to_string(),
+        "notifications": rows.iter().map(|n| json!({
+            "idempotency_key": n.idempotency_key,
+            "channel": n.channel,
+            "recipient": n.recipient,
+            "kind": n.kind,
+            "status": n.status,
+            "attempts": n.attempts,
+            "created_at": n.created_at.to_string(),
+            "next_attempt_at": n.next_attempt_at.to_string(),
+            "delivered_at": n.delivered_at.map(|t| t.to_string()),
+            "last_error": n.last_error,
+        })).collect::<Vec<_>>(),
+        "ledger": ledger.iter().map(|l| json!({
+            "at": l.at.to_string(),
+            "idempotency_key": l.idempotency_key,
+            "channel": l.channel,
+            "recipient": l.recipient,
+            "kind": l.kind,
+            "outcome": l.outcome,
+            "attempt": l.attempt,
+            "detail": l.detail,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OnCallQuery {
+    schedule: Option<String>,
+    at: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn query<T: Default>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v).map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+}
+
+async fn oncall(
+    State(state): State<AppState>,
+    _: ReadAccess,
+    q: Result<Query<OnCallQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = query(q)?;
+    let at = match &q.at {
+        Some(s) => parse_time("at", s)?,
+        None => state.clock.now(),
+    };
+    let schedules = &rs(&state).config.setup.directory.schedules;
+    if let Some(name) = &q.schedule
+        && !schedules.contains_key(name)
+    {
+        return Err(ApiError::not_found(format!("no schedule named {name:?}")));
+    }
+    let out: Vec<Value> = schedules
+        .iter()
+        .filter(|(n, _)| q.schedule.as_ref().is_none_or(|s| s == *n))
+        .map(|(name, s)| {
+            let shift = s.who_is_on_call(at);
+            json!({
+                "schedule": name,
+                "time_zone": s.time_zone_name(),
+                "users": s.on_call_users(at).iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "shift": shift.map(|sh| json!({"user": sh.user.to_string(), "start": sh.start.to_string(), "end": sh.end.to_string(), "source": format!("{:?}", sh.source)})),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"at": at.to_string(), "on_call": out})))
+}
+
+async fn gaps(
+    State(state): State<AppState>,
+    _: ReadAccess,
+    q: Result<Query<OnCallQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = query(q)?;
+    let now = state.clock.now();
+    let from = match &q.from {
+        Some(s) => parse_time("from", s)?,
+        None => now,
+    };
+    let to = match &q.to {
+        Some(s) => parse_time("to", s)?,
+        None => from + Duration::from_mins(14 * 24 * 60),
+    };
+    let schedules = &rs(&state).config.setup.directory.schedules;
+    let mut out = Vec::new();
+    for (name, s) in schedules.iter().filter(|(n, _)| q.schedule.as_ref().is_none_or(|s| s == *n)) {
+        let gaps = s.coverage_gaps(from, to).map_err(|e| invalid(format!("schedule {name}: {e}")))?;
+        out.push(json!({
+            "schedule": name,
+            "gaps": gaps.iter().map(|g| json!({"start": g.start.to_string(), "end": g.end.to_string()})).collect::<Vec<_>>(),
+        }));
+    }
+    if out.is_empty()
+        && let Some(name) = &q.schedule
+    {
+        return Err(ApiError::not_found(format!("no schedule named {name:?}")));
+    }
+    Ok(Json(json!({"from": from.to_string(), "to": to.to_string(), "schedules": out})))
+}
+
+async fn schedules(State(state): State<AppState>, _: ReadAccess) -> Json<Value> {
+    Json(json!({"schedules": rs(&state).config.schedules}))
+}
+
+async fn policies(State(state): State<AppState>, _: ReadAccess) -> Json<Value> {
+    let setup = &rs(&state).config.setup;
+    Json(json!({"escalation_policies": setup.policies.values().collect::<Vec<_>>(), "default_policy": setup.default_policy}))
+}
+
+async fn teams(State(state): State<AppState>, _: ReadAccess) -> Json<Value> {
+    let c = &rs(&state).config;
+    let users: Vec<Value> = c
+        .users
+        .iter()
+        .map(|(id, name)| {
+            let contacts: Vec<Value> = c.setup.contacts.get(id).into_iter().flatten().map(|m| json!({"channel": m.channel})).collect();
+            json!({"id": id.to_string(), "name": name, "contacts": contacts})
+        })
+        .collect();
+    Json(json!({"teams": c.setup.catalogue.teams, "users": users}))
+}
+
+// ------------------------------------------------------------- silences
+
+#[derive(Debug, Deserialize, Default)]
+struct SilenceQuery {
+    #[serde(default)]
+    filter: Vec<String>,
+}
+
+async fn list_silences(State(state): State<AppState>, _: ReadAccess, axum::extract::RawQuery(raw): axum::extract::RawQuery) -> Result<Json<Vec<Silence>>, ApiError> {
+    // `filter` may repeat (amtool sends one per matcher).
+    let q = SilenceQuery {
+        filter: raw
+            .unwrap_or_default()
+            .split('&')
+            .filter_map(|kv| kv.strip_prefix("filter="))
+            .map(|v| percent_decode(v))
+            .collect(),
+    };
+    let matchers = q
+        .filter
+        .iter()
+        .map(|f| faultline_core::routing::Matcher::parse(f))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
+    let now = state.clock.now();
+    let all = rs(&state).responses.silences().await?;
+    let out = all
+        .into_iter()
+        .filter(|s| {
+            matchers.iter().all(|m| s.matchers.iter().any(|sm| sm.name == m.name && sm.value == m.value))
+        })
+        .map(|s| s.with_status(now))
+        .collect();
+    Ok(Json(out))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.replace('+', " ").into_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn post_silence(State(state): State<AppState>, admin: AdminAccess, ApiJson(mut s): ApiJson<Silence>) -> Result<Json<Value>, ApiError> {
+    s.validate().map_err(|e| ApiError::bad_request("invalid_silence", e.to_string()))?;
+    let now = state.clock.now();
+    let r = rs(&state);
+    if s.id.is_empty() {
+        s.id = uuid::Uuid::now_v7().to_string();
+    } else {
+        match r.responses.silence(&s.id).await? {
+            None => return Err(ApiError::not_found(format!("no silence with id {}", s.id))),
+            Some(old) if old.state(now) == SilenceState::Expired => {
+                return Err(ApiError::bad_request("invalid_silence", "silence is expired and cannot be updated"));
+            }
+            Some(_) => {}
+        }
+    }
+    s.status = None;
+    s.updated_at = Some(now.to_jiff());
+    r.responses.put_silence(&s, now).await?;
+    tracing::info!(silence = %s.id, by = %admin.0.name, "silence saved");
+    r.driver.wake();
+    Ok(Json(json!({"silenceID": s.id})))
+}
+
+async fn get_silence(State(state): State<AppState>, _: ReadAccess, Path(id): Path<String>) -> Result<Json<Silence>, ApiError> {
+    let s = rs(&state).responses.silence(&id).await?.ok_or_else(|| ApiError::not_found(format!("no silence with id {id}")))?;
+    Ok(Json(s.with_status(state.clock.now())))
+}
+
+async fn delete_silence(State(state): State<AppState>, _: AdminAccess, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let r = rs(&state);
+    let now = state.clock.now();
+    let mut s = r.responses.silence(&id).await?.ok_or_else(|| ApiError::not_found(format!("no silence with id {id}")))?;
+    if s.state(now) == SilenceState::Expired {
+        return Err(ApiError::bad_request("invalid_silence", format!("silence {id} already expired")));
+    }
+    // Alertmanager expires rather than deletes: a pending silence ends before it starts.
+    if s.state(now) == SilenceState::Pending {
+        s.starts_at = now.to_jiff();
+    }
+    s.ends_at = now.to_jiff();
+    s.updated_at = Some(now.to_jiff());
+    r.responses.put_silence(&s, now).await?;
+    r.driver.wake();
+    Ok(StatusCode::OK.into_response())
+}
+
+// ---------------------------------------------------------- status page
+
+async fn view_parts(state: &AppState) -> Result<(Vec<faultline_core::status_page::PublicIncident>, Vec<ScheduledMaintenance>), ApiError> {
+    let r = rs(state);
+    Ok((r.responses.public_incidents().await?, r.responses.maintenances().await?))
+}
+
+macro_rules! with_view {
+    ($state:expr, |$v:ident, $now:ident| $body:expr) => {{
+        let (incidents, maintenances) = view_parts(&$state).await?;
+        let c = &rs(&$state).config;
+        let $v = StatusPageView { page: &c.page, components: &c.setup.components, incidents: &incidents, maintenances: &maintenances };
+        let $now = $state.clock.now();
+        $body
+    }};
+}
+
+async fn summary(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    with_view!(state, |v, now| Ok(Json(json!(v.summary_json(now)))))
+}
+async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    with_view!(state, |v, now| Ok(Json(json!(v.status_json(now)))))
+}
+async fn components(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    with_view!(state, |v, now| Ok(Json(json!(v.components_doc(now)))))
+}
+async fn incidents_all(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    with_view!(state, |v, now| Ok(Json(json!(v.incidents_doc(now, false, 50)))))
+}
+async fn incidents_unresolved(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    with_view!(state, |v, now| Ok(Json(json!(v.incidents_doc(now, true, 50)))))
+}
+async fn maint_all(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    with_view!(state, |v, now| Ok(Json(json!(v.maintenances_doc(now, &[])))))
+}
+async fn maint_upcoming(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    with_view!(state, |v, now| Ok(Json(json!(v.maintenances_doc(now, &[MaintenanceStatus::Scheduled])))))
+}
+async fn maint_active(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    with_view!(state, |v, now| Ok(Json(json!(v.maintenances_doc(now, &[MaintenanceStatus::InProgress, MaintenanceStatus::Verifying])))))
+}
+
+async fn atom(State(state): State<AppState>) -> Result<Response, ApiError> {
+    with_view!(state, |v, _now| Ok(([(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")], v.render_atom(50)).into_response()))
+}
+
+async fn status_html(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
+    with_view!(state, |v, now| {
+        let s = v.summary_json(now);
+        let all = v.incidents_doc(now, false, 20);
+        let mut h = String::new();
+        h.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">");
+        h.push_str(&format!("<title>{} status</title>", xml(&s.page.name)));
+        h.push_str("<style>body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}.c{display:flex;justify-content:space-between;border-bottom:1px solid #ddd;padding:.5rem 0}.operational{color:#1a7f37}.degraded_performance{color:#9a6700}.partial_outage{color:#bc4c00}.major_outage{color:#cf222e}.under_maintenance{color:#0969da}</style></head><body>");
+        h.push_str(&format!("<h1>{}</h1><p class=\"indicator\"><strong>{}</strong></p>", xml(&s.page.name), xml(&s.status.description)));
+        h.push_str("<h2>Components</h2>");
+        for c in &s.components {
+            let st = c.status.as_str();
+            h.push_str(&format!("<div class=\"c\"><span>{}</span><span class=\"{st}\">{}</span></div>", xml(&c.name), st.replace('_', " ")));
+        }
+        if !s.scheduled_maintenances.is_empty() {
+            h.push_str("<h2>Scheduled maintenance</h2>");
+            for m in &s.scheduled_maintenances {
+                h.push_str(&format!("<p><strong>{}</strong> {} – {}</p>", xml(&m.name), xml(&m.scheduled_for), xml(&m.scheduled_until)));
+            }
+        }
+        h.push_str("<h2>Incidents</h2>");
+        if all.incidents.is_empty() {
+            h.push_str("<p>No incidents reported.</p>");
+        }
+        for i in &all.incidents {
+            h.push_str(&format!("<h3>{} <small>({})</small></h3>", xml(&i.name), i.status.as_str()));
+            for u in &i.incident_updates {
+                h.push_str(&format!("<p><small>{}</small> <strong>{}</strong> – {}</p>", xml(&u.created_at), u.status.as_str(), xml(&u.body)));
+            }
+        }
+        h.push_str("<p><a href=\"/history.atom\">Atom feed</a> · <a href=\"/api/v2/summary.json\">summary.json</a></p></body></html>");
+        Ok(Html(h))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscribeBody {
+    /// A webhook URL to receive Statuspage-shaped updates.
+    endpoint: String,
+}
+
+async fn subscribe(State(state): State<AppState>, ApiJson(body): ApiJson<SubscribeBody>) -> Result<Response, ApiError> {
+    if !(body.endpoint.starts_with("http://") || body.endpoint.starts_with("https://")) || body.endpoint.len() > 2000 {
+        return Err(invalid("endpoint: must be an http(s) URL of at most 2000 characters"));
+    }
+    let s = Subscriber {
+        id: uuid::Uuid::now_v7().to_string(),
+        kind: "webhook".into(),
+        target: body.endpoint,
+        created_at: state.clock.now(),
+        unsubscribed_at: None,
+    };
+    rs(&state).responses.add_subscriber(&s).await?;
+    Ok((StatusCode::CREATED, Json(json!({"subscriber": {"id": s.id, "mode": "webhook", "created_at": s.created_at.to_string()}}))).into_response())
+}
+
+async fn unsubscribe(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    if rs(&state).responses.unsubscribe(&id, state.clock.now()).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found(format!("no subscriber with id {id}")))
+    }
+}
+
+async fn drafts(State(state): State<AppState>, _: ReadAccess) -> Result<Json<Value>, ApiError> {
+    let d = rs(&state).responses.drafts().await?;
+    Ok(Json(json!({"drafts": d.iter().map(|d| json!({
+        "incident_id": d.incident.to_string(),
+        "created_at": d.created_at.to_string(),
+        "status": d.draft.status,
+        "impact": d.draft.impact,
+        "body": d.draft.body,
+        "components": d.draft.components,
+    })).collect::<Vec<_>>()})))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PublishBody {
+    /// The comms lead's edited text; the draft's text when absent.
+    body: Option<String>,
+}
+
+async fn publish_draft(
+    State(state): State<AppState>,
+    admin: AdminAccess,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<PublishBody>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let r = rs(&state);
+    let draft = r.responses.draft(id).await?.ok_or_else(|| ApiError::not_found(format!("no draft for incident {id}")))?;
+    if let Some(b) = &body.body
+        && (b.trim().is_empty() || b.chars().count() > 10_000)
+    {
+        return Err(invalid("body: must be 1 to 10000 characters"));
+    }
+    let (incident, _) = state.store.incident(id).await?.ok_or_else(|| ApiError::not_found(format!("no incident with id {id}")))?;
+    let previous = r.responses.public_incident_for(id).await?;
+    let now = state.clock.now();
+    let update_id = format!("{}-u{}", id, previous.as_ref().map_or(0, |p| p.updates.len()) + 1);
+    let public_id = id.to_string();
+    let public = publish(&r.config.setup.components, previous, (&public_id, &incident.title, incident.opened_at), &draft.draft, body.body.as_deref(), &update_id, now);
+    r.responses.put_public_incident(Some(id), &public).await?;
+    r.responses.delete_draft(id).await?;
+    tracing::info!(incident = %id, by = %admin.0.name, "status-page update published");
+    Ok(Json(json!({"published": {"id": public.id, "status": public.status, "update_id": update_id}})))
+}
+
+async fn discard_draft(State(state): State<AppState>, _: AdminAccess, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    if rs(&state).responses.delete_draft(id).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found(format!("no draft for incident {id}")))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaintenanceBody {
+    name: String,
+    scheduled_for: String,
+    scheduled_until: String,
+    #[serde(default)]
+    component_ids: Vec<String>,
+    #[serde(default)]
+    body: String,
+}
+
+async fn create_maintenance(State(state): State<AppState>, _: AdminAccess, ApiJson(b): ApiJson<MaintenanceBody>) -> Result<Response, ApiError> {
+    let from = Timestamp::parse_rfc3339(&b.scheduled_for).map_err(|e| invalid(format!("scheduled_for: {e}")))?;
+    let until = Timestamp::parse_rfc3339(&b.scheduled_until).map_err(|e| invalid(format!("scheduled_until: {e}")))?;
+    if until <= from {
+        return Err(invalid("scheduled_until must be after scheduled_for"));
+    }
+    if b.name.trim().is_empty() || b.name.chars().count() > 200 {
+        return Err(invalid("name: must be 1 to 200 characters"));
+    }
+    let known = &rs(&state).config.setup.components;
+    if let Some(bad) = b.component_ids.iter().find(|c| !known.iter().any(|k| &k.id == *c)) {
+        return Err(invalid(format!("component_ids: unknown component {bad:?}")));
+    }
+    let m = ScheduledMaintenance {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: b.name,
+        scheduled_for: from,
+        scheduled_until: until,
+        component_ids: b.component_ids,
+        body: b.body,
+        manual_status: None,
+        created_at: state.clock.now(),
+    };
+    rs(&state).responses.put_maintenance(&m).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": m.id}))).into_response())
+}

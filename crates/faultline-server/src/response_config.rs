@@ -1,0 +1,404 @@
+//! The response configuration file (YAML, or TOML when the name ends in
+//! `.toml`): users and their contact methods, schedules, escalation
+//! policies, the Alertmanager-style routing tree with receivers, channels
+//! (secrets from environment variables), and the status page.
+//!
+//! ```yaml
+//! base_url: https://faultline.example.com
+//! catalogue_file: catalogue.yaml        # teams, services, flows (relative to this file)
+//! users:
+//!   - id: alice
+//!     contacts: [{channel: ops-webhook}, {channel: mail, address: alice@example.com}]
+//! schedules:                            # faultline_core::oncall::ScheduleConfig
+//!   - {name: payments-primary, time_zone: Europe/London, layers: [...]}
+//! escalation_policies:                  # faultline_core::escalation::EscalationPolicy
+//!   - {name: payments, levels: [{delay_minutes: 5, targets: [{schedule: payments-primary}]}]}
+//! default_policy: payments              # when no route names one
+//! routing:                              # faultline_core::routing::RoutingConfig (optional)
+//!   route: {receiver: default, routes: [{matchers: ['team="payments"'], receiver: payments, escalation_policy: payments}]}
+//! receivers:                            # incident-level channels per receiver
+//!   - {name: payments, channels: [payments-slack, pagerduty]}
+//! channels:
+//!   - {name: ops-webhook, type: webhook, url_env: OPS_WEBHOOK_URL}
+//!   - {name: payments-slack, type: slack, url_env: SLACK_WEBHOOK_URL, max_per_sec: 1}
+//!   - {name: mail, type: email, host: 127.0.0.1, port: 25, from: faultline@example.com}
+//!   - {name: pagerduty, type: pagerduty, routing_key_env: PD_ROUTING_KEY}
+//! status_page: {name: Example, url: https://status.example.com, auto_publish: false}
+//! retry: {base_ms: 2000, max_backoff_ms: 300000, max_attempts: 12}
+//! ```
+//!
+//! What it is: parsing and validation into the engine's `ResponseSetup` plus
+//! the channel table, with errors naming the key. Secrets are read from the
+//! environment (`*_env` keys) or given inline, and held as `Secret`s that
+//! never print. What it is not: the runtime (`faultline_engine::response`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use faultline_core::catalogue::Catalogue;
+use faultline_core::escalation::{EscalationPolicy, StaticDirectory};
+use faultline_core::oncall::ScheduleConfig;
+use faultline_core::routing::RoutingConfig;
+use faultline_core::status_page::{ComponentConfig, PageInfo, components_from_flows};
+use faultline_core::{Timestamp, UserId};
+use faultline_engine::notify::email::SmtpSettings;
+use faultline_engine::notify::worker::RetryPolicy;
+use faultline_engine::notify::{Channel, ChannelKind, PAGERDUTY_EVENTS_URL, Secret};
+use faultline_engine::response::{ContactMethod, ResponseSetup};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    base_url: Option<String>,
+    #[serde(default)]
+    catalogue_file: Option<String>,
+    #[serde(default)]
+    users: Vec<UserDecl>,
+    #[serde(default)]
+    schedules: Vec<ScheduleConfig>,
+    #[serde(default)]
+    escalation_policies: Vec<EscalationPolicy>,
+    #[serde(default)]
+    default_policy: Option<String>,
+    #[serde(default)]
+    routing: Option<RoutingConfig>,
+    #[serde(default)]
+    receivers: Vec<ReceiverDecl>,
+    #[serde(default)]
+    channels: Vec<ChannelDecl>,
+    #[serde(default)]
+    status_page: Option<StatusPageDecl>,
+    #[serde(default)]
+    retry: Option<RetryDecl>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserDecl {
+    id: UserId,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    contacts: Vec<ContactDecl>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactDecl {
+    channel: String,
+    #[serde(default)]
+    address: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiverDecl {
+    name: String,
+    #[serde(default)]
+    channels: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "snake_case")]
+enum ChannelDecl {
+    Webhook {
+        name: String,
+        #[serde(default)]
+        url: Option<String>,
+        #[serde(default)]
+        url_env: Option<String>,
+        #[serde(default)]
+        max_per_sec: Option<f64>,
+    },
+    Slack {
+        name: String,
+        #[serde(default)]
+        url: Option<String>,
+        #[serde(default)]
+        url_env: Option<String>,
+        #[serde(default)]
+        max_per_sec: Option<f64>,
+    },
+    Email {
+        name: String,
+        host: String,
+        #[serde(default = "default_smtp_port")]
+        port: u16,
+        from: String,
+        #[serde(default)]
+        default_to: Option<String>,
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        password: Option<String>,
+        #[serde(default)]
+        password_env: Option<String>,
+        #[serde(default)]
+        max_per_sec: Option<f64>,
+    },
+    Pagerduty {
+        name: String,
+        #[serde(default)]
+        routing_key: Option<String>,
+        #[serde(default)]
+        routing_key_env: Option<String>,
+        #[serde(default)]
+        events_url: Option<String>,
+        #[serde(default)]
+        max_per_sec: Option<f64>,
+    },
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusPageDecl {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    time_zone: Option<String>,
+    #[serde(default)]
+    auto_publish: bool,
+    /// Defaults to one component per catalogue flow.
+    #[serde(default)]
+    components: Option<Vec<ComponentConfig>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryDecl {
+    #[serde(default)]
+    base_ms: Option<u64>,
+    #[serde(default)]
+    max_backoff_ms: Option<u64>,
+    #[serde(default)]
+    max_attempts: Option<u32>,
+    #[serde(default)]
+    lease_ms: Option<u64>,
+}
+
+/// A loaded, validated response configuration.
+#[derive(Clone, Debug)]
+pub struct ResponseConfig {
+    pub setup: Arc<ResponseSetup>,
+    pub channels: BTreeMap<String, Channel>,
+    pub retry: RetryPolicy,
+    pub page: PageInfo,
+    pub schedules: Vec<ScheduleConfig>,
+    pub users: Vec<(UserId, Option<String>)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("response config {path}: {reason}")]
+pub struct ResponseConfigError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl ResponseConfig {
+    /// An empty configuration: nothing routed, nobody paged, a status page
+    /// with no components.
+    pub fn empty() -> ResponseConfig {
+        ResponseConfig {
+            setup: Arc::new(ResponseSetup::default()),
+            channels: BTreeMap::new(),
+            retry: RetryPolicy::default(),
+            page: default_page(),
+            schedules: Vec::new(),
+            users: Vec::new(),
+        }
+    }
+
+    /// Reads and validates the file; `env` resolves `*_env` secrets.
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<ResponseConfig, ResponseConfigError> {
+        let err = |reason: String| ResponseConfigError { path: path.display().to_string(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let file: File = if path.extension().is_some_and(|e| e == "toml") {
+            toml::from_str(&text).map_err(|e| err(e.to_string()))?
+        } else {
+            serde_saphyr::from_str(&text).map_err(|e| err(e.to_string()))?
+        };
+        let catalogue = match &file.catalogue_file {
+            Some(rel) => {
+                let p = path.parent().unwrap_or(Path::new(".")).join(rel);
+                let t = std::fs::read_to_string(&p).map_err(|e| err(format!("catalogue_file {}: {e}", p.display())))?;
+                Catalogue::from_yaml(&t).map_err(|e| err(format!("catalogue_file {}: {e}", p.display())))?
+            }
+            None => Catalogue::default(),
+        };
+        build(file, catalogue, env).map_err(err)
+    }
+}
+
+fn default_page() -> PageInfo {
+    PageInfo { id: "faultline".into(), name: "Status".into(), url: "http://localhost:8080/status".into(), time_zone: "Etc/UTC".into() }
+}
+
+fn secret(
+    channel: &str,
+    key: &str,
+    inline: Option<String>,
+    env_key: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Secret, String> {
+    match (inline, env_key) {
+        (_, Some(var)) => env(&var)
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+            .ok_or_else(|| format!("channel {channel}: environment variable {var} ({key}_env) is not set")),
+        (Some(v), None) => Ok(Secret::new(v)),
+        (None, None) => Err(format!("channel {channel}: set {key} or {key}_env")),
+    }
+}
+
+fn build(file: File, catalogue: Catalogue, env: &dyn Fn(&str) -> Option<String>) -> Result<ResponseConfig, String> {
+    let mut channels = BTreeMap::new();
+    let mut ack_channels = BTreeSet::new();
+    for c in file.channels {
+        let (name, kind, max_per_sec) = match c {
+            ChannelDecl::Webhook { name, url, url_env, max_per_sec } => {
+                let url = secret(&name, "url", url, url_env, env)?;
+                (name, ChannelKind::Webhook { url }, max_per_sec)
+            }
+            ChannelDecl::Slack { name, url, url_env, max_per_sec } => {
+                let webhook_url = secret(&name, "url", url, url_env, env)?;
+                // Slack allows about one message per second per webhook.
+                (name, ChannelKind::Slack { webhook_url }, Some(max_per_sec.unwrap_or(1.0)))
+            }
+            ChannelDecl::Email { name, host, port, from, default_to, username, password, password_env, max_per_sec } => {
+                let password = if password.is_some() || password_env.is_some() {
+                    Some(secret(&name, "password", password, password_env, env)?)
+                } else {
+                    None
+                };
+                (name, ChannelKind::Email(SmtpSettings { host, port, from, default_to, username, password }), max_per_sec)
+            }
+            ChannelDecl::Pagerduty { name, routing_key, routing_key_env, events_url, max_per_sec } => {
+                let routing_key = secret(&name, "routing_key", routing_key, routing_key_env, env)?;
+                ack_channels.insert(name.clone());
+                (name, ChannelKind::PagerDuty { routing_key, events_url: events_url.unwrap_or_else(|| PAGERDUTY_EVENTS_URL.into()) }, max_per_sec)
+            }
+        };
+        if channels.contains_key(&name) {
+            return Err(format!("channel {name} is defined twice"));
+        }
+        channels.insert(name.clone(), Channel { name, kind, max_per_sec });
+    }
+    let mut contacts = BTreeMap::new();
+    let mut users = Vec::new();
+    for u in file.users {
+        let mut methods = Vec::new();
+        for c in u.contacts {
+            if !channels.contains_key(&c.channel) {
+                return Err(format!("user {}: unknown channel {}", u.id, c.channel));
+            }
+            methods.push(ContactMethod { channel: c.channel, address: c.address });
+        }
+        users.push((u.id.clone(), u.name));
+        contacts.insert(u.id, methods);
+    }
+    let mut directory = StaticDirectory::default();
+    for team in &catalogue.teams {
+        directory.teams.insert(team.id.clone(), team.members.clone());
+    }
+    for s in &file.schedules {
+        let built = s.build().map_err(|e| format!("schedule {}: {e}", s.name))?;
+        if directory.schedules.insert(s.name.clone(), built).is_some() {
+            return Err(format!("schedule {} is defined twice", s.name));
+        }
+    }
+    let mut policies = BTreeMap::new();
+    for p in file.escalation_policies {
+        p.validate().map_err(|e| e.to_string())?;
+        let unknown = p.unknown_targets(&|s| directory.schedules.contains_key(s), &|t| directory.teams.contains_key(t));
+        if !unknown.is_empty() {
+            let names: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+            return Err(format!("escalation policy {}: unknown targets {}", p.name, names.join(", ")));
+        }
+        policies.insert(p.name.clone(), p);
+    }
+    if let Some(d) = &file.default_policy
+        && !policies.contains_key(d)
+    {
+        return Err(format!("default_policy {d} is not an escalation policy"));
+    }
+    let router = file.routing.as_ref().map(|r| r.build().map_err(|e| format!("routing: {e}"))).transpose()?;
+    let mut receivers = BTreeMap::new();
+    for r in file.receivers {
+        for c in &r.channels {
+            if !channels.contains_key(c) {
+                return Err(format!("receiver {}: unknown channel {c}", r.name));
+            }
+        }
+        receivers.insert(r.name, r.channels);
+    }
+    let sp = file.status_page;
+    let page = PageInfo {
+        id: "faultline".into(),
+        name: sp.as_ref().and_then(|s| s.name.clone()).unwrap_or_else(|| "Status".into()),
+        url: sp.as_ref().and_then(|s| s.url.clone()).or_else(|| file.base_url.as_ref().map(|b| format!("{}/status", b.trim_end_matches('/')))).unwrap_or_else(|| default_page().url),
+        time_zone: sp.as_ref().and_then(|s| s.time_zone.clone()).unwrap_or_else(|| "Etc/UTC".into()),
+    };
+    let components = match sp.as_ref().and_then(|s| s.components.clone()) {
+        Some(c) => c,
+        None => components_from_flows(&catalogue.flows, Timestamp::EPOCH),
+    };
+    let mut retry = RetryPolicy::default();
+    if let Some(r) = file.retry {
+        if let Some(b) = r.base_ms {
+            retry.base = StdDuration::from_millis(b.max(1));
+        }
+        if let Some(m) = r.max_backoff_ms {
+            retry.max_backoff = StdDuration::from_millis(m.max(1));
+        }
+        if let Some(a) = r.max_attempts {
+            retry.max_attempts = a.max(1);
+        }
+        if let Some(l) = r.lease_ms {
+            retry.lease = StdDuration::from_millis(l.max(100));
+        }
+    }
+    let setup = ResponseSetup {
+        catalogue,
+        directory,
+        policies,
+        router,
+        receivers,
+        contacts,
+        default_policy: file.default_policy,
+        base_url: file.base_url,
+        components,
+        auto_publish: sp.as_ref().is_some_and(|s| s.auto_publish),
+        ack_channels,
+    };
+    Ok(ResponseConfig { setup: Arc::new(setup), channels, retry, page, schedules: file.schedules, users })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_come_from_the_environment_and_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("response.yaml");
+        std::fs::write(&p, "channels:\n  - {name: pd, type: pagerduty, routing_key_env: PD_KEY}\n").unwrap();
+        let e = ResponseConfig::load(&p, &|_| None).unwrap_err().to_string();
+        assert!(e.contains("environment variable PD_KEY (routing_key_env) is not set"), "{e}");
+        let c = ResponseConfig::load(&p, &|k| (k == "PD_KEY").then(|| "s3cret".to_owned())).unwrap();
+        assert!(c.setup.ack_channels.contains("pd"));
+        assert!(!format!("{c:?}").contains("s3cret"), "the config never prints a secret");
+        std::fs::write(&p, "users:\n  - {id: alice, contacts: [{channel: nope}]}\n").unwrap();
+        let e = ResponseConfig::load(&p, &|_| None).unwrap_err().to_string();
+        assert!(e.ends_with("user alice: unknown channel nope"), "{e}");
+    }
+}

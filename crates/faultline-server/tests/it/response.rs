@@ -1,0 +1,245 @@
+//! Response-workflow routes in-process: Alertmanager-compatible silences,
+//! the public Statuspage-compatible status page with the comms lead's draft
+//! approval, on-call queries and the notification ledger. The response
+//! driver is stepped by hand on the fixed clock (no background tasks).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use faultline_core::Timestamp;
+use faultline_server::clock::FixedClock;
+use faultline_server::response_config::ResponseConfig;
+use faultline_server::{App, Config};
+use faultline_store::{SqlStore, TokenScope};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+// 2027-01-15T08:00:00Z, a Friday.
+const NOW: i64 = 1_800_000_000_000;
+
+const CATALOGUE: &str = "teams:\n  - {id: payments, name: Payments, members: [alice]}\n  - {id: search, name: Search, members: [carol]}\n  - {id: platform, name: Platform, members: [dave]}\n\
+services:\n  - {name: checkout, owner: payments}\n  - {name: payments-db, owner: platform}\n  - {name: search-api, owner: search}\n\
+flows:\n  - name: checkout\n    owner: payments\n    interactions: [{caller: frontend, callee: checkout}, {caller: checkout, callee: payments-db}]\n  \
+- name: search\n    owner: search\n    interactions: [{caller: frontend, callee: search-api}]\n";
+
+const RESPONSE: &str = r#"
+catalogue_file: catalogue.yaml
+users:
+  - {id: alice, contacts: [{channel: hook}]}
+schedules:
+  - name: payments-primary
+    time_zone: Europe/London
+    layers:
+      - name: office
+        start: "2026-01-05T09:00:00"
+        rotation: weekly
+        participants: [alice]
+        restrictions: [{type: daily, days: [mon, tue, wed, thu, fri], start: "09:00", end: "17:00"}]
+escalation_policies:
+  - {name: payments, levels: [{delay_minutes: 5, targets: [{user: alice}]}]}
+channels:
+  - {name: hook, type: webhook, url: "http://127.0.0.1:9/hook"}
+status_page: {name: Example, url: "https://status.example.com"}
+"#;
+
+struct H {
+    router: axum::Router,
+    app: App,
+    admin: String,
+    read: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness() -> H {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("catalogue.yaml"), CATALOGUE).unwrap();
+    std::fs::write(dir.path().join("response.yaml"), RESPONSE).unwrap();
+    let rc = ResponseConfig::load(&dir.path().join("response.yaml"), &|_| None).unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let now = Timestamp::from_millis(NOW);
+    let (_, admin) = faultline_server::auth::create_token(&store, "ops-admin", TokenScope::Admin, now).await.unwrap();
+    let (_, read) = faultline_server::auth::create_token(&store, "viewer", TokenScope::Read, now).await.unwrap();
+    let config = Config { response: Some(Arc::new(rc)), ..Config::default() };
+    let app = App::with_store(config, store, Arc::new(FixedClock(now)));
+    H { router: app.router(), app, admin, read, _dir: dir }
+}
+
+struct R {
+    status: StatusCode,
+    ctype: String,
+    body: Value,
+    text: String,
+}
+
+impl H {
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> R {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let req = req.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string()))).unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let ctype = resp.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        R { status, ctype, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null), text }
+    }
+
+    async fn step(&self) {
+        self.app.state().response.driver.step(Timestamp::from_millis(NOW)).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn silences_follow_the_alertmanager_v2_api() {
+    let h = harness().await;
+    let silence = json!({
+        "matchers": [{"name": "team", "value": "payments", "isRegex": false, "isEqual": true}],
+        "startsAt": "2027-01-15T07:00:00Z",
+        "endsAt": "2027-01-15T10:00:00Z",
+        "createdBy": "alice",
+        "comment": "deploy"
+    });
+    let r = h.call("POST", "/api/v2/silences", Some(&h.read), Some(silence.clone())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = h.call("POST", "/api/v2/silences", None, Some(silence.clone())).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = h.call("POST", "/api/v2/silences", Some(&h.admin), Some(silence.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let id = r.body["silenceID"].as_str().unwrap().to_owned();
+
+    let r = h.call("GET", "/api/v2/silences", Some(&h.read), None).await;
+    assert_eq!(r.body.as_array().unwrap().len(), 1);
+    let s = &r.body[0];
+    assert_eq!((s["id"].as_str(), s["status"]["state"].as_str()), (Some(id.as_str()), Some("active")));
+    assert_eq!(s["matchers"][0]["isEqual"], true);
+    assert!(s["updatedAt"].is_string());
+    let r = h.call("GET", "/api/v2/silences?filter=team%3D%22payments%22", Some(&h.read), None).await;
+    assert_eq!(r.body.as_array().unwrap().len(), 1, "amtool-style filter {}", r.text);
+    let r = h.call("GET", "/api/v2/silences?filter=team%3D%22search%22", Some(&h.read), None).await;
+    assert!(r.body.as_array().unwrap().is_empty());
+
+    let r = h.call("DELETE", &format!("/api/v2/silence/{id}"), Some(&h.admin), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = h.call("GET", &format!("/api/v2/silence/{id}"), Some(&h.read), None).await;
+    assert_eq!(r.body["status"]["state"], "expired");
+    let r = h.call("DELETE", &format!("/api/v2/silence/{id}"), Some(&h.admin), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "already expired");
+    let r = h.call("GET", "/api/v2/silence/nope", Some(&h.read), None).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+
+    let bad = json!({"matchers": [], "startsAt": "2027-01-15T07:00:00Z", "endsAt": "2027-01-15T10:00:00Z", "createdBy": "a", "comment": "c"});
+    let r = h.call("POST", "/api/v2/silences", Some(&h.admin), Some(bad)).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_silence")));
+    assert_eq!(r.body["error"]["message"], "silence has no matchers");
+}
+
+#[tokio::test]
+async fn the_status_page_is_public_statuspage_shaped_and_waits_for_the_comms_lead() {
+    let h = harness().await;
+    let r = h.call("GET", "/api/v2/status.json", None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "public, no token: {}", r.text);
+    assert_eq!(r.body["status"]["indicator"], "none");
+    assert_eq!(r.body["status"]["description"], "All Systems Operational");
+
+    let inc = h.call("POST", "/api/v1/incidents", Some(&h.admin), Some(json!({"title": "checkout errors", "severity": "SEV2"}))).await;
+    let id = inc.body["id"].as_str().unwrap().to_owned();
+    h.step().await;
+    // Nothing public until the comms lead approves the draft.
+    let r = h.call("GET", "/api/v2/summary.json", None, None).await;
+    assert!(r.body["incidents"].as_array().unwrap().is_empty());
+    let r = h.call("GET", "/api/v1/status-page/drafts", Some(&h.read), None).await;
+    let draft = &r.body["drafts"][0];
+    assert_eq!((draft["incident_id"].as_str(), draft["status"].as_str()), (Some(id.as_str()), Some("investigating")));
+    assert_eq!(draft["components"]["flow-checkout"], "partial_outage");
+    assert!(!draft["body"].as_str().unwrap().contains("payments-db"), "drafts carry no internal detail");
+
+    let edited = "Some card payments are failing. We are on it.";
+    let r = h.call("POST", &format!("/api/v1/status-page/drafts/{id}/publish"), Some(&h.admin), Some(json!({"body": edited}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = h.call("GET", "/api/v2/summary.json", None, None).await;
+    let comp = r.body["components"].as_array().unwrap().iter().find(|c| c["id"] == "flow-checkout").unwrap().clone();
+    assert_eq!(comp["status"], "partial_outage");
+    assert_eq!(r.body["status"]["indicator"], "major");
+    assert_eq!(r.body["incidents"][0]["incident_updates"][0]["body"], edited);
+    for k in ["page", "components", "incidents", "scheduled_maintenances", "status"] {
+        assert!(r.body.get(k).is_some(), "summary.json has {k}");
+    }
+    let html = h.call("GET", "/status", None, None).await;
+    assert!(html.ctype.starts_with("text/html"));
+    assert!(html.text.contains("checkout") && html.text.contains("partial outage") && html.text.contains(edited));
+    let atom = h.call("GET", "/history.atom", None, None).await;
+    assert!(atom.ctype.starts_with("application/atom+xml"));
+    assert!(atom.text.contains("<title>checkout errors</title>"), "{}", atom.text);
+
+    // Resolve: a new draft says resolved; published, the page is operational.
+    h.call("POST", &format!("/api/v1/incidents/{id}/resolve"), Some(&h.admin), Some(json!({}))).await;
+    h.step().await;
+    let r = h.call("POST", &format!("/api/v1/status-page/drafts/{id}/publish"), Some(&h.admin), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = h.call("GET", "/api/v2/components.json", None, None).await;
+    assert!(r.body["components"].as_array().unwrap().iter().all(|c| c["status"] == "operational"), "{}", r.text);
+    let r = h.call("GET", "/api/v2/incidents/unresolved.json", None, None).await;
+    assert!(r.body["incidents"].as_array().unwrap().is_empty());
+    let r = h.call("GET", "/api/v2/incidents.json", None, None).await;
+    let updates: Vec<&str> = r.body["incidents"][0]["incident_updates"].as_array().unwrap().iter().map(|u| u["status"].as_str().unwrap()).collect();
+    assert_eq!(updates, ["resolved", "investigating"], "history, newest first");
+
+    // Scheduled maintenance, and subscribers.
+    let r = h
+        .call("POST", "/api/v1/status-page/maintenances", Some(&h.admin), Some(json!({"name": "DB upgrade", "scheduled_for": "2027-01-16T01:00:00Z", "scheduled_until": "2027-01-16T03:00:00Z", "component_ids": ["flow-checkout"]})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = h.call("GET", "/api/v2/scheduled-maintenances/upcoming.json", None, None).await;
+    assert_eq!(r.body["scheduled_maintenances"][0]["name"], "DB upgrade");
+    let r = h.call("POST", "/api/v2/subscribers", None, Some(json!({"endpoint": "https://example.com/hook"}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = h.call("POST", "/api/v2/subscribers", None, Some(json!({"endpoint": "ftp://x"}))).await;
+    assert_eq!(r.body["error"]["code"], "invalid_field");
+}
+
+#[tokio::test]
+async fn on_call_coverage_and_the_notification_ledger() {
+    let h = harness().await;
+    // Friday 08:00 London: before office hours, nobody.
+    let r = h.call("GET", "/api/v1/oncall?schedule=payments-primary", Some(&h.read), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["on_call"][0]["users"].as_array().unwrap().is_empty());
+    let r = h.call("GET", "/api/v1/oncall?schedule=payments-primary&at=2027-01-15T10:00:00Z", Some(&h.read), None).await;
+    assert_eq!(r.body["on_call"][0]["users"][0], "alice");
+    let r = h.call("GET", "/api/v1/oncall?schedule=nope", Some(&h.read), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h.call("GET", "/api/v1/oncall?at=yesterday", Some(&h.read), None).await;
+    assert_eq!(r.body["error"]["code"], "invalid_query");
+    let r = h.call("GET", "/api/v1/oncall/gaps?from=2027-01-15T00:00:00Z&to=2027-01-16T00:00:00Z", Some(&h.read), None).await;
+    let gaps: Vec<(String, String)> = r.body["schedules"][0]["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["start"].as_str().unwrap().to_owned(), g["end"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        gaps,
+        [("2027-01-15T00:00:00.000Z", "2027-01-15T09:00:00.000Z"), ("2027-01-15T17:00:00.000Z", "2027-01-16T00:00:00.000Z")].map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    let r = h.call("GET", "/api/v1/escalation-policies", None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    let inc = h.call("POST", "/api/v1/incidents", Some(&h.admin), Some(json!({"title": "checkout errors", "severity": "SEV1"}))).await;
+    let id = inc.body["id"].as_str().unwrap().to_owned();
+    h.step().await;
+    let r = h.call("GET", &format!("/api/v1/incidents/{id}/notifications"), Some(&h.read), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let n = &r.body["notifications"][0];
+    assert_eq!((n["recipient"].as_str(), n["kind"].as_str(), n["status"].as_str(), n["channel"].as_str()), (Some("alice"), Some("trigger"), Some("pending"), Some("hook")));
+    assert_eq!(r.body["ledger"][0]["outcome"], "enqueued");
+    assert!(!r.text.contains("127.0.0.1:9/hook"), "the channel URL never appears in the ledger");
+    let r = h.call("GET", "/api/v1/incidents/0190a5a4-0000-7000-8000-000000000001/notifications", Some(&h.read), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
