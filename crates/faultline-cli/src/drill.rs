@@ -38,6 +38,9 @@ pub struct DrillArgs {
     seed: Option<u64>,
     #[arg(long)]
     json: bool,
+    /// Also list every finding of the main incident (kind, subject, failure model, onset).
+    #[arg(long)]
+    findings: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -54,6 +57,8 @@ pub struct DrillScore {
     pub pages: usize,
     pub fault_free_incidents: usize,
     pub sentence: Option<String>,
+    /// `kind on subject (model) at +Ns`, for the main incident.
+    pub findings: Vec<String>,
 }
 
 /// Epoch virtual time 0 maps to; any fixed instant works.
@@ -81,6 +86,7 @@ struct Outcome {
     opened: Vec<(GroupId, Timestamp)>,
     merged: usize,
     chains: BTreeMap<GroupId, CausalChain>,
+    findings: BTreeMap<GroupId, Vec<String>>,
 }
 
 fn run_pipeline(sc: &Scenario, seed: Option<u64>) -> Outcome {
@@ -95,7 +101,7 @@ fn run_pipeline(sc: &Scenario, seed: Option<u64>) -> Outcome {
         }
         actions.extend(pipeline.observe_signal(&signal, at));
     });
-    let mut out = Outcome { opened: Vec::new(), merged: 0, chains: BTreeMap::new() };
+    let mut out = Outcome { opened: Vec::new(), merged: 0, chains: BTreeMap::new(), findings: BTreeMap::new() };
     for a in actions {
         match a {
             IncidentAction::Open { group, at, .. } => out.opened.push((group, at)),
@@ -105,6 +111,14 @@ fn run_pipeline(sc: &Scenario, seed: Option<u64>) -> Outcome {
     }
     for g in pipeline.correlator().groups() {
         out.chains.insert(g.id, g.chain.clone());
+        let mut fs: Vec<&faultline_core::Finding> = g.findings().collect();
+        fs.sort_by_key(|f| f.started_at);
+        out.findings.insert(
+            g.id,
+            fs.iter()
+                .map(|f| format!("{} on {} ({}) at +{:.0}s", f.kind, f.subject, f.failure_model, (f.started_at - Timestamp::from_secs(EPOCH_S)).as_secs_f64()))
+                .collect(),
+        );
     }
     out
 }
@@ -149,6 +163,7 @@ pub fn drill(name: &str, seed: Option<u64>) -> anyhow::Result<DrillScore> {
         pages: incidents,
         fault_free_incidents: fault_free.opened.len().saturating_sub(fault_free.merged),
         sentence: chain.map(CausalChain::render_sentence),
+        findings: main.and_then(|g| run.findings.get(&g).cloned()).unwrap_or_default(),
     })
 }
 
@@ -181,5 +196,13 @@ pub fn run(args: DrillArgs) -> anyhow::Result<()> {
         ]);
     }
     println!("{table}");
+    if args.findings {
+        for s in &scores {
+            println!("\n{}: {}", s.scenario, s.sentence.as_deref().unwrap_or("no incident"));
+            for f in &s.findings {
+                println!("  {f}");
+            }
+        }
+    }
     Ok(())
 }

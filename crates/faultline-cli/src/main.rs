@@ -16,6 +16,7 @@ mod drill;
 mod incidents;
 mod rca;
 mod response;
+mod slo;
 mod tokens;
 
 #[derive(Parser)]
@@ -46,6 +47,10 @@ enum Command {
     Rca(rca::RcaArgs),
     /// Run simulator scenarios through the real detectors and correlator and score them.
     Drill(drill::DrillArgs),
+    /// SLO tools: offline burn-rate evaluation.
+    Slo(slo::SloArgs),
+    /// The incident simulator: list, show and run scenarios.
+    Sim(faultline_sim::cli::SimArgs),
     #[command(flatten)]
     Response(response::ResponseCommand),
 }
@@ -107,6 +112,8 @@ fn main() -> ExitCode {
             Command::Incidents(args) => incidents::run(args).await,
             Command::Rca(args) => rca::run(args),
             Command::Drill(args) => drill::run(args),
+            Command::Slo(args) => slo::run(args),
+            Command::Sim(args) => faultline_sim::cli::run(args).map_err(anyhow::Error::msg),
             Command::Response(cmd) => response::run(cmd).await,
         }
     });
