@@ -93,9 +93,9 @@ fn call_tree(frontend: &SdkTracerProvider, checkout: &SdkTracerProvider) {
     root.end();
 }
 
-type EdgeRow = (String, u64, u64, u64, u64);
+pub type EdgeRow = (String, u64, u64, u64, u64);
 
-fn edge_rows(ingest: &Ingest) -> Vec<EdgeRow> {
+pub fn edge_rows(ingest: &Ingest) -> Vec<EdgeRow> {
     let (from, to) = wide();
     ingest
         .edges(from, to)
@@ -104,14 +104,14 @@ fn edge_rows(ingest: &Ingest) -> Vec<EdgeRow> {
         .collect()
 }
 
-fn expected_tree() -> Vec<EdgeRow> {
+pub fn expected_tree() -> Vec<EdgeRow> {
     vec![
         ("checkout → orders-db (SELECT orders)".to_owned(), 1, 0, 0, 0),
         ("frontend → checkout (POST /checkout)".to_owned(), 2, 1, 0, 1),
     ]
 }
 
-fn check_nodes(ingest: &Ingest) {
+pub fn check_nodes(ingest: &Ingest) {
     let (from, to) = wide();
     let g = ingest.graph_snapshot(from, to);
     let nodes: Vec<String> = g.nodes.iter().map(|n| format!("{}:{:?}:{}", n.name, n.kind, n.instrumented)).collect();
