@@ -139,7 +139,11 @@ impl Catalogue {
         let mut c = Catalogue { teams: doc.teams, flows: doc.flows, ..Catalogue::default() };
         for s in doc.services {
             for d in &s.depends_on {
-                c.dependencies.push(Interaction { caller: s.name.clone(), callee: d.clone(), operation: String::new() });
+                c.dependencies.push(Interaction {
+                    caller: s.name.clone(),
+                    callee: d.clone(),
+                    operation: String::new(),
+                });
             }
             c.services.push(Service { name: s.name, kind: s.kind, owner: s.owner, tier: s.tier });
         }
@@ -150,8 +154,7 @@ impl Catalogue {
     /// `---`). Kinds other than Component, Resource, System and Group are
     /// skipped.
     pub fn from_backstage_yaml(text: &str) -> Result<Catalogue, CatalogueError> {
-        let docs: Vec<Entity> =
-            serde_saphyr::from_multiple(text).map_err(|e| CatalogueError::Yaml(e.to_string()))?;
+        let docs: Vec<Entity> = serde_saphyr::from_multiple(text).map_err(|e| CatalogueError::Yaml(e.to_string()))?;
         let mut c = Catalogue::default();
         let mut systems: BTreeMap<String, System> = BTreeMap::new();
         for e in docs {
@@ -238,8 +241,12 @@ impl Catalogue {
 
     /// Every declared interaction: flow steps and declared dependencies, deduplicated.
     pub fn declared_interactions(&self) -> Vec<Interaction> {
-        let set: BTreeSet<Interaction> =
-            self.flows.iter().flat_map(|f| f.interactions.iter().cloned()).chain(self.dependencies.iter().cloned()).collect();
+        let set: BTreeSet<Interaction> = self
+            .flows
+            .iter()
+            .flat_map(|f| f.interactions.iter().cloned())
+            .chain(self.dependencies.iter().cloned())
+            .collect();
         set.into_iter().collect()
     }
 
@@ -258,7 +265,10 @@ impl Catalogue {
                 && !teams.is_empty()
                 && !teams.contains(o)
             {
-                out.push(CatalogueIssue { subject: s.name.to_string(), problem: format!("owner team {o} is not declared") });
+                out.push(CatalogueIssue {
+                    subject: s.name.to_string(),
+                    problem: format!("owner team {o} is not declared"),
+                });
             }
         }
         for f in &self.flows {
@@ -324,7 +334,10 @@ flows:
         )
         .unwrap();
         let problems: Vec<String> = c.issues().into_iter().map(|i| i.problem).collect();
-        assert_eq!(problems, vec!["owner team b is not declared".to_owned(), "step x → y names undeclared service y".to_owned()]);
+        assert_eq!(
+            problems,
+            vec!["owner team b is not declared".to_owned(), "step x → y names undeclared service y".to_owned()]
+        );
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! OTLP/gRPC: the trace, metrics and logs collector services on a tonic
 //! server (gzip accepted and sent).
 //!
+//! Traces (the volume) skip prost: [`RawTraceServer`] receives the message
+//! bytes through a pass-through codec and runs the same zero-copy decoder as
+//! OTLP/HTTP. Metrics and logs use opentelemetry-proto's generated servers.
+//!
 //! Backpressure answers RESOURCE_EXHAUSTED with a `google.rpc.RetryInfo`
 //! detail (queue full; the OTLP spec makes that retryable) or UNAVAILABLE
 //! (pipeline stopped); undecodable messages are INVALID_ARGUMENT (tonic
@@ -9,25 +13,26 @@
 
 use std::future::Future;
 
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use prost::Message;
 use tonic::codec::CompressionEncoding;
+use tonic::codegen::{BoxFuture, http};
 use tonic::{Code, Request, Response, Status};
 
 use crate::http::{ProtoAny, RpcStatus};
 use crate::ingest::{Batch, Ingest};
-use crate::{logs_from_request, metrics_from_request, spans_from_request};
+use crate::{logs_from_request, metrics_from_request};
 
 /// `google.protobuf.Duration`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -86,27 +91,143 @@ impl Otlp {
     }
 }
 
-#[tonic::async_trait]
-impl TraceService for Otlp {
-    async fn export(
+impl Otlp {
+    /// Export for traces from raw message bytes.
+    async fn export_traces(
         &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.check_token(&request, "traces")?;
-        let decoded = spans_from_request(request.get_ref());
+        meta: &tonic::metadata::MetadataMap,
+        bytes: Bytes,
+    ) -> Result<ExportTraceServiceResponse, Status> {
+        if let Some(token) = &self.0.shared.cfg.token {
+            let got = meta.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+            if got.strip_prefix("Bearer ") != Some(token.as_str()) {
+                self.0.shared.metrics.request("grpc", "traces", "unauthorized");
+                return Err(Status::unauthenticated("missing or wrong ingest token"));
+            }
+        }
+        let decoded = match crate::decode_traces_protobuf(&bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                self.0.shared.metrics.request("grpc", "traces", "bad_payload");
+                return Err(Status::invalid_argument(e.to_string()));
+            }
+        };
         let n = decoded.spans.len() as u64;
+        let p = decoded.rejected;
         if n > 0 {
-            self.enqueue("traces", Batch::Spans(decoded.spans))?;
+            let spans = decoded.spans.into_iter().map(|s| s.into_owned()).collect();
+            self.enqueue("traces", Batch::Spans(spans))?;
         }
         let m = &self.0.shared.metrics;
         m.request("grpc", "traces", "ok");
         m.records("traces", "accepted", n);
-        m.records("traces", "rejected", decoded.rejected.rejected.max(0) as u64);
-        let p = decoded.rejected;
-        Ok(Response::new(ExportTraceServiceResponse {
+        m.records("traces", "rejected", p.rejected.max(0) as u64);
+        Ok(ExportTraceServiceResponse {
             partial_success: (p.rejected > 0)
                 .then_some(ExportTracePartialSuccess { rejected_spans: p.rejected, error_message: p.message }),
-        }))
+        })
+    }
+}
+
+/// Hands the (decompressed) message bytes through; encodes responses with prost.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+struct RawDecoder;
+struct ProstEncoder;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = Bytes;
+    type Encoder = ProstEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> ProstEncoder {
+        ProstEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        use bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+impl tonic::codec::Encoder for ProstEncoder {
+    type Item = ExportTraceServiceResponse;
+    type Error = Status;
+    fn encode(
+        &mut self,
+        item: ExportTraceServiceResponse,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Status> {
+        item.encode(dst).map_err(|e| Status::internal(e.to_string()))
+    }
+}
+
+struct ExportRaw(Otlp);
+
+impl tonic::server::UnaryService<Bytes> for ExportRaw {
+    type Response = ExportTraceServiceResponse;
+    type Future = BoxFuture<Response<ExportTraceServiceResponse>, Status>;
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let svc = self.0.clone();
+        Box::pin(async move {
+            let (meta, _, bytes) = request.into_parts();
+            svc.export_traces(&meta, bytes).await.map(Response::new)
+        })
+    }
+}
+
+const TRACE_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// The OTLP trace service, decoding with the zero-copy decoder.
+#[derive(Clone)]
+struct RawTraceServer {
+    otlp: Otlp,
+    max_decoding: usize,
+}
+
+impl tonic::server::NamedService for RawTraceServer {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for RawTraceServer
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != TRACE_EXPORT_PATH {
+            return Box::pin(async move {
+                let mut response = http::Response::new(tonic::body::Body::default());
+                response.headers_mut().insert("grpc-status", (Code::Unimplemented as i32).into());
+                response.headers_mut().insert(http::header::CONTENT_TYPE, tonic::metadata::GRPC_CONTENT_TYPE);
+                Ok(response)
+            });
+        }
+        let mut encodings = tonic::codegen::EnabledCompressionEncodings::default();
+        encodings.enable(CompressionEncoding::Gzip);
+        let (otlp, max) = (self.otlp.clone(), self.max_decoding);
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .apply_compression_config(encodings, encodings)
+                .apply_max_message_size_config(Some(max), None);
+            Ok(grpc.unary(ExportRaw(otlp), req).await)
+        })
     }
 }
 
@@ -166,12 +287,7 @@ impl Ingest {
         let svc = Otlp(self.clone());
         let max = self.shared.cfg.max_decoded_bytes;
         tonic::transport::Server::builder()
-            .add_service(
-                TraceServiceServer::new(svc.clone())
-                    .accept_compressed(CompressionEncoding::Gzip)
-                    .send_compressed(CompressionEncoding::Gzip)
-                    .max_decoding_message_size(max),
-            )
+            .add_service(RawTraceServer { otlp: svc.clone(), max_decoding: max })
             .add_service(
                 MetricsServiceServer::new(svc.clone())
                     .accept_compressed(CompressionEncoding::Gzip)

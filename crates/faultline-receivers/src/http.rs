@@ -108,7 +108,13 @@ fn prepare(
         let ok = got.strip_prefix("Bearer ").is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
         if !ok {
             m.request("http", signal, "unauthorized");
-            return Err(error(StatusCode::UNAUTHORIZED, err_enc, UNAUTHENTICATED, "missing or wrong ingest token".into(), None));
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                err_enc,
+                UNAUTHENTICATED,
+                "missing or wrong ingest token".into(),
+                None,
+            ));
         }
     }
     let Some(enc) = enc else {
@@ -251,8 +257,9 @@ async fn metrics(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<
     m.records("metrics", "accepted", n);
     m.records("metrics", "rejected", decoded.rejected.rejected.max(0) as u64);
     let resp = ExportMetricsServiceResponse {
-        partial_success: partial(&decoded.rejected)
-            .map(|(rejected_data_points, error_message)| ExportMetricsPartialSuccess { rejected_data_points, error_message }),
+        partial_success: partial(&decoded.rejected).map(|(rejected_data_points, error_message)| {
+            ExportMetricsPartialSuccess { rejected_data_points, error_message }
+        }),
     };
     ok_response(enc, &resp)
 }
@@ -275,30 +282,41 @@ async fn logs(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Byt
     m.request("http", "logs", "ok");
     m.records("logs", "accepted", decoded.records);
     let resp = ExportLogsServiceResponse {
-        partial_success: partial(&decoded.rejected)
-            .map(|(rejected_log_records, error_message)| ExportLogsPartialSuccess { rejected_log_records, error_message }),
+        partial_success: partial(&decoded.rejected).map(|(rejected_log_records, error_message)| {
+            ExportLogsPartialSuccess { rejected_log_records, error_message }
+        }),
     };
     ok_response(enc, &resp)
 }
 
-async fn remote_write(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn remote_write(
+    State(ingest): State<Ingest>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let (enc, body) = match prepare(&ingest, "remote_write", &headers, body, false) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let decoded = match crate::decode_remote_write(&body, ingest.shared.cfg.max_decoded_bytes) {
-        Ok(d) => d,
+    let raw = match crate::unsnappy(&body, ingest.shared.cfg.max_decoded_bytes) {
+        Ok(r) => r,
         Err(e) => return bad(&ingest, "remote_write", enc, &e),
     };
-    let n = decoded.points.len() as u64;
+    // Validate here (a bad payload must be answered, not queued); the
+    // consumer walks the same bytes again.
+    let summary = match crate::scan_remote_write(&raw, |_, _, _| {}) {
+        Ok(s) => s,
+        Err(e) => return bad(&ingest, "remote_write", enc, &e),
+    };
+    let n = summary.samples;
     if n > 0
-        && let Err(r) = enqueue(&ingest, "remote_write", enc, Batch::Metrics(decoded.points), true)
+        && let Err(r) = enqueue(&ingest, "remote_write", enc, Batch::RemoteWrite(raw), true)
     {
         return r;
     }
     let m = &ingest.shared.metrics;
     m.request("http", "remote_write", "ok");
     m.records("remote_write", "accepted", n);
-    m.records("remote_write", "rejected", decoded.rejected.rejected.max(0) as u64);
+    m.records("remote_write", "rejected", summary.rejected.rejected.max(0) as u64);
     StatusCode::NO_CONTENT.into_response()
 }

@@ -66,6 +66,9 @@ pub(crate) enum Batch {
     Spans(Vec<Span<'static>>),
     Metrics(Vec<MetricPoint>),
     Logs(Vec<LogEvent>),
+    /// A decompressed, already validated remote-write `WriteRequest`: the
+    /// consumer walks it again without allocating per sample.
+    RemoteWrite(Vec<u8>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -90,7 +93,9 @@ pub(crate) struct IngestMetrics {
 
 impl IngestMetrics {
     pub fn request(&self, transport: &str, signal: &str, outcome: &str) {
-        self.requests.get_or_create(&labels(&[("transport", transport), ("signal", signal), ("outcome", outcome)])).inc();
+        self.requests
+            .get_or_create(&labels(&[("transport", transport), ("signal", signal), ("outcome", outcome)]))
+            .inc();
     }
     pub fn records(&self, signal: &str, outcome: &str, n: u64) {
         if n > 0 {
@@ -183,14 +188,22 @@ impl Ingest {
     /// Registers the receivers' metrics (`faultline_ingest_*`, `faultline_graph_*`).
     pub fn register_metrics(&self, registry: &mut Registry) {
         let m = &self.shared.metrics;
-        registry.register("faultline_ingest_requests", "Ingest requests by transport, signal and outcome", m.requests.clone());
+        registry.register(
+            "faultline_ingest_requests",
+            "Ingest requests by transport, signal and outcome",
+            m.requests.clone(),
+        );
         registry.register("faultline_ingest_records", "Ingested records by signal and outcome", m.records.clone());
         registry.register(
             "faultline_graph_events",
             "Dependency-graph learner events (pairs, expiries, drops)",
             m.graph_events.clone(),
         );
-        registry.register("faultline_ingest_signals_dropped", "Signals dropped because the detector queue was full", m.signals_dropped.clone());
+        registry.register(
+            "faultline_ingest_signals_dropped",
+            "Signals dropped because the detector queue was full",
+            m.signals_dropped.clone(),
+        );
         registry.register("faultline_ingest_queue_depth", "Batches waiting in the ingest queue", m.queue_depth.clone());
     }
 
@@ -325,6 +338,33 @@ async fn consume(mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>) {
                             for p in &points {
                                 g.observe_metric(p, t);
                             }
+                            drop(g);
+                            for p in points {
+                                forward(&shared, Signal::Metric(p));
+                            }
+                            continue;
+                        }
+                        Batch::RemoteWrite(raw) => {
+                            let forward_points = shared.cfg.signals.is_some();
+                            let mut points = Vec::new();
+                            let _ = crate::scan_remote_write(&raw, |name, labels, samples| {
+                                // Labels must be sorted for the graph; senders sort them, but be safe.
+                                if labels.windows(2).all(|w| w[0].0 < w[1].0) {
+                                    g.observe_metric_samples(name, labels, None, samples, t);
+                                } else {
+                                    let mut l = labels.to_vec();
+                                    l.sort_unstable();
+                                    l.dedup_by(|a, b| a.0 == b.0);
+                                    g.observe_metric_samples(name, &l, None, samples, t);
+                                }
+                                if forward_points {
+                                    let labels: std::collections::BTreeMap<String, String> =
+                                        labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+                                    for &(at, value) in samples {
+                                        points.push(MetricPoint { name: name.to_owned(), labels: labels.clone(), service: None, at, value });
+                                    }
+                                }
+                            });
                             drop(g);
                             for p in points {
                                 forward(&shared, Signal::Metric(p));

@@ -21,10 +21,9 @@ mod wire;
 
 pub use ingest::{Ingest, IngestConfig, IngestStats};
 
-
 pub use metrics::{
-    DecodedLogs, DecodedMetrics, decode_otlp_logs, decode_otlp_metrics, decode_remote_write, logs_from_request,
-    metrics_from_request, prompb,
+    DecodedLogs, DecodedMetrics, ScanSummary, decode_otlp_logs, decode_otlp_metrics, decode_remote_write,
+    logs_from_request, metrics_from_request, prompb, scan_remote_write, unsnappy,
 };
 pub use traces::{DecodedSpans, UNKNOWN_SERVICE, decode_otlp_traces, decode_traces_protobuf, spans_from_request};
 

@@ -80,11 +80,8 @@ pub fn decode_otlp_metrics(bytes: &[u8], encoding: Encoding) -> Result<DecodedMe
 pub fn metrics_from_request(req: &ExportMetricsServiceRequest) -> DecodedMetrics {
     let mut out = DecodedMetrics::default();
     for rm in &req.resource_metrics {
-        let service = rm
-            .resource
-            .as_ref()
-            .and_then(|r| resource_service(&r.attributes))
-            .and_then(|s| ServiceName::new(s).ok());
+        let service =
+            rm.resource.as_ref().and_then(|r| resource_service(&r.attributes)).and_then(|s| ServiceName::new(s).ok());
         for sm in &rm.scope_metrics {
             for m in &sm.metrics {
                 if m.name.is_empty() {
@@ -93,7 +90,13 @@ pub fn metrics_from_request(req: &ExportMetricsServiceRequest) -> DecodedMetrics
                     continue;
                 }
                 let mut push = |name: String, attrs: &[KeyValue], t: u64, v: f64| {
-                    out.points.push(MetricPoint { name, labels: labels(attrs), service: service.clone(), at: ts(t), value: v });
+                    out.points.push(MetricPoint {
+                        name,
+                        labels: labels(attrs),
+                        service: service.clone(),
+                        at: ts(t),
+                        value: v,
+                    });
                 };
                 let name = clip(&m.name, 256);
                 match &m.data {
@@ -174,11 +177,8 @@ fn hex(b: &[u8]) -> String {
 pub fn logs_from_request(req: &ExportLogsServiceRequest) -> DecodedLogs {
     let mut out = DecodedLogs::default();
     for rl in &req.resource_logs {
-        let service = rl
-            .resource
-            .as_ref()
-            .and_then(|r| resource_service(&r.attributes))
-            .and_then(|s| ServiceName::new(s).ok());
+        let service =
+            rl.resource.as_ref().and_then(|r| resource_service(&r.attributes)).and_then(|s| ServiceName::new(s).ok());
         for sl in &rl.scope_logs {
             for r in &sl.log_records {
                 out.records += 1;
@@ -246,41 +246,117 @@ pub mod prompb {
     }
 }
 
-/// Decodes a remote-write 1.0 body: snappy block format, then protobuf.
-/// `max_decoded` bounds the decompressed size (checked from the snappy
-/// header before anything is allocated).
-pub fn decode_remote_write(bytes: &[u8], max_decoded: usize) -> Result<DecodedMetrics, DecodeError> {
+/// Decompresses a remote-write body (snappy block format), refusing more
+/// than `max_decoded` bytes (checked from the header before allocating).
+pub fn unsnappy(bytes: &[u8], max_decoded: usize) -> Result<Vec<u8>, DecodeError> {
     let len = snap::raw::decompress_len(bytes).map_err(|e| DecodeError::Snappy(e.to_string()))?;
     if len > max_decoded {
         return Err(DecodeError::TooLarge { limit: max_decoded });
     }
-    let raw = snap::raw::Decoder::new().decompress_vec(bytes).map_err(|e| DecodeError::Snappy(e.to_string()))?;
-    let req = prompb::WriteRequest::decode(raw.as_slice()).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
-    let mut out = DecodedMetrics::default();
-    for ts in req.timeseries {
-        let mut name = None;
-        let mut labels = BTreeMap::new();
-        for l in ts.labels {
-            if l.name == "__name__" {
-                name = Some(l.value);
-            } else if labels.len() < MAX_LABELS {
-                labels.insert(clip(&l.name, 256), clip(&l.value, MAX_VALUE_LEN));
+    snap::raw::Decoder::new().decompress_vec(bytes).map_err(|e| DecodeError::Snappy(e.to_string()))
+}
+
+/// Counts from one scan of a `WriteRequest`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanSummary {
+    pub series: u64,
+    pub samples: u64,
+    pub rejected: PartialSuccess,
+}
+
+/// Walks a decompressed remote-write `WriteRequest` without allocating per
+/// label: calls `f(name, labels, samples)` once per series with a name
+/// (labels without `__name__`, in wire order; sample times in ms). Series
+/// without `__name__` are counted as rejected.
+pub fn scan_remote_write<'a>(
+    raw: &'a [u8],
+    mut f: impl FnMut(&'a str, &[(&'a str, &'a str)], &[(Timestamp, f64)]),
+) -> Result<ScanSummary, DecodeError> {
+    use crate::wire::{FIXED64, LEN, Reader, VARINT};
+    let mut out = ScanSummary::default();
+    let mut labels: Vec<(&'a str, &'a str)> = Vec::with_capacity(16);
+    let mut samples: Vec<(Timestamp, f64)> = Vec::with_capacity(16);
+    let mut r = Reader::new(raw);
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        if field != 1 {
+            r.skip(field, wt)?;
+            continue;
+        }
+        r.expect(wt, LEN)?;
+        let ts = r.bytes()?;
+        let mut tr = r.nested(ts);
+        labels.clear();
+        samples.clear();
+        let mut name: Option<&'a str> = None;
+        while !tr.is_empty() {
+            let (field, wt) = tr.key()?;
+            match (field, wt) {
+                (1, LEN) => {
+                    let lb = tr.bytes()?;
+                    let mut lr = tr.nested(lb);
+                    let (mut k, mut v) = ("", "");
+                    while !lr.is_empty() {
+                        let (f2, w2) = lr.key()?;
+                        match (f2, w2) {
+                            (1, LEN) => k = lr.str()?,
+                            (2, LEN) => v = lr.str()?,
+                            (1 | 2, _) => return Err(lr.err("wrong wire type for Label")),
+                            _ => lr.skip(f2, w2)?,
+                        }
+                    }
+                    if k == "__name__" {
+                        name = Some(v);
+                    } else if labels.len() < MAX_LABELS {
+                        labels.push((k, v));
+                    }
+                }
+                (2, LEN) => {
+                    let sb = tr.bytes()?;
+                    let mut sr = tr.nested(sb);
+                    let (mut value, mut t) = (0.0f64, 0i64);
+                    while !sr.is_empty() {
+                        let (f2, w2) = sr.key()?;
+                        match (f2, w2) {
+                            (1, FIXED64) => value = f64::from_bits(sr.fixed64()?),
+                            (2, VARINT) => t = sr.varint()? as i64,
+                            (1 | 2, _) => return Err(sr.err("wrong wire type for Sample")),
+                            _ => sr.skip(f2, w2)?,
+                        }
+                    }
+                    samples.push((Timestamp::from_millis(t), value));
+                }
+                (1 | 2, _) => return Err(tr.err("wrong wire type for TimeSeries")),
+                _ => tr.skip(field, wt)?,
             }
         }
-        let Some(name) = name.filter(|n| !n.is_empty()) else {
-            out.rejected.rejected += ts.samples.len() as i64;
-            out.rejected.message = "rejected samples: series without __name__".into();
-            continue;
-        };
-        for s in ts.samples {
-            out.points.push(MetricPoint {
-                name: name.clone(),
-                labels: labels.clone(),
-                service: None,
-                at: Timestamp::from_millis(s.timestamp),
-                value: s.value,
-            });
+        match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                out.series += 1;
+                out.samples += samples.len() as u64;
+                f(n, &labels, &samples);
+            }
+            None => {
+                out.rejected.rejected += samples.len() as i64;
+                out.rejected.message = "rejected samples: series without __name__".into();
+            }
         }
     }
+    Ok(out)
+}
+
+/// Decodes a remote-write 1.0 body into owned points (snappy, then protobuf).
+/// `max_decoded` bounds the decompressed size.
+pub fn decode_remote_write(bytes: &[u8], max_decoded: usize) -> Result<DecodedMetrics, DecodeError> {
+    let raw = unsnappy(bytes, max_decoded)?;
+    let mut out = DecodedMetrics::default();
+    let summary = scan_remote_write(&raw, |name, labels, samples| {
+        let labels: BTreeMap<String, String> =
+            labels.iter().map(|(k, v)| (clip(k, 256), clip(v, MAX_VALUE_LEN))).collect();
+        for &(at, value) in samples {
+            out.points.push(MetricPoint { name: name.to_owned(), labels: labels.clone(), service: None, at, value });
+        }
+    })?;
+    out.rejected = summary.rejected;
     Ok(out)
 }

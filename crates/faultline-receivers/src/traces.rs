@@ -52,7 +52,8 @@ fn reject(p: &mut PartialSuccess, why: &str) {
 
 /// Ids: trace 16 bytes non-zero, span 8 bytes non-zero, parent empty or 8 bytes.
 fn ids(trace: &[u8], span: &[u8], parent: &[u8]) -> Result<(TraceId, SpanId, Option<SpanId>), &'static str> {
-    let t = TraceId::from_slice(trace).filter(|t| t.0 != [0; 16]).ok_or("trace_id must be 16 bytes and not all zero")?;
+    let t =
+        TraceId::from_slice(trace).filter(|t| t.0 != [0; 16]).ok_or("trace_id must be 16 bytes and not all zero")?;
     let s = SpanId::from_slice(span).ok_or("span_id must be 8 bytes and not all zero")?;
     let p = if parent.is_empty() || parent == [0; 8] {
         None
@@ -327,8 +328,7 @@ pub(crate) fn resource_service(attrs: &[KeyValue]) -> Option<&str> {
 pub fn spans_from_request(req: &ExportTraceServiceRequest) -> DecodedSpans<'static> {
     let mut out = DecodedSpans::default();
     for rs in &req.resource_spans {
-        let service =
-            rs.resource.as_ref().and_then(|r| resource_service(&r.attributes)).unwrap_or(UNKNOWN_SERVICE);
+        let service = rs.resource.as_ref().and_then(|r| resource_service(&r.attributes)).unwrap_or(UNKNOWN_SERVICE);
         for ss in &rs.scope_spans {
             for sp in &ss.spans {
                 let (t, i, p) = match ids(&sp.trace_id, &sp.span_id, &sp.parent_span_id) {

@@ -388,7 +388,7 @@ impl SqlStore {
             .map_err(db)?;
         let rec = outbox_from_row(&row)?;
         let inc = rec.incident.to_string();
-        ledger_line(&mut *tx, (&inc, key, &rec.channel, &rec.recipient, &rec.kind), now, outcome, rec.attempts, detail).await?;
+        ledger_line(&mut tx, (&inc, key, &rec.channel, &rec.recipient, &rec.kind), now, outcome, rec.attempts, detail).await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -451,10 +451,10 @@ impl ResponseStore for SqlStore {
             .rows_affected();
             let rec = (inc.as_str(), item.idempotency_key.as_str(), item.channel.as_str(), item.recipient.as_str(), item.kind.as_str());
             if n == 1 {
-                ledger_line(&mut *tx, rec, now, "enqueued", 0, "").await?;
+                ledger_line(&mut tx, rec, now, "enqueued", 0, "").await?;
                 out.enqueued.push(item.idempotency_key.clone());
             } else {
-                ledger_line(&mut *tx, rec, now, "deduplicated", 0, "already in the outbox").await?;
+                ledger_line(&mut tx, rec, now, "deduplicated", 0, "already in the outbox").await?;
                 out.deduplicated.push(item.idempotency_key.clone());
             }
         }

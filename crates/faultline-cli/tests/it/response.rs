@@ -131,15 +131,14 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
          - name: search\n    owner: search\n    interactions: [{caller: frontend, callee: search-api}]\n",
     )
     .unwrap();
-    let cfg = format!(
+    let cfg =
         "catalogue_file: catalogue.yaml\n\
-         users:\n  - {{id: alice, contacts: [{{channel: hook}}]}}\n  - {{id: dave, contacts: [{{channel: hook}}]}}\n\
-         schedules:\n  - name: payments-primary\n    time_zone: Europe/London\n    layers:\n      - {{name: all-day, start: \"2026-01-01T09:00:00\", rotation: daily, participants: [alice]}}\n\
-         escalation_policies:\n  - name: payments\n    levels:\n      - {{delay_minutes: 1, targets: [{{schedule: payments-primary}}]}}\n      - {{delay_minutes: 30, targets: [{{user: dave}}]}}\n\
-         channels:\n  - {{name: hook, type: webhook, url_env: TEST_HOOK_URL}}\n\
-         status_page: {{name: Example, auto_publish: true}}\n\
-         retry: {{base_ms: 200, max_backoff_ms: 2000, lease_ms: 3000}}\n"
-    );
+         users:\n  - {id: alice, contacts: [{channel: hook}]}\n  - {id: dave, contacts: [{channel: hook}]}\n\
+         schedules:\n  - name: payments-primary\n    time_zone: Europe/London\n    layers:\n      - {name: all-day, start: \"2026-01-01T09:00:00\", rotation: daily, participants: [alice]}\n\
+         escalation_policies:\n  - name: payments\n    levels:\n      - {delay_minutes: 1, targets: [{schedule: payments-primary}]}\n      - {delay_minutes: 30, targets: [{user: dave}]}\n\
+         channels:\n  - {name: hook, type: webhook, url_env: TEST_HOOK_URL}\n\
+         status_page: {name: Example, auto_publish: true}\n\
+         retry: {base_ms: 200, max_backoff_ms: 2000, lease_ms: 3000}\n";
     let path = dir.join("response.yaml");
     std::fs::write(&path, cfg).unwrap();
     path

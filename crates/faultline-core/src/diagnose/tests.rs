@@ -157,3 +157,69 @@ fn robust_baseline_ignores_outliers_and_floors_flat_series() {
     assert!((flat.scale - 0.05).abs() < 1e-12);
     assert!(Baseline::fit(&[], floor).is_none());
 }
+
+#[test]
+fn shared_network_time_goes_to_the_end_whose_every_call_moved() {
+    // db is slow to answer everyone: all three of its incoming calls gain
+    // network time. Each caller has one moved call among several.
+    let mut rng = SplitMix(5);
+    let mut all = Vec::new();
+    let mut calls = Vec::new();
+    for caller in ["api", "jobs", "admin"] {
+        for callee in ["db", "cache", "queue"] {
+            let moved = callee == "db";
+            let mut s = series(Subject::Interaction { interaction: call(caller, callee) }, "network_time_ms", &mut rng, 30, 3.0, 20, if moved { 2000.0 } else { 0.0 });
+            s.shared = true;
+            all.push(s);
+            calls.push(call(caller, callee));
+        }
+    }
+    all.push(series(service("api"), "latency", &mut rng, 30, 50.0, 20, 0.0));
+    let d = diagnose(&DiagnosisInput { series: all, calls: vec![] }, &DiagnosisConfig::default()).unwrap();
+    assert_eq!(d.scores[0].service, svc("db"), "{:?}", d.scores.iter().map(|s| (&s.service, s.score)).collect::<Vec<_>>());
+    // db's score is 3 moved of 3 incoming (3z/4); a caller's is z/4 at most.
+    let api = d.scores.iter().find(|s| s.service.as_str() == "api").unwrap();
+    assert!(api.score < d.scores[0].score / 2.0, "{api:?}");
+    assert!(d.scores[0].evidence[0].measure.contains("3 of 3 incoming"), "{:?}", d.scores[0].evidence[0]);
+}
+
+#[test]
+fn a_fault_free_reference_is_the_baseline_whatever_the_change_point() {
+    // Points 0..4 are a reference recording; 5..29 the incident capture,
+    // faulty from point 8 on. The change point is found from `other`
+    // (at 20), after the fault began, yet the reference series still
+    // judges against the reference, so the fault is not in its baseline.
+    let mut rng = SplitMix(9);
+    let mut refd = series(service("svc"), "path_surprisal", &mut rng, 30, 1.0, 8, 5.0);
+    refd.reference_until = Some(Timestamp::from_secs(T0) + Duration::from_mins(4));
+    let other = series(service("other"), "cpu", &mut rng, 30, 10.0, 20, 10.0);
+    let input = DiagnosisInput { series: vec![refd.clone(), other.clone()], calls: vec![] };
+    let d = diagnose(&input, &DiagnosisConfig::default()).unwrap();
+    let s = d.scores.iter().find(|s| s.service.as_str() == "svc").unwrap();
+    assert!(s.strength > 20.0, "{s:?}");
+    // Without the reference its baseline would hold the fault already.
+    refd.reference_until = None;
+    let d = diagnose(&DiagnosisInput { series: vec![refd, other], calls: vec![] }, &DiagnosisConfig::default()).unwrap();
+    let s = d.scores.iter().find(|s| s.service.as_str() == "svc").unwrap();
+    assert!(s.strength < 3.0, "{s:?}");
+}
+
+#[test]
+fn a_flat_series_moving_one_quantum_is_not_infinitely_surprising() {
+    let pts = |v: &[f64]| v.iter().enumerate().map(|(i, &x)| (Timestamp::from_secs(T0 + 60 * i as i64), x)).collect();
+    let mut zeros = vec![0.0; 20];
+    zeros.extend([0.0625; 4]);
+    let mut steps = vec![10.0; 20];
+    steps.extend([30.0; 4]);
+    let input = DiagnosisInput {
+        series: vec![
+            MetricSeries { subject: service("idle"), measure: "workload".into(), kind: SeriesKind::Gauge, points: pts(&zeros), symptom: false, shared: false, reference_until: None },
+            MetricSeries { subject: service("busy"), measure: "cpu".into(), kind: SeriesKind::Gauge, points: pts(&steps), symptom: false, shared: false, reference_until: None },
+        ],
+        calls: vec![],
+    };
+    let d = diagnose(&input, &DiagnosisConfig::default()).unwrap();
+    assert_eq!(d.scores[0].service, svc("busy"));
+    let idle = d.scores.iter().find(|s| s.service.as_str() == "idle").unwrap();
+    assert!(idle.strength <= 1.0 + 1e-9, "{idle:?}");
+}

@@ -433,7 +433,8 @@ impl DependencyGraph {
             m.interactions += 1;
             m.interaction_windows += e.series.windows.len();
             // Slots the deque has allocated, plus every window's sketch buckets.
-            m.interaction_window_bytes += e.series.windows.capacity() * std::mem::size_of::<window::Window<WindowStats>>()
+            m.interaction_window_bytes += e.series.windows.capacity()
+                * std::mem::size_of::<window::Window<WindowStats>>()
                 + e.series.windows.iter().map(|w| w.stats.latency.heap_bytes()).sum::<usize>();
         }
         m
@@ -898,22 +899,39 @@ impl DependencyGraph {
     /// Feeds one metric point; it is attached to a service by `service`, or
     /// the `service.name`, `service_name`, `job` or `instance` label.
     pub fn observe_metric(&mut self, p: &MetricPoint, now: Timestamp) {
+        let labels: Vec<(&str, &str)> = p.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let service = p.service.as_ref().map(|s| s.as_str());
+        self.observe_metric_samples(&p.name, &labels, service, &[(p.at, p.value)], now);
+    }
+
+    /// Feeds samples of one series without building a `MetricPoint` per
+    /// sample (the remote-write path). `labels` must be sorted by name and
+    /// unique (as remote-write requires); otherwise the series is refused.
+    pub fn observe_metric_samples(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        service: Option<&str>,
+        samples: &[(Timestamp, f64)],
+        now: Timestamp,
+    ) {
         let now_ms = now.as_millis();
-        self.counters.metric_points_observed += 1;
-        let at_ms = p.at.as_millis();
-        if !self.in_range(at_ms, now_ms) {
-            self.counters.spans_out_of_range += 1;
+        self.counters.metric_points_observed += samples.len() as u64;
+        if labels.windows(2).any(|w| w[0].0 >= w[1].0) {
+            self.counters.metric_series_dropped += 1;
             return;
         }
-        let name = p.service.as_ref().map(|s| s.as_str()).or_else(|| {
-            ["service.name", "service_name", "job", "instance"].iter().find_map(|k| p.labels.get(*k).map(String::as_str))
+        let service = service.or_else(|| {
+            ["service.name", "service_name", "job", "instance"]
+                .iter()
+                .find_map(|k| labels.iter().find(|(lk, _)| lk == k).map(|(_, v)| *v))
         });
-        let Some(name) = name else {
+        let Some(service) = service else {
             self.counters.metric_series_dropped += 1;
             return;
         };
-        let Some(sid) = self.intern_service(name, ServiceKind::Service, false, now_ms) else { return };
-        let key = (sid, fx((&p.name, &p.labels)));
+        let Some(sid) = self.intern_service(service, ServiceKind::Service, false, now_ms) else { return };
+        let key = (sid, fx((name, labels)));
         let wlen = self.window_ms();
         if !self.metrics.contains_key(&key) {
             let svc = &mut self.services[sid as usize];
@@ -922,31 +940,45 @@ impl DependencyGraph {
                 return;
             }
             svc.metric_series += 1;
+            let owned: BTreeMap<String, String> =
+                labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
             self.metrics.insert(
                 key,
-                MetricSeries { service: sid, name: p.name.clone(), labels: p.labels.clone(), series: Series::new(now_ms) },
+                MetricSeries { service: sid, name: name.to_owned(), labels: owned, series: Series::new(now_ms) },
             );
         }
+        let lo = now_ms.saturating_sub(self.cfg.retention.as_millis());
+        let hi = now_ms.saturating_add(self.cfg.max_future_skew.as_millis());
         let Some(m) = self.metrics.get_mut(&key) else { return };
-        if m.name != p.name || m.labels != p.labels {
+        let same = m.name == name
+            && m.labels.len() == labels.len()
+            && m.labels.iter().zip(labels).all(|((k, v), (k2, v2))| k == k2 && v == v2);
+        if !same {
             // A 64-bit hash collision: refuse rather than mix two series.
             self.counters.metric_series_dropped += 1;
             return;
         }
         m.series.last_seen_ms = now_ms;
-        let w = m.series.window_mut(align(at_ms, wlen));
-        if w.count == 0 {
-            w.min = p.value;
-            w.max = p.value;
-        } else {
-            w.min = w.min.min(p.value);
-            w.max = w.max.max(p.value);
-        }
-        w.count += 1;
-        w.sum += p.value;
-        if at_ms >= w.last_at_ms || w.count == 1 {
-            w.last = p.value;
-            w.last_at_ms = at_ms;
+        for &(at, value) in samples {
+            let at_ms = at.as_millis();
+            if at_ms < lo || at_ms > hi {
+                self.counters.spans_out_of_range += 1;
+                continue;
+            }
+            let w = m.series.window_mut(align(at_ms, wlen));
+            if w.count == 0 {
+                w.min = value;
+                w.max = value;
+            } else {
+                w.min = w.min.min(value);
+                w.max = w.max.max(value);
+            }
+            w.count += 1;
+            w.sum += value;
+            if at_ms >= w.last_at_ms || w.count == 1 {
+                w.last = value;
+                w.last_at_ms = at_ms;
+            }
         }
     }
 
@@ -1027,4 +1059,3 @@ impl DependencyGraph {
         &self.services[sid as usize].name
     }
 }
-

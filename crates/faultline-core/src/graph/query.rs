@@ -215,11 +215,8 @@ impl DependencyGraph {
                 names.insert(self.service_name(*sid));
             }
         }
-        let nodes = names
-            .into_iter()
-            .filter_map(|n| self.service_ids.get(n.as_str()))
-            .map(|&sid| self.node(sid))
-            .collect();
+        let nodes =
+            names.into_iter().filter_map(|n| self.service_ids.get(n.as_str())).map(|&sid| self.node(sid)).collect();
         GraphView { from, to, nodes, edges }
     }
 
@@ -302,12 +299,7 @@ impl DependencyGraph {
     }
 
     /// What changed from range A to range B.
-    pub fn diff(
-        &self,
-        a: (Timestamp, Timestamp),
-        b: (Timestamp, Timestamp),
-        th: &DiffThresholds,
-    ) -> GraphDiff {
+    pub fn diff(&self, a: (Timestamp, Timestamp), b: (Timestamp, Timestamp), th: &DiffThresholds) -> GraphDiff {
         let ea = self.edges(a.0, a.1);
         let eb = self.edges(b.0, b.1);
         let secs = |r: (Timestamp, Timestamp)| ((r.1 - r.0).as_millis() as f64 / 1000.0).max(1e-3);
@@ -358,11 +350,8 @@ impl DependencyGraph {
             d.caller == s.caller && d.callee == s.callee && (d.operation.is_empty() || d.operation == s.operation)
         };
         let declared_unseen = declared.iter().filter(|d| !seen.iter().any(|s| matches(d, s))).cloned().collect();
-        let seen_undeclared = seen
-            .iter()
-            .filter(|s| !declared.iter().any(|d| matches(d, s)))
-            .map(EdgeSummary::interaction)
-            .collect();
+        let seen_undeclared =
+            seen.iter().filter(|s| !declared.iter().any(|d| matches(d, s))).map(EdgeSummary::interaction).collect();
         CatalogueDrift { declared_unseen, seen_undeclared }
     }
 }

@@ -66,10 +66,14 @@ fn train_ticket_metrics_traces_logs() {
     let Some(r) = eval("nezha-trainticket") else { return };
     assert_eq!(r.cases, 23);
     assert_eq!(r.errors, 0, "{:?}", r.per_case);
-    // Measured: AC@1 0.130, AC@3 0.304, Avg@5 0.270 — far below Nezha; see
-    // docs/benchmarks.md. Guard against regression only.
-    assert!(r.ac1 >= 0.08, "AC@1 {}\n{}", r.ac1, render_table(std::slice::from_ref(&r)));
-    assert!(r.avg5 >= 0.23, "Avg@5 {}", r.avg5);
+    // Measured: AC@1 0.348 (8/23), AC@3 0.652 (15/23), Avg@5 0.600 — below
+    // Nezha; see docs/benchmarks.md. Thresholds one case below.
+    assert!(r.ac1 >= 0.30, "AC@1 {}\n{}", r.ac1, render_table(std::slice::from_ref(&r)));
+    assert!(r.ac3 >= 0.60, "AC@3 {}", r.ac3);
+    assert!(r.avg5 >= 0.55, "Avg@5 {}", r.avg5);
+    // Network delays are found from span network time (5 of 7 at rank 1).
+    let delays_first = r.per_case.iter().filter(|c| c.fault_type == "network_delay" && c.rank == Some(1)).count();
+    assert!(delays_first >= 4, "{delays_first} network delays at rank 1");
     // Nezha's published per-case ranks are scored on exactly these cases.
     let nezha = r.published.iter().find(|p| p.method.contains("per-case")).expect("reference ranks");
     assert!(nezha.ac1.is_some_and(|a| (a - 20.0 / 23.0).abs() < 1e-9), "{nezha:?}");

@@ -30,9 +30,23 @@ fn i(k: &str, v: i64) -> KeyValue {
 /// with a mix of used and unused attributes, events, links, bad ids.
 fn random_request(rng: &mut SplitMix) -> ExportTraceServiceRequest {
     let keys = [
-        "http.request.method", "http.response.status_code", "http.status_code", "url.full", "http.url", "server.address",
-        "net.peer.name", "peer.service", "db.system", "db.system.name", "db.query.text", "messaging.system",
-        "messaging.destination.name", "rpc.grpc.status_code", "http.request.resend_count", "error.type", "user_agent.original",
+        "http.request.method",
+        "http.response.status_code",
+        "http.status_code",
+        "url.full",
+        "http.url",
+        "server.address",
+        "net.peer.name",
+        "peer.service",
+        "db.system",
+        "db.system.name",
+        "db.query.text",
+        "messaging.system",
+        "messaging.destination.name",
+        "rpc.grpc.status_code",
+        "http.request.resend_count",
+        "error.type",
+        "user_agent.original",
     ];
     let mut req = ExportTraceServiceRequest::default();
     for r in 0..1 + rng.below(3) {

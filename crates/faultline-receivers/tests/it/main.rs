@@ -1,11 +1,13 @@
 //! The one integration-test binary of `faultline-receivers`: decoder tests
 //! (`decode`) and servers driven by real clients nobody here wrote
 //! (`server`: the OpenTelemetry Rust SDK's OTLP exporters over HTTP and
-//! gRPC, reqwest for raw bodies; `prometheus`: Debian's Prometheus
+//! gRPC, reqwest for raw bodies; `python_sdk`: the OpenTelemetry Python SDK
+//! from PyPI over HTTP and gRPC; `prometheus`: Debian's Prometheus
 //! remote-writing what it scraped).
 
 mod decode;
 mod prometheus;
+mod python_sdk;
 mod server;
 
 /// SplitMix64: a tiny, named, seeded PRNG for generated payloads.

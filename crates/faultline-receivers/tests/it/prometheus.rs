@@ -35,9 +35,7 @@ async fn real_prometheus_remote_writes_scraped_series() {
     let addr = listener.local_addr().unwrap();
     let app = ingest.router().route(
         "/metrics",
-        axum::routing::get(|| async {
-            "# TYPE fixture_queue_depth gauge\nfixture_queue_depth{queue=\"orders\"} 42\n"
-        }),
+        axum::routing::get(|| async { "# TYPE fixture_queue_depth gauge\nfixture_queue_depth{queue=\"orders\"} 42\n" }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
 
@@ -78,7 +76,11 @@ async fn real_prometheus_remote_writes_scraped_series() {
     ingest.flush().await;
     let now = faultline_core::time::Timestamp::from_millis(found.at.as_millis());
     let svc = ingest
-        .service("fixture", now - faultline_core::time::Duration::from_mins(5), now + faultline_core::time::Duration::from_mins(5))
+        .service(
+            "fixture",
+            now - faultline_core::time::Duration::from_mins(5),
+            now + faultline_core::time::Duration::from_mins(5),
+        )
         .expect("the job became a service");
     assert!(svc.metrics.iter().any(|m| m.name == "fixture_queue_depth"));
     assert!(ingest.stats().metric_points_accepted > 0);

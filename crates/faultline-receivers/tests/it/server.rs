@@ -93,9 +93,9 @@ fn call_tree(frontend: &SdkTracerProvider, checkout: &SdkTracerProvider) {
     root.end();
 }
 
-type EdgeRow = (String, u64, u64, u64, u64);
+pub type EdgeRow = (String, u64, u64, u64, u64);
 
-fn edge_rows(ingest: &Ingest) -> Vec<EdgeRow> {
+pub fn edge_rows(ingest: &Ingest) -> Vec<EdgeRow> {
     let (from, to) = wide();
     ingest
         .edges(from, to)
@@ -104,14 +104,14 @@ fn edge_rows(ingest: &Ingest) -> Vec<EdgeRow> {
         .collect()
 }
 
-fn expected_tree() -> Vec<EdgeRow> {
+pub fn expected_tree() -> Vec<EdgeRow> {
     vec![
         ("checkout → orders-db (SELECT orders)".to_owned(), 1, 0, 0, 0),
         ("frontend → checkout (POST /checkout)".to_owned(), 2, 1, 0, 1),
     ]
 }
 
-fn check_nodes(ingest: &Ingest) {
+pub fn check_nodes(ingest: &Ingest) {
     let (from, to) = wide();
     let g = ingest.graph_snapshot(from, to);
     let nodes: Vec<String> = g.nodes.iter().map(|n| format!("{}:{:?}:{}", n.name, n.kind, n.instrumented)).collect();
@@ -242,10 +242,24 @@ async fn otlp_json_partial_success_garbage_and_oversize() {
     assert_eq!(r.status(), 413);
     // Wrong content type, wrong encoding.
     assert_eq!(post("text/plain", b"hi".to_vec()).await.unwrap().status(), 415);
-    let r = c.post(&url).header("content-type", "application/json").header("content-encoding", "br").body("x").send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("content-encoding", "br")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 415);
     // Corrupt gzip.
-    let r = c.post(&url).header("content-type", "application/json").header("content-encoding", "gzip").body("nope").send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body("nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
 
     // Good traffic still flows.
@@ -253,7 +267,10 @@ async fn otlp_json_partial_success_garbage_and_oversize() {
     assert_eq!(r.status(), 200);
     ingest.flush().await;
     let st = ingest.stats();
-    assert_eq!((st.requests_ok, st.bad_payloads, st.too_large, st.records_rejected, st.spans_accepted), (2, 3, 1, 2, 2));
+    assert_eq!(
+        (st.requests_ok, st.bad_payloads, st.too_large, st.records_rejected, st.spans_accepted),
+        (2, 3, 1, 2, 2)
+    );
     assert_eq!(edge_rows(&ingest), vec![("web → redis (GET)".to_owned(), 2, 0, 0, 0)]);
 
     // The counters render into a Prometheus registry.
@@ -261,7 +278,10 @@ async fn otlp_json_partial_success_garbage_and_oversize() {
     ingest.register_metrics(&mut reg);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
-    assert!(text.contains(r#"faultline_ingest_requests_total{transport="http",signal="traces",outcome="bad_payload"} 3"#), "{text}");
+    assert!(
+        text.contains(r#"faultline_ingest_requests_total{transport="http",signal="traces",outcome="bad_payload"} 3"#),
+        "{text}"
+    );
     assert!(text.contains(r#"faultline_graph_events_total{event="calls_uninstrumented"} 2"#), "{text}");
 }
 
@@ -299,11 +319,12 @@ async fn grpc_backpressure_is_resource_exhausted() {
     install_crypto();
     let (ingest, _consumer) = Ingest::unstarted(IngestConfig { queue_capacity: 1, ..IngestConfig::default() });
     let addr = grpc_server(&ingest).await;
-    let mut client = opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(
-        format!("http://{addr}"),
-    )
-    .await
-    .unwrap();
+    let mut client =
+        opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(format!(
+            "http://{addr}"
+        ))
+        .await
+        .unwrap();
     let req = || {
         let d: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
             serde_json::from_str(&json_body()).unwrap();
@@ -324,9 +345,23 @@ async fn the_ingest_token_is_required_when_configured() {
     let url = format!("http://{addr}/v1/traces");
     let r = c.post(&url).header("content-type", "application/json").body(json_body()).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = c.post(&url).header("content-type", "application/json").bearer_auth("wrong").body(json_body()).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("content-type", "application/json")
+        .bearer_auth("wrong")
+        .body(json_body())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = c.post(&url).header("content-type", "application/json").bearer_auth("s3cret").body(json_body()).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("content-type", "application/json")
+        .bearer_auth("s3cret")
+        .body(json_body())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(ingest.stats().unauthorized, 2);
 }
@@ -359,4 +394,105 @@ async fn remote_write_series_attach_to_services_by_job() {
     let total: u64 = s.metrics[0].windows.iter().map(|w| w.count).sum();
     assert_eq!(total, 2);
     assert_eq!(ingest.stats().metric_points_accepted, 3);
+}
+
+#[tokio::test]
+async fn metrics_and_logs_over_otlp_json_and_closed_windows_reach_the_detectors() {
+    use faultline_core::graph::GraphConfig;
+    use faultline_core::signal::Signal;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1000);
+    let cfg = IngestConfig {
+        graph: GraphConfig {
+            window: faultline_core::time::Duration::from_millis(100),
+            join_window: faultline_core::time::Duration::from_millis(100),
+            ..GraphConfig::default()
+        },
+        tick_interval: Duration::from_millis(20),
+        signals: Some(tx),
+        ..IngestConfig::default()
+    };
+    let ingest = Ingest::new(cfg);
+    let addr = http_server(&ingest).await;
+    let c = client();
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+    let metrics = format!(
+        r#"{{"resourceMetrics":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"billing"}}}}]}},
+        "scopeMetrics":[{{"metrics":[
+          {{"name":"queue_depth","gauge":{{"dataPoints":[{{"asInt":"17","timeUnixNano":"{now}","attributes":[{{"key":"queue","value":{{"stringValue":"invoices"}}}}]}}]}}}},
+          {{"name":"rpc_latency","histogram":{{"dataPoints":[{{"count":"4","sum":12.5,"timeUnixNano":"{now}","bucketCounts":["1","3"],"explicitBounds":[5.0]}}],"aggregationTemporality":2}}}}
+        ]}}]}}]}}"#
+    );
+    let r = c
+        .post(format!("http://{addr}/v1/metrics"))
+        .header("content-type", "application/json")
+        .body(metrics)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let logs = format!(
+        r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"billing"}}}}]}},
+        "scopeLogs":[{{"logRecords":[
+          {{"timeUnixNano":"{now}","severityNumber":17,"severityText":"ERROR","body":{{"stringValue":"payment provider timed out"}},"traceId":"5b8efff798038103d269b633813fc60c"}},
+          {{"timeUnixNano":"{now}","severityNumber":9,"body":{{"stringValue":"all good"}}}}
+        ]}}]}}]}}"#
+    );
+    let r = c
+        .post(format!("http://{addr}/v1/logs"))
+        .header("content-type", "application/json")
+        .body(logs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .post(format!("http://{addr}/v1/traces"))
+        .header("content-type", "application/json")
+        .body(json_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Wait (event-driven, bounded) for the metric points, the error log and
+    // the closed edge window of `web → redis`.
+    let (mut metric_names, mut logs_seen, mut edge) = (Vec::new(), Vec::new(), None);
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(s) = rx.recv().await {
+            match s {
+                Signal::Metric(p) => metric_names.push((p.name, p.value, p.service.map(|s| s.to_string()))),
+                Signal::Log(l) => logs_seen.push((l.body, l.severity, l.trace_id)),
+                Signal::Edge(w) => {
+                    edge = Some(w);
+                    break;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("a closed edge window arrived");
+    metric_names.sort_by(|a, b| a.0.cmp(&b.0));
+    let billing = Some("billing".to_owned());
+    assert_eq!(
+        metric_names,
+        vec![
+            ("queue_depth".to_owned(), 17.0, billing.clone()),
+            ("rpc_latency_count".to_owned(), 4.0, billing.clone()),
+            ("rpc_latency_sum".to_owned(), 12.5, billing.clone()),
+        ]
+    );
+    assert_eq!(
+        logs_seen,
+        vec![(
+            "payment provider timed out".to_owned(),
+            "ERROR".to_owned(),
+            Some("5b8efff798038103d269b633813fc60c".to_owned())
+        )],
+        "only ERROR and above become signals"
+    );
+    let edge = edge.unwrap();
+    assert_eq!((edge.interaction.to_string().as_str(), edge.requests), ("web → redis (GET)", 1));
+    let st = ingest.stats();
+    assert_eq!((st.metric_points_accepted, st.log_records_accepted), (3, 2));
 }

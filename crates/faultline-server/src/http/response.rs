@@ -277,7 +277,7 @@ async fn list_silences(State(state): State<AppState>, _: ReadAccess, axum::extra
             .unwrap_or_default()
             .split('&')
             .filter_map(|kv| kv.strip_prefix("filter="))
-            .map(|v| percent_decode(v))
+            .map(percent_decode)
             .collect(),
     };
     let matchers = q

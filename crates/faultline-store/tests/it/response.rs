@@ -171,7 +171,7 @@ pub async fn escalation_states_persist_with_their_wake_up(store: SqlStore) {
         .commit_response(&ResponseBatch { escalations: vec![rec.clone(), other.clone(), idle], ..Default::default() }, t(0))
         .await
         .unwrap();
-    assert_eq!(store.escalations(inc).await.unwrap(), [rec.clone()]);
+    assert_eq!(store.escalations(inc).await.unwrap(), std::slice::from_ref(&rec));
     assert_eq!(store.next_escalation_wake().await.unwrap(), Some(t(100)));
     let due: Vec<_> = store.due_escalations(t(300), 10).await.unwrap().into_iter().map(|e| e.policy).collect();
     assert_eq!(due, ["db", "payments"], "earliest first; idle ones never due");
@@ -227,7 +227,7 @@ pub async fn status_page_state_round_trips(store: SqlStore) {
     store.put_public_incident(Some(inc), &public).await.unwrap();
     let resolved = PublicIncident { status: PublicIncidentStatus::Resolved, updated_at: t(9), resolved_at: Some(t(9)), ..public.clone() };
     store.put_public_incident(None, &resolved).await.unwrap();
-    assert_eq!(store.public_incidents().await.unwrap(), [resolved.clone()]);
+    assert_eq!(store.public_incidents().await.unwrap(), std::slice::from_ref(&resolved));
     assert_eq!(store.public_incident_for(inc).await.unwrap(), Some(resolved), "the link to the internal incident is kept");
     let draft = DraftRecord {
         incident: inc,
