@@ -143,7 +143,7 @@ async fn prometheus_sends_alerts_to_faultline_unchanged() {
     };
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::open_sqlite(&dir.path().join("data")).await.unwrap();
-    let config = Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+    let config = Config { listen: "127.0.0.1:0".parse().unwrap(), otlp_grpc_listen: None, otlp_http_listen: None, ..Config::default() };
     let app = App::with_store(config, store.clone(), Arc::new(faultline_server::clock::SystemClock));
     let listener = app.bind().await.unwrap();
     let addr = listener.local_addr().unwrap();
