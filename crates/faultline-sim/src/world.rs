@@ -162,6 +162,7 @@ struct Svc {
     is_router: bool,
     overload: Option<(f64, f64, f64)>, // above rate, factor, window s
     route_one: bool,
+    cap: u32,
     rate_est: f64,
     rate_last: Nanos,
     w: SvcWin,
@@ -180,8 +181,17 @@ pub struct SvcTotals {
 }
 
 impl Svc {
+    /// Slots available now (cached; `refresh_cap` after any change).
     #[inline]
     fn capacity(&self) -> u32 {
+        self.cap
+    }
+
+    fn refresh_cap(&mut self) {
+        self.cap = self.compute_capacity();
+    }
+
+    fn compute_capacity(&self) -> u32 {
         if self.crashed >= self.instances {
             return 0;
         }
@@ -503,6 +513,7 @@ impl World {
                     .map(|a| (a.max_instances, a.queue_per_instance, secs(a.every.0), secs(a.every.0))),
                 is_router,
                 route_one: s.route == crate::scenario::Route::One,
+                cap: 0,
                 overload: s.overload.as_ref().map(|o| (o.above_rate, o.factor, o.window.0)),
                 rate_est: 0.0,
                 rate_last: 0,
@@ -528,6 +539,9 @@ impl World {
                     }
                 }
             }
+        }
+        for sv in &mut svcs {
+            sv.refresh_cap();
         }
         let find = |n: &str| svc_index.iter().find(|(m, _)| m == n).map(|x| x.1).unwrap_or(0);
         let mut series = Series {
@@ -1456,6 +1470,7 @@ impl World {
                 let factor = f.factor;
                 for s in self.svc_and_shards(svc) {
                     self.svcs[s as usize].cap_cut = if start { factor } else { 0.0 };
+                    self.svcs[s as usize].refresh_cap();
                     self.pump(s);
                 }
             }
@@ -1482,11 +1497,13 @@ impl World {
                         let k = n.min(inst);
                         self.svcs[s as usize].crashed = k;
                         self.svcs[s as usize].crashed_at = now;
+                        self.svcs[s as usize].refresh_cap();
                         if k >= inst {
                             self.crash_all(s);
                         }
                     } else {
                         self.svcs[s as usize].crashed = 0;
+                        self.svcs[s as usize].refresh_cap();
                         self.pump(s);
                     }
                 }
@@ -1599,6 +1616,9 @@ impl World {
                         changed = true;
                     }
                 }
+            if sv.pool.is_some() || changed {
+                sv.refresh_cap();
+            }
             if changed {
                 self.pump(s as u32);
             }
