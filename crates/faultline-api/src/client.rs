@@ -67,6 +67,11 @@ impl Client {
         }
     }
 
+    /// Any read endpoint as untyped JSON (for views whose shape the CLI only prints).
+    pub async fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<serde_json::Value, ClientError> {
+        self.send(self.request(reqwest::Method::GET, path).query(query)).await
+    }
+
     pub async fn list_incidents(&self, query: &[(&str, String)]) -> Result<IncidentList, ClientError> {
         self.send(self.request(reqwest::Method::GET, "/api/v1/incidents").query(query)).await
     }

@@ -78,9 +78,65 @@ pub struct Incident {
     pub resolved_at: Option<String>,
     pub updated_at: String,
     pub version: u64,
+    /// `retry_storm`, `cascading_failure`, … (DESIGN.md §4), when diagnosed.
+    #[serde(default)]
+    pub class: Option<String>,
+    /// `crash`, `partition`, `byzantine`, `exhaustion` or `unknown`.
+    #[serde(default)]
+    pub failure_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causal_chain: Option<CausalChain>,
+    /// Symptoms the correlator attached (present on single-incident responses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<FindingView>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<String>,
     /// Present on single-incident responses; omitted in lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<TimelineEntry>>,
+}
+
+/// The explanation of an incident: origin → amplifiers → impacted flows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CausalChain {
+    pub sentence: String,
+    /// Ranked, most likely first; each with the evidence behind its rank.
+    pub origins: Vec<OriginCandidate>,
+    pub amplifiers: Vec<Amplifier>,
+    pub impacted_flows: Vec<FlowImpact>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OriginCandidate {
+    pub subject: String,
+    pub confidence: f64,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Amplifier {
+    pub subject: String,
+    pub mechanism: String,
+    pub factor: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlowImpact {
+    pub flow: String,
+    pub burn_rate: Option<f64>,
+}
+
+/// One symptom attached to an incident.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FindingView {
+    /// e.g. `retry_amplification on gateway → fraud-check`.
+    pub member: String,
+    pub evidence: String,
+    pub first_attached_at: String,
+    /// Whether it still holds.
+    pub active: bool,
 }
 
 /// `GET /api/v1/incidents`

@@ -127,6 +127,52 @@ fn print_one(i: &api::Incident) {
     for (role, user) in &i.roles {
         println!("{role}: {user}");
     }
+    if let Some(into) = &i.merged_into {
+        println!("merged into: {into}");
+    }
+    if !i.related.is_empty() {
+        println!("related: {}", i.related.join(", "));
+    }
+    if let Some(c) = &i.causal_chain {
+        println!();
+        println!("diagnosis: {}", c.sentence);
+        println!(
+            "class:     {}   failure model: {}",
+            i.class.as_deref().unwrap_or("-"),
+            i.failure_model.as_deref().unwrap_or("-")
+        );
+        println!("origin candidates (most likely first):");
+        for (n, o) in c.origins.iter().enumerate() {
+            println!("  {}. {}  ({:.0}%)", n + 1, o.subject, o.confidence * 100.0);
+            for r in &o.reasons {
+                println!("       - {r}");
+            }
+        }
+        if !c.amplifiers.is_empty() {
+            println!("amplifiers:");
+            for a in &c.amplifiers {
+                match a.factor {
+                    Some(k) => println!("  {} {} ×{k:.1}", a.subject, a.mechanism),
+                    None => println!("  {} {}", a.subject, a.mechanism),
+                }
+            }
+        }
+        if !c.impacted_flows.is_empty() {
+            println!("impacted flows:");
+            for f in &c.impacted_flows {
+                match f.burn_rate {
+                    Some(b) => println!("  {} (burning error budget at {b:.1}×)", f.flow),
+                    None => println!("  {}", f.flow),
+                }
+            }
+        }
+    }
+    if let Some(findings) = i.findings.as_ref().filter(|f| !f.is_empty()) {
+        println!("findings:");
+        for f in findings {
+            println!("  [{}] {}  — {}", if f.active { "active" } else { "cleared" }, f.member, f.evidence);
+        }
+    }
     if let Some(timeline) = &i.timeline {
         println!("timeline:");
         for e in timeline {

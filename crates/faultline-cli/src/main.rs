@@ -12,8 +12,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod drill;
+mod graph;
 mod incidents;
+mod rca;
 mod response;
+mod slo;
 mod tokens;
 
 #[derive(Parser)]
@@ -40,6 +44,16 @@ enum Command {
     Token(tokens::TokenArgs),
     /// List, show, acknowledge and resolve incidents on a running server.
     Incidents(incidents::IncidentsArgs),
+    /// The dependency graph learned from traces, as a table.
+    Graph(graph::GraphArgs),
+    /// Root-cause accuracy on labelled fault datasets.
+    Rca(rca::RcaArgs),
+    /// Run simulator scenarios through the real detectors and correlator and score them.
+    Drill(drill::DrillArgs),
+    /// SLO tools: offline burn-rate evaluation.
+    Slo(slo::SloArgs),
+    /// The incident simulator: list, show and run scenarios.
+    Sim(faultline_sim::cli::SimArgs),
     #[command(flatten)]
     Response(response::ResponseCommand),
 }
@@ -80,6 +94,13 @@ struct ServeArgs {
     /// Address for the HTTP API [default: 127.0.0.1:8080; env FAULTLINE_LISTEN].
     #[arg(long)]
     listen: Option<String>,
+    /// OTLP/gRPC listener, or `off` [default: 127.0.0.1:4317; env FAULTLINE_OTLP_GRPC_LISTEN].
+    #[arg(long)]
+    otlp_grpc_listen: Option<String>,
+    /// Separate OTLP/HTTP listener, or `off` (OTLP/HTTP is also on --listen)
+    /// [default: 127.0.0.1:4318; env FAULTLINE_OTLP_HTTP_LISTEN].
+    #[arg(long)]
+    otlp_http_listen: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -99,6 +120,11 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Token(args) => tokens::run(args).await,
             Command::Incidents(args) => incidents::run(args).await,
+            Command::Graph(args) => graph::run(args).await,
+            Command::Rca(args) => rca::run(args),
+            Command::Drill(args) => drill::run(args),
+            Command::Slo(args) => slo::run(args),
+            Command::Sim(args) => faultline_sim::cli::run(args).map_err(anyhow::Error::msg),
             Command::Response(cmd) => response::run(cmd).await,
         }
     });
@@ -133,6 +159,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.store.config()?;
     if let Some(l) = &args.listen {
         config.listen = faultline_server::config::parse_listen("--listen", l)?;
+    }
+    if let Some(l) = &args.otlp_grpc_listen {
+        config.otlp_grpc_listen = faultline_server::config::parse_optional_listen("--otlp-grpc-listen", l)?;
+    }
+    if let Some(l) = &args.otlp_http_listen {
+        config.otlp_http_listen = faultline_server::config::parse_optional_listen("--otlp-http-listen", l)?;
     }
     let app = faultline_server::App::open(config).await?;
     let listener = app.bind().await?;

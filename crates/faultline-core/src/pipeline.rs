@@ -166,17 +166,13 @@ impl Pipeline {
                 }
                 CorrelationEvent::DiagnosisChanged { group, chain, sentence, at } => {
                     let top = chain.origins.first();
-                    out.push(IncidentAction::Record {
-                        group,
-                        event: IncidentEvent::DiagnosisUpdated {
-                            sentence,
-                            class: chain.class,
-                            failure_model: chain.failure_model,
-                            origin: top.map(|o| o.subject.to_string()),
-                            confidence_pct: top.map(|o| (o.confidence * 100.0).round().clamp(0.0, 100.0) as u8),
-                        },
-                        at,
-                    });
+                    let event = IncidentEvent::DiagnosisUpdated {
+                        sentence,
+                        origin: top.map(|o| o.subject.to_string()),
+                        confidence_pct: top.map(|o| (o.confidence * 100.0).round().clamp(0.0, 100.0) as u8),
+                        chain: chain.clone(),
+                    };
+                    out.push(IncidentAction::Record { group, event, at });
                     let (suggested, reason) = self.suggest(&chain);
                     if let Some(current) = self.severities.get(&group).copied()
                         && suggested < current

@@ -31,6 +31,12 @@ pub struct Config {
     pub alert_ingest_token: Option<String>,
     /// Events that may wait for the correlation engine before ingest answers 503.
     pub engine_queue: usize,
+    /// OTLP/gRPC listener (`None`: off). OTLP/HTTP is always also served on `listen`.
+    pub otlp_grpc_listen: Option<SocketAddr>,
+    /// A separate OTLP/HTTP listener (`None`: off).
+    pub otlp_http_listen: Option<SocketAddr>,
+    /// If set, OTLP and remote-write requests need `Authorization: Bearer <token>`.
+    pub ingest_token: Option<String>,
     /// The response workflow (`response_config` file / FAULTLINE_RESPONSE_CONFIG).
     pub response: Option<std::sync::Arc<crate::response_config::ResponseConfig>>,
 }
@@ -46,6 +52,9 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             alert_ingest_token: None,
             engine_queue: 10_000,
+            otlp_grpc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 4317))),
+            otlp_http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 4318))),
+            ingest_token: None,
             response: None,
         }
     }
@@ -63,6 +72,9 @@ struct FileConfig {
     shutdown_grace_secs: Option<u64>,
     alert_ingest_token: Option<String>,
     engine_queue: Option<usize>,
+    otlp_grpc_listen: Option<String>,
+    otlp_http_listen: Option<String>,
+    ingest_token: Option<String>,
     response_config: Option<PathBuf>,
 }
 
@@ -81,6 +93,11 @@ pub fn parse_listen(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
         key: key.to_owned(),
         reason: format!("{s:?} is not an address like 127.0.0.1:8080"),
     })
+}
+
+/// An address, or `off` to disable the listener.
+pub fn parse_optional_listen(key: &str, s: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if s.eq_ignore_ascii_case("off") || s.is_empty() { Ok(None) } else { parse_listen(key, s).map(Some) }
 }
 
 fn parse_secs(key: &str, s: &str) -> Result<u64, ConfigError> {
@@ -118,6 +135,13 @@ impl Config {
             if let Some(q) = f.engine_queue {
                 c.engine_queue = q;
             }
+            if let Some(l) = f.otlp_grpc_listen {
+                c.otlp_grpc_listen = parse_optional_listen("otlp_grpc_listen", &l)?;
+            }
+            if let Some(l) = f.otlp_http_listen {
+                c.otlp_http_listen = parse_optional_listen("otlp_http_listen", &l)?;
+            }
+            c.ingest_token = f.ingest_token.or(c.ingest_token);
             response_path = f.response_config.map(|r| path.parent().unwrap_or(Path::new(".")).join(r));
         }
         if let Some(l) = env("FAULTLINE_LISTEN") {
@@ -134,6 +158,15 @@ impl Config {
                 key: "FAULTLINE_MAX_BODY_BYTES".into(),
                 reason: format!("{b:?} is not a number of bytes"),
             })?;
+        }
+        if let Some(l) = env("FAULTLINE_OTLP_GRPC_LISTEN") {
+            c.otlp_grpc_listen = parse_optional_listen("FAULTLINE_OTLP_GRPC_LISTEN", &l)?;
+        }
+        if let Some(l) = env("FAULTLINE_OTLP_HTTP_LISTEN") {
+            c.otlp_http_listen = parse_optional_listen("FAULTLINE_OTLP_HTTP_LISTEN", &l)?;
+        }
+        if let Some(t) = env("FAULTLINE_INGEST_TOKEN") {
+            c.ingest_token = Some(t).filter(|t| !t.is_empty());
         }
         if let Some(t) = env("FAULTLINE_ALERT_INGEST_TOKEN") {
             c.alert_ingest_token = Some(t).filter(|t| !t.is_empty());

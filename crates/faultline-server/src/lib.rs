@@ -26,6 +26,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod ingest;
 pub mod metrics;
 pub mod response_config;
 
@@ -59,9 +60,12 @@ impl App {
         let pipeline = Pipeline::new(DetectorSet::standard(), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]));
         let engine = Engine::new(pipeline, shared.clone());
         let (handle, rx) = Engine::channel(config.engine_queue);
+        let mut metrics = metrics::Metrics::new();
+        let ingest = ingest::start(&config, handle.clone(), &mut metrics.registry);
         let state = http::AppState {
             store: shared,
-            metrics: Arc::new(metrics::Metrics::new()),
+            metrics: Arc::new(metrics),
+            ingest,
             clock,
             engine: handle,
             alert_ingest_token: config.alert_ingest_token.as_deref().map(Arc::from),
@@ -82,11 +86,15 @@ impl App {
         &self.state
     }
 
+    /// The API plus OTLP/HTTP and remote-write ingest on the same listener.
+    /// Ingest routes carry their own body limits and backpressure, so they
+    /// are merged outside the API's limit and timeout layers.
     pub fn router(&self) -> axum::Router {
         http::router(
             self.state.clone(),
             &http::Limits { max_body_bytes: self.config.max_body_bytes, request_timeout: self.config.request_timeout },
         )
+        .merge(self.state.ingest.router())
     }
 
     /// Binds the configured address. Separate from `run` so callers can learn
@@ -104,6 +112,7 @@ impl App {
         let addr: SocketAddr = listener.local_addr()?;
         tracing::info!(%addr, backend = ?self.store.backend(), "faultline listening");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let ingest_tasks = ingest::serve_listeners(&self.config, &self.state.ingest, stop_rx.clone()).await?;
         let mut engine_stop = stop_rx.clone();
         let engine_task = self.start_engine(async move {
             let _ = engine_stop.wait_for(|s| *s).await;
@@ -124,6 +133,9 @@ impl App {
                 let _ = stop_rx2.wait_for(|s| *s).await;
                 tokio::time::sleep(grace).await;
             } => tracing::warn!("shutdown grace period elapsed; closing remaining connections"),
+        }
+        for task in ingest_tasks {
+            let _ = task.await;
         }
         // The engine finishes the event in hand and stops; then the database closes.
         if let Some(task) = engine_task {

@@ -43,7 +43,9 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("faultline");
+        // Unprefixed registry with `faultline_` spelled out in each name, because
+        // the receivers register names that already carry the prefix.
+        let mut registry = Registry::default();
         let http_requests = Family::<RequestLabels, Counter>::default();
         let http_request_duration = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 2.5, 12))
@@ -53,13 +55,13 @@ impl Metrics {
         let incidents_opened = Counter::default();
         let alerts_received = Counter::default();
         let alerts_rejected = Counter::default();
-        registry.register("http_requests", "HTTP requests answered", http_requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency", http_request_duration.clone());
-        registry.register("auth_failures", "Requests refused by authentication or authorization", auth_failures.clone());
-        registry.register("timeline_events", "Incident timeline events recorded", timeline_events.clone());
-        registry.register("incidents_opened", "Incidents opened", incidents_opened.clone());
-        registry.register("alerts_received", "External alerts accepted for correlation", alerts_received.clone());
-        registry.register("alerts_rejected", "External alert requests rejected (bad payload, auth, backpressure)", alerts_rejected.clone());
+        registry.register("faultline_http_requests", "HTTP requests answered", http_requests.clone());
+        registry.register("faultline_http_request_duration_seconds", "HTTP request latency", http_request_duration.clone());
+        registry.register("faultline_auth_failures", "Requests refused by authentication or authorization", auth_failures.clone());
+        registry.register("faultline_timeline_events", "Incident timeline events recorded", timeline_events.clone());
+        registry.register("faultline_incidents_opened", "Incidents opened", incidents_opened.clone());
+        registry.register("faultline_alerts_received", "External alerts accepted for correlation", alerts_received.clone());
+        registry.register("faultline_alerts_rejected", "External alert requests rejected (bad payload, auth, backpressure)", alerts_rejected.clone());
         Metrics { registry, http_requests, http_request_duration, auth_failures, timeline_events, incidents_opened, alerts_received, alerts_rejected }
     }
 

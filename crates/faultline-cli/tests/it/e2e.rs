@@ -54,7 +54,7 @@ struct Server {
 impl Server {
     fn start(data_dir: &Path) -> Server {
         let mut child = Command::new(BIN)
-            .args(["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args(["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"])
             .env("FAULTLINE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -85,7 +85,7 @@ struct Server {
 impl Server {
     fn start(data_dir: &Path, response_config: &Path, hook: &str) -> Server {
         let mut child = Command::new(BIN)
-            .args(["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args(["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"])
             .env("FAULTLINE_LOG", "warn")
             .env("FAULTLINE_RESPONSE_CONFIG", response_config)
             // The webhook URL is a secret: it reaches the server through the environment.

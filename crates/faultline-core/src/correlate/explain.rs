@@ -139,7 +139,28 @@ pub fn explain(group: &Group, topology: &Topology) -> CausalChain {
         scored.push((score, OriginCandidate { subject: s, confidence: 0.0, reasons: vec![format!("named by an external alert at {at}; no telemetry finding on it")] }));
     }
     // Highest score first; ties broken by subject order for determinism.
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.subject.cmp(&b.1.subject)));
+    let rank = |scored: &mut Vec<(f64, OriginCandidate)>| {
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.subject.cmp(&b.1.subject)));
+    };
+    rank(&mut scored);
+    // Some classes are defined by their mechanism: a stampede starts at the
+    // cache whose hit ratio collapsed, a hot partition at the hot shard, a
+    // split brain at the conflicting leaders, a DNS outage at resolution. Once
+    // the class is clear, the subject carrying its defining finding ranks
+    // first by that definition (its score is lifted just above the best),
+    // whatever the graph says about the load it caused downstream.
+    let preliminary_origin = scored.first().map(|(_, o)| o.subject.clone());
+    let preliminary = classify(group, preliminary_origin.as_ref(), topology);
+    if let Some(kind) = defining_kind(preliminary) {
+        let best = scored.first().map_or(0.0, |(s, _)| *s);
+        for (score, o) in scored.iter_mut() {
+            if group.findings().any(|f| f.kind == kind && f.subject == o.subject) && *score < best + MECHANISM_MARGIN {
+                o.reasons.push(format!("carries {kind}, the defining finding of a {preliminary}: score lifted from {score:.3} to {:.3}", best + MECHANISM_MARGIN));
+                *score = best + MECHANISM_MARGIN;
+            }
+        }
+        rank(&mut scored);
+    }
     let top: f64 = scored.iter().take(3).map(|(s, _)| s).sum::<f64>().max(f64::MIN_POSITIVE);
     let origins: Vec<OriginCandidate> = scored
         .into_iter()
@@ -185,18 +206,51 @@ pub fn explain(group: &Group, topology: &Topology) -> CausalChain {
     }
     let impacted_flows = impacted.into_iter().map(|(flow, burn_rate)| FlowImpact { flow, burn_rate }).collect();
 
-    let failure_model = origins.first().and_then(|o| {
-        group.findings().filter(|f| f.subject == o.subject).map(|f| f.failure_model).filter(|m| *m != FailureModel::Unknown).min()
-    });
-    let class = classify(group, origins.first().map(|o| &o.subject), failure_model, topology);
-    CausalChain { origins, amplifiers, impacted_flows, class: Some(class), failure_model: Some(failure_model.unwrap_or(FailureModel::Unknown)) }
+    let class = classify(group, origins.first().map(|o| &o.subject), topology);
+    let failure_model = match class {
+        IncidentClass::Failure(m) => m,
+        _ => origin_model(group, origins.first().map(|o| &o.subject)).unwrap_or(FailureModel::Unknown),
+    };
+    CausalChain { origins, amplifiers, impacted_flows, class: Some(class), failure_model: Some(failure_model) }
+}
+
+/// How far above the best candidate a class-defining subject is placed.
+const MECHANISM_MARGIN: f64 = 0.05;
+
+/// The finding kind that defines a class, when one does.
+fn defining_kind(class: IncidentClass) -> Option<&'static str> {
+    match class {
+        IncidentClass::CacheStampede => Some("cache_collapse"),
+        IncidentClass::HotPartition => Some("load_skew"),
+        IncidentClass::SplitBrain => Some("leader_conflict"),
+        IncidentClass::DnsOutage | IncidentClass::DiscoveryFailure => Some("dependency_resolution_failure"),
+        _ => None,
+    }
+}
+
+/// The most specific failure model among the origin's own findings.
+fn origin_model(group: &Group, origin: Option<&Subject>) -> Option<FailureModel> {
+    let o = origin?;
+    group.findings().filter(|f| &f.subject == o).map(|f| f.failure_model).filter(|m| *m != FailureModel::Unknown).min()
 }
 
 /// Incident class from the mechanisms present (DESIGN.md §4), most specific
-/// first. Name-based rules are stated here, not hidden: a resolution failure
-/// on a subject named like a discovery system (`discovery`, `registry`,
-/// `consul`, `eureka`) is a discovery failure, otherwise a DNS outage.
-fn classify(group: &Group, origin: Option<&Subject>, model: Option<FailureModel>, topology: &Topology) -> IncidentClass {
+/// first. The rules, stated so they can be checked:
+/// - a leader conflict is a split brain;
+/// - a resolution failure is a DNS outage, or a discovery failure when the
+///   subject is named like a discovery system (`discovery`, `registry`,
+///   `consul`, `eureka`);
+/// - a cache hit-ratio collapse is a stampede; shard load skew a hot partition;
+/// - retries: a cascade when saturation climbed above the origin's service
+///   (an amplifier — retries, timeouts, queue growth — whose saturated callee
+///   calls the origin), else a retry storm confined to the origin's edge;
+/// - queue growth is a queue overload unless a resource of the same service
+///   ran out (then the queue is a symptom of exhaustion);
+/// - otherwise the failure model: the origin's own findings decide, except
+///   that errors with no slowdown anywhere on the origin mean refused
+///   connections (crash), and an edge timing out while its callee shows no
+///   saturation of its own means the network between them (partition).
+fn classify(group: &Group, origin: Option<&Subject>, topology: &Topology) -> IncidentClass {
     let kinds: BTreeSet<&str> = group.findings().map(|f| f.kind.as_str()).collect();
     if kinds.contains("leader_conflict") {
         return IncidentClass::SplitBrain;
@@ -215,26 +269,46 @@ fn classify(group: &Group, origin: Option<&Subject>, model: Option<FailureModel>
     if kinds.contains("load_skew") {
         return IncidentClass::HotPartition;
     }
+    let origin_service = origin.and_then(primary_service);
     if kinds.contains("retry_amplification") {
-        // Symptoms travelling up two or more hops from the origin, with
-        // retries on the way, is a cascade; otherwise a retry storm.
-        // Every service a finding touches counts: an interaction finding
-        // `web → gateway` is a symptom felt at `web`.
-        let depth = origin.and_then(primary_service).map_or(0, |o| {
+        let depth = origin_service.map_or(0, |o| {
             group
                 .findings()
-                .flat_map(|f| subject_services(&f.subject, topology))
+                .filter(|f| AMPLIFIER_KINDS.contains(&f.kind.as_str()))
+                .filter_map(|f| primary_service(&f.subject))
                 .filter(|s| topology.calls_transitively(s, o))
-                .filter_map(|s| topology.distance(&s, o, 8))
+                .filter_map(|s| topology.distance(s, o, 8))
                 .max()
                 .unwrap_or(0)
         });
-        return if depth >= 2 { IncidentClass::CascadingFailure } else { IncidentClass::RetryStorm };
+        return if depth >= 1 { IncidentClass::CascadingFailure } else { IncidentClass::RetryStorm };
     }
-    if kinds.contains("queue_growth") {
+    let exhausted: BTreeSet<&ServiceName> = group
+        .findings()
+        .filter(|f| f.kind == "resource_exhaustion")
+        .filter_map(|f| primary_service(&f.subject))
+        .collect();
+    if group.findings().any(|f| f.kind == "queue_growth" && primary_service(&f.subject).is_some_and(|s| !exhausted.contains(s))) {
         return IncidentClass::QueueOverload;
     }
-    IncidentClass::Failure(model.unwrap_or(FailureModel::Unknown))
+    let Some(o) = origin else { return IncidentClass::Failure(FailureModel::Unknown) };
+    let on_origin: Vec<&Finding> = group.findings().filter(|f| &f.subject == o).collect();
+    if let Some(m) = on_origin.iter().map(|f| f.failure_model).filter(|m| *m != FailureModel::Unknown && *m != FailureModel::Exhaustion).min() {
+        return IncidentClass::Failure(m);
+    }
+    let slowed = |s: &Subject| group.findings().any(|f| &f.subject == s && matches!(f.kind.as_str(), "latency_change" | "timeout_saturation"));
+    if on_origin.iter().any(|f| f.kind == "error_rate_change") && !slowed(o) {
+        return IncidentClass::Failure(FailureModel::Crash);
+    }
+    if let Subject::Interaction { interaction } = o {
+        let callee_saturated = group.findings().any(|f| {
+            matches!(&f.subject, Subject::Service { service } | Subject::Resource { service, .. } if *service == interaction.callee)
+        });
+        if slowed(o) && !callee_saturated && exhausted.is_empty() {
+            return IncidentClass::Failure(FailureModel::Partition);
+        }
+    }
+    IncidentClass::Failure(origin_model(group, Some(o)).unwrap_or(FailureModel::Unknown))
 }
 
 /// Whether a new chain is worth a timeline entry: the top origin, class,

@@ -77,6 +77,8 @@ fn cascade() -> Vec<Finding> {
         finding("latency_change", on_edge("gateway", "fraud-check"), FailureModel::Exhaustion, 20, 3.0, "p99_ms", 5000.0, Some(120.0)),
         finding("retry_amplification", on_edge("gateway", "fraud-check"), FailureModel::Unknown, 30, 5.0, "retry_ratio", 2.1, Some(0.02)),
         finding("timeout_saturation", on_edge("gateway", "fraud-check"), FailureModel::Exhaustion, 35, 2.0, "timeout_ratio", 0.6, None),
+        // The gateway saturates in turn: calls into it time out (two hops above the pool).
+        finding("timeout_saturation", on_edge("web", "gateway"), FailureModel::Exhaustion, 45, 2.0, "timeout_ratio", 0.5, None),
         finding("error_rate_change", on_edge("web", "gateway"), FailureModel::Unknown, 50, 6.0, "error_ratio", 0.4, Some(0.001)),
     ]
 }
@@ -87,13 +89,13 @@ fn a_cascade_is_one_incident_with_the_pool_as_origin() {
     let (c, events) = run(&topo, cascade());
     assert_eq!(groups_opened(&events), 1, "{events:#?}");
     let g = c.open_groups().next().unwrap();
-    assert_eq!(g.members.len(), 5);
+    assert_eq!(g.members.len(), 6);
     assert_eq!(g.chain.origins[0].subject, on_resource("fraud-check", "db-pool"));
     assert_eq!(g.chain.class, Some(IncidentClass::CascadingFailure));
     assert_eq!(g.chain.failure_model, Some(FailureModel::Exhaustion));
     assert_eq!(
         g.chain.render_sentence(),
-        "fraud-check/db-pool (origin, 43% confidence), amplified by gateway → fraud-check retries ×3.1, gateway → fraud-check timeouts saturating; checkout flow impacted"
+        "fraud-check/db-pool (origin, 43% confidence), amplified by gateway → fraud-check retries ×3.1, gateway → fraud-check timeouts saturating, web → gateway timeouts saturating; checkout flow impacted"
     );
     // Every candidate shows the evidence behind its rank.
     for o in &g.chain.origins {

@@ -20,7 +20,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::finding::{FailureModel, IncidentClass};
+use crate::finding::{CausalChain, FailureModel, IncidentClass};
 use crate::ids::{IncidentId, UserId};
 use crate::time::Timestamp;
 
@@ -181,7 +181,7 @@ impl fmt::Display for Actor {
 }
 
 /// Something that happened to an incident. Always past tense.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum IncidentEvent {
     Opened { title: String, severity: Severity, summary: Option<String> },
@@ -198,14 +198,11 @@ pub enum IncidentEvent {
     SymptomAttached { member: String, evidence: String },
     /// A symptom stopped holding.
     SymptomCleared { member: String },
-    /// The causal explanation changed. `confidence_pct` is the top origin's.
-    DiagnosisUpdated {
-        sentence: String,
-        class: Option<IncidentClass>,
-        failure_model: Option<FailureModel>,
-        origin: Option<String>,
-        confidence_pct: Option<u8>,
-    },
+    /// The causal explanation changed: the whole chain (ranked origins with
+    /// their evidence, amplifiers, impacted flows, class, failure model) and
+    /// its one-sentence rendering; `origin`/`confidence_pct` repeat the top
+    /// candidate for readers that need only that.
+    DiagnosisUpdated { sentence: String, chain: CausalChain, origin: Option<String>, confidence_pct: Option<u8> },
     /// Another incident turned out to share this one's origin and was merged in.
     Absorbed { from: IncidentId },
     /// This incident was merged into another; it is closed here and lives on there.
@@ -243,7 +240,7 @@ impl IncidentEvent {
 }
 
 /// One entry of an incident's append-only timeline.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEvent {
     /// 1-based position in the timeline; `seq == 1` is always `Opened`.
     pub seq: u64,
@@ -253,7 +250,7 @@ pub struct TimelineEvent {
 }
 
 /// What someone asks to happen. `Incident::decide` turns it into an event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     Acknowledge,
     Mitigate { note: Option<String> },
@@ -311,7 +308,7 @@ pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_TEXT_CHARS: usize = 10_000;
 
 /// The state of one incident, derived from its timeline.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub id: IncidentId,
     pub title: String,
@@ -328,7 +325,11 @@ pub struct Incident {
     #[serde(default)]
     pub diagnosis: Option<String>,
     #[serde(default)]
+    pub causal_chain: Option<CausalChain>,
+    #[serde(default)]
     pub class: Option<IncidentClass>,
+    #[serde(default)]
+    pub failure_model: Option<FailureModel>,
     #[serde(default)]
     pub symptoms: u32,
     #[serde(default)]
@@ -404,7 +405,9 @@ impl Incident {
             resolved_at: None,
             reopen_count: 0,
             diagnosis: None,
+            causal_chain: None,
             class: None,
+            failure_model: None,
             symptoms: 0,
             merged_into: None,
             related: Vec::new(),
@@ -464,9 +467,11 @@ impl Incident {
             IncidentEvent::SummaryUpdated { summary } => self.summary = Some(summary.clone()),
             IncidentEvent::SymptomAttached { .. } => self.symptoms += 1,
             IncidentEvent::SymptomCleared { .. } | IncidentEvent::SystemNote { .. } => {}
-            IncidentEvent::DiagnosisUpdated { sentence, class, .. } => {
+            IncidentEvent::DiagnosisUpdated { sentence, chain, .. } => {
                 self.diagnosis = Some(sentence.clone());
-                self.class = *class;
+                self.class = chain.class;
+                self.failure_model = chain.failure_model;
+                self.causal_chain = Some(chain.clone());
             }
             IncidentEvent::Absorbed { from } | IncidentEvent::LinkedTo { previous: from } => {
                 if !self.related.contains(from) {

@@ -3,7 +3,8 @@
 //! changes only when this file does.
 
 use faultline_api as api;
-use faultline_core::incident::{Incident, TimelineEvent};
+use faultline_core::finding::CausalChain;
+use faultline_core::incident::{Incident, IncidentEvent, TimelineEvent};
 
 pub fn incident(inc: &Incident, timeline: Option<&[TimelineEvent]>) -> api::Incident {
     api::Incident {
@@ -19,8 +20,60 @@ pub fn incident(inc: &Incident, timeline: Option<&[TimelineEvent]>) -> api::Inci
         resolved_at: inc.resolved_at.map(|t| t.to_string()),
         updated_at: inc.updated_at.to_string(),
         version: inc.version,
+        class: inc.class.map(|c| c.to_string()),
+        failure_model: inc.failure_model.map(|m| m.to_string()),
+        causal_chain: inc.causal_chain.as_ref().map(causal_chain),
+        findings: timeline.map(findings),
+        merged_into: inc.merged_into.map(|i| i.to_string()),
+        related: inc.related.iter().map(ToString::to_string).collect(),
         timeline: timeline.map(|t| t.iter().map(timeline_entry).collect()),
     }
+}
+
+pub fn causal_chain(c: &CausalChain) -> api::CausalChain {
+    api::CausalChain {
+        sentence: c.render_sentence(),
+        origins: c
+            .origins
+            .iter()
+            .map(|o| api::OriginCandidate { subject: o.subject.to_string(), confidence: o.confidence, reasons: o.reasons.clone() })
+            .collect(),
+        amplifiers: c
+            .amplifiers
+            .iter()
+            .map(|a| api::Amplifier { subject: a.subject.to_string(), mechanism: a.mechanism.clone(), factor: a.factor })
+            .collect(),
+        impacted_flows: c.impacted_flows.iter().map(|f| api::FlowImpact { flow: f.flow.to_string(), burn_rate: f.burn_rate }).collect(),
+    }
+}
+
+/// Symptoms from the timeline: first attachment time, latest evidence, and
+/// whether the last word on it was "cleared".
+fn findings(timeline: &[TimelineEvent]) -> Vec<api::FindingView> {
+    let mut out: Vec<api::FindingView> = Vec::new();
+    for ev in timeline {
+        match &ev.event {
+            IncidentEvent::SymptomAttached { member, evidence } => match out.iter_mut().find(|f| &f.member == member) {
+                Some(f) => {
+                    f.evidence = evidence.clone();
+                    f.active = true;
+                }
+                None => out.push(api::FindingView {
+                    member: member.clone(),
+                    evidence: evidence.clone(),
+                    first_attached_at: ev.at.to_string(),
+                    active: true,
+                }),
+            },
+            IncidentEvent::SymptomCleared { member } => {
+                if let Some(f) = out.iter_mut().find(|f| &f.member == member) {
+                    f.active = false;
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 pub fn timeline_entry(ev: &TimelineEvent) -> api::TimelineEntry {

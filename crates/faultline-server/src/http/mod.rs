@@ -29,6 +29,7 @@ pub mod alerts;
 pub mod auth;
 pub mod convert;
 pub mod error;
+pub mod graph;
 pub mod incidents;
 pub mod response;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The correlation engine's queue.
     pub engine: faultline_engine::EngineHandle,
+    /// Telemetry receivers and the live dependency graph.
+    pub ingest: faultline_receivers::Ingest,
     /// When set, alert ingest endpoints need `Bearer <this>`.
     pub alert_ingest_token: Option<Arc<str>>,
     /// The response workflow: driver, outbox worker, config (http::response).
@@ -73,6 +76,9 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/incidents/{id}/severity", post(incidents::change_severity))
         .route("/incidents/{id}/roles", post(incidents::assign_role))
         .route("/incidents/{id}/notes", post(incidents::add_note))
+        .route("/graph", get(graph::graph))
+        .route("/graph/diff", get(graph::diff))
+        .route("/services/{name}", get(graph::service))
         .route("/alerts", post(alerts::generic))
         .route("/alerts/alertmanager", post(alerts::alertmanager_webhook));
 

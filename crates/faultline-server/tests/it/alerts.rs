@@ -130,3 +130,74 @@ async fn a_full_engine_queue_answers_503_with_retry_after() {
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(resp.headers()[header::RETRY_AFTER], "5");
 }
+
+/// Real Prometheus (Debian package) with `alerting.alertmanagers` pointed at
+/// Faultline, unchanged: its alert becomes an incident. Waiting here is on an
+/// external process, so it polls the store with a deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_sends_alerts_to_faultline_unchanged() {
+    let Some(prometheus) = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"].into_iter().find(|p| std::path::Path::new(p).exists()) else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but the prometheus binary (Debian package prometheus) is missing");
+        eprintln!("skipped: prometheus not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(&dir.path().join("data")).await.unwrap();
+    let config = Config { listen: "127.0.0.1:0".parse().unwrap(), otlp_grpc_listen: None, otlp_http_listen: None, ..Config::default() };
+    let app = App::with_store(config, store.clone(), Arc::new(faultline_server::clock::SystemClock));
+    let listener = app.bind().await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(listener, async move {
+        let _ = stop_rx.await;
+    }));
+
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n- name: faultline-test\n  interval: 1s\n  rules:\n  - alert: CheckoutErrors\n    expr: vector(1)\n    labels: {service: gateway, severity: page}\n    annotations: {summary: checkout errors above budget}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            "global: {{evaluation_interval: 1s, scrape_interval: 1m}}\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n  - api_version: v2\n    static_configs:\n    - targets: ['{addr}']\n"
+        ),
+    )
+    .unwrap();
+    let web_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(prometheus)
+        .current_dir(dir.path())
+        .args([
+            "--config.file=prometheus.yml",
+            "--storage.tsdb.path=tsdb",
+            &format!("--web.listen-address=127.0.0.1:{web_port}"),
+            "--log.level=warn",
+            // Prometheus drops the first notification if it fires before its
+            // Alertmanager discovery syncs, then waits the resend delay (1 m
+            // by default); shorten it so the test is quick.
+            "--rules.alert.resend-delay=1s",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let incidents = loop {
+        let found = store.list_incidents(&IncidentFilter::default()).await.unwrap();
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+
+    assert_eq!(incidents.len(), 1, "Prometheus's alert should have opened one incident within 60 s");
+    let store = SqlStore::open_sqlite(&dir.path().join("data")).await.unwrap();
+    let (_, timeline) = store.incident(incidents[0].id).await.unwrap().unwrap();
+    let attached = timeline.iter().find(|e| e.event.kind() == "symptom_attached").unwrap();
+    assert!(format!("{:?}", attached.event).contains("checkout errors above budget"), "{attached:?}");
+}

@@ -1,0 +1,111 @@
+//! Wiring of the telemetry receivers (`faultline-receivers`) into the server:
+//! the decoded signals flow into the correlation engine, and the learned
+//! dependency graph becomes the engine's topology.
+//!
+//! What it is: a bridge task (receivers' bounded signal queue → engine
+//! queue, in batches; the graph's edges → `Event::Topology` every few
+//! seconds) and the optional separate OTLP listeners. What it is not:
+//! protocol decoding (the receivers crate) or detection (the core).
+
+use std::time::Duration as StdDuration;
+
+use faultline_core::correlate::Topology;
+use faultline_core::{Duration, Timestamp};
+use faultline_engine::{EngineHandle, Event};
+use faultline_receivers::{Ingest, IngestConfig};
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::Config;
+
+/// Signals handed to the engine per batch, at most.
+const BATCH: usize = 512;
+/// How often the engine's topology is refreshed from the learned graph.
+const TOPOLOGY_EVERY: StdDuration = StdDuration::from_secs(5);
+/// How much graph history the topology covers.
+const TOPOLOGY_SPAN: Duration = Duration::from_mins(60);
+
+fn wall_now() -> Timestamp {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    Timestamp::from_millis(ms)
+}
+
+/// Starts the receivers and the bridge into the engine. Must run inside a
+/// tokio runtime (the receivers spawn their consumer).
+pub fn start(config: &Config, engine: EngineHandle, registry: &mut Registry) -> Ingest {
+    let (tx, mut rx) = mpsc::channel(8192);
+    let ingest = Ingest::new(IngestConfig { token: config.ingest_token.clone(), signals: Some(tx), ..IngestConfig::default() });
+    ingest.register_metrics(registry);
+    let graph = ingest.clone();
+    tokio::spawn(async move {
+        let mut refresh = tokio::time::interval(TOPOLOGY_EVERY);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut known_edges = 0usize;
+        loop {
+            tokio::select! {
+                first = rx.recv() => {
+                    let Some(first) = first else { break };
+                    let mut batch = vec![first];
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(s) => batch.push(s),
+                            Err(_) => break,
+                        }
+                    }
+                    // A full engine queue drops this batch: the receivers
+                    // already answered their clients; the loss is counted in
+                    // the log rather than buffered without bound.
+                    if let Err(e) = engine.try_send(Event::Signals(batch)) {
+                        tracing::warn!(error = %e, "dropped a batch of telemetry signals");
+                    }
+                }
+                _ = refresh.tick() => {
+                    let now = wall_now();
+                    let edges = graph.edges(now - TOPOLOGY_SPAN, now + Duration::from_secs(60));
+                    if edges.len() != known_edges {
+                        known_edges = edges.len();
+                        let topology = Topology::new(edges.iter().map(|e| e.interaction()), Vec::new());
+                        let _ = engine.try_send(Event::Topology(topology));
+                    }
+                }
+            }
+        }
+    });
+    ingest
+}
+
+/// Binds and serves the separate OTLP listeners from the config. Fails if a
+/// configured address cannot be bound (a user who asked for 4317 must know).
+pub async fn serve_listeners(config: &Config, ingest: &Ingest, stop: watch::Receiver<bool>) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    if let Some(addr) = config.otlp_http_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen for OTLP/HTTP on {addr}: {e}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "OTLP/HTTP listening");
+        let router = ingest.router();
+        let mut stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+                tracing::error!(error = %e, "OTLP/HTTP listener failed");
+            }
+        }));
+    }
+    if let Some(addr) = config.otlp_grpc_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen for OTLP/gRPC on {addr}: {e}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "OTLP/gRPC listening");
+        let ingest = ingest.clone();
+        let mut stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = ingest.serve_grpc(listener, shutdown).await {
+                tracing::error!(error = %e, "OTLP/gRPC listener failed");
+            }
+        }));
+    }
+    Ok(tasks)
+}
