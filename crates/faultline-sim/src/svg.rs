@@ -313,24 +313,25 @@ pub fn compare_chart(before: &Series, after: &Series, gt: &GroundTruth) -> Strin
                     points: per_window(before, |w| flow_sum(before, w, |r| r.requests)),
                 },
                 Line {
-                    label: "undefended".into(),
-                    color: "#d62728",
-                    dashed: false,
-                    points: per_window(before, |w| flow_sum(before, w, |r| r.goodput)),
-                },
-                Line {
                     label: "defended".into(),
                     color: "#2ca02c",
                     dashed: false,
                     points: per_window(after, |w| flow_sum(after, w, |r| r.goodput)),
+                },
+                // Drawn last and dashed so it stays visible where the two coincide.
+                Line {
+                    label: "undefended".into(),
+                    color: "#d62728",
+                    dashed: true,
+                    points: per_window(before, |w| flow_sum(before, w, |r| r.goodput)),
                 },
             ],
         });
         panels.push(Panel {
             title: "User-facing p99 latency (ms)".into(),
             lines: vec![
-                Line { label: "undefended".into(), color: "#d62728", dashed: false, points: per_window(before, |w| flow_p99(before, w)) },
                 Line { label: "defended".into(), color: "#2ca02c", dashed: false, points: per_window(after, |w| flow_p99(after, w)) },
+                Line { label: "undefended".into(), color: "#d62728", dashed: true, points: per_window(before, |w| flow_p99(before, w)) },
             ],
         });
     }
