@@ -364,35 +364,42 @@ fn with_retry_after(mut r: Response) -> Response {
     r
 }
 
-pub async fn alertmanager_v2(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let r = async {
-        check_ingest_token(&state, &headers)?;
-        let alerts = decode_am_v2(&body, state.clock.now()).map_err(invalid)?;
-        state.metrics.alerts_received.inc_by(alerts.len() as u64);
-        queue(&state, Event::Signals(alerts.into_iter().map(Signal::Alert).collect()))?;
-        Ok::<_, ApiError>(StatusCode::OK.into_response())
-    }
-    .await;
-    with_retry_after(r.unwrap_or_else(|e| {
+/// The shared shape of the Faultline-format ingest endpoints: authenticate,
+/// decode into an engine event plus the success answer, queue, count.
+fn accept(
+    state: &AppState,
+    headers: &HeaderMap,
+    decode: impl FnOnce(Timestamp) -> Result<(Event, u64, Response), ApiError>,
+) -> Response {
+    let result = check_ingest_token(state, headers).and_then(|()| decode(state.clock.now())).and_then(|(event, n, ok)| {
+        queue(state, event)?;
+        state.metrics.alerts_received.inc_by(n);
+        Ok(ok)
+    });
+    with_retry_after(result.unwrap_or_else(|e| {
         state.metrics.alerts_rejected.inc();
         e.into_response()
     }))
 }
 
+fn signals(alerts: Vec<ExternalAlert>) -> Event {
+    Event::Signals(alerts.into_iter().map(Signal::Alert).collect())
+}
+
+pub async fn alertmanager_v2(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    accept(&state, &headers, |now| {
+        let alerts = decode_am_v2(&body, now).map_err(invalid)?;
+        let n = alerts.len() as u64;
+        Ok((signals(alerts), n, StatusCode::OK.into_response()))
+    })
+}
+
 pub async fn alertmanager_webhook(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let r = async {
-        check_ingest_token(&state, &headers)?;
-        let alerts = decode_am_webhook(&body, state.clock.now()).map_err(invalid)?;
-        state.metrics.alerts_received.inc_by(alerts.len() as u64);
+    accept(&state, &headers, |now| {
+        let alerts = decode_am_webhook(&body, now).map_err(invalid)?;
         let n = alerts.len();
-        queue(&state, Event::Signals(alerts.into_iter().map(Signal::Alert).collect()))?;
-        Ok::<_, ApiError>((StatusCode::ACCEPTED, Json(json!({"status": "success", "accepted": n}))).into_response())
-    }
-    .await;
-    with_retry_after(r.unwrap_or_else(|e| {
-        state.metrics.alerts_rejected.inc();
-        e.into_response()
-    }))
+        Ok((signals(alerts), n as u64, (StatusCode::ACCEPTED, Json(json!({"status": "success", "accepted": n}))).into_response()))
+    })
 }
 
 /// PagerDuty answers in its own shape, not Faultline's error shape, so
@@ -425,18 +432,10 @@ pub async fn pagerduty_enqueue(State(state): State<AppState>, headers: HeaderMap
 }
 
 pub async fn generic(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let r = async {
-        check_ingest_token(&state, &headers)?;
-        let (alert, key) = decode_generic(&body, state.clock.now()).map_err(invalid)?;
-        state.metrics.alerts_received.inc();
-        queue(&state, Event::Signals(vec![Signal::Alert(alert)]))?;
-        Ok::<_, ApiError>((StatusCode::ACCEPTED, Json(json!({"status": "success", "dedup_key": key}))).into_response())
-    }
-    .await;
-    with_retry_after(r.unwrap_or_else(|e| {
-        state.metrics.alerts_rejected.inc();
-        e.into_response()
-    }))
+    accept(&state, &headers, |now| {
+        let (alert, key) = decode_generic(&body, now).map_err(invalid)?;
+        Ok((signals(vec![alert]), 1, (StatusCode::ACCEPTED, Json(json!({"status": "success", "dedup_key": key}))).into_response()))
+    })
 }
 
 #[cfg(test)]
