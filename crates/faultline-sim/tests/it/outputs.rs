@@ -182,3 +182,30 @@ fn otlp_export_sends_spans_per_attempt_and_queue_gauges() {
     let m: serde_json::Value = serde_json::from_str(metrics[0]).unwrap();
     assert_eq!(m["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["name"], "queue_depth");
 }
+
+#[test]
+fn byzantine_answers_are_reported_as_wrong_answer_metrics() {
+    let sc = builtin::load("byzantine", false).unwrap().unwrap();
+    let epoch = Timestamp::EPOCH;
+    let mut wrong_before = 0.0;
+    let mut wrong_after = 0.0;
+    let mut answers_after = 0.0;
+    run_with_signals(&sc, None, false, epoch, |s| {
+        if let Signal::Metric(m) = s {
+            let is_pricing = m.service.as_ref().is_some_and(|x| x.as_str() == "pricing")
+                && m.labels.get("caller").map(String::as_str) == Some("api");
+            // Windows ending by t = 30 s are before the fault; from 32 s on, after it.
+            let before = m.at <= epoch + faultline_core::Duration::from_secs(30);
+            let after = m.at >= epoch + faultline_core::Duration::from_secs(32);
+            match (m.name.as_str(), is_pricing) {
+                ("wrong_answers", true) if before => wrong_before += m.value,
+                ("wrong_answers", true) if after => wrong_after += m.value,
+                ("answers", true) if after => answers_after += m.value,
+                _ => {}
+            }
+        }
+    });
+    assert_eq!(wrong_before, 0.0);
+    let ratio = wrong_after / answers_after;
+    assert!((0.28..0.39).contains(&ratio), "{ratio}");
+}
