@@ -117,7 +117,7 @@ fn print_list(incidents: &[api::Incident]) {
     println!("{table}");
 }
 
-fn print_one(i: &api::Incident) {
+pub fn print_one(i: &api::Incident) {
     println!("{}  {}  {}", i.severity, i.status, i.title);
     println!("id:      {}", i.id);
     println!("opened:  {}", i.opened_at);

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod demo;
 mod drill;
 mod graph;
 mod incidents;
@@ -38,6 +39,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The demo: a simulated payment outage through the real engine, explained.
+    Demo(demo::DemoArgs),
     /// Run the Faultline server (HTTP API, embedded SQLite by default).
     Serve(ServeArgs),
     /// Create, list and revoke API tokens (works on the data dir directly).
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve(args).await,
             Command::Token(args) => tokens::run(args).await,
             Command::Incidents(args) => incidents::run(args).await,

@@ -171,11 +171,15 @@ pub fn explain(group: &Group, topology: &Topology) -> CausalChain {
         })
         .collect();
 
-    // Amplifiers: mechanism findings not at the origin.
+    // Amplifiers: mechanism findings not at the origin. A queue or cache on
+    // the origin's own service is part of the origin's failure, not something
+    // that amplified it (interaction amplifiers into it, like retries, count).
     let origin_subject = origins.first().map(|o| &o.subject);
+    let origin_service = origin_subject.and_then(primary_service);
     let mut amplifiers: Vec<Amplifier> = group
         .findings()
         .filter(|f| AMPLIFIER_KINDS.contains(&f.kind.as_str()) && Some(&f.subject) != origin_subject)
+        .filter(|f| matches!(f.subject, Subject::Interaction { .. }) || primary_service(&f.subject) != origin_service)
         .map(|f| Amplifier {
             subject: f.subject.clone(),
             mechanism: mechanism(&f.kind).to_owned(),
