@@ -64,7 +64,16 @@ impl Pipeline {
             return self.observe(Observation::Alert { alert: alert.clone(), services }, now);
         }
         let findings = self.detectors.observe(signal, now);
-        findings.into_iter().flat_map(|f| self.observe(Observation::Fired(f), now)).collect()
+        let mut actions: Vec<IncidentAction> = findings.into_iter().flat_map(|f| self.observe(Observation::Fired(f), now)).collect();
+        actions.extend(self.drain_cleared(now));
+        actions
+    }
+
+    /// Feeds what the detectors report as cleared to the correlator, so
+    /// telemetry-born incidents resolve after the hold-down.
+    fn drain_cleared(&mut self, now: Timestamp) -> Vec<IncidentAction> {
+        let cleared = self.detectors.take_cleared();
+        cleared.into_iter().flat_map(|(kind, subject)| self.observe(Observation::Cleared { kind, subject, at: now }, now)).collect()
     }
 
     pub fn observe_finding(&mut self, finding: Finding, now: Timestamp) -> Vec<IncidentAction> {
@@ -79,6 +88,7 @@ impl Pipeline {
     pub fn tick(&mut self, now: Timestamp) -> Vec<IncidentAction> {
         let findings = self.detectors.tick(now);
         let mut actions: Vec<IncidentAction> = findings.into_iter().flat_map(|f| self.observe(Observation::Fired(f), now)).collect();
+        actions.extend(self.drain_cleared(now));
         let events = self.correlator.tick(now);
         actions.extend(self.translate(events));
         actions
@@ -264,5 +274,57 @@ mod tests {
         p.observe_cleared("slo_burn_rate".into(), Subject::Flow { flow: FlowName::new("checkout").unwrap() }, t(100));
         let done = p.tick(t(100 + 600));
         assert!(matches!(&done[..], [IncidentAction::Record { event: IncidentEvent::Resolved { .. }, .. }]), "{done:#?}");
+    }
+}
+
+#[cfg(test)]
+mod clearing_tests {
+    use super::*;
+    use crate::model::Interaction;
+    use crate::signal::EdgeWindow;
+    use crate::time::Duration;
+
+    fn window(i: i64, errors: u64) -> Signal {
+        let svc = |s: &str| ServiceName::new(s).unwrap();
+        Signal::Edge(EdgeWindow {
+            interaction: Interaction { caller: svc("web"), callee: svc("api"), operation: String::new() },
+            start: Timestamp::from_secs(1_800_000_000 + i * 10),
+            length: Duration::from_secs(10),
+            requests: 1000,
+            errors,
+            timeouts: 0,
+            retries: 0,
+            p50_ms: 20.0,
+            p99_ms: 80.0 + (i % 3) as f64,
+            in_flight: None,
+        })
+    }
+
+    /// Detectors report when a condition clears; the correlator then
+    /// resolves the telemetry-born incident after the hold-down.
+    #[test]
+    fn an_incident_from_edge_errors_resolves_after_they_clear() {
+        let mut p = Pipeline::new(DetectorSet::standard(), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]));
+        let mut kinds = Vec::new();
+        let mut last = Timestamp::EPOCH;
+        for i in 0..80 {
+            let errors = if (30..40).contains(&i) { 400 } else { (i % 2) as u64 };
+            let s = window(i, errors);
+            last = s.at();
+            for a in p.observe_signal(&s, last) {
+                kinds.push(match a {
+                    IncidentAction::Open { .. } => "open".to_owned(),
+                    IncidentAction::Record { event, .. } => event.kind().to_owned(),
+                    other => format!("{other:?}"),
+                });
+            }
+        }
+        assert!(kinds.contains(&"open".to_owned()), "{kinds:?}");
+        assert!(kinds.contains(&"symptom_cleared".to_owned()), "the error finding cleared: {kinds:?}");
+        let resolved = p.tick(last + Duration::from_mins(11));
+        assert!(
+            resolved.iter().any(|a| matches!(a, IncidentAction::Record { event: IncidentEvent::Resolved { .. }, .. })),
+            "{resolved:?}"
+        );
     }
 }

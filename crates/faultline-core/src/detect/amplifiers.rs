@@ -97,6 +97,8 @@ pub struct EdgeDetectors {
     /// Requests into each service per window end (for "ingress flat").
     ingress: BTreeMap<String, BTreeMap<Timestamp, u64>>,
     ingress_base: BTreeMap<String, RobustBaseline>,
+    /// Findings whose condition stopped holding, for `take_cleared`.
+    cleared: Vec<(String, Subject)>,
 }
 
 impl EdgeDetectors {
@@ -117,6 +119,9 @@ impl EdgeDetectors {
 impl Detector for EdgeDetectors {
     fn name(&self) -> &'static str {
         "edge_symptoms"
+    }
+    fn take_cleared(&mut self) -> Vec<(String, Subject)> {
+        std::mem::take(&mut self.cleared)
     }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Edge(w) = signal else { return Vec::new() };
@@ -155,7 +160,11 @@ impl Detector for EdgeDetectors {
         if let Some((base, mad)) = st.err_base.stats() {
             let band = c.error_abs_delta.max(4.0 * mad);
             let value = if err >= 2.0 * base { (err - base) / band } else { 0.0 };
-            if let Transition::Fired { since } = st.err_h.update(&c.hysteresis, value, now) {
+            let t = st.err_h.update(&c.hysteresis, value, now);
+            if matches!(t, Transition::Cleared) {
+                self.cleared.push(("error_rate_change".to_owned(), subject()));
+            }
+            if let Transition::Fired { since } = t {
                 out.push(finding("error_rate_change", subject(), FailureModel::Unknown, since, value, "error_ratio", err, Some(base), Some(base + band), w.length));
             }
         }
@@ -167,7 +176,11 @@ impl Detector for EdgeDetectors {
         if let Some((base, mad)) = st.p99_base.stats().filter(|_| p99_ok) {
             let limit = (base * c.latency_factor).max(base + 4.0 * mad).max(base + 5.0);
             let value = w.p99_ms / limit;
-            if let Transition::Fired { since } = st.lat_h.update(&c.latency_hysteresis, value, now) {
+            let t = st.lat_h.update(&c.latency_hysteresis, value, now);
+            if matches!(t, Transition::Cleared) {
+                self.cleared.push(("latency_change".to_owned(), subject()));
+            }
+            if let Transition::Fired { since } = t {
                 out.push(finding("latency_change", subject(), FailureModel::Exhaustion, since, value, "p99_ms", w.p99_ms, Some(base), Some(limit), w.length));
             }
         }
@@ -177,7 +190,11 @@ impl Detector for EdgeDetectors {
         // Retry amplification: retries over budget, with the rate evidence.
         let rate_base = st.rate_base.stats().map(|(b, _)| b);
         let value = retry / c.retry_budget;
-        if let Transition::Fired { since } = st.retry_h.update(&c.hysteresis, value, now) {
+        let t = st.retry_h.update(&c.hysteresis, value, now);
+            if matches!(t, Transition::Cleared) {
+                self.cleared.push(("retry_amplification".to_owned(), subject()));
+            }
+            if let Transition::Fired { since } = t {
             let mut f = finding("retry_amplification", subject(), FailureModel::Unknown, since, value, "retry_ratio", retry, rate_base.map(|_| 0.0), Some(c.retry_budget), w.length);
             let attempts_per_call = if w.requests > w.retries { req / (req - w.retries as f64) } else { req };
             let mut m = format!("retry_ratio (×{attempts_per_call:.1} attempts per call");
@@ -196,7 +213,11 @@ impl Detector for EdgeDetectors {
         }
         // Timeout saturation.
         let value = timeout / c.timeout_ratio;
-        if let Transition::Fired { since } = st.timeout_h.update(&c.hysteresis, value, now) {
+        let t = st.timeout_h.update(&c.hysteresis, value, now);
+            if matches!(t, Transition::Cleared) {
+                self.cleared.push(("timeout_saturation".to_owned(), subject()));
+            }
+            if let Transition::Fired { since } = t {
             out.push(finding("timeout_saturation", subject(), FailureModel::Exhaustion, since, value, "timeout_ratio", timeout, None, Some(c.timeout_ratio), w.length));
         }
         out

@@ -34,6 +34,11 @@ pub trait Detector {
     fn tick(&mut self, _now: Timestamp) -> Vec<Finding> {
         Vec::new()
     }
+    /// Findings (kind, subject) whose condition stopped holding since the
+    /// last call. Detectors that only report firing keep the default.
+    fn take_cleared(&mut self) -> Vec<(String, Subject)> {
+        Vec::new()
+    }
 }
 
 /// A finding with its evidence, in one call.
@@ -144,6 +149,10 @@ impl DetectorSet {
     }
     pub fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         self.detectors.iter_mut().flat_map(|d| d.observe(signal, now)).collect()
+    }
+    /// Everything that cleared since the last call, across detectors.
+    pub fn take_cleared(&mut self) -> Vec<(String, Subject)> {
+        self.detectors.iter_mut().flat_map(|d| d.take_cleared()).collect()
     }
     pub fn tick(&mut self, now: Timestamp) -> Vec<Finding> {
         self.detectors.iter_mut().flat_map(|d| d.tick(now)).collect()

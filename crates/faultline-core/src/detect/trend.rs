@@ -101,6 +101,7 @@ pub struct ExhaustionDetector {
     pub hysteresis: HysteresisConfig,
     sizes: BTreeMap<(String, String), f64>,
     series: BTreeMap<(String, String), Track>,
+    cleared: Vec<(String, crate::finding::Subject)>,
 }
 
 /// A bounded series and its hysteresis state.
@@ -117,6 +118,7 @@ impl Default for ExhaustionDetector {
             hysteresis: HysteresisConfig::counted(1.0, 0.5, 3, CLEAR_WINDOWS),
             sizes: BTreeMap::new(),
             series: BTreeMap::new(),
+            cleared: Vec::new(),
         }
     }
 }
@@ -129,6 +131,9 @@ fn key(m: &MetricPoint) -> (String, String) {
 impl Detector for ExhaustionDetector {
     fn name(&self) -> &'static str {
         "resource_exhaustion"
+    }
+    fn take_cleared(&mut self) -> Vec<(String, crate::finding::Subject)> {
+        std::mem::take(&mut self.cleared)
     }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
@@ -180,7 +185,13 @@ impl Detector for ExhaustionDetector {
                 f.evidence.measure = format!("time_to_exhaustion_s (usage {:.0}%)", usage * 100.0);
                 vec![f]
             }
-            _ => Vec::new(),
+            Transition::Cleared => {
+                if let Some(subject) = resource_subject(&k.0, &k.1) {
+                    self.cleared.push(("resource_exhaustion".to_owned(), subject));
+                }
+                Vec::new()
+            }
+            Transition::None => Vec::new(),
         }
     }
 }
@@ -197,6 +208,7 @@ pub struct QueueGrowthDetector {
     pub hysteresis: HysteresisConfig,
     capacity: BTreeMap<String, f64>,
     series: BTreeMap<String, (Track, RobustBaseline)>,
+    cleared: Vec<(String, crate::finding::Subject)>,
 }
 
 impl Default for QueueGrowthDetector {
@@ -209,6 +221,7 @@ impl Default for QueueGrowthDetector {
             hysteresis: HysteresisConfig::counted(1.0, 0.5, 2, CLEAR_WINDOWS),
             capacity: BTreeMap::new(),
             series: BTreeMap::new(),
+            cleared: Vec::new(),
         }
     }
 }
@@ -216,6 +229,9 @@ impl Default for QueueGrowthDetector {
 impl Detector for QueueGrowthDetector {
     fn name(&self) -> &'static str {
         "queue_growth"
+    }
+    fn take_cleared(&mut self) -> Vec<(String, crate::finding::Subject)> {
+        std::mem::take(&mut self.cleared)
     }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
@@ -263,7 +279,13 @@ impl Detector for QueueGrowthDetector {
                 };
                 vec![f]
             }
-            _ => Vec::new(),
+            Transition::Cleared => {
+                if let Some(subject) = service_subject(&svc) {
+                    self.cleared.push(("queue_growth".to_owned(), subject));
+                }
+                Vec::new()
+            }
+            Transition::None => Vec::new(),
         }
     }
 }
