@@ -12,6 +12,8 @@ use std::time::Instant;
 
 use serde_json::json;
 
+mod otlp;
+
 use crate::builtin;
 use crate::run::{GroundTruth, RunOutput};
 use crate::scenario::{Dur, Scenario, parse_duration};
@@ -62,6 +64,17 @@ pub struct RunArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also send the run as OTLP/JSON (spans per attempt, queue-depth gauges)
+    /// to this OTLP/HTTP endpoint, e.g. http://localhost:4318, window by window.
+    #[arg(long)]
+    pub otlp: Option<String>,
+    /// With --otlp: run N times faster than real time (default: as fast as
+    /// the receiver accepts).
+    #[arg(long, requires = "otlp")]
+    pub speed: Option<f64>,
+    /// With --otlp: at most this many attempts per window become spans (an even sample).
+    #[arg(long, default_value_t = 5000)]
+    pub otlp_max_spans: usize,
 }
 
 fn parse_dur_arg(s: &str) -> Result<Dur, String> {
@@ -128,7 +141,21 @@ struct Timed {
     wall: f64,
 }
 
-fn execute(sc: &Scenario, seed: Option<u64>, defended: bool, show_progress: bool) -> Timed {
+/// Export settings for `--otlp`.
+struct Export {
+    endpoint: otlp::Endpoint,
+    speed: Option<f64>,
+    max_spans: usize,
+    epoch_ns: u64,
+}
+
+fn execute_with(
+    sc: &Scenario,
+    seed: Option<u64>,
+    defended: bool,
+    show_progress: bool,
+    export: Option<&Export>,
+) -> Result<Timed, String> {
     let bar = if show_progress {
         let b = indicatif::ProgressBar::new(1000);
         b.set_style(
@@ -143,11 +170,38 @@ fn execute(sc: &Scenario, seed: Option<u64>, defended: bool, show_progress: bool
     let start = Instant::now();
     let mut w = World::new(sc, seed);
     let end = w.end();
-    let step = (end / 200).max(1);
+    // With an export, step window by window so each window is sent when it closes.
+    let step = match export {
+        Some(_) => crate::engine::secs(sc.window.0).max(1),
+        None => (end / 200).max(1),
+    };
+    if export.is_some() {
+        w.record_attempts();
+    }
     let mut t = 0;
+    let mut sent_windows = 0;
+    let mut spans_sent = 0u64;
     loop {
         t = (t + step).min(end);
         let done = w.run_until(t);
+        if let Some(ex) = export {
+            let attempts = w.drain_attempts();
+            let body = otlp::traces_json(w.series(), &attempts, ex.epoch_ns, ex.max_spans, spans_sent);
+            spans_sent += attempts.len().min(ex.max_spans) as u64 + 1;
+            otlp::post(&ex.endpoint, "/v1/traces", &body)?;
+            while sent_windows < w.windows_closed() {
+                otlp::post(&ex.endpoint, "/v1/metrics", &otlp::queue_metrics_json(w.series(), sent_windows, ex.epoch_ns))?;
+                sent_windows += 1;
+            }
+            if let Some(speed) = ex.speed {
+                // Pace: virtual time t should be reached at t / speed of wall time.
+                let due = crate::engine::to_secs(t) / speed;
+                let elapsed = start.elapsed().as_secs_f64();
+                if due > elapsed {
+                    std::thread::sleep(std::time::Duration::from_secs_f64(due - elapsed));
+                }
+            }
+        }
         if let Some(b) = &bar {
             b.set_position((t as f64 / end as f64 * 1000.0) as u64);
         }
@@ -161,7 +215,7 @@ fn execute(sc: &Scenario, seed: Option<u64>, defended: bool, show_progress: bool
     }
     let totals = w.totals();
     let out = RunOutput { ground_truth: GroundTruth::of(sc, defended), totals, series: w.into_series() };
-    Timed { out, wall }
+    Ok(Timed { out, wall })
 }
 
 fn run_cmd(a: RunArgs) -> Result<(), String> {
@@ -176,7 +230,21 @@ fn run_cmd(a: RunArgs) -> Result<(), String> {
         sc.faults.clear();
     }
     let progress = !a.json || std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let run = execute(&sc, a.seed, a.defended, progress);
+    let export = match &a.otlp {
+        None => None,
+        Some(url) => {
+            if a.speed.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
+                return Err("--speed must be a positive number".into());
+            }
+            // The CLI (not the engine) maps virtual time 0 to "now".
+            let epoch_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            Some(Export { endpoint: otlp::parse_url(url)?, speed: a.speed, max_spans: a.otlp_max_spans, epoch_ns })
+        }
+    };
+    let run = execute_with(&sc, a.seed, a.defended, progress, export.as_ref())?;
     let mut written: Vec<String> = Vec::new();
     if let Some(dir) = &a.out {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -202,7 +270,7 @@ fn run_cmd(a: RunArgs) -> Result<(), String> {
             if a.no_faults {
                 other.faults.clear();
             }
-            let o = execute(&other, a.seed, !a.defended, progress);
+            let o = execute_with(&other, a.seed, !a.defended, progress, None)?;
             let (before, after) = if a.defended { (&o.out.series, s) } else { (s, &o.out.series) };
             let gt = GroundTruth::of(&sc, false);
             let p = dir.join("compare.svg");

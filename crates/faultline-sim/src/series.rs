@@ -315,8 +315,9 @@ impl Series {
     }
 
     /// The signals of one window, as a real deployment's receivers would
-    /// produce them: one `Signal::Edge` per interaction with traffic and
-    /// `Signal::Metric`s for queue depth, utilisation and the named metrics.
+    /// produce them: one `Signal::Edge` per interaction with traffic, and
+    /// `Signal::Metric`s for answer correctness per interaction (`answers`,
+    /// `wrong_answers`), queue depth, utilisation and the named metrics.
     /// `epoch` is the wall-clock instant virtual time 0 maps to.
     pub fn window_signals(&self, window: u32, epoch: Timestamp) -> Vec<Signal> {
         let len = Duration::from_millis((self.window_s * 1000.0).round() as i64);
@@ -343,6 +344,15 @@ impl Series {
         let metric = |n: &str, svc: Option<ServiceName>, labels: BTreeMap<String, String>, v: f64| {
             Signal::Metric(MetricPoint { name: n.to_owned(), labels, service: svc, at: end, value: v })
         };
+        // Answer correctness per interaction, as semantic checks (checksums,
+        // canary comparison) would report it: `answers` (200s) and
+        // `wrong_answers`, on the callee with the caller as a label.
+        for r in self.edge_rows.iter().filter(|r| r.window == window && r.ok > 0) {
+            let e = &self.edges[r.edge as usize];
+            let labels = BTreeMap::from([("caller".to_owned(), e.caller.clone())]);
+            out.push(metric("answers", name(&e.callee), labels.clone(), r.ok as f64));
+            out.push(metric("wrong_answers", name(&e.callee), labels, r.wrong as f64));
+        }
         for r in self.service_rows.iter().filter(|r| r.window == window) {
             let svc = name(&self.services[r.service as usize]);
             out.push(metric("queue_depth", svc.clone(), BTreeMap::new(), r.queue_depth as f64));

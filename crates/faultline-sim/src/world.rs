@@ -419,6 +419,20 @@ struct Cluster {
     max_leaders: u64,
 }
 
+/// One finished attempt, as a client span and its server span would show it
+/// (recorded only when `World::record_attempts` is on; used for OTLP export).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttemptRecord {
+    /// Index into `Series::edges` (caller → actual callee).
+    pub edge: u32,
+    pub start: Nanos,
+    pub end: Nanos,
+    /// 1 for the first try, 2 for the first retry, …
+    pub attempt: u32,
+    /// "ok", "error", "timeout" or "wrong" (a 200 with wrong data).
+    pub outcome: &'static str,
+}
+
 /// The result of a run.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct RunTotals {
@@ -449,6 +463,7 @@ pub struct World {
     zone_names: Vec<String>,
     series: Series,
     peak_in_flight: u64,
+    attempt_log: Option<Vec<AttemptRecord>>,
 }
 
 fn zone_id(names: &mut Vec<String>, z: &str) -> u16 {
@@ -757,6 +772,20 @@ impl World {
             zone_names,
             series,
             peak_in_flight: 0,
+            attempt_log: None,
+        }
+    }
+
+    /// Starts recording every finished attempt (for trace export).
+    pub fn record_attempts(&mut self) {
+        self.attempt_log.get_or_insert_with(Vec::new);
+    }
+
+    /// Takes the attempts recorded since the last call.
+    pub fn drain_attempts(&mut self) -> Vec<AttemptRecord> {
+        match &mut self.attempt_log {
+            Some(v) => std::mem::take(v),
+            None => Vec::new(),
         }
     }
 
@@ -1167,6 +1196,20 @@ impl World {
             Outcome::Timeout => st.timeouts += 1,
         }
         st.hist.record_ns(now - attempt_started);
+        if let Some(log) = &mut self.attempt_log {
+            log.push(AttemptRecord {
+                edge: e.name_base + call.target,
+                start: attempt_started,
+                end: now,
+                attempt: call.attempt,
+                outcome: match outcome {
+                    Outcome::Ok => "ok",
+                    Outcome::Wrong => "wrong",
+                    Outcome::Error => "error",
+                    Outcome::Timeout => "timeout",
+                },
+            });
+        }
         let failed = matches!(outcome, Outcome::Error | Outcome::Timeout);
         let cs = &mut e.clients[call.client as usize];
         let mut retries_allowed = true;

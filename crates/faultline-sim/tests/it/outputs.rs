@@ -92,6 +92,9 @@ fn cli_reports_unknown_scenarios_in_one_line_and_runs_files() {
             compare: false,
             no_faults: false,
             json: true,
+            otlp: None,
+            speed: None,
+            otlp_max_spans: 5000,
         }),
     };
     let e = faultline_sim::cli::run(args("no-such-thing")).unwrap_err();
@@ -100,4 +103,109 @@ fn cli_reports_unknown_scenarios_in_one_line_and_runs_files() {
     let sc = faultline_sim::cli::load_scenario(path, true).unwrap();
     assert!(sc.name.contains("defended"));
     assert!(faultline_sim::cli::run(SimArgs { command: SimCommand::List }).is_ok());
+}
+
+/// A one-shot HTTP server that records request lines and bodies and answers 200.
+fn capture_server() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                if h.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+            if tx.send((line.trim().to_owned(), String::from_utf8(body).unwrap())).is_err() {
+                break;
+            }
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn otlp_export_sends_spans_per_attempt_and_queue_gauges() {
+    let (url, rx) = capture_server();
+    let args = SimArgs {
+        command: SimCommand::Run(RunArgs {
+            scenario: "retry-storm".into(),
+            seed: None,
+            defended: false,
+            duration: Some(faultline_sim::scenario::Dur(3.0)),
+            out: None,
+            compare: false,
+            no_faults: false,
+            json: true,
+            otlp: Some(url),
+            speed: None,
+            otlp_max_spans: 100,
+        }),
+    };
+    faultline_sim::cli::run(args).unwrap();
+    let got: Vec<(String, String)> = rx.try_iter().collect();
+    let traces: Vec<&String> = got.iter().filter(|(l, _)| l.starts_with("POST /v1/traces ")).map(|x| &x.1).collect();
+    let metrics: Vec<&String> = got.iter().filter(|(l, _)| l.starts_with("POST /v1/metrics ")).map(|x| &x.1).collect();
+    assert_eq!(traces.len(), 3, "one trace batch per 1 s window");
+    assert_eq!(metrics.len(), 3);
+    let v: serde_json::Value = serde_json::from_str(traces[1]).unwrap();
+    let services: Vec<String> = v["resourceSpans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["resource"]["attributes"][0]["value"]["stringValue"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(services.contains(&"api".to_owned()) && services.contains(&"db".to_owned()), "{services:?}");
+    let spans: Vec<&serde_json::Value> = v["resourceSpans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["scopeSpans"][0]["spans"].as_array().unwrap())
+        .collect();
+    assert!(spans.len() <= 2 * 100 && spans.len() >= 100, "sampled to 100 attempts: {}", spans.len());
+    assert!(spans.iter().any(|s| s["kind"] == 3) && spans.iter().any(|s| s["kind"] == 2 && s["parentSpanId"].is_string()));
+    let m: serde_json::Value = serde_json::from_str(metrics[0]).unwrap();
+    assert_eq!(m["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["name"], "queue_depth");
+}
+
+#[test]
+fn byzantine_answers_are_reported_as_wrong_answer_metrics() {
+    let sc = builtin::load("byzantine", false).unwrap().unwrap();
+    let epoch = Timestamp::EPOCH;
+    let mut wrong_before = 0.0;
+    let mut wrong_after = 0.0;
+    let mut answers_after = 0.0;
+    run_with_signals(&sc, None, false, epoch, |s| {
+        if let Signal::Metric(m) = s {
+            let is_pricing = m.service.as_ref().is_some_and(|x| x.as_str() == "pricing")
+                && m.labels.get("caller").map(String::as_str) == Some("api");
+            // Windows ending by t = 30 s are before the fault; from 32 s on, after it.
+            let before = m.at <= epoch + faultline_core::Duration::from_secs(30);
+            let after = m.at >= epoch + faultline_core::Duration::from_secs(32);
+            match (m.name.as_str(), is_pricing) {
+                ("wrong_answers", true) if before => wrong_before += m.value,
+                ("wrong_answers", true) if after => wrong_after += m.value,
+                ("answers", true) if after => answers_after += m.value,
+                _ => {}
+            }
+        }
+    });
+    assert_eq!(wrong_before, 0.0);
+    let ratio = wrong_after / answers_after;
+    assert!((0.28..0.39).contains(&ratio), "{ratio}");
 }
