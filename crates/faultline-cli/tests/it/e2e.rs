@@ -172,12 +172,6 @@ fn drills_meet_their_targets() {
     for s in &scores {
         let name = s["scenario"].as_str().unwrap();
         assert_eq!(s["fault_free_incidents"], 0, "{name}: a quiet world opened an incident");
-        if name == "byzantine" {
-            // FIXME: the simulator emits no wrong-answer signal yet, so the
-            // byzantine scenario is not detected; assert today's behaviour.
-            assert_eq!(s["detected"], false, "{name}: now detected — tighten this test");
-            continue;
-        }
         assert_eq!(s["detected"], true, "{name}");
         assert_eq!(s["incidents"], 1, "{name}");
         assert_eq!(s["origin_rank"], 1, "{name}: {}", s["sentence"]);
