@@ -593,6 +593,7 @@ pub struct ScenarioError {
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
+            Some(l) if l > 0 && self.field.is_empty() && self.message.starts_with("column ") => write!(f, "line {l}, ")?,
             Some(l) if l > 0 => write!(f, "line {l}: ")?,
             _ => {}
         }
@@ -619,9 +620,21 @@ fn line_of<T>(s: &Spanned<T>) -> Option<u64> {
 fn yaml_error(e: serde_saphyr::Error) -> ScenarioError {
     let text = e.to_string();
     // serde-saphyr renders a multi-line snippet; keep the first informative line.
-    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid YAML").to_owned();
-    let line = e.location().map(|l| l.line()).filter(|&l| l > 0);
-    ScenarioError { line, field: String::new(), message: first }
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid YAML");
+    // It reads "error: line L column C: message"; we print the line ourselves.
+    let mut msg = first.strip_prefix("error: ").unwrap_or(first);
+    if let Some(rest) = msg.strip_prefix("line ") {
+        if let Some((_, m)) = rest.split_once(": ") {
+            msg = m;
+        }
+    }
+    let loc = e.location();
+    let line = loc.map(|l| l.line()).filter(|&l| l > 0);
+    let message = match loc.map(|l| l.column()).filter(|&c| c > 0) {
+        Some(c) => format!("column {c}: {msg}"),
+        None => msg.to_owned(),
+    };
+    ScenarioError { line, field: String::new(), message }
 }
 
 impl Scenario {
