@@ -623,10 +623,8 @@ fn yaml_error(e: serde_saphyr::Error) -> ScenarioError {
     let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid YAML");
     // It reads "error: line L column C: message"; we print the line ourselves.
     let mut msg = first.strip_prefix("error: ").unwrap_or(first);
-    if let Some(rest) = msg.strip_prefix("line ") {
-        if let Some((_, m)) = rest.split_once(": ") {
-            msg = m;
-        }
+    if let Some((_, m)) = msg.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+        msg = m;
     }
     let loc = e.location();
     let line = loc.map(|l| l.line()).filter(|&l| l > 0);
