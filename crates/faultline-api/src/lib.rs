@@ -144,3 +144,28 @@ pub struct FindingView {
 pub struct IncidentList {
     pub incidents: Vec<Incident>,
 }
+
+/// One detector finding with its evidence (`GET /api/v1/findings`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The detector, e.g. `retry_amplification`.
+    pub kind: String,
+    pub subject: String,
+    pub failure_model: String,
+    pub started_at: String,
+    pub strength: f64,
+    pub measure: String,
+    pub observed: f64,
+    pub baseline: Option<f64>,
+    pub threshold: Option<f64>,
+    pub window_ms: i64,
+    pub exemplar_trace_ids: Vec<String>,
+    /// The incident it joined.
+    pub incident: Option<String>,
+    pub active: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FindingList {
+    pub findings: Vec<Finding>,
+}

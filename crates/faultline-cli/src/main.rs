@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod demo;
 mod drill;
+mod findings;
 mod graph;
 mod incidents;
 mod rca;
@@ -47,6 +48,8 @@ enum Command {
     Token(tokens::TokenArgs),
     /// List, show, acknowledge and resolve incidents on a running server.
     Incidents(incidents::IncidentsArgs),
+    /// Findings (detector output with evidence) in open incidents.
+    Findings(findings::FindingsArgs),
     /// The dependency graph learned from traces, as a table.
     Graph(graph::GraphArgs),
     /// Root-cause accuracy on labelled fault datasets.
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Token(args) => tokens::run(args).await,
             Command::Incidents(args) => incidents::run(args).await,
+            Command::Findings(args) => findings::run(args).await,
             Command::Graph(args) => graph::run(args).await,
             Command::Rca(args) => rca::run(args),
             Command::Drill(args) => drill::run(args),

@@ -82,11 +82,53 @@ pub struct Engine {
     store: Arc<dyn Store>,
     incidents: BTreeMap<GroupId, IncidentId>,
     actor: Actor,
+    findings: FindingsView,
+}
+
+/// A finding the correlator holds, with the incident it joined.
+#[derive(Clone, Debug)]
+pub struct FindingRecord {
+    pub finding: Finding,
+    pub incident: Option<IncidentId>,
+    /// False once its detector reported it cleared.
+    pub active: bool,
+}
+
+/// A read-only snapshot of the findings in open incidents, refreshed by the
+/// engine after every turn that changed something. Readers (the HTTP API)
+/// never block the engine for longer than a clone.
+#[derive(Clone, Debug, Default)]
+pub struct FindingsView(Arc<std::sync::RwLock<Vec<FindingRecord>>>);
+
+impl FindingsView {
+    pub fn snapshot(&self) -> Vec<FindingRecord> {
+        // A poisoned lock means a reader panicked mid-clone; the data is still
+        // a consistent Vec, so read through the poison rather than fail.
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
 }
 
 impl Engine {
     pub fn new(pipeline: Pipeline, store: Arc<dyn Store>) -> Engine {
-        Engine { pipeline, store, incidents: BTreeMap::new(), actor: Actor::System("correlator".into()) }
+        Engine { pipeline, store, incidents: BTreeMap::new(), actor: Actor::System("correlator".into()), findings: FindingsView::default() }
+    }
+
+    /// The findings snapshot this engine keeps up to date.
+    pub fn findings_view(&self) -> FindingsView {
+        self.findings.clone()
+    }
+
+    fn refresh_findings(&self) {
+        let records: Vec<FindingRecord> = self
+            .pipeline
+            .correlator()
+            .open_groups()
+            .flat_map(|g| {
+                let incident = self.incidents.get(&g.id).copied();
+                g.members.values().filter_map(move |m| m.finding.clone().map(|finding| FindingRecord { finding, incident, active: m.active }))
+            })
+            .collect();
+        *self.findings.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = records;
     }
 
     /// The incident a correlator group became.
@@ -153,8 +195,12 @@ impl Engine {
                 Vec::new()
             }
         };
+        let changed = !actions.is_empty();
         for action in actions {
             self.apply(action, now).await?;
+        }
+        if changed {
+            self.refresh_findings();
         }
         Ok(())
     }

@@ -59,6 +59,7 @@ impl App {
         let shared: Arc<dyn Store> = Arc::new(store.clone());
         let pipeline = Pipeline::new(DetectorSet::standard(), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]));
         let engine = Engine::new(pipeline, shared.clone());
+        let findings = engine.findings_view();
         let (handle, rx) = Engine::channel(config.engine_queue);
         let mut metrics = metrics::Metrics::new();
         let ingest = ingest::start(&config, handle.clone(), &mut metrics.registry);
@@ -68,6 +69,7 @@ impl App {
             ingest,
             clock,
             engine: handle,
+            findings,
             alert_ingest_token: config.alert_ingest_token.as_deref().map(Arc::from),
             response: http::response::ResponseState::new(config.response.as_deref(), &store),
         };

@@ -63,6 +63,9 @@ async fn related_findings_and_an_alert_make_one_incident_that_resolves_itself() 
     let incidents = store.list_incidents(&IncidentFilter::default()).await.unwrap();
     assert_eq!(incidents.len(), 1, "one incident for one failure");
     let id = engine.incident_of(GroupId(1)).unwrap();
+    let findings = engine.findings_view().snapshot();
+    assert_eq!(findings.len(), 2, "the two findings (the alert is not a finding)");
+    assert!(findings.iter().all(|f| f.incident == Some(id) && f.active));
     let (inc, timeline) = store.incident(id).await.unwrap().unwrap();
     assert_eq!(inc.symptoms, 3);
     assert!(inc.diagnosis.as_deref().unwrap().starts_with("fraud-check/db-pool (origin"), "{:?}", inc.diagnosis);

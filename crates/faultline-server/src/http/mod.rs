@@ -29,6 +29,7 @@ pub mod alerts;
 pub mod auth;
 pub mod convert;
 pub mod error;
+pub mod findings;
 pub mod graph;
 pub mod incidents;
 pub mod response;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The correlation engine's queue.
     pub engine: faultline_engine::EngineHandle,
+    /// Findings in open incidents, as the engine last left them.
+    pub findings: faultline_engine::FindingsView,
     /// Telemetry receivers and the live dependency graph.
     pub ingest: faultline_receivers::Ingest,
     /// When set, alert ingest endpoints need `Bearer <this>`.
@@ -76,6 +79,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/incidents/{id}/severity", post(incidents::change_severity))
         .route("/incidents/{id}/roles", post(incidents::assign_role))
         .route("/incidents/{id}/notes", post(incidents::add_note))
+        .route("/findings", get(findings::list))
         .route("/graph", get(graph::graph))
         .route("/graph/diff", get(graph::diff))
         .route("/services/{name}", get(graph::service))

@@ -221,3 +221,11 @@ async fn readyz_reports_a_closed_database() {
     let r = h.call("GET", "/healthz", None, None).await;
     assert_eq!(r.status, StatusCode::OK, "liveness does not depend on the database");
 }
+
+#[tokio::test]
+async fn findings_are_listed_for_readers() {
+    let h = harness().await;
+    assert_error(&h.call("GET", "/api/v1/findings", None, None).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    let r = h.call("GET", "/api/v1/findings?active=true", Some(&h.read), None).await;
+    assert_eq!((r.status, r.body["findings"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{}", r.text);
+}
