@@ -37,6 +37,9 @@ pub struct Config {
     pub otlp_http_listen: Option<SocketAddr>,
     /// If set, OTLP and remote-write requests need `Authorization: Bearer <token>`.
     pub ingest_token: Option<String>,
+    /// Check-ins (healthchecks.io semantics) that `/ping/{check}` feeds; a
+    /// missing ping beyond period + grace is a crash finding.
+    pub checks: Vec<faultline_core::detect::checkin::CheckSpec>,
     /// The response workflow (`response_config` file / FAULTLINE_RESPONSE_CONFIG).
     pub response: Option<std::sync::Arc<crate::response_config::ResponseConfig>>,
 }
@@ -55,6 +58,7 @@ impl Default for Config {
             otlp_grpc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 4317))),
             otlp_http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 4318))),
             ingest_token: None,
+            checks: Vec::new(),
             response: None,
         }
     }
@@ -75,6 +79,8 @@ struct FileConfig {
     otlp_grpc_listen: Option<String>,
     otlp_http_listen: Option<String>,
     ingest_token: Option<String>,
+    #[serde(default)]
+    checks: Vec<faultline_core::detect::checkin::CheckSpec>,
     response_config: Option<PathBuf>,
 }
 
@@ -142,6 +148,11 @@ impl Config {
                 c.otlp_http_listen = parse_optional_listen("otlp_http_listen", &l)?;
             }
             c.ingest_token = f.ingest_token.or(c.ingest_token);
+            for check in &f.checks {
+                faultline_core::detect::checkin::validate_schedule(&check.schedule)
+                    .map_err(|e| ConfigError::Invalid { key: format!("checks.{}.schedule", check.name), reason: e.to_string() })?;
+            }
+            c.checks = f.checks;
             response_path = f.response_config.map(|r| path.parent().unwrap_or(Path::new(".")).join(r));
         }
         if let Some(l) = env("FAULTLINE_LISTEN") {
@@ -225,6 +236,22 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/faultline"));
         assert_eq!(c.request_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn check_ins_load_and_bad_schedules_name_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faultline.toml");
+        std::fs::write(
+            &path,
+            "[[checks]]\nname = \"nightly-backup\"\ngrace = 600000\nschedule = { kind = \"cron\", expr = \"0 2 * * *\", tz = \"Europe/Berlin\" }\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), &env(&[])).unwrap();
+        assert_eq!(c.checks[0].name, "nightly-backup");
+        std::fs::write(&path, "[[checks]]\nname = \"bad\"\ngrace = 1\nschedule = { kind = \"cron\", expr = \"99 * * * *\", tz = \"UTC\" }\n").unwrap();
+        let e = Config::load(Some(&path), &env(&[])).unwrap_err().to_string();
+        assert!(e.starts_with("invalid checks.bad.schedule"), "{e}");
     }
 
     #[test]

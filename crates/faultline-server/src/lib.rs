@@ -57,7 +57,14 @@ impl App {
 
     pub fn with_store(config: Config, store: SqlStore, clock: Arc<dyn clock::Clock>) -> App {
         let shared: Arc<dyn Store> = Arc::new(store.clone());
-        let pipeline = Pipeline::new(DetectorSet::standard(), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]));
+        let mut checkins = faultline_core::detect::checkin::CheckInMonitor::new();
+        for check in &config.checks {
+            // Schedules were validated when the config was loaded.
+            if let Err(e) = checkins.add_check(check.clone()) {
+                tracing::error!(check = %check.name, error = %e, "check-in not registered");
+            }
+        }
+        let pipeline = Pipeline::new(DetectorSet::standard().with_checkins(checkins), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]));
         let engine = Engine::new(pipeline, shared.clone());
         let findings = engine.findings_view();
         let (handle, rx) = Engine::channel(config.engine_queue);
@@ -70,6 +77,7 @@ impl App {
             clock,
             engine: handle,
             findings,
+            checks: Arc::new(config.checks.iter().map(|c| c.name.clone()).collect()),
             alert_ingest_token: config.alert_ingest_token.as_deref().map(Arc::from),
             response: http::response::ResponseState::new(config.response.as_deref(), &store),
         };

@@ -118,3 +118,26 @@ async fn the_channel_is_bounded() {
     handle.try_send(Event::Tick).unwrap();
     assert!(matches!(handle.try_send(Event::Tick), Err(faultline_engine::SendError::Full)));
 }
+
+#[tokio::test]
+async fn a_missed_check_in_opens_a_crash_incident() {
+    use faultline_core::detect::checkin::{CheckInMonitor, CheckSpec, Schedule};
+    use faultline_core::signal::{CheckIn, CheckInKind};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let mut monitor = CheckInMonitor::new();
+    monitor
+        .add_check(CheckSpec { name: "backup".into(), schedule: Schedule::Simple { period: Duration::from_mins(60) }, grace: Duration::from_mins(5), service: Some(svc("ledger")) })
+        .unwrap();
+    let pipeline = Pipeline::new(DetectorSet::empty().with_checkins(monitor), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]));
+    let mut engine = Engine::new(pipeline, Arc::new(store.clone()));
+    let ping = Signal::CheckIn(CheckIn { check: "backup".into(), kind: CheckInKind::Success, at: t(0) });
+    engine.process(Event::Signals(vec![ping]), t(0)).await.unwrap();
+    engine.process(Event::Tick, t(64 * 60)).await.unwrap();
+    assert!(store.list_incidents(&IncidentFilter::default()).await.unwrap().is_empty(), "within period + grace");
+    engine.process(Event::Tick, t(66 * 60)).await.unwrap();
+    let incidents = store.list_incidents(&IncidentFilter::default()).await.unwrap();
+    assert_eq!(incidents.len(), 1);
+    let (inc, _) = store.incident(incidents[0].id).await.unwrap().unwrap();
+    assert_eq!(inc.failure_model, Some(FailureModel::Crash), "{:?}", inc.diagnosis);
+}

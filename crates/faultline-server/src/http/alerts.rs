@@ -6,7 +6,9 @@
 //! - `POST /api/v1/alerts/alertmanager` — Alertmanager's webhook (version 4);
 //! - `POST /v2/enqueue` — PagerDuty Events API v2 (trigger / acknowledge /
 //!   resolve, `dedup_key` scoped to the routing key, 202 answers);
-//! - `POST /api/v1/alerts` — a generic JSON alert.
+//! - `POST /api/v1/alerts` — a generic JSON alert;
+//! - `GET|POST /ping/{check}[/start|/fail]` — check-in pings (healthchecks.io
+//!   style) for the checks configured in `checks`.
 //!
 //! Decoding is pure (`decode_*` functions return alerts or a list of field
 //! errors); handlers only authenticate, decode and queue. Like Alertmanager,
@@ -436,6 +438,39 @@ pub async fn generic(State(state): State<AppState>, headers: HeaderMap, body: ax
         let (alert, key) = decode_generic(&body, now).map_err(invalid)?;
         Ok((signals(vec![alert]), 1, (StatusCode::ACCEPTED, Json(json!({"status": "success", "dedup_key": key}))).into_response()))
     })
+}
+
+/// `/ping/{check}`: the job ran and succeeded.
+pub async fn ping(State(state): State<AppState>, headers: HeaderMap, axum::extract::Path(check): axum::extract::Path<String>) -> Response {
+    checkin(&state, &headers, check, faultline_core::signal::CheckInKind::Success)
+}
+
+/// `/ping/{check}/start` and `/ping/{check}/fail`.
+pub async fn ping_kind(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((check, kind)): axum::extract::Path<(String, String)>,
+) -> Response {
+    let kind = match kind.as_str() {
+        "start" => faultline_core::signal::CheckInKind::Start,
+        "fail" => faultline_core::signal::CheckInKind::Fail,
+        other => return ApiError::not_found(format!("no ping kind {other:?}: use /ping/{check}, /ping/{check}/start or /ping/{check}/fail")).into_response(),
+    };
+    checkin(&state, &headers, check, kind)
+}
+
+fn checkin(state: &AppState, headers: &HeaderMap, check: String, kind: faultline_core::signal::CheckInKind) -> Response {
+    if let Err(e) = check_ingest_token(state, headers) {
+        return e.into_response();
+    }
+    if !state.checks.contains(&check) {
+        return ApiError::not_found(format!("no check-in named {check:?} is configured")).into_response();
+    }
+    let event = Event::Signals(vec![Signal::CheckIn(faultline_core::signal::CheckIn { check, kind, at: state.clock.now() })]);
+    match queue(state, event) {
+        Ok(()) => "OK\n".into_response(),
+        Err(e) => with_retry_after(e.into_response()),
+    }
 }
 
 #[cfg(test)]

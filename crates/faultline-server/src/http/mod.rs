@@ -46,6 +46,8 @@ pub struct AppState {
     pub engine: faultline_engine::EngineHandle,
     /// Findings in open incidents, as the engine last left them.
     pub findings: faultline_engine::FindingsView,
+    /// Names of the configured check-ins (`/ping/{check}`).
+    pub checks: Arc<std::collections::BTreeSet<String>>,
     /// Telemetry receivers and the live dependency graph.
     pub ingest: faultline_receivers::Ingest,
     /// When set, alert ingest endpoints need `Bearer <this>`.
@@ -92,6 +94,8 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v2/alerts", post(alerts::alertmanager_v2))
         .route("/v2/enqueue", post(alerts::pagerduty_enqueue))
+        .route("/ping/{check}", get(alerts::ping).post(alerts::ping))
+        .route("/ping/{check}/{kind}", get(alerts::ping_kind).post(alerts::ping_kind))
         .nest("/api/v1", api)
         .merge(response::routes())
         .fallback(not_found)

@@ -201,3 +201,22 @@ async fn prometheus_sends_alerts_to_faultline_unchanged() {
     let attached = timeline.iter().find(|e| e.event.kind() == "symptom_attached").unwrap();
     assert!(format!("{:?}", attached.event).contains("checkout errors above budget"), "{attached:?}");
 }
+
+#[tokio::test]
+async fn check_in_pings() {
+    let mut config = Config::default();
+    config.checks.push(faultline_core::detect::checkin::CheckSpec::simple("nightly-backup"));
+    let h = start(config).await;
+    let get = |path: &'static str| {
+        let router = h.app_router.clone();
+        async move { router.oneshot(Request::builder().uri(path).body(Body::empty()).unwrap()).await.unwrap().status() }
+    };
+    assert_eq!(get("/ping/nightly-backup").await, StatusCode::OK);
+    assert_eq!(get("/ping/nightly-backup/start").await, StatusCode::OK);
+    assert_eq!(h.post("/ping/nightly-backup/fail", "", None).await.0, StatusCode::OK);
+    assert_eq!(get("/ping/nope").await, StatusCode::NOT_FOUND);
+    assert_eq!(get("/ping/nightly-backup/explode").await, StatusCode::NOT_FOUND);
+    // The failure ping is a crash finding → an incident.
+    let incidents = h.incidents().await;
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+}
