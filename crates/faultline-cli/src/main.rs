@@ -56,7 +56,7 @@ enum Command {
     Rca(rca::RcaArgs),
     /// Run simulator scenarios through the real detectors and correlator and score them.
     Drill(drill::DrillArgs),
-    /// SLO tools: offline burn-rate evaluation.
+    /// SLOs: live status from a server, and offline burn-rate evaluation.
     Slo(slo::SloArgs),
     /// The incident simulator: list, show and run scenarios.
     Sim(faultline_sim::cli::SimArgs),
@@ -131,7 +131,7 @@ fn main() -> ExitCode {
             Command::Graph(args) => graph::run(args).await,
             Command::Rca(args) => rca::run(args),
             Command::Drill(args) => drill::run(args),
-            Command::Slo(args) => slo::run(args),
+            Command::Slo(args) => slo::run(args).await,
             Command::Sim(args) => faultline_sim::cli::run(args).map_err(anyhow::Error::msg),
             Command::Response(cmd) => response::run(cmd).await,
         }

@@ -40,6 +40,9 @@ pub struct Config {
     /// Check-ins (healthchecks.io semantics) that `/ping/{check}` feeds; a
     /// missing ping beyond period + grace is a crash finding.
     pub checks: Vec<faultline_core::detect::checkin::CheckSpec>,
+    /// SLOs (OpenSLO v1 or Sloth prometheus/v1 files listed under `slos`),
+    /// evaluated live on interaction windows.
+    pub slos: Vec<faultline_core::slo::SloSpec>,
     /// The response workflow (`response_config` file / FAULTLINE_RESPONSE_CONFIG).
     pub response: Option<std::sync::Arc<crate::response_config::ResponseConfig>>,
 }
@@ -59,6 +62,7 @@ impl Default for Config {
             otlp_http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 4318))),
             ingest_token: None,
             checks: Vec::new(),
+            slos: Vec::new(),
             response: None,
         }
     }
@@ -81,6 +85,9 @@ struct FileConfig {
     ingest_token: Option<String>,
     #[serde(default)]
     checks: Vec<faultline_core::detect::checkin::CheckSpec>,
+    /// SLO spec files, relative to the config file.
+    #[serde(default)]
+    slos: Vec<PathBuf>,
     response_config: Option<PathBuf>,
 }
 
@@ -153,6 +160,15 @@ impl Config {
                     .map_err(|e| ConfigError::Invalid { key: format!("checks.{}.schedule", check.name), reason: e.to_string() })?;
             }
             c.checks = f.checks;
+            let base = path.parent().unwrap_or(Path::new("."));
+            for file in &f.slos {
+                let full = base.join(file);
+                let text = std::fs::read_to_string(&full)
+                    .map_err(|e| ConfigError::Read { path: full.display().to_string(), reason: e.to_string() })?;
+                let specs = faultline_core::slo::load_slo_specs(&text, None)
+                    .map_err(|e| ConfigError::Parse { path: full.display().to_string(), reason: e.to_string() })?;
+                c.slos.extend(specs);
+            }
             response_path = f.response_config.map(|r| path.parent().unwrap_or(Path::new(".")).join(r));
         }
         if let Some(l) = env("FAULTLINE_LISTEN") {

@@ -64,7 +64,13 @@ impl App {
                 tracing::error!(check = %check.name, error = %e, "check-in not registered");
             }
         }
-        let pipeline = Pipeline::new(DetectorSet::standard().with_checkins(checkins), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]));
+        let mut detectors = DetectorSet::standard().with_checkins(checkins);
+        let slos: Vec<http::slos::SharedSlo> =
+            config.slos.iter().map(|spec| http::slos::SharedSlo::new(faultline_core::slo::SloMonitor::new(spec.clone()))).collect();
+        for slo in &slos {
+            detectors.push(Box::new(slo.clone()));
+        }
+        let pipeline = Pipeline::new(detectors, CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]));
         let engine = Engine::new(pipeline, shared.clone());
         let findings = engine.findings_view();
         let (handle, rx) = Engine::channel(config.engine_queue);
@@ -78,6 +84,7 @@ impl App {
             engine: handle,
             findings,
             checks: Arc::new(config.checks.iter().map(|c| c.name.clone()).collect()),
+            slos: Arc::new(slos),
             alert_ingest_token: config.alert_ingest_token.as_deref().map(Arc::from),
             response: http::response::ResponseState::new(config.response.as_deref(), &store),
         };

@@ -32,6 +32,7 @@ pub mod error;
 pub mod findings;
 pub mod graph;
 pub mod incidents;
+pub mod slos;
 pub mod response;
 
 use error::ApiError;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub findings: faultline_engine::FindingsView,
     /// Names of the configured check-ins (`/ping/{check}`).
     pub checks: Arc<std::collections::BTreeSet<String>>,
+    /// The live SLO monitors (shared with the engine's detectors).
+    pub slos: Arc<Vec<slos::SharedSlo>>,
     /// Telemetry receivers and the live dependency graph.
     pub ingest: faultline_receivers::Ingest,
     /// When set, alert ingest endpoints need `Bearer <this>`.
@@ -82,6 +85,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/incidents/{id}/roles", post(incidents::assign_role))
         .route("/incidents/{id}/notes", post(incidents::add_note))
         .route("/findings", get(findings::list))
+        .route("/slos", get(slos::list))
         .route("/graph", get(graph::graph))
         .route("/graph/diff", get(graph::diff))
         .route("/services/{name}", get(graph::service))

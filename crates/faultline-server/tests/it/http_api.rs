@@ -229,3 +229,42 @@ async fn findings_are_listed_for_readers() {
     let r = h.call("GET", "/api/v1/findings?active=true", Some(&h.read), None).await;
     assert_eq!((r.status, r.body["findings"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{}", r.text);
 }
+
+#[tokio::test]
+async fn slos_from_config_files_report_their_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gateway-slo.yaml"),
+        r#"version: "prometheus/v1"
+service: "gateway"
+slos:
+  - name: "requests-availability"
+    objective: 99.9
+    sli:
+      events:
+        error_query: sum(rate(http_requests_total{job="gateway",code=~"5.."}[{{.window}}]))
+        total_query: sum(rate(http_requests_total{job="gateway"}[{{.window}}]))
+    alerting:
+      name: GatewayHighErrorRate
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("faultline.toml"), "slos = [\"gateway-slo.yaml\"]\n").unwrap();
+    let config = Config::load(Some(&dir.path().join("faultline.toml")), &|_| None).unwrap();
+    assert_eq!(config.slos.len(), 1);
+    let store = SqlStore::open_sqlite(&dir.path().join("data")).await.unwrap();
+    let (_, read) = faultline_server::auth::create_token(&store, "viewer", TokenScope::Read, Timestamp::from_millis(NOW)).await.unwrap();
+    let app = App::with_store(config, store, Arc::new(FixedClock(Timestamp::from_millis(NOW))));
+    let req = Request::builder().uri("/api/v1/slos").header(header::AUTHORIZATION, format!("Bearer {read}")).body(Body::empty()).unwrap();
+    let resp = app.router().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(v["slos"][0]["slo"], "requests-availability", "{v}");
+    assert!((v["slos"][0]["objective"].as_f64().unwrap() - 0.999).abs() < 1e-12, "{v}");
+    assert_eq!(v["slos"][0]["budget_remaining"], 1.0, "no traffic yet, nothing spent: {v}");
+    assert_eq!(v["slos"][0]["pairs"].as_array().map(Vec::len), Some(4), "the workbook's four window pairs: {v}");
+    // A missing spec file names the file.
+    std::fs::write(dir.path().join("bad.toml"), "slos = [\"nope.yaml\"]\n").unwrap();
+    let e = Config::load(Some(&dir.path().join("bad.toml")), &|_| None).unwrap_err().to_string();
+    assert!(e.contains("nope.yaml"), "{e}");
+}
