@@ -40,6 +40,8 @@ pub struct Config {
     /// Check-ins (healthchecks.io semantics) that `/ping/{check}` feeds; a
     /// missing ping beyond period + grace is a crash finding.
     pub checks: Vec<faultline_core::detect::checkin::CheckSpec>,
+    /// HTTP probes run from this server (`[[probes]]`).
+    pub probes: Vec<crate::probes::ProbeSpec>,
     /// SLOs (OpenSLO v1 or Sloth prometheus/v1 files listed under `slos`),
     /// evaluated live on interaction windows.
     pub slos: Vec<faultline_core::slo::SloSpec>,
@@ -62,6 +64,7 @@ impl Default for Config {
             otlp_http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 4318))),
             ingest_token: None,
             checks: Vec::new(),
+            probes: Vec::new(),
             slos: Vec::new(),
             response: None,
         }
@@ -85,6 +88,8 @@ struct FileConfig {
     ingest_token: Option<String>,
     #[serde(default)]
     checks: Vec<faultline_core::detect::checkin::CheckSpec>,
+    #[serde(default)]
+    probes: Vec<crate::probes::ProbeSpec>,
     /// SLO spec files, relative to the config file.
     #[serde(default)]
     slos: Vec<PathBuf>,
@@ -160,6 +165,10 @@ impl Config {
                     .map_err(|e| ConfigError::Invalid { key: format!("checks.{}.schedule", check.name), reason: e.to_string() })?;
             }
             c.checks = f.checks;
+            for p in &f.probes {
+                p.validate().map_err(|reason| ConfigError::Invalid { key: "probes".into(), reason })?;
+            }
+            c.probes = f.probes;
             let base = path.parent().unwrap_or(Path::new("."));
             for file in &f.slos {
                 let full = base.join(file);

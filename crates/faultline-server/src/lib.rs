@@ -28,6 +28,7 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod probes;
 pub mod response_config;
 
 pub use config::Config;
@@ -130,6 +131,8 @@ impl App {
         tracing::info!(%addr, backend = ?self.store.backend(), "faultline listening");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let ingest_tasks = ingest::serve_listeners(&self.config, &self.state.ingest, stop_rx.clone()).await?;
+        let clock = self.state.clock.clone();
+        let probe_tasks = probes::start(&self.config.probes, self.state.engine.clone(), move || clock.now(), stop_rx.clone());
         let mut engine_stop = stop_rx.clone();
         let engine_task = self.start_engine(async move {
             let _ = engine_stop.wait_for(|s| *s).await;
@@ -151,7 +154,7 @@ impl App {
                 tokio::time::sleep(grace).await;
             } => tracing::warn!("shutdown grace period elapsed; closing remaining connections"),
         }
-        for task in ingest_tasks {
+        for task in probe_tasks.into_iter().chain(ingest_tasks) {
             let _ = task.await;
         }
         // The engine finishes the event in hand and stops; then the database closes.

@@ -440,6 +440,62 @@ pub async fn generic(State(state): State<AppState>, headers: HeaderMap, body: ax
     })
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushedProbe {
+    probe: String,
+    location: String,
+    target: Option<String>,
+    success: bool,
+    response_ms: Option<f64>,
+    #[serde(default)]
+    failures: Vec<String>,
+    at: Option<String>,
+}
+
+/// `POST /api/v1/probes/results`: a probe result (or an array of them) from
+/// a runner in another location, for the partition matrix and the probe
+/// detectors.
+pub async fn probe_results(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    accept(&state, &headers, |now| {
+        let pushed: Vec<PushedProbe> = match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Array(_)) => serde_json::from_slice(&body),
+            Ok(_) => serde_json::from_slice::<PushedProbe>(&body).map(|p| vec![p]),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| invalid(vec![format!("body: {e}")]))?;
+        let mut signals = Vec::with_capacity(pushed.len());
+        for (i, p) in pushed.into_iter().enumerate() {
+            let mut errs = Vec::new();
+            if p.probe.trim().is_empty() || p.location.trim().is_empty() {
+                errs.push(format!("[{i}]: probe and location must not be empty"));
+            }
+            let at = parse_time(&format!("[{i}].at"), p.at.as_deref(), &mut errs).unwrap_or(now);
+            let target = match p.target.as_deref().map(faultline_core::ServiceName::new).transpose() {
+                Ok(t) => t,
+                Err(e) => {
+                    errs.push(format!("[{i}].target: {e}"));
+                    None
+                }
+            };
+            if !errs.is_empty() {
+                return Err(invalid(errs));
+            }
+            signals.push(Signal::Probe(faultline_core::signal::ProbeResult {
+                probe: p.probe,
+                location: p.location,
+                target,
+                at,
+                success: p.success,
+                response_ms: p.response_ms,
+                failures: p.failures,
+            }));
+        }
+        let n = signals.len();
+        Ok((Event::Signals(signals), n as u64, (StatusCode::ACCEPTED, Json(json!({"status": "success", "accepted": n}))).into_response()))
+    })
+}
+
 /// `/ping/{check}`: the job ran and succeeded.
 pub async fn ping(State(state): State<AppState>, headers: HeaderMap, axum::extract::Path(check): axum::extract::Path<String>) -> Response {
     checkin(&state, &headers, check, faultline_core::signal::CheckInKind::Success)

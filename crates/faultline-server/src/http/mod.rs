@@ -90,6 +90,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/graph/diff", get(graph::diff))
         .route("/services/{name}", get(graph::service))
         .route("/alerts", post(alerts::generic))
+        .route("/probes/results", post(alerts::probe_results))
         .route("/alerts/alertmanager", post(alerts::alertmanager_webhook));
 
     Router::new()

@@ -220,3 +220,39 @@ async fn check_in_pings() {
     let incidents = h.incidents().await;
     assert_eq!(incidents.len(), 1, "{incidents:?}");
 }
+
+#[tokio::test]
+async fn the_probe_runner_judges_conditions_and_remote_results_are_accepted() {
+    use faultline_server::probes::{ProbeSpec, run_once};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // A real HTTP endpoint to probe.
+    let target = axum::Router::new().route("/health", axum::routing::get(|| async { axum::Json(serde_json::json!({"ok": true, "price": 0})) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, target).await });
+    let spec = |conditions: &[&str], url: String| ProbeSpec {
+        name: "pricing-health".into(),
+        url,
+        interval_secs: 30,
+        timeout_secs: 5,
+        conditions: conditions.iter().map(|c| c.to_string()).collect(),
+        location: "eu-west".into(),
+        target: Some("pricing".into()),
+    };
+    let client = reqwest::Client::new();
+    let now = Timestamp::from_secs(1_800_000_000);
+    let ok = run_once(&spec(&["[STATUS] == 200", "[BODY].ok == true"], format!("http://{addr}/health")), &client, now).await;
+    assert!(ok.success, "{ok:?}");
+    let wrong = run_once(&spec(&["[STATUS] == 200", "[BODY].price > 0"], format!("http://{addr}/health")), &client, now).await;
+    assert_eq!((wrong.success, wrong.failures.len()), (false, 1), "{wrong:?}");
+    assert!(wrong.failures[0].contains("[BODY].price"), "{wrong:?}");
+    let refused = run_once(&spec(&["[CONNECTED] == true"], "http://127.0.0.1:1/".into()), &client, now).await;
+    assert!(!refused.success, "{refused:?}");
+    assert!(spec(&["[STATUS] =="], "http://x/".into()).validate().unwrap_err().contains("pricing-health"));
+
+    let h = start(Config::default()).await;
+    let (s, body, _) = h.post("/api/v1/probes/results", r#"[{"probe":"pricing-health","location":"us-east","target":"pricing","success":false,"failures":["[BODY].price (0) > 0"]}]"#, None).await;
+    assert_eq!((s, body["accepted"].as_u64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
+    let (s, body, _) = h.post("/api/v1/probes/results", r#"{"probe":"","location":"x","success":true}"#, None).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_alert")), "{body}");
+}
