@@ -59,7 +59,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // The demo's catalogue: one critical flow, "checkout", across every
     // interaction of the simulated system, owned by the payments team.
-    let learned = crate::drill::topology(&sc);
     let checkout = faultline_core::FlowName::new("checkout")?;
     let mut interactions = Vec::new();
     for s in &sc.services {
@@ -75,7 +74,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .iter()
         .filter_map(|l| Some(faultline_core::Interaction { caller: faultline_core::ServiceName::new(l.name.as_str()).ok()?, callee: faultline_core::ServiceName::new(l.call.to.value.as_str()).ok()?, operation: String::new() }))
         .collect();
-    let _ = learned;
     let topology = faultline_core::correlate::Topology::new(edges, vec![flow]);
     let pipeline = Pipeline::new(DetectorSet::standard(), CorrelatorConfig::default(), topology, SeverityDefinitions::standard(vec![checkout]));
     let mut engine = Engine::new(pipeline, Arc::new(store.clone()));
