@@ -58,6 +58,11 @@ impl Pipeline {
         &self.correlator
     }
 
+    /// Continues from a saved correlator (after a restart).
+    pub fn restore_correlator(&mut self, correlator: Correlator) {
+        self.correlator = correlator;
+    }
+
     pub fn observe_signal(&mut self, signal: &Signal, now: Timestamp) -> Vec<IncidentAction> {
         if let Signal::Alert(alert) = signal {
             let services = self.alert_services(alert);

@@ -12,7 +12,9 @@
 //! What it is not: HTTP (the server turns requests into `Event`s), protocol
 //! decoding (receivers), or decision-making (the core). Correlator state is
 //! in memory: after a restart, open incidents stay open in the store but new
-//! symptoms start new groups (documented limit).
+//! symptoms join them: the correlator's groups and their incidents are
+//! saved in the store after every turn that changed them and restored when
+//! the engine starts (`Engine::restore`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -146,6 +148,31 @@ impl Engine {
         (EngineHandle { tx }, rx)
     }
 
+    /// Loads the correlator's saved groups and their incidents, if any. A
+    /// state that cannot be read is logged and correlation starts afresh —
+    /// incidents in the store are untouched either way.
+    pub async fn restore(&mut self) -> Result<bool, StoreError> {
+        let Some(json) = self.store.load_state(STATE_KEY).await? else { return Ok(false) };
+        match serde_json::from_str::<Saved>(&json) {
+            Ok(saved) => {
+                self.pipeline.restore_correlator(saved.correlator);
+                self.incidents = saved.incidents.into_iter().collect();
+                self.refresh_findings();
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "saved correlator state unreadable; starting afresh");
+                Ok(false)
+            }
+        }
+    }
+
+    async fn persist(&self, now: Timestamp) -> Result<(), StoreError> {
+        let saved = SavedRef { correlator: self.pipeline.correlator(), incidents: self.incidents.iter().map(|(g, i)| (*g, *i)).collect() };
+        let json = serde_json::to_string(&saved).map_err(|e| StoreError::Corrupt(format!("cannot serialise correlator state: {e}")))?;
+        self.store.save_state(STATE_KEY, &json, now).await
+    }
+
     /// Processes events until every handle is dropped or `shutdown` fires;
     /// ticks every `tick` of real time.
     pub async fn run(
@@ -158,6 +185,11 @@ impl Engine {
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
+        match self.restore().await {
+            Ok(true) => tracing::info!("correlator state restored"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "could not read correlator state"),
+        }
         loop {
             let event = tokio::select! {
                 e = rx.recv() => match e { Some(e) => e, None => break },
@@ -201,6 +233,7 @@ impl Engine {
         }
         if changed {
             self.refresh_findings();
+            self.persist(now).await?;
         }
         Ok(())
     }
@@ -261,6 +294,21 @@ async fn run_command(store: Arc<dyn Store>, actor: Actor, id: IncidentId, comman
             Err(e) => Err(e),
         }
     }
+}
+
+/// The store key of the correlator's saved state.
+const STATE_KEY: &str = "correlator";
+
+#[derive(serde::Deserialize)]
+struct Saved {
+    correlator: faultline_core::correlate::Correlator,
+    incidents: Vec<(GroupId, IncidentId)>,
+}
+
+#[derive(serde::Serialize)]
+struct SavedRef<'a> {
+    correlator: &'a faultline_core::correlate::Correlator,
+    incidents: Vec<(GroupId, IncidentId)>,
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {

@@ -128,6 +128,11 @@ pub trait Store: Send + Sync {
     /// Revokes by id or name; returns whether a live token was revoked.
     async fn revoke_token(&self, id_or_name: &str, at: Timestamp) -> Result<bool>;
 
+    /// A named piece of engine state (JSON), if saved.
+    async fn load_state(&self, name: &str) -> Result<Option<String>>;
+    /// Saves (replaces) a named piece of engine state.
+    async fn save_state(&self, name: &str, state_json: &str, at: Timestamp) -> Result<()>;
+
     /// Cheap liveness check of the database connection.
     async fn ping(&self) -> Result<()>;
 }

@@ -405,6 +405,25 @@ impl Store for SqlStore {
         Ok(n > 0)
     }
 
+    async fn load_state(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT state_json FROM engine_state WHERE name = $1").bind(name).fetch_optional(&self.pool).await.map_err(db)?;
+        row.map(|r| r.try_get::<String, _>("state_json").map_err(db)).transpose()
+    }
+
+    async fn save_state(&self, name: &str, state_json: &str, at: Timestamp) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO engine_state (name, state_json, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET state_json = excluded.state_json, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(state_json)
+        .bind(at.as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(busy_or_db)?;
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db)?;
         Ok(())

@@ -35,6 +35,27 @@ pub mod explain;
 #[cfg(test)]
 mod tests;
 
+/// Maps with structured keys serialise as lists of pairs (JSON object keys
+/// must be strings), so the correlator's state can be persisted as JSON.
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(m: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
 /// The call graph the correlator reasons over: directed caller → callee
 /// edges between services, and the flows that cross them.
 #[derive(Clone, Debug, Default)]
@@ -231,6 +252,7 @@ pub struct Group {
     pub id: GroupId,
     pub opened_at: Timestamp,
     pub last_fired: Timestamp,
+    #[serde(with = "pairs")]
     pub members: BTreeMap<MemberKey, Member>,
     pub services: BTreeSet<ServiceName>,
     pub related_to: Option<GroupId>,
@@ -256,9 +278,11 @@ impl Group {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Correlator {
     config: CorrelatorConfig,
+    #[serde(with = "pairs")]
     groups: BTreeMap<GroupId, Group>,
     /// Open membership: INV-CORR-1 is that this maps each key to exactly the
     /// one open group holding it.
+    #[serde(with = "pairs")]
     open_members: BTreeMap<MemberKey, GroupId>,
     next_id: u64,
 }
@@ -345,6 +369,14 @@ impl Correlator {
                 events.push(CorrelationEvent::Resolved { group: id, at: now });
             }
         }
+        // Forget closed groups once nothing can relink to them, so state
+        // (and its persisted copy) stays bounded by recent activity.
+        let keep = self.config.relink_window;
+        self.groups.retain(|_, g| match (g.resolved_at, g.merged_into) {
+            (Some(r), _) => now - r <= keep,
+            (None, Some(_)) => now - g.last_fired <= keep,
+            (None, None) => true,
+        });
         events
     }
 

@@ -256,6 +256,32 @@ fn firing_alerts_expire_when_their_sender_stops_refreshing_them() {
 }
 
 #[test]
+fn state_survives_a_json_round_trip_and_correlation_continues() {
+    let topo = payments();
+    let (c, _) = run(&topo, cascade()[..2].to_vec());
+    let json = serde_json::to_string(&c).unwrap();
+    let mut restored: Correlator = serde_json::from_str(&json).unwrap();
+    restored.check_invariants().unwrap();
+    let next = cascade()[2].clone();
+    let at = next.started_at;
+    let ev = restored.observe(Observation::Fired(next), &topo, at);
+    assert!(matches!(ev[0], CorrelationEvent::Joined { group: GroupId(1), .. }), "{ev:#?}");
+}
+
+#[test]
+fn closed_groups_are_forgotten_after_the_relink_window() {
+    let topo = payments();
+    let pool = finding("resource_exhaustion", on_resource("fraud-check", "db-pool"), FailureModel::Exhaustion, 0, 4.0, "pool", 1.0, None);
+    let mut c = Correlator::new(CorrelatorConfig::default());
+    c.observe(Observation::Fired(pool.clone()), &topo, t(0));
+    c.observe(Observation::Cleared { kind: pool.kind.clone(), subject: pool.subject.clone(), at: t(10) }, &topo, t(10));
+    c.tick(t(700));
+    assert!(c.group(GroupId(1)).is_some(), "kept for relinking");
+    c.tick(t(700 + 3601));
+    assert!(c.group(GroupId(1)).is_none(), "forgotten after the relink window");
+}
+
+#[test]
 fn stale_groups_do_not_absorb_new_failures() {
     let topo = payments();
     let mut c = Correlator::new(CorrelatorConfig::default());

@@ -141,3 +141,26 @@ async fn a_missed_check_in_opens_a_crash_incident() {
     let (inc, _) = store.incident(incidents[0].id).await.unwrap().unwrap();
     assert_eq!(inc.failure_model, Some(FailureModel::Crash), "{:?}", inc.diagnosis);
 }
+
+/// After a restart (a new engine over the same store), a related symptom
+/// joins the incident opened before the restart instead of opening another.
+#[tokio::test]
+async fn correlation_continues_across_a_restart() {
+    let (mut engine, store, _dir) = engine().await;
+    let pool = Subject::Resource { service: svc("fraud-check"), resource: "db-pool".into() };
+    engine.process(Event::Finding(finding("resource_exhaustion", pool, 0)), t(0)).await.unwrap();
+    let id = engine.incident_of(GroupId(1)).unwrap();
+    drop(engine);
+
+    let edges = [("gateway", "fraud-check"), ("fraud-check", "fraud-db"), ("fraud-check", "ledger")]
+        .map(|(a, b)| Interaction { caller: svc(a), callee: svc(b), operation: String::new() });
+    let pipeline = Pipeline::new(DetectorSet::empty(), CorrelatorConfig::default(), Topology::new(edges, vec![]), SeverityDefinitions::standard(vec![]));
+    let mut restarted = Engine::new(pipeline, Arc::new(store.clone()));
+    assert!(restarted.restore().await.unwrap(), "saved state found");
+    assert_eq!(restarted.incident_of(GroupId(1)), Some(id));
+    let edge = Subject::Interaction { interaction: Interaction { caller: svc("gateway"), callee: svc("fraud-check"), operation: String::new() } };
+    restarted.process(Event::Finding(finding("retry_amplification", edge, 20)), t(20)).await.unwrap();
+    let incidents = store.list_incidents(&IncidentFilter::default()).await.unwrap();
+    assert_eq!(incidents.len(), 1, "the symptom after the restart joined the same incident");
+    assert_eq!(store.incident(id).await.unwrap().unwrap().0.symptoms, 2);
+}

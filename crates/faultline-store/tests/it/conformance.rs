@@ -179,6 +179,14 @@ pub async fn tokens_are_stored_by_hash_and_revocable(store: SqlStore) {
     assert_eq!(store.list_tokens().await.unwrap().len(), 1);
 }
 
+pub async fn engine_state_round_trips_and_replaces(store: SqlStore) {
+    assert_eq!(store.load_state("correlator").await.unwrap(), None);
+    store.save_state("correlator", r#"{"v":1}"#, t(1)).await.unwrap();
+    store.save_state("correlator", r#"{"v":2}"#, t(2)).await.unwrap();
+    assert_eq!(store.load_state("correlator").await.unwrap().as_deref(), Some(r#"{"v":2}"#));
+    assert_eq!(store.load_state("other").await.unwrap(), None);
+}
+
 macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -193,6 +201,7 @@ macro_rules! store_suite {
                 list_filters_and_orders_newest_first,
                 duplicate_incident_id_is_rejected,
                 tokens_are_stored_by_hash_and_revocable,
+                engine_state_round_trips_and_replaces,
             );
         }
     };
