@@ -167,7 +167,9 @@ impl Engine {
         }
     }
 
-    async fn persist(&self, now: Timestamp) -> Result<(), StoreError> {
+    // `&mut self`, not `&self`: a shared borrow held across the await would
+    // need the engine to be `Sync`, which its detectors are not.
+    async fn persist(&mut self, now: Timestamp) -> Result<(), StoreError> {
         let saved = SavedRef { correlator: self.pipeline.correlator(), incidents: self.incidents.iter().map(|(g, i)| (*g, *i)).collect() };
         let json = serde_json::to_string(&saved).map_err(|e| StoreError::Corrupt(format!("cannot serialise correlator state: {e}")))?;
         self.store.save_state(STATE_KEY, &json, now).await

@@ -368,9 +368,14 @@ impl Escalation {
     /// after downtime) and returns the effects, ending with the next wake-up.
     pub fn tick(&mut self, policy: &EscalationPolicy, dir: &dyn Directory, now: Timestamp) -> Vec<Effect> {
         let mut fx = Vec::new();
+        // A silence that ended by `now`: pages that fell due during it fire at
+        // its end — including pages of a cycle restarted (by an expired
+        // acknowledgement) inside the silence further down in this same tick.
+        let mut silence_ended: Option<Timestamp> = None;
         if let Some(until) = self.silenced_until
             && until <= now
         {
+            silence_ended = Some(until);
             self.silenced_until = None;
             // Pages deferred by the silence fire when it ends, and later
             // levels keep their delays from there (not all at once).
@@ -388,7 +393,11 @@ impl Escalation {
                     self.cycle += 1;
                     let who = by.map_or("someone".to_owned(), |u| u.to_string());
                     fx.push(record(exp, format!("acknowledgement by {who} expired without resolution: escalation restarts at level 1")));
-                    self.phase = Phase::Escalating { cycle_started_at: exp, next_step: 0, next_at: exp };
+                    let first = match silence_ended {
+                        Some(until) if exp < until => until,
+                        _ => exp,
+                    };
+                    self.phase = Phase::Escalating { cycle_started_at: exp, next_step: 0, next_at: first };
                 }
                 Phase::Escalating { cycle_started_at, next_step, next_at } if next_at <= now => {
                     if self.silenced_until.is_some() {
