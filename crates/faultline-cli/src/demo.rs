@@ -60,20 +60,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The demo's catalogue: one critical flow, "checkout", across every
     // interaction of the simulated system, owned by the payments team.
     let checkout = faultline_core::FlowName::new("checkout")?;
-    let mut interactions = Vec::new();
-    for s in &sc.services {
-        for c in &s.calls {
-            if let (Ok(a), Ok(b)) = (faultline_core::ServiceName::new(s.name.value.as_str()), faultline_core::ServiceName::new(c.to.value.as_str())) {
-                interactions.push(faultline_core::Interaction { caller: a, callee: b, operation: String::new() });
-            }
-        }
-    }
+    let (interactions, edges) = crate::drill::interactions(&sc);
     let flow = faultline_core::Flow { name: checkout.clone(), owner: faultline_core::TeamId::new("payments")?, description: "pay for an order".into(), interactions };
-    let edges: Vec<faultline_core::Interaction> = sc
-        .load
-        .iter()
-        .filter_map(|l| Some(faultline_core::Interaction { caller: faultline_core::ServiceName::new(l.name.as_str()).ok()?, callee: faultline_core::ServiceName::new(l.call.to.value.as_str()).ok()?, operation: String::new() }))
-        .collect();
     let topology = faultline_core::correlate::Topology::new(edges, vec![flow]);
     let pipeline = Pipeline::new(DetectorSet::standard(), CorrelatorConfig::default(), topology, SeverityDefinitions::standard(vec![checkout]));
     let mut engine = Engine::new(pipeline, Arc::new(store.clone()));

@@ -64,22 +64,20 @@ pub struct DrillScore {
 /// Epoch virtual time 0 maps to; any fixed instant works.
 const EPOCH_S: i64 = 1_800_000_000;
 
+/// The scenario's interactions: (service → service calls, load source → entry service).
+pub fn interactions(sc: &Scenario) -> (Vec<Interaction>, Vec<Interaction>) {
+    let edge = |a: &str, b: &str| {
+        Some(Interaction { caller: ServiceName::new(a.trim()).ok()?, callee: ServiceName::new(b.trim()).ok()?, operation: String::new() })
+    };
+    let calls = sc.services.iter().flat_map(|s| s.calls.iter().filter_map(move |c| edge(&s.name.value, &c.to.value))).collect();
+    let entries = sc.load.iter().filter_map(|l| edge(&l.name, &l.call.to.value)).collect();
+    (calls, entries)
+}
+
+/// The topology a scenario's telemetry would teach the graph.
 pub fn topology(sc: &Scenario) -> Topology {
-    let name = |s: &str| ServiceName::new(s.trim()).ok();
-    let mut edges = Vec::new();
-    for s in &sc.services {
-        for c in &s.calls {
-            if let (Some(a), Some(b)) = (name(&s.name.value), name(&c.to.value)) {
-                edges.push(Interaction { caller: a, callee: b, operation: String::new() });
-            }
-        }
-    }
-    for l in &sc.load {
-        if let (Some(a), Some(b)) = (name(&l.name), name(&l.call.to.value)) {
-            edges.push(Interaction { caller: a, callee: b, operation: String::new() });
-        }
-    }
-    Topology::new(edges, vec![])
+    let (calls, entries) = interactions(sc);
+    Topology::new(calls.into_iter().chain(entries), vec![])
 }
 
 struct Outcome {

@@ -317,8 +317,9 @@ fn truncate(s: &str, max_chars: usize) -> String {
     s.chars().take(max_chars).collect()
 }
 
-/// UUID v7 from the engine's `now`, so ids sort by creation time.
-fn new_incident_id(now: Timestamp) -> IncidentId {
+/// A new incident id: UUID v7 from `now`, so ids sort by creation time.
+/// The one generator for incidents opened by the correlator and by people.
+pub fn new_incident_id(now: Timestamp) -> IncidentId {
     let ms = now.as_millis().max(0);
     let ts = uuid::Timestamp::from_unix(uuid::NoContext, (ms / 1000) as u64, ((ms % 1000) * 1_000_000) as u32);
     IncidentId::from_uuid(uuid::Uuid::new_v7(ts))

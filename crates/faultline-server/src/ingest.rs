@@ -10,14 +10,17 @@
 use std::time::Duration as StdDuration;
 
 use faultline_core::correlate::Topology;
-use faultline_core::{Duration, Timestamp};
+use faultline_core::Duration;
 use faultline_engine::{EngineHandle, Event};
 use faultline_receivers::{Ingest, IngestConfig};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use std::sync::Arc;
+
 use crate::Config;
+use crate::clock::Clock;
 
 /// Signals handed to the engine per batch, at most.
 const BATCH: usize = 512;
@@ -26,14 +29,9 @@ const TOPOLOGY_EVERY: StdDuration = StdDuration::from_secs(5);
 /// How much graph history the topology covers.
 const TOPOLOGY_SPAN: Duration = Duration::from_mins(60);
 
-fn wall_now() -> Timestamp {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    Timestamp::from_millis(ms)
-}
-
 /// Starts the receivers and the bridge into the engine. Must run inside a
 /// tokio runtime (the receivers spawn their consumer).
-pub fn start(config: &Config, engine: EngineHandle, registry: &mut Registry) -> Ingest {
+pub fn start(config: &Config, engine: EngineHandle, clock: Arc<dyn Clock>, registry: &mut Registry) -> Ingest {
     let (tx, mut rx) = mpsc::channel(8192);
     let ingest = Ingest::new(IngestConfig { token: config.ingest_token.clone(), signals: Some(tx), ..IngestConfig::default() });
     ingest.register_metrics(registry);
@@ -61,7 +59,7 @@ pub fn start(config: &Config, engine: EngineHandle, registry: &mut Registry) -> 
                     }
                 }
                 _ = refresh.tick() => {
-                    let now = wall_now();
+                    let now = clock.now();
                     let edges = graph.edges(now - TOPOLOGY_SPAN, now + Duration::from_secs(60));
                     if edges.len() != known_edges {
                         known_edges = edges.len();

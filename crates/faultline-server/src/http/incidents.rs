@@ -37,7 +37,7 @@ pub async fn create(
     let severity = parse_severity(&body.severity)?;
     let now = state.clock.now();
     let opened = Incident::open(&body.title, severity, body.summary.as_deref(), now, admin.actor())?;
-    let id = state.new_incident_id();
+    let id = faultline_engine::new_incident_id(now);
     let incident = state.store.create_incident(id, &opened).await?;
     state.metrics.incidents_opened.inc();
     state.metrics.timeline_events.get_or_create(&EventLabels { kind: "opened" }).inc();

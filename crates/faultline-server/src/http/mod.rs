@@ -18,7 +18,6 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use faultline_core::{IncidentId, Timestamp};
 use faultline_store::Store;
 use tower::ServiceBuilder;
 
@@ -57,15 +56,6 @@ pub struct AppState {
     pub alert_ingest_token: Option<Arc<str>>,
     /// The response workflow: driver, outbox worker, config (http::response).
     pub response: Arc<response::ResponseState>,
-}
-
-impl AppState {
-    /// UUID v7: time-ordered, so ids sort by creation.
-    pub fn new_incident_id(&self) -> IncidentId {
-        let now = self.clock.now();
-        let ts = uuid::Timestamp::from_unix(uuid::NoContext, (now.as_millis().max(0) / 1000) as u64, ((now.as_millis().max(0) % 1000) * 1_000_000) as u32);
-        IncidentId::from_uuid(uuid::Uuid::new_v7(ts))
-    }
 }
 
 pub struct Limits {
@@ -156,9 +146,4 @@ async fn record_metrics(State(state): State<AppState>, req: Request, next: Next)
     state.metrics.http_requests.get_or_create(&labels).inc();
     state.metrics.http_request_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     resp
-}
-
-/// Used by tests and the CLI: the timestamp type the state's clock returns.
-pub fn now(state: &AppState) -> Timestamp {
-    state.clock.now()
 }
