@@ -24,6 +24,7 @@ use crate::finding::{CausalChain, FailureModel, IncidentClass};
 use crate::ids::{IncidentId, UserId};
 use crate::time::Timestamp;
 
+pub mod metrics;
 #[cfg(test)]
 mod tests;
 
