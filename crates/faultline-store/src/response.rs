@@ -224,7 +224,14 @@ pub trait ResponseStore: Send + Sync {
     async fn delete_draft(&self, incident: IncidentId) -> Result<bool>;
     async fn put_maintenance(&self, m: &ScheduledMaintenance) -> Result<()>;
     async fn maintenances(&self) -> Result<Vec<ScheduledMaintenance>>;
+    /// Publishes a status-page update in ONE transaction: the public
+    /// incident (linked to `incident`), the draft it came from removed, and
+    /// the subscriber notifications put in the outbox (a key already present
+    /// is left alone and reported as deduplicated). A crash keeps all or none.
+    async fn publish_status(&self, incident: IncidentId, public: &PublicIncident, enqueue: &[OutboxItem], now: Timestamp) -> Result<CommitOutcome>;
     async fn add_subscriber(&self, s: &Subscriber) -> Result<()>;
+    /// One subscriber by id, unsubscribed or not.
+    async fn subscriber(&self, id: &str) -> Result<Option<Subscriber>>;
     /// Live (not unsubscribed) subscribers.
     async fn subscribers(&self) -> Result<Vec<Subscriber>>;
     async fn unsubscribe(&self, id: &str, at: Timestamp) -> Result<bool>;
@@ -345,6 +352,51 @@ async fn ledger_line(
     Ok(())
 }
 
+/// Inserts outbox rows (a key already present is left alone) with their
+/// ledger lines, inside the caller's transaction.
+async fn enqueue_rows(conn: &mut sqlx::AnyConnection, items: &[OutboxItem], now: Timestamp, out: &mut CommitOutcome) -> Result<()> {
+    for item in items {
+        let inc = item.incident.to_string();
+        let n = sqlx::query(
+            "INSERT INTO notification_outbox (idempotency_key, incident_id, channel, recipient, kind, payload_json, status,
+                 attempts, next_attempt_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $8)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(&item.idempotency_key)
+        .bind(&inc)
+        .bind(&item.channel)
+        .bind(&item.recipient)
+        .bind(&item.kind)
+        .bind(to_json(&item.payload)?)
+        .bind(item.not_before.as_millis())
+        .bind(now.as_millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        let rec = (inc.as_str(), item.idempotency_key.as_str(), item.channel.as_str(), item.recipient.as_str(), item.kind.as_str());
+        if n == 1 {
+            ledger_line(&mut *conn, rec, now, "enqueued", 0, "").await?;
+            out.enqueued.push(item.idempotency_key.clone());
+        } else {
+            ledger_line(&mut *conn, rec, now, "deduplicated", 0, "already in the outbox").await?;
+            out.deduplicated.push(item.idempotency_key.clone());
+        }
+    }
+    Ok(())
+}
+
+fn subscriber_from_row(r: &AnyRow) -> Result<Subscriber> {
+    Ok(Subscriber {
+        id: r.try_get("id").map_err(db)?,
+        kind: r.try_get("kind").map_err(db)?,
+        target: r.try_get("target").map_err(db)?,
+        created_at: ts(r, "created_at")?,
+        unsubscribed_at: opt_ts(r, "unsubscribed_at")?,
+    })
+}
+
 impl SqlStore {
     /// Moves a leased row to a final or retry state and writes its ledger
     /// line, in one transaction. `None` status means retry at `next`.
@@ -429,35 +481,7 @@ impl ResponseStore for SqlStore {
             .await
             .map_err(db)?;
         }
-        for item in &batch.enqueue {
-            let inc = item.incident.to_string();
-            let n = sqlx::query(
-                "INSERT INTO notification_outbox (idempotency_key, incident_id, channel, recipient, kind, payload_json, status,
-                     attempts, next_attempt_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $8)
-                 ON CONFLICT (idempotency_key) DO NOTHING",
-            )
-            .bind(&item.idempotency_key)
-            .bind(&inc)
-            .bind(&item.channel)
-            .bind(&item.recipient)
-            .bind(&item.kind)
-            .bind(to_json(&item.payload)?)
-            .bind(item.not_before.as_millis())
-            .bind(now.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-            let rec = (inc.as_str(), item.idempotency_key.as_str(), item.channel.as_str(), item.recipient.as_str(), item.kind.as_str());
-            if n == 1 {
-                ledger_line(&mut tx, rec, now, "enqueued", 0, "").await?;
-                out.enqueued.push(item.idempotency_key.clone());
-            } else {
-                ledger_line(&mut tx, rec, now, "deduplicated", 0, "already in the outbox").await?;
-                out.deduplicated.push(item.idempotency_key.clone());
-            }
-        }
+        enqueue_rows(&mut tx, &batch.enqueue, now, &mut out).await?;
         tx.commit().await.map_err(db)?;
         Ok(out)
     }
@@ -763,17 +787,34 @@ impl ResponseStore for SqlStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Subscriber {
-                    id: r.try_get("id").map_err(db)?,
-                    kind: r.try_get("kind").map_err(db)?,
-                    target: r.try_get("target").map_err(db)?,
-                    created_at: ts(r, "created_at")?,
-                    unsubscribed_at: opt_ts(r, "unsubscribed_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(subscriber_from_row).collect()
+    }
+
+    async fn subscriber(&self, id: &str) -> Result<Option<Subscriber>> {
+        let row = sqlx::query("SELECT * FROM status_subscribers WHERE id = $1").bind(id).fetch_optional(&self.pool).await.map_err(db)?;
+        row.as_ref().map(subscriber_from_row).transpose()
+    }
+
+    async fn publish_status(&self, incident: IncidentId, public: &PublicIncident, enqueue: &[OutboxItem], now: Timestamp) -> Result<CommitOutcome> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut out = CommitOutcome::default();
+        sqlx::query(
+            "INSERT INTO status_incidents (id, incident_id, json, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at,
+                 incident_id = COALESCE(excluded.incident_id, status_incidents.incident_id)",
+        )
+        .bind(&public.id)
+        .bind(incident.to_string())
+        .bind(to_json(public)?)
+        .bind(public.created_at.as_millis())
+        .bind(public.updated_at.as_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("DELETE FROM status_drafts WHERE incident_id = $1").bind(incident.to_string()).execute(&mut *tx).await.map_err(db)?;
+        enqueue_rows(&mut tx, enqueue, now, &mut out).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
     }
 
     async fn unsubscribe(&self, id: &str, at: Timestamp) -> Result<bool> {

@@ -259,6 +259,45 @@ pub async fn status_page_state_round_trips(store: SqlStore) {
     assert!(store.subscribers().await.unwrap().is_empty());
 }
 
+pub async fn publishing_is_one_transaction_with_its_subscriber_notifications(store: SqlStore) {
+    let inc = new_id();
+    let public = PublicIncident {
+        id: inc.to_string(),
+        name: "Checkout degraded".into(),
+        status: PublicIncidentStatus::Investigating,
+        impact: Impact::Major,
+        started_at: t(0),
+        created_at: t(1),
+        updated_at: t(1),
+        monitoring_at: None,
+        resolved_at: None,
+        components: Default::default(),
+        updates: vec![],
+    };
+    let draft = DraftRecord {
+        incident: inc,
+        draft: DraftUpdate { status: PublicIncidentStatus::Investigating, impact: Impact::Major, body: "looking".into(), components: Default::default(), changed: true },
+        created_at: t(1),
+    };
+    store.put_draft(&draft).await.unwrap();
+    let sub = |key: &str| OutboxItem { channel: "subscriber:s1".into(), recipient: "s1".into(), kind: "status_incident".into(), ..item(inc, key, t(1)) };
+    let out = store.publish_status(inc, &public, &[sub("u1/s1"), sub("u1/s1/c")], t(1)).await.unwrap();
+    assert_eq!(out.enqueued, ["u1/s1", "u1/s1/c"]);
+    assert_eq!(store.public_incident_for(inc).await.unwrap(), Some(public.clone()));
+    assert_eq!(store.draft(inc).await.unwrap(), None, "the published draft is gone");
+    // Publishing the same update again (a retried request) sends nothing twice.
+    let again = store.publish_status(inc, &public, &[sub("u1/s1")], t(2)).await.unwrap();
+    assert_eq!((again.enqueued.len(), again.deduplicated.as_slice()), (0, ["u1/s1".to_owned()].as_slice()));
+    let rows = store.notifications(inc).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.channel.as_str()).collect::<Vec<_>>(), ["subscriber:s1", "subscriber:s1"]);
+    let s = Subscriber { id: "s1".into(), kind: "webhook".into(), target: "http://127.0.0.1:1/hook".into(), created_at: t(0), unsubscribed_at: None };
+    store.add_subscriber(&s).await.unwrap();
+    assert_eq!(store.subscriber("s1").await.unwrap(), Some(s));
+    store.unsubscribe("s1", t(3)).await.unwrap();
+    assert_eq!(store.subscriber("s1").await.unwrap().and_then(|s| s.unsubscribed_at), Some(t(3)), "an unsubscribed subscriber is still found, marked");
+    assert_eq!(store.subscriber("nope").await.unwrap(), None);
+}
+
 macro_rules! response_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -271,6 +310,7 @@ macro_rules! response_suite {
                 escalation_states_persist_with_their_wake_up,
                 silences_round_trip_and_expire_by_update,
                 status_page_state_round_trips,
+                publishing_is_one_transaction_with_its_subscriber_notifications,
             );
         }
     };
