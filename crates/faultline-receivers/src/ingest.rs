@@ -45,6 +45,40 @@ pub struct IngestConfig {
     /// Where closed edge windows, metric points and error logs go for the
     /// detectors; `try_send`, drops are counted.
     pub signals: Option<mpsc::Sender<Signal>>,
+    /// What "now" is for the graph (pairing deadlines, window closing). The
+    /// wall clock by default; the demo runs the whole server on an
+    /// accelerated clock and passes it here.
+    pub clock: IngestClock,
+}
+
+/// The graph's source of "now".
+#[derive(Clone)]
+pub struct IngestClock(Arc<dyn Fn() -> Timestamp + Send + Sync>);
+
+impl IngestClock {
+    pub fn new(f: impl Fn() -> Timestamp + Send + Sync + 'static) -> IngestClock {
+        IngestClock(Arc::new(f))
+    }
+
+    pub fn wall() -> IngestClock {
+        IngestClock::new(wall_now)
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.0)()
+    }
+}
+
+impl Default for IngestClock {
+    fn default() -> IngestClock {
+        IngestClock::wall()
+    }
+}
+
+impl std::fmt::Debug for IngestClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IngestClock")
+    }
 }
 
 impl Default for IngestConfig {
@@ -58,6 +92,7 @@ impl Default for IngestConfig {
             retry_after_secs: 1,
             tick_interval: StdDuration::from_secs(1),
             signals: None,
+            clock: IngestClock::wall(),
         }
     }
 }
@@ -156,7 +191,7 @@ pub struct Ingest {
     pub(crate) shared: Arc<Shared>,
 }
 
-pub(crate) fn now() -> Timestamp {
+fn wall_now() -> Timestamp {
     let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     Timestamp::from_millis(ms)
 }
@@ -331,7 +366,7 @@ async fn consume(mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>) {
                 shared.metrics.queue_depth.set(rx.len() as i64);
                 let counters = {
                     let mut g = shared.graph.lock().unwrap_or_else(|p| p.into_inner());
-                    let t = now();
+                    let t = shared.cfg.clock.now();
                     match b {
                         Batch::Spans(spans) => g.observe_spans(&spans, t),
                         Batch::Metrics(points) => {
@@ -390,7 +425,7 @@ async fn consume(mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>) {
             _ = tick.tick() => {
                 let (signals, counters) = {
                     let mut g = shared.graph.lock().unwrap_or_else(|p| p.into_inner());
-                    (g.tick(now()), g.counters())
+                    (g.tick(shared.cfg.clock.now()), g.counters())
                 };
                 publish_counters(&shared, counters);
                 for s in signals {

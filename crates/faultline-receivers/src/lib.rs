@@ -19,7 +19,7 @@ mod metrics;
 mod traces;
 mod wire;
 
-pub use ingest::{Ingest, IngestConfig, IngestStats};
+pub use ingest::{Ingest, IngestClock, IngestConfig, IngestStats};
 
 pub use metrics::{
     DecodedLogs, DecodedMetrics, ScanSummary, decode_otlp_logs, decode_otlp_metrics, decode_remote_write,

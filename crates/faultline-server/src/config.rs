@@ -47,6 +47,10 @@ pub struct Config {
     pub slos: Vec<faultline_core::slo::SloSpec>,
     /// The response workflow (`response_config` file / FAULTLINE_RESPONSE_CONFIG).
     pub response: Option<std::sync::Arc<crate::response_config::ResponseConfig>>,
+    /// How often the engine and the graph learner look at the clock (close
+    /// windows, fire hold-downs). One second in production; the demo, whose
+    /// clock runs N times faster, divides it by N. Not a file setting.
+    pub tick_interval: Duration,
 }
 
 impl Default for Config {
@@ -67,6 +71,7 @@ impl Default for Config {
             probes: Vec::new(),
             slos: Vec::new(),
             response: None,
+            tick_interval: Duration::from_secs(1),
         }
     }
 }

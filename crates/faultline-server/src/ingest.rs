@@ -33,11 +33,20 @@ const TOPOLOGY_SPAN: Duration = Duration::from_mins(60);
 /// tokio runtime (the receivers spawn their consumer).
 pub fn start(config: &Config, engine: EngineHandle, clock: Arc<dyn Clock>, registry: &mut Registry) -> Ingest {
     let (tx, mut rx) = mpsc::channel(8192);
-    let ingest = Ingest::new(IngestConfig { token: config.ingest_token.clone(), signals: Some(tx), ..IngestConfig::default() });
+    let graph_clock = clock.clone();
+    let ingest = Ingest::new(IngestConfig {
+        token: config.ingest_token.clone(),
+        signals: Some(tx),
+        tick_interval: config.tick_interval,
+        clock: faultline_receivers::IngestClock::new(move || graph_clock.now()),
+        ..IngestConfig::default()
+    });
+    let refresh_every = TOPOLOGY_EVERY.min(config.tick_interval * 5);
+    let flows = config.response.as_ref().map(|r| r.setup.catalogue.flows.clone()).unwrap_or_default();
     ingest.register_metrics(registry);
     let graph = ingest.clone();
     tokio::spawn(async move {
-        let mut refresh = tokio::time::interval(TOPOLOGY_EVERY);
+        let mut refresh = tokio::time::interval(refresh_every);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut known_edges = 0usize;
         loop {
@@ -63,7 +72,7 @@ pub fn start(config: &Config, engine: EngineHandle, clock: Arc<dyn Clock>, regis
                     let edges = graph.edges(now - TOPOLOGY_SPAN, now + Duration::from_secs(60));
                     if edges.len() != known_edges {
                         known_edges = edges.len();
-                        let topology = Topology::new(edges.iter().map(|e| e.interaction()), Vec::new());
+                        let topology = Topology::new(edges.iter().map(|e| e.interaction()), flows.clone());
                         let _ = engine.try_send(Event::Topology(topology));
                     }
                 }

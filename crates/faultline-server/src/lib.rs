@@ -71,7 +71,16 @@ impl App {
         for slo in &slos {
             detectors.push(Box::new(slo.clone()));
         }
-        let pipeline = Pipeline::new(detectors, CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]));
+        // The catalogue's flows (from the response config) tell the
+        // correlator which flows an incident impacts; the learned graph adds
+        // the edges as traffic arrives (see `ingest`).
+        let flows = config.response.as_ref().map(|r| r.setup.catalogue.flows.clone()).unwrap_or_default();
+        let pipeline = Pipeline::new(
+            detectors,
+            CorrelatorConfig::default(),
+            Topology::new(Vec::new(), flows.clone()),
+            SeverityDefinitions::standard(vec![]),
+        );
         let engine = Engine::new(pipeline, shared.clone());
         let findings = engine.findings_view();
         let (handle, rx) = Engine::channel(config.engine_queue);
@@ -97,7 +106,7 @@ impl App {
     pub fn start_engine(&mut self, shutdown: impl Future<Output = ()> + Send + 'static) -> Option<tokio::task::JoinHandle<()>> {
         let (engine, rx) = self.engine.take()?;
         let clock = self.state.clock.clone();
-        Some(tokio::spawn(engine.run(rx, move || clock.now(), std::time::Duration::from_secs(1), shutdown)))
+        Some(tokio::spawn(engine.run(rx, move || clock.now(), self.config.tick_interval, shutdown)))
     }
 
     pub fn state(&self) -> &http::AppState {

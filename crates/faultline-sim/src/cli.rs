@@ -64,7 +64,7 @@ pub struct RunArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Also send the run as OTLP/JSON (spans per attempt, queue-depth gauges)
+    /// Also send the run as OTLP/JSON (spans per attempt, per-window gauges)
     /// to this OTLP/HTTP endpoint, e.g. http://localhost:4318, window by window.
     #[arg(long)]
     pub otlp: Option<String>,
@@ -149,6 +149,30 @@ struct Export {
     epoch_ns: u64,
 }
 
+/// Where and how fast a library caller (the demo) has a run sent as OTLP.
+#[derive(Clone, Debug)]
+pub struct OtlpExport {
+    /// An `http://host:port[/prefix]` OTLP/HTTP base URL.
+    pub url: String,
+    /// Virtual seconds per wall second; `None`: as fast as the receiver accepts.
+    pub speed: Option<f64>,
+    /// At most this many attempts per window become spans (an even sample).
+    pub max_spans: usize,
+    /// Unix time in nanoseconds that virtual time 0 maps to.
+    pub epoch_ns: u64,
+}
+
+/// Runs `sc` and sends its telemetry window by window to `export.url` as
+/// OTLP/JSON (spans per attempt, every per-window metric as a gauge), paced
+/// at `export.speed`. The first failed POST ends the run with its error.
+pub fn run_exporting(sc: &Scenario, seed: Option<u64>, defended: bool, export: &OtlpExport) -> Result<RunOutput, String> {
+    if export.speed.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
+        return Err("speed must be a positive number".into());
+    }
+    let ex = Export { endpoint: otlp::parse_url(&export.url)?, speed: export.speed, max_spans: export.max_spans, epoch_ns: export.epoch_ns };
+    Ok(execute_with(sc, seed, defended, false, Some(&ex))?.out)
+}
+
 fn execute_with(
     sc: &Scenario,
     seed: Option<u64>,
@@ -190,7 +214,7 @@ fn execute_with(
             spans_sent += attempts.len().min(ex.max_spans) as u64 + 1;
             otlp::post(&ex.endpoint, "/v1/traces", &body)?;
             while sent_windows < w.windows_closed() {
-                otlp::post(&ex.endpoint, "/v1/metrics", &otlp::queue_metrics_json(w.series(), sent_windows, ex.epoch_ns))?;
+                otlp::post(&ex.endpoint, "/v1/metrics", &otlp::metrics_json(w.series(), sent_windows, ex.epoch_ns))?;
                 sent_windows += 1;
             }
             if let Some(speed) = ex.speed {

@@ -125,24 +125,43 @@ pub fn traces_json(series: &Series, attempts: &[AttemptRecord], epoch_ns: u64, m
     out
 }
 
-/// An `ExportMetricsServiceRequest` in OTLP/JSON: one `queue_depth` gauge
-/// point per service for `window`.
-pub fn queue_metrics_json(series: &Series, window: u32, epoch_ns: u64) -> String {
-    let t = epoch_ns + ((series.window_start_s(window) + series.window_s) * 1e9) as u64;
+/// An `ExportMetricsServiceRequest` in OTLP/JSON with every metric the
+/// simulator reports for `window` in-process (`Series::window_signals`:
+/// queue depth, utilisation, pool and resource use, answer correctness), one
+/// gauge point each, grouped by service, labels as point attributes — so a
+/// receiver rebuilds the same `MetricPoint`s the in-process path produces.
+pub fn metrics_json(series: &Series, window: u32, epoch_ns: u64) -> String {
+    let epoch = faultline_core::Timestamp::from_millis((epoch_ns / 1_000_000) as i64);
+    let mut by_service: Vec<(String, Vec<String>)> = Vec::new();
+    for s in series.window_signals(window, epoch) {
+        let faultline_core::Signal::Metric(m) = s else { continue };
+        let t = m.at.as_millis().max(0) as u64 * 1_000_000;
+        let mut attrs = String::new();
+        for (i, (k, v)) in m.labels.iter().enumerate() {
+            if i > 0 {
+                attrs.push(',');
+            }
+            kv_str(&mut attrs, k, v);
+        }
+        let value = if m.value.is_finite() { m.value } else { 0.0 };
+        let point = format!(
+            r#"{{"name":{},"gauge":{{"dataPoints":[{{"timeUnixNano":"{t}","asDouble":{value},"attributes":[{attrs}]}}]}}}}"#,
+            serde_json::Value::String(m.name.clone())
+        );
+        let svc = m.service.as_ref().map_or("unknown_service", |s| s.as_str()).to_owned();
+        match by_service.iter_mut().find(|(s, _)| *s == svc) {
+            Some((_, v)) => v.push(point),
+            None => by_service.push((svc, vec![point])),
+        }
+    }
     let mut out = String::from(r#"{"resourceMetrics":["#);
-    let mut first = true;
-    for r in series.service_rows.iter().filter(|r| r.window == window) {
-        if !first {
+    for (i, (svc, metrics)) in by_service.iter().enumerate() {
+        if i > 0 {
             out.push(',');
         }
-        first = false;
         out.push_str(r#"{"resource":{"attributes":["#);
-        kv_str(&mut out, "service.name", &series.services[r.service as usize]);
-        let _ = write!(
-            out,
-            r#"]}},"scopeMetrics":[{{"scope":{{"name":"faultline-sim"}},"metrics":[{{"name":"queue_depth","gauge":{{"dataPoints":[{{"timeUnixNano":"{t}","asDouble":{}}}]}}}}]}}]}}"#,
-            r.queue_depth as f64
-        );
+        kv_str(&mut out, "service.name", svc);
+        let _ = write!(out, r#"]}},"scopeMetrics":[{{"scope":{{"name":"faultline-sim"}},"metrics":[{}]}}]}}"#, metrics.join(","));
     }
     out.push_str("]}");
     out
