@@ -36,9 +36,12 @@ use faultline_core::catalogue::Catalogue;
 use faultline_core::escalation::{Effect, Escalation, EscalationInput, EscalationPolicy, Notification, NotifyKind, StaticDirectory};
 use faultline_core::incident::{Actor, Command, Incident, IncidentEvent, TimelineEvent};
 use faultline_core::routing::{CompiledSilence, Labels, Outcome, Router, RoutingInput, decide_ownership, routing_labels};
-use faultline_core::status_page::{ComponentConfig, ImpactFacts, draft_update, publish};
+use faultline_core::status_page::{
+    ComponentConfig, DraftUpdate, ImpactFacts, PageInfo, PublicIncident, ScheduledMaintenance, StatusPageView, WebhookMeta, draft_update, publish,
+};
 use faultline_core::{FlowName, IncidentId, ServiceName, Timestamp, UserId};
-use faultline_store::response::{DraftRecord, EscalationRecord, OutboxItem, ResponseBatch, ResponseStore};
+use faultline_store::response::{DraftRecord, EscalationRecord, OutboxItem, ResponseBatch, ResponseStore, Subscriber};
+use serde::{Deserialize, Serialize};
 use faultline_store::{Store, StoreError, commands};
 use tokio::sync::Notify;
 
@@ -74,6 +77,78 @@ pub struct ResponseSetup {
     pub auto_publish: bool,
     /// Channels that also get acknowledgements (PagerDuty forwarding).
     pub ack_channels: BTreeSet<String>,
+    /// The public status page (name, URL) subscriber webhooks describe.
+    pub page: PageInfo,
+}
+
+/// Outbox channel of a status-page subscriber: `subscriber:<id>`. Each
+/// subscriber is its own channel, so one slow endpoint delays only itself.
+pub const SUBSCRIBER_CHANNEL_PREFIX: &str = "subscriber:";
+
+/// The outbox payload of a subscriber notification: the subscriber's id (its
+/// URL is looked up at send time, so the outbox holds no endpoint and an
+/// unsubscribe stops deliveries not yet made) and the Statuspage-shaped body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubscriberDelivery {
+    pub subscriber: String,
+    pub body: serde_json::Value,
+}
+
+/// A published status-page update.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PublishedUpdate {
+    pub public: PublicIncident,
+    pub update_id: String,
+    /// Subscriber notifications newly put in the outbox.
+    pub subscriber_notifications: usize,
+}
+
+/// The outbox rows telling every live subscriber about update `update_id` of
+/// public incident `public_id` (already in `incidents`): one incident
+/// webhook each, then one per component whose status the update changed.
+/// Keys are deterministic, so publishing the same update twice sends nothing twice.
+#[allow(clippy::too_many_arguments)]
+pub fn subscriber_notifications(
+    setup: &ResponseSetup,
+    incident: IncidentId,
+    incidents: &[PublicIncident],
+    maintenances: &[ScheduledMaintenance],
+    subscribers: &[Subscriber],
+    public_id: &str,
+    update_id: &str,
+    now: Timestamp,
+) -> Vec<OutboxItem> {
+    let view = StatusPageView { page: &setup.page, components: &setup.components, incidents, maintenances };
+    let base = setup.base_url.clone().unwrap_or_else(|| {
+        let u = setup.page.url.trim_end_matches('/');
+        u.strip_suffix("/status").unwrap_or(u).to_owned()
+    });
+    let base = base.trim_end_matches('/');
+    let mut out = Vec::new();
+    for sub in subscribers.iter().filter(|s| s.unsubscribed_at.is_none() && s.kind == "webhook") {
+        let meta = WebhookMeta { unsubscribe: format!("{base}/api/v2/subscribers/{}", sub.id), documentation: setup.page.url.clone() };
+        let Some((incident_hook, component_hooks)) = view.subscriber_webhooks(public_id, update_id, &meta, now) else { continue };
+        let channel = format!("{SUBSCRIBER_CHANNEL_PREFIX}{}", sub.id);
+        let mut push = |key: String, kind: &str, body: serde_json::Value| {
+            out.push(OutboxItem {
+                idempotency_key: key,
+                incident,
+                channel: channel.clone(),
+                recipient: sub.id.clone(),
+                kind: kind.to_owned(),
+                // Invariant: SubscriberDelivery is plain data; serializing it cannot fail.
+                payload: serde_json::to_value(SubscriberDelivery { subscriber: sub.id.clone(), body }).unwrap_or(serde_json::Value::Null),
+                not_before: now,
+            });
+        };
+        push(format!("status/{public_id}/{update_id}/{}/incident", sub.id), "status_incident", serde_json::to_value(&incident_hook).unwrap_or_default());
+        for c in component_hooks {
+            // Extends the incident webhook's key, so it sorts (and is claimed) after it.
+            let key = format!("status/{public_id}/{update_id}/{}/incident/component/{}", sub.id, c.component_update.component_id);
+            push(key, "status_component", serde_json::to_value(&c).unwrap_or_default());
+        }
+    }
+    out
 }
 
 /// Routing facts about an incident, read from its timeline and the catalogue.
@@ -344,7 +419,7 @@ impl ResponseDriver {
             ctx.escalations.push(EscalationRecord { incident: id, policy, state, next_wake_at, updated_at: now });
         }
         if status_changed && !self.setup.components.is_empty() {
-            self.draft_status(&ctx, now).await?;
+            self.draft_status(&mut ctx, now).await?;
         }
         self.commit(ctx, Some((id, last)), now).await
     }
@@ -481,7 +556,36 @@ impl ResponseDriver {
             .collect())
     }
 
-    async fn draft_status(&self, ctx: &Step<'_>, now: Timestamp) -> Result<(), StoreError> {
+    /// Publishes `draft` (or the comms lead's `edited_body`) as the next
+    /// update of `incident`'s public incident and, in the same transaction,
+    /// enqueues the subscriber notifications it causes.
+    pub async fn publish_status(
+        &self,
+        incident: &Incident,
+        previous: Option<PublicIncident>,
+        draft: &DraftUpdate,
+        edited_body: Option<&str>,
+        now: Timestamp,
+    ) -> Result<PublishedUpdate, StoreError> {
+        let update_id = format!("{}-u{}", incident.id, previous.as_ref().map_or(0, |p| p.updates.len()) + 1);
+        let public_id = previous.as_ref().map_or_else(|| incident.id.to_string(), |p| p.id.clone());
+        let public = publish(&self.setup.components, previous, (&public_id, &incident.title, incident.opened_at), draft, edited_body, &update_id, now);
+        let mut incidents = self.responses.public_incidents().await?;
+        incidents.retain(|i| i.id != public.id);
+        incidents.push(public.clone());
+        let maintenances = self.responses.maintenances().await?;
+        let subscribers = self.responses.subscribers().await?;
+        let items = subscriber_notifications(&self.setup, incident.id, &incidents, &maintenances, &subscribers, &public.id, &update_id, now);
+        let out = self.responses.publish_status(incident.id, &public, &items, now).await?;
+        if !out.enqueued.is_empty()
+            && let Some(w) = &self.worker
+        {
+            w.wake();
+        }
+        Ok(PublishedUpdate { public, update_id, subscriber_notifications: out.enqueued.len() })
+    }
+
+    async fn draft_status(&self, ctx: &mut Step<'_>, now: Timestamp) -> Result<(), StoreError> {
         let incident = ctx.incident;
         let facts = ImpactFacts {
             incident,
@@ -495,11 +599,8 @@ impl ResponseDriver {
             return Ok(());
         }
         if self.setup.auto_publish {
-            let update_id = format!("{}-u{}", incident.id, previous.as_ref().map_or(0, |p| p.updates.len()) + 1);
-            let public_id = incident.id.to_string();
-            let public = publish(&self.setup.components, previous, (&public_id, &incident.title, incident.opened_at), &draft, None, &update_id, now);
-            self.responses.put_public_incident(Some(incident.id), &public).await?;
-            self.responses.delete_draft(incident.id).await?;
+            let p = self.publish_status(incident, previous, &draft, None, now).await?;
+            ctx.note("status_page", status_note(&p, "auto-published"), now);
         } else {
             self.responses.put_draft(&DraftRecord { incident: incident.id, draft, created_at: now }).await?;
         }
@@ -538,6 +639,22 @@ impl ResponseDriver {
         }
         Ok(())
     }
+}
+
+/// The timeline note for a published status-page update.
+pub fn status_note(p: &PublishedUpdate, how: &str) -> String {
+    let changes: Vec<String> = p
+        .public
+        .updates
+        .last()
+        .map(|u| u.affected_components.iter().map(|c| format!("{} {} → {}", c.name, c.old_status.as_str(), c.new_status.as_str())).collect())
+        .unwrap_or_default();
+    let mut text = format!("status page update {} {how}: {}", p.update_id, p.public.status.as_str());
+    if !changes.is_empty() {
+        text.push_str(&format!(" ({})", changes.join(", ")));
+    }
+    text.push_str(&format!("; {} subscriber notification(s) enqueued", p.subscriber_notifications));
+    text
 }
 
 fn states_epoch(states: &BTreeMap<String, Escalation>) -> u32 {

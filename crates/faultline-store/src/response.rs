@@ -546,7 +546,7 @@ impl ResponseStore for SqlStore {
              WHERE idempotency_key IN (
                  SELECT idempotency_key FROM notification_outbox
                  WHERE status = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
-                 ORDER BY next_attempt_at, created_at LIMIT $4)
+                 ORDER BY next_attempt_at, created_at, idempotency_key LIMIT $4)
                AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $3)
              RETURNING *",
         )

@@ -152,7 +152,7 @@ pub fn components_from_flows(flows: &[Flow], created_at: Timestamp) -> Vec<Compo
         .collect()
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct PageInfo {
     pub id: String,
     pub name: String,

@@ -17,6 +17,11 @@
 //! Ordering: a resolve waits while a page for the same incident on the same
 //! channel is still pending, so a receiver never sees the resolve first.
 //!
+//! Status-page subscribers: rows on a `subscriber:<id>` channel carry a
+//! `SubscriberDelivery`; the endpoint is read from the store at send time
+//! (never kept in the outbox), and an unsubscribed subscriber's rows fail
+//! with "subscriber unsubscribed" instead of being sent.
+//!
 //! Not here: what to send (the response driver enqueues it).
 
 use std::collections::BTreeMap;
@@ -187,6 +192,10 @@ impl OutboxWorker {
             // Time moves on while we send; derive it from the round's `now`.
             let now = round_now + Duration::from_millis(ms(started.elapsed()));
             let key = row.idempotency_key.as_str();
+            if name.starts_with(crate::response::SUBSCRIBER_CHANNEL_PREFIX) {
+                self.deliver_to_subscriber(name, &row, now, &mut s).await?;
+                continue;
+            }
             let Some(channel) = self.channels.get(name) else {
                 self.store.mark_failed(key, &self.owner, now, &format!("no channel named {name:?} is configured")).await?;
                 s.failed += 1;
@@ -206,7 +215,7 @@ impl OutboxWorker {
                 continue;
             }
             // Rate limit and Retry-After pause: wait briefly, or defer.
-            let free_at = self.gate(name, channel, row.attempts > 1, now);
+            let free_at = self.gate(name, row.attempts > 1, now);
             match free_at {
                 Gate::Go => {}
                 Gate::WaitUntil(t) if (t - now).as_millis() <= ms(self.policy.lease) / 4 => {
@@ -219,42 +228,98 @@ impl OutboxWorker {
                 }
             }
             let now = round_now + Duration::from_millis(ms(started.elapsed()));
-            self.mark_sent(name, channel, now);
-            match self.sender.send(channel, &msg, key).await {
-                Ok(sent) => {
-                    let now = round_now + Duration::from_millis(ms(started.elapsed()));
-                    self.store.mark_delivered(key, &self.owner, now, &sent.detail).await?;
-                    tracing::debug!(channel = name, key, "notification delivered");
-                    s.delivered += 1;
-                }
-                Err(e) => {
-                    let now = round_now + Duration::from_millis(ms(started.elapsed()));
-                    tracing::warn!(channel = name, key, attempt = row.attempts, error = %e, "notification not delivered");
-                    match e {
-                        SendError::Permanent { .. } => {
-                            self.store.mark_failed(key, &self.owner, now, &e.to_string()).await?;
+            self.mark_sent(name, channel.max_per_sec, now);
+            let result = self.sender.send(channel, &msg, key).await;
+            self.record(name, &row, result, round_now, started, &mut s).await?;
+        }
+        Ok(s)
+    }
+
+    /// Delivers one status-page subscriber notification: the endpoint is
+    /// read from the store now (an unsubscribed subscriber gets nothing
+    /// more), then the same retry, budget and ledger rules as any channel.
+    async fn deliver_to_subscriber(&self, name: &str, row: &OutboxRecord, now: Timestamp, s: &mut RoundStats) -> Result<(), StoreError> {
+        let key = row.idempotency_key.as_str();
+        let delivery: crate::response::SubscriberDelivery = match serde_json::from_value(row.payload.clone()) {
+            Ok(d) => d,
+            Err(_) => {
+                self.store.mark_failed(key, &self.owner, now, "stored message is not readable").await?;
+                s.failed += 1;
+                return Ok(());
+            }
+        };
+        let url = match self.store.subscriber(&delivery.subscriber).await? {
+            Some(sub) if sub.unsubscribed_at.is_none() => crate::notify::Secret::new(sub.target),
+            Some(_) => {
+                self.store.mark_failed(key, &self.owner, now, "subscriber unsubscribed: not sent").await?;
+                s.failed += 1;
+                return Ok(());
+            }
+            None => {
+                self.store.mark_failed(key, &self.owner, now, "no such subscriber: not sent").await?;
+                s.failed += 1;
+                return Ok(());
+            }
+        };
+        match self.gate(name, row.attempts > 1, now) {
+            Gate::Go => {}
+            Gate::WaitUntil(t) => {
+                self.store.defer(key, &self.owner, now, t).await?;
+                s.deferred += 1;
+                return Ok(());
+            }
+        }
+        let started = std::time::Instant::now();
+        let result = self.sender.post_json(&url, &delivery.body, key).await;
+        self.record(name, row, result, now, started, s).await
+    }
+
+    /// Writes the outcome of one send: delivered, retry later (backoff,
+    /// `Retry-After` pauses the channel) or failed for good.
+    async fn record(
+        &self,
+        name: &str,
+        row: &OutboxRecord,
+        result: Result<super::Sent, SendError>,
+        round_now: Timestamp,
+        started: std::time::Instant,
+        s: &mut RoundStats,
+    ) -> Result<(), StoreError> {
+        let key = row.idempotency_key.as_str();
+        match result {
+            Ok(sent) => {
+                let now = round_now + Duration::from_millis(ms(started.elapsed()));
+                self.store.mark_delivered(key, &self.owner, now, &sent.detail).await?;
+                tracing::debug!(channel = name, key, "notification delivered");
+                s.delivered += 1;
+            }
+            Err(e) => {
+                let now = round_now + Duration::from_millis(ms(started.elapsed()));
+                tracing::warn!(channel = name, key, attempt = row.attempts, error = %e, "notification not delivered");
+                match e {
+                    SendError::Permanent { .. } => {
+                        self.store.mark_failed(key, &self.owner, now, &e.to_string()).await?;
+                        s.failed += 1;
+                    }
+                    SendError::Retryable { ref detail, retry_after } => {
+                        if row.attempts >= self.policy.max_attempts {
+                            let why = format!("{detail}; gave up after {} attempts", row.attempts);
+                            self.store.mark_failed(key, &self.owner, now, &why).await?;
                             s.failed += 1;
-                        }
-                        SendError::Retryable { ref detail, retry_after } => {
-                            if row.attempts >= self.policy.max_attempts {
-                                let why = format!("{detail}; gave up after {} attempts", row.attempts);
-                                self.store.mark_failed(key, &self.owner, now, &why).await?;
-                                s.failed += 1;
-                            } else {
-                                let mut wait = self.policy.backoff(row.attempts, key);
-                                if let Some(ra) = retry_after {
-                                    wait = wait.max(ra);
-                                    self.pause(name, now + Duration::from_millis(ms(ra)));
-                                }
-                                self.store.mark_retry(key, &self.owner, now, now + Duration::from_millis(ms(wait)), detail).await?;
-                                s.retried += 1;
+                        } else {
+                            let mut wait = self.policy.backoff(row.attempts, key);
+                            if let Some(ra) = retry_after {
+                                wait = wait.max(ra);
+                                self.pause(name, now + Duration::from_millis(ms(ra)));
                             }
+                            self.store.mark_retry(key, &self.owner, now, now + Duration::from_millis(ms(wait)), detail).await?;
+                            s.retried += 1;
                         }
                     }
                 }
             }
         }
-        Ok(s)
+        Ok(())
     }
 
     /// Whether a page of the same incident on the same channel, created no
@@ -270,7 +335,7 @@ impl OutboxWorker {
         }))
     }
 
-    fn gate(&self, name: &str, channel: &Channel, is_retry: bool, now: Timestamp) -> Gate {
+    fn gate(&self, name: &str, is_retry: bool, now: Timestamp) -> Gate {
         // Invariant: the lock is never held across an await or a panic point.
         let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let cs = st.entry(name.to_owned()).or_default();
@@ -284,14 +349,13 @@ impl OutboxWorker {
             *tokens = (*tokens + self.policy.budget_ratio).min(self.policy.budget_tokens);
         }
         let free = cs.next_free_at.max(cs.paused_until);
-        let _ = channel;
         if free > now.as_millis() { Gate::WaitUntil(Timestamp::from_millis(free)) } else { Gate::Go }
     }
 
-    fn mark_sent(&self, name: &str, channel: &Channel, now: Timestamp) {
+    fn mark_sent(&self, name: &str, max_per_sec: Option<f64>, now: Timestamp) {
         let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let cs = st.entry(name.to_owned()).or_default();
-        if let Some(rate) = channel.max_per_sec.filter(|r| *r > 0.0) {
+        if let Some(rate) = max_per_sec.filter(|r| *r > 0.0) {
             cs.next_free_at = now.as_millis() + (1000.0 / rate).ceil() as i64;
         }
     }

@@ -5,3 +5,4 @@ mod correlation;
 mod notify;
 mod peers;
 mod response;
+mod subscribers;

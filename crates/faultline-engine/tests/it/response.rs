@@ -85,6 +85,7 @@ pub fn setup() -> ResponseSetup {
         base_url: None,
         auto_publish: true,
         ack_channels: Default::default(),
+        page: Default::default(),
     }
 }
 
