@@ -1,6 +1,9 @@
-//! `faultline incidents list|show|declare|ack|mitigate|resolve`: a client of
-//! the HTTP API (`--url`, `--token` or `FAULTLINE_URL`/`FAULTLINE_TOKEN`).
-//! Prints tables for people and `--json` for scripts.
+//! `faultline incidents list|show|declare|ack|mitigate|resolve|reopen|
+//! severity|role|note|metrics` (also spelled `faultline incident …`): a
+//! client of the HTTP API (`--url`, `--token` or
+//! `FAULTLINE_URL`/`FAULTLINE_TOKEN`) through `faultline-api`'s typed client.
+//! Prints tables for people and `--json` for scripts. Not here: any rule —
+//! the server decides; this only formats.
 
 use clap::{Args, Subcommand};
 use faultline_api as api;
@@ -61,6 +64,43 @@ enum IncidentsCommand {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Reopen a resolved incident.
+    Reopen {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Change severity, with a reason.
+    Severity {
+        id: String,
+        /// SEV1, SEV2 or SEV3.
+        severity: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Assign a role (incident_commander, comms_lead, scribe, or any name); omit --user to unassign.
+    #[command(alias = "roles")]
+    Role {
+        id: String,
+        role: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Add a note to the timeline.
+    #[command(alias = "notes")]
+    Note { id: String, text: String },
+    /// Time to acknowledge, mitigate and resolve over incidents: count, p50, p90, max.
+    Metrics {
+        /// Incidents opened at or after this RFC 3339 instant.
+        #[arg(long)]
+        from: Option<String>,
+        /// Incidents opened before this RFC 3339 instant.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only incidents of this severity (SEV1, SEV2, SEV3).
+        #[arg(long)]
+        severity: Option<String>,
+    },
 }
 
 pub async fn run(args: IncidentsArgs) -> anyhow::Result<()> {
@@ -95,6 +135,21 @@ pub async fn run(args: IncidentsArgs) -> anyhow::Result<()> {
         IncidentsCommand::Ack { id } => client.transition(&id, "ack", &api::TransitionRequest::default()).await?,
         IncidentsCommand::Mitigate { id, note } => client.transition(&id, "mitigate", &api::TransitionRequest { note }).await?,
         IncidentsCommand::Resolve { id, note } => client.transition(&id, "resolve", &api::TransitionRequest { note }).await?,
+        IncidentsCommand::Reopen { id, reason } => client.reopen(&id, &api::ReopenRequest { reason }).await?,
+        IncidentsCommand::Severity { id, severity, reason } => client.change_severity(&id, &api::SeverityRequest { severity, reason }).await?,
+        IncidentsCommand::Role { id, role, user } => client.assign_role(&id, &api::RoleRequest { role, user }).await?,
+        IncidentsCommand::Note { id, text } => client.add_note(&id, &api::NoteRequest { text }).await?,
+        IncidentsCommand::Metrics { from, to, severity } => {
+            let q: Vec<(&str, String)> =
+                [("from", from), ("to", to), ("severity", severity)].into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+            let m = client.response_metrics(&q).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+            } else {
+                print_metrics(&m);
+            }
+            return Ok(());
+        }
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&one)?);
@@ -117,6 +172,38 @@ fn print_list(incidents: &[api::Incident]) {
     println!("{table}");
 }
 
+/// Seconds as a short human duration: `45s`, `12m 5s`, `3h 20m`.
+fn human(secs: f64) -> String {
+    let s = secs.round().max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn opt_human(secs: Option<f64>) -> String {
+    secs.map_or_else(|| "-".to_owned(), human)
+}
+
+fn print_metrics(m: &api::ResponseMetrics) {
+    let range = match (&m.from, &m.to) {
+        (None, None) => "all incidents".to_owned(),
+        (f, t) => format!("incidents opened {} – {}", f.as_deref().unwrap_or("…"), t.as_deref().unwrap_or("…")),
+    };
+    let sev = m.severity.as_deref().map(|s| format!(", {s}")).unwrap_or_default();
+    println!("{range}{sev}: {} counted, {} merged (left out), {} unacknowledged, {} unresolved", m.incidents, m.merged, m.unacknowledged, m.unresolved);
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::NOTHING).set_header(["", "COUNT", "P50", "P90", "MAX"]);
+    for (name, d) in [("time to acknowledge", &m.time_to_acknowledge), ("time to mitigate", &m.time_to_mitigate), ("time to resolve", &m.time_to_resolve)] {
+        table.add_row([name.to_owned(), d.count.to_string(), opt_human(d.p50_seconds), opt_human(d.p90_seconds), opt_human(d.max_seconds)]);
+    }
+    println!("{table}");
+    if m.truncated {
+        println!("(only the newest 1000 incidents were read: narrow --from/--to)");
+    }
+}
+
 pub fn print_one(i: &api::Incident) {
     println!("{}  {}  {}", i.severity, i.status, i.title);
     println!("id:      {}", i.id);
@@ -126,6 +213,16 @@ pub fn print_one(i: &api::Incident) {
     }
     for (role, user) in &i.roles {
         println!("{role}: {user}");
+    }
+    if let Some(r) = &i.response {
+        let by = r.acknowledged_by.as_deref().map(|b| format!(" by {b}{}", if r.implicit_ack { " (by mitigating/resolving)" } else { "" })).unwrap_or_default();
+        println!(
+            "response: acknowledged after {}{by} · mitigated after {} · resolved after {}{}",
+            opt_human(r.time_to_acknowledge_seconds),
+            opt_human(r.time_to_mitigate_seconds),
+            opt_human(r.time_to_resolve_seconds),
+            if r.reopened > 0 { format!(" · reopened {}×", r.reopened) } else { String::new() },
+        );
     }
     if let Some(into) = &i.merged_into {
         println!("merged into: {into}");

@@ -46,7 +46,9 @@ enum Command {
     Serve(ServeArgs),
     /// Create, list and revoke API tokens (works on the data dir directly).
     Token(tokens::TokenArgs),
-    /// List, show, acknowledge and resolve incidents on a running server.
+    /// Incidents on a running server: list, show, declare, ack, mitigate, resolve,
+    /// reopen, severity, role, note, metrics (`incident` works too).
+    #[command(alias = "incident")]
     Incidents(incidents::IncidentsArgs),
     /// Findings (detector output with evidence) in open incidents.
     Findings(findings::FindingsArgs),

@@ -1,11 +1,12 @@
 //! Response-workflow commands against a running server: `faultline oncall
-//! who|gaps`, `faultline notifications <incident>`, `faultline silences
-//! list|add|expire` (Alertmanager `/api/v2` shape), and `faultline incident
-//! severity|role|note|reopen` (the lifecycle commands `incidents` lacks).
-//! Tables for people, `--json` for scripts. Not here: any rule — the server
-//! decides; this only formats.
+//! who|gaps`, `faultline notifications <incident>` (through `faultline-api`'s
+//! typed client) and `faultline silences list|add|expire` (Alertmanager's
+//! `/api/v2` shape, so raw JSON). Incident lifecycle verbs live under
+//! `faultline incidents` (`incidents.rs`). Tables for people, `--json` for
+//! scripts. Not here: any rule — the server decides; this only formats.
 
 use clap::{Args, Subcommand};
+use faultline_api::client::Client;
 use serde_json::{Value, json};
 
 #[derive(Args, Clone)]
@@ -34,8 +35,6 @@ pub enum ResponseCommand {
     },
     /// Alertmanager-compatible silences.
     Silences(SilencesArgs),
-    /// Severity, roles, notes and reopening of an incident.
-    Incident(IncidentArgs),
 }
 
 #[derive(Args)]
@@ -94,41 +93,6 @@ enum SilencesCommand {
     },
     /// Expire a silence now.
     Expire { id: String },
-}
-
-#[derive(Args)]
-pub struct IncidentArgs {
-    #[command(flatten)]
-    conn: Conn,
-    #[command(subcommand)]
-    command: IncidentCommand,
-}
-
-#[derive(Subcommand)]
-enum IncidentCommand {
-    /// Change severity, with a reason.
-    Severity {
-        id: String,
-        /// SEV1, SEV2 or SEV3.
-        severity: String,
-        #[arg(long)]
-        reason: String,
-    },
-    /// Assign a role (incident_commander, comms_lead, scribe, or any name); omit --user to unassign.
-    Role {
-        id: String,
-        role: String,
-        #[arg(long)]
-        user: Option<String>,
-    },
-    /// Add a note to the timeline.
-    Note { id: String, text: String },
-    /// Reopen a resolved incident.
-    Reopen {
-        id: String,
-        #[arg(long)]
-        reason: String,
-    },
 }
 
 struct Http {
@@ -208,21 +172,22 @@ fn s(v: &Value) -> String {
 pub async fn run(cmd: ResponseCommand) -> anyhow::Result<()> {
     match cmd {
         ResponseCommand::Oncall(a) => {
-            let http = Http::new(&a.conn)?;
+            let client = Client::new(&a.conn.url, a.conn.token.clone())?;
             match a.command {
                 OncallCommand::Who { schedule, at } => {
                     let mut q = Vec::new();
                     opt(&mut q, "schedule", schedule);
                     opt(&mut q, "at", at);
-                    let v = http.call(reqwest::Method::GET, "/api/v1/oncall", &q, None).await?;
+                    let v = client.oncall(&q).await?;
                     if a.conn.json {
                         println!("{}", serde_json::to_string_pretty(&v)?);
                     } else {
-                        let rows = v["on_call"].as_array().into_iter().flatten().map(|o| {
-                            let users = o["users"].as_array().map(|u| u.iter().map(s).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-                            vec![s(&o["schedule"]), if users.is_empty() { "nobody".into() } else { users }, s(&o["shift"]["start"]), s(&o["shift"]["end"])]
+                        let rows = v.on_call.iter().map(|o| {
+                            let users = if o.users.is_empty() { "nobody".to_owned() } else { o.users.join(", ") };
+                            let (start, end) = o.shift.as_ref().map_or(("-".to_owned(), "-".to_owned()), |sh| (sh.start.clone(), sh.end.clone()));
+                            vec![o.schedule.clone(), users, start, end]
                         });
-                        println!("at {}", s(&v["at"]));
+                        println!("at {}", v.at);
                         table(&["SCHEDULE", "ON CALL", "SHIFT START", "SHIFT END"], rows.collect());
                     }
                 }
@@ -231,18 +196,14 @@ pub async fn run(cmd: ResponseCommand) -> anyhow::Result<()> {
                     opt(&mut q, "schedule", schedule);
                     opt(&mut q, "from", from);
                     opt(&mut q, "to", to);
-                    let v = http.call(reqwest::Method::GET, "/api/v1/oncall/gaps", &q, None).await?;
+                    let v = client.coverage_gaps(&q).await?;
                     if a.conn.json {
                         println!("{}", serde_json::to_string_pretty(&v)?);
                     } else {
-                        let mut rows = Vec::new();
-                        for sc in v["schedules"].as_array().into_iter().flatten() {
-                            for g in sc["gaps"].as_array().into_iter().flatten() {
-                                rows.push(vec![s(&sc["schedule"]), s(&g["start"]), s(&g["end"])]);
-                            }
-                        }
+                        let rows: Vec<Vec<String>> =
+                            v.schedules.iter().flat_map(|sc| sc.gaps.iter().map(|g| vec![sc.schedule.clone(), g.start.clone(), g.end.clone()])).collect();
                         if rows.is_empty() {
-                            println!("no coverage gaps between {} and {}", s(&v["from"]), s(&v["to"]));
+                            println!("no coverage gaps between {} and {}", v.from, v.to);
                         } else {
                             table(&["SCHEDULE", "NOBODY FROM", "UNTIL"], rows);
                         }
@@ -251,13 +212,13 @@ pub async fn run(cmd: ResponseCommand) -> anyhow::Result<()> {
             }
         }
         ResponseCommand::Notifications { conn, incident } => {
-            let http = Http::new(&conn)?;
-            let v = http.call(reqwest::Method::GET, &format!("/api/v1/incidents/{incident}/notifications"), &[], None).await?;
+            let client = Client::new(&conn.url, conn.token.clone())?;
+            let v = client.notifications(&incident).await?;
             if conn.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                let rows = v["ledger"].as_array().into_iter().flatten().map(|l| {
-                    vec![s(&l["at"]), s(&l["kind"]), s(&l["recipient"]), s(&l["channel"]), s(&l["outcome"]), s(&l["attempt"]), s(&l["detail"])]
+                let rows = v.ledger.iter().map(|l| {
+                    vec![l.at.clone(), l.kind.clone(), l.recipient.clone(), l.channel.clone(), l.outcome.clone(), l.attempt.to_string(), l.detail.clone()]
                 });
                 table(&["AT", "KIND", "RECIPIENT", "CHANNEL", "OUTCOME", "ATTEMPT", "DETAIL"], rows.collect());
             }
@@ -317,21 +278,6 @@ pub async fn run(cmd: ResponseCommand) -> anyhow::Result<()> {
                     http.call(reqwest::Method::DELETE, &format!("/api/v2/silence/{id}"), &[], None).await?;
                     println!("expired {id}");
                 }
-            }
-        }
-        ResponseCommand::Incident(a) => {
-            let http = Http::new(&a.conn)?;
-            let (path, body) = match a.command {
-                IncidentCommand::Severity { id, severity, reason } => (format!("{id}/severity"), json!({"severity": severity, "reason": reason})),
-                IncidentCommand::Role { id, role, user } => (format!("{id}/roles"), json!({"role": role, "user": user})),
-                IncidentCommand::Note { id, text } => (format!("{id}/notes"), json!({"text": text})),
-                IncidentCommand::Reopen { id, reason } => (format!("{id}/reopen"), json!({"reason": reason})),
-            };
-            let v = http.call(reqwest::Method::POST, &format!("/api/v1/incidents/{path}"), &[], Some(body)).await?;
-            if a.conn.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                println!("{} {} {} {}", s(&v["id"]), s(&v["severity"]), s(&v["status"]), s(&v["title"]));
             }
         }
     }

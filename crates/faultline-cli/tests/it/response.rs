@@ -237,3 +237,60 @@ async fn sigkill_mid_escalation_loses_no_page_and_repeats_none() {
     assert_eq!(statuses.first(), Some(&"resolved"));
     assert_eq!(statuses.last(), Some(&"investigating"));
 }
+
+/// Runs `faultline <args>` against `server` and returns stdout; fails on a non-zero exit.
+fn cli(server: &Server, token: &str, args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).env("FAULTLINE_URL", &server.url).env("FAULTLINE_TOKEN", token).output().unwrap();
+    assert!(out.status.success(), "faultline {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The lifecycle verbs live under `faultline incidents` (and the `incident`
+/// spelling), each step lands on the timeline with its actor, and `show` and
+/// `metrics` report the response times read from that timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_verbs_under_incidents_and_response_times() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rx = Receiver::default();
+    let hook = rx.clone().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let token = admin_token(dir.path());
+    let server = Server::start(dir.path(), &cfg, &hook);
+
+    let declared: Value = serde_json::from_str(&cli(&server, &token, &["incidents", "declare", "checkout errors", "--severity", "SEV2", "--json"])).unwrap();
+    let id = declared["id"].as_str().unwrap().to_owned();
+    cli(&server, &token, &["incidents", "ack", &id]);
+    cli(&server, &token, &["incidents", "severity", &id, "SEV1", "--reason", "all card payments failing"]);
+    cli(&server, &token, &["incidents", "role", &id, "incident_commander", "--user", "alice"]);
+    cli(&server, &token, &["incident", "note", &id, "rolled back the deploy"]);
+    cli(&server, &token, &["incidents", "resolve", &id, "--note", "error rate back to baseline"]);
+    let reopened = cli(&server, &token, &["incident", "reopen", &id, "--reason", "errors are back"]);
+    assert!(reopened.contains("SEV1  triggered  checkout errors"), "{reopened}");
+    cli(&server, &token, &["incidents", "resolve", &id]);
+
+    let shown: Value = serde_json::from_str(&cli(&server, &token, &["incidents", "show", &id, "--json"])).unwrap();
+    let kinds: Vec<(&str, &str)> =
+        shown["timeline"].as_array().unwrap().iter().filter(|e| e["type"] != "system_note").map(|e| (e["type"].as_str().unwrap(), e["actor"].as_str().unwrap())).collect();
+    let admin = kinds[0].1;
+    assert!(admin.starts_with("token:"), "{kinds:?}");
+    assert_eq!(
+        kinds,
+        ["opened", "acknowledged", "severity_changed", "role_assigned", "note_added", "resolved", "reopened", "resolved"].map(|k| (k, admin)),
+    );
+    let rt = &shown["response"];
+    assert_eq!((rt["reopened"].as_u64(), rt["acknowledged_by"].as_str()), (Some(1), Some(admin)));
+    assert!(rt["time_to_acknowledge_seconds"].as_f64().unwrap() >= 0.0 && rt["time_to_resolve_seconds"].as_f64().is_some(), "{rt}");
+    let text = cli(&server, &token, &["incidents", "show", &id]);
+    assert!(text.contains("response: acknowledged after ") && text.contains(" · reopened 1×"), "{text}");
+
+    let metrics = cli(&server, &token, &["incidents", "metrics"]);
+    assert!(metrics.starts_with("all incidents: 1 counted, 0 merged (left out), 0 unacknowledged, 0 unresolved"), "{metrics}");
+    assert!(metrics.contains("time to acknowledge") && metrics.contains("time to resolve"), "{metrics}");
+    let m: Value = serde_json::from_str(&cli(&server, &token, &["incidents", "metrics", "--severity", "SEV3", "--json"])).unwrap();
+    assert_eq!(m["incidents"], 0);
+
+    let out = Command::new(BIN).args(["incidents", "severity", &id, "SEV1", "--reason", "again"]).env("FAULTLINE_URL", &server.url).env("FAULTLINE_TOKEN", &token).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("severity is already SEV1"), "{}", String::from_utf8_lossy(&out.stderr));
+}
