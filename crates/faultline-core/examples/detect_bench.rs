@@ -41,6 +41,8 @@ fn main() {
                 p50_ms: 20.0,
                 p99_ms: 100.0 + jitter as f64,
                 in_flight: None,
+                zones: Vec::new(),
+                exemplar_trace_ids: Vec::new(),
             }));
         }
     }

@@ -302,6 +302,8 @@ mod clearing_tests {
             p50_ms: 20.0,
             p99_ms: 80.0 + (i % 3) as f64,
             in_flight: None,
+            zones: Vec::new(),
+            exemplar_trace_ids: Vec::new(),
         })
     }
 

@@ -26,7 +26,30 @@ pub struct EdgeWindow {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub in_flight: Option<u64>,
+    /// The same window split by (caller zone, callee zone), where the
+    /// telemetry knows zones (`cloud.availability_zone`); empty otherwise.
+    /// A breakdown of the counts above, not extra calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<ZoneCounts>,
+    /// A few trace ids of failing or slow calls in this window (bounded by
+    /// the graph builder), for findings' evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exemplar_trace_ids: Vec<String>,
 }
+
+/// Calls of one interaction in one window from one zone to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneCounts {
+    pub caller_zone: String,
+    pub callee_zone: String,
+    pub requests: u64,
+    /// Failed calls, timeouts included.
+    pub errors: u64,
+    pub timeouts: u64,
+}
+
+/// Most exemplar trace ids an edge window or a finding carries.
+pub const MAX_EXEMPLARS: usize = 5;
 
 /// One sample of a metric series attached to a service or resource.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

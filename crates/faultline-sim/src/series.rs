@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use faultline_core::model::Interaction;
-use faultline_core::signal::{EdgeWindow, MetricPoint};
+use faultline_core::signal::{EdgeWindow, MetricPoint, ZoneCounts};
 use faultline_core::{Duration, ServiceName, Signal, Timestamp};
 
 const SUB_BITS: u32 = 4;
@@ -140,6 +140,20 @@ pub struct FlowRow {
     pub p99_ms: f64,
 }
 
+/// Attempts of one interaction in one window from a caller zone to a
+/// callee zone (only where both ends have zones): the zone split of an
+/// `EdgeRow`, outcomes counted when the attempt finished.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ZoneRow {
+    pub window: u32,
+    pub edge: u32,
+    pub caller_zone: String,
+    pub callee_zone: String,
+    pub attempts: u64,
+    pub errors: u64,
+    pub timeouts: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MetricRow {
     pub window: u32,
@@ -166,7 +180,21 @@ pub struct Series {
     pub service_rows: Vec<ServiceRow>,
     pub flow_rows: Vec<FlowRow>,
     pub metric_rows: Vec<MetricRow>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub zone_rows: Vec<ZoneRow>,
 }
+
+/// The rows of one window, from rows stored in window order (every row
+/// vector of a run is appended window by window).
+fn rows_of<T>(rows: &[T], window: u32, w: impl Fn(&T) -> u32) -> &[T] {
+    let lo = rows.partition_point(|r| w(r) < window);
+    let n = rows[lo..].partition_point(|r| w(r) == window);
+    &rows[lo..lo + n]
+}
+
+/// How many windows back `window_signals` sums attempts and completions to
+/// estimate calls in flight (longer-running calls are not counted).
+const IN_FLIGHT_LOOKBACK: u32 = 60;
 
 fn f(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 { format!("{}", x as i64) } else { format!("{x:.3}") }
@@ -315,7 +343,10 @@ impl Series {
     }
 
     /// The signals of one window, as a real deployment's receivers would
-    /// produce them: one `Signal::Edge` per interaction with traffic, and
+    /// produce them: one `Signal::Edge` per interaction with traffic (with
+    /// calls in flight at the window's end, estimated as attempts minus
+    /// finished attempts over the last `IN_FLIGHT_LOOKBACK` windows, and the
+    /// split by caller and callee zone where the world has zones), and
     /// `Signal::Metric`s for answer correctness per interaction (`answers`,
     /// `wrong_answers`), queue depth, utilisation and the named metrics.
     /// `epoch` is the wall-clock instant virtual time 0 maps to.
@@ -325,9 +356,30 @@ impl Series {
         let end = start + len;
         let mut out = Vec::new();
         let name = |s: &str| ServiceName::new(s.to_owned()).ok();
-        for r in self.edge_rows.iter().filter(|r| r.window == window) {
+        let edge_rows = rows_of(&self.edge_rows, window, |r| r.window);
+        let zone_rows = rows_of(&self.zone_rows, window, |r| r.window);
+        // Attempts minus finished attempts per edge over the lookback.
+        let mut open: BTreeMap<u32, i64> = BTreeMap::new();
+        let from = window.saturating_sub(IN_FLIGHT_LOOKBACK - 1);
+        let lo = self.edge_rows.partition_point(|r| r.window < from);
+        let hi = lo + self.edge_rows[lo..].partition_point(|r| r.window <= window);
+        for r in &self.edge_rows[lo..hi] {
+            *open.entry(r.edge).or_insert(0) += r.attempts as i64 - (r.ok + r.errors + r.timeouts) as i64;
+        }
+        for r in edge_rows {
             let e = &self.edges[r.edge as usize];
             let (Some(caller), Some(callee)) = (name(&e.caller), name(&e.callee)) else { continue };
+            let zones = zone_rows
+                .iter()
+                .filter(|z| z.edge == r.edge)
+                .map(|z| ZoneCounts {
+                    caller_zone: z.caller_zone.clone(),
+                    callee_zone: z.callee_zone.clone(),
+                    requests: z.attempts,
+                    errors: z.errors + z.timeouts,
+                    timeouts: z.timeouts,
+                })
+                .collect();
             out.push(Signal::Edge(EdgeWindow {
                 interaction: Interaction { caller, callee, operation: String::new() },
                 start,
@@ -338,7 +390,9 @@ impl Series {
                 retries: r.retries,
                 p50_ms: r.p50_ms,
                 p99_ms: r.p99_ms,
-                in_flight: None,
+                in_flight: Some(open.get(&r.edge).copied().unwrap_or(0).max(0) as u64),
+                zones,
+                exemplar_trace_ids: Vec::new(),
             }));
         }
         let metric = |n: &str, svc: Option<ServiceName>, labels: BTreeMap<String, String>, v: f64| {
@@ -347,19 +401,19 @@ impl Series {
         // Answer correctness per interaction, as semantic checks (checksums,
         // canary comparison) would report it: `answers` (200s) and
         // `wrong_answers`, on the callee with the caller as a label.
-        for r in self.edge_rows.iter().filter(|r| r.window == window && r.ok > 0) {
+        for r in edge_rows.iter().filter(|r| r.ok > 0) {
             let e = &self.edges[r.edge as usize];
             let labels = BTreeMap::from([("caller".to_owned(), e.caller.clone())]);
             out.push(metric("answers", name(&e.callee), labels.clone(), r.ok as f64));
             out.push(metric("wrong_answers", name(&e.callee), labels, r.wrong as f64));
         }
-        for r in self.service_rows.iter().filter(|r| r.window == window) {
+        for r in rows_of(&self.service_rows, window, |r| r.window) {
             let svc = name(&self.services[r.service as usize]);
             out.push(metric("queue_depth", svc.clone(), BTreeMap::new(), r.queue_depth as f64));
             out.push(metric("utilization", svc.clone(), BTreeMap::new(), r.utilization));
             out.push(metric("busy", svc, BTreeMap::new(), r.busy as f64));
         }
-        for r in self.metric_rows.iter().filter(|r| r.window == window) {
+        for r in rows_of(&self.metric_rows, window, |r| r.window) {
             let (svc, labels) = match r.subject.split_once('/') {
                 Some((s, res)) => (name(s), BTreeMap::from([("resource".to_owned(), res.to_owned())])),
                 None => (name(&r.subject), BTreeMap::new()),

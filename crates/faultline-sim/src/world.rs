@@ -13,14 +13,14 @@
 //! What it is not: a network simulator (no packets, no TCP) or a model of any
 //! one product; it is the smallest mechanism that shows each incident class.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::engine::{EventQueue, Nanos, secs, to_secs};
 use crate::rng::{Rng, Zipf};
 use crate::scenario::{
     BackoffKind, BreakerScope, ClusterSpec, DistSpec, Discipline, FaultKind, Jitter, LoadKind, Scenario,
 };
-use crate::series::{EdgeName, EdgeRow, FlowRow, Hist, MetricRow, Series, ServiceRow};
+use crate::series::{EdgeName, EdgeRow, FlowRow, Hist, MetricRow, Series, ServiceRow, ZoneRow};
 
 const NONE: u32 = u32::MAX;
 const NO_ZONE: u16 = u16::MAX;
@@ -225,6 +225,25 @@ struct ClientState {
     th_last: Nanos,
 }
 
+/// Attempt outcomes of one (edge, caller zone, callee zone) in one window.
+#[derive(Default)]
+struct ZoneWin {
+    attempts: u64,
+    errors: u64,
+    timeouts: u64,
+}
+
+impl ZoneWin {
+    fn record(&mut self, o: Outcome) {
+        self.attempts += 1;
+        match o {
+            Outcome::Error => self.errors += 1,
+            Outcome::Timeout => self.timeouts += 1,
+            Outcome::Ok | Outcome::Wrong => {}
+        }
+    }
+}
+
 #[derive(Default)]
 struct EdgeWin {
     attempts: u64,
@@ -279,6 +298,8 @@ struct Call {
     cur_req: u32,
     target: u32, // stats slot of the current attempt
     zone: u16,
+    /// Zone of the instance the current attempt went to (NO_ZONE: none / not chosen).
+    to_zone: u16,
     client: u32,
     sleep: f64,
     key: u32, // cache key when this call is a recompute
@@ -445,6 +466,9 @@ pub struct RunTotals {
 }
 
 pub struct World {
+    /// Per-window attempt outcomes by (edge row, caller zone, callee zone),
+    /// only for calls whose both ends have zones (signals' zone split).
+    zone_win: BTreeMap<(u32, u16, u16), ZoneWin>,
     q: EventQueue<Ev>,
     rng: Rng,
     end: Nanos,
@@ -773,6 +797,7 @@ impl World {
             series,
             peak_in_flight: 0,
             attempt_log: None,
+            zone_win: BTreeMap::new(),
         }
     }
 
@@ -938,6 +963,7 @@ impl World {
             cur_req: NONE,
             target: 0,
             zone,
+            to_zone: NO_ZONE,
             client,
             sleep: 0.0,
             key: NONE,
@@ -1040,6 +1066,7 @@ impl World {
             cur_req: NONE,
             target: 0,
             zone,
+            to_zone: NO_ZONE,
             client: 0,
             sleep: 0.0,
             key,
@@ -1100,6 +1127,7 @@ impl World {
         cl.epoch = cl.epoch.wrapping_add(1);
         cl.attempt_started = now;
         cl.target = target_slot;
+        cl.to_zone = NO_ZONE;
         cl.cur_req = NONE;
         let (epoch, attempt, zone, call_deadline) = (cl.epoch, cl.attempt, cl.zone, cl.deadline);
         let st = &mut self.edges[call.edge as usize].stats[target_slot as usize];
@@ -1134,6 +1162,7 @@ impl World {
             }
         }
         let to_zone = if s.zones.is_empty() { NO_ZONE } else { s.zones[inst as usize % s.zones.len()] };
+        self.calls.items[c as usize].to_zone = to_zone;
         if timeout != u64::MAX && !is_async {
             self.q.after(timeout, Ev::Timeout { call: c, epoch });
         }
@@ -1196,6 +1225,10 @@ impl World {
             Outcome::Timeout => st.timeouts += 1,
         }
         st.hist.record_ns(now - attempt_started);
+        if call.zone != NO_ZONE && call.to_zone != NO_ZONE {
+            let z = self.zone_win.entry((e.name_base + call.target, call.zone, call.to_zone)).or_default();
+            z.record(outcome);
+        }
         if let Some(log) = &mut self.attempt_log {
             log.push(AttemptRecord {
                 edge: e.name_base + call.target,
@@ -1825,6 +1858,10 @@ impl World {
                 *st = EdgeWin { hist, ..EdgeWin::default() };
                 st.hist.clear();
             }
+        }
+        for ((edge, a, b), z) in std::mem::take(&mut self.zone_win) {
+            let name = |i: u16| self.zone_names.get(i as usize).cloned().unwrap_or_default();
+            self.series.zone_rows.push(ZoneRow { window: w, edge, caller_zone: name(a), callee_zone: name(b), attempts: z.attempts, errors: z.errors, timeouts: z.timeouts });
         }
         for (i, s) in self.sources.iter_mut().enumerate() {
             self.series.flow_rows.push(FlowRow {

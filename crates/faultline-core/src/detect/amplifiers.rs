@@ -53,8 +53,10 @@ impl Default for EdgeConfig {
             timeout_ratio: 0.05,
             // value 1.0 = at threshold; clear below half for 3 windows.
             hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS),
-            // p99 of a window is noisy: it must hold for 2 windows.
-            latency_hysteresis: HysteresisConfig::counted(1.0, 0.5, 2, CLEAR_WINDOWS),
+            // p99 of a window is noisy (from 100 requests it is nearly the
+            // maximum): it must hold for 3 windows. With 2, an hour of the
+            // simulator's fault-free worlds produced two findings.
+            latency_hysteresis: HysteresisConfig::counted(1.0, 0.5, 3, CLEAR_WINDOWS),
         }
     }
 }
@@ -154,7 +156,7 @@ impl Detector for EdgeDetectors {
         let err = w.errors as f64 / req;
         let retry = w.retries as f64 / req;
         let timeout = w.timeouts as f64 / req;
-        let mut out = Vec::new();
+        let mut out: Vec<Finding> = Vec::new();
 
         // Error-rate change.
         if let Some((base, mad)) = st.err_base.stats() {
@@ -220,7 +222,19 @@ impl Detector for EdgeDetectors {
             if let Transition::Fired { since } = t {
             out.push(finding("timeout_saturation", subject(), FailureModel::Exhaustion, since, value, "timeout_ratio", timeout, None, Some(c.timeout_ratio), w.length));
         }
+        with_exemplars(&mut out, w);
         out
+    }
+}
+
+/// Copies the window's exemplar trace ids into findings about it (only
+/// when something fired, so the common path allocates nothing).
+pub(crate) fn with_exemplars(findings: &mut [Finding], w: &EdgeWindow) {
+    if w.exemplar_trace_ids.is_empty() {
+        return;
+    }
+    for f in findings {
+        f.evidence.exemplar_trace_ids = w.exemplar_trace_ids.iter().take(crate::signal::MAX_EXEMPLARS).cloned().collect();
     }
 }
 
@@ -424,14 +438,17 @@ impl Detector for BroadFailureDetector {
     fn observe(&mut self, signal: &Signal, _now: Timestamp) -> Vec<Finding> {
         let Signal::Edge(e) = signal else { return Vec::new() };
         let end = e.start + e.length;
-        if e.requests >= self.min_requests {
+        let callee = e.interaction.callee.as_str();
+        let resolver = is_resolver(callee);
+        // A resolver that stops answering shows first as lookups piling up
+        // in flight (they fail only at their timeout, seconds later).
+        let stalled = resolver && e.in_flight.is_some_and(|f| f >= self.min_requests.max(e.requests));
+        if e.requests >= self.min_requests || stalled {
             let w = self.open.entry(end).or_default();
             let caller = e.interaction.caller.as_str();
-            let callee = e.interaction.callee.as_str();
             insert(&mut w.callers, caller);
-            let ratio = e.errors.max(e.timeouts) as f64 / e.requests as f64;
-            let resolver = is_resolver(callee);
-            if ratio >= self.caller_error_ratio || (resolver && ratio >= 0.05) {
+            let ratio = e.errors.max(e.timeouts) as f64 / e.requests.max(1) as f64;
+            if ratio >= self.caller_error_ratio || (resolver && (ratio >= 0.05 || stalled)) {
                 if resolver {
                     w.resolver = Some(callee.to_owned());
                 }

@@ -13,6 +13,7 @@ pub mod checkin;
 pub mod hysteresis;
 pub mod probes;
 pub mod trend;
+pub mod zones;
 
 #[cfg(test)]
 mod tests;
@@ -114,6 +115,7 @@ impl DetectorSet {
                 Box::new(amplifiers::BroadFailureDetector::default()),
                 Box::new(amplifiers::CacheCollapseDetector::default()),
                 Box::new(amplifiers::LeaderConflictDetector::default()),
+                Box::new(zones::ZonePartitionDetector::default()),
                 Box::new(trend::ExhaustionDetector::default()),
                 Box::new(trend::QueueGrowthDetector::default()),
                 Box::new(probes::ProbeFailureDetector::default()),

@@ -52,6 +52,8 @@ fn edge(caller: &str, callee: &str, step: usize, requests: u64, errors: u64, tim
         p50_ms: p99 / 3.0,
         p99_ms: p99,
         in_flight: None,
+        zones: Vec::new(),
+        exemplar_trace_ids: Vec::new(),
     })
 }
 
@@ -163,7 +165,7 @@ fn quiet_system_with_daily_swings_produces_no_finding() {
         }
         found.extend(set.tick(at(i) + Duration::from_secs(1)));
     }
-    assert!(found.is_empty(), "false positives: {:#?}", found.iter().map(|f| (&f.kind, f.subject.to_string())).collect::<Vec<_>>());
+    assert!(found.is_empty(), "false positives: {:#?}", found.iter().map(|f| (&f.kind, f.subject.to_string(), &f.evidence)).collect::<Vec<_>>());
 }
 
 fn healthy_then(n: usize, onset: usize, f: impl Fn(usize, bool) -> Vec<Signal>) -> Vec<Vec<Signal>> {
@@ -174,9 +176,9 @@ fn healthy_then(n: usize, onset: usize, f: impl Fn(usize, bool) -> Vec<Signal>) 
 fn edge_symptoms_fire_at_onset() {
     type Case = (&'static str, fn(usize, bool) -> Vec<Signal>, &'static [(&'static str, usize)]);
     let cases: &[Case] = &[
-        // Latency must hold 2 windows (one noisy p99 is not a change).
+        // Latency must hold 3 windows (one noisy p99 is not a change).
         ("error step", |i, bad| vec![edge("a", "b", i, 1000, if bad { 300 } else { 10 + (i % 3) as u64 }, 0, 0, 100.0)], &[("error_rate_change", 30)]),
-        ("latency step", |i, bad| vec![edge("a", "b", i, 1000, 5, 0, 0, if bad { 400.0 } else { 100.0 + (i % 5) as f64 })], &[("latency_change", 31)]),
+        ("latency step", |i, bad| vec![edge("a", "b", i, 1000, 5, 0, 0, if bad { 400.0 } else { 100.0 + (i % 5) as f64 })], &[("latency_change", 32)]),
         ("retry storm", |i, bad| vec![edge("a", "b", i, if bad { 3000 } else { 1000 }, 5, 0, if bad { 2000 } else { 10 }, 100.0)], &[("retry_amplification", 30)]),
         ("timeouts", |i, bad| vec![edge("a", "b", i, 1000, 5, if bad { 100 } else { 0 }, 0, 100.0)], &[("timeout_saturation", 30)]),
         ("too little traffic", |i, bad| vec![edge("a", "b", i, 10, if bad { 9 } else { 0 }, 0, 0, 100.0)], &[]),
@@ -258,10 +260,12 @@ fn metric_detectors() {
                 let used = if bad { (10 + 2 * (i - 20)).min(50) } else { 10 } as f64;
                 vec![metric("pool_size", "payments", &[("resource", "db-pool")], i, 50.0), metric("pool_in_use", "payments", &[("resource", "db-pool")], i, used)]
             },
-            // usage passes the 60% gate at step 30; the 30-point fit (still
+            // usage passes the 50% gate at step 28; the 30-point fit (still
             // half flat) first predicts exhaustion within 30 min at step 33
-            // (25 min); held 3 windows: fires at 35, 10 connections left.
-            &[("resource_exhaustion", 35)],
+            // (25 min), but a hockey stick leaves autocorrelated residuals,
+            // which widen the slope's standard error: t ≤ −3 from step 36,
+            // fires there (one window suffices), 8 connections left.
+            &[("resource_exhaustion", 36)],
         ),
         (
             "pool high but flat",
@@ -384,7 +388,7 @@ fn detector_set_runs_everything_and_is_deterministic() {
     // (retry budget, timeout ratio) may fire on it, and they do.
     let kinds: Vec<&str> = a.iter().map(|f| f.kind.as_str()).collect();
     assert_eq!(kinds, vec!["retry_amplification", "timeout_saturation"]);
-    assert_eq!(DetectorSet::standard().names().len(), 11);
+    assert_eq!(DetectorSet::standard().names().len(), 12);
 }
 
 #[test]
@@ -433,4 +437,66 @@ fn cascade_is_not_a_resolution_failure() {
     let resolver = |i: usize, bad: bool| vec![edge("web", "dns", i, 100, if bad { 10 } else { 0 }, 0, 0, 10.0), edge("web", "api", i, 100, 0, 0, 0, 10.0)];
     let f = check("resolver down", Box::new(BroadFailureDetector::default()), healthy_then(20, 10, resolver), &[("dependency_resolution_failure", 10)]);
     assert_eq!(f[0].subject.to_string(), "dns");
+}
+
+/// An edge window with a zone split: same-zone calls fail `same_err` of 100,
+/// cross-zone calls `cross_err` of 100 (both directions of a ↔ b).
+fn zoned(step: usize, same_err: u64, cross_err: u64) -> Signal {
+    let z = |a: &str, b: &str, errors: u64| crate::signal::ZoneCounts { caller_zone: a.into(), callee_zone: b.into(), requests: 50, errors, timeouts: errors };
+    let Signal::Edge(mut w) = edge("web", "db", step, 200, same_err + cross_err, same_err + cross_err, 0, 50.0) else { unreachable!() };
+    w.zones = vec![z("a", "a", same_err / 2), z("b", "b", same_err - same_err / 2), z("a", "b", cross_err / 2), z("b", "a", cross_err - cross_err / 2)];
+    w.exemplar_trace_ids = vec!["4bf92f3577b34da6a3ce929d0e0e4736".into()];
+    Signal::Edge(w)
+}
+
+#[test]
+fn zone_partition_names_the_zone_pair_only_while_each_zone_is_healthy() {
+    let d = || Box::new(super::zones::ZonePartitionDetector::default());
+    // Cross-zone calls fail from step 10 while same-zone calls pass.
+    let steps = healthy_then(20, 10, |i, bad| vec![zoned(i, 1, if bad { 100 } else { 1 })]);
+    let found = check("partition", d(), steps, &[("zone_partition", 10)]);
+    let f = &found[0];
+    assert_eq!(f.failure_model, FailureModel::Partition);
+    assert!(f.evidence.measure.contains("a↔b"), "{}", f.evidence.measure);
+    assert_eq!(f.evidence.exemplar_trace_ids, vec!["4bf92f3577b34da6a3ce929d0e0e4736".to_owned()]);
+    // Everything failing is an outage of the callee, not a partition.
+    check("outage", d(), healthy_then(20, 10, |i, bad| vec![zoned(i, if bad { 100 } else { 1 }, if bad { 100 } else { 1 })]), &[]);
+    // Windows without zones are ignored.
+    check("no zones", d(), healthy_then(20, 10, |i, bad| vec![edge("web", "db", i, 200, if bad { 100 } else { 0 }, 0, 0, 50.0)]), &[]);
+}
+
+#[test]
+fn edge_findings_carry_the_windows_exemplar_trace_ids() {
+    let steps = healthy_then(40, 30, |i, bad| {
+        let Signal::Edge(mut w) = edge("a", "b", i, 1000, if bad { 300 } else { 10 }, 0, 0, 100.0) else { unreachable!() };
+        w.exemplar_trace_ids = vec![format!("{i:032x}")];
+        vec![Signal::Edge(w)]
+    });
+    let found = check("errors", Box::new(EdgeDetectors::default()), steps, &[("error_rate_change", 30)]);
+    assert_eq!(found[0].evidence.exemplar_trace_ids, vec![format!("{:032x}", 30)]);
+}
+
+#[test]
+fn a_stalled_resolver_is_a_resolution_failure_before_any_lookup_times_out() {
+    // Lookups pile up in flight (no errors, no timeouts yet): the resolver
+    // stopped answering. A resolver answering normally is quiet.
+    let lookups = |i: usize, in_flight: u64| {
+        let Signal::Edge(mut w) = edge("web", "dns", i, 300, 0, 0, 0, 2.0) else { unreachable!() };
+        w.in_flight = Some(in_flight);
+        vec![Signal::Edge(w)]
+    };
+    let found = check("stall", Box::new(BroadFailureDetector::default()), healthy_then(20, 10, |i, bad| lookups(i, if bad { 300 * (i as u64 - 9) } else { 1 })), &[("dependency_resolution_failure", 10)]);
+    assert_eq!(found[0].subject.to_string(), "dns");
+}
+
+#[test]
+fn slope_t_separates_trends_from_noise() {
+    let series = |f: &dyn Fn(usize) -> f64| (0..30).map(|i| (at(i), f(i))).collect::<Vec<_>>();
+    let mut rng = Rng(3);
+    let noise: Vec<f64> = (0..30).map(|_| rng.next() * 10.0).collect();
+    assert!(super::trend::slope_t(&series(&|i| noise[i])).abs() < 3.0);
+    assert!(super::trend::slope_t(&series(&|i| noise[i] - i as f64)) < -3.0);
+    assert!(super::trend::slope_t(&series(&|i| 2.0 * i as f64)).is_infinite());
+    assert_eq!(super::trend::slope_t(&series(&|_| 5.0)), 0.0);
+    assert_eq!(super::trend::slope_t(&[]), 0.0);
 }

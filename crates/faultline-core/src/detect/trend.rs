@@ -75,6 +75,46 @@ pub fn time_to_exhaustion(points: &[(Timestamp, f64)], now: Timestamp) -> Option
     (slope < 0.0 && level > 0.0 && slope.is_finite()).then(|| Duration::from_millis((level / -slope * 1000.0) as i64))
 }
 
+/// The t statistic of the least-squares slope of `points` (slope over its
+/// standard error, corrected for lag-1 autocorrelation of the residuals; x
+/// in seconds): |t| ≥ 3 says the trend is not noise.
+/// 0 for fewer than three points or no spread in time; ±∞ for a perfect fit.
+pub fn slope_t(points: &[(Timestamp, f64)]) -> f64 {
+    let n = points.len();
+    let Some(&(t0, _)) = points.first() else { return 0.0 };
+    if n < 3 {
+        return 0.0;
+    }
+    let nf = n as f64;
+    let x = |t: Timestamp| (t - t0).as_millis() as f64 / 1e3;
+    let mx = points.iter().map(|p| x(p.0)).sum::<f64>() / nf;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / nf;
+    let (mut sxx, mut sxy) = (0.0, 0.0);
+    for &(t, y) in points {
+        let dx = x(t) - mx;
+        sxx += dx * dx;
+        sxy += dx * (y - my);
+    }
+    if sxx <= 0.0 || !sxy.is_finite() {
+        return 0.0;
+    }
+    let slope = sxy / sxx;
+    let res: Vec<f64> = points.iter().map(|&(t, y)| y - my - slope * (x(t) - mx)).collect();
+    let ss: f64 = res.iter().map(|r| r * r).sum();
+    // Queues and pools are autocorrelated: with lag-1 autocorrelation ρ of
+    // the residuals, n points carry about n (1 − ρ) / (1 + ρ) independent
+    // ones, so the standard error grows by √((1 + ρ) / (1 − ρ)).
+    let rho = if ss > 0.0 { (res.windows(2).map(|w| w[0] * w[1]).sum::<f64>() / ss).clamp(0.0, 0.9) } else { 0.0 };
+    let se = (ss / (nf - 2.0) / sxx * (1.0 + rho) / (1.0 - rho)).sqrt();
+    if se > 0.0 {
+        slope / se
+    } else if slope == 0.0 {
+        0.0
+    } else {
+        slope.signum() * f64::INFINITY
+    }
+}
+
 fn push_bounded(q: &mut VecDeque<(Timestamp, f64)>, p: (Timestamp, f64), cap: usize) {
     if q.back().is_some_and(|b| b.0 >= p.0) {
         return; // out of order or duplicate: keep the series monotonic
@@ -91,18 +131,26 @@ fn push_bounded(q: &mut VecDeque<(Timestamp, f64)>, p: (Timestamp, f64), cap: us
 /// `fd_limit`). Utilisation is deliberately not one: a busy server's
 /// utilisation wobbles near its ceiling without anything leaking (queue
 /// growth covers saturation). Fires when the least-squares fit
-/// predicts exhaustion within `horizon` while usage is above `min_usage`
-/// (a level gate and a trend gate, like the node-exporter disk alerts).
+/// predicts exhaustion within `horizon`, the draining trend is significant
+/// (slope t statistic ≤ −`min_t`, so noise does not make a trend) and usage is
+/// above `min_usage` (a level gate and a trend gate, like the node-exporter
+/// disk alerts), or when the resource is used up. A leak thus fires as soon
+/// as its trend is distinguishable from noise, not at a fixed usage.
 #[derive(Clone, Debug)]
 pub struct ExhaustionDetector {
     pub horizon: Duration,
     pub min_usage: f64,
+    /// Significance of the draining slope (3).
+    pub min_t: f64,
     pub points: usize,
     pub hysteresis: HysteresisConfig,
     sizes: BTreeMap<(String, String), f64>,
     series: BTreeMap<(String, String), Track>,
     cleared: Vec<(String, crate::finding::Subject)>,
 }
+
+/// Fewest points a draining trend is judged on.
+const MIN_TREND_POINTS: usize = 10;
 
 /// A bounded series and its hysteresis state.
 type Track = (VecDeque<(Timestamp, f64)>, Hysteresis);
@@ -111,11 +159,13 @@ impl Default for ExhaustionDetector {
     fn default() -> Self {
         ExhaustionDetector {
             horizon: Duration::from_mins(30),
-            min_usage: 0.6,
+            min_usage: 0.5,
+            min_t: 3.0,
             points: 30,
             // value = horizon / time-to-exhaustion: 1 = exhausted within the
-            // horizon; must hold 3 windows (noise makes short-lived slopes).
-            hysteresis: HysteresisConfig::counted(1.0, 0.5, 3, CLEAR_WINDOWS),
+            // horizon. One window suffices: the t gate (a 30-point fit) is
+            // what rejects noise, and a used-up resource is not noise.
+            hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS),
             sizes: BTreeMap::new(),
             series: BTreeMap::new(),
             cleared: Vec::new(),
@@ -161,9 +211,14 @@ impl Detector for ExhaustionDetector {
         let pts: Vec<(Timestamp, f64)> = q.iter().copied().collect();
         let usage = used / size;
         let tte = time_to_exhaustion(&pts, m.at);
+        // A trend needs enough points to be one (t from 3 points is noise).
+        let significant = pts.len() >= MIN_TREND_POINTS.min(self.points) && slope_t(&pts) <= -self.min_t;
         let value = match tte {
-            Some(t) if usage >= self.min_usage && pts.len() >= 3 => self.horizon.as_secs_f64() / t.as_secs_f64().max(1e-3),
-            _ if usage >= 0.999 && pts.len() >= 3 => f64::INFINITY.min(1e6), // already exhausted
+            Some(t) if usage >= self.min_usage && significant => self.horizon.as_secs_f64() / t.as_secs_f64().max(1e-3),
+            _ if usage >= 0.999 && pts.len() >= 3 => 1e6, // already exhausted
+            // Once fired, a resource still nearly used up stays firing (the
+            // slope flattens at the ceiling; clearing there would flap).
+            _ if h.is_firing() && usage >= 0.9 => self.hysteresis.fire,
             _ => 0.0,
         };
         match h.update(&self.hysteresis, value, now) {

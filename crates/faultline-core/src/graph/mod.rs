@@ -276,6 +276,9 @@ struct OutHalf {
     paired: bool,
     /// The peer as the client's attributes name it, if they do.
     fallback: Option<(NameId, ServiceKind)>,
+    trace: TraceId,
+    /// `cloud.availability_zone` of the caller, if known.
+    zone: Option<NameId>,
 }
 
 /// A server or consumer half waiting for its client/producer partner.
@@ -290,6 +293,7 @@ struct InHalf {
     timeout: bool,
     /// For a consumer: the queue it reads from, used if no producer shows up.
     queue: Option<(NameId, ServiceKind)>,
+    zone: Option<NameId>,
 }
 
 /// The join buffer: two generations; halves move from `current` to
@@ -333,6 +337,9 @@ struct Call {
     error: bool,
     timeout: bool,
     retry: bool,
+    trace: TraceId,
+    /// Zones of the two ends, when both are known.
+    zones: Option<(NameId, NameId)>,
 }
 
 /// The dependency graph learner. See the module docs.
@@ -356,6 +363,20 @@ impl Default for DependencyGraph {
     fn default() -> DependencyGraph {
         DependencyGraph::new(GraphConfig::default())
     }
+}
+
+/// A window's zone split with zone names, for signals.
+pub(crate) fn zone_counts(names: &Interner, st: &WindowStats) -> Vec<crate::signal::ZoneCounts> {
+    st.zones
+        .iter()
+        .map(|z| crate::signal::ZoneCounts {
+            caller_zone: names.name(z.caller_zone).to_owned(),
+            callee_zone: names.name(z.callee_zone).to_owned(),
+            requests: z.requests,
+            errors: z.errors,
+            timeouts: z.timeouts,
+        })
+        .collect()
 }
 
 fn ns_to_ms(ns: u64) -> i64 {
@@ -554,6 +575,8 @@ impl DependencyGraph {
                     error,
                     timeout,
                     retry,
+                    trace: span.trace_id,
+                    zones: None,
                 };
                 self.record_call(&call, now_ms);
             }
@@ -568,6 +591,7 @@ impl DependencyGraph {
             None => None,
         };
         let key = (span.trace_id, span.span_id);
+        let zone = self.zone_of(span);
         let mut half = OutHalf {
             service: sid,
             producer,
@@ -580,6 +604,8 @@ impl DependencyGraph {
             retry,
             paired: false,
             fallback,
+            trace: span.trace_id,
+            zone,
         };
         // Partners that arrived first.
         if !self.current.ins.is_empty() || !self.previous.ins.is_empty() {
@@ -630,7 +656,9 @@ impl DependencyGraph {
             (true, Some((q, kind))) => self.intern_name(q).map(|id| (id, kind)),
             _ => None,
         };
+        let zone = self.zone_of(span);
         let half = InHalf {
+            zone,
             own: (span.trace_id, span.span_id),
             service: sid,
             name,
@@ -698,6 +726,8 @@ impl DependencyGraph {
             error: out.error || inh.error,
             timeout: out.timeout || inh.timeout,
             retry: out.retry,
+            trace: out.trace,
+            zones: out.zone.zip(inh.zone),
         };
         self.record_call(&call, now_ms);
     }
@@ -768,6 +798,10 @@ impl DependencyGraph {
         st.timeouts += u64::from(call.timeout);
         st.retries += u64::from(call.retry);
         st.latency.insert(call.latency_ms);
+        if let Some((a, b)) = call.zones {
+            st.add_zone(a, b, 1, u64::from(call.error || call.timeout), u64::from(call.timeout));
+        }
+        st.offer_call(call.latency_ms, call.error || call.timeout, call.trace);
         // In flight at the end of every earlier window the call spanned.
         let start_ms = ns_to_ms(call.start_ns);
         if align(start_ms, wlen) < w {
@@ -782,6 +816,12 @@ impl DependencyGraph {
                 steps += 1;
             }
         }
+    }
+
+    /// The interned `cloud.availability_zone` of a span, if it has one.
+    fn zone_of(&mut self, span: &Span<'_>) -> Option<NameId> {
+        let z = span.attributes.availability_zone.as_deref()?;
+        self.intern_name(truncate(z, MAX_OPERATION_LEN))
     }
 
     fn edge_index(&mut self, caller: Sid, callee: Sid, op: NameId, now_ms: i64) -> Option<u32> {
@@ -853,6 +893,8 @@ impl DependencyGraph {
                             error: out.error,
                             timeout: out.timeout,
                             retry: out.retry,
+                            trace: out.trace,
+                            zones: None,
                         };
                         self.record_call(&call, now_ms);
                     }
@@ -886,6 +928,8 @@ impl DependencyGraph {
                                 error: inh.error,
                                 timeout: inh.timeout,
                                 retry: false,
+                                trace: inh.own.0,
+                                zones: None,
                             };
                             self.record_call(&call, now_ms);
                         }
@@ -1030,6 +1074,8 @@ impl DependencyGraph {
                     p50_ms: w.stats.latency.quantile(0.5).unwrap_or(0.0),
                     p99_ms: w.stats.latency.quantile(0.99).unwrap_or(0.0),
                     in_flight: Some(w.stats.in_flight),
+                    zones: zone_counts(&self.names, &w.stats),
+                    exemplar_trace_ids: w.stats.exemplar_ids(),
                 }));
             }
             e.series.emitted_before_ms = new_emitted;

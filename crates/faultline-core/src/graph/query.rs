@@ -241,6 +241,8 @@ impl DependencyGraph {
                     p50_ms: w.stats.latency.quantile(0.5).unwrap_or(0.0),
                     p99_ms: w.stats.latency.quantile(0.99).unwrap_or(0.0),
                     in_flight: Some(w.stats.in_flight),
+                    zones: super::zone_counts(&self.names, &w.stats),
+                    exemplar_trace_ids: w.stats.exemplar_ids(),
                 });
             }
         }

@@ -25,6 +25,14 @@ impl TraceId {
     pub fn from_slice(b: &[u8]) -> Option<TraceId> {
         b.try_into().ok().map(TraceId)
     }
+    /// Lowercase hex, as W3C trace context and trace UIs spell it.
+    pub fn to_hex(&self) -> String {
+        use std::fmt::Write as _;
+        self.0.iter().fold(String::with_capacity(32), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
 }
 
 impl SpanId {
@@ -139,6 +147,9 @@ pub struct SpanAttributes<'a> {
     pub resend_count: Option<u32>,
     /// `error.type`, or an exception type.
     pub error_type: Option<Cow<'a, str>>,
+    /// `cloud.availability_zone` (a resource attribute; decoders copy it
+    /// onto each span of the resource).
+    pub availability_zone: Option<Cow<'a, str>>,
     /// Bit set of which fields came from a *current* name (so an older name
     /// arriving later does not overwrite it).
     current: u8,
@@ -185,6 +196,7 @@ impl<'a> SpanAttributes<'a> {
                 | "http.request.resend_count"
                 | "error.type"
                 | "exception.type"
+                | "cloud.availability_zone"
         )
     }
 
@@ -229,6 +241,11 @@ impl<'a> SpanAttributes<'a> {
                     self.error_type = Some(s);
                 }
             }
+            "cloud.availability_zone" => {
+                if let Some(s) = v.into_str() {
+                    self.availability_zone = Some(s);
+                }
+            }
             // From a span event named "exception"; error.type wins.
             "exception.type" if self.error_type.is_none() => self.error_type = v.into_str(),
             _ => {}
@@ -250,6 +267,7 @@ impl<'a> SpanAttributes<'a> {
             grpc_status: self.grpc_status,
             resend_count: self.resend_count,
             error_type: own(self.error_type),
+            availability_zone: own(self.availability_zone),
             current: self.current,
         }
     }

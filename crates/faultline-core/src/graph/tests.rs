@@ -497,3 +497,35 @@ proptest! {
         prop_assert_eq!((v1.edges[1].requests, v1.edges[1].errors), (10, 4));
     }
 }
+
+#[test]
+fn edge_windows_carry_the_zone_split_and_bounded_exemplars_of_failing_calls() {
+    let mut g = DependencyGraph::default();
+    let mut spans = Vec::new();
+    // 20 calls web → db within one window: web in zone a; db instances in a
+    // (even calls, fine) and b (odd calls, failing). Trace ids are distinct.
+    for k in 0..20u8 {
+        let (zone, failing) = if k % 2 == 0 { ("a", false) } else { ("b", true) };
+        let client = span("web", SpanKind::Client, "query", k + 1, 2 * k + 1, Some(200)).at(T0 + 100 + k as i64, 5.0 + k as f64).s("cloud.availability_zone", "a");
+        spans.push(if failing { client.error() } else { client });
+        spans.push(span("db", SpanKind::Server, "SELECT", k + 1, 2 * k + 2, Some(2 * k + 1)).at(T0 + 101 + k as i64, 3.0).s("cloud.availability_zone", zone));
+    }
+    feed(&mut g, spans, T0 + 1_000);
+    let signals = g.tick(ms(T0 + 40_000));
+    let w = signals
+        .iter()
+        .find_map(|s| match s {
+            Signal::Edge(w) if w.interaction.caller.as_str() == "web" => Some(w),
+            _ => None,
+        })
+        .expect("web → db window");
+    let split: Vec<(&str, &str, u64, u64)> = w.zones.iter().map(|z| (z.caller_zone.as_str(), z.callee_zone.as_str(), z.requests, z.errors)).collect();
+    // In the order the zone pairs were first seen.
+    assert_eq!(split, vec![("a", "a", 10, 0), ("a", "b", 10, 10)]);
+    // At most MAX_EXEMPLARS, all failing calls, the slowest failing first
+    // (k = 19 took 24 ms).
+    assert_eq!(w.exemplar_trace_ids.len(), crate::signal::MAX_EXEMPLARS);
+    assert_eq!(w.exemplar_trace_ids[0], TraceId([20; 16]).to_hex());
+    let failing: Vec<String> = (0..20u8).filter(|k| k % 2 == 1).map(|k| TraceId([k + 1; 16]).to_hex()).collect();
+    assert!(w.exemplar_trace_ids.iter().all(|t| failing.contains(t)), "{:?}", w.exemplar_trace_ids);
+}

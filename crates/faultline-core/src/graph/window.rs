@@ -8,7 +8,10 @@
 
 use std::collections::VecDeque;
 
+use super::NameId;
 use super::sketch::LatencySketch;
+use super::span::TraceId;
+use crate::signal::MAX_EXEMPLARS;
 
 /// Counts and latency of one interaction (or one service's ingress) in one
 /// window.
@@ -22,7 +25,26 @@ pub struct WindowStats {
     /// started before and ended after it).
     pub in_flight: u64,
     pub latency: LatencySketch,
+    /// Calls by (caller zone, callee zone) where both are known: requests,
+    /// errors, timeouts. Few entries (zones are few); empty without zones.
+    pub zones: Vec<ZoneStats>,
+    /// Trace ids of the worst calls: failing before slow, then slowest
+    /// first; at most `MAX_EXEMPLARS`.
+    pub exemplars: Vec<(f64, TraceId)>,
 }
+
+/// Calls from one zone to another in one window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ZoneStats {
+    pub caller_zone: NameId,
+    pub callee_zone: NameId,
+    pub requests: u64,
+    pub errors: u64,
+    pub timeouts: u64,
+}
+
+/// Score of a failing call in the exemplar ranking (above any latency).
+const FAILED_SCORE: f64 = 1e15;
 
 impl WindowStats {
     pub fn merge(&mut self, o: &WindowStats) {
@@ -32,11 +54,60 @@ impl WindowStats {
         self.retries += o.retries;
         self.in_flight = self.in_flight.max(o.in_flight);
         self.latency.merge(&o.latency);
+        for z in &o.zones {
+            self.add_zone(z.caller_zone, z.callee_zone, z.requests, z.errors, z.timeouts);
+        }
+        for &(score, trace) in &o.exemplars {
+            self.offer_exemplar(score, trace);
+        }
+    }
+
+    pub fn add_zone(&mut self, caller_zone: NameId, callee_zone: NameId, requests: u64, errors: u64, timeouts: u64) {
+        match self.zones.iter_mut().find(|z| z.caller_zone == caller_zone && z.callee_zone == callee_zone) {
+            Some(z) => {
+                z.requests += requests;
+                z.errors += errors;
+                z.timeouts += timeouts;
+            }
+            None => self.zones.push(ZoneStats { caller_zone, callee_zone, requests, errors, timeouts }),
+        }
+    }
+
+    /// Offers one call as an exemplar: kept if it is among the
+    /// `MAX_EXEMPLARS` worst of the window (bounded, O(MAX_EXEMPLARS)).
+    pub fn offer_call(&mut self, latency_ms: f64, failed: bool, trace: TraceId) {
+        let score = if failed { FAILED_SCORE + latency_ms } else { latency_ms };
+        self.offer_exemplar(score, trace);
+    }
+
+    fn offer_exemplar(&mut self, score: f64, trace: TraceId) {
+        if !score.is_finite() || self.exemplars.iter().any(|e| e.1 == trace) {
+            return;
+        }
+        if self.exemplars.len() < MAX_EXEMPLARS {
+            self.exemplars.push((score, trace));
+            return;
+        }
+        if let Some(min) = self.exemplars.iter_mut().min_by(|a, b| a.0.total_cmp(&b.0))
+            && score > min.0
+        {
+            *min = (score, trace);
+        }
+    }
+
+    /// Exemplar trace ids, worst first, as hex.
+    pub fn exemplar_ids(&self) -> Vec<String> {
+        let mut e = self.exemplars.clone();
+        e.sort_by(|a, b| b.0.total_cmp(&a.0));
+        e.iter().map(|(_, t)| t.to_hex()).collect()
     }
 
     /// Approximate bytes this window occupies (struct plus sketch buckets).
     pub fn bytes(&self) -> usize {
-        std::mem::size_of::<Window<WindowStats>>() + self.latency.heap_bytes()
+        std::mem::size_of::<Window<WindowStats>>()
+            + self.latency.heap_bytes()
+            + self.zones.capacity() * std::mem::size_of::<ZoneStats>()
+            + self.exemplars.capacity() * std::mem::size_of::<(f64, TraceId)>()
     }
 }
 

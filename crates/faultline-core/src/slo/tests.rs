@@ -175,6 +175,8 @@ fn live_monitor_matches_the_offline_evaluator() {
             p50_ms: 1.0,
             p99_ms: 2.0,
             in_flight: None,
+            zones: Vec::new(),
+            exemplar_trace_ids: Vec::new(),
         });
         fired.extend(mon.observe(&w, end));
         fired.extend(mon.tick(end + Duration::from_secs(1)));

@@ -4,6 +4,8 @@
 //! plus the table and JSON renderers. When the shared folder is missing the
 //! tests skip, except under `CI=true`, where they fail.
 
+mod detect_scenarios;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

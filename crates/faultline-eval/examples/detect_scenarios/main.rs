@@ -1,0 +1,42 @@
+//! Prints the detection table of docs/benchmarks.md ("Detectors on the
+//! simulator's built-in scenarios"): `cargo run --release -p faultline-eval
+//! --example detect_scenarios [-- --fault-free SECONDS] [--verbose] [NAME…]`.
+//! Default fault-free run: one hour of virtual time per scenario world.
+//! Not a test: `tests/it/detect_scenarios.rs` asserts the targets.
+
+mod harness;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let fault_free = args.iter().position(|a| a == "--fault-free").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(3600.0);
+    let verbose = args.iter().any(|a| a == "--verbose");
+    let names: Vec<&str> = args.iter().enumerate().filter(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--fault-free")).map(|(_, a)| a.as_str()).collect();
+    let started = std::time::Instant::now();
+    let rows: Result<Vec<harness::Row>, String> = if names.is_empty() {
+        harness::run_all(fault_free)
+    } else {
+        names.iter().map(|n| harness::run(n, fault_free)).collect()
+    };
+    match rows {
+        Ok(rows) => {
+            print!("{}", harness::render(&rows));
+            if verbose {
+                for r in &rows {
+                    println!("\n{} (onset {:.0} s, fault {:.0} s):", r.scenario, r.onset_s, r.fault_start_s);
+                    for f in &r.findings {
+                        println!("  +{:.0}s {} started {} [{}]", f.emitted_s, f.label(), f.finding.started_at, f.finding.evidence.measure);
+                    }
+                    for f in &r.fault_free {
+                        let e = &f.finding.evidence;
+                        println!("  FAULT-FREE +{:.0}s {} [{} {} vs baseline {:?}, threshold {:?}]", f.emitted_s, f.label(), e.measure, e.observed, e.baseline, e.threshold);
+                    }
+                }
+            }
+            eprintln!("({:.1} s wall)", started.elapsed().as_secs_f64());
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
