@@ -22,6 +22,8 @@
 //!   - {name: ops-webhook, type: webhook, url_env: OPS_WEBHOOK_URL}
 //!   - {name: payments-slack, type: slack, url_env: SLACK_WEBHOOK_URL, max_per_sec: 1}
 //!   - {name: mail, type: email, host: 127.0.0.1, port: 25, from: faultline@example.com}
+//!   - {name: smtp, type: email, host: smtp.example.com, tls: starttls, username: faultline, password_env: SMTP_PASSWORD, from: faultline@example.com}
+//!     # tls: none (default, port 25) | starttls (587) | implicit (SMTPS, 465); ca_file: private CA (PEM)
 //!   - {name: pagerduty, type: pagerduty, routing_key_env: PD_ROUTING_KEY}
 //! status_page: {name: Example, url: https://status.example.com, auto_publish: false}
 //! retry: {base_ms: 2000, max_backoff_ms: 300000, max_attempts: 12}
@@ -63,7 +65,7 @@ use faultline_core::routing::RoutingConfig;
 use faultline_core::severity::{Rule, SeverityDefinitions};
 use faultline_core::status_page::{ComponentConfig, PageInfo, components_from_flows};
 use faultline_core::{Timestamp, UserId};
-use faultline_engine::notify::email::SmtpSettings;
+use faultline_engine::notify::email::{SmtpSettings, SmtpTls};
 use faultline_engine::notify::worker::RetryPolicy;
 use faultline_engine::notify::{Channel, ChannelKind, PAGERDUTY_EVENTS_URL, Secret};
 use faultline_engine::response::{ContactMethod, ResponseSetup};
@@ -159,8 +161,15 @@ enum ChannelDecl {
     Email {
         name: String,
         host: String,
-        #[serde(default = "default_smtp_port")]
-        port: u16,
+        /// Default: 25 plain, 587 STARTTLS, 465 implicit TLS.
+        #[serde(default)]
+        port: Option<u16>,
+        /// `none` (default), `starttls` or `implicit`.
+        #[serde(default)]
+        tls: SmtpTls,
+        /// A private CA certificate (PEM file, relative to this file) to trust.
+        #[serde(default)]
+        ca_file: Option<String>,
         from: String,
         #[serde(default)]
         default_to: Option<String>,
@@ -184,10 +193,6 @@ enum ChannelDecl {
         #[serde(default)]
         max_per_sec: Option<f64>,
     },
-}
-
-fn default_smtp_port() -> u16 {
-    25
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,7 +277,7 @@ impl ResponseConfig {
             }
             None => Catalogue::default(),
         };
-        build(file, catalogue, env).map_err(err)
+        build(file, catalogue, path.parent().unwrap_or(Path::new(".")), env).map_err(err)
     }
 }
 
@@ -297,7 +302,7 @@ fn secret(
     }
 }
 
-fn build(file: File, catalogue: Catalogue, env: &dyn Fn(&str) -> Option<String>) -> Result<ResponseConfig, String> {
+fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<ResponseConfig, String> {
     let mut channels = BTreeMap::new();
     let mut ack_channels = BTreeSet::new();
     for c in file.channels {
@@ -311,13 +316,30 @@ fn build(file: File, catalogue: Catalogue, env: &dyn Fn(&str) -> Option<String>)
                 // Slack allows about one message per second per webhook.
                 (name, ChannelKind::Slack { webhook_url }, Some(max_per_sec.unwrap_or(1.0)))
             }
-            ChannelDecl::Email { name, host, port, from, default_to, username, password, password_env, max_per_sec } => {
+            ChannelDecl::Email { name, host, port, tls, ca_file, from, default_to, username, password, password_env, max_per_sec } => {
                 let password = if password.is_some() || password_env.is_some() {
                     Some(secret(&name, "password", password, password_env, env)?)
                 } else {
                     None
                 };
-                (name, ChannelKind::Email(SmtpSettings { host, port, from, default_to, username, password }), max_per_sec)
+                let loopback = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1" | "[::1]");
+                if tls == SmtpTls::None && (username.is_some() || password.is_some()) && !loopback {
+                    return Err(format!(
+                        "channel {name}: username/password need tls: starttls or implicit (credentials would cross the network in clear)"
+                    ));
+                }
+                if tls == SmtpTls::None && ca_file.is_some() {
+                    return Err(format!("channel {name}: ca_file needs tls: starttls or implicit"));
+                }
+                let ca_pem = match ca_file {
+                    Some(rel) => {
+                        let p = base_dir.join(&rel);
+                        Some(std::fs::read_to_string(&p).map_err(|e| format!("channel {name}: ca_file {}: {e}", p.display()))?)
+                    }
+                    None => None,
+                };
+                let port = port.unwrap_or_else(|| tls.default_port());
+                (name, ChannelKind::Email(SmtpSettings { host, port, from, default_to, username, password, tls, ca_pem }), max_per_sec)
             }
             ChannelDecl::Pagerduty { name, routing_key, routing_key_env, events_url, max_per_sec } => {
                 let routing_key = secret(&name, "routing_key", routing_key, routing_key_env, env)?;
@@ -452,6 +474,38 @@ mod tests {
         std::fs::write(&p, "users:\n  - {id: alice, contacts: [{channel: nope}]}\n").unwrap();
         let e = ResponseConfig::load(&p, &|_| None).unwrap_err().to_string();
         assert!(e.ends_with("user alice: unknown channel nope"), "{e}");
+    }
+
+    #[test]
+    fn email_tls_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("response.yaml");
+        let load = |yaml: &str| {
+            std::fs::write(&p, yaml).unwrap();
+            ResponseConfig::load(&p, &|k| (k == "SMTP_PASSWORD").then(|| "hunter2".to_owned())).map_err(|e| e.to_string())
+        };
+        let email = |c: &ResponseConfig| match &c.channels["mail"].kind {
+            ChannelKind::Email(s) => s.clone(),
+            other => panic!("{other:?}"),
+        };
+        let c = load("channels:\n  - {name: mail, type: email, host: smtp.example.com, tls: starttls, username: fl, password_env: SMTP_PASSWORD, from: a@example.com}\n").unwrap();
+        let s = email(&c);
+        assert_eq!((s.tls, s.port), (SmtpTls::Starttls, 587));
+        assert!(!format!("{c:?}").contains("hunter2"), "the password never prints");
+        let s = email(&load("channels:\n  - {name: mail, type: email, host: smtp.example.com, tls: implicit, from: a@example.com}\n").unwrap());
+        assert_eq!((s.tls, s.port), (SmtpTls::Implicit, 465));
+        let s = email(&load("channels:\n  - {name: mail, type: email, host: 127.0.0.1, port: 2525, from: a@example.com}\n").unwrap());
+        assert_eq!((s.tls, s.port), (SmtpTls::None, 2525));
+        let e = load("channels:\n  - {name: mail, type: email, host: smtp.example.com, username: fl, password: pw, from: a@example.com}\n").unwrap_err();
+        assert!(e.ends_with("channel mail: username/password need tls: starttls or implicit (credentials would cross the network in clear)"), "{e}");
+        assert!(!e.contains("pw,") && !e.contains(": pw"), "{e}");
+        let e = load("channels:\n  - {name: mail, type: email, host: h, tls: starttls, ca_file: nope.pem, from: a@example.com}\n").unwrap_err();
+        assert!(e.contains("channel mail: ca_file") && e.contains("nope.pem"), "{e}");
+        let e = load("channels:\n  - {name: mail, type: email, host: h, tls: sometimes, from: a@example.com}\n").unwrap_err();
+        assert!(e.contains("sometimes"), "{e}");
+        std::fs::write(dir.path().join("ca.pem"), "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let s = email(&load("channels:\n  - {name: mail, type: email, host: h, tls: starttls, ca_file: ca.pem, from: a@example.com}\n").unwrap());
+        assert_eq!(s.ca_pem.as_deref(), Some("-----BEGIN CERTIFICATE-----\n"), "read relative to the config file");
     }
 
     const CATALOGUE: &str = "teams: [{id: payments, name: Payments, members: [alice]}]\nflows:\n  - {name: checkout, owner: payments, interactions: [{caller: web, callee: checkout}]}\n  - {name: login, owner: payments, interactions: [{caller: web, callee: auth}]}\n";

@@ -3,19 +3,50 @@
 //! redelivered copy is recognisably the same mail), sent to the recipient's
 //! email contact method or the channel's default address.
 //!
-//! Plain SMTP (optionally with AUTH) is supported; STARTTLS/implicit TLS are
-//! not built in yet (use a local relay). Errors are classified by SMTP
-//! reply class (transient 4xx → retry, permanent 5xx → give up), never by the
-//! server's text, which could quote what we sent.
+//! Transport security (`tls`): `none` (plain SMTP, for a local relay),
+//! `starttls` (upgrade before anything else is sent; a server that does not
+//! offer STARTTLS or presents an untrusted certificate gets nothing, not even
+//! the credentials) or `implicit` (SMTPS, TLS from the first byte, usually
+//! port 465). Certificates are checked against the webpki roots plus an
+//! optional private CA (`ca_pem`). AUTH credentials are a `Secret` and are
+//! never printed. Errors are classified by SMTP reply class (transient 4xx →
+//! retry, permanent 5xx → give up) or error kind (TLS, connection, timeout),
+//! never by the server's text, which could quote what we sent.
 
 use std::time::Duration as StdDuration;
 
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use serde::Deserialize;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::{Message, MessageKind, Secret, SendError, Sent};
+
+/// How the SMTP connection is secured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain SMTP (a relay on the same host or network).
+    #[default]
+    None,
+    /// STARTTLS is required: without it (or with a bad certificate) nothing is sent.
+    Starttls,
+    /// SMTPS: TLS from the first byte (port 465).
+    Implicit,
+}
+
+impl SmtpTls {
+    /// The usual port for this mode: 25, 587 (submission) or 465.
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::None => 25,
+            SmtpTls::Starttls => 587,
+            SmtpTls::Implicit => 465,
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct SmtpSettings {
@@ -26,6 +57,9 @@ pub struct SmtpSettings {
     pub default_to: Option<String>,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    pub tls: SmtpTls,
+    /// A private CA (PEM) trusted besides the webpki roots.
+    pub ca_pem: Option<String>,
 }
 
 pub fn subject(msg: &Message) -> String {
@@ -78,6 +112,15 @@ pub async fn send(settings: &SmtpSettings, msg: &Message, key: &str, timeout: St
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(settings.host.as_str())
         .port(settings.port)
         .timeout(Some(timeout));
+    if settings.tls != SmtpTls::None {
+        let mut params = TlsParameters::builder(settings.host.clone());
+        if let Some(pem) = &settings.ca_pem {
+            let ca = Certificate::from_pem(pem.as_bytes()).map_err(|_| permanent("the email channel's CA certificate is not valid PEM"))?;
+            params = params.add_root_certificate(ca);
+        }
+        let params = params.build_rustls().map_err(|_| permanent("cannot set up TLS for the email channel"))?;
+        builder = builder.tls(if settings.tls == SmtpTls::Implicit { Tls::Wrapper(params) } else { Tls::Required(params) });
+    }
     if let (Some(u), Some(p)) = (&settings.username, &settings.password) {
         builder = builder.credentials(Credentials::new(u.clone(), p.expose().to_owned()));
     }
@@ -86,9 +129,36 @@ pub async fn send(settings: &SmtpSettings, msg: &Message, key: &str, timeout: St
         Ok(resp) => Ok(Sent { detail: format!("SMTP {}", resp.code()) }),
         Err(e) => {
             let code = e.status().map(|c| format!("SMTP {c}")).unwrap_or_else(|| {
-                if e.is_timeout() { "SMTP timed out".into() } else { "SMTP connection failed".into() }
+                if e.is_timeout() {
+                    "SMTP timed out".into()
+                } else if e.is_tls() || tls_in_chain(&e) {
+                    "SMTP TLS failed (handshake or certificate)".into()
+                } else if settings.tls == SmtpTls::Starttls && e.is_client() {
+                    // lettre refuses to go on when the server offers no STARTTLS.
+                    "SMTP server does not offer STARTTLS".into()
+                } else {
+                    "SMTP connection failed".into()
+                }
             });
             if e.is_permanent() { Err(SendError::Permanent { detail: code }) } else { Err(SendError::Retryable { detail: code, retry_after: None }) }
         }
     }
+}
+
+/// Whether a rustls error (a failed handshake, an untrusted certificate) is
+/// behind `e`: lettre reports a failed upgrade as a network error.
+fn tls_in_chain(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }

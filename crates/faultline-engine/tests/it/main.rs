@@ -5,4 +5,5 @@ mod correlation;
 mod notify;
 mod peers;
 mod response;
+mod smtp_tls;
 mod subscribers;

@@ -101,6 +101,12 @@ impl Smtp {
     /// Starts aiosmtpd, or returns None (skipping) when it is not installed
     /// outside CI. Under `CI=true` a missing aiosmtpd fails the test.
     pub fn start() -> Option<Smtp> {
+        Smtp::start_with(&[])
+    }
+
+    /// aiosmtpd with extra arguments, e.g. `--tlscert c --tlskey k`
+    /// (STARTTLS, required by default) or `--smtpscert c --smtpskey k`.
+    pub fn start_with(extra: &[&str]) -> Option<Smtp> {
         let installed = Command::new("python3").args(["-c", "import aiosmtpd"]).status().is_ok_and(|s| s.success());
         if !installed {
             assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but the aiosmtpd Python package is missing (pip install aiosmtpd)");
@@ -111,6 +117,7 @@ impl Smtp {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut child = Command::new("python3")
             .args(["-u", "-m", "aiosmtpd", "-n", "-d", "-l", &format!("127.0.0.1:{port}")])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
