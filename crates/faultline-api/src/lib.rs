@@ -355,6 +355,40 @@ pub struct MaintenanceRequest {
     pub body: String,
 }
 
+/// `GET /api/v1/teams`: teams from the catalogue and the configured users.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamList {
+    pub teams: Vec<Team>,
+    pub users: Vec<UserView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    pub id: String,
+    pub name: String,
+    pub members: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: String,
+    pub name: Option<String>,
+    /// Channel names only: addresses and URLs stay in the config.
+    pub contacts: Vec<ContactView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactView {
+    pub channel: String,
+}
+
+/// Answer of `POST /api/v2/silences` (Alertmanager's field name).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilenceCreated {
+    #[serde(rename = "silenceID")]
+    pub silence_id: String,
+}
+
 /// `{"id": ...}` of something just created.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Created {

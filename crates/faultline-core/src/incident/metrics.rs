@@ -66,11 +66,9 @@ pub fn response_times(timeline: &[TimelineEvent]) -> Option<ResponseTimes> {
     for ev in rest {
         let by_person = !matches!(ev.actor, Actor::System(_));
         match &ev.event {
-            IncidentEvent::Acknowledged => {
-                if t.acknowledged_at.is_none() {
-                    t.acknowledged_at = Some(ev.at);
-                    t.acknowledged_by = Some(ev.actor.clone());
-                }
+            IncidentEvent::Acknowledged if t.acknowledged_at.is_none() => {
+                t.acknowledged_at = Some(ev.at);
+                t.acknowledged_by = Some(ev.actor.clone());
             }
             IncidentEvent::Mitigated { .. } => {
                 if t.acknowledged_at.is_none() && by_person {

@@ -6,9 +6,15 @@
 //! an HTML page, an Atom feed, subscribers) with the comms lead's drafts and
 //! scheduled maintenance under `/api/v1/status-page`.
 //!
-//! Also `ResponseState`: the response driver and outbox worker the `App`
-//! starts (`ResponseState::start`). Handlers stay thin: parse, authorise, call
-//! the core or the store, convert. The status page needs no token.
+//! Also `GET /api/v1/metrics/response` (MTTA / MTTM / MTTR distributions read
+//! from timelines by the core) and `ResponseState`: the response driver and
+//! outbox worker the `App` starts (`ResponseState::start`). Handlers stay
+//! thin: parse, authorise, call the core or the store, convert. Bodies are
+//! `faultline-api` types, except where a peer's format is the contract and
+//! the core already models it field for field (Alertmanager silences,
+//! Statuspage documents) and the configured schedules and escalation
+//! policies, answered in their config format. The status page needs no token;
+//! publishing a draft notifies subscribers through the outbox.
 
 use std::sync::Arc;
 
@@ -314,17 +320,25 @@ async fn policies(State(state): State<AppState>, _: ReadAccess) -> Json<Value> {
     Json(json!({"escalation_policies": setup.policies.values().collect::<Vec<_>>(), "default_policy": setup.default_policy}))
 }
 
-async fn teams(State(state): State<AppState>, _: ReadAccess) -> Json<Value> {
+async fn teams(State(state): State<AppState>, _: ReadAccess) -> Json<api::TeamList> {
     let c = &rs(&state).config;
-    let users: Vec<Value> = c
+    let users = c
         .users
         .iter()
-        .map(|(id, name)| {
-            let contacts: Vec<Value> = c.setup.contacts.get(id).into_iter().flatten().map(|m| json!({"channel": m.channel})).collect();
-            json!({"id": id.to_string(), "name": name, "contacts": contacts})
+        .map(|(id, name)| api::UserView {
+            id: id.to_string(),
+            name: name.clone(),
+            contacts: c.setup.contacts.get(id).into_iter().flatten().map(|m| api::ContactView { channel: m.channel.clone() }).collect(),
         })
         .collect();
-    Json(json!({"teams": c.setup.catalogue.teams, "users": users}))
+    let teams = c
+        .setup
+        .catalogue
+        .teams
+        .iter()
+        .map(|t| api::Team { id: t.id.to_string(), name: t.name.clone(), members: t.members.iter().map(ToString::to_string).collect() })
+        .collect();
+    Json(api::TeamList { teams, users })
 }
 
 // ------------------------------------------------------------- silences
@@ -382,7 +396,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn post_silence(State(state): State<AppState>, admin: AdminAccess, ApiJson(mut s): ApiJson<Silence>) -> Result<Json<Value>, ApiError> {
+async fn post_silence(State(state): State<AppState>, admin: AdminAccess, ApiJson(mut s): ApiJson<Silence>) -> Result<Json<api::SilenceCreated>, ApiError> {
     s.validate().map_err(|e| ApiError::bad_request("invalid_silence", e.to_string()))?;
     let now = state.clock.now();
     let r = rs(&state);
@@ -402,7 +416,7 @@ async fn post_silence(State(state): State<AppState>, admin: AdminAccess, ApiJson
     r.responses.put_silence(&s, now).await?;
     tracing::info!(silence = %s.id, by = %admin.0.name, "silence saved");
     r.driver.wake();
-    Ok(Json(json!({"silenceID": s.id})))
+    Ok(Json(api::SilenceCreated { silence_id: s.id }))
 }
 
 async fn get_silence(State(state): State<AppState>, _: ReadAccess, Path(id): Path<String>) -> Result<Json<Silence>, ApiError> {
