@@ -6,7 +6,10 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::{CreateIncident, ErrorBody, Incident, IncidentList, TransitionRequest};
+use crate::{
+    CoverageGaps, CreateIncident, ErrorBody, Incident, IncidentList, NoteRequest, NotificationList, OnCallList, ReopenRequest,
+    ResponseMetrics, RoleRequest, SeverityRequest, TransitionRequest,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -82,6 +85,43 @@ impl Client {
 
     pub async fn create_incident(&self, body: &CreateIncident) -> Result<Incident, ClientError> {
         self.send(self.request(reqwest::Method::POST, "/api/v1/incidents").json(body)).await
+    }
+
+    pub async fn change_severity(&self, id: &str, body: &SeverityRequest) -> Result<Incident, ClientError> {
+        self.send(self.request(reqwest::Method::POST, &format!("/api/v1/incidents/{id}/severity")).json(body)).await
+    }
+
+    /// Assigns a role, or unassigns it when `body.user` is `None`.
+    pub async fn assign_role(&self, id: &str, body: &RoleRequest) -> Result<Incident, ClientError> {
+        self.send(self.request(reqwest::Method::POST, &format!("/api/v1/incidents/{id}/roles")).json(body)).await
+    }
+
+    pub async fn add_note(&self, id: &str, body: &NoteRequest) -> Result<Incident, ClientError> {
+        self.send(self.request(reqwest::Method::POST, &format!("/api/v1/incidents/{id}/notes")).json(body)).await
+    }
+
+    pub async fn reopen(&self, id: &str, body: &ReopenRequest) -> Result<Incident, ClientError> {
+        self.send(self.request(reqwest::Method::POST, &format!("/api/v1/incidents/{id}/reopen")).json(body)).await
+    }
+
+    /// The notification outbox rows and ledger of one incident.
+    pub async fn notifications(&self, id: &str) -> Result<NotificationList, ClientError> {
+        self.send(self.request(reqwest::Method::GET, &format!("/api/v1/incidents/{id}/notifications"))).await
+    }
+
+    /// MTTA / MTTM / MTTR distributions; `query` takes `from`, `to`, `severity`.
+    pub async fn response_metrics(&self, query: &[(&str, String)]) -> Result<ResponseMetrics, ClientError> {
+        self.send(self.request(reqwest::Method::GET, "/api/v1/metrics/response").query(query)).await
+    }
+
+    /// Who is on call; `query` takes `schedule`, `at`.
+    pub async fn oncall(&self, query: &[(&str, String)]) -> Result<OnCallList, ClientError> {
+        self.send(self.request(reqwest::Method::GET, "/api/v1/oncall").query(query)).await
+    }
+
+    /// Coverage gaps; `query` takes `schedule`, `from`, `to`.
+    pub async fn coverage_gaps(&self, query: &[(&str, String)]) -> Result<CoverageGaps, ClientError> {
+        self.send(self.request(reqwest::Method::GET, "/api/v1/oncall/gaps").query(query)).await
     }
 
     /// `action` is one of `ack`, `mitigate`, `resolve`.

@@ -96,6 +96,269 @@ pub struct Incident {
     /// Present on single-incident responses; omitted in lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<TimelineEntry>>,
+    /// Time to acknowledge, mitigate and resolve, read from the timeline
+    /// (present on single-incident responses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseTimes>,
+}
+
+/// An incident's response times. Durations are seconds from `opened_at`.
+/// A person mitigating or resolving before anyone acknowledged counts as the
+/// acknowledgement (`implicit_ack`); a system resolve does not.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResponseTimes {
+    pub acknowledged_at: Option<String>,
+    /// `user:alice`, `token:ci`.
+    pub acknowledged_by: Option<String>,
+    pub implicit_ack: bool,
+    pub mitigated_at: Option<String>,
+    /// The final resolution (a reopened incident counts to its last resolve).
+    pub resolved_at: Option<String>,
+    pub time_to_acknowledge_seconds: Option<f64>,
+    pub time_to_mitigate_seconds: Option<f64>,
+    pub time_to_resolve_seconds: Option<f64>,
+    pub reopened: u32,
+    /// Merged into another incident: no resolution of its own.
+    pub merged: bool,
+}
+
+/// Count and nearest-rank percentiles (seconds) of one response time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct DurationDistribution {
+    pub count: u64,
+    pub p50_seconds: Option<f64>,
+    pub p90_seconds: Option<f64>,
+    pub max_seconds: Option<f64>,
+}
+
+/// `GET /api/v1/metrics/response`: MTTA, MTTM and MTTR as distributions over
+/// the incidents opened in `[from, to)` (and of `severity`, when given).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResponseMetrics {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub severity: Option<String>,
+    /// Incidents counted (merged ones are left out and counted in `merged`).
+    pub incidents: u64,
+    pub merged: u64,
+    /// Counted incidents nobody has acknowledged yet.
+    pub unacknowledged: u64,
+    /// Counted incidents not resolved yet.
+    pub unresolved: u64,
+    pub time_to_acknowledge: DurationDistribution,
+    pub time_to_mitigate: DurationDistribution,
+    pub time_to_resolve: DurationDistribution,
+    /// True when more incidents matched than one request reads (1000, newest
+    /// first): narrow `from`/`to`.
+    pub truncated: bool,
+}
+
+/// `POST /api/v1/incidents/{id}/severity`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityRequest {
+    pub severity: String,
+    pub reason: String,
+}
+
+/// `POST /api/v1/incidents/{id}/roles`: omit `user` to unassign the role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequest {
+    pub role: String,
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// `POST /api/v1/incidents/{id}/notes`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoteRequest {
+    pub text: String,
+}
+
+/// `POST /api/v1/incidents/{id}/reopen`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReopenRequest {
+    pub reason: String,
+}
+
+/// `GET /api/v1/incidents/{id}/notifications`: the outbox rows of an
+/// incident and its append-only ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationList {
+    pub incident_id: String,
+    pub notifications: Vec<Notification>,
+    pub ledger: Vec<LedgerLine>,
+}
+
+/// One outbox row: a notification and where its delivery stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub idempotency_key: String,
+    /// A configured channel's name, or `subscriber:<id>` for a status-page subscriber.
+    pub channel: String,
+    pub recipient: String,
+    /// `trigger`, `acknowledge`, `resolve`, `status_incident`, `status_component`.
+    pub kind: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    pub created_at: String,
+    pub next_attempt_at: String,
+    pub delivered_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// One ledger line: what happened to a notification, when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerLine {
+    pub at: String,
+    pub idempotency_key: String,
+    pub channel: String,
+    pub recipient: String,
+    pub kind: String,
+    /// `enqueued`, `deduplicated`, `delivered`, `retry`, `failed`.
+    pub outcome: String,
+    pub attempt: u32,
+    /// Status code, error class or reason; never a secret.
+    pub detail: String,
+}
+
+/// `GET /api/v1/oncall`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnCallList {
+    pub at: String,
+    pub on_call: Vec<OnCall>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnCall {
+    pub schedule: String,
+    pub time_zone: String,
+    /// Everyone on call at `at` (one per layer that covers it, top layer first).
+    pub users: Vec<String>,
+    /// The winning shift, if anyone is on call.
+    pub shift: Option<Shift>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shift {
+    pub user: String,
+    pub start: String,
+    pub end: String,
+    /// Which layer or override produced it.
+    pub source: String,
+}
+
+/// `GET /api/v1/oncall/gaps`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverageGaps {
+    pub from: String,
+    pub to: String,
+    pub schedules: Vec<ScheduleGaps>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleGaps {
+    pub schedule: String,
+    pub gaps: Vec<Interval>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interval {
+    pub start: String,
+    pub end: String,
+}
+
+/// `POST /api/v2/subscribers` (public, no token): a webhook that receives
+/// every published status-page incident update and component change in
+/// Statuspage's webhook shape, through the durable outbox (retried, with an
+/// `Idempotency-Key` header).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeRequest {
+    /// An http(s) URL.
+    pub endpoint: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriberCreated {
+    pub subscriber: SubscriberView,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriberView {
+    pub id: String,
+    /// `webhook`.
+    pub mode: String,
+    pub created_at: String,
+}
+
+/// `GET /api/v1/status-page/drafts`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftList {
+    pub drafts: Vec<Draft>,
+}
+
+/// A status-page update drafted from incident state, awaiting the comms lead.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draft {
+    pub incident_id: String,
+    pub created_at: String,
+    /// `investigating`, `identified`, `monitoring`, `resolved`.
+    pub status: String,
+    /// `none`, `minor`, `major`, `critical`.
+    pub impact: String,
+    pub body: String,
+    /// Component id → `operational`, `degraded_performance`, `partial_outage`, `major_outage`, `under_maintenance`.
+    pub components: BTreeMap<String, String>,
+}
+
+/// Optional body of `POST /api/v1/status-page/drafts/{id}/publish`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// The comms lead's edited text; the draft's text when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub published: PublishedUpdate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedUpdate {
+    /// The public incident's id.
+    pub id: String,
+    pub status: String,
+    pub update_id: String,
+    /// Subscriber notifications put in the outbox by this publish.
+    #[serde(default)]
+    pub subscriber_notifications: u64,
+}
+
+/// `POST /api/v1/status-page/maintenances`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceRequest {
+    pub name: String,
+    /// RFC 3339.
+    pub scheduled_for: String,
+    pub scheduled_until: String,
+    #[serde(default)]
+    pub component_ids: Vec<String>,
+    #[serde(default)]
+    pub body: String,
+}
+
+/// `{"id": ...}` of something just created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    pub id: String,
 }
 
 /// The explanation of an incident: origin → amplifiers → impacted flows.

@@ -79,7 +79,8 @@ impl App {
             detectors,
             CorrelatorConfig::default(),
             Topology::new(Vec::new(), flows.clone()),
-            SeverityDefinitions::standard(vec![]),
+            // Severity rules from the response config (validated on load).
+            config.response.as_ref().map_or_else(|| SeverityDefinitions::standard(Vec::new()), |r| r.severity.clone()),
         );
         let engine = Engine::new(pipeline, shared.clone());
         let findings = engine.findings_view();

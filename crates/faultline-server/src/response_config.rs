@@ -25,7 +25,26 @@
 //!   - {name: pagerduty, type: pagerduty, routing_key_env: PD_ROUTING_KEY}
 //! status_page: {name: Example, url: https://status.example.com, auto_publish: false}
 //! retry: {base_ms: 2000, max_backoff_ms: 300000, max_attempts: 12}
+//! severity:                             # faultline_core::severity::SeverityDefinitions (optional)
+//!   critical_flows: [checkout]          # default: every catalogue flow
+//!   default: SEV3                       # when no rule matches
+//!   rules:                              # first match wins; default: the built-in SEV1–SEV3 rules
+//!     - {severity: SEV1, name: core flow fast burn, when: {critical_flow_impacted: true, min_burn_rate: 14.4}}
+//!     - {severity: SEV1, name: several flows burning, when: {min_impacted_flows: 2, min_burn_rate: 6, min_burning_slos: 2}}
+//!     - {severity: SEV2, name: SLO burning, when: {min_burn_rate: 6}}
+//!     - {severity: SEV2, when: {any_flow: [login, search]}}
 //! ```
+//!
+//! Severity rules: each rule's `when` holds when every condition it sets
+//! holds — `critical_flow_impacted` (a `critical_flows` flow is impacted, or
+//! none is when `false`), `min_impacted_flows`, `any_flow` (one of these
+//! flows is impacted), `min_burn_rate` (the fastest SLO burn, 1.0 = on
+//! budget) with `min_burning_slos` (how many SLOs must burn that fast,
+//! default 1). Rules are tried in order; the first that holds sets the
+//! suggested severity, with its reason on the timeline. The same section in
+//! TOML is `[severity]` with `[[severity.rules]]` tables. Errors name the
+//! field: `severity: rule 2: min_burn_rate must be a positive number`,
+//! `severity: critical_flows: unknown flow "chekout" (not in the catalogue)`.
 //!
 //! What it is: parsing and validation into the engine's `ResponseSetup` plus
 //! the channel table, with errors naming the key. Secrets are read from the
@@ -41,6 +60,7 @@ use faultline_core::catalogue::Catalogue;
 use faultline_core::escalation::{EscalationPolicy, StaticDirectory};
 use faultline_core::oncall::ScheduleConfig;
 use faultline_core::routing::RoutingConfig;
+use faultline_core::severity::{Rule, SeverityDefinitions};
 use faultline_core::status_page::{ComponentConfig, PageInfo, components_from_flows};
 use faultline_core::{Timestamp, UserId};
 use faultline_engine::notify::email::SmtpSettings;
@@ -74,6 +94,19 @@ struct File {
     status_page: Option<StatusPageDecl>,
     #[serde(default)]
     retry: Option<RetryDecl>,
+    #[serde(default)]
+    severity: Option<SeverityDecl>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeverityDecl {
+    #[serde(default)]
+    critical_flows: Option<Vec<faultline_core::FlowName>>,
+    #[serde(default)]
+    rules: Option<Vec<Rule>>,
+    #[serde(default)]
+    default: Option<faultline_core::incident::Severity>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,6 +228,9 @@ pub struct ResponseConfig {
     pub page: PageInfo,
     pub schedules: Vec<ScheduleConfig>,
     pub users: Vec<(UserId, Option<String>)>,
+    /// How the correlator suggests SEV1–SEV3 (`severity` section; the
+    /// built-in rules with every catalogue flow critical when absent).
+    pub severity: SeverityDefinitions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +251,7 @@ impl ResponseConfig {
             page: default_page(),
             schedules: Vec::new(),
             users: Vec::new(),
+            severity: SeverityDefinitions::standard(Vec::new()),
         }
     }
 
@@ -367,6 +404,20 @@ fn build(file: File, catalogue: Catalogue, env: &dyn Fn(&str) -> Option<String>)
             retry.lease = StdDuration::from_millis(l.max(100));
         }
     }
+    let flows: Vec<faultline_core::FlowName> = catalogue.flows.iter().map(|f| f.name.clone()).collect();
+    let severity = match file.severity {
+        None => SeverityDefinitions::standard(flows.clone()),
+        Some(d) => {
+            let standard = SeverityDefinitions::standard(flows.clone());
+            SeverityDefinitions {
+                critical_flows: d.critical_flows.unwrap_or(standard.critical_flows),
+                rules: d.rules.unwrap_or(standard.rules),
+                default: d.default.unwrap_or(standard.default),
+            }
+        }
+    };
+    severity.validate().map_err(|e| format!("severity: {e}"))?;
+    severity.validate_flows(&flows).map_err(|e| format!("severity: {e}"))?;
     let setup = ResponseSetup {
         catalogue,
         directory,
@@ -379,8 +430,9 @@ fn build(file: File, catalogue: Catalogue, env: &dyn Fn(&str) -> Option<String>)
         components,
         auto_publish: sp.as_ref().is_some_and(|s| s.auto_publish),
         ack_channels,
+        page: page.clone(),
     };
-    Ok(ResponseConfig { setup: Arc::new(setup), channels, retry, page, schedules: file.schedules, users })
+    Ok(ResponseConfig { setup: Arc::new(setup), channels, retry, page, schedules: file.schedules, users, severity })
 }
 
 #[cfg(test)]
@@ -400,5 +452,41 @@ mod tests {
         std::fs::write(&p, "users:\n  - {id: alice, contacts: [{channel: nope}]}\n").unwrap();
         let e = ResponseConfig::load(&p, &|_| None).unwrap_err().to_string();
         assert!(e.ends_with("user alice: unknown channel nope"), "{e}");
+    }
+
+    const CATALOGUE: &str = "teams: [{id: payments, name: Payments, members: [alice]}]\nflows:\n  - {name: checkout, owner: payments, interactions: [{caller: web, callee: checkout}]}\n  - {name: login, owner: payments, interactions: [{caller: web, callee: auth}]}\n";
+
+    fn load_toml(body: &str) -> Result<ResponseConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("catalogue.yaml"), CATALOGUE).unwrap();
+        let p = dir.path().join("response.toml");
+        std::fs::write(&p, format!("catalogue_file = \"catalogue.yaml\"\n{body}")).unwrap();
+        ResponseConfig::load(&p, &|_| None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn severity_definitions_come_from_the_config_and_errors_name_the_field() {
+        use faultline_core::incident::Severity;
+        use faultline_core::severity::{SeverityFacts, SloBurn};
+        // Absent: the built-in rules, every catalogue flow critical.
+        let c = load_toml("").unwrap();
+        assert_eq!(c.severity, SeverityDefinitions::standard(vec!["checkout".parse().unwrap(), "login".parse().unwrap()]));
+        let c = load_toml(
+            "[severity]\ncritical_flows = [\"checkout\"]\ndefault = \"SEV2\"\n\n[[severity.rules]]\nseverity = \"SEV1\"\nname = \"login down\"\nwhen = { any_flow = [\"login\"], min_burn_rate = 2.0 }\n",
+        )
+        .unwrap();
+        let login = ["login".parse().unwrap()];
+        let burns = [SloBurn { slo: "login-avail".into(), flow: Some("login".parse().unwrap()), burn_rate: 3.0 }];
+        let s = c.severity.suggest(&SeverityFacts { impacted_flows: &login, burns: &burns });
+        assert_eq!((s.severity, s.reason.as_str()), (Severity::Sev1, "SEV1: flow login impacted and SLO login-avail at 3.0× (≥ 2×) (rule 1 \"login down\")"));
+        assert_eq!(c.severity.suggest(&SeverityFacts::default()).severity, Severity::Sev2, "the configured default");
+        let e = load_toml("[[severity.rules]]\nseverity = \"SEV1\"\nwhen = { min_burn_rate = 0.0 }\n").unwrap_err();
+        assert!(e.ends_with("severity: rule 1: min_burn_rate must be a positive number"), "{e}");
+        let e = load_toml("[severity]\ncritical_flows = [\"chekout\"]\n").unwrap_err();
+        assert!(e.ends_with("severity: critical_flows: unknown flow \"chekout\" (not in the catalogue)"), "{e}");
+        let e = load_toml("[[severity.rules]]\nseverity = \"SEV4\"\nwhen = { min_burn_rate = 1.0 }\n").unwrap_err();
+        assert!(e.contains("severity") && e.contains("SEV4"), "{e}");
+        let e = load_toml("[[severity.rules]]\nseverity = \"SEV1\"\nwhen = { min_burn = 1.0 }\n").unwrap_err();
+        assert!(e.contains("min_burn"), "{e}");
     }
 }

@@ -89,12 +89,20 @@ pub struct SeveritySuggestion {
     pub reason: String,
 }
 
+/// What is wrong with severity definitions; every message names the field
+/// (`rules[2].when.min_burn_rate`, `critical_flows`), rules counted from 1.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SeverityConfigError {
     #[error("rule {0}: has no conditions (it would always match); use `default` instead")]
     EmptyRule(usize),
     #[error("rule {0}: min_burn_rate must be a positive number")]
     BadBurnRate(usize),
+    #[error("rule {0}: min_burning_slos needs min_burn_rate (the rate they must burn at)")]
+    BurningSlosWithoutRate(usize),
+    #[error("rule {0}: min_impacted_flows and min_burning_slos must be at least 1")]
+    ZeroCount(usize),
+    #[error("{field}: unknown flow {flow:?} (not in the catalogue)")]
+    UnknownFlow { field: String, flow: String },
 }
 
 impl SeverityDefinitions {
@@ -132,6 +140,31 @@ impl SeverityDefinitions {
             if w.min_burn_rate.is_some_and(|b| !(b.is_finite() && b > 0.0)) {
                 return Err(SeverityConfigError::BadBurnRate(i + 1));
             }
+            if w.min_burning_slos.is_some() && w.min_burn_rate.is_none() {
+                return Err(SeverityConfigError::BurningSlosWithoutRate(i + 1));
+            }
+            if w.min_impacted_flows == Some(0) || w.min_burning_slos == Some(0) {
+                return Err(SeverityConfigError::ZeroCount(i + 1));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every flow named (critical flows, `any_flow`) is one of
+    /// `known` (the catalogue's). With no known flows nothing is checked.
+    pub fn validate_flows(&self, known: &[FlowName]) -> Result<(), SeverityConfigError> {
+        if known.is_empty() {
+            return Ok(());
+        }
+        let unknown = |field: String, flows: &[FlowName]| -> Result<(), SeverityConfigError> {
+            match flows.iter().find(|f| !known.contains(f)) {
+                Some(f) => Err(SeverityConfigError::UnknownFlow { field, flow: f.to_string() }),
+                None => Ok(()),
+            }
+        };
+        unknown("critical_flows".into(), &self.critical_flows)?;
+        for (i, r) in self.rules.iter().enumerate() {
+            unknown(format!("rule {}: when.any_flow", i + 1), &r.when.any_flow)?;
         }
         Ok(())
     }

@@ -59,3 +59,18 @@ default: SEV3
     let bad: SeverityDefinitions = serde_saphyr::from_str("rules:\n  - {severity: SEV1, when: {}}\n").unwrap();
     assert_eq!(bad.validate().unwrap_err().to_string(), "rule 1: has no conditions (it would always match); use `default` instead");
 }
+
+#[test]
+fn validation_names_the_field() {
+    let load = |y: &str| serde_saphyr::from_str::<SeverityDefinitions>(y).unwrap();
+    let e = |d: SeverityDefinitions| d.validate().unwrap_err().to_string();
+    assert_eq!(e(load("rules:\n  - {severity: SEV2, when: {min_impacted_flows: 1, min_burning_slos: 2}}\n")), "rule 1: min_burning_slos needs min_burn_rate (the rate they must burn at)");
+    assert_eq!(e(load("rules:\n  - {severity: SEV2, when: {min_burn_rate: 1}}\n  - {severity: SEV2, when: {min_burn_rate: -1}}\n")), "rule 2: min_burn_rate must be a positive number");
+    assert_eq!(e(load("rules:\n  - {severity: SEV2, when: {min_impacted_flows: 0}}\n")), "rule 1: min_impacted_flows and min_burning_slos must be at least 1");
+    let d = load("critical_flows: [checkout]\nrules:\n  - {severity: SEV1, when: {any_flow: [refunds]}}\n");
+    d.validate().unwrap();
+    assert_eq!(d.validate_flows(&flows("checkout login")).unwrap_err().to_string(), "rule 1: when.any_flow: unknown flow \"refunds\" (not in the catalogue)");
+    assert_eq!(d.validate_flows(&flows("login")).unwrap_err().to_string(), "critical_flows: unknown flow \"checkout\" (not in the catalogue)");
+    assert!(d.validate_flows(&flows("checkout refunds")).is_ok());
+    assert!(d.validate_flows(&[]).is_ok(), "no catalogue: nothing to check against");
+}

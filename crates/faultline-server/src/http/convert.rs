@@ -4,7 +4,9 @@
 
 use faultline_api as api;
 use faultline_core::finding::CausalChain;
+use faultline_core::incident::metrics::{Distribution, ResponseTimes};
 use faultline_core::incident::{Incident, IncidentEvent, TimelineEvent};
+use faultline_core::Duration;
 
 pub fn incident(inc: &Incident, timeline: Option<&[TimelineEvent]>) -> api::Incident {
     api::Incident {
@@ -27,6 +29,35 @@ pub fn incident(inc: &Incident, timeline: Option<&[TimelineEvent]>) -> api::Inci
         merged_into: inc.merged_into.map(|i| i.to_string()),
         related: inc.related.iter().map(ToString::to_string).collect(),
         timeline: timeline.map(|t| t.iter().map(timeline_entry).collect()),
+        response: timeline.and_then(faultline_core::incident::metrics::response_times).as_ref().map(response_times),
+    }
+}
+
+fn seconds(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+pub fn response_times(r: &ResponseTimes) -> api::ResponseTimes {
+    api::ResponseTimes {
+        acknowledged_at: r.acknowledged_at.map(|t| t.to_string()),
+        acknowledged_by: r.acknowledged_by.as_ref().map(ToString::to_string),
+        implicit_ack: r.implicit_ack,
+        mitigated_at: r.mitigated_at.map(|t| t.to_string()),
+        resolved_at: r.resolved_at.map(|t| t.to_string()),
+        time_to_acknowledge_seconds: r.time_to_acknowledge.map(seconds),
+        time_to_mitigate_seconds: r.time_to_mitigate.map(seconds),
+        time_to_resolve_seconds: r.time_to_resolve.map(seconds),
+        reopened: r.reopened,
+        merged: r.merged,
+    }
+}
+
+pub fn distribution(d: &Distribution) -> api::DurationDistribution {
+    api::DurationDistribution {
+        count: d.count as u64,
+        p50_seconds: d.p50.map(seconds),
+        p90_seconds: d.p90.map(seconds),
+        max_seconds: d.max.map(seconds),
     }
 }
 

@@ -17,19 +17,23 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use faultline_api as api;
+use faultline_core::incident::metrics::{response_times, summarize};
+use faultline_core::incident::{Actor, Command, IncidentEvent, Severity};
 use faultline_core::routing::{Silence, SilenceState};
-use faultline_core::status_page::{MaintenanceStatus, ScheduledMaintenance, StatusPageView, publish, xml};
+use faultline_core::status_page::{MaintenanceStatus, ScheduledMaintenance, StatusPageView, xml};
 use faultline_core::{Duration, IncidentId, Timestamp};
 use faultline_engine::notify::Sender;
 use faultline_engine::notify::worker::OutboxWorker;
-use faultline_engine::response::ResponseDriver;
+use faultline_engine::response::{ResponseDriver, status_note};
 use faultline_store::response::{ResponseStore, Subscriber};
-use faultline_store::{SqlStore, Store};
+use faultline_store::{IncidentFilter, SqlStore, Store, commands};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::{AdminAccess, ReadAccess};
+use super::convert;
 use super::error::{ApiError, ApiJson, OptionalJson};
 use crate::clock::Clock;
 use crate::response_config::ResponseConfig;
@@ -87,6 +91,7 @@ fn worker_id() -> String {
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/api/v1/incidents/{id}/notifications", get(notifications))
+        .route("/api/v1/metrics/response", get(response_metrics))
         .route("/api/v1/oncall", get(oncall))
         .route("/api/v1/oncall/gaps", get(gaps))
         .route("/api/v1/schedules", get(schedules))
@@ -128,7 +133,7 @@ fn invalid(msg: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg)
 }
 
-async fn notifications(State(state): State<AppState>, _: ReadAccess, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn notifications(State(state): State<AppState>, _: ReadAccess, Path(id): Path<String>) -> Result<Json<api::NotificationList>, ApiError> {
     let id = parse_id(&id)?;
     if state.store.incident(id).await?.is_none() {
         return Err(ApiError::not_found(format!("no incident with id {id}")));
@@ -136,31 +141,89 @@ async fn notifications(State(state): State<AppState>, _: ReadAccess, Path(id): P
     let r = rs(&state);
     let rows = r.responses.notifications(id).await?;
     let ledger = r.responses.ledger(id).await?;
-    Ok(Json(json!({
-        "incident_id": id.to_string(),
-        "notifications": rows.iter().map(|n| json!({
-            "idempotency_key": n.idempotency_key,
-            "channel": n.channel,
-            "recipient": n.recipient,
-            "kind": n.kind,
-            "status": n.status,
-            "attempts": n.attempts,
-            "created_at": n.created_at.to_string(),
-            "next_attempt_at": n.next_attempt_at.to_string(),
-            "delivered_at": n.delivered_at.map(|t| t.to_string()),
-            "last_error": n.last_error,
-        })).collect::<Vec<_>>(),
-        "ledger": ledger.iter().map(|l| json!({
-            "at": l.at.to_string(),
-            "idempotency_key": l.idempotency_key,
-            "channel": l.channel,
-            "recipient": l.recipient,
-            "kind": l.kind,
-            "outcome": l.outcome,
-            "attempt": l.attempt,
-            "detail": l.detail,
-        })).collect::<Vec<_>>(),
-    })))
+    Ok(Json(api::NotificationList {
+        incident_id: id.to_string(),
+        notifications: rows
+            .iter()
+            .map(|n| api::Notification {
+                idempotency_key: n.idempotency_key.clone(),
+                channel: n.channel.clone(),
+                recipient: n.recipient.clone(),
+                kind: n.kind.clone(),
+                status: n.status.as_str().to_owned(),
+                attempts: n.attempts,
+                created_at: n.created_at.to_string(),
+                next_attempt_at: n.next_attempt_at.to_string(),
+                delivered_at: n.delivered_at.map(|t| t.to_string()),
+                last_error: n.last_error.clone(),
+            })
+            .collect(),
+        ledger: ledger
+            .iter()
+            .map(|l| api::LedgerLine {
+                at: l.at.to_string(),
+                idempotency_key: l.idempotency_key.clone(),
+                channel: l.channel.clone(),
+                recipient: l.recipient.clone(),
+                kind: l.kind.clone(),
+                outcome: l.outcome.clone(),
+                attempt: l.attempt,
+                detail: l.detail.clone(),
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MetricsQuery {
+    from: Option<String>,
+    to: Option<String>,
+    severity: Option<String>,
+}
+
+/// Incidents one metrics request reads at most (the store's list cap).
+const METRICS_MAX_INCIDENTS: u32 = 1000;
+
+/// MTTA / MTTM / MTTR distributions over incidents opened in `[from, to)`,
+/// each incident's times read from its timeline by the core.
+async fn response_metrics(
+    State(state): State<AppState>,
+    _: ReadAccess,
+    q: Result<Query<MetricsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<api::ResponseMetrics>, ApiError> {
+    let q = query(q)?;
+    let from = q.from.as_deref().map(|s| parse_time("from", s)).transpose()?;
+    let to = q.to.as_deref().map(|s| parse_time("to", s)).transpose()?;
+    let severity: Option<Severity> = q
+        .severity
+        .as_deref()
+        .map(|s| s.parse().map_err(|e: faultline_core::incident::SeverityParseError| ApiError::bad_request("invalid_query", format!("severity: {e}"))))
+        .transpose()?;
+    let listed = state.store.list_incidents(&IncidentFilter { severity, limit: Some(METRICS_MAX_INCIDENTS), ..IncidentFilter::default() }).await?;
+    let truncated = listed.len() >= METRICS_MAX_INCIDENTS as usize;
+    let mut times = Vec::new();
+    for inc in listed.iter().filter(|i| from.is_none_or(|f| i.opened_at >= f) && to.is_none_or(|t| i.opened_at < t)) {
+        if let Some((_, timeline)) = state.store.incident(inc.id).await?
+            && let Some(t) = response_times(&timeline)
+        {
+            times.push(t);
+        }
+    }
+    let s = summarize(&times);
+    Ok(Json(api::ResponseMetrics {
+        from: from.map(|t| t.to_string()),
+        to: to.map(|t| t.to_string()),
+        severity: severity.map(|s| s.to_string()),
+        incidents: s.incidents as u64,
+        merged: s.merged as u64,
+        unacknowledged: s.unacknowledged as u64,
+        unresolved: s.unresolved as u64,
+        time_to_acknowledge: convert::distribution(&s.time_to_acknowledge),
+        time_to_mitigate: convert::distribution(&s.time_to_mitigate),
+        time_to_resolve: convert::distribution(&s.time_to_resolve),
+        truncated,
+    }))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -180,7 +243,7 @@ async fn oncall(
     State(state): State<AppState>,
     _: ReadAccess,
     q: Result<Query<OnCallQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::OnCallList>, ApiError> {
     let q = query(q)?;
     let at = match &q.at {
         Some(s) => parse_time("at", s)?,
@@ -192,27 +255,29 @@ async fn oncall(
     {
         return Err(ApiError::not_found(format!("no schedule named {name:?}")));
     }
-    let out: Vec<Value> = schedules
+    let on_call = schedules
         .iter()
         .filter(|(n, _)| q.schedule.as_ref().is_none_or(|s| s == *n))
-        .map(|(name, s)| {
-            let shift = s.who_is_on_call(at);
-            json!({
-                "schedule": name,
-                "time_zone": s.time_zone_name(),
-                "users": s.on_call_users(at).iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "shift": shift.map(|sh| json!({"user": sh.user.to_string(), "start": sh.start.to_string(), "end": sh.end.to_string(), "source": format!("{:?}", sh.source)})),
-            })
+        .map(|(name, s)| api::OnCall {
+            schedule: name.clone(),
+            time_zone: s.time_zone_name().to_string(),
+            users: s.on_call_users(at).iter().map(ToString::to_string).collect(),
+            shift: s.who_is_on_call(at).map(|sh| api::Shift {
+                user: sh.user.to_string(),
+                start: sh.start.to_string(),
+                end: sh.end.to_string(),
+                source: format!("{:?}", sh.source),
+            }),
         })
         .collect();
-    Ok(Json(json!({"at": at.to_string(), "on_call": out})))
+    Ok(Json(api::OnCallList { at: at.to_string(), on_call }))
 }
 
 async fn gaps(
     State(state): State<AppState>,
     _: ReadAccess,
     q: Result<Query<OnCallQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::CoverageGaps>, ApiError> {
     let q = query(q)?;
     let now = state.clock.now();
     let from = match &q.from {
@@ -227,17 +292,17 @@ async fn gaps(
     let mut out = Vec::new();
     for (name, s) in schedules.iter().filter(|(n, _)| q.schedule.as_ref().is_none_or(|s| s == *n)) {
         let gaps = s.coverage_gaps(from, to).map_err(|e| invalid(format!("schedule {name}: {e}")))?;
-        out.push(json!({
-            "schedule": name,
-            "gaps": gaps.iter().map(|g| json!({"start": g.start.to_string(), "end": g.end.to_string()})).collect::<Vec<_>>(),
-        }));
+        out.push(api::ScheduleGaps {
+            schedule: name.clone(),
+            gaps: gaps.iter().map(|g| api::Interval { start: g.start.to_string(), end: g.end.to_string() }).collect(),
+        });
     }
     if out.is_empty()
         && let Some(name) = &q.schedule
     {
         return Err(ApiError::not_found(format!("no schedule named {name:?}")));
     }
-    Ok(Json(json!({"from": from.to_string(), "to": to.to_string(), "schedules": out})))
+    Ok(Json(api::CoverageGaps { from: from.to_string(), to: to.to_string(), schedules: out }))
 }
 
 async fn schedules(State(state): State<AppState>, _: ReadAccess) -> Json<Value> {
@@ -444,14 +509,7 @@ async fn status_html(State(state): State<AppState>) -> Result<Html<String>, ApiE
     })
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubscribeBody {
-    /// A webhook URL to receive Statuspage-shaped updates.
-    endpoint: String,
-}
-
-async fn subscribe(State(state): State<AppState>, ApiJson(body): ApiJson<SubscribeBody>) -> Result<Response, ApiError> {
+async fn subscribe(State(state): State<AppState>, ApiJson(body): ApiJson<api::SubscribeRequest>) -> Result<Response, ApiError> {
     if !(body.endpoint.starts_with("http://") || body.endpoint.starts_with("https://")) || body.endpoint.len() > 2000 {
         return Err(invalid("endpoint: must be an http(s) URL of at most 2000 characters"));
     }
@@ -463,7 +521,10 @@ async fn subscribe(State(state): State<AppState>, ApiJson(body): ApiJson<Subscri
         unsubscribed_at: None,
     };
     rs(&state).responses.add_subscriber(&s).await?;
-    Ok((StatusCode::CREATED, Json(json!({"subscriber": {"id": s.id, "mode": "webhook", "created_at": s.created_at.to_string()}}))).into_response())
+    // The endpoint may carry a token: it is never logged, only the id.
+    tracing::info!(subscriber = %s.id, "status-page subscriber added");
+    let created = api::SubscriberCreated { subscriber: api::SubscriberView { id: s.id, mode: "webhook".into(), created_at: s.created_at.to_string() } };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 async fn unsubscribe(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -474,31 +535,36 @@ async fn unsubscribe(State(state): State<AppState>, Path(id): Path<String>) -> R
     }
 }
 
-async fn drafts(State(state): State<AppState>, _: ReadAccess) -> Result<Json<Value>, ApiError> {
+async fn drafts(State(state): State<AppState>, _: ReadAccess) -> Result<Json<api::DraftList>, ApiError> {
     let d = rs(&state).responses.drafts().await?;
-    Ok(Json(json!({"drafts": d.iter().map(|d| json!({
-        "incident_id": d.incident.to_string(),
-        "created_at": d.created_at.to_string(),
-        "status": d.draft.status,
-        "impact": d.draft.impact,
-        "body": d.draft.body,
-        "components": d.draft.components,
-    })).collect::<Vec<_>>()})))
+    Ok(Json(api::DraftList {
+        drafts: d
+            .iter()
+            .map(|d| api::Draft {
+                incident_id: d.incident.to_string(),
+                created_at: d.created_at.to_string(),
+                status: d.draft.status.as_str().to_owned(),
+                impact: impact_str(d.draft.impact),
+                body: d.draft.body.clone(),
+                components: d.draft.components.iter().map(|(c, s)| (c.clone(), s.as_str().to_owned())).collect(),
+            })
+            .collect(),
+    }))
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct PublishBody {
-    /// The comms lead's edited text; the draft's text when absent.
-    body: Option<String>,
+fn impact_str(i: faultline_core::status_page::Impact) -> String {
+    serde_json::to_value(i).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
+/// The comms lead approves (or edits) a draft: it is published, subscribers
+/// are notified through the outbox in the same transaction, and the
+/// incident's timeline records who published what.
 async fn publish_draft(
     State(state): State<AppState>,
     admin: AdminAccess,
     Path(id): Path<String>,
-    OptionalJson(body): OptionalJson<PublishBody>,
-) -> Result<Json<Value>, ApiError> {
+    OptionalJson(body): OptionalJson<api::PublishRequest>,
+) -> Result<Json<api::Published>, ApiError> {
     let id = parse_id(&id)?;
     let r = rs(&state);
     let draft = r.responses.draft(id).await?.ok_or_else(|| ApiError::not_found(format!("no draft for incident {id}")))?;
@@ -510,13 +576,23 @@ async fn publish_draft(
     let (incident, _) = state.store.incident(id).await?.ok_or_else(|| ApiError::not_found(format!("no incident with id {id}")))?;
     let previous = r.responses.public_incident_for(id).await?;
     let now = state.clock.now();
-    let update_id = format!("{}-u{}", id, previous.as_ref().map_or(0, |p| p.updates.len()) + 1);
-    let public_id = id.to_string();
-    let public = publish(&r.config.setup.components, previous, (&public_id, &incident.title, incident.opened_at), &draft.draft, body.body.as_deref(), &update_id, now);
-    r.responses.put_public_incident(Some(id), &public).await?;
-    r.responses.delete_draft(id).await?;
-    tracing::info!(incident = %id, by = %admin.0.name, "status-page update published");
-    Ok(Json(json!({"published": {"id": public.id, "status": public.status, "update_id": update_id}})))
+    let p = r.driver.publish_status(&incident, previous, &draft.draft, body.body.as_deref(), now).await?;
+    let how = if body.body.is_some() { "published with edits" } else { "published as drafted" };
+    let note = Command::Record(IncidentEvent::SystemNote { component: "status_page".into(), text: status_note(&p, how) });
+    let actor: Actor = admin.actor();
+    if let Err(e) = commands::execute(state.store.as_ref(), id, note, actor, now).await {
+        // The update is public already; a missing note is logged, not a failure.
+        tracing::warn!(incident = %id, error = %e, "status-page publish not noted on the timeline");
+    }
+    tracing::info!(incident = %id, by = %admin.0.name, subscribers = p.subscriber_notifications, "status-page update published");
+    Ok(Json(api::Published {
+        published: api::PublishedUpdate {
+            id: p.public.id.clone(),
+            status: p.public.status.as_str().to_owned(),
+            update_id: p.update_id,
+            subscriber_notifications: p.subscriber_notifications as u64,
+        },
+    }))
 }
 
 async fn discard_draft(State(state): State<AppState>, _: AdminAccess, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -528,19 +604,7 @@ async fn discard_draft(State(state): State<AppState>, _: AdminAccess, Path(id): 
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MaintenanceBody {
-    name: String,
-    scheduled_for: String,
-    scheduled_until: String,
-    #[serde(default)]
-    component_ids: Vec<String>,
-    #[serde(default)]
-    body: String,
-}
-
-async fn create_maintenance(State(state): State<AppState>, _: AdminAccess, ApiJson(b): ApiJson<MaintenanceBody>) -> Result<Response, ApiError> {
+async fn create_maintenance(State(state): State<AppState>, _: AdminAccess, ApiJson(b): ApiJson<api::MaintenanceRequest>) -> Result<Response, ApiError> {
     let from = Timestamp::parse_rfc3339(&b.scheduled_for).map_err(|e| invalid(format!("scheduled_for: {e}")))?;
     let until = Timestamp::parse_rfc3339(&b.scheduled_until).map_err(|e| invalid(format!("scheduled_until: {e}")))?;
     if until <= from {
@@ -564,5 +628,5 @@ async fn create_maintenance(State(state): State<AppState>, _: AdminAccess, ApiJs
         created_at: state.clock.now(),
     };
     rs(&state).responses.put_maintenance(&m).await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": m.id}))).into_response())
+    Ok((StatusCode::CREATED, Json(api::Created { id: m.id })).into_response())
 }

@@ -243,3 +243,82 @@ async fn on_call_coverage_and_the_notification_ledger() {
     let r = h.call("GET", "/api/v1/incidents/0190a5a4-0000-7000-8000-000000000001/notifications", Some(&h.read), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+/// Records a command on an incident at `secs` after NOW, as `user`.
+async fn at(h: &H, id: &str, secs: i64, user: &str, cmd: faultline_core::incident::Command) {
+    use faultline_core::incident::Actor;
+    let id: faultline_core::IncidentId = id.parse().unwrap();
+    let actor = Actor::User(faultline_core::UserId::new(user).unwrap());
+    faultline_store::commands::execute(h.app.state().store.as_ref(), id, cmd, actor, Timestamp::from_millis(NOW + secs * 1000)).await.unwrap();
+}
+
+#[tokio::test]
+async fn response_times_per_incident_and_their_distribution() {
+    use faultline_core::incident::Command;
+    let h = harness().await;
+    let mut ids = Vec::new();
+    for (title, sev) in [("checkout errors", "SEV1"), ("search slow", "SEV2"), ("login flaky", "SEV2")] {
+        let r = h.call("POST", "/api/v1/incidents", Some(&h.admin), Some(json!({"title": title, "severity": sev}))).await;
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    // Acknowledged after 2 and 10 minutes; the third never; resolved after 30 and 60.
+    at(&h, &ids[0], 120, "alice", Command::Acknowledge).await;
+    at(&h, &ids[0], 600, "alice", Command::Mitigate { note: None }).await;
+    at(&h, &ids[0], 1800, "alice", Command::Resolve { note: None }).await;
+    at(&h, &ids[1], 600, "carol", Command::Acknowledge).await;
+    at(&h, &ids[1], 3600, "carol", Command::Resolve { note: None }).await;
+
+    let r = h.call("GET", &format!("/api/v1/incidents/{}", ids[0]), Some(&h.read), None).await;
+    let rt = &r.body["response"];
+    assert_eq!((rt["time_to_acknowledge_seconds"].as_f64(), rt["time_to_mitigate_seconds"].as_f64(), rt["time_to_resolve_seconds"].as_f64()), (Some(120.0), Some(600.0), Some(1800.0)), "{}", r.text);
+    assert_eq!(rt["acknowledged_by"], "user:alice");
+    let r = h.call("GET", "/api/v1/incidents", Some(&h.read), None).await;
+    assert!(r.body["incidents"][0].get("response").is_none(), "lists stay lean");
+
+    let r = h.call("GET", "/api/v1/metrics/response", Some(&h.read), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!((r.body["incidents"].as_u64(), r.body["unacknowledged"].as_u64(), r.body["unresolved"].as_u64()), (Some(3), Some(1), Some(1)));
+    let ack = &r.body["time_to_acknowledge"];
+    assert_eq!((ack["count"].as_u64(), ack["p50_seconds"].as_f64(), ack["p90_seconds"].as_f64(), ack["max_seconds"].as_f64()), (Some(2), Some(120.0), Some(600.0), Some(600.0)));
+    assert_eq!(r.body["time_to_resolve"]["max_seconds"].as_f64(), Some(3600.0));
+    let r = h.call("GET", "/api/v1/metrics/response?severity=SEV2", Some(&h.read), None).await;
+    assert_eq!((r.body["incidents"].as_u64(), r.body["time_to_acknowledge"]["max_seconds"].as_f64()), (Some(2), Some(600.0)));
+    let r = h.call("GET", "/api/v1/metrics/response?from=2027-01-16T00:00:00Z", Some(&h.read), None).await;
+    assert_eq!((r.body["incidents"].as_u64(), r.body["time_to_acknowledge"]["p50_seconds"].clone()), (Some(0), Value::Null));
+    let r = h.call("GET", "/api/v1/metrics/response?severity=SEV9", Some(&h.read), None).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query")));
+    let r = h.call("GET", "/api/v1/metrics/response", None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn publishing_a_draft_notifies_subscribers_through_the_outbox_and_notes_it() {
+    let h = harness().await;
+    let r = h.call("POST", "/api/v2/subscribers", None, Some(json!({"endpoint": "http://127.0.0.1:9/subscriber?token=s3cret"}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let sub = r.body["subscriber"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.body["subscriber"]["mode"], "webhook");
+    let inc = h.call("POST", "/api/v1/incidents", Some(&h.admin), Some(json!({"title": "checkout errors", "severity": "SEV2"}))).await;
+    let id = inc.body["id"].as_str().unwrap().to_owned();
+    h.step().await;
+    let r = h.call("POST", &format!("/api/v1/status-page/drafts/{id}/publish"), Some(&h.admin), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!((r.body["published"]["status"].as_str(), r.body["published"]["subscriber_notifications"].as_u64()), (Some("investigating"), Some(2)));
+    let r = h.call("GET", &format!("/api/v1/incidents/{id}/notifications"), Some(&h.read), None).await;
+    let subs: Vec<(String, String)> = r.body["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["channel"] == format!("subscriber:{sub}"))
+        .map(|n| (n["kind"].as_str().unwrap().to_owned(), n["status"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(subs, [("status_incident", "pending"), ("status_component", "pending")].map(|(a, b)| (a.to_owned(), b.to_owned())));
+    assert!(!r.text.contains("s3cret"), "the subscriber's URL is not in the outbox or ledger");
+    let r = h.call("GET", &format!("/api/v1/incidents/{id}"), Some(&h.read), None).await;
+    let note = r.body["timeline"].as_array().unwrap().iter().find(|e| e["details"]["component"] == "status_page").cloned().unwrap();
+    assert_eq!(note["actor"], "token:ops-admin");
+    assert!(note["details"]["text"].as_str().unwrap().contains("published as drafted: investigating (checkout operational → partial_outage); 2 subscriber notification(s) enqueued"), "{note}");
+    // A second publish of the same draft is refused: the draft is gone.
+    let r = h.call("POST", &format!("/api/v1/status-page/drafts/{id}/publish"), Some(&h.admin), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
