@@ -63,14 +63,24 @@ pub struct DemoArgs {
 /// machine it slows down with the telemetry instead of running ahead of it
 /// (which would look like every service going silent). Every server
 /// component reads it through `Clock`.
+/// Once the traffic is over and the demo keeps serving, time runs on at the
+/// wall clock's pace from where the telemetry left it (`release`).
 struct TelemetryClock {
     epoch: Timestamp,
     sent_ms: AtomicI64,
+    released: std::sync::OnceLock<Instant>,
+}
+
+impl TelemetryClock {
+    fn release(&self) {
+        let _ = self.released.set(Instant::now());
+    }
 }
 
 impl Clock for TelemetryClock {
     fn now(&self) -> Timestamp {
-        self.epoch + Duration::from_millis(self.sent_ms.load(Ordering::Acquire))
+        let since_release = self.released.get().map_or(0, |t| t.elapsed().as_millis() as i64);
+        self.epoch + Duration::from_millis(self.sent_ms.load(Ordering::Acquire) + since_release)
     }
 }
 
@@ -108,7 +118,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let response = faultline_server::response_config::ResponseConfig::load(&config_path, &|k| std::env::var(k).ok())?;
 
     let epoch = Timestamp::from_secs(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64);
-    let clock = Arc::new(TelemetryClock { epoch, sent_ms: AtomicI64::new(0) });
+    let clock = Arc::new(TelemetryClock { epoch, sent_ms: AtomicI64::new(0), released: std::sync::OnceLock::new() });
     let mut config = faultline_server::Config {
         data_dir: dir.clone(),
         otlp_grpc_listen: None,
@@ -203,11 +213,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("{} incident(s) opened; {} page(s) delivered to the webhook\n", incidents.len(), watch.delivered.len());
     for inc in &incidents {
         if let Some((inc, timeline)) = store.incident(inc.id).await? {
-            crate::incidents::print_one(&faultline_server::http::convert::incident(&inc, Some(&timeline)));
+            let mut view = faultline_server::http::convert::incident(&inc, Some(&timeline));
+            // The timeline was printed as it happened; the chain is the summary.
+            view.timeline = None;
+            crate::incidents::print_one(&view);
+            if let Some(r) = &view.response {
+                let secs = |s: Option<f64>| s.map_or_else(|| "-".to_owned(), |s| format!("{s:.0} s"));
+                println!(
+                    "response:  acknowledged after {}, resolved after {} (simulated time; {} timeline entries)",
+                    secs(r.time_to_acknowledge_seconds),
+                    secs(r.time_to_resolve_seconds),
+                    timeline.len()
+                );
+            }
         }
     }
     if args.serve {
-        println!("\nserving the API at {base} on the demo's accelerated clock — try:");
+        clock.release();
+        println!("\nserving the API at {base} (the clock now runs at wall-clock pace) — try:");
         println!("  faultline incidents list --url {base} --token {token}");
         println!("  curl {base}/api/v2/summary.json");
         let _ = faultline_server::shutdown_signal().await;
@@ -395,6 +418,7 @@ escalation_policies:
       - {delay_minutes: 5, targets: [{user: dave}]}
 channels:
   - {name: pager, type: webhook, url: {WEBHOOK}}
+severity: {critical_flows: [checkout]}
 status_page: {name: Demo Payments, auto_publish: true}
 retry: {base_ms: 200, max_backoff_ms: 2000}
 ";
