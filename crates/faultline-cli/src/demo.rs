@@ -1,32 +1,40 @@
-//! `faultline demo [--data-dir DIR] [--scenario NAME] [--serve]`: the main
-//! job on the embedded default. It opens a SQLite store (a temporary
-//! directory unless `--data-dir`), runs a simulated payment pipeline whose
-//! fraud-check database pool saturates, feeds the simulator's telemetry to
-//! the production engine (detectors → correlator → incidents in the store)
-//! on an accelerated virtual clock, and prints the findings as they join,
-//! then the incident with its causal chain. `--serve` keeps the API up
-//! afterwards with a fresh admin token.
+//! `faultline demo`: the main job on the embedded default, end to end.
 //!
-//! Honest scope: the simulator's windows enter the engine in-process as
-//! `Signal`s (the same type the OTLP receivers produce), not over the OTLP
-//! wire. Not here: any detection logic — this module only drives and prints.
+//! It starts a real Faultline — SQLite store, API, OTLP/HTTP receivers,
+//! detectors, correlator, response workflow, status page — in this process
+//! on an accelerated clock, writes a demo catalogue (three teams, two flows)
+//! and response config next to the database, and runs the simulator's
+//! payment pipeline against it: the simulator sends its spans and gauges as
+//! OTLP/JSON over HTTP to the server's own receivers, window by window, at
+//! `--speed` virtual seconds per wall second. As it goes it prints the
+//! incident's timeline (findings joining, the diagnosis, routing, pages,
+//! escalation), the pages a webhook receives, and the status page's state;
+//! the demo acknowledges as the second-level responder once the escalation
+//! reaches them, and waits for the incident to resolve after the hold-down
+//! so the resolve page and the status page's return to operational show.
+//! Then it prints the incident with its causal chain and exits 0, or keeps
+//! serving with `--serve`.
+//!
+//! What it is not: any detection, correlation or response logic — this
+//! module only configures, drives and prints. The clock it runs on is the
+//! server's `Clock`, so every component sees the same accelerated time.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use clap::Args;
-use faultline_core::correlate::CorrelatorConfig;
-use faultline_core::detect::DetectorSet;
-use faultline_core::incident::IncidentEvent;
-use faultline_core::pipeline::Pipeline;
-use faultline_core::severity::SeverityDefinitions;
-use faultline_core::Timestamp;
-use faultline_engine::{Engine, Event};
+use faultline_core::incident::{IncidentEvent, IncidentStatus, TimelineEvent};
+use faultline_core::{Duration, IncidentId, Timestamp};
+use faultline_server::clock::Clock;
+use faultline_store::response::{DeliveryStatus, ResponseStore};
 use faultline_store::{IncidentFilter, SqlStore, Store};
 
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Keep the store here instead of a temporary directory.
+    /// Keep the store (and the demo's config files) here instead of a temporary directory.
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// The built-in scenario to run.
@@ -34,15 +42,55 @@ pub struct DemoArgs {
     scenario: String,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Virtual seconds per wall second.
+    #[arg(long, default_value_t = 40.0)]
+    speed: f64,
+    /// Send the pages to this webhook URL (Alertmanager webhook body) instead
+    /// of the demo's own local receiver.
+    #[arg(long)]
+    webhook: Option<String>,
     /// Keep serving the API afterwards (Ctrl-C to stop).
     #[arg(long)]
     serve: bool,
-    /// API address when serving.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// API address (OTLP/HTTP is served on it too).
+    #[arg(long, default_value = "127.0.0.1:0")]
     listen: String,
 }
 
+/// The demo's virtual time: `epoch` plus the simulated time up to which the
+/// simulator has sent its telemetry. The simulator paces itself at
+/// `--speed`, so this runs that much faster than the wall clock; on a slow
+/// machine it slows down with the telemetry instead of running ahead of it
+/// (which would look like every service going silent). Every server
+/// component reads it through `Clock`.
+/// Once the traffic is over and the demo keeps serving, time runs on at the
+/// wall clock's pace from where the telemetry left it (`release`).
+struct TelemetryClock {
+    epoch: Timestamp,
+    sent_ms: AtomicI64,
+    released: std::sync::OnceLock<Instant>,
+}
+
+impl TelemetryClock {
+    fn release(&self) {
+        let _ = self.released.set(Instant::now());
+    }
+}
+
+impl Clock for TelemetryClock {
+    fn now(&self) -> Timestamp {
+        let since_release = self.released.get().map_or(0, |t| t.elapsed().as_millis() as i64);
+        self.epoch + Duration::from_millis(self.sent_ms.load(Ordering::Acquire) + since_release)
+    }
+}
+
+/// The demo's user who acknowledges once the escalation reaches them.
+const SECOND_LEVEL: &str = "bob";
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    if !(args.speed.is_finite() && args.speed >= 1.0 && args.speed <= 1000.0) {
+        anyhow::bail!("--speed must be between 1 and 1000");
+    }
     let (dir, _temp) = match &args.data_dir {
         Some(d) => (d.clone(), None),
         None => {
@@ -50,84 +98,358 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             (t.clone(), Some(TempDir(t)))
         }
     };
-    let store = SqlStore::open_sqlite(&dir).await?;
-    let sc = faultline_sim::builtin::load(&args.scenario, false)
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let mut sc = faultline_sim::builtin::load(&args.scenario, false)
         .ok_or_else(|| anyhow::anyhow!("no built-in scenario named {:?} (see `faultline sim list`)", args.scenario))?
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("Faultline demo: {} — {}", sc.name, sc.description);
-    println!("store: {}/faultline.db (SQLite)\n", dir.display());
+    // Run long enough after the last fault for the correlator's hold-down
+    // (10 minutes quiet) to resolve the incident, so the resolve shows.
+    let last_fault_end = sc.faults.iter().map(|f| f.at.0 + f.duration.map_or(0.0, |d| d.0)).fold(0.0, f64::max);
+    sc.duration.0 = sc.duration.0.max(last_fault_end + 15.0 * 60.0);
 
-    // The demo's catalogue: one critical flow, "checkout", across every
-    // interaction of the simulated system, owned by the payments team.
-    let checkout = faultline_core::FlowName::new("checkout")?;
-    let (interactions, edges) = crate::drill::interactions(&sc);
-    let flow = faultline_core::Flow { name: checkout.clone(), owner: faultline_core::TeamId::new("payments")?, description: "pay for an order".into(), interactions };
-    let topology = faultline_core::correlate::Topology::new(edges, vec![flow]);
-    let pipeline = Pipeline::new(DetectorSet::standard(), CorrelatorConfig::default(), topology, SeverityDefinitions::standard(vec![checkout]));
-    let mut engine = Engine::new(pipeline, Arc::new(store.clone()));
-    // Virtual time starts at the current wall-clock second, so the incident's
-    // timestamps read naturally; the run itself takes a fraction of a second.
+    // A local webhook receiver stands in for the on-call person's pager
+    // unless the user brought their own.
+    let sink = Sink::default();
+    let webhook = match &args.webhook {
+        Some(u) => u.clone(),
+        None => sink.clone().start().await?,
+    };
+    let config_path = write_demo_config(&dir, &webhook)?;
+    let response = faultline_server::response_config::ResponseConfig::load(&config_path, &|k| std::env::var(k).ok())?;
+
     let epoch = Timestamp::from_secs(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64);
-    let mut batches: Vec<(Timestamp, Vec<faultline_core::Signal>)> = Vec::new();
-    let started = std::time::Instant::now();
-    let out = faultline_sim::run::run_with_signals(&sc, Some(args.seed), false, epoch, |s| {
-        let at = s.at();
-        match batches.last_mut() {
-            Some((t, b)) if *t == at => b.push(s),
-            _ => batches.push((at, vec![s])),
-        }
+    let clock = Arc::new(TelemetryClock { epoch, sent_ms: AtomicI64::new(0), released: std::sync::OnceLock::new() });
+    let mut config = faultline_server::Config {
+        data_dir: dir.clone(),
+        otlp_grpc_listen: None,
+        otlp_http_listen: None,
+        response: Some(Arc::new(response)),
+        // One look at the clock per virtual second, as in production.
+        tick_interval: std::time::Duration::from_secs_f64((1.0 / args.speed).max(0.005)),
+        ..faultline_server::Config::default()
+    };
+    config.listen = faultline_server::config::parse_listen("--listen", &args.listen)?;
+    let store = faultline_server::open_store(&config).await?;
+    let app = faultline_server::App::with_store(config, store.clone(), clock.clone());
+    let listener = app.bind().await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(listener, async move {
+        let _ = stop_rx.await;
+    }));
+    let (_, token) = faultline_server::auth::create_token(&store, SECOND_LEVEL, faultline_store::TokenScope::Admin, clock.now()).await?;
+
+    println!("Faultline demo: {} — {}", sc.name, sc.description);
+    println!("store:    {}/faultline.db (SQLite)", dir.display());
+    println!("config:   {} (three teams, two flows, on-call schedules, escalation)", config_path.display());
+    println!("API:      {base}   (OTLP/HTTP on the same address)");
+    println!("pages to: {webhook}");
+    println!(
+        "clock:    {}× — {:.0} simulated seconds in about {:.0} s; fault at t={:.0}s\n",
+        args.speed,
+        sc.duration.0,
+        sc.duration.0 / args.speed,
+        sc.faults.first().map_or(0.0, |f| f.at.0)
+    );
+
+    // The simulator sends its telemetry over the OTLP wire from a blocking
+    // thread, paced against the same accelerated clock.
+    let export = faultline_sim::cli::OtlpExport {
+        url: base.clone(),
+        speed: Some(args.speed),
+        max_spans: 2000,
+        epoch_ns: (epoch.as_millis().max(0) as u64) * 1_000_000,
+    };
+    let (sc2, seed, progress) = (sc.clone(), args.seed, clock.clone());
+    let started = Instant::now();
+    let sim = tokio::task::spawn_blocking(move || {
+        faultline_sim::cli::run_exporting(&sc2, Some(seed), false, &export, &mut |t| {
+            progress.sent_ms.store((t * 1000.0) as i64, Ordering::Release);
+        })
     });
-    let sim_wall = started.elapsed();
-    let mut printed = 0usize;
-    for (at, signals) in batches {
-        engine.process(Event::Signals(signals), at).await?;
-        engine.process(Event::Tick, at).await?;
-        // Print what the correlator recorded since the last window.
-        for inc in store.list_incidents(&IncidentFilter::default()).await? {
-            let Some((_, timeline)) = store.incident(inc.id).await? else { continue };
-            for ev in timeline.iter().skip(printed) {
-                let t = (ev.at - epoch).as_secs_f64();
-                match &ev.event {
-                    IncidentEvent::Opened { title, severity, .. } => println!("t={t:>5.0}s  incident opened ({severity}): {title}"),
-                    IncidentEvent::SymptomAttached { member, evidence } => println!("t={t:>5.0}s  finding: {member} — {evidence}"),
-                    IncidentEvent::DiagnosisUpdated { sentence, .. } => println!("t={t:>5.0}s  diagnosis: {sentence}"),
-                    IncidentEvent::SeverityChanged { to, reason, .. } => println!("t={t:>5.0}s  severity → {to}: {reason}"),
-                    _ => {}
+
+    let mut watch = Watch::new(epoch, base.clone(), token.clone());
+    let mut sim = Some(sim);
+    let mut outcome = None;
+    let mut waited_after_end = 0u32;
+    let poll = tokio::time::Duration::from_millis(100);
+    loop {
+        watch.step(&store).await?;
+        if let Some(h) = sim.take_if(|h| h.is_finished()) {
+            match h.await? {
+                Ok(o) => outcome = Some(o),
+                Err(e) => anyhow::bail!("the simulator could not send its telemetry: {e}"),
+            }
+        }
+        // Done when the traffic is over and every incident has resolved (the
+        // run is long enough for the hold-down), or shortly after the
+        // traffic if something is still open.
+        let ended = sim.is_none();
+        if ended {
+            waited_after_end += 1;
+        }
+        if ended && ((watch.seen_incident && watch.all_resolved) || waited_after_end > 50) {
+            // Let the resolve pages go out.
+            for _ in 0..30 {
+                tokio::time::sleep(poll).await;
+                watch.step(&store).await?;
+                if watch.outbox_drained(&store).await? {
+                    break;
                 }
             }
-            printed = printed.max(timeline.len());
+            break;
         }
+        tokio::time::sleep(poll).await;
     }
+    let wall = started.elapsed().as_secs_f64();
+
     let incidents = store.list_incidents(&IncidentFilter::default()).await?;
-    println!(
-        "\nsimulated {:.0} s of traffic ({} events) in {:.2} s; fault injected at t={:.0}s: {}",
-        out.totals.sim_seconds,
-        out.totals.events,
-        sim_wall.as_secs_f64(),
-        out.ground_truth.fault_start_s.unwrap_or(0.0),
-        out.ground_truth.summary
-    );
-    println!("{} incident(s) opened\n", incidents.len());
+    if let Some(out) = &outcome {
+        println!(
+            "\nsimulated {:.0} s of traffic ({} events) in {:.1} s, sent as OTLP to {base}; fault: {}",
+            out.totals.sim_seconds, out.totals.events, wall, out.ground_truth.summary
+        );
+    }
+    println!("{} incident(s) opened; {} page(s) delivered to the webhook\n", incidents.len(), watch.delivered.len());
     for inc in &incidents {
         if let Some((inc, timeline)) = store.incident(inc.id).await? {
-            crate::incidents::print_one(&faultline_server::http::convert::incident(&inc, Some(&timeline)));
+            let mut view = faultline_server::http::convert::incident(&inc, Some(&timeline));
+            // The timeline was printed as it happened; the chain is the summary.
+            view.timeline = None;
+            crate::incidents::print_one(&view);
+            if let Some(r) = &view.response {
+                let secs = |s: Option<f64>| s.map_or_else(|| "-".to_owned(), |s| format!("{s:.0} s"));
+                println!(
+                    "response:  acknowledged after {}, resolved after {} (simulated time; {} timeline entries)",
+                    secs(r.time_to_acknowledge_seconds),
+                    secs(r.time_to_resolve_seconds),
+                    timeline.len()
+                );
+            }
         }
     }
     if args.serve {
-        let now = faultline_server::clock::Clock::now(&faultline_server::clock::SystemClock);
-        let (_, token) = faultline_server::auth::create_token(&store, &format!("demo-{}", now.as_millis() % 1_000_000), faultline_store::TokenScope::Admin, now).await?;
-        store.close().await;
-        let mut config = faultline_server::Config { data_dir: dir.clone(), otlp_grpc_listen: None, otlp_http_listen: None, ..faultline_server::Config::default() };
-        config.listen = faultline_server::config::parse_listen("--listen", &args.listen)?;
-        let app = faultline_server::App::open(config).await?;
-        let listener = app.bind().await?;
-        println!("\nserving the API at http://{} — try:", listener.local_addr()?);
-        println!("  faultline incidents list --url http://{} --token {token}", listener.local_addr()?);
-        app.run(listener, faultline_server::shutdown_signal()).await?;
-    } else {
-        store.close().await;
+        clock.release();
+        println!("\nserving the API at {base} (the clock now runs at wall-clock pace) — try:");
+        println!("  faultline incidents list --url {base} --token {token}");
+        println!("  curl {base}/api/v2/summary.json");
+        let _ = faultline_server::shutdown_signal().await;
     }
+    let _ = stop_tx.send(());
+    server.await??;
     Ok(())
+}
+
+/// What the demo has already printed, and what it has done.
+struct Watch {
+    epoch: Timestamp,
+    base: String,
+    token: String,
+    client: reqwest::Client,
+    printed: std::collections::BTreeMap<IncidentId, usize>,
+    delivered: BTreeSet<String>,
+    acked: BTreeSet<IncidentId>,
+    status: Option<String>,
+    seen_incident: bool,
+    all_resolved: bool,
+}
+
+impl Watch {
+    fn new(epoch: Timestamp, base: String, token: String) -> Watch {
+        Watch {
+            epoch,
+            base,
+            token,
+            client: reqwest::Client::new(),
+            printed: Default::default(),
+            delivered: BTreeSet::new(),
+            acked: BTreeSet::new(),
+            status: None,
+            seen_incident: false,
+            all_resolved: true,
+        }
+    }
+
+    fn t(&self, at: Timestamp) -> String {
+        format!("t={:>4.0}s", (at - self.epoch).as_secs_f64())
+    }
+
+    async fn step(&mut self, store: &SqlStore) -> anyhow::Result<()> {
+        let incidents = store.list_incidents(&IncidentFilter::default()).await?;
+        self.seen_incident |= !incidents.is_empty();
+        self.all_resolved = incidents.iter().all(|i| i.status == IncidentStatus::Resolved);
+        for inc in &incidents {
+            let Some((_, timeline)) = store.incident(inc.id).await? else { continue };
+            let done = self.printed.entry(inc.id).or_insert(0);
+            let new: Vec<TimelineEvent> = timeline.iter().skip(*done).cloned().collect();
+            *done = timeline.len();
+            for ev in &new {
+                if let Some(line) = describe(&ev.event) {
+                    println!("{}  {line}", self.t(ev.at));
+                }
+            }
+            // Pages as the webhook saw them (the ledger says delivered).
+            for n in store.notifications(inc.id).await? {
+                if n.status == DeliveryStatus::Delivered && self.delivered.insert(n.idempotency_key.clone()) {
+                    let at = n.delivered_at.unwrap_or(n.updated_at);
+                    println!("{}  ▶ page delivered: {} to {} via {}", self.t(at), n.kind, n.recipient, n.channel);
+                    // The second-level responder acknowledges once paged:
+                    // escalation must stop there.
+                    if n.recipient.contains(SECOND_LEVEL) && n.kind.contains("trigger") && !self.acked.contains(&inc.id) {
+                        self.acked.insert(inc.id);
+                        let url = format!("{}/api/v1/incidents/{}/ack", self.base, inc.id);
+                        let r = self.client.post(url).bearer_auth(&self.token).json(&serde_json::json!({})).send().await?;
+                        if !r.status().is_success() {
+                            println!("           (acknowledging as {SECOND_LEVEL} failed: {})", r.status());
+                        }
+                    }
+                }
+            }
+        }
+        // The public status page, as a customer would see it.
+        if let Ok(r) = self.client.get(format!("{}/api/v2/status.json", self.base)).send().await
+            && let Ok(v) = r.json::<serde_json::Value>().await
+        {
+            let s = v["status"]["description"].as_str().unwrap_or("?").to_owned();
+            if self.status.as_deref() != Some(s.as_str()) {
+                println!("           ◆ status page: {s}");
+                self.status = Some(s);
+            }
+        }
+        Ok(())
+    }
+
+    async fn outbox_drained(&self, store: &SqlStore) -> anyhow::Result<bool> {
+        let c = store.outbox_counts().await?;
+        Ok(c.pending == 0)
+    }
+}
+
+/// One line per timeline event worth a person's attention.
+fn describe(ev: &IncidentEvent) -> Option<String> {
+    Some(match ev {
+        IncidentEvent::Opened { title, severity, .. } => format!("incident opened ({severity}): {title}"),
+        IncidentEvent::Acknowledged => "acknowledged".into(),
+        IncidentEvent::Mitigated { .. } => "mitigated".into(),
+        IncidentEvent::Resolved { note } => format!("resolved{}", note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()),
+        IncidentEvent::SymptomAttached { member, evidence } => format!("finding: {member} — {evidence}"),
+        IncidentEvent::SymptomCleared { member } => format!("cleared: {member}"),
+        IncidentEvent::DiagnosisUpdated { sentence, .. } => format!("diagnosis: {sentence}"),
+        IncidentEvent::SeverityChanged { to, reason, .. } => format!("severity → {to}: {reason}"),
+        IncidentEvent::RoleAssigned { role, user } => format!("{role:?} → {user}"),
+        IncidentEvent::SystemNote { component, text } => format!("[{component}] {text}"),
+        IncidentEvent::LinkedTo { previous } => format!("linked to earlier incident {previous}"),
+        _ => return None,
+    })
+}
+
+/// The demo's catalogue and response config, written next to the database
+/// so a user can read and copy them. Returns the response config's path.
+fn write_demo_config(dir: &Path, webhook: &str) -> anyhow::Result<PathBuf> {
+    let cfg_dir = dir.join("demo-config");
+    std::fs::create_dir_all(&cfg_dir)?;
+    std::fs::write(cfg_dir.join("catalogue.yaml"), DEMO_CATALOGUE)?;
+    let response = DEMO_RESPONSE.replace("{WEBHOOK}", &serde_json::Value::String(webhook.to_owned()).to_string());
+    let path = cfg_dir.join("response.yaml");
+    std::fs::write(&path, response)?;
+    Ok(path)
+}
+
+/// Three teams; two flows through the payment pipeline. Payments owns the
+/// checkout flow, accounts the balance flow, risk owns fraud-check and its
+/// database (an incident's origin brings its owners in as responders).
+const DEMO_CATALOGUE: &str = "\
+teams:
+  - {id: payments, name: Payments, members: [alice, bob]}
+  - {id: accounts, name: Accounts, members: [carol]}
+  - {id: risk, name: Risk, members: [dave]}
+services:
+  - {name: gateway, owner: payments}
+  - {name: ledger, owner: accounts}
+  - {name: bank-connector, owner: accounts}
+  - {name: fraud-check, owner: risk}
+  - {name: fraud-db, owner: risk}
+flows:
+  - name: checkout
+    owner: payments
+    description: pay for an order
+    interactions:
+      - {caller: payments, callee: gateway}
+      - {caller: gateway, callee: fraud-check}
+      - {caller: fraud-check, callee: fraud-db}
+      - {caller: fraud-check, callee: ledger}
+      - {caller: ledger, callee: bank-connector}
+  - name: balance
+    owner: accounts
+    description: show an account's balance
+    interactions:
+      - {caller: payments, callee: gateway}
+      - {caller: gateway, callee: ledger}
+";
+
+/// Alice is on call for payments around the clock; Bob is the second
+/// level, paged two minutes after Alice if nobody acknowledges.
+const DEMO_RESPONSE: &str = "\
+catalogue_file: catalogue.yaml
+users:
+  - {id: alice, name: Alice, contacts: [{channel: pager}]}
+  - {id: bob, name: Bob, contacts: [{channel: pager}]}
+  - {id: carol, name: Carol, contacts: [{channel: pager}]}
+  - {id: dave, name: Dave, contacts: [{channel: pager}]}
+schedules:
+  - name: payments-primary
+    time_zone: Europe/London
+    layers:
+      - {name: everyone, start: \"2026-01-05T09:00:00\", rotation: weekly, participants: [alice]}
+  - name: accounts-primary
+    time_zone: America/New_York
+    layers:
+      - {name: everyone, start: \"2026-01-05T09:00:00\", rotation: weekly, participants: [carol]}
+escalation_policies:
+  - name: payments
+    levels:
+      - {delay_minutes: 2, targets: [{schedule: payments-primary}]}
+      - {delay_minutes: 10, targets: [{user: bob}]}
+  - name: accounts
+    levels:
+      - {delay_minutes: 5, targets: [{schedule: accounts-primary}]}
+  - name: risk
+    levels:
+      - {delay_minutes: 5, targets: [{user: dave}]}
+channels:
+  - {name: pager, type: webhook, url: {WEBHOOK}}
+severity: {critical_flows: [checkout]}
+status_page: {name: Demo Payments, auto_publish: true}
+retry: {base_ms: 200, max_backoff_ms: 2000}
+";
+
+/// A local webhook receiver (the pager in the demo): counts what arrives.
+#[derive(Clone, Default)]
+struct Sink {
+    received: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Sink {
+    async fn start(self) -> anyhow::Result<String> {
+        let received = self.received.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let received = received.clone();
+                async move {
+                    let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                    received.lock().unwrap_or_else(|p| p.into_inner()).push(v);
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/hook", listener.local_addr()?);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(url)
+    }
 }
 
 /// Removes the demo's temporary directory on exit.

@@ -165,12 +165,21 @@ pub struct OtlpExport {
 /// Runs `sc` and sends its telemetry window by window to `export.url` as
 /// OTLP/JSON (spans per attempt, every per-window metric as a gauge), paced
 /// at `export.speed`. The first failed POST ends the run with its error.
-pub fn run_exporting(sc: &Scenario, seed: Option<u64>, defended: bool, export: &OtlpExport) -> Result<RunOutput, String> {
+/// `sent(t)` is called with the virtual time (seconds) up to which
+/// everything has been sent, after each window: a receiver's clock can
+/// follow it, so time never runs ahead of telemetry on a slow machine.
+pub fn run_exporting(
+    sc: &Scenario,
+    seed: Option<u64>,
+    defended: bool,
+    export: &OtlpExport,
+    sent: &mut dyn FnMut(f64),
+) -> Result<RunOutput, String> {
     if export.speed.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
         return Err("speed must be a positive number".into());
     }
     let ex = Export { endpoint: otlp::parse_url(&export.url)?, speed: export.speed, max_spans: export.max_spans, epoch_ns: export.epoch_ns };
-    Ok(execute_with(sc, seed, defended, false, Some(&ex))?.out)
+    Ok(execute_with(sc, seed, defended, false, Some(&ex), sent)?.out)
 }
 
 fn execute_with(
@@ -179,6 +188,7 @@ fn execute_with(
     defended: bool,
     show_progress: bool,
     export: Option<&Export>,
+    sent: &mut dyn FnMut(f64),
 ) -> Result<Timed, String> {
     let bar = if show_progress {
         let b = indicatif::ProgressBar::new(1000);
@@ -217,6 +227,7 @@ fn execute_with(
                 otlp::post(&ex.endpoint, "/v1/metrics", &otlp::metrics_json(w.series(), sent_windows, ex.epoch_ns))?;
                 sent_windows += 1;
             }
+            sent(crate::engine::to_secs(t));
             if let Some(speed) = ex.speed {
                 // Pace: virtual time t should be reached at t / speed of wall time.
                 let due = crate::engine::to_secs(t) / speed;
@@ -268,7 +279,7 @@ fn run_cmd(a: RunArgs) -> Result<(), String> {
             Some(Export { endpoint: otlp::parse_url(url)?, speed: a.speed, max_spans: a.otlp_max_spans, epoch_ns })
         }
     };
-    let run = execute_with(&sc, a.seed, a.defended, progress, export.as_ref())?;
+    let run = execute_with(&sc, a.seed, a.defended, progress, export.as_ref(), &mut |_| {})?;
     let mut written: Vec<String> = Vec::new();
     if let Some(dir) = &a.out {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -294,7 +305,7 @@ fn run_cmd(a: RunArgs) -> Result<(), String> {
             if a.no_faults {
                 other.faults.clear();
             }
-            let o = execute_with(&other, a.seed, !a.defended, progress, None)?;
+            let o = execute_with(&other, a.seed, !a.defended, progress, None, &mut |_| {})?;
             let (before, after) = if a.defended { (&o.out.series, s) } else { (s, &o.out.series) };
             let gt = GroundTruth::of(&sc, false);
             let p = dir.join("compare.svg");

@@ -179,11 +179,37 @@ fn drills_meet_their_targets() {
     }
 }
 
+/// The main job, as a new user runs it: the simulator's telemetry goes over
+/// the OTLP wire into the demo's own server (so this also tests the
+/// simulator's exporter against our receivers), one incident is explained,
+/// the on-call people are paged through a webhook, the escalation reaches the
+/// second level, the acknowledgement stops it, the resolve is sent, and the
+/// status page goes from degraded back to operational.
 #[test]
-fn demo_explains_the_payment_outage() {
-    let out = ok(faultline(&["demo"]));
+fn demo_explains_pages_escalates_and_resolves_the_payment_outage() {
+    // As fast as the machine goes: the demo's clock follows the telemetry.
+    let out = ok(faultline(&["demo", "--speed", "1000"]));
+    let pos = |needle: &str| out.find(needle).unwrap_or_else(|| panic!("missing {needle:?} in:\n{out}"));
     assert!(out.contains("1 incident(s) opened"), "{out}");
+    assert!(out.contains("incident opened (SEV2)"), "checkout is a critical flow: {out}");
     assert!(out.contains("diagnosis: fraud-db/connection-pool (origin"), "{out}");
-    assert!(out.contains("gateway → fraud-check retries"), "{out}");
+    assert!(out.contains("gateway → fraud-check (POST /fraud-check) retries"), "{out}");
     assert!(out.contains("class:     cascading_failure"), "{out}");
+    // Paging, escalation, acknowledgement, resolve — in that order.
+    let alice = pos("page delivered: trigger to alice");
+    let bob = pos("page delivered: trigger to bob");
+    let ack = pos("  acknowledged\n");
+    let stopped = pos("payments: acknowledged by someone: escalation stopped");
+    let resolved = pos("resolved: every symptom cleared");
+    let resolve_alice = pos("page delivered: resolve to alice");
+    let resolve_bob = pos("page delivered: resolve to bob");
+    assert!(alice < bob && bob < ack && ack < stopped && stopped < resolved && resolved < resolve_alice.min(resolve_bob), "{out}");
+    // The status page: operational, degraded, operational again.
+    let first = pos("status page: All Systems Operational");
+    let degraded = out.find("status page: Partial System Outage").or_else(|| out.find("status page: Minor Service Outage")).or_else(|| out.find("status page: Major Service Outage"));
+    let degraded = degraded.unwrap_or_else(|| panic!("the status page never degraded:\n{out}"));
+    let back = out.rfind("status page: All Systems Operational").unwrap();
+    assert!(first < degraded && degraded < back, "{out}");
+    // Nobody paged twice for the same step: 4 triggers (alice, bob, carol, dave) and 4 resolves.
+    assert!(out.contains("; 8 page(s) delivered to the webhook"), "{out}");
 }

@@ -96,7 +96,8 @@ pub fn traces_json(series: &Series, attempts: &[AttemptRecord], epoch_ns: u64, m
             attrs.push(',');
             kv_str(&mut attrs, "error.type", "timeout");
         }
-        let name = serde_json::Value::String(e.callee.clone());
+        // Span names are the operation, as an HTTP server would name them.
+        let name = serde_json::Value::String(format!("POST /{}", e.callee));
         push(
             &e.caller,
             format!(

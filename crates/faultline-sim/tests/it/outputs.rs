@@ -140,7 +140,7 @@ fn capture_server() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
 }
 
 #[test]
-fn otlp_export_sends_spans_per_attempt_and_queue_gauges() {
+fn otlp_export_sends_spans_per_attempt_and_window_gauges() {
     let (url, rx) = capture_server();
     let args = SimArgs {
         command: SimCommand::Run(RunArgs {
@@ -180,7 +180,17 @@ fn otlp_export_sends_spans_per_attempt_and_queue_gauges() {
     assert!(spans.len() <= 2 * 100 && spans.len() >= 100, "sampled to 100 attempts: {}", spans.len());
     assert!(spans.iter().any(|s| s["kind"] == 3) && spans.iter().any(|s| s["kind"] == 2 && s["parentSpanId"].is_string()));
     let m: serde_json::Value = serde_json::from_str(metrics[0]).unwrap();
-    assert_eq!(m["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["name"], "queue_depth");
+    let names: Vec<&str> = m["resourceMetrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["scopeMetrics"][0]["metrics"].as_array().unwrap())
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    // Every per-window metric the in-process signals carry goes out as a gauge.
+    for want in ["queue_depth", "utilization", "busy"] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
 }
 
 #[test]
