@@ -9,7 +9,9 @@
 //! `--speed` virtual seconds per wall second. As it goes it prints the
 //! incident's timeline (findings joining, the diagnosis, routing, pages,
 //! escalation), the pages a webhook receives, and the status page's state;
-//! the demo acknowledges as the second-level responder once the escalation
+//! once telemetry has opened the incident the demo also sends a Prometheus
+//! alert (Alertmanager v2 API) and a PagerDuty Events v2 trigger, which join
+//! it; the demo acknowledges as the second-level responder once the escalation
 //! reaches them, and waits for the incident to resolve after the hold-down
 //! so the resolve page and the status page's return to operational show.
 //! Then it prints the incident with its causal chain and exits 0, or keeps
@@ -174,7 +176,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut waited_after_end = 0u32;
     let poll = tokio::time::Duration::from_millis(100);
     loop {
-        watch.step(&store).await?;
+        watch.step(&store, clock.now()).await?;
         if let Some(h) = sim.take_if(|h| h.is_finished()) {
             match h.await? {
                 Ok(o) => outcome = Some(o),
@@ -192,7 +194,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             // Let the resolve pages go out.
             for _ in 0..30 {
                 tokio::time::sleep(poll).await;
-                watch.step(&store).await?;
+                watch.step(&store, clock.now()).await?;
                 if watch.outbox_drained(&store).await? {
                     break;
                 }
@@ -217,15 +219,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             // The timeline was printed as it happened; the chain is the summary.
             view.timeline = None;
             crate::incidents::print_one(&view);
-            if let Some(r) = &view.response {
-                let secs = |s: Option<f64>| s.map_or_else(|| "-".to_owned(), |s| format!("{s:.0} s"));
-                println!(
-                    "response:  acknowledged after {}, resolved after {} (simulated time; {} timeline entries)",
-                    secs(r.time_to_acknowledge_seconds),
-                    secs(r.time_to_resolve_seconds),
-                    timeline.len()
-                );
-            }
         }
     }
     if args.serve {
@@ -252,6 +245,10 @@ struct Watch {
     status: Option<String>,
     seen_incident: bool,
     all_resolved: bool,
+    /// When the demo's external alerts were sent (virtual time), and
+    /// whether the PagerDuty event has been resolved.
+    alerts_sent_at: Option<Timestamp>,
+    pd_resolved: bool,
 }
 
 impl Watch {
@@ -267,6 +264,8 @@ impl Watch {
             status: None,
             seen_incident: false,
             all_resolved: true,
+            alerts_sent_at: None,
+            pd_resolved: false,
         }
     }
 
@@ -274,9 +273,10 @@ impl Watch {
         format!("t={:>4.0}s", (at - self.epoch).as_secs_f64())
     }
 
-    async fn step(&mut self, store: &SqlStore) -> anyhow::Result<()> {
+    async fn step(&mut self, store: &SqlStore, now: Timestamp) -> anyhow::Result<()> {
         let incidents = store.list_incidents(&IncidentFilter::default()).await?;
         self.seen_incident |= !incidents.is_empty();
+        self.external_alerts(now).await?;
         self.all_resolved = incidents.iter().all(|i| i.status == IncidentStatus::Resolved);
         for inc in &incidents {
             let Some((_, timeline)) = store.incident(inc.id).await? else { continue };
@@ -316,6 +316,51 @@ impl Watch {
                 self.status = Some(s);
             }
         }
+        Ok(())
+    }
+
+    /// The alerts a team already has keep arriving in the formats they use
+    /// today: once telemetry has opened the incident, a Prometheus alert on
+    /// fraud-check (Alertmanager v2 API, as Prometheus itself sends it; it
+    /// expires at `endsAt` unless re-sent) and a PagerDuty Events v2 trigger
+    /// from a gateway monitor, resolved four minutes later. Both must join
+    /// the incident the telemetry opened, not open their own.
+    async fn external_alerts(&mut self, now: Timestamp) -> anyhow::Result<()> {
+        match self.alerts_sent_at {
+            None if self.seen_incident => {
+                let rfc = |t: Timestamp| t.to_string();
+                let am = serde_json::json!([{
+                    "labels": {"alertname": "FraudCheckLatencyHigh", "service": "fraud-check", "severity": "page"},
+                    "annotations": {"summary": "fraud-check p99 latency above 2 s"},
+                    "startsAt": rfc(now),
+                    "endsAt": rfc(now + Duration::from_mins(4)),
+                    "generatorURL": "http://prometheus.example/graph"
+                }]);
+                self.post("/api/v2/alerts", &am, "Prometheus alert FraudCheckLatencyHigh{service=fraud-check} → /api/v2/alerts", now).await?;
+                let pd = serde_json::json!({
+                    "routing_key": "demo-gateway-monitor", "event_action": "trigger", "dedup_key": "gateway-5xx",
+                    "payload": {"summary": "gateway 5xx rate above 5%", "source": "synthetic-monitor", "severity": "error", "component": "gateway"}
+                });
+                self.post("/v2/enqueue", &pd, "PagerDuty event trigger gateway-5xx{component=gateway} → /v2/enqueue", now).await?;
+                self.alerts_sent_at = Some(now);
+            }
+            Some(sent) if !self.pd_resolved && now - sent >= Duration::from_mins(4) => {
+                let pd = serde_json::json!({"routing_key": "demo-gateway-monitor", "event_action": "resolve", "dedup_key": "gateway-5xx"});
+                self.post("/v2/enqueue", &pd, "PagerDuty event resolve gateway-5xx → /v2/enqueue", now).await?;
+                self.pd_resolved = true;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn post(&self, path: &str, body: &serde_json::Value, what: &str, now: Timestamp) -> anyhow::Result<()> {
+        let r = self.client.post(format!("{}{path}", self.base)).json(body).send().await?;
+        let status = r.status();
+        if !status.is_success() {
+            anyhow::bail!("{what}: {status}: {}", r.text().await.unwrap_or_default());
+        }
+        println!("{}  ◀ {what} ({})", self.t(now), status.as_u16());
         Ok(())
     }
 

@@ -184,7 +184,8 @@ fn drills_meet_their_targets() {
 /// simulator's exporter against our receivers), one incident is explained,
 /// the on-call people are paged through a webhook, the escalation reaches the
 /// second level, the acknowledgement stops it, the resolve is sent, and the
-/// status page goes from degraded back to operational.
+/// status page goes from degraded back to operational. A Prometheus alert and a
+/// PagerDuty event sent meanwhile join the same incident.
 #[test]
 fn demo_explains_pages_escalates_and_resolves_the_payment_outage() {
     // As fast as the machine goes: the demo's clock follows the telemetry.
@@ -195,6 +196,11 @@ fn demo_explains_pages_escalates_and_resolves_the_payment_outage() {
     assert!(out.contains("diagnosis: fraud-db/connection-pool (origin"), "{out}");
     assert!(out.contains("gateway → fraud-check (POST /fraud-check) retries"), "{out}");
     assert!(out.contains("class:     cascading_failure"), "{out}");
+    // Alerts in the formats teams already emit join the incident the
+    // telemetry opened instead of opening their own.
+    assert!(out.contains("finding: alertmanager alert"), "{out}");
+    assert!(out.contains("finding: pagerduty alert demo-gateway-monitor/gateway-5xx"), "{out}");
+    assert!(out.contains("cleared: pagerduty alert demo-gateway-monitor/gateway-5xx"), "{out}");
     // Paging, escalation, acknowledgement, resolve — in that order.
     let alice = pos("page delivered: trigger to alice");
     let bob = pos("page delivered: trigger to bob");
