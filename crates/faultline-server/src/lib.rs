@@ -148,7 +148,7 @@ impl App {
             let _ = engine_stop.wait_for(|s| *s).await;
         });
         // Response workflow (driver + outbox worker); catches up on start.
-        let response_tasks = self.state.response.start(self.state.clock.clone(), stop_rx.clone());
+        let response_tasks = self.state.response.start(self.state.clock.clone(), self.config.tick_interval, stop_rx.clone());
         let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);

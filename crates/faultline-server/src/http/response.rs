@@ -72,16 +72,19 @@ impl ResponseState {
     /// Starts the response driver and the outbox worker; both stop when
     /// `stop` becomes true. On start the driver catches up every unread
     /// timeline and overdue escalation (the restart path).
-    pub fn start(&self, clock: Arc<dyn Clock>, stop: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    /// `tick` is the App's `Config::tick_interval`: the worker polls once a
+    /// tick and the driver four times (1 s and 250 ms in production; the
+    /// demo's accelerated clock shortens both).
+    pub fn start(&self, clock: Arc<dyn Clock>, tick: std::time::Duration, stop: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
         let now: faultline_engine::notify::NowFn = Arc::new(move || clock.now());
         let mut tasks = Vec::new();
         let mut s1 = stop.clone();
-        tasks.push(tokio::spawn(self.driver.clone().run(now.clone(), std::time::Duration::from_millis(250), async move {
+        tasks.push(tokio::spawn(self.driver.clone().run(now.clone(), tick / 4, async move {
             let _ = s1.wait_for(|s| *s).await;
         })));
         if let Some(w) = &self.worker {
             let mut s2 = stop;
-            tasks.push(tokio::spawn(w.clone().run(now, std::time::Duration::from_secs(1), async move {
+            tasks.push(tokio::spawn(w.clone().run(now, tick, async move {
                 let _ = s2.wait_for(|s| *s).await;
             })));
         }
