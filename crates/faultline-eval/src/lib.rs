@@ -14,6 +14,7 @@
 //! `faultline rca eval <dir> [--json]` to [`rca_eval`], [`render_table`] and
 //! [`render_json`]).
 
+pub mod code_path;
 pub mod load;
 
 use std::collections::BTreeMap;

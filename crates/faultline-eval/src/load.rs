@@ -22,6 +22,7 @@ use faultline_core::model::Interaction;
 use faultline_core::time::Timestamp;
 
 use crate::EvalError;
+use crate::code_path::{self, PathEvent, Paths, blamed_paths};
 
 /// Measure name of the per-call network time derived from spans; either end
 /// of the call may cause it (see `MetricSeries::shared`).
@@ -30,6 +31,10 @@ pub const NETWORK_GAP: &str = "network_time_ms";
 /// Measure name of a service's log code-path surprisal against the
 /// fault-free reference minute.
 pub const LOG_PATH: &str = "log_path_surprisal_nats";
+
+/// Measure name of a service's blamed code-path change share (see
+/// [`crate::code_path`]).
+pub const CODE_PATH: &str = "code_path_changed_share";
 
 /// Width of the bins that trace and log events are counted in.
 pub const EVENT_BIN_SECS: i64 = 10;
@@ -85,7 +90,7 @@ impl Builder {
                     }
                     let symptom = self.symptoms.contains(&measure);
                     let shared = measure == NETWORK_GAP;
-                    let events = shared || measure == LOG_PATH || measure.starts_with("span_");
+                    let events = shared || measure == LOG_PATH || measure == CODE_PATH || measure.starts_with("span_");
                     let reference_until = if events { self.reference_end } else { None };
                     MetricSeries { subject, measure, kind, points, symptom, shared, reference_until }
                 })
@@ -165,6 +170,15 @@ fn nezha_resource(col: &str) -> Option<&'static str> {
     }
 }
 
+/// Pod measures that describe what arrives at the pod rather than what the
+/// pod does: its client-side latency (its callees' time), and the traffic it
+/// is given — request rate (`PodWorkload`), syscalls and network bytes move
+/// with the load its callers send. They help find the change point but are
+/// not evidence that the pod is the origin.
+fn is_nezha_symptom(col: &str) -> bool {
+    col.starts_with("PodClient") || col.starts_with("PodWorkload") || col.starts_with("Syscall") || col.ends_with("Bytes")
+}
+
 fn nezha_pods(path: &Path, b: &mut Builder) -> Result<(), EvalError> {
     let mut r = open_csv(path)?;
     let cols = headers(&mut r, path)?;
@@ -187,7 +201,7 @@ fn nezha_pods(path: &Path, b: &mut Builder) -> Result<(), EvalError> {
                 Some(res) => Subject::Resource { service: svc.clone(), resource: res.into() },
                 None => Subject::Service { service: svc.clone() },
             };
-            if col.starts_with("PodClient") {
+            if is_nezha_symptom(col) {
                 b.symptoms.insert(col.clone());
             }
             b.push(subject, col, SeriesKind::Gauge, at, x);
@@ -264,7 +278,7 @@ fn bin_of(nanos: i64) -> Timestamp {
 
 /// Span counts and durations per service, per `EVENT_BIN_SECS` bin, and the
 /// caller → callee edges seen between spans of different services.
-fn nezha_traces(path: &Path, b: &mut Builder, bins: &mut BTreeSet<Timestamp>) -> Result<(), EvalError> {
+fn nezha_traces(path: &Path, b: &mut Builder, bins: &mut BTreeSet<Timestamp>, path_events: &mut Vec<PathEvent>) -> Result<(), EvalError> {
     let mut r = open_csv(path)?;
     let cols = headers(&mut r, path)?;
     let col = |n: &str| cols.iter().position(|c| c == n);
@@ -274,6 +288,7 @@ fn nezha_traces(path: &Path, b: &mut Builder, bins: &mut BTreeSet<Timestamp>) ->
         return Err(EvalError::Format { path: path.to_owned(), reason: "missing span columns".into() });
     };
     let opn = col("OperationName");
+    let tid = col("TraceID");
     // Per span: its service, whether it is an outgoing HTTP call (a client
     // span), and its duration in µs.
     let mut spans: BTreeMap<String, (String, bool, f64)> = BTreeMap::new();
@@ -289,6 +304,9 @@ fn nezha_traces(path: &Path, b: &mut Builder, bins: &mut BTreeSet<Timestamp>) ->
         per.entry((svc.clone(), bin)).or_default().push(d / 1000.0);
         let client = opn.and_then(|i| rec.get(i)).is_some_and(|o| o.starts_with("HTTP "));
         spans.insert(s.to_owned(), (svc.clone(), client, d));
+        if let (Some(trace), Some(op)) = (tid.and_then(|i| rec.get(i)), opn.and_then(|i| rec.get(i))) {
+            path_events.push(PathEvent { trace: trace.to_owned(), service: svc.clone(), at: st, event: format!("S:{op}"), span: Some((s.to_owned(), p.to_owned())) });
+        }
         if p != "root" {
             children.push((p.to_owned(), svc, d, bin));
         }
@@ -476,8 +494,9 @@ pub fn nezha_case(dataset: &Path, dir: &Path) -> Result<DiagnosisInput, EvalErro
         Some((_, bdir)) => {
             let mut end = None;
             let mut bins = BTreeSet::new();
+            let mut ref_paths = Vec::new();
             for f in minute_files(&bdir.join("minutes"), "_trace.csv.gz")? {
-                nezha_traces(&f, &mut b, &mut bins)?;
+                nezha_traces(&f, &mut b, &mut bins, &mut ref_paths)?;
             }
             let mut events = Vec::new();
             for f in minute_files(&bdir.join("minutes"), "_log.csv.gz")? {
@@ -486,19 +505,51 @@ pub fn nezha_case(dataset: &Path, dir: &Path) -> Result<DiagnosisInput, EvalErro
             if let Some(last) = bins.iter().next_back() {
                 end = Some(*last);
             }
-            Some((end, log_transitions(events)))
+            ref_paths.extend(events.iter().filter(|e| !e.0.0.is_empty()).map(|((trace, service), at, t)| PathEvent {
+                trace: trace.clone(),
+                service: service.clone(),
+                at: *at,
+                event: format!("L:{t}"),
+                span: None,
+            }));
+            Some((end, log_transitions(events), ref_paths))
         }
         None => None,
     };
     let mut bins = BTreeSet::new();
+    let mut case_paths = Vec::new();
     for f in &traces {
-        nezha_traces(f, &mut b, &mut bins)?;
+        nezha_traces(f, &mut b, &mut bins, &mut case_paths)?;
     }
     let mut events = Vec::new();
     for f in &logs {
         nezha_logs(f, &mut events)?;
     }
-    let Some((end, reference)) = reference_end else { return Ok(b.finish()) };
+    let Some((end, reference, ref_paths)) = reference_end else { return Ok(b.finish()) };
+    case_paths.extend(events.iter().filter(|e| !e.0.0.is_empty()).map(|((trace, service), at, t)| PathEvent {
+        trace: trace.clone(),
+        service: service.clone(),
+        at: *at,
+        event: format!("L:{t}"),
+        span: None,
+    }));
+    // Code-path change, blamed on the deepest changed service of each trace,
+    // as a share of the service's traces per bin (reference bins included).
+    let ref_paths = Paths::build(&ref_paths);
+    let path_model = code_path::PathModel::fit(&ref_paths);
+    let mut shares: BTreeMap<(String, Timestamp), (f64, f64)> = BTreeMap::new();
+    for p in [&ref_paths, &Paths::build(&case_paths)] {
+        for (svc, ps) in blamed_paths(p, &path_model) {
+            for (at, blamed) in ps {
+                let e = shares.entry((svc.clone(), bin_of(at))).or_default();
+                e.0 += f64::from(u8::from(blamed));
+                e.1 += 1.0;
+            }
+        }
+    }
+    for ((svc, bin), (k, n)) in shares {
+        b.push(Subject::Service { service: service(&svc, dir)? }, CODE_PATH, SeriesKind::Gauge, bin, k / (n + 1.0));
+    }
     let mut model: PathModel = BTreeMap::new();
     for (svc, _, from, to) in &reference {
         *model.entry((svc.clone(), from.clone())).or_default().entry(to.clone()).or_default() += 1.0;

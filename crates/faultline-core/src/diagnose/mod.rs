@@ -6,7 +6,8 @@
 //! own pre-change baseline with a robust z-score (median and IQR/MAD), and
 //! ranks the services that own the anomalous series. Graph direction then
 //! prefers the most downstream anomalous dependency that explains the
-//! symptoms upstream of it, and onset order breaks near-ties. Every candidate
+//! symptoms upstream of it (only a dependency whose anomaly began no later
+//! than the caller's explains it), and onset order breaks near-ties. Every candidate
 //! carries the evidence behind its rank as human-readable reasons.
 //!
 //! What it is not: no IO, no clock, no learning across incidents. The same
@@ -504,13 +505,14 @@ fn reasons(s: &ServiceScore, cfg: &DiagnosisConfig) -> Vec<String> {
 }
 
 /// Graph direction: a service whose (transitive) callee is anomalous with at
-/// least `explained_ratio` of its strength is explained by that callee; its
+/// least `explained_ratio` of its strength, from no later than the service's
+/// own onset, is explained by that callee; its
 /// score is scaled down so the most downstream anomalous dependency ranks first.
 fn apply_graph_direction(scores: &mut [ServiceScore], calls: &[Interaction], cfg: &DiagnosisConfig) {
     if calls.is_empty() {
         return;
     }
-    let strength: BTreeMap<ServiceName, f64> = scores.iter().map(|s| (s.service.clone(), s.strength)).collect();
+    let strength: BTreeMap<ServiceName, (f64, Option<Timestamp>)> = scores.iter().map(|s| (s.service.clone(), (s.strength, s.onset))).collect();
     let mut callees: BTreeMap<&ServiceName, BTreeSet<&ServiceName>> = BTreeMap::new();
     for c in calls {
         if c.caller != c.callee {
@@ -529,8 +531,15 @@ fn apply_graph_direction(scores: &mut [ServiceScore], calls: &[Interaction], cfg
             if !seen.insert(d) || *d == s.service {
                 continue;
             }
-            let ds = strength.get(d).copied().unwrap_or(0.0);
-            if ds >= cfg.anomaly_z && ds >= cfg.explained_ratio * s.strength {
+            let (ds, donset) = strength.get(d).copied().unwrap_or((0.0, None));
+            // A callee explains a caller only when its own anomaly began no
+            // later than the caller's: a consequence cannot precede its cause.
+            let precedes = match (donset, s.onset) {
+                (Some(a), Some(b)) => a <= b,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if precedes && ds >= cfg.anomaly_z && ds >= cfg.explained_ratio * s.strength {
                 explained.push(d.clone());
             }
             if let Some(next) = callees.get(d) {

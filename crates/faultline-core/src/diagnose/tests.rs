@@ -96,6 +96,29 @@ fn the_downstream_anomalous_dependency_outranks_the_callers_it_explains() {
 }
 
 #[test]
+fn a_callee_whose_anomaly_began_later_does_not_explain_its_caller() {
+    let score = |name: &str, strength: f64, onset_min: i64| ServiceScore {
+        service: svc(name),
+        strength,
+        onset: Some(Timestamp::from_secs(T0) + Duration::from_mins(onset_min)),
+        explained_by: Vec::new(),
+        score: strength,
+        evidence: Vec::new(),
+    };
+    let calls = [call("frontend", "cart"), call("frontend", "ads")];
+    // cart turned anomalous two minutes after the frontend (a consequence);
+    // ads at the same minute (a possible cause).
+    let mut scores = vec![score("frontend", 20.0, 18), score("cart", 15.0, 20)];
+    apply_graph_direction(&mut scores, &calls, &DiagnosisConfig::default());
+    assert!(scores[0].explained_by.is_empty(), "{scores:?}");
+    assert_eq!(scores[0].score, 20.0);
+    let mut scores = vec![score("frontend", 20.0, 18), score("ads", 15.0, 18)];
+    apply_graph_direction(&mut scores, &calls, &DiagnosisConfig::default());
+    assert_eq!(scores[0].explained_by, vec![svc("ads")]);
+    assert!(scores[0].score < 20.0);
+}
+
+#[test]
 fn flows_help_find_the_change_but_are_never_candidates() {
     let mut rng = SplitMix(3);
     let flow = Subject::Flow { flow: crate::ids::FlowName::new("checkout").unwrap() };

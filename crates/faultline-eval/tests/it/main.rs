@@ -56,7 +56,7 @@ fn online_boutique_metrics_only() {
     assert_eq!(r.layout, Layout::Nezha);
     assert_eq!(r.cases, 28);
     assert_eq!(r.errors, 0, "{:?}", r.per_case);
-    // Measured: AC@1 0.714, AC@3 0.786, Avg@5 0.793.
+    // Measured: AC@1 0.714, AC@3 0.786, Avg@5 0.779.
     assert!(r.ac1 >= 0.67, "AC@1 {}\n{}", r.ac1, render_table(std::slice::from_ref(&r)));
     assert!(r.ac3 >= 0.75, "AC@3 {}", r.ac3);
     assert!(r.avg5 >= 0.75, "Avg@5 {}", r.avg5);
@@ -68,14 +68,18 @@ fn train_ticket_metrics_traces_logs() {
     let Some(r) = eval("nezha-trainticket") else { return };
     assert_eq!(r.cases, 23);
     assert_eq!(r.errors, 0, "{:?}", r.per_case);
-    // Measured: AC@1 0.348 (8/23), AC@3 0.652 (15/23), Avg@5 0.600 — below
-    // Nezha; see docs/benchmarks.md. Thresholds one case below.
-    assert!(r.ac1 >= 0.30, "AC@1 {}\n{}", r.ac1, render_table(std::slice::from_ref(&r)));
-    assert!(r.ac3 >= 0.60, "AC@3 {}", r.ac3);
-    assert!(r.avg5 >= 0.55, "Avg@5 {}", r.avg5);
-    // Network delays are found from span network time (5 of 7 at rank 1).
+    // Measured: AC@1 0.435 (10/23), AC@3 0.739 (17/23), AC@5 0.870,
+    // Avg@5 0.696 — below Nezha; see docs/benchmarks.md. Thresholds one case below.
+    assert!(r.ac1 >= 0.39, "AC@1 {}\n{}", r.ac1, render_table(std::slice::from_ref(&r)));
+    assert!(r.ac3 >= 0.69, "AC@3 {}", r.ac3);
+    assert!(r.avg5 >= 0.65, "Avg@5 {}", r.avg5);
+    // Network delays are found from span network time (6 of 7 at rank 1).
     let delays_first = r.per_case.iter().filter(|c| c.fault_type == "network_delay" && c.rank == Some(1)).count();
-    assert!(delays_first >= 4, "{delays_first} network delays at rank 1");
+    assert!(delays_first >= 5, "{delays_first} network delays at rank 1");
+    // Code faults (return, exception): the faulty service's code path is
+    // among the top 3 in 7 of 12.
+    let code_top3 = r.per_case.iter().filter(|c| (c.fault_type == "return" || c.fault_type == "exception") && c.rank.is_some_and(|k| k <= 3)).count();
+    assert!(code_top3 >= 6, "{code_top3} code faults in the top 3");
     // Nezha's published per-case ranks are scored on exactly these cases.
     let nezha = r.published.iter().find(|p| p.method.contains("per-case")).expect("reference ranks");
     assert!(nezha.ac1.is_some_and(|a| (a - 20.0 / 23.0).abs() < 1e-9), "{nezha:?}");
