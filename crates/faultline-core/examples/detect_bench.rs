@@ -1,6 +1,8 @@
 //! Micro benchmark for detection (no criterion): throughput of `DetectorSet`
 //! over interaction windows, and `eval_series` over a 30-day series at
-//! 1-minute resolution. Run: `cargo run --release -p faultline-core --example detect_bench`.
+//! 1-minute resolution. Run: `cargo run --release -p faultline-core --example detect_bench
+//! [-- --windows N] [--detectors-only]` (default 5,000 windows of 200 interactions;
+//! a smaller N with `--detectors-only` suits `valgrind --tool=callgrind`).
 //!
 //! Not a test: it prints numbers for docs/benchmarks.md; it asserts only
 //! that work was done (findings/alerts counted) so nothing is optimised away.
@@ -23,7 +25,8 @@ fn main() {
             operation: format!("op{i}"),
         })
         .collect();
-    let windows = 5_000usize;
+    let args: Vec<String> = std::env::args().collect();
+    let windows: usize = args.iter().position(|a| a == "--windows").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(5_000);
     let mut signals = Vec::with_capacity(edges.len() * windows);
     for w in 0..windows {
         let start = Timestamp::from_secs(1_800_000_000 + w as i64 * 60);
@@ -64,6 +67,9 @@ fn main() {
         set.names().len()
     );
 
+    if args.iter().any(|a| a == "--detectors-only") {
+        return;
+    }
     let spec = &load_slo_specs(
         "version: prometheus/v1\nservice: s\nslos:\n- name: a\n  objective: 99.9\n  sli: {raw: {error_ratio_query: x}}\n  alerting: {name: A}\n",
         None,

@@ -9,7 +9,7 @@
 //! firing, so slow daily swings move the baseline and steps do not. Not here:
 //! deciding the incident class (the correlator does, from these findings).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::hysteresis::{CLEAR_WINDOWS, Hysteresis, HysteresisConfig, RobustBaseline, Transition};
 use super::{Detector, finding, literal_service, resource_subject};
@@ -90,15 +90,46 @@ fn pending_or_firing(h: &Hysteresis) -> bool {
     !matches!(h.state, super::hysteresis::HState::Quiet)
 }
 
+/// Requests into one service per recent window end (at most
+/// `INGRESS_WINDOWS`, in time order) and the baseline of older windows.
+#[derive(Clone, Debug)]
+struct Ingress {
+    recent: VecDeque<(Timestamp, u64)>,
+    base: RobustBaseline,
+}
+
+const INGRESS_WINDOWS: usize = 4;
+
+impl Ingress {
+    fn add(&mut self, end: Timestamp, requests: u64) {
+        match self.recent.iter_mut().rev().find(|(t, _)| *t == end) {
+            Some(slot) => slot.1 += requests,
+            None => {
+                let at = self.recent.partition_point(|(t, _)| *t < end);
+                self.recent.insert(at, (end, requests));
+            }
+        }
+        while self.recent.len() > INGRESS_WINDOWS {
+            if let Some((_, v)) = self.recent.pop_front() {
+                self.base.push(v as f64);
+            }
+        }
+    }
+}
+
 /// Per-interaction detectors: error-rate change, latency change, retry
-/// amplification, timeout saturation.
+/// amplification, timeout saturation. State lives in hash maps with a fixed
+/// (unkeyed, deterministic) hasher: nothing iterates them, so order does not
+/// matter, and lookups per window are the hot path of detection.
 #[derive(Clone, Debug, Default)]
 pub struct EdgeDetectors {
     pub config: EdgeConfig,
-    edges: BTreeMap<Interaction, EdgeState>,
-    /// Requests into each service per window end (for "ingress flat").
-    ingress: BTreeMap<String, BTreeMap<Timestamp, u64>>,
-    ingress_base: BTreeMap<String, RobustBaseline>,
+    /// Per interaction: indices of its caller's and callee's `ingress`, and
+    /// its detector state — one hash lookup per window.
+    edges: HashMap<Interaction, (u32, u32, EdgeState), crate::graph::FxBuild>,
+    /// Requests into each service (for "ingress flat"), by index.
+    ingress: Vec<Ingress>,
+    ingress_ids: HashMap<String, u32, crate::graph::FxBuild>,
     /// Findings whose condition stopped holding, for `take_cleared`.
     cleared: Vec<(String, Subject)>,
 }
@@ -108,14 +139,23 @@ impl EdgeDetectors {
         EdgeDetectors { config, ..Default::default() }
     }
 
-    /// The caller's ingress in the last complete window before `end`, and
-    /// its baseline.
-    fn caller_ingress(&mut self, caller: &str, end: Timestamp) -> Option<(f64, f64)> {
-        let windows = self.ingress.get(caller)?;
-        let (_, &last) = windows.range(..end).next_back()?;
-        let (base, _) = self.ingress_base.get_mut(caller)?.stats()?;
-        Some((last as f64, base))
+    fn ingress_id(&mut self, service: &str) -> u32 {
+        if let Some(&i) = self.ingress_ids.get(service) {
+            return i;
+        }
+        let i = self.ingress.len() as u32;
+        self.ingress.push(Ingress { recent: VecDeque::with_capacity(INGRESS_WINDOWS + 1), base: RobustBaseline::new(60, 5) });
+        self.ingress_ids.insert(service.to_owned(), i);
+        i
     }
+}
+
+/// A service's ingress in the last complete window before `end`, and its
+/// baseline.
+fn last_ingress(ing: &mut Ingress, end: Timestamp) -> Option<(f64, f64)> {
+    let &(_, last) = ing.recent.iter().rev().find(|(t, _)| *t < end)?;
+    let (base, _) = ing.base.stats()?;
+    Some((last as f64, base))
 }
 
 impl Detector for EdgeDetectors {
@@ -128,29 +168,24 @@ impl Detector for EdgeDetectors {
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Edge(w) = signal else { return Vec::new() };
         let end = w.start + w.length;
-        // Ingress bookkeeping for the callee (bounded to a few windows).
-        let callee = w.interaction.callee.as_str();
-        if !self.ingress.contains_key(callee) {
-            self.ingress.insert(callee.to_owned(), BTreeMap::new());
-            self.ingress_base.insert(callee.to_owned(), RobustBaseline::new(60, 5));
-        }
-        if let (Some(per), Some(base)) = (self.ingress.get_mut(callee), self.ingress_base.get_mut(callee)) {
-            *per.entry(end).or_insert(0) += w.requests;
-            while per.len() > 4 {
-                let Some((first, v)) = per.pop_first() else { break };
-                let _ = first;
-                base.push(v as f64);
+        let c = self.config;
+        // One hash lookup on the common path (the edge is known).
+        let (caller, callee, st) = match self.edges.get_mut(&w.interaction) {
+            Some(e) => e,
+            None => {
+                let caller = self.ingress_id(w.interaction.caller.as_str());
+                let callee = self.ingress_id(w.interaction.callee.as_str());
+                self.edges.entry(w.interaction.clone()).or_insert_with(|| (caller, callee, EdgeState::new(&c)))
             }
+        };
+        // Ingress bookkeeping for the callee (bounded to a few windows).
+        if let Some(ing) = self.ingress.get_mut(*callee as usize) {
+            ing.add(end, w.requests);
         }
-        if w.requests < self.config.min_requests {
+        if w.requests < c.min_requests {
             return Vec::new();
         }
-        let c = self.config;
-        let ingress = self.caller_ingress(w.interaction.caller.as_str(), end);
-        if !self.edges.contains_key(&w.interaction) {
-            self.edges.insert(w.interaction.clone(), EdgeState::new(&c));
-        }
-        let Some(st) = self.edges.get_mut(&w.interaction) else { return Vec::new() };
+        let ingress = self.ingress.get_mut(*caller as usize).and_then(|ing| last_ingress(ing, end));
         let subject = || Subject::Interaction { interaction: w.interaction.clone() };
         let req = w.requests as f64;
         let err = w.errors as f64 / req;
@@ -252,6 +287,9 @@ impl WindowGroups {
         self.close_before(end)
     }
     fn close_before(&mut self, t: Timestamp) -> Vec<(Timestamp, Vec<EdgeWindow>)> {
+        if nothing_before(&self.open, t) {
+            return Vec::new();
+        }
         let later = self.open.split_off(&t);
         let done = std::mem::replace(&mut self.open, later);
         done.into_iter().collect()
@@ -260,6 +298,9 @@ impl WindowGroups {
 
 /// `name[3]` → (`name`, true): shard children of a sharded service.
 fn shard_base(name: &str) -> Option<&str> {
+    if !name.ends_with(']') {
+        return None;
+    }
     let i = name.rfind('[')?;
     (name.ends_with(']') && name[i + 1..name.len() - 1].parse::<u32>().is_ok()).then(|| &name[..i])
 }
@@ -346,26 +387,53 @@ pub struct BroadFailureDetector {
     pub hysteresis: HysteresisConfig,
     open: BTreeMap<Timestamp, WindowSummary>,
     h: Hysteresis,
+    names: Names,
 }
 
-/// What one window says about callers and failing edges.
+/// Service names seen, interned (ids index `names`), with whether each is
+/// named like a resolver — so a window costs no string allocation. Grows with
+/// the number of distinct services, like the graph's own name table.
+#[derive(Clone, Debug, Default)]
+struct Names {
+    ids: HashMap<String, u32, crate::graph::FxBuild>,
+    names: Vec<(String, bool)>,
+}
+
+impl Names {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.ids.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push((name.to_owned(), is_resolver(name)));
+        self.ids.insert(name.to_owned(), i);
+        i
+    }
+    fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |n| n.0.as_str())
+    }
+    fn resolver(&self, id: u32) -> bool {
+        self.names.get(id as usize).is_some_and(|n| n.1)
+    }
+}
+
+/// What one window says about callers and failing edges (interned names).
 #[derive(Clone, Debug, Default)]
 struct WindowSummary {
-    callers: BTreeSet<String>,
+    callers: BTreeSet<u32>,
     /// (caller, callee) of every failing edge.
-    failing: BTreeSet<(String, String)>,
-    resolver: Option<String>,
-}
-
-fn insert(set: &mut BTreeSet<String>, s: &str) {
-    if !set.contains(s) {
-        set.insert(s.to_owned());
-    }
+    failing: BTreeSet<(u32, u32)>,
+    resolver: Option<u32>,
 }
 
 fn is_resolver(name: &str) -> bool {
     let lc = name.to_ascii_lowercase();
     ["dns", "discovery", "consul", "coredns", "registry", "eureka"].iter().any(|k| lc.contains(k))
+}
+
+/// `BTreeMap::split_off` allocates; most calls have nothing to close.
+fn nothing_before<V>(open: &BTreeMap<Timestamp, V>, t: Timestamp) -> bool {
+    open.first_key_value().is_none_or(|(k, _)| *k >= t)
 }
 
 impl Default for BroadFailureDetector {
@@ -379,31 +447,36 @@ impl Default for BroadFailureDetector {
             hysteresis: HysteresisConfig::counted(1.0, 0.67, 1, CLEAR_WINDOWS),
             open: BTreeMap::new(),
             h: Hysteresis::default(),
+            names: Names::default(),
         }
     }
 }
 
 impl BroadFailureDetector {
     fn close_before(&mut self, t: Timestamp) -> Vec<Finding> {
+        if nothing_before(&self.open, t) {
+            return Vec::new();
+        }
         let later = self.open.split_off(&t);
         let done = std::mem::replace(&mut self.open, later);
         let mut out = Vec::new();
         for (end, w) in done {
             // A caller failing only because its callee fails further down is
             // a cascade, not a resolution problem: keep the deepest failures.
-            let failing_out: BTreeSet<&str> = w.failing.iter().map(|(c, _)| c.as_str()).collect();
-            let roots: Vec<&(String, String)> = w.failing.iter().filter(|(_, callee)| !failing_out.contains(callee.as_str())).collect();
-            let callers: BTreeSet<&str> = roots.iter().map(|(c, _)| c.as_str()).collect();
-            let callees: BTreeSet<&str> = roots.iter().map(|(_, d)| d.as_str()).collect();
+            let failing_out: BTreeSet<u32> = w.failing.iter().map(|(c, _)| *c).collect();
+            let roots: Vec<&(u32, u32)> = w.failing.iter().filter(|(_, callee)| !failing_out.contains(callee)).collect();
+            let callers: BTreeSet<&str> = roots.iter().map(|(c, _)| self.names.name(*c)).collect();
+            let callees: BTreeSet<&str> = roots.iter().map(|(_, d)| self.names.name(*d)).collect();
+            let resolver = w.resolver.map(|r| self.names.name(r));
             let spread = callees.len() >= self.min_callees;
             let share_ok = w.callers.is_empty() || callers.len() * 2 >= w.callers.len();
             let mut value = if spread && share_ok { callers.len() as f64 / self.min_callers as f64 } else { 0.0 };
-            if w.resolver.is_some() {
+            if resolver.is_some() {
                 value = value.max(1.0);
             }
             if let Transition::Fired { since } = self.h.update(&self.hysteresis, value, end) {
                 let dns = || Subject::Resource { service: literal_service("dns"), resource: "resolution".into() };
-                let subject = w.resolver.as_deref().and_then(super::service_subject).unwrap_or_else(dns);
+                let subject = resolver.and_then(super::service_subject).unwrap_or_else(dns);
                 let mut f = finding(
                     "dependency_resolution_failure",
                     subject,
@@ -422,7 +495,7 @@ impl BroadFailureDetector {
                     w.callers.len(),
                     callees.len(),
                     callers.iter().copied().collect::<Vec<_>>().join(", "),
-                    w.resolver.as_deref().map(|r| format!("; resolver {r} failing")).unwrap_or_default()
+                    resolver.map(|r| format!("; resolver {r} failing")).unwrap_or_default()
                 );
                 out.push(f);
             }
@@ -438,21 +511,21 @@ impl Detector for BroadFailureDetector {
     fn observe(&mut self, signal: &Signal, _now: Timestamp) -> Vec<Finding> {
         let Signal::Edge(e) = signal else { return Vec::new() };
         let end = e.start + e.length;
-        let callee = e.interaction.callee.as_str();
-        let resolver = is_resolver(callee);
+        let callee = self.names.id(e.interaction.callee.as_str());
+        let resolver = self.names.resolver(callee);
         // A resolver that stops answering shows first as lookups piling up
         // in flight (they fail only at their timeout, seconds later).
         let stalled = resolver && e.in_flight.is_some_and(|f| f >= self.min_requests.max(e.requests));
         if e.requests >= self.min_requests || stalled {
+            let caller = self.names.id(e.interaction.caller.as_str());
             let w = self.open.entry(end).or_default();
-            let caller = e.interaction.caller.as_str();
-            insert(&mut w.callers, caller);
+            w.callers.insert(caller);
             let ratio = e.errors.max(e.timeouts) as f64 / e.requests.max(1) as f64;
             if ratio >= self.caller_error_ratio || (resolver && (ratio >= 0.05 || stalled)) {
                 if resolver {
-                    w.resolver = Some(callee.to_owned());
+                    w.resolver = Some(callee);
                 }
-                w.failing.insert((caller.to_owned(), callee.to_owned()));
+                w.failing.insert((caller, callee));
             }
         }
         self.close_before(end)
@@ -494,6 +567,9 @@ impl Default for CacheCollapseDetector {
 }
 
 impl Detector for CacheCollapseDetector {
+    fn reads_edges(&self) -> bool {
+        false
+    }
     fn name(&self) -> &'static str {
         "cache_collapse"
     }
@@ -568,6 +644,9 @@ impl Default for LeaderConflictDetector {
 }
 
 impl Detector for LeaderConflictDetector {
+    fn reads_edges(&self) -> bool {
+        false
+    }
     fn name(&self) -> &'static str {
         "leader_conflict"
     }

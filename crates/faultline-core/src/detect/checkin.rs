@@ -235,6 +235,9 @@ impl CheckInMonitor {
 }
 
 impl Detector for CheckInMonitor {
+    fn reads_edges(&self) -> bool {
+        false
+    }
     fn name(&self) -> &'static str {
         "missed_check_in"
     }

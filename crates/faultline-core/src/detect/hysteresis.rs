@@ -119,6 +119,11 @@ impl Hysteresis {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RobustBaseline {
     values: VecDeque<f64>,
+    /// The same values, sorted (kept in step with `values` by `push`;
+    /// rebuilt if it is not, e.g. after deserialising), so the median is
+    /// an index and the MAD a merge of the two sides — no selection.
+    #[serde(skip)]
+    sorted: Vec<f64>,
     capacity: usize,
     /// Fewer values than this: no baseline yet (warm-up).
     min_samples: usize,
@@ -134,6 +139,7 @@ impl RobustBaseline {
     pub fn new(capacity: usize, min_samples: usize) -> RobustBaseline {
         RobustBaseline {
             values: VecDeque::with_capacity(capacity),
+            sorted: Vec::with_capacity(capacity),
             capacity: capacity.max(1),
             min_samples: min_samples.max(1),
             cached: None,
@@ -144,10 +150,31 @@ impl RobustBaseline {
         if !v.is_finite() {
             return;
         }
-        if self.values.len() == self.capacity {
-            self.values.pop_front();
-        }
+        let in_step = self.sorted.len() == self.values.len();
+        let evicted = if self.values.len() == self.capacity { self.values.pop_front() } else { None };
         self.values.push_back(v);
+        if in_step {
+            // Values are finite, so `<` orders them. Replacing the evicted
+            // value moves only the elements between its slot and v's.
+            let s = &mut self.sorted;
+            match evicted {
+                Some(old) => {
+                    let i = s.partition_point(|x| *x < old).min(s.len() - 1);
+                    let j = s.partition_point(|x| *x < v);
+                    if j > i {
+                        s.copy_within(i + 1..j, i);
+                        s[j - 1] = v;
+                    } else {
+                        s.copy_within(j..i, j + 1);
+                        s[j] = v;
+                    }
+                }
+                None => {
+                    let j = s.partition_point(|x| *x < v);
+                    s.insert(j, v);
+                }
+            }
+        }
         self.stale += 1;
         // During warm-up every push matters; afterwards refresh periodically.
         if self.values.len() <= self.min_samples || self.stale >= REFRESH {
@@ -156,6 +183,10 @@ impl RobustBaseline {
     }
     pub fn len(&self) -> usize {
         self.values.len()
+    }
+    #[cfg(test)]
+    pub(crate) fn sorted_values(&self) -> &[f64] {
+        &self.sorted
     }
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
@@ -174,13 +205,53 @@ impl RobustBaseline {
         Some(s)
     }
 
-    fn compute(&self) -> (f64, f64) {
-        let mut v: Vec<f64> = self.values.iter().copied().collect();
-        let med = median_in_place(&mut v);
-        let mut dev: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
-        let mad = median_in_place(&mut dev) * 1.4826;
-        (med, mad)
+    fn compute(&mut self) -> (f64, f64) {
+        if self.sorted.len() != self.values.len() {
+            self.sorted = self.values.iter().copied().collect();
+            self.sorted.sort_by(f64::total_cmp);
+        }
+        let (med, mad) = sorted_median_mad(&self.sorted);
+        (med, mad * 1.4826)
     }
+}
+
+/// Median and (unscaled) median absolute deviation of sorted values, in
+/// O(n): the deviations left of the median grow leftwards and those right
+/// of it rightwards, so their k-th smallest is a merge of the two runs.
+/// Same definitions as `median_in_place` (even n: mean of the middle two).
+pub fn sorted_median_mad(v: &[f64]) -> (f64, f64) {
+    let n = v.len();
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let med = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    // Walk the deviations in increasing order up to index n/2.
+    let mut right = v.partition_point(|x| *x < med);
+    let mut left = right; // next on the left is left - 1
+    let mut prev = 0.0;
+    let mut cur = 0.0;
+    for _ in 0..=n / 2 {
+        let r = v.get(right).map(|x| x - med);
+        let l = left.checked_sub(1).map(|i| med - v[i]);
+        prev = cur;
+        cur = match (l, r) {
+            (Some(l), Some(r)) if l <= r => {
+                left -= 1;
+                l
+            }
+            (_, Some(r)) => {
+                right += 1;
+                r
+            }
+            (Some(l), None) => {
+                left -= 1;
+                l
+            }
+            (None, None) => break,
+        };
+    }
+    let mad = if n % 2 == 1 { cur } else { (prev + cur) / 2.0 };
+    (med, mad)
 }
 
 /// Median of a slice (reordered in place, O(n) selection); 0 when empty.

@@ -52,6 +52,9 @@ impl Default for ProbeFailureDetector {
 }
 
 impl Detector for ProbeFailureDetector {
+    fn reads_edges(&self) -> bool {
+        false
+    }
     fn name(&self) -> &'static str {
         "probe_failing"
     }
@@ -132,6 +135,9 @@ impl PartitionDetector {
 }
 
 impl Detector for PartitionDetector {
+    fn reads_edges(&self) -> bool {
+        false
+    }
     fn name(&self) -> &'static str {
         "network_partition"
     }
@@ -223,6 +229,9 @@ impl Default for CanaryDetector {
 }
 
 impl Detector for CanaryDetector {
+    fn reads_edges(&self) -> bool {
+        false
+    }
     fn name(&self) -> &'static str {
         "canary_divergence"
     }
@@ -296,6 +305,9 @@ impl Default for SourceVanishedDetector {
 }
 
 impl Detector for SourceVanishedDetector {
+    fn reads_edges(&self) -> bool {
+        false
+    }
     fn name(&self) -> &'static str {
         "telemetry_vanished"
     }
@@ -364,6 +376,9 @@ impl Default for WrongAnswerDetector {
 }
 
 impl Detector for WrongAnswerDetector {
+    fn reads_edges(&self) -> bool {
+        false
+    }
     fn name(&self) -> &'static str {
         "wrong_answers"
     }

@@ -500,3 +500,34 @@ fn slope_t_separates_trends_from_noise() {
     assert_eq!(super::trend::slope_t(&series(&|_| 5.0)), 0.0);
     assert_eq!(super::trend::slope_t(&[]), 0.0);
 }
+
+#[test]
+fn sorted_median_mad_matches_selection_and_the_baseline_stays_in_step() {
+    use super::hysteresis::{median_in_place, sorted_median_mad};
+    let mut rng = Rng(11);
+    for n in 0..40usize {
+        // Duplicates on purpose (rounded values).
+        let v: Vec<f64> = (0..n).map(|_| (rng.next() * 8.0).round()).collect();
+        let mut a = v.clone();
+        let med = median_in_place(&mut a);
+        let mut dev: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
+        let mad = median_in_place(&mut dev);
+        let mut sorted = v.clone();
+        sorted.sort_by(f64::total_cmp);
+        assert_eq!(sorted_median_mad(&sorted), (med, mad), "{v:?}");
+    }
+    // The rolling sorted copy stays in step with the window at every push.
+    let mut b = RobustBaseline::new(7, 1);
+    let mut window: std::collections::VecDeque<f64> = Default::default();
+    for _ in 0..200 {
+        let x = (rng.next() * 20.0).round();
+        b.push(x);
+        window.push_back(x);
+        if window.len() > 7 {
+            window.pop_front();
+        }
+        let mut want: Vec<f64> = window.iter().copied().collect();
+        want.sort_by(f64::total_cmp);
+        assert_eq!(b.sorted_values(), want.as_slice());
+    }
+}

@@ -149,6 +149,9 @@ pub struct ExhaustionDetector {
     cleared: Vec<(String, crate::finding::Subject)>,
 }
 
+/// How many fit spans ahead a trend may be extrapolated.
+const EXTRAPOLATION: i64 = 2;
+
 /// Fewest points a draining trend is judged on.
 const MIN_TREND_POINTS: usize = 10;
 
@@ -179,6 +182,9 @@ fn key(m: &MetricPoint) -> (String, String) {
 }
 
 impl Detector for ExhaustionDetector {
+    fn reads_edges(&self) -> bool {
+        false
+    }
     fn name(&self) -> &'static str {
         "resource_exhaustion"
     }
@@ -211,10 +217,16 @@ impl Detector for ExhaustionDetector {
         let pts: Vec<(Timestamp, f64)> = q.iter().copied().collect();
         let usage = used / size;
         let tte = time_to_exhaustion(&pts, m.at);
+        // A line is not extrapolated further than twice the span it was
+        // fitted on (its prediction interval widens with the distance): with
+        // 1 s windows a 30-point fit looks 60 s ahead, with 1 min windows
+        // the configured horizon (30 min) applies.
+        let span = pts.last().map_or(Duration::ZERO, |l| l.0 - pts[0].0);
+        let horizon = self.horizon.min(Duration::from_millis(span.as_millis().saturating_mul(EXTRAPOLATION)));
         // A trend needs enough points to be one (t from 3 points is noise).
         let significant = pts.len() >= MIN_TREND_POINTS.min(self.points) && slope_t(&pts) <= -self.min_t;
         let value = match tte {
-            Some(t) if usage >= self.min_usage && significant => self.horizon.as_secs_f64() / t.as_secs_f64().max(1e-3),
+            Some(t) if usage >= self.min_usage && significant => horizon.as_secs_f64() / t.as_secs_f64().max(1e-3),
             _ if usage >= 0.999 && pts.len() >= 3 => 1e6, // already exhausted
             // Once fired, a resource still nearly used up stays firing (the
             // slope flattens at the ceiling; clearing there would flap).
@@ -234,7 +246,7 @@ impl Detector for ExhaustionDetector {
                     "time_to_exhaustion_s",
                     tte.map_or(0.0, |t| t.as_secs_f64()),
                     Some(usage),
-                    Some(self.horizon.as_secs_f64()),
+                    Some(horizon.as_secs_f64()),
                     pts.last().map_or(Duration::ZERO, |l| l.0 - pts[0].0),
                 );
                 f.evidence.measure = format!("time_to_exhaustion_s (usage {:.0}%)", usage * 100.0);
@@ -282,6 +294,9 @@ impl Default for QueueGrowthDetector {
 }
 
 impl Detector for QueueGrowthDetector {
+    fn reads_edges(&self) -> bool {
+        false
+    }
     fn name(&self) -> &'static str {
         "queue_growth"
     }

@@ -44,9 +44,12 @@ impl Default for ZonePartitionDetector {
     }
 }
 
+/// (requests, errors) by unordered zone pair.
+type CrossZone<'a> = BTreeMap<(&'a str, &'a str), (u64, u64)>;
+
 /// Requests and errors of one window, by unordered zone pair and inside zones.
-fn split(w: &EdgeWindow) -> (BTreeMap<(&str, &str), (u64, u64)>, (u64, u64)) {
-    let mut cross: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
+fn split(w: &EdgeWindow) -> (CrossZone<'_>, (u64, u64)) {
+    let mut cross: CrossZone<'_> = BTreeMap::new();
     let mut same = (0, 0);
     for z in &w.zones {
         let (a, b) = (z.caller_zone.as_str(), z.callee_zone.as_str());

@@ -30,9 +30,10 @@ pub enum Onset {
     FirstFailure { caller: &'static str, callee: &'static str },
     /// A draining resource (`metric` on `subject`): the first window at or
     /// after the fault start at which the least-squares slope of the metric
-    /// over the last `TREND_WINDOWS` windows is significantly positive
-    /// (t ≥ 3) — when a `deriv()` over that range on a dashboard first tells
-    /// the trend from noise. Before that a leak is not visible in the data.
+    /// over the last `TREND_WINDOWS` windows is more significant than noise
+    /// ever made it in the fault-free run of the same world (and t ≥ 3) —
+    /// when a `deriv()` over that range first tells the trend from an hour
+    /// of noise. Before that a leak is not visible in the data.
     Trend { metric: &'static str, subject: &'static str },
 }
 
@@ -102,9 +103,39 @@ pub fn detect(sc: &Scenario, seed: Option<u64>) -> (Vec<Seen>, Series) {
     (seen, run.series)
 }
 
+/// Windows at the start of a run in which the world fills up from empty
+/// (a ramp that is neither noise nor fault); trend fits leave them out.
+pub const WARMUP_WINDOWS: u32 = 10;
+
+/// Fewest points of a trend fit.
+pub const MIN_FIT: usize = 10;
+
+/// (window, start s, value) of a metric after the warm-up.
+fn steady(series: &Series, metric: &str, subject: &str) -> Vec<(u32, f64, f64)> {
+    series.metric(metric, subject).into_iter().filter(|r| r.window >= WARMUP_WINDOWS).map(|r| (r.window, series.window_start_s(r.window), r.value)).collect()
+}
+
+/// The t statistic of the trailing `TREND_WINDOWS`-point fit ending at `i`
+/// (0 with fewer than `MIN_FIT` points: a handful of points is no trend).
+fn trailing_t(pts: &[(u32, f64, f64)], i: usize) -> f64 {
+    if i + 1 < MIN_FIT {
+        return 0.0;
+    }
+    let fit: Vec<(f64, f64)> = pts[(i + 1).saturating_sub(TREND_WINDOWS)..=i].iter().map(|p| (p.1, p.2)).collect();
+    slope_t(&fit)
+}
+
+/// The largest trailing-fit t statistic of a metric anywhere in a series
+/// (after the warm-up).
+pub fn max_trend_t(series: &Series, metric: &str, subject: &str) -> f64 {
+    let pts = steady(series, metric, subject);
+    (0..pts.len()).map(|i| trailing_t(&pts, i)).fold(0.0, f64::max)
+}
+
 /// The visible onset in seconds of virtual time (start of the first window
-/// in which the fault shows), by the scenario's rule.
-pub fn onset_s(rule: Onset, series: &Series, fault_start_s: f64) -> f64 {
+/// in which the fault shows), by the scenario's rule; `quiet` is the same
+/// world's fault-free series (the noise a trend must beat).
+pub fn onset_s(rule: Onset, series: &Series, quiet: &Series, fault_start_s: f64) -> f64 {
     let ws = series.window_s;
     let first_window = (fault_start_s / ws).floor() as u32;
     match rule {
@@ -116,15 +147,9 @@ pub fn onset_s(rule: Onset, series: &Series, fault_start_s: f64) -> f64 {
             .find(|r| r.errors + r.timeouts + r.rejected > 0 || (r.attempts > 0 && 2 * (r.ok + r.errors + r.timeouts) < r.attempts))
             .map_or(fault_start_s, |r| series.window_start_s(r.window)),
         Onset::Trend { metric, subject } => {
-            let pts: Vec<(u32, f64, f64)> =
-                series.metric(metric, subject).into_iter().map(|r| (r.window, series.window_start_s(r.window), r.value)).collect();
-            (0..pts.len())
-                .filter(|&i| pts[i].0 >= first_window)
-                .find(|&i| {
-                    let fit: Vec<(f64, f64)> = pts[(i + 1).saturating_sub(TREND_WINDOWS)..=i].iter().map(|p| (p.1, p.2)).collect();
-                    slope_t(&fit) >= 3.0
-                })
-                .map_or(fault_start_s, |i| pts[i].1)
+            let noise = max_trend_t(quiet, metric, subject).max(3.0);
+            let pts = steady(series, metric, subject);
+            (0..pts.len()).filter(|&i| pts[i].0 >= first_window).find(|&i| trailing_t(&pts, i) > noise).map_or(fault_start_s, |i| pts[i].1)
         }
     }
 }
@@ -159,21 +184,26 @@ pub fn slope_t(pts: &[(f64, f64)]) -> f64 {
 /// Runs one built-in scenario (seed 1, not defended) and its fault-free
 /// world for `fault_free_s` seconds of virtual time.
 pub fn run(name: &str, fault_free_s: f64) -> Result<Row, String> {
+    run_seeded(name, fault_free_s, 1)
+}
+
+/// `run` with another simulator seed.
+pub fn run_seeded(name: &str, fault_free_s: f64, seed: u64) -> Result<Row, String> {
     let (_, kinds, rule) = EXPECTED.iter().find(|(n, ..)| *n == name).ok_or_else(|| format!("no expectation for {name}"))?;
     let sc = faultline_sim::builtin::load(name, false).ok_or_else(|| format!("no built-in scenario {name}"))?.map_err(|e| e.to_string())?;
     let fault_start_s = sc.faults.iter().map(|f| f.at.0).reduce(f64::min).unwrap_or(0.0);
-    let (findings, series) = detect(&sc, Some(1));
-    let onset = onset_s(*rule, &series, fault_start_s);
+    let (findings, series) = detect(&sc, Some(seed));
+    let mut quiet = sc.clone();
+    quiet.faults.clear();
+    quiet.duration = Dur(fault_free_s);
+    let (fault_free, quiet_series) = detect(&quiet, Some(seed));
+    let onset = onset_s(*rule, &series, &quiet_series, fault_start_s);
     let ws = series.window_s;
     let first = findings
         .iter()
         .filter(|s| kinds.contains(&s.finding.kind.as_str()) && s.emitted_s > fault_start_s)
         .min_by(|a, b| a.emitted_s.total_cmp(&b.emitted_s))
         .map(|s| (s.clone(), ((s.emitted_s - onset) / ws).round()));
-    let mut quiet = sc.clone();
-    quiet.faults.clear();
-    quiet.duration = Dur(fault_free_s);
-    let (fault_free, _) = detect(&quiet, Some(1));
     Ok(Row {
         scenario: name.to_owned(),
         expected: kinds.to_vec(),

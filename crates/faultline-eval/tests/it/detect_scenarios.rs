@@ -17,7 +17,9 @@ fn every_scenario_is_detected_within_two_windows_and_a_quiet_hour_finds_nothing(
     for r in &rows {
         let Some((seen, delay)) = &r.first else { panic!("{}: no {:?} finding\n{table}", r.scenario, r.expected) };
         assert!(*delay <= 2.0, "{}: {} fired {delay} windows after the visible onset\n{table}", r.scenario, seen.label());
-        assert!(seen.emitted_s >= r.onset_s, "{}: fired before the visible onset\n{table}", r.scenario);
+        // Firing before the onset is allowed: a detector may see a trend
+        // before it beats an hour of noise on the oracle's single statistic.
+        assert!(seen.emitted_s > r.fault_start_s, "{}: fired before the fault\n{table}", r.scenario);
         assert!(r.fault_free.is_empty(), "{}: {} findings in the fault-free hour\n{table}", r.scenario, r.fault_free.len());
     }
 }

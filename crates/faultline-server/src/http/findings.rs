@@ -1,6 +1,7 @@
 //! `GET /api/v1/findings[?active=true]`: the findings in open incidents, each
-//! with its evidence (measure, observed value, baseline, threshold, window)
-//! and the incident it joined. Read from the engine's snapshot; nothing is
+//! with its evidence (measure, observed value, baseline, threshold, window,
+//! and exemplar trace ids of failing or slow calls where spans taught the
+//! graph) and the incident it joined. Read from the engine's snapshot; nothing is
 //! computed here.
 
 use axum::Json;
