@@ -137,6 +137,8 @@ pub fn decode_traces_protobuf(bytes: &[u8]) -> Result<DecodedSpans<'_>, DecodeEr
 fn resource_spans<'a>(parent: &Reader<'a>, b: &'a [u8], out: &mut DecodedSpans<'a>) -> Result<(), DecodeError> {
     // First the resource (it may come after the spans on the wire).
     let mut service: Option<&'a str> = None;
+    // `cloud.availability_zone` is a resource attribute: copied onto each span.
+    let mut zone: Option<AttrValue<'a>> = None;
     let mut r = parent.nested(b);
     while !r.is_empty() {
         let (f, wt) = r.key()?;
@@ -149,8 +151,10 @@ fn resource_spans<'a>(parent: &Reader<'a>, b: &'a [u8], out: &mut DecodedSpans<'
                 if f == 1 {
                     rr.expect(wt, LEN)?;
                     let kv = rr.bytes()?;
-                    if let Some((_, v)) = key_value(&rr, kv, |k| k == "service.name")? {
-                        service = service_name(v).or(service);
+                    match key_value(&rr, kv, |k| k == "service.name" || k == "cloud.availability_zone")? {
+                        Some(("service.name", v)) => service = service_name(v).or(service),
+                        Some((_, v)) => zone = Some(v),
+                        None => {}
                     }
                 } else {
                     rr.skip(f, wt)?;
@@ -173,7 +177,7 @@ fn resource_spans<'a>(parent: &Reader<'a>, b: &'a [u8], out: &mut DecodedSpans<'
                 if f == 2 {
                     sr.expect(wt, LEN)?;
                     let sb = sr.bytes()?;
-                    span(&sr, sb, service, out)?;
+                    span(&sr, sb, service, zone.as_ref(), out)?;
                 } else {
                     sr.skip(f, wt)?;
                 }
@@ -192,10 +196,13 @@ fn service_name(v: AttrValue<'_>) -> Option<&str> {
     }
 }
 
-fn span<'a>(parent: &Reader<'a>, b: &'a [u8], service: &'a str, out: &mut DecodedSpans<'a>) -> Result<(), DecodeError> {
+fn span<'a>(parent: &Reader<'a>, b: &'a [u8], service: &'a str, zone: Option<&AttrValue<'a>>, out: &mut DecodedSpans<'a>) -> Result<(), DecodeError> {
     let mut r = parent.nested(b);
     let (mut trace, mut id, mut par): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
     let mut s = Span { service: Cow::Borrowed(service), ..Span::default() };
+    if let Some(z) = zone {
+        s.attributes.set("cloud.availability_zone", z.clone());
+    }
     let mut events: Vec<&'a [u8]> = Vec::new();
     let mut links: Vec<&'a [u8]> = Vec::new();
     while !r.is_empty() {
@@ -329,6 +336,11 @@ pub fn spans_from_request(req: &ExportTraceServiceRequest) -> DecodedSpans<'stat
     let mut out = DecodedSpans::default();
     for rs in &req.resource_spans {
         let service = rs.resource.as_ref().and_then(|r| resource_service(&r.attributes)).unwrap_or(UNKNOWN_SERVICE);
+        let zone = rs
+            .resource
+            .as_ref()
+            .and_then(|r| r.attributes.iter().rfind(|kv| kv.key == "cloud.availability_zone"))
+            .and_then(|kv| kv.value.as_ref().and_then(attr_value));
         for ss in &rs.scope_spans {
             for sp in &ss.spans {
                 let (t, i, p) = match ids(&sp.trace_id, &sp.span_id, &sp.parent_span_id) {
@@ -349,6 +361,9 @@ pub fn spans_from_request(req: &ExportTraceServiceRequest) -> DecodedSpans<'stat
                     end_unix_nanos: sp.end_time_unix_nano,
                     ..Span::default()
                 };
+                if let Some(z) = &zone {
+                    s.attributes.set("cloud.availability_zone", z.clone());
+                }
                 for kv in &sp.attributes {
                     if SpanAttributes::wants(&kv.key)
                         && let Some(v) = kv.value.as_ref().and_then(attr_value)

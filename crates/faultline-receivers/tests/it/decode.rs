@@ -166,6 +166,26 @@ fn semantic_attributes_are_extracted() {
     assert!(matches!(sp.service, std::borrow::Cow::Borrowed(_)), "the fast path borrows");
 }
 
+#[test]
+fn the_resource_availability_zone_reaches_every_span_in_both_decoders() {
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource { attributes: vec![s("cloud.availability_zone", "eu-west-1a"), s("service.name", "web")], ..Default::default() }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span { trace_id: vec![1; 16], span_id: vec![2; 8], kind: 3, ..Default::default() }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let bytes = req.encode_to_vec();
+    let fast = decode_traces_protobuf(&bytes).unwrap();
+    let slow = spans_from_request(&req);
+    for sp in [&fast.spans[0], &slow.spans[0]] {
+        assert_eq!((sp.service.as_ref(), sp.attributes.availability_zone.as_deref()), ("web", Some("eu-west-1a")));
+    }
+}
+
 /// The OTLP/JSON example of the spec: hex ids, lowerCamelCase, enums as
 /// numbers, int64 as a string.
 const SPEC_JSON: &str = r#"{
