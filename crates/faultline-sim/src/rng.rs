@@ -72,10 +72,45 @@ impl Rng {
         lo + (hi - lo) * self.f64()
     }
 
-    /// Exponential with the given mean.
+    /// Exponential with the given mean, by the ziggurat method (Marsaglia and
+    /// Tsang 2000; 256 layers): ≈ 99 % of samples cost one 64-bit draw, a
+    /// multiply and a compare; the rest take a wedge or tail test with one
+    /// `exp` or `ln`. Exact in distribution (not an approximation).
     #[inline]
     pub fn exp(&mut self, mean: f64) -> f64 {
-        -mean * self.f64_open0().ln()
+        mean * self.exp1()
+    }
+
+    /// Standard exponential (mean 1), by the ziggurat.
+    #[inline]
+    pub fn exp1(&mut self) -> f64 {
+        let z = ExpZiggurat::get();
+        loop {
+            let bits = self.next_u64();
+            // Low 8 bits pick the layer; the top 53 bits give an independent uniform.
+            let i = (bits & 0xff) as usize;
+            let u = (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+            let x = u * z.x[i];
+            if x < z.x[i + 1] {
+                return x;
+            }
+            if let Some(x) = self.exp1_slow(z, i, x) {
+                return x;
+            }
+        }
+    }
+
+    /// The ziggurat's rare paths: the tail beyond the base layer and the
+    /// wedges (rejection against the density).
+    #[cold]
+    #[inline(never)]
+    fn exp1_slow(&mut self, z: &ExpZiggurat, i: usize, x: f64) -> Option<f64> {
+        if i == 0 {
+            // The exponential's tail beyond r is r + Exp(1) (memorylessness).
+            return Some(EXP_ZIG_R - self.f64_open0().ln());
+        }
+        let y = z.f[i] + self.f64() * (z.f[i + 1] - z.f[i]);
+        (y < (-x).exp()).then_some(x)
     }
 
     /// Uniform integer in [0, n); n must be > 0 (returns 0 for n == 0).
@@ -98,6 +133,44 @@ impl Rng {
         let u1 = self.f64_open0();
         let u2 = self.f64();
         mean + sd * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+/// Right edge of the exponential ziggurat's base layer, and the area of each
+/// of its 256 layers (Marsaglia and Tsang 2000, table for n = 256).
+const EXP_ZIG_R: f64 = 7.697_117_470_131_487;
+const EXP_ZIG_V: f64 = 3.949_659_822_581_572e-3;
+
+/// Layer edges `x[i]` (x[0] is the base layer's virtual width v/f(r),
+/// x[1] = r, decreasing to x[256] = 0) and densities f[i] = e^-x[i].
+struct ExpZiggurat {
+    x: [f64; 257],
+    f: [f64; 257],
+}
+
+impl ExpZiggurat {
+    fn build() -> ExpZiggurat {
+        let mut x = [0.0; 257];
+        let mut f = [0.0; 257];
+        let fr = (-EXP_ZIG_R).exp();
+        x[0] = EXP_ZIG_V / fr;
+        x[1] = EXP_ZIG_R;
+        for i in 2..256 {
+            // Layer i-1 has area v: x[i-1] * (f(x[i]) - f(x[i-1])) = v.
+            x[i] = -(EXP_ZIG_V / x[i - 1] + (-x[i - 1]).exp()).ln();
+        }
+        x[256] = 0.0;
+        for i in 0..257 {
+            f[i] = (-x[i]).exp();
+        }
+        f[0] = 0.0; // the base layer's floor
+        ExpZiggurat { x, f }
+    }
+
+    #[inline]
+    fn get() -> &'static ExpZiggurat {
+        static TABLES: std::sync::OnceLock<ExpZiggurat> = std::sync::OnceLock::new();
+        TABLES.get_or_init(ExpZiggurat::build)
     }
 }
 
@@ -164,6 +237,32 @@ mod tests {
         let m = xs.iter().sum::<f64>() / n as f64;
         let v = xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n as f64;
         assert!((m - 10.0).abs() < 0.03 && (v.sqrt() - 2.0).abs() < 0.03, "{m} {v}");
+    }
+
+    #[test]
+    fn ziggurat_exponential_matches_the_cdf_and_the_tail() {
+        let mut r = Rng::new(11);
+        let n = 1_000_000;
+        let mut xs: Vec<f64> = (0..n).map(|_| r.exp1()).collect();
+        xs.sort_by(f64::total_cmp);
+        // Kolmogorov–Smirnov distance to 1 - e^-x; the 0.1 % critical value is 1.95/√n.
+        let d = xs
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                let cdf = 1.0 - (-x).exp();
+                (cdf - i as f64 / n as f64).abs().max((cdf - (i + 1) as f64 / n as f64).abs())
+            })
+            .fold(0.0, f64::max);
+        assert!(d < 1.95 / (n as f64).sqrt(), "KS distance {d}");
+        // The tail beyond the base layer (r ≈ 7.7) and the wedges are exercised.
+        let beyond_8 = xs.iter().filter(|&&x| x > 8.0).count() as f64;
+        let expect = n as f64 * (-8.0f64).exp(); // ≈ 335
+        assert!((beyond_8 - expect).abs() < 5.0 * expect.sqrt(), "{beyond_8} vs {expect}");
+        assert!(xs[0] >= 0.0 && xs[n - 1] > 12.0);
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64;
+        assert!((mean - 1.0).abs() < 0.005 && (var - 1.0).abs() < 0.01, "{mean} {var}");
     }
 
     #[test]

