@@ -891,7 +891,8 @@ impl World {
         self.series
     }
 
-    #[inline]
+    /// Inlined into the event loop: one call per event less.
+    #[inline(always)]
     fn handle(&mut self, ev: Ev) {
         match ev {
             Ev::Arrive { src, epoch } => self.on_arrive(src, epoch),
