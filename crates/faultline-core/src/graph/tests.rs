@@ -529,3 +529,46 @@ fn edge_windows_carry_the_zone_split_and_bounded_exemplars_of_failing_calls() {
     let failing: Vec<String> = (0..20u8).filter(|k| k % 2 == 1).map(|k| TraceId([k + 1; 16]).to_hex()).collect();
     assert!(w.exemplar_trace_ids.iter().all(|t| failing.contains(t)), "{:?}", w.exemplar_trace_ids);
 }
+
+#[test]
+fn findings_on_an_edge_carry_exemplar_trace_ids_of_its_failing_calls() {
+    // Spans → graph windows → detectors: 25 windows of 30 web → db calls,
+    // half of them failing from window 20; the error finding names failing traces.
+    let mut g = DependencyGraph::default();
+    let mut set = crate::detect::DetectorSet::standard();
+    let trace = |n: u32| {
+        let mut t = [7u8; 16];
+        t[..4].copy_from_slice(&n.to_be_bytes());
+        TraceId(t)
+    };
+    let mut failing = Vec::new();
+    let mut found = Vec::new();
+    for w in 0..25i64 {
+        let mut spans = Vec::new();
+        for k in 0..30u32 {
+            let n = w as u32 * 100 + k;
+            let start = T0 + w * 10_000 + k as i64 * 100;
+            let fails = w >= 20 && k % 2 == 0;
+            let mut client = span("web", SpanKind::Client, "query", 0, 1, Some(9)).at(start, 5.0);
+            client.0.trace_id = trace(n);
+            if fails {
+                client = client.error();
+                failing.push(trace(n).to_hex());
+            }
+            let mut server = span("db", SpanKind::Server, "SELECT", 0, 2, Some(1)).at(start + 1, 3.0);
+            server.0.trace_id = trace(n);
+            spans.push(client);
+            spans.push(server);
+        }
+        feed(&mut g, spans, T0 + w * 10_000 + 9_000);
+        for s in g.tick(ms(T0 + w * 10_000 + 9_500)) {
+            found.extend(set.observe(&s, s.at()));
+        }
+    }
+    for s in g.tick(ms(T0 + 400_000)) {
+        found.extend(set.observe(&s, s.at()));
+    }
+    let f = found.iter().find(|f| f.kind == "error_rate_change").expect("an error finding");
+    assert!(!f.evidence.exemplar_trace_ids.is_empty() && f.evidence.exemplar_trace_ids.len() <= crate::signal::MAX_EXEMPLARS);
+    assert!(f.evidence.exemplar_trace_ids.iter().all(|t| failing.contains(t)), "{:?}", f.evidence.exemplar_trace_ids);
+}
