@@ -1516,7 +1516,7 @@ impl World {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn finish_req(&mut self, r: u32, ok: bool) {
         let now = self.q.now();
         let s = self.reqs.items[r as usize].svc;
@@ -1530,7 +1530,7 @@ impl World {
     }
 
     /// Frees a request and answers its caller, if the caller still waits for it.
-    #[inline]
+    #[inline(always)]
     fn respond(&mut self, r: u32, ok: bool) {
         let req = self.reqs.items[r as usize];
         self.reqs.items[r as usize].live = false;
