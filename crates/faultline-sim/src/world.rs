@@ -1468,6 +1468,7 @@ impl World {
         self.continue_steps(r, true);
     }
 
+    #[inline(always)]
     fn continue_steps(&mut self, r: u32, prev_ok: bool) {
         if !prev_ok {
             let s = self.reqs.items[r as usize].svc;
