@@ -15,16 +15,24 @@
 //! symptoms join them: the correlator's groups and their incidents are
 //! saved in the store after every turn that changed them and restored when
 //! the engine starts (`Engine::restore`).
+//!
+//! Group commit: a turn takes every event already waiting (up to
+//! `MAX_TURN_EVENTS`) and writes what they decided — incidents opened, each
+//! incident's new events, the correlator state — in ONE transaction
+//! (`Store::commit_turn`), so an alert storm costs one commit per turn
+//! rather than one per alert, and a crash can never leave an incident the
+//! saved state does not know. Senders of `Event::DurableSignals` are told
+//! after that commit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use faultline_core::correlate::{GroupId, MemberKey, Topology};
-use faultline_core::incident::{Actor, Command, Incident, IncidentEvent, TransitionError};
+use faultline_core::incident::{Actor, Command, Incident, IncidentEvent, TimelineEvent, TransitionError};
 use faultline_core::pipeline::{IncidentAction, Pipeline};
 use faultline_core::signal::Signal;
 use faultline_core::{Finding, IncidentId, Subject, Timestamp};
-use faultline_store::{Store, StoreError, commands};
+use faultline_store::{Store, StoreError, Turn, commands};
 use tokio::sync::{mpsc, oneshot};
 
 pub mod notify;
@@ -35,6 +43,12 @@ pub mod response;
 #[derive(Debug)]
 pub enum Event {
     Signals(Vec<Signal>),
+    /// Signals whose sender waits until they are committed: `committed`
+    /// gets `true` once the turn that processed them is in the store (the
+    /// incidents it opened or changed and the correlator state, in one
+    /// transaction), `false` if that commit failed. Alert ingest answers
+    /// 200 only then, so an accepted alert survives a kill -9.
+    DurableSignals { signals: Vec<Signal>, committed: oneshot::Sender<bool> },
     Finding(Finding),
     Cleared { kind: String, subject: Subject },
     /// An external alert was acknowledged at its source (PagerDuty Events
@@ -69,6 +83,14 @@ impl EngineHandle {
             mpsc::error::TrySendError::Full(_) => SendError::Full,
             mpsc::error::TrySendError::Closed(_) => SendError::Stopped,
         })
+    }
+
+    /// Queues signals without waiting for room; the receiver resolves to
+    /// `true` once they are committed (see `Event::DurableSignals`).
+    pub fn try_send_durable(&self, signals: Vec<Signal>) -> Result<oneshot::Receiver<bool>, SendError> {
+        let (committed, rx) = oneshot::channel();
+        self.try_send(Event::DurableSignals { signals, committed })?;
+        Ok(rx)
     }
 
     /// Waits until everything queued before this call has been processed.
@@ -167,14 +189,6 @@ impl Engine {
         }
     }
 
-    // `&mut self`, not `&self`: a shared borrow held across the await would
-    // need the engine to be `Sync`, which its detectors are not.
-    async fn persist(&mut self, now: Timestamp) -> Result<(), StoreError> {
-        let saved = SavedRef { correlator: self.pipeline.correlator(), incidents: self.incidents.iter().map(|(g, i)| (*g, *i)).collect() };
-        let json = serde_json::to_string(&saved).map_err(|e| StoreError::Corrupt(format!("cannot serialise correlator state: {e}")))?;
-        self.store.save_state(STATE_KEY, &json, now).await
-    }
-
     /// Processes events until every handle is dropped or `shutdown` fires;
     /// ticks every `tick` of real time.
     pub async fn run(
@@ -198,7 +212,16 @@ impl Engine {
                 _ = interval.tick() => Event::Tick,
                 () = &mut shutdown => break,
             };
-            if let Err(e) = self.process(event, now()).await {
+            // Group commit: everything already waiting joins this turn, so
+            // a storm costs one transaction per turn, not one per request.
+            let mut events = vec![event];
+            while events.len() < MAX_TURN_EVENTS {
+                match rx.try_recv() {
+                    Ok(e) => events.push(e),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.process_turn(events, now()).await {
                 tracing::error!(error = %e, "engine could not record a correlation decision");
             }
         }
@@ -208,95 +231,197 @@ impl Engine {
     /// One turn of the loop: feed the event to the pipeline and carry out
     /// what it decides.
     pub async fn process(&mut self, event: Event, now: Timestamp) -> Result<(), StoreError> {
-        let actions = match event {
-            Event::Signals(signals) => signals.iter().flat_map(|s| self.pipeline.observe_signal(s, now)).collect(),
-            Event::Finding(f) => self.pipeline.observe_finding(f, now),
-            Event::Cleared { kind, subject } => self.pipeline.observe_cleared(kind, subject, now),
-            Event::Topology(t) => {
-                self.pipeline.set_topology(t);
-                Vec::new()
-            }
-            Event::Tick => self.pipeline.tick(now),
-            Event::AlertAcknowledged { source, fingerprint } => {
-                let key = MemberKey::Alert { source, fingerprint };
-                if let Some(id) = self.pipeline.correlator().group_of(&key).and_then(|g| self.incident_of(g)) {
-                    self.command(id, Command::Acknowledge, now).await?;
-                }
-                Vec::new()
-            }
-            Event::Flush(reply) => {
-                let _ = reply.send(());
-                Vec::new()
-            }
-        };
-        let changed = !actions.is_empty();
-        for action in actions {
-            self.apply(action, now).await?;
-        }
-        if changed {
-            self.refresh_findings();
-            self.persist(now).await?;
-        }
-        Ok(())
+        self.process_turn(vec![event], now).await
     }
 
-    async fn apply(&mut self, action: IncidentAction, now: Timestamp) -> Result<(), StoreError> {
+    /// One turn over several events: each goes through the pipeline in
+    /// order, then everything they decided — incidents opened, events for
+    /// each incident (one `Decide` per incident, in order), the correlator
+    /// state — is committed in ONE transaction (`Store::commit_turn`), and
+    /// only then are durable senders told and flushes answered.
+    pub async fn process_turn(&mut self, events: Vec<Event>, now: Timestamp) -> Result<(), StoreError> {
+        let mut committed = Vec::new();
+        let mut flushes = Vec::new();
+        let mut turn = TurnBuilder::default();
+        let mut changed = false;
+        let mut result = Ok(());
+        for event in events {
+            let actions: Vec<IncidentAction> = match event {
+                Event::Signals(signals) => signals.iter().flat_map(|s| self.pipeline.observe_signal(s, now)).collect(),
+                Event::DurableSignals { signals, committed: tx } => {
+                    committed.push(tx);
+                    signals.iter().flat_map(|s| self.pipeline.observe_signal(s, now)).collect()
+                }
+                Event::Finding(f) => self.pipeline.observe_finding(f, now),
+                Event::Cleared { kind, subject } => self.pipeline.observe_cleared(kind, subject, now),
+                Event::Topology(t) => {
+                    self.pipeline.set_topology(t);
+                    Vec::new()
+                }
+                Event::Tick => self.pipeline.tick(now),
+                Event::AlertAcknowledged { source, fingerprint } => {
+                    let key = MemberKey::Alert { source, fingerprint };
+                    if let Some(id) = self.pipeline.correlator().group_of(&key).and_then(|g| self.incident_of(g)) {
+                        turn.record(id, Command::Acknowledge, now);
+                    }
+                    Vec::new()
+                }
+                Event::Flush(reply) => {
+                    flushes.push(reply);
+                    Vec::new()
+                }
+            };
+            changed |= !actions.is_empty();
+            for action in actions {
+                self.apply(action, now, &mut turn);
+            }
+        }
+        if changed || !turn.is_empty() {
+            if changed {
+                self.refresh_findings();
+            }
+            let opened = turn.opened.clone();
+            result = self.commit(turn, changed, now).await;
+            if result.is_err() {
+                // Nothing of the turn was written: forget the incidents it
+                // meant to open, so later turns do not write to ids that do
+                // not exist (their groups' events are dropped and logged,
+                // as for any refused correlator write).
+                for group in opened {
+                    self.incidents.remove(&group);
+                }
+            }
+        }
+        let ok = result.is_ok();
+        for tx in committed {
+            let _ = tx.send(ok);
+        }
+        for reply in flushes {
+            let _ = reply.send(());
+        }
+        result
+    }
+
+    fn apply(&mut self, action: IncidentAction, now: Timestamp, turn: &mut TurnBuilder) {
         match action {
             IncidentAction::Open { group, title, severity, summary, at } => {
                 let id = new_incident_id(now);
-                let opened = Incident::open(&truncate(&title, 200), severity, summary.as_deref(), at.min(now), self.actor.clone())?;
-                self.store.create_incident(id, &opened).await?;
-                self.incidents.insert(group, id);
-                tracing::info!(%id, %group, %title, "incident opened by the correlator");
+                match Incident::open(&truncate(&title, 200), severity, summary.as_deref(), at.min(now), self.actor.clone()) {
+                    Ok(opened) => {
+                        turn.create.push((id, opened));
+                        turn.opened.push(group);
+                        self.incidents.insert(group, id);
+                        tracing::info!(%id, %group, %title, "incident opened by the correlator");
+                    }
+                    Err(e) => tracing::error!(%group, error = %e, "correlator incident not opened"),
+                }
             }
             IncidentAction::Record { group, event, at } => {
                 if let Some(id) = self.incidents.get(&group).copied() {
-                    self.command(id, Command::Record(event), at.min(now)).await?;
+                    turn.record(id, Command::Record(event), at.min(now));
                 }
             }
             IncidentAction::Link { group, previous, at } => {
                 if let (Some(id), Some(prev)) = (self.incidents.get(&group).copied(), self.incidents.get(&previous).copied()) {
-                    self.command(id, Command::Record(IncidentEvent::LinkedTo { previous: prev }), at.min(now)).await?;
+                    turn.record(id, Command::Record(IncidentEvent::LinkedTo { previous: prev }), at.min(now));
                 }
             }
             IncidentAction::Merge { into, from, at } => {
                 if let (Some(into_id), Some(from_id)) = (self.incidents.get(&into).copied(), self.incidents.get(&from).copied()) {
-                    self.command(from_id, Command::Record(IncidentEvent::MergedInto { into: into_id }), at.min(now)).await?;
-                    self.command(into_id, Command::Record(IncidentEvent::Absorbed { from: from_id }), at.min(now)).await?;
+                    turn.record(from_id, Command::Record(IncidentEvent::MergedInto { into: into_id }), at.min(now));
+                    turn.record(into_id, Command::Record(IncidentEvent::Absorbed { from: from_id }), at.min(now));
                     self.incidents.insert(from, into_id);
                 }
             }
         }
-        Ok(())
     }
 
-    /// Runs a command as the correlator. A refusal by the state machine is
-    /// not an engine failure — a person may already have resolved the
-    /// incident the correlator now wants to resolve — so it is logged.
-    /// (Owned `store`/`actor`, not `&self`: the engine holds `!Sync`
-    /// detectors, and a borrow of it must not live across an await.)
-    fn command(&self, id: IncidentId, command: Command, at: Timestamp) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
-        let store = self.store.clone();
-        let actor = self.actor.clone();
-        async move { run_command(store, actor, id, command, at).await }
-    }
-}
-
-async fn run_command(store: Arc<dyn Store>, actor: Actor, id: IncidentId, command: Command, at: Timestamp) -> Result<(), StoreError> {
-    {
-        let name = command.name();
-        match commands::execute(store.as_ref(), id, command, actor, at).await {
-            Ok(_) => Ok(()),
-            Err(StoreError::Invalid(
-                e @ (TransitionError::AlreadyInStatus(_) | TransitionError::NotAllowed { .. }),
-            )) => {
-                tracing::debug!(%id, error = %e, "correlator {name} not applied");
-                Ok(())
+    /// Writes a turn, retrying while the database is busy (another writer
+    /// holds SQLite's lock; the turn is rebuilt from its plain parts).
+    async fn commit(&mut self, turn: TurnBuilder, save_state: bool, now: Timestamp) -> Result<(), StoreError> {
+        let state = if save_state {
+            let saved = SavedRef { correlator: self.pipeline.correlator(), incidents: self.incidents.iter().map(|(g, i)| (*g, *i)).collect() };
+            let json = serde_json::to_string(&saved).map_err(|e| StoreError::Corrupt(format!("cannot serialise correlator state: {e}")))?;
+            Some((STATE_KEY.to_owned(), json))
+        } else {
+            None
+        };
+        let mut attempt = 0;
+        loop {
+            match self.store.commit_turn(turn.build(&self.actor, state.clone(), now)).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Busy(_)) if attempt + 1 < commands::MAX_ATTEMPTS => {
+                    attempt += 1;
+                    // Backoff for a short lock holder; not test synchronisation.
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt.min(6))).await;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => Err(e),
         }
     }
 }
+
+/// The incidents one turn opens and the commands it runs on each, in order.
+#[derive(Default)]
+struct TurnBuilder {
+    create: Vec<(IncidentId, TimelineEvent)>,
+    /// The correlator groups those incidents are for.
+    opened: Vec<GroupId>,
+    /// Per incident, in first-touched order: its commands in order.
+    commands: Vec<(IncidentId, Vec<(Command, Timestamp)>)>,
+}
+
+impl TurnBuilder {
+    fn is_empty(&self) -> bool {
+        self.create.is_empty() && self.commands.is_empty()
+    }
+
+    fn record(&mut self, id: IncidentId, command: Command, at: Timestamp) {
+        match self.commands.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, cmds)) => cmds.push((command, at)),
+            None => self.commands.push((id, vec![(command, at)])),
+        }
+    }
+
+    fn build(&self, actor: &Actor, state: Option<(String, String)>, now: Timestamp) -> Turn {
+        let create = self.create.iter().map(|(id, opened)| (*id, opened.clone())).collect();
+        let update = self
+            .commands
+            .iter()
+            .map(|(id, cmds)| {
+                let (id, cmds, actor) = (*id, cmds.clone(), actor.clone());
+                let decide: faultline_store::Decide = Box::new(move |incident: &Incident| decide_all(incident, cmds, &actor));
+                (id, decide)
+            })
+            .collect();
+        Turn { create, update, state, at: now }
+    }
+}
+
+/// Decides a turn's commands for one incident in order. A refusal by the
+/// state machine (a person resolved first) skips that command and is logged,
+/// not an error: the engine decides nothing, it records.
+fn decide_all(incident: &Incident, cmds: Vec<(Command, Timestamp)>, actor: &Actor) -> Result<Vec<TimelineEvent>, TransitionError> {
+    let mut current = incident.clone();
+    let mut out = Vec::with_capacity(cmds.len());
+    for (command, at) in cmds {
+        let name = command.name();
+        match current.next_event(command, at, actor.clone()) {
+            Ok(ev) => {
+                current.apply(&ev)?;
+                out.push(ev);
+            }
+            Err(e @ (TransitionError::AlreadyInStatus(_) | TransitionError::NotAllowed { .. })) => {
+                tracing::debug!(id = %incident.id, error = %e, "correlator {name} not applied");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Events taken from the queue into one turn, at most.
+const MAX_TURN_EVENTS: usize = 1024;
 
 /// The store key of the correlator's saved state.
 const STATE_KEY: &str = "correlator";

@@ -51,6 +51,20 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The decision `Store::update` runs under the lock: current state → events.
 pub type Decide = Box<dyn FnOnce(&Incident) -> Result<Vec<TimelineEvent>, TransitionError> + Send>;
 
+/// One engine turn, written in ONE transaction by `Store::commit_turn`: the
+/// incidents it opened, the events it decided for existing incidents (each
+/// `Decide` runs under that incident's write lock, as in `Store::update`),
+/// and the engine state that refers to both. All or nothing, so a crash can
+/// never leave an incident the saved state does not know, nor state naming
+/// an incident that was never written.
+pub struct Turn {
+    pub create: Vec<(IncidentId, TimelineEvent)>,
+    pub update: Vec<(IncidentId, Decide)>,
+    /// (name, JSON) of the engine state to save with them.
+    pub state: Option<(String, String)>,
+    pub at: Timestamp,
+}
+
 /// What an API token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenScope {
@@ -115,6 +129,11 @@ pub trait Store: Send + Sync {
     /// the sequence). Concurrent callers are serialised, so none starves and
     /// none decides on a stale state. Nothing is written if `decide` fails.
     async fn update(&self, id: IncidentId, decide: Decide) -> Result<(Incident, Vec<TimelineEvent>)>;
+
+    /// Commits a whole engine turn atomically (see `Turn`); returns the new
+    /// state of every incident it created or updated. Nothing is written if
+    /// any part fails (a `Decide` refusing, a conflict, a busy database).
+    async fn commit_turn(&self, turn: Turn) -> Result<Vec<(IncidentId, Incident)>>;
 
     /// The incident's state and full timeline.
     async fn incident(&self, id: IncidentId) -> Result<Option<(Incident, Vec<TimelineEvent>)>>;

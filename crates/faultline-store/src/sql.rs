@@ -17,7 +17,7 @@ use faultline_core::{IncidentId, Timestamp};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-use crate::{Decide, IncidentFilter, Result, Store, StoreError, TokenRecord, TokenScope};
+use crate::{Decide, IncidentFilter, Result, Store, StoreError, TokenRecord, TokenScope, Turn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -210,26 +210,85 @@ async fn insert_events(conn: &mut sqlx::AnyConnection, id: IncidentId, events: &
     Ok(())
 }
 
-#[async_trait]
-impl Store for SqlStore {
-    async fn create_incident(&self, id: IncidentId, opened: &TimelineEvent) -> Result<Incident> {
-        let incident = Incident::fold(id, std::slice::from_ref(opened))?;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query(
-            "INSERT INTO incidents (id, title, severity, status, version, opened_at, updated_at, state_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
+async fn create_in(conn: &mut sqlx::AnyConnection, id: IncidentId, opened: &TimelineEvent) -> Result<Incident> {
+    let incident = Incident::fold(id, std::slice::from_ref(opened))?;
+    sqlx::query(
+        "INSERT INTO incidents (id, title, severity, status, version, opened_at, updated_at, state_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id.to_string())
+    .bind(&incident.title)
+    .bind(incident.severity.as_str())
+    .bind(incident.status.as_str())
+    .bind(to_i64(incident.version))
+    .bind(incident.opened_at.as_millis())
+    .bind(incident.updated_at.as_millis())
+    .bind(to_json(&incident)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("incident {id}")) } else { busy_or_db(e) })?;
+    insert_events(conn, id, std::slice::from_ref(opened)).await?;
+    Ok(incident)
+}
+
+/// `Store::update`'s body inside a caller's transaction.
+async fn update_in(conn: &mut sqlx::AnyConnection, id: IncidentId, decide: Decide) -> Result<(Incident, Vec<TimelineEvent>)> {
+    // Take the incident's write lock with a no-op write as the first
+    // statement: PostgreSQL locks the row (others block until we commit,
+    // then read our result); SQLite takes its write lock, waiting up to
+    // busy_timeout. From here to commit we are the only writer.
+    let locked = sqlx::query("UPDATE incidents SET version = version WHERE id = $1")
         .bind(id.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(busy_or_db)?
+        .rows_affected();
+    if locked != 1 {
+        return Err(StoreError::NotFound(id));
+    }
+    let row = sqlx::query("SELECT state_json FROM incidents WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    let mut incident = incident_from_row(&row)?;
+    let events = decide(&incident)?;
+    for ev in &events {
+        incident.apply(ev)?;
+    }
+    sqlx::query("UPDATE incidents SET title = $1, severity = $2, status = $3, version = $4, updated_at = $5, state_json = $6 WHERE id = $7")
         .bind(&incident.title)
         .bind(incident.severity.as_str())
         .bind(incident.status.as_str())
         .bind(to_i64(incident.version))
-        .bind(incident.opened_at.as_millis())
         .bind(incident.updated_at.as_millis())
         .bind(to_json(&incident)?)
-        .execute(&mut *tx)
+        .bind(id.to_string())
+        .execute(&mut *conn)
         .await
-        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("incident {id}")) } else { db(e) })?;
-        insert_events(&mut *tx, id, std::slice::from_ref(opened)).await?;
+        .map_err(db)?;
+    insert_events(conn, id, &events).await?;
+    Ok((incident, events))
+}
+
+async fn save_state_in(conn: &mut sqlx::AnyConnection, name: &str, state_json: &str, at: Timestamp) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO engine_state (name, state_json, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO UPDATE SET state_json = excluded.state_json, updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(state_json)
+    .bind(at.as_millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(busy_or_db)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn create_incident(&self, id: IncidentId, opened: &TimelineEvent) -> Result<Incident> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let incident = create_in(&mut tx, id, opened).await?;
         tx.commit().await.map_err(db)?;
         Ok(incident)
     }
@@ -285,50 +344,32 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        insert_events(&mut *tx, id, events).await?;
+        insert_events(&mut tx, id, events).await?;
         tx.commit().await.map_err(db)?;
         Ok(incident)
     }
 
     async fn update(&self, id: IncidentId, decide: Decide) -> Result<(Incident, Vec<TimelineEvent>)> {
         let mut tx = self.pool.begin().await.map_err(busy_or_db)?;
-        // Take the incident's write lock with a no-op write as the first
-        // statement: PostgreSQL locks the row (others block until we commit,
-        // then read our result); SQLite takes its write lock, waiting up to
-        // busy_timeout. From here to commit we are the only writer.
-        let locked = sqlx::query("UPDATE incidents SET version = version WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(busy_or_db)?
-            .rows_affected();
-        if locked != 1 {
-            return Err(StoreError::NotFound(id));
-        }
-        let row = sqlx::query("SELECT state_json FROM incidents WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        let mut incident = incident_from_row(&row)?;
-        let events = decide(&incident)?;
-        for ev in &events {
-            incident.apply(ev)?;
-        }
-        sqlx::query("UPDATE incidents SET title = $1, severity = $2, status = $3, version = $4, updated_at = $5, state_json = $6 WHERE id = $7")
-            .bind(&incident.title)
-            .bind(incident.severity.as_str())
-            .bind(incident.status.as_str())
-            .bind(to_i64(incident.version))
-            .bind(incident.updated_at.as_millis())
-            .bind(to_json(&incident)?)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        insert_events(&mut *tx, id, &events).await?;
+        let out = update_in(&mut tx, id, decide).await?;
         tx.commit().await.map_err(busy_or_db)?;
-        Ok((incident, events))
+        Ok(out)
+    }
+
+    async fn commit_turn(&self, turn: Turn) -> Result<Vec<(IncidentId, Incident)>> {
+        let mut tx = self.pool.begin().await.map_err(busy_or_db)?;
+        let mut out = Vec::with_capacity(turn.create.len() + turn.update.len());
+        for (id, opened) in &turn.create {
+            out.push((*id, create_in(&mut tx, *id, opened).await?));
+        }
+        for (id, decide) in turn.update {
+            out.push((id, update_in(&mut tx, id, decide).await?.0));
+        }
+        if let Some((name, json)) = &turn.state {
+            save_state_in(&mut tx, name, json, turn.at).await?;
+        }
+        tx.commit().await.map_err(busy_or_db)?;
+        Ok(out)
     }
 
     async fn incident(&self, id: IncidentId) -> Result<Option<(Incident, Vec<TimelineEvent>)>> {
@@ -411,17 +452,8 @@ impl Store for SqlStore {
     }
 
     async fn save_state(&self, name: &str, state_json: &str, at: Timestamp) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO engine_state (name, state_json, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (name) DO UPDATE SET state_json = excluded.state_json, updated_at = excluded.updated_at",
-        )
-        .bind(name)
-        .bind(state_json)
-        .bind(at.as_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(busy_or_db)?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(busy_or_db)?;
+        save_state_in(&mut conn, name, state_json, at).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -81,13 +81,18 @@ pub fn explain(group: &Group, topology: &Topology) -> CausalChain {
         }
         c.prior = c.prior.max(cause_prior(f));
     }
-    // Alerts with mapped services are candidates at service level.
-    let alert_subjects: Vec<(Subject, Timestamp)> = group
-        .members
-        .values()
-        .filter_map(|m| m.alert.as_ref().map(|a| (m, a)))
-        .flat_map(|(m, a)| m.services.iter().map(move |s| (Subject::Service { service: s.clone() }, a.starts_at)))
-        .collect();
+    // Alerts with mapped services are candidates at service level: one
+    // candidate per service, at its earliest alert (an alert storm puts
+    // thousands of alerts on a few services; each is not a candidate).
+    let mut alert_subjects: BTreeMap<&ServiceName, Timestamp> = BTreeMap::new();
+    for (m, a) in group.members.values().filter_map(|m| m.alert.as_ref().map(|a| (m, a))) {
+        for s in &m.services {
+            let at = alert_subjects.entry(s).or_insert(a.starts_at);
+            *at = (*at).min(a.starts_at);
+        }
+    }
+    let alert_subjects: Vec<(Subject, Timestamp)> =
+        alert_subjects.into_iter().map(|(s, at)| (Subject::Service { service: s.clone() }, at)).collect();
 
     // Every service a finding touches is anomalous (an interaction finding
     // `web → gateway` is felt at both ends).

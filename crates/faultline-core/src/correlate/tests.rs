@@ -354,3 +354,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_alert_storm_on_one_service_names_it_once_as_an_origin_candidate() {
+    let topo = payments();
+    let mut c = Correlator::new(CorrelatorConfig::default());
+    let services = BTreeSet::from([svc("gateway")]);
+    for i in 0..50 {
+        let alert = ExternalAlert {
+            source: "alertmanager".into(),
+            fingerprint: format!("fp{i}"),
+            state: AlertState::Firing,
+            summary: "GatewayHighErrorRate".into(),
+            labels: BTreeMap::from([("service".into(), "gateway".into()), ("instance".into(), format!("i{i}"))]),
+            starts_at: t(100 - i),
+            ends_at: None,
+        };
+        c.observe(Observation::Alert { alert, services: services.clone() }, &topo, t(100));
+    }
+    let g = c.open_groups().next().unwrap();
+    assert_eq!(g.members.len(), 50);
+    let candidates: Vec<String> = g.chain.origins.iter().map(|o| o.subject.to_string()).collect();
+    assert_eq!(candidates.len(), 1, "one candidate per service, not per alert: {candidates:?}");
+    assert!(g.chain.origins[0].reasons[0].contains(&t(51).to_string()), "named at its earliest alert: {:?}", g.chain.origins[0].reasons);
+}

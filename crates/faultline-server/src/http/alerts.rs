@@ -11,8 +11,12 @@
 //!   style) for the checks configured in `checks`.
 //!
 //! Decoding is pure (`decode_*` functions return alerts or a list of field
-//! errors); handlers only authenticate, decode and queue. Like Alertmanager,
-//! these endpoints need no token unless `alert_ingest_token` is configured.
+//! errors); handlers only authenticate, decode and hand the alerts to the
+//! engine. An alert is answered with success only once the engine has
+//! committed it (to its incident and the correlator state, in the turn's one
+//! transaction), so an accepted alert survives kill -9; a full engine queue
+//! is 503 with Retry-After at once. Like Alertmanager, these endpoints need
+//! no token unless `alert_ingest_token` is configured.
 //! Not here: dedup and grouping — the correlator keys alerts by fingerprint.
 
 use std::collections::BTreeMap;
@@ -349,10 +353,27 @@ fn check_ingest_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiEr
 }
 
 fn queue(state: &AppState, event: Event) -> Result<(), ApiError> {
-    state.engine.try_send(event).map_err(|e| match e {
+    state.engine.try_send(event).map_err(send_error)
+}
+
+fn send_error(e: SendError) -> ApiError {
+    match e {
         SendError::Full => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the correlation queue is full; retry shortly"),
         SendError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down"),
-    })
+    }
+}
+
+/// Queues signals and waits until the engine has committed them to their
+/// incidents and the correlator state (one transaction per engine turn,
+/// shared by every request waiting in it): a success answer means the alert
+/// survives a crash. A full queue is 503 at once, never a wait.
+async fn commit(state: &AppState, signals: Vec<Signal>) -> Result<(), ApiError> {
+    let committed = state.engine.try_send_durable(signals).map_err(send_error)?;
+    match committed.await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_committed", "the alerts could not be stored; retry shortly")),
+        Err(_) => Err(send_error(SendError::Stopped)),
+    }
 }
 
 fn invalid(errors: Vec<String>) -> ApiError {
@@ -367,41 +388,48 @@ fn with_retry_after(mut r: Response) -> Response {
 }
 
 /// The shared shape of the Faultline-format ingest endpoints: authenticate,
-/// decode into an engine event plus the success answer, queue, count.
-fn accept(
+/// decode into signals plus the success answer, commit, count.
+async fn accept(
     state: &AppState,
     headers: &HeaderMap,
-    decode: impl FnOnce(Timestamp) -> Result<(Event, u64, Response), ApiError>,
+    decode: impl FnOnce(Timestamp) -> Result<(Vec<Signal>, Response), ApiError>,
 ) -> Response {
-    let result = check_ingest_token(state, headers).and_then(|()| decode(state.clock.now())).and_then(|(event, n, ok)| {
-        queue(state, event)?;
-        state.metrics.alerts_received.inc_by(n);
-        Ok(ok)
-    });
+    let decoded = check_ingest_token(state, headers).and_then(|()| decode(state.clock.now()));
+    let result = match decoded {
+        Ok((signals, ok)) => {
+            let n = signals.len() as u64;
+            commit(state, signals).await.map(|()| {
+                state.metrics.alerts_received.inc_by(n);
+                ok
+            })
+        }
+        Err(e) => Err(e),
+    };
     with_retry_after(result.unwrap_or_else(|e| {
         state.metrics.alerts_rejected.inc();
         e.into_response()
     }))
 }
 
-fn signals(alerts: Vec<ExternalAlert>) -> Event {
-    Event::Signals(alerts.into_iter().map(Signal::Alert).collect())
+fn signals(alerts: Vec<ExternalAlert>) -> Vec<Signal> {
+    alerts.into_iter().map(Signal::Alert).collect()
 }
 
 pub async fn alertmanager_v2(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     accept(&state, &headers, |now| {
         let alerts = decode_am_v2(&body, now).map_err(invalid)?;
-        let n = alerts.len() as u64;
-        Ok((signals(alerts), n, StatusCode::OK.into_response()))
+        Ok((signals(alerts), StatusCode::OK.into_response()))
     })
+    .await
 }
 
 pub async fn alertmanager_webhook(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     accept(&state, &headers, |now| {
         let alerts = decode_am_webhook(&body, now).map_err(invalid)?;
         let n = alerts.len();
-        Ok((signals(alerts), n as u64, (StatusCode::ACCEPTED, Json(json!({"status": "success", "accepted": n}))).into_response()))
+        Ok((signals(alerts), (StatusCode::ACCEPTED, Json(json!({"status": "success", "accepted": n}))).into_response()))
     })
+    .await
 }
 
 /// PagerDuty answers in its own shape, not Faultline's error shape, so
@@ -419,12 +447,12 @@ pub async fn pagerduty_enqueue(State(state): State<AppState>, headers: HeaderMap
                 .into_response();
         }
     };
-    let event = match event {
-        PdEvent::Trigger(a) | PdEvent::Resolve(a) => Event::Signals(vec![Signal::Alert(a)]),
-        PdEvent::Acknowledge { fingerprint, .. } => Event::AlertAcknowledged { source: "pagerduty".into(), fingerprint },
+    let queued = match event {
+        PdEvent::Trigger(a) | PdEvent::Resolve(a) => commit(&state, vec![Signal::Alert(a)]).await,
+        PdEvent::Acknowledge { fingerprint, .. } => queue(&state, Event::AlertAcknowledged { source: "pagerduty".into(), fingerprint }),
     };
     state.metrics.alerts_received.inc();
-    match queue(&state, event) {
+    match queued {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key}))).into_response(),
         Err(_) => with_retry_after(
             (StatusCode::TOO_MANY_REQUESTS, Json(json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly. Please retry later."})))
@@ -436,8 +464,9 @@ pub async fn pagerduty_enqueue(State(state): State<AppState>, headers: HeaderMap
 pub async fn generic(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     accept(&state, &headers, |now| {
         let (alert, key) = decode_generic(&body, now).map_err(invalid)?;
-        Ok((signals(vec![alert]), 1, (StatusCode::ACCEPTED, Json(json!({"status": "success", "dedup_key": key}))).into_response()))
+        Ok((signals(vec![alert]), (StatusCode::ACCEPTED, Json(json!({"status": "success", "dedup_key": key}))).into_response()))
     })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -492,8 +521,9 @@ pub async fn probe_results(State(state): State<AppState>, headers: HeaderMap, bo
             }));
         }
         let n = signals.len();
-        Ok((Event::Signals(signals), n as u64, (StatusCode::ACCEPTED, Json(json!({"status": "success", "accepted": n}))).into_response()))
+        Ok((signals, (StatusCode::ACCEPTED, Json(json!({"status": "success", "accepted": n}))).into_response()))
     })
+    .await
 }
 
 /// `/ping/{check}`: the job ran and succeeded.
