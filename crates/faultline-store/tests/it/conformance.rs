@@ -187,6 +187,43 @@ pub async fn engine_state_round_trips_and_replaces(store: SqlStore) {
     assert_eq!(store.load_state("other").await.unwrap(), None);
 }
 
+/// `commit_turn` writes new incidents, events for existing ones and the
+/// engine state together, or nothing: a refusing `Decide` leaves neither the
+/// new incident nor the state behind.
+pub async fn a_turn_commits_all_or_nothing(store: SqlStore) {
+    let existing = open(&store, "existing", Severity::Sev3, t(0)).await;
+    let note = |text: &'static str| -> faultline_store::Decide {
+        Box::new(move |inc: &Incident| inc.next_event(Command::AddNote { text: text.into() }, t(5), alice()).map(|e| vec![e]))
+    };
+    let fresh = new_id();
+    let opened = Incident::open("opened in the turn", Severity::Sev2, None, t(4), alice()).unwrap();
+    let turn = faultline_store::Turn {
+        create: vec![(fresh, opened.clone())],
+        update: vec![(existing, note("first")), (fresh, note("on the new one"))],
+        state: Some(("correlator".into(), r#"{"turn":1}"#.into())),
+        at: t(5),
+    };
+    let out = store.commit_turn(turn).await.unwrap();
+    assert_eq!(out.len(), 3);
+    assert_eq!(store.incident(existing).await.unwrap().unwrap().1.len(), 2);
+    assert_eq!(store.incident(fresh).await.unwrap().unwrap().1.len(), 2, "created, then updated in the same turn");
+    assert_eq!(store.load_state("correlator").await.unwrap().as_deref(), Some(r#"{"turn":1}"#));
+
+    // A turn whose second update is refused by the state machine writes nothing.
+    let other = new_id();
+    let refuse: faultline_store::Decide = Box::new(|inc: &Incident| inc.next_event(Command::Reopen { reason: "x".into() }, t(6), alice()).map(|e| vec![e]));
+    let turn = faultline_store::Turn {
+        create: vec![(other, Incident::open("never", Severity::Sev3, None, t(6), alice()).unwrap())],
+        update: vec![(existing, note("second")), (existing, refuse)],
+        state: Some(("correlator".into(), r#"{"turn":2}"#.into())),
+        at: t(6),
+    };
+    assert!(matches!(store.commit_turn(turn).await.unwrap_err(), StoreError::Invalid(_)));
+    assert!(store.incident(other).await.unwrap().is_none(), "the incident of a failed turn was not created");
+    assert_eq!(store.incident(existing).await.unwrap().unwrap().1.len(), 2, "nor its events written");
+    assert_eq!(store.load_state("correlator").await.unwrap().as_deref(), Some(r#"{"turn":1}"#), "nor its state saved");
+}
+
 macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -202,6 +239,7 @@ macro_rules! store_suite {
                 duplicate_incident_id_is_rejected,
                 tokens_are_stored_by_hash_and_revocable,
                 engine_state_round_trips_and_replaces,
+                a_turn_commits_all_or_nothing,
             );
         }
     };
