@@ -15,8 +15,9 @@
 //! A caller whose call failed changes its own path too (it logs the error it
 //! received). So within each trace a changed path is *blamed* only on the
 //! services that have no changed service below them in that trace's call tree
-//! (the deepest changes), and the series reports, per service and bin, the
-//! blamed share of its traces: blamed / (traces + 1).
+//! (the deepest changes), and the series reports, per service and bin, its
+//! blamed traces out of its traces (a `SeriesKind::Proportion`, which the
+//! diagnosis judges over the whole post-change window by a binomial tail).
 //!
 //! What it is not: a parser of log messages beyond their template, or a
 //! model of timing (latency is in the span series); it never reads labels.

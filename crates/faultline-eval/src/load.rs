@@ -64,6 +64,8 @@ type SeriesData = (SeriesKind, Vec<(Timestamp, f64)>);
 #[derive(Default)]
 struct Builder {
     series: BTreeMap<SeriesKey, SeriesData>,
+    /// Trials behind each point of `SeriesKind::Proportion` series (same order).
+    trials: BTreeMap<SeriesKey, Vec<f64>>,
     /// Measures that describe a service's outgoing calls, not the service.
     symptoms: BTreeSet<String>,
     calls: BTreeSet<Interaction>,
@@ -79,20 +81,26 @@ impl Builder {
     fn push(&mut self, subject: Subject, measure: &str, kind: SeriesKind, at: Timestamp, value: f64) {
         self.series.entry((subject, measure.to_owned())).or_insert_with(|| (kind, Vec::new())).1.push((at, value));
     }
-    fn finish(self) -> DiagnosisInput {
+    fn push_proportion(&mut self, subject: Subject, measure: &str, at: Timestamp, successes: f64, trials: f64) {
+        let key = (subject, measure.to_owned());
+        self.trials.entry(key.clone()).or_default().push(trials);
+        self.series.entry(key).or_insert_with(|| (SeriesKind::Proportion, Vec::new())).1.push((at, successes));
+    }
+    fn finish(mut self) -> DiagnosisInput {
         DiagnosisInput {
             series: self
                 .series
                 .into_iter()
-                .map(|((subject, measure), (kind, mut points))| {
-                    if let Some(now) = self.now {
-                        points.retain(|p| p.0 <= now);
-                    }
+                .map(|((subject, measure), (kind, points))| {
+                    let trials = self.trials.remove(&(subject.clone(), measure.clone())).unwrap_or_default();
+                    let keep = |t: Timestamp| self.now.is_none_or(|now| t <= now);
+                    let trials: Vec<f64> = trials.into_iter().zip(&points).filter(|(_, p)| keep(p.0)).map(|(n, _)| n).collect();
+                    let points: Vec<(Timestamp, f64)> = points.into_iter().filter(|p| keep(p.0)).collect();
                     let symptom = self.symptoms.contains(&measure);
                     let shared = measure == NETWORK_GAP;
                     let events = shared || measure == LOG_PATH || measure == CODE_PATH || measure.starts_with("span_");
                     let reference_until = if events { self.reference_end } else { None };
-                    MetricSeries { subject, measure, kind, points, symptom, shared, reference_until }
+                    MetricSeries { subject, measure, kind, points, symptom, shared, reference_until, trials }
                 })
                 .collect(),
             calls: self.calls.into_iter().collect(),
@@ -548,7 +556,7 @@ pub fn nezha_case(dataset: &Path, dir: &Path) -> Result<DiagnosisInput, EvalErro
         }
     }
     for ((svc, bin), (k, n)) in shares {
-        b.push(Subject::Service { service: service(&svc, dir)? }, CODE_PATH, SeriesKind::Gauge, bin, k / (n + 1.0));
+        b.push_proportion(Subject::Service { service: service(&svc, dir)? }, CODE_PATH, bin, k, n);
     }
     let mut model: PathModel = BTreeMap::new();
     for (svc, _, from, to) in &reference {

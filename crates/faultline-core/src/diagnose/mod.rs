@@ -4,7 +4,10 @@
 //! known, the dependency graph), [`diagnose`] finds the change point itself
 //! (it is never told when the fault started), scores every series against its
 //! own pre-change baseline with a robust z-score (median and IQR/MAD), and
-//! ranks the services that own the anomalous series. Graph direction then
+//! ranks the services that own the anomalous series. Proportions (successes
+//! out of trials per bin, e.g. traces whose code path changed) are judged
+//! over the whole post-change window at once, by the binomial tail of the
+//! pooled share against the baseline's pooled rate, as a normal-equivalent z. Graph direction then
 //! prefers the most downstream anomalous dependency that explains the
 //! symptoms upstream of it (only a dependency whose anomaly began no later
 //! than the caller's explains it), and onset order breaks near-ties. Every candidate
@@ -40,6 +43,12 @@ pub enum SeriesKind {
     Gauge,
     /// Events per bin (log lines, spans, errors): Poisson noise floor.
     Count,
+    /// Successes out of trials per bin (e.g. traces whose code path changed
+    /// out of all traces): each point's value is the successes and
+    /// [`MetricSeries::trials`] holds the trials. Judged over the whole
+    /// post-change window at once by a binomial tail against the baseline's
+    /// pooled rate, not as a held per-bin level.
+    Proportion,
 }
 
 /// One metric series about one subject, in time order.
@@ -70,6 +79,10 @@ pub struct MetricSeries {
     /// judged.
     #[serde(default)]
     pub reference_until: Option<Timestamp>,
+    /// For [`SeriesKind::Proportion`]: the trials behind each point, in the
+    /// order of `points` (same length); empty for other kinds.
+    #[serde(default)]
+    pub trials: Vec<f64>,
 }
 
 /// Everything the diagnosis looks at.
@@ -114,6 +127,25 @@ pub struct DiagnosisConfig {
     /// positive difference between values), so a flat series that moves by
     /// one quantum is not infinitely surprising.
     pub resolution_floor: bool,
+    /// Put every series on one scale: a level's robust z is read as a
+    /// Student-t statistic with this many degrees of freedom (a baseline of a
+    /// few dozen points does not justify normal tails) and converted to the
+    /// normal z of the same tail probability, so a z of 500 from a quiet
+    /// baseline is "very unlikely", not 25 times more than a z of 20.
+    /// Proportions already come as a tail probability. 0 keeps raw z.
+    pub tail_dof: f64,
+    /// Judge level series that carry a fault-free reference (trace/log
+    /// derived) by the median of the whole post-change window instead of
+    /// the most extreme held level.
+    pub window_levels: bool,
+    /// With `tail_dof`: the most extreme of several post-change levels
+    /// pays for the number of levels looked at (Bonferroni on −ln p).
+    pub look_penalty: bool,
+    /// Compare a callee's strength with its caller's on the −ln p scale
+    /// (z²/2) rather than on z when deciding "explained by".
+    pub explain_on_nats: bool,
+    /// Share of its strength an explained service keeps as its score.
+    pub explained_keep: f64,
 }
 
 impl Default for DiagnosisConfig {
@@ -130,6 +162,11 @@ impl Default for DiagnosisConfig {
             calibrate: false,
             min_reference_points: 3,
             resolution_floor: true,
+            tail_dof: 0.0,
+            window_levels: false,
+            look_penalty: false,
+            explain_on_nats: false,
+            explained_keep: 0.5,
         }
     }
 }
@@ -195,6 +232,10 @@ struct Clean<'a> {
     src: &'a MetricSeries,
     t: Vec<Timestamp>,
     x: Vec<f64>,
+    /// Proportions only: successes and trials per point (`x` is then
+    /// successes / (trials + 1), the share used to find the change point).
+    succ: Vec<f64>,
+    trials: Vec<f64>,
     /// Median gap between consecutive samples.
     step: Duration,
     /// The smallest positive difference between two of its values: the
@@ -221,16 +262,24 @@ fn clean(input: &DiagnosisInput) -> Vec<Clean<'_>> {
         .series
         .iter()
         .map(|s| {
-            let mut pts: Vec<(Timestamp, f64)> = s.points.iter().copied().filter(|p| p.1.is_finite()).collect();
+            let prop = s.kind == SeriesKind::Proportion;
+            let mut pts: Vec<(Timestamp, f64, f64)> = s
+                .points
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.0, p.1, if prop { s.trials.get(i).copied().unwrap_or(f64::NAN) } else { 0.0 }))
+                .filter(|p| if prop { p.1.is_finite() && p.2.is_finite() && p.1 >= 0.0 && p.2 >= p.1 } else { p.1.is_finite() })
+                .collect();
             pts.sort_by_key(|p| p.0);
             let t: Vec<Timestamp> = pts.iter().map(|p| p.0).collect();
             let gaps: Vec<f64> = t.windows(2).map(|w| (w[1] - w[0]).as_millis() as f64).collect();
             let step = Duration::from_millis(robust::median(&gaps).unwrap_or(0.0) as i64);
-            let x: Vec<f64> = pts.iter().map(|p| p.1).collect();
+            let x: Vec<f64> = pts.iter().map(|p| if prop { p.1 / (p.2 + 1.0) } else { p.1 }).collect();
+            let (succ, trials) = if prop { pts.iter().map(|p| (p.1, p.2)).unzip() } else { (Vec::new(), Vec::new()) };
             let sorted = robust::sorted_finite(x.iter().copied());
             let resolution = sorted.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0.0).fold(f64::INFINITY, f64::min);
             let resolution = if resolution.is_finite() { resolution } else { 0.0 };
-            Clean { src: s, t, x, step, resolution }
+            Clean { src: s, t, x, succ, trials, step, resolution }
         })
         .collect()
 }
@@ -326,6 +375,9 @@ fn series_evidence(s: &Clean<'_>, at: Timestamp, cfg: &DiagnosisConfig) -> Optio
     if nb < need || k >= s.x.len() {
         return None;
     }
+    if s.src.kind == SeriesKind::Proportion {
+        return proportion_evidence(s, nb, k, cfg);
+    }
     let base = Baseline::fit(&s.x[..nb], s.floor(cfg))?;
     // A level counts when it is held: the median of each run of
     // `onset_points` consecutive post-change samples (a single spike is not a shift).
@@ -343,13 +395,79 @@ fn series_evidence(s: &Clean<'_>, at: Timestamp, cfg: &DiagnosisConfig) -> Optio
             best = Some((z, x));
         }
     }
+    if cfg.window_levels && s.src.reference_until.is_some() {
+        // The whole post-change window as one level.
+        let x = robust::median(&s.x[k..])?;
+        best = Some((base.z(x), x));
+    }
     let (z, observed) = best?;
+    let dof = if cfg.tail_dof < 0.0 { nb.saturating_sub(1).max(1) as f64 } else { cfg.tail_dof };
+    let looks = if cfg.window_levels && s.src.reference_until.is_some() { 1 } else { s.x.len() - w + 1 - k };
+    let z = tail_z(z, dof);
+    // The most extreme of `looks` levels: its tail probability is `looks`
+    // times larger (Bonferroni), on the same −ln p scale.
+    let z = if cfg.tail_dof != 0.0 && cfg.look_penalty { (z * z - 2.0 * (looks.max(1) as f64).ln()).max(0.0).sqrt().copysign(z) } else { z };
     Some(SeriesEvidence {
         subject: s.src.subject.clone(),
         measure: s.src.measure.clone(),
         baseline_median: base.median,
         baseline_scale: base.scale,
         observed,
+        z,
+        onset,
+    })
+}
+
+/// The normal z with the same tail probability as a Student-t statistic `z`
+/// with `dof` degrees of freedom (leading term of the log tail:
+/// −ln p ≈ (ν+1)/2 · ln(1 + z²/ν), and −ln p = z²/2 for a normal), sign
+/// kept. `dof` ≤ 0 returns `z` unchanged.
+pub fn tail_z(z: f64, dof: f64) -> f64 {
+    if dof <= 0.0 || !z.is_finite() {
+        return z;
+    }
+    let q = ((dof + 1.0) * (z * z / dof).ln_1p()).sqrt();
+    q.copysign(z)
+}
+
+/// −ln of the binomial upper tail P(X ≥ k | n, p) by its Chernoff bound
+/// n·KL(k/n ‖ p) (0 when k/n ≤ p).
+fn binomial_tail_nats(k: f64, n: f64, p: f64) -> f64 {
+    if n <= 0.0 || k / n <= p {
+        return 0.0;
+    }
+    let q = k / n;
+    let a = if q > 0.0 { q * (q / p).ln() } else { 0.0 };
+    let b = if q < 1.0 { (1.0 - q) * ((1.0 - q) / (1.0 - p)).ln() } else { 0.0 };
+    n * (a + b)
+}
+
+/// A proportion series over the whole post-change window: its pooled share
+/// of successes against the baseline's pooled rate (add-½ smoothed), as the
+/// normal z of the binomial upper tail. Onset: the first post-change point
+/// whose cumulative share since the change is itself anomalous.
+fn proportion_evidence(s: &Clean<'_>, nb: usize, k: usize, cfg: &DiagnosisConfig) -> Option<SeriesEvidence> {
+    let (k0, n0) = (s.succ[..nb].iter().sum::<f64>(), s.trials[..nb].iter().sum::<f64>());
+    let p0 = (k0 + 0.5) / (n0 + 1.0);
+    let (mut k1, mut n1) = (0.0, 0.0);
+    let mut onset = None;
+    for i in k..s.x.len() {
+        k1 += s.succ[i];
+        n1 += s.trials[i];
+        if onset.is_none() && (2.0 * binomial_tail_nats(k1, n1, p0)).sqrt() >= cfg.anomaly_z {
+            onset = Some(s.t[i]);
+        }
+    }
+    if n1 <= 0.0 {
+        return None;
+    }
+    let z = (2.0 * binomial_tail_nats(k1, n1, p0)).sqrt();
+    Some(SeriesEvidence {
+        subject: s.src.subject.clone(),
+        measure: s.src.measure.clone(),
+        baseline_median: p0,
+        baseline_scale: (p0 * (1.0 - p0) / n1).sqrt(),
+        observed: k1 / n1,
         z,
         onset,
     })
@@ -513,6 +631,15 @@ fn apply_graph_direction(scores: &mut [ServiceScore], calls: &[Interaction], cfg
         return;
     }
     let strength: BTreeMap<ServiceName, (f64, Option<Timestamp>)> = scores.iter().map(|s| (s.service.clone(), (s.strength, s.onset))).collect();
+    // A callee whose strongest evidence is the very calls this caller makes
+    // to it (a shared interaction measure) cannot tell which end moved.
+    let top_call: BTreeMap<ServiceName, ServiceName> = scores
+        .iter()
+        .filter_map(|s| match s.evidence.first().map(|e| &e.subject) {
+            Some(Subject::Interaction { interaction }) if interaction.callee == s.service => Some((s.service.clone(), interaction.caller.clone())),
+            _ => None,
+        })
+        .collect();
     let mut callees: BTreeMap<&ServiceName, BTreeSet<&ServiceName>> = BTreeMap::new();
     for c in calls {
         if c.caller != c.callee {
@@ -539,7 +666,9 @@ fn apply_graph_direction(scores: &mut [ServiceScore], calls: &[Interaction], cfg
                 (Some(_), None) => true,
                 (None, _) => false,
             };
-            if precedes && ds >= cfg.anomaly_z && ds >= cfg.explained_ratio * s.strength {
+            let enough = if cfg.explain_on_nats { ds * ds >= cfg.explained_ratio * s.strength * s.strength } else { ds >= cfg.explained_ratio * s.strength };
+            let own_calls = cfg.explain_on_nats && top_call.get(d) == Some(&s.service);
+            if precedes && ds >= cfg.anomaly_z && enough && !own_calls {
                 explained.push(d.clone());
             }
             if let Some(next) = callees.get(d) {
@@ -548,7 +677,7 @@ fn apply_graph_direction(scores: &mut [ServiceScore], calls: &[Interaction], cfg
         }
         if !explained.is_empty() {
             explained.sort();
-            s.score = s.strength * (1.0 - cfg.explained_ratio);
+            s.score = s.strength * cfg.explained_keep;
             s.explained_by = explained;
         }
     }

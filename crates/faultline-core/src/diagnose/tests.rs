@@ -38,7 +38,7 @@ fn series(subject: Subject, measure: &str, rng: &mut SplitMix, n: usize, level: 
             (t, v)
         })
         .collect();
-    MetricSeries { subject, measure: measure.into(), kind: SeriesKind::Gauge, points, symptom: false, shared: false, reference_until: None }
+    MetricSeries { subject, measure: measure.into(), kind: SeriesKind::Gauge, points, symptom: false, shared: false, reference_until: None, trials: Vec::new() }
 }
 
 fn service(s: &str) -> Subject {
@@ -140,8 +140,8 @@ fn counts_use_a_poisson_floor_so_a_single_extra_event_is_not_an_anomaly() {
     let pts = |v: &[f64]| v.iter().enumerate().map(|(i, &x)| (Timestamp::from_secs(T0 + 10 * i as i64), x)).collect();
     let input = DiagnosisInput {
         series: vec![
-            MetricSeries { subject: service("quiet"), measure: "log:warn".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0.]), symptom: false, shared: false, reference_until: None },
-            MetricSeries { subject: service("broken"), measure: "log:error".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 9., 12., 10., 11.]), symptom: false, shared: false, reference_until: None },
+            MetricSeries { subject: service("quiet"), measure: "log:warn".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0.]), symptom: false, shared: false, reference_until: None, trials: Vec::new() },
+            MetricSeries { subject: service("broken"), measure: "log:error".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 9., 12., 10., 11.]), symptom: false, shared: false, reference_until: None, trials: Vec::new() },
         ],
         calls: vec![],
     };
@@ -162,6 +162,7 @@ fn too_little_data_is_a_typed_error_not_a_panic() {
             symptom: false,
             shared: false,
             reference_until: None,
+            trials: Vec::new(),
         }],
         calls: vec![],
     };
@@ -236,8 +237,8 @@ fn a_flat_series_moving_one_quantum_is_not_infinitely_surprising() {
     steps.extend([30.0; 4]);
     let input = DiagnosisInput {
         series: vec![
-            MetricSeries { subject: service("idle"), measure: "workload".into(), kind: SeriesKind::Gauge, points: pts(&zeros), symptom: false, shared: false, reference_until: None },
-            MetricSeries { subject: service("busy"), measure: "cpu".into(), kind: SeriesKind::Gauge, points: pts(&steps), symptom: false, shared: false, reference_until: None },
+            MetricSeries { subject: service("idle"), measure: "workload".into(), kind: SeriesKind::Gauge, points: pts(&zeros), symptom: false, shared: false, reference_until: None, trials: Vec::new() },
+            MetricSeries { subject: service("busy"), measure: "cpu".into(), kind: SeriesKind::Gauge, points: pts(&steps), symptom: false, shared: false, reference_until: None, trials: Vec::new() },
         ],
         calls: vec![],
     };
@@ -245,4 +246,50 @@ fn a_flat_series_moving_one_quantum_is_not_infinitely_surprising() {
     assert_eq!(d.scores[0].service, svc("busy"));
     let idle = d.scores.iter().find(|s| s.service.as_str() == "idle").unwrap();
     assert!(idle.strength <= 1.0 + 1e-9, "{idle:?}");
+}
+
+/// A proportion (changed traces out of traces, per 10 s bin, a fault-free
+/// reference first) is judged over the whole post-change window: two of
+/// three traces changed in every bin is a handful per bin but decisive in
+/// total, and outranks a gauge with a clear held shift; a proportion at its
+/// reference rate scores nothing.
+#[test]
+fn a_proportion_is_judged_over_the_whole_window_by_its_binomial_tail() {
+    let t = |i: usize| Timestamp::from_secs(T0 + 10 * i as i64);
+    let reference_until = Some(t(5));
+    let prop = |name: &str, f: &dyn Fn(usize) -> (f64, f64)| {
+        let (points, trials): (Vec<_>, Vec<_>) = (0..30).map(|i| ((t(i), f(i).0), f(i).1)).unzip();
+        MetricSeries { subject: service(name), measure: "code_path".into(), kind: SeriesKind::Proportion, points, symptom: false, shared: false, reference_until, trials }
+    };
+    let mut rng = SplitMix(11);
+    let jittery = MetricSeries {
+        points: (0..30).map(|i| (t(i), 100.0 + rng.noise() * 2.0 + if i >= 20 { 40.0 } else { 0.0 })).collect(),
+        ..series(service("jittery"), "latency", &mut SplitMix(1), 0, 0.0, 0, 0.0)
+    };
+    let input = DiagnosisInput {
+        series: vec![
+            jittery,
+            prop("broken", &|i| if i >= 20 { (2.0, 3.0) } else { (0.0, 5.0) }),
+            prop("steady", &|i| (if i % 4 == 0 { 1.0 } else { 0.0 }, 5.0)),
+        ],
+        calls: vec![],
+    };
+    let d = diagnose(&input, &DiagnosisConfig::default()).unwrap();
+    assert_eq!(d.change_point, Some(t(20)));
+    assert_eq!(d.scores[0].service, svc("broken"), "{:?}", d.scores);
+    let broken = &d.scores[0].evidence[0];
+    assert!((broken.observed - 20.0 / 30.0).abs() < 1e-9, "pooled share of the window: {broken:?}");
+    assert!(broken.z > 8.0, "{broken:?}");
+    assert!(d.scores[1].strength > 3.0, "the gauge's shift is real: {:?}", d.scores[1]);
+    let steady = d.scores.iter().find(|s| s.service.as_str() == "steady").unwrap();
+    assert!(steady.strength < 1e-9, "{steady:?}");
+}
+
+#[test]
+fn tail_z_is_identity_without_dof_and_compresses_huge_z_monotonically() {
+    assert_eq!(tail_z(42.0, 0.0), 42.0);
+    assert!((tail_z(2.0, 1e9) - 2.0).abs() < 1e-3, "normal limit");
+    let (a, b, c) = (tail_z(20.0, 10.0), tail_z(50.0, 10.0), tail_z(500.0, 10.0));
+    assert!(a < b && b < c && c < 20.0, "{a} {b} {c}");
+    assert_eq!(tail_z(-50.0, 10.0), -b);
 }
