@@ -142,7 +142,10 @@ pub struct DiagnosisConfig {
     /// pays for the number of levels looked at (Bonferroni on −ln p).
     pub look_penalty: bool,
     /// Compare a callee's strength with its caller's on the −ln p scale
-    /// (z²/2) rather than on z when deciding "explained by".
+    /// (z²/2) rather than on z when deciding "explained by", and do not let
+    /// a callee explain a caller when the callee's strongest evidence is
+    /// that caller's own calls to it (a shared measure cannot say which end
+    /// moved). Meant for use with `tail_dof`.
     pub explain_on_nats: bool,
     /// Share of its strength an explained service keeps as its score.
     pub explained_keep: f64,
