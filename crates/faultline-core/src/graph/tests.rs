@@ -531,6 +531,26 @@ fn edge_windows_carry_the_zone_split_and_bounded_exemplars_of_failing_calls() {
 }
 
 #[test]
+fn a_window_keeps_at_most_max_zone_pairs_whatever_zones_spans_claim() {
+    use super::window::{MAX_ZONE_PAIRS, WindowStats};
+    let mut st = WindowStats::default();
+    // One invented zone per call: the split stops growing at the cap...
+    for z in 0..(2 * MAX_ZONE_PAIRS as u32) {
+        st.add_zone(0, z, 1, 0, 0);
+    }
+    assert_eq!(st.zones.len(), MAX_ZONE_PAIRS);
+    // ...while pairs already kept still count, also through a merge.
+    st.add_zone(0, 0, 2, 1, 0);
+    let mut other = WindowStats::default();
+    other.add_zone(0, 0, 3, 0, 0);
+    other.add_zone(9, 9_999, 3, 0, 0);
+    st.merge(&other);
+    assert_eq!(st.zones.len(), MAX_ZONE_PAIRS);
+    assert_eq!((st.zones[0].requests, st.zones[0].errors), (6, 1));
+    assert!(!st.zones.iter().any(|z| z.caller_zone == 9));
+}
+
+#[test]
 fn findings_on_an_edge_carry_exemplar_trace_ids_of_its_failing_calls() {
     // Spans → graph windows → detectors: 25 windows of 30 web → db calls,
     // half of them failing from window 20; the error finding names failing traces.

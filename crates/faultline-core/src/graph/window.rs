@@ -26,7 +26,9 @@ pub struct WindowStats {
     pub in_flight: u64,
     pub latency: LatencySketch,
     /// Calls by (caller zone, callee zone) where both are known: requests,
-    /// errors, timeouts. Few entries (zones are few); empty without zones.
+    /// errors, timeouts. At most `MAX_ZONE_PAIRS` entries (zone names come
+    /// from span attributes, so their number is not ours to trust); empty
+    /// without zones.
     pub zones: Vec<ZoneStats>,
     /// Trace ids of the worst calls: failing before slow, then slowest
     /// first; at most `MAX_EXEMPLARS`.
@@ -42,6 +44,12 @@ pub struct ZoneStats {
     pub errors: u64,
     pub timeouts: u64,
 }
+
+/// Zone pairs one window keeps; calls between further pairs are left out of
+/// the split (still counted in the window's totals). Real deployments have a
+/// handful of zones; the cap keeps `add_zone`'s linear search and the
+/// window's memory bounded when a sender invents a zone per span.
+pub const MAX_ZONE_PAIRS: usize = 128;
 
 /// Score of a failing call in the exemplar ranking (above any latency).
 const FAILED_SCORE: f64 = 1e15;
@@ -69,7 +77,11 @@ impl WindowStats {
                 z.errors += errors;
                 z.timeouts += timeouts;
             }
-            None => self.zones.push(ZoneStats { caller_zone, callee_zone, requests, errors, timeouts }),
+            None => {
+                if self.zones.len() < MAX_ZONE_PAIRS {
+                    self.zones.push(ZoneStats { caller_zone, callee_zone, requests, errors, timeouts });
+                }
+            }
         }
     }
 
