@@ -111,6 +111,10 @@ pub struct IncidentFilter {
     pub open_only: bool,
     /// At most this many (the store caps it at 1000).
     pub limit: Option<u32>,
+    /// Only incidents opened at or after this instant.
+    pub opened_from: Option<Timestamp>,
+    /// Only incidents opened before this instant.
+    pub opened_before: Option<Timestamp>,
 }
 
 #[async_trait]

@@ -393,12 +393,15 @@ impl Store for SqlStore {
         let rows = sqlx::query(
             "SELECT state_json FROM incidents
              WHERE ($1 = '' OR status = $1) AND ($2 = '' OR severity = $2) AND ($3 = 0 OR status <> 'resolved')
+               AND opened_at >= $5 AND opened_at < $6
              ORDER BY opened_at DESC, id DESC LIMIT $4",
         )
         .bind(filter.status.map_or("", IncidentStatus::as_str))
         .bind(filter.severity.map_or("", Severity::as_str))
         .bind(i64::from(filter.open_only))
         .bind(limit)
+        .bind(filter.opened_from.map_or(i64::MIN, Timestamp::as_millis))
+        .bind(filter.opened_before.map_or(i64::MAX, Timestamp::as_millis))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

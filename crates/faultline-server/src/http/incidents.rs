@@ -71,6 +71,7 @@ pub async fn list(
         severity: q.severity.as_deref().map(parse_severity).transpose()?,
         open_only: q.open.unwrap_or(false),
         limit: q.limit,
+        ..IncidentFilter::default()
     };
     let incidents = state.store.list_incidents(&filter).await?;
     Ok(Json(api::IncidentList { incidents: incidents.iter().map(|i| convert::incident(i, None)).collect() }))

@@ -209,10 +209,13 @@ async fn response_metrics(
         .as_deref()
         .map(|s| s.parse().map_err(|e: faultline_core::incident::SeverityParseError| ApiError::bad_request("invalid_query", format!("severity: {e}"))))
         .transpose()?;
-    let listed = state.store.list_incidents(&IncidentFilter { severity, limit: Some(METRICS_MAX_INCIDENTS), ..IncidentFilter::default() }).await?;
+    // The window goes to the store: filtered here, after the cap, a window
+    // older than the newest 1000 incidents would come back empty.
+    let filter = IncidentFilter { severity, limit: Some(METRICS_MAX_INCIDENTS), opened_from: from, opened_before: to, ..IncidentFilter::default() };
+    let listed = state.store.list_incidents(&filter).await?;
     let truncated = listed.len() >= METRICS_MAX_INCIDENTS as usize;
     let mut times = Vec::new();
-    for inc in listed.iter().filter(|i| from.is_none_or(|f| i.opened_at >= f) && to.is_none_or(|t| i.opened_at < t)) {
+    for inc in &listed {
         if let Some((_, timeline)) = state.store.incident(inc.id).await?
             && let Some(t) = response_times(&timeline)
         {

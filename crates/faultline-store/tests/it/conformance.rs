@@ -148,6 +148,15 @@ pub async fn list_filters_and_orders_newest_first(store: SqlStore) {
     assert_eq!(resolved.iter().map(|i| i.id).collect::<Vec<_>>(), [c]);
     let limited = store.list_incidents(&IncidentFilter { limit: Some(1), ..Default::default() }).await.unwrap();
     assert_eq!(limited.len(), 1);
+    // The opened-at window applies before the limit: [t(5), t(9)) with
+    // limit 1 is b, not the newest incident c cut away afterwards.
+    let window = store
+        .list_incidents(&IncidentFilter { opened_from: Some(t(5)), opened_before: Some(t(9)), limit: Some(1), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(window.iter().map(|i| i.id).collect::<Vec<_>>(), [b]);
+    let from_a = store.list_incidents(&IncidentFilter { opened_from: Some(t(0)), opened_before: Some(t(5)), ..Default::default() }).await.unwrap();
+    assert_eq!(from_a.iter().map(|i| i.id).collect::<Vec<_>>(), [a], "from is inclusive, before is exclusive");
 }
 
 pub async fn duplicate_incident_id_is_rejected(store: SqlStore) {
