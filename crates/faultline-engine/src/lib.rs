@@ -107,6 +107,10 @@ pub struct Engine {
     incidents: BTreeMap<GroupId, IncidentId>,
     actor: Actor,
     findings: FindingsView,
+    /// Set when a turn failed to commit: the correlator then knows groups,
+    /// members and merges the store does not, so before the next turn it is
+    /// reloaded from the last committed state (or started afresh if none).
+    stale: bool,
 }
 
 /// A finding the correlator holds, with the incident it joined.
@@ -134,7 +138,14 @@ impl FindingsView {
 
 impl Engine {
     pub fn new(pipeline: Pipeline, store: Arc<dyn Store>) -> Engine {
-        Engine { pipeline, store, incidents: BTreeMap::new(), actor: Actor::System("correlator".into()), findings: FindingsView::default() }
+        Engine {
+            pipeline,
+            store,
+            incidents: BTreeMap::new(),
+            actor: Actor::System("correlator".into()),
+            findings: FindingsView::default(),
+            stale: false,
+        }
     }
 
     /// The findings snapshot this engine keeps up to date.
@@ -189,6 +200,19 @@ impl Engine {
         }
     }
 
+    /// Puts the correlator and the group → incident map back to the last
+    /// committed state (a fresh correlator if nothing was ever committed).
+    async fn reload_committed(&mut self) -> Result<(), StoreError> {
+        if !self.restore().await? {
+            let config = self.pipeline.correlator().config();
+            self.pipeline.restore_correlator(faultline_core::correlate::Correlator::new(config));
+            self.incidents.clear();
+            self.refresh_findings();
+        }
+        tracing::warn!("correlator reloaded from the store after a failed commit");
+        Ok(())
+    }
+
     /// Processes events until every handle is dropped or `shutdown` fires;
     /// ticks every `tick` of real time.
     pub async fn run(
@@ -240,6 +264,25 @@ impl Engine {
     /// state — is committed in ONE transaction (`Store::commit_turn`), and
     /// only then are durable senders told and flushes answered.
     pub async fn process_turn(&mut self, events: Vec<Event>, now: Timestamp) -> Result<(), StoreError> {
+        if self.stale {
+            if let Err(e) = self.reload_committed().await {
+                // Still cannot read what was committed: refuse the turn
+                // rather than decide on a state the store does not hold.
+                for event in events {
+                    match event {
+                        Event::DurableSignals { committed, .. } => {
+                            let _ = committed.send(false);
+                        }
+                        Event::Flush(reply) => {
+                            let _ = reply.send(());
+                        }
+                        _ => {}
+                    }
+                }
+                return Err(e);
+            }
+            self.stale = false;
+        }
         let mut committed = Vec::new();
         let mut flushes = Vec::new();
         let mut turn = TurnBuilder::default();
@@ -283,13 +326,16 @@ impl Engine {
             let opened = turn.opened.clone();
             result = self.commit(turn, changed, now).await;
             if result.is_err() {
-                // Nothing of the turn was written: forget the incidents it
-                // meant to open, so later turns do not write to ids that do
-                // not exist (their groups' events are dropped and logged,
-                // as for any refused correlator write).
+                // Nothing of the turn was written, but the correlator has
+                // already taken it in (new groups, members, merges). Forget
+                // the incidents it meant to open now, and reload the whole
+                // correlator from the store before the next turn — else a
+                // client's retry of a refused alert would join an in-memory
+                // group with no incident and be answered 200 into nothing.
                 for group in opened {
                     self.incidents.remove(&group);
                 }
+                self.stale = true;
             }
         }
         let ok = result.is_ok();

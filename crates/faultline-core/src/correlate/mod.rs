@@ -292,6 +292,10 @@ impl Correlator {
         Correlator { config, groups: BTreeMap::new(), open_members: BTreeMap::new(), next_id: 1 }
     }
 
+    pub fn config(&self) -> CorrelatorConfig {
+        self.config
+    }
+
     pub fn group(&self, id: GroupId) -> Option<&Group> {
         self.groups.get(&id)
     }

@@ -164,3 +164,110 @@ async fn correlation_continues_across_a_restart() {
     assert_eq!(incidents.len(), 1, "the symptom after the restart joined the same incident");
     assert_eq!(store.incident(id).await.unwrap().unwrap().0.symptoms, 2);
 }
+
+/// A store whose next `commit_turn` fails (a database error that is not
+/// "busy", so the engine does not retry it); everything else is SQLite.
+struct FlakyStore {
+    inner: SqlStore,
+    fail_next_commit: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Store for FlakyStore {
+    async fn create_incident(&self, id: faultline_core::IncidentId, opened: &faultline_core::incident::TimelineEvent) -> faultline_store::Result<faultline_core::incident::Incident> {
+        self.inner.create_incident(id, opened).await
+    }
+    async fn append(&self, id: faultline_core::IncidentId, v: u64, events: &[faultline_core::incident::TimelineEvent]) -> faultline_store::Result<faultline_core::incident::Incident> {
+        self.inner.append(id, v, events).await
+    }
+    async fn update(&self, id: faultline_core::IncidentId, decide: faultline_store::Decide) -> faultline_store::Result<(faultline_core::incident::Incident, Vec<faultline_core::incident::TimelineEvent>)> {
+        self.inner.update(id, decide).await
+    }
+    async fn commit_turn(&self, turn: faultline_store::Turn) -> faultline_store::Result<Vec<(faultline_core::IncidentId, faultline_core::incident::Incident)>> {
+        if self.fail_next_commit.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(faultline_store::StoreError::Database("injected: disk I/O error".into()));
+        }
+        self.inner.commit_turn(turn).await
+    }
+    async fn incident(&self, id: faultline_core::IncidentId) -> faultline_store::Result<Option<(faultline_core::incident::Incident, Vec<faultline_core::incident::TimelineEvent>)>> {
+        self.inner.incident(id).await
+    }
+    async fn list_incidents(&self, filter: &IncidentFilter) -> faultline_store::Result<Vec<faultline_core::incident::Incident>> {
+        self.inner.list_incidents(filter).await
+    }
+    async fn insert_token(&self, token: &faultline_store::TokenRecord) -> faultline_store::Result<()> {
+        self.inner.insert_token(token).await
+    }
+    async fn token_by_hash(&self, h: &str) -> faultline_store::Result<Option<faultline_store::TokenRecord>> {
+        self.inner.token_by_hash(h).await
+    }
+    async fn list_tokens(&self) -> faultline_store::Result<Vec<faultline_store::TokenRecord>> {
+        self.inner.list_tokens().await
+    }
+    async fn revoke_token(&self, id_or_name: &str, at: Timestamp) -> faultline_store::Result<bool> {
+        self.inner.revoke_token(id_or_name, at).await
+    }
+    async fn load_state(&self, name: &str) -> faultline_store::Result<Option<String>> {
+        self.inner.load_state(name).await
+    }
+    async fn save_state(&self, name: &str, json: &str, at: Timestamp) -> faultline_store::Result<()> {
+        self.inner.save_state(name, json, at).await
+    }
+    async fn ping(&self) -> faultline_store::Result<()> {
+        self.inner.ping().await
+    }
+}
+
+/// A turn that fails to commit must not leave the correlator ahead of the
+/// store: the client's retry of the refused alert must open the incident
+/// (and be answered "committed" only then), not join an in-memory group
+/// that has no incident.
+#[tokio::test]
+async fn a_failed_commit_is_forgotten_so_the_retried_alert_opens_its_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let flaky = Arc::new(FlakyStore { inner: store.clone(), fail_next_commit: std::sync::atomic::AtomicBool::new(false) });
+    let pipeline = Pipeline::new(DetectorSet::empty(), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]));
+    let mut engine = Engine::new(pipeline, flaky.clone());
+    let alert = |fp: &str, svc_name: &str| {
+        Signal::Alert(ExternalAlert {
+            source: "alertmanager".into(),
+            fingerprint: fp.into(),
+            state: AlertState::Firing,
+            summary: format!("{svc_name} errors"),
+            labels: BTreeMap::from([("service".into(), svc_name.into())]),
+            starts_at: t(0),
+            ends_at: None,
+        })
+    };
+    // An earlier, committed incident on another service.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    engine.process(Event::DurableSignals { signals: vec![alert("a1", "search")], committed: tx }, t(0)).await.unwrap();
+    assert!(rx.await.unwrap());
+
+    // The ledger alert's turn fails: the sender hears "not committed".
+    flaky.fail_next_commit.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    assert!(engine.process(Event::DurableSignals { signals: vec![alert("b1", "ledger")], committed: tx }, t(5)).await.is_err());
+    assert!(!rx.await.unwrap());
+    assert_eq!(store.list_incidents(&IncidentFilter::default()).await.unwrap().len(), 1);
+
+    // The retry commits, and only now is it answered "committed": with an
+    // incident of its own that holds the alert.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    engine.process(Event::DurableSignals { signals: vec![alert("b1", "ledger")], committed: tx }, t(6)).await.unwrap();
+    assert!(rx.await.unwrap());
+    let incidents = store.list_incidents(&IncidentFilter::default()).await.unwrap();
+    assert_eq!(incidents.len(), 2, "the retried alert opened its incident");
+    let mut with_b1 = 0;
+    for inc in &incidents {
+        let (_, timeline) = store.incident(inc.id).await.unwrap().unwrap();
+        with_b1 += timeline.iter().filter(|e| matches!(&e.event, faultline_core::incident::IncidentEvent::SymptomAttached { member, .. } if member.contains("b1"))).count();
+    }
+    assert_eq!(with_b1, 1);
+    // The committed incident is still known: its alert re-sent joins it, no new incident.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    engine.process(Event::DurableSignals { signals: vec![alert("a1", "search")], committed: tx }, t(7)).await.unwrap();
+    assert!(rx.await.unwrap());
+    assert_eq!(store.list_incidents(&IncidentFilter::default()).await.unwrap().len(), 2);
+}
