@@ -1,11 +1,9 @@
 //! End-to-end through the built binary. Synchronisation is by reading the
 //! server's "listening" line and by process exit, never by sleeping.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+use crate::support::{BIN, Server, create_token};
 
 fn faultline(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -41,60 +39,20 @@ fn one_line_error(o: Output) -> String {
     err
 }
 
-fn create_token(data_dir: &Path, scope: &str) -> String {
-    let out = ok(faultline(&["token", "create", "--data-dir", data_dir.to_str().unwrap(), "--scope", scope]));
-    out.lines().last().unwrap().trim().to_owned()
-}
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(data_dir: &Path) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"])
-            .env("FAULTLINE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("faultline listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
-        Server { child, url }
-    }
-
-    /// SIGTERM, then wait for a clean exit.
-    fn stop(mut self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "server exited with {exit:?} after SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
 #[test]
 fn incident_survives_restart_with_its_timeline() {
     let dir = tempfile::tempdir().unwrap();
     let admin = create_token(dir.path(), "admin");
     assert!(admin.starts_with("flt_"), "{admin}");
 
-    let server = Server::start(dir.path());
+    let server = Server::start(dir.path(), &[]);
     let declared = ok(faultline(&["incidents", "--url", &server.url, "--token", &admin, "--json", "declare", "payments down", "--severity", "SEV1"]));
     let v: serde_json::Value = serde_json::from_str(&declared).unwrap();
     let id = v["id"].as_str().unwrap().to_owned();
     ok(faultline(&["incidents", "--url", &server.url, "--token", &admin, "ack", &id]));
     server.stop();
 
-    let server = Server::start(dir.path());
+    let server = Server::start(dir.path(), &[]);
     let shown = ok(faultline(&["incidents", "--url", &server.url, "--token", &admin, "--json", "show", &id]));
     let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(v["title"], "payments down");
@@ -115,7 +73,7 @@ fn incident_survives_restart_with_its_timeline() {
 fn cli_errors_are_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let read = create_token(dir.path(), "read");
-    let server = Server::start(dir.path());
+    let server = Server::start(dir.path(), &[]);
 
     let e = one_line_error(faultline(&["incidents", "--url", &server.url, "--token", "flt_bogus", "list"]));
     assert!(e.contains("invalid token (HTTP 401, unauthorized)"), "{e}");

@@ -11,116 +11,13 @@
 //! Escalation delays are whole minutes, so this test takes about a minute.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 
-const BIN: &str = env!("CARGO_BIN_EXE_faultline");
-
-#[derive(Default)]
-struct Seen {
-    /// Every request's idempotency key, in arrival order (repeats included).
-    keys: Vec<String>,
-}
-
-#[derive(Clone, Default)]
-struct Receiver {
-    seen: Arc<Mutex<Seen>>,
-    changed: Arc<Notify>,
-}
-
-impl Receiver {
-    async fn start(self) -> String {
-        let r = self.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, _body: axum::body::Bytes| {
-                let r = r.clone();
-                async move {
-                    // A slow peer, so a kill catches deliveries in flight.
-                    tokio::time::sleep(Duration::from_millis(150)).await;
-                    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                    r.seen.lock().unwrap().keys.push(key);
-                    r.changed.notify_waiters();
-                    "ok"
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        url
-    }
-
-    fn distinct(&self) -> BTreeSet<String> {
-        self.seen.lock().unwrap().keys.iter().cloned().collect()
-    }
-
-    /// Waits until `pred` holds over the distinct keys seen, or fails after `limit`.
-    async fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&BTreeSet<String>) -> bool) {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.changed.notified();
-            if pred(&self.distinct()) {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("timed out waiting for {what}; seen {:#?}", self.distinct());
-            }
-        }
-    }
-}
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(data_dir: &Path, response_config: &Path, hook: &str) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"])
-            .env("FAULTLINE_LOG", "warn")
-            .env("FAULTLINE_RESPONSE_CONFIG", response_config)
-            // The webhook URL is a secret: it reaches the server through the environment.
-            .env("TEST_HOOK_URL", hook)
-            .env_remove("FAULTLINE_CONFIG")
-            .env_remove("FAULTLINE_DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("faultline listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
-        Server { child, url }
-    }
-
-    /// SIGKILL: no shutdown path runs.
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn admin_token(data_dir: &Path) -> String {
-    let out = Command::new(BIN).args(["token", "create", "--data-dir", data_dir.to_str().unwrap(), "--scope", "admin"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_owned()
-}
+use crate::support::{BIN, Receiver, Server, create_token};
 
 fn write_config(dir: &Path) -> std::path::PathBuf {
     std::fs::write(
@@ -160,12 +57,12 @@ async fn api(method: reqwest::Method, url: String, token: &str, body: Option<Val
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_escalation_loses_no_page_and_repeats_none() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rx = Receiver::default();
+    let rx = Receiver::slow(Duration::from_millis(150));
     let hook = rx.clone().start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path());
-    let token = admin_token(dir.path());
-    let server = Server::start(dir.path(), &cfg, &hook);
+    let token = create_token(dir.path(), "admin");
+    let server = Server::start(dir.path(), &[("FAULTLINE_RESPONSE_CONFIG", cfg.to_str().unwrap()), ("TEST_HOOK_URL", &hook)]);
 
     const N: usize = 6;
     let mut ids = Vec::new();
@@ -176,11 +73,11 @@ async fn sigkill_mid_escalation_loses_no_page_and_repeats_none() {
     // Level-1 pages start arriving (each takes 150 ms at the receiver);
     // kill while the rest are leased, in flight or still queued.
     rx.wait_for("the first level-1 pages", Duration::from_secs(30), |k| k.len() >= 2).await;
-    let before_kill = rx.seen.lock().unwrap().keys.len();
+    let before_kill = rx.received();
     server.kill9();
     assert!(before_kill < N, "the kill must catch the outbox mid-delivery (saw {before_kill} of {N})");
 
-    let server = Server::start(dir.path(), &cfg, &hook);
+    let server = Server::start(dir.path(), &[("FAULTLINE_RESPONSE_CONFIG", cfg.to_str().unwrap()), ("TEST_HOOK_URL", &hook)]);
     let level1 = |k: &BTreeSet<String>| ids.iter().all(|id| k.iter().any(|x| x.starts_with(id.as_str()) && x.contains("/s0/alice/trigger")));
     rx.wait_for("every level-1 page after the restart", Duration::from_secs(30), level1).await;
     // Nobody acknowledges: level 2 (dave) falls due one minute after each incident opened.
@@ -189,7 +86,7 @@ async fn sigkill_mid_escalation_loses_no_page_and_repeats_none() {
 
     // Kill again after the escalation, then resolve on the restarted server.
     server.kill9();
-    let server = Server::start(dir.path(), &cfg, &hook);
+    let server = Server::start(dir.path(), &[("FAULTLINE_RESPONSE_CONFIG", cfg.to_str().unwrap()), ("TEST_HOOK_URL", &hook)]);
     for id in &ids {
         api(reqwest::Method::POST, format!("{}/api/v1/incidents/{id}/resolve", server.url), &token, Some(json!({}))).await;
     }
@@ -223,7 +120,7 @@ async fn sigkill_mid_escalation_loses_no_page_and_repeats_none() {
         let text = inc.to_string();
         assert!(text.contains("paged alice") && text.contains("paged dave") && text.contains("resolve sent to everyone paged"), "{inc:#}");
     }
-    let raw = rx.seen.lock().unwrap().keys.len();
+    let raw = rx.received();
     let distinct = rx.distinct().len();
     assert_eq!(distinct, 4 * N, "the receiver saw exactly the expected notifications");
     println!("kill test: {N} incidents, {distinct} distinct notifications, {raw} requests received (repeats of an in-flight key after SIGKILL: {}), {delivered_rows} ledger deliveries", raw - distinct);
@@ -251,12 +148,12 @@ fn cli(server: &Server, token: &str, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_verbs_under_incidents_and_response_times() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rx = Receiver::default();
+    let rx = Receiver::slow(Duration::from_millis(150));
     let hook = rx.clone().start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path());
-    let token = admin_token(dir.path());
-    let server = Server::start(dir.path(), &cfg, &hook);
+    let token = create_token(dir.path(), "admin");
+    let server = Server::start(dir.path(), &[("FAULTLINE_RESPONSE_CONFIG", cfg.to_str().unwrap()), ("TEST_HOOK_URL", &hook)]);
 
     let declared: Value = serde_json::from_str(&cli(&server, &token, &["incidents", "declare", "checkout errors", "--severity", "SEV2", "--json"])).unwrap();
     let id = declared["id"].as_str().unwrap().to_owned();

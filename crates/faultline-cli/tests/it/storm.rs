@@ -21,111 +21,21 @@
 //! the throughput benchmark (`crates/faultline-server/examples/alert_storm.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+use crate::support::{Receiver, Server, create_token};
+
 const SERVICES: usize = 8;
 const ALERTNAMES: [&str; 5] = ["HighErrorRate", "HighLatency", "TargetDown", "DiskFilling", "QueueBacklog"];
 const INSTANCES: usize = 60;
 const BATCH: usize = 40;
 const SENDERS: usize = 4;
-
-#[derive(Clone, Default)]
-struct Receiver {
-    keys: Arc<Mutex<Vec<String>>>,
-    changed: Arc<Notify>,
-}
-
-impl Receiver {
-    async fn start(self) -> String {
-        let r = self.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, _body: axum::body::Bytes| {
-                let r = r.clone();
-                async move {
-                    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                    r.keys.lock().unwrap().push(key);
-                    r.changed.notify_waiters();
-                    "ok"
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        url
-    }
-
-    fn distinct(&self) -> BTreeSet<String> {
-        self.keys.lock().unwrap().iter().cloned().collect()
-    }
-
-    async fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&BTreeSet<String>) -> bool) {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.changed.notified();
-            if pred(&self.distinct()) {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("timed out waiting for {what}; seen {:#?}", self.distinct());
-            }
-        }
-    }
-}
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(data_dir: &Path, response_config: &Path, hook: &str) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"])
-            .env("FAULTLINE_LOG", "warn")
-            .env("FAULTLINE_RESPONSE_CONFIG", response_config)
-            .env("STORM_HOOK_URL", hook)
-            .env_remove("FAULTLINE_CONFIG")
-            .env_remove("FAULTLINE_DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("faultline listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
-        Server { child, url }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn admin_token(data_dir: &Path) -> String {
-    let out = Command::new(BIN).args(["token", "create", "--data-dir", data_dir.to_str().unwrap(), "--scope", "admin"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_owned()
-}
 
 /// One policy for everything: level 1 pages `oncall` at once; level 2
 /// (`lead`) only after 30 minutes, so within this test each incident is
@@ -239,7 +149,7 @@ async fn kill9_mid_storm_loses_no_accepted_alert_and_pages_each_incident_once() 
     let hook = rx.clone().start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path());
-    let token = admin_token(dir.path());
+    let token = create_token(dir.path(), "admin");
     let client = reqwest::Client::new();
     let alerts = Arc::new(storm());
     let service_of: BTreeMap<String, String> = alerts.iter().map(|l| (fingerprint(l), l["service"].clone())).collect();
@@ -251,7 +161,7 @@ async fn kill9_mid_storm_loses_no_accepted_alert_and_pages_each_incident_once() 
     // Phase 1: the storm, killed once a third of it has been answered. The
     // last third is held back until after the kill, so the kill is always
     // mid-storm, with the middle third in flight or queued.
-    let server = Server::start(dir.path(), &cfg, &hook);
+    let server = Server::start(dir.path(), &[("FAULTLINE_RESPONSE_CONFIG", cfg.to_str().unwrap()), ("STORM_HOOK_URL", &hook)]);
     let batches: Vec<Vec<BTreeMap<String, String>>> = alerts.chunks(BATCH).map(<[_]>::to_vec).collect();
     let n_batches = batches.len();
     let (kill_after, held_back) = (n_batches / 3, 2 * n_batches / 3);
@@ -290,7 +200,7 @@ async fn kill9_mid_storm_loses_no_accepted_alert_and_pages_each_incident_once() 
     let accepted_fps: BTreeSet<String> = accepted.iter().flat_map(|&i| batches[i].iter().map(fingerprint)).collect();
 
     // After the restart: every accepted alert is on an incident.
-    let server = Server::start(dir.path(), &cfg, &hook);
+    let server = Server::start(dir.path(), &[("FAULTLINE_RESPONSE_CONFIG", cfg.to_str().unwrap()), ("STORM_HOOK_URL", &hook)]);
     let on_incidents: BTreeSet<String> = incidents(&client, &server.url, &token).await.into_values().flatten().collect();
     let lost: Vec<&String> = accepted_fps.difference(&on_incidents).collect();
     assert!(lost.is_empty(), "{} of {} accepted alerts lost by the kill: {lost:?}", lost.len(), accepted_fps.len());
@@ -357,7 +267,7 @@ async fn kill9_mid_storm_loses_no_accepted_alert_and_pages_each_incident_once() 
         kinds.sort();
         assert_eq!(kinds, [("oncall".to_owned(), "resolve".to_owned()), ("oncall".to_owned(), "trigger".to_owned())], "incident {id}: {v:#}");
     }
-    let raw = rx.keys.lock().unwrap().len();
+    let raw = rx.received();
     println!(
         "storm kill test: {} alerts, {} accepted before the kill ({} batches of {n_batches}), {} incidents, {} distinct notifications, {raw} deliveries",
         alerts.len(),
