@@ -24,11 +24,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use faultline_core::incident::{IncidentEvent, IncidentStatus, TimelineEvent};
+use faultline_core::incident::{IncidentEvent, IncidentStatus};
 use faultline_core::{Duration, IncidentId, Timestamp};
 use faultline_server::clock::Clock;
 use faultline_store::response::{DeliveryStatus, ResponseStore};
@@ -111,10 +111,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // A local webhook receiver stands in for the on-call person's pager
     // unless the user brought their own.
-    let sink = Sink::default();
     let webhook = match &args.webhook {
         Some(u) => u.clone(),
-        None => sink.clone().start().await?,
+        None => start_pager().await?,
     };
     let config_path = write_demo_config(&dir, &webhook)?;
     let response = faultline_server::response_config::ResponseConfig::load(&config_path, &|k| std::env::var(k).ok())?;
@@ -279,14 +278,18 @@ impl Watch {
         self.external_alerts(now).await?;
         self.all_resolved = incidents.iter().all(|i| i.status == IncidentStatus::Resolved);
         for inc in &incidents {
-            let Some((_, timeline)) = store.incident(inc.id).await? else { continue };
-            let done = self.printed.entry(inc.id).or_insert(0);
-            let new: Vec<TimelineEvent> = timeline.iter().skip(*done).cloned().collect();
-            *done = timeline.len();
-            for ev in &new {
-                if let Some(line) = describe(&ev.event) {
-                    println!("{}  {line}", self.t(ev.at));
+            // An incident's version is its timeline's length: read the
+            // timeline only when something was appended since the last poll.
+            let done = self.printed.get(&inc.id).copied().unwrap_or(0);
+            if (inc.version as usize) > done
+                && let Some((_, timeline)) = store.incident(inc.id).await?
+            {
+                for ev in timeline.iter().skip(done) {
+                    if let Some(line) = describe(&ev.event) {
+                        println!("{}  {line}", self.t(ev.at));
+                    }
                 }
+                self.printed.insert(inc.id, timeline.len());
             }
             // Pages as the webhook saw them (the ledger says delivered).
             for n in store.notifications(inc.id).await? {
@@ -468,33 +471,16 @@ status_page: {name: Demo Payments, auto_publish: true}
 retry: {base_ms: 200, max_backoff_ms: 2000}
 ";
 
-/// A local webhook receiver (the pager in the demo): counts what arrives.
-#[derive(Clone, Default)]
-struct Sink {
-    received: Arc<Mutex<Vec<serde_json::Value>>>,
-}
-
-impl Sink {
-    async fn start(self) -> anyhow::Result<String> {
-        let received = self.received.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |body: axum::body::Bytes| {
-                let received = received.clone();
-                async move {
-                    let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                    received.lock().unwrap_or_else(|p| p.into_inner()).push(v);
-                    "ok"
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}/hook", listener.local_addr()?);
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(url)
-    }
+/// A local webhook receiver standing in for the on-call people's pagers:
+/// it accepts every page (what was delivered is read from the ledger).
+async fn start_pager() -> anyhow::Result<String> {
+    let app = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(url)
 }
 
 /// Removes the demo's temporary directory on exit.
