@@ -94,13 +94,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         anyhow::bail!("--speed must be between 1 and 1000");
     }
     let (dir, _temp) = match &args.data_dir {
-        Some(d) => (d.clone(), None),
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
+            (d.clone(), None)
+        }
         None => {
-            let t = std::env::temp_dir().join(format!("faultline-demo-{}", std::process::id()));
+            let parent = std::env::temp_dir();
+            let t = create_private_dir(&parent, "faultline-demo", &mut os_random_u64)
+                .map_err(|e| anyhow::anyhow!("cannot create a private demo directory in {}: {e}", parent.display()))?;
             (t.clone(), Some(TempDir(t)))
         }
     };
-    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let mut sc = faultline_sim::builtin::load(&args.scenario, false)
         .ok_or_else(|| anyhow::anyhow!("no built-in scenario named {:?} (see `faultline sim list`)", args.scenario))?
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -483,11 +487,94 @@ async fn start_pager() -> anyhow::Result<String> {
     Ok(url)
 }
 
+/// Attempts `create_private_dir` makes before giving up (each with a fresh
+/// random name; only a name that already exists is retried).
+const PRIVATE_DIR_ATTEMPTS: u32 = 16;
+
+/// Creates a new directory `<parent>/<prefix>-<16 hex digits>` that nobody
+/// else can have prepared: the name is random (`next_suffix`), the directory
+/// is made with `create_dir` (never `create_dir_all`), so a path that already
+/// exists — a directory, a file or a symlink planted by another user of a
+/// shared temp dir — is refused and another name is tried, and on unix it is
+/// created with mode 0700.
+fn create_private_dir(parent: &Path, prefix: &str, next_suffix: &mut dyn FnMut() -> u64) -> std::io::Result<PathBuf> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    for _ in 0..PRIVATE_DIR_ATTEMPTS {
+        let path = parent.join(format!("{prefix}-{:016x}", next_suffix()));
+        match builder.create(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, format!("{PRIVATE_DIR_ATTEMPTS} random names were all taken")))
+}
+
+/// 64 random bits from the OS: `RandomState`'s keys come from the OS's
+/// random source (per process, then varied per instance); hashing the time,
+/// the pid and a counter with a fresh one gives a new value on every call.
+fn os_random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u32(std::process::id());
+    h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    h.finish()
+}
+
 /// Removes the demo's temporary directory on exit.
 struct TempDir(PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_dir_is_new_random_and_private() {
+        let parent = tempfile::tempdir().unwrap();
+        let a = create_private_dir(parent.path(), "faultline-demo", &mut os_random_u64).unwrap();
+        let b = create_private_dir(parent.path(), "faultline-demo", &mut os_random_u64).unwrap();
+        assert_ne!(a, b);
+        assert!(a.is_dir() && b.is_dir());
+        let name = a.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("faultline-demo-") && name.len() == "faultline-demo-".len() + 16, "{name}");
+        assert_ne!(name, format!("faultline-demo-{}", std::process::id()), "not the predictable pid name");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+    }
+
+    #[test]
+    fn a_path_that_already_exists_is_never_used() {
+        let parent = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        // Another user planted the first name the generator will produce: a
+        // directory, and a symlink to one of theirs.
+        std::fs::create_dir(parent.path().join(format!("faultline-demo-{:016x}", 1))).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(elsewhere.path(), parent.path().join(format!("faultline-demo-{:016x}", 2))).unwrap();
+        let mut next = 0u64;
+        let got = create_private_dir(parent.path(), "faultline-demo", &mut || {
+            next += 1;
+            next
+        })
+        .unwrap();
+        #[cfg(unix)]
+        assert_eq!(got, parent.path().join(format!("faultline-demo-{:016x}", 3)));
+        assert!(std::fs::read_dir(elsewhere.path()).unwrap().next().is_none(), "nothing written through the planted link");
+        // A generator stuck on a taken name gives up with an error.
+        let err = create_private_dir(parent.path(), "faultline-demo", &mut || 1).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
     }
 }
