@@ -388,6 +388,36 @@ impl Store for SqlStore {
         Ok(Some((incident, timeline)))
     }
 
+    async fn incidents_with_timelines(&self, ids: &[IncidentId]) -> Result<Vec<(Incident, Vec<TimelineEvent>)>> {
+        let mut by_id: std::collections::HashMap<IncidentId, Vec<TimelineEvent>> = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(crate::MAX_BATCH_IDS) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT incident_id, event_json FROM timeline_events WHERE incident_id IN ({}) ORDER BY incident_id, seq",
+                placeholders.join(", ")
+            );
+            // Safe: the only text spliced in is our own `$1, …, $n`; every id is bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            let rows = q.fetch_all(&self.pool).await.map_err(db)?;
+            for row in &rows {
+                let raw: String = row.try_get("incident_id").map_err(db)?;
+                let id: IncidentId = raw.parse().map_err(|_| StoreError::Corrupt(format!("timeline incident id {raw:?}")))?;
+                by_id.entry(id).or_default().push(event_from_row(row)?);
+            }
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            // Fold as `incident` does: the timeline is the source of truth.
+            let Some(timeline) = by_id.remove(id) else { continue };
+            let incident = Incident::fold(*id, &timeline).map_err(|e| StoreError::Corrupt(format!("incident {id}: {e}")))?;
+            out.push((incident, timeline));
+        }
+        Ok(out)
+    }
+
     async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>> {
         let limit = i64::from(filter.limit.unwrap_or(100).min(1000));
         let rows = sqlx::query(

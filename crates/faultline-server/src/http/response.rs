@@ -195,7 +195,8 @@ struct MetricsQuery {
 const METRICS_MAX_INCIDENTS: u32 = 1000;
 
 /// MTTA / MTTM / MTTR distributions over incidents opened in `[from, to)`,
-/// each incident's times read from its timeline by the core.
+/// each incident's times read from its timeline by the core (the timelines
+/// of all listed incidents in one batched store read).
 async fn response_metrics(
     State(state): State<AppState>,
     _: ReadAccess,
@@ -214,14 +215,10 @@ async fn response_metrics(
     let filter = IncidentFilter { severity, limit: Some(METRICS_MAX_INCIDENTS), opened_from: from, opened_before: to, ..IncidentFilter::default() };
     let listed = state.store.list_incidents(&filter).await?;
     let truncated = listed.len() >= METRICS_MAX_INCIDENTS as usize;
-    let mut times = Vec::new();
-    for inc in &listed {
-        if let Some((_, timeline)) = state.store.incident(inc.id).await?
-            && let Some(t) = response_times(&timeline)
-        {
-            times.push(t);
-        }
-    }
+    // One query for the events of every listed incident, not one per incident.
+    let ids: Vec<IncidentId> = listed.iter().map(|i| i.id).collect();
+    let timelines = state.store.incidents_with_timelines(&ids).await?;
+    let times: Vec<_> = timelines.iter().filter_map(|(_, timeline)| response_times(timeline)).collect();
     let s = summarize(&times);
     Ok(Json(api::ResponseMetrics {
         from: from.map(|t| t.to_string()),

@@ -291,6 +291,62 @@ async fn response_times_per_incident_and_their_distribution() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
+/// The metrics endpoint reads all timelines in one batched store read; what
+/// it answers is exactly what reading each listed incident on its own gives.
+#[tokio::test]
+async fn response_metrics_from_the_batched_read_equal_the_per_incident_path() {
+    use faultline_core::incident::Command;
+    use faultline_core::incident::metrics::{response_times, summarize};
+    use faultline_store::IncidentFilter;
+    let h = harness().await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let sev = ["SEV1", "SEV2", "SEV3"][i % 3];
+        let r = h.call("POST", "/api/v1/incidents", Some(&h.admin), Some(json!({"title": format!("incident {i}"), "severity": sev}))).await;
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let i = i as i64;
+        if i % 4 != 3 {
+            at(&h, id, 60 * (i + 1), "alice", Command::Acknowledge).await;
+        }
+        if i % 3 == 0 {
+            at(&h, id, 100 * (i + 2), "alice", Command::Mitigate { note: None }).await;
+        }
+        if i % 2 == 0 {
+            at(&h, id, 700 * (i + 1), "alice", Command::Resolve { note: None }).await;
+        }
+    }
+    let store = h.app.state().store.clone();
+    for (query, severity) in [("", None), ("?severity=SEV2", Some(faultline_core::incident::Severity::Sev2))] {
+        let r = h.call("GET", &format!("/api/v1/metrics/response{query}"), Some(&h.read), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let listed = store.list_incidents(&IncidentFilter { severity, limit: Some(1000), ..IncidentFilter::default() }).await.unwrap();
+        let mut times = Vec::new();
+        for inc in &listed {
+            let (_, timeline) = store.incident(inc.id).await.unwrap().unwrap();
+            times.extend(response_times(&timeline));
+        }
+        let s = summarize(&times);
+        let d = faultline_server::http::convert::distribution;
+        let expected = faultline_api::ResponseMetrics {
+            from: None,
+            to: None,
+            severity: severity.map(|s| s.to_string()),
+            incidents: s.incidents as u64,
+            merged: s.merged as u64,
+            unacknowledged: s.unacknowledged as u64,
+            unresolved: s.unresolved as u64,
+            time_to_acknowledge: d(&s.time_to_acknowledge),
+            time_to_mitigate: d(&s.time_to_mitigate),
+            time_to_resolve: d(&s.time_to_resolve),
+            truncated: false,
+        };
+        assert_eq!(r.body, serde_json::to_value(&expected).unwrap(), "{query}");
+        assert!(s.incidents > 0 && s.time_to_acknowledge.count > 0 && s.time_to_mitigate.count > 0 && s.time_to_resolve.count > 0, "{query}: {s:?}");
+    }
+}
+
 #[tokio::test]
 async fn publishing_a_draft_notifies_subscribers_through_the_outbox_and_notes_it() {
     let h = harness().await;

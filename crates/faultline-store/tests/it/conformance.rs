@@ -76,6 +76,37 @@ pub async fn invalid_events_are_rejected_atomically(store: SqlStore) {
     assert_eq!((after.version, timeline.len(), after.status), (1, 1, IncidentStatus::Triggered));
 }
 
+/// `incidents_with_timelines` (one query for the events of many incidents,
+/// what response metrics read) returns exactly what reading each incident
+/// with `incident` returns: same states, same timelines, in the order asked,
+/// unknown ids left out, a repeated id once, across more ids than one query binds.
+pub async fn batched_timelines_equal_the_incidents_read_one_by_one(store: SqlStore) {
+    let a = open(&store, "checkout errors", Severity::Sev1, t(0)).await;
+    let b = open(&store, "search slow", Severity::Sev2, t(5)).await;
+    let c = open(&store, "login flaky", Severity::Sev3, t(9)).await;
+    execute(&store, a, Command::Acknowledge, alice(), t(60)).await.unwrap();
+    execute(&store, a, Command::Mitigate { note: None }, alice(), t(120)).await.unwrap();
+    execute(&store, a, Command::Resolve { note: Some("rolled back".into()) }, alice(), t(300)).await.unwrap();
+    execute(&store, b, Command::AddNote { text: "looking".into() }, alice(), t(30)).await.unwrap();
+    execute(&store, b, Command::Acknowledge, alice(), t(90)).await.unwrap();
+    let unknown = new_id();
+    let ids = [c, unknown, a, b, a];
+    let batched = store.incidents_with_timelines(&ids).await.unwrap();
+    let mut one_by_one = Vec::new();
+    for id in [c, a, b] {
+        one_by_one.push(store.incident(id).await.unwrap().unwrap());
+    }
+    assert_eq!(batched, one_by_one);
+    assert_eq!(batched.iter().map(|(i, tl)| (i.id, tl.len())).collect::<Vec<_>>(), [(c, 1), (a, 4), (b, 3)]);
+    // More ids than one query binds: the real ones at both ends still come back.
+    let mut many: Vec<IncidentId> = vec![b];
+    many.extend((0..faultline_store::MAX_BATCH_IDS).map(|_| new_id()));
+    many.push(a);
+    let batched = store.incidents_with_timelines(&many).await.unwrap();
+    assert_eq!(batched.iter().map(|(i, _)| i.id).collect::<Vec<_>>(), [b, a]);
+    assert!(store.incidents_with_timelines(&[]).await.unwrap().is_empty());
+}
+
 /// INV-INC-2: two writers appending to one incident concurrently never lose
 /// an event. Many tasks add notes at once; every note lands exactly once and
 /// the sequence has no gaps.
@@ -249,6 +280,7 @@ macro_rules! store_suite {
                 tokens_are_stored_by_hash_and_revocable,
                 engine_state_round_trips_and_replaces,
                 a_turn_commits_all_or_nothing,
+                batched_timelines_equal_the_incidents_read_one_by_one,
             );
         }
     };
