@@ -81,6 +81,10 @@ pub struct ResponseSetup {
     pub page: PageInfo,
 }
 
+/// Times the automatic publish drafts again after losing a race to another
+/// publish of the same incident before it gives up (the step is retried later).
+const PUBLISH_ATTEMPTS: u32 = 3;
+
 /// Outbox channel of a status-page subscriber: `subscriber:<id>`. Each
 /// subscriber is its own channel, so one slow endpoint delays only itself.
 pub const SUBSCRIBER_CHANNEL_PREFIX: &str = "subscriber:";
@@ -559,6 +563,11 @@ impl ResponseDriver {
     /// Publishes `draft` (or the comms lead's `edited_body`) as the next
     /// update of `incident`'s public incident and, in the same transaction,
     /// enqueues the subscriber notifications it causes.
+    ///
+    /// `previous` is the public incident as read before deciding to publish;
+    /// if another publish (the comms lead's, the automatic one, another
+    /// node's) was written since, nothing is written and the answer is
+    /// `StoreError::StatusPageConflict`: the caller re-reads and decides again.
     pub async fn publish_status(
         &self,
         incident: &Incident,
@@ -567,7 +576,8 @@ impl ResponseDriver {
         edited_body: Option<&str>,
         now: Timestamp,
     ) -> Result<PublishedUpdate, StoreError> {
-        let update_id = format!("{}-u{}", incident.id, previous.as_ref().map_or(0, |p| p.updates.len()) + 1);
+        let based_on = previous.as_ref().map_or(0, |p| p.updates.len());
+        let update_id = format!("{}-u{}", incident.id, based_on + 1);
         let public_id = previous.as_ref().map_or_else(|| incident.id.to_string(), |p| p.id.clone());
         let public = publish(&self.setup.components, previous, (&public_id, &incident.title, incident.opened_at), draft, edited_body, &update_id, now);
         let mut incidents = self.responses.public_incidents().await?;
@@ -576,7 +586,7 @@ impl ResponseDriver {
         let maintenances = self.responses.maintenances().await?;
         let subscribers = self.responses.subscribers().await?;
         let items = subscriber_notifications(&self.setup, incident.id, &incidents, &maintenances, &subscribers, &public.id, &update_id, now);
-        let out = self.responses.publish_status(incident.id, &public, &items, now).await?;
+        let out = self.responses.publish_status(incident.id, &public, based_on, &items, now).await?;
         if !out.enqueued.is_empty()
             && let Some(w) = &self.worker
         {
@@ -593,18 +603,27 @@ impl ResponseDriver {
             impacted_services: &ctx.facts.services,
             origin_identified: ctx.facts.origin_identified,
         };
-        let previous = self.responses.public_incident_for(incident.id).await?;
-        let draft = draft_update(&self.setup.components, &facts, previous.as_ref());
-        if !draft.changed || draft.components.is_empty() {
-            return Ok(());
+        let mut attempt = 1;
+        loop {
+            let previous = self.responses.public_incident_for(incident.id).await?;
+            let draft = draft_update(&self.setup.components, &facts, previous.as_ref());
+            if !draft.changed || draft.components.is_empty() {
+                return Ok(());
+            }
+            if !self.setup.auto_publish {
+                return self.responses.put_draft(&DraftRecord { incident: incident.id, draft, created_at: now }).await;
+            }
+            match self.publish_status(incident, previous, &draft, None, now).await {
+                Ok(p) => {
+                    ctx.note("status_page", status_note(&p, "auto-published"), now);
+                    return Ok(());
+                }
+                // Another publish got there first: draft again from what it
+                // published (it may already say all this one would).
+                Err(StoreError::StatusPageConflict { .. }) if attempt < PUBLISH_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(e),
+            }
         }
-        if self.setup.auto_publish {
-            let p = self.publish_status(incident, previous, &draft, None, now).await?;
-            ctx.note("status_page", status_note(&p, "auto-published"), now);
-        } else {
-            self.responses.put_draft(&DraftRecord { incident: incident.id, draft, created_at: now }).await?;
-        }
-        Ok(())
     }
 
     async fn commit(&self, ctx: Step<'_>, cursor: Option<(IncidentId, u64)>, now: Timestamp) -> Result<(), StoreError> {

@@ -24,13 +24,18 @@ mod sql;
 
 pub use sql::{Backend, SqlStore};
 
-/// Errors from a store. `Conflict` is the one callers retry.
+/// Errors from a store. `Conflict` and `StatusPageConflict` are the ones
+/// callers retry (after re-reading).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("incident {0} not found")]
     NotFound(IncidentId),
     #[error("incident {id} was changed concurrently (expected version {expected}, found {found})")]
     Conflict { id: IncidentId, expected: u64, found: u64 },
+    /// `ResponseStore::publish_status` lost a race: another update of the
+    /// incident's public page was published after this one was computed.
+    #[error("the status page of incident {incident} was updated concurrently (this update was based on {based_on} earlier update(s)); re-read it and publish again")]
+    StatusPageConflict { incident: IncidentId, based_on: u64 },
     /// The database was too busy to take the write lock in time; retryable.
     #[error("database is busy: {0}")]
     Busy(String),

@@ -21,11 +21,13 @@ const SQLITE: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/sqlite/0001_init.sql") },
     Migration { version: 2, name: "response", sql: include_str!("../migrations/sqlite/0002_response.sql") },
     Migration { version: 3, name: "engine_state", sql: include_str!("../migrations/sqlite/0003_engine_state.sql") },
+    Migration { version: 4, name: "status_version", sql: include_str!("../migrations/sqlite/0004_status_version.sql") },
 ];
 const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/postgres/0001_init.sql") },
     Migration { version: 2, name: "response", sql: include_str!("../migrations/postgres/0002_response.sql") },
     Migration { version: 3, name: "engine_state", sql: include_str!("../migrations/postgres/0003_engine_state.sql") },
+    Migration { version: 4, name: "status_version", sql: include_str!("../migrations/postgres/0004_status_version.sql") },
 ];
 
 /// Arbitrary, fixed key for `pg_advisory_xact_lock`: "fltmigr" in spirit.

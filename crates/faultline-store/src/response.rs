@@ -228,7 +228,14 @@ pub trait ResponseStore: Send + Sync {
     /// incident (linked to `incident`), the draft it came from removed, and
     /// the subscriber notifications put in the outbox (a key already present
     /// is left alone and reported as deduplicated). A crash keeps all or none.
-    async fn publish_status(&self, incident: IncidentId, public: &PublicIncident, enqueue: &[OutboxItem], now: Timestamp) -> Result<CommitOutcome>;
+    ///
+    /// Compare-and-set: `based_on` is the number of updates the stored public
+    /// incident had when `public` was computed from it (0: there was none).
+    /// If another publish got there first, nothing is written and the answer
+    /// is `StoreError::Conflict` (`expected`: `based_on`, `found`: the stored
+    /// count); the caller re-reads and decides again. So two publishes racing
+    /// from the same state never both write (nor reuse one update id).
+    async fn publish_status(&self, incident: IncidentId, public: &PublicIncident, based_on: usize, enqueue: &[OutboxItem], now: Timestamp) -> Result<CommitOutcome>;
     async fn add_subscriber(&self, s: &Subscriber) -> Result<()>;
     /// One subscriber by id, unsubscribed or not.
     async fn subscriber(&self, id: &str) -> Result<Option<Subscriber>>;
@@ -263,6 +270,10 @@ fn ts(row: &AnyRow, col: &str) -> Result<Timestamp> {
 
 fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<Timestamp>> {
     Ok(row.try_get::<Option<i64>, _>(col).map_err(db)?.map(Timestamp::from_millis))
+}
+
+fn count_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn u32_of(v: i64) -> u32 {
@@ -680,8 +691,8 @@ impl ResponseStore for SqlStore {
 
     async fn put_public_incident(&self, incident: Option<IncidentId>, public: &PublicIncident) -> Result<()> {
         sqlx::query(
-            "INSERT INTO status_incidents (id, incident_id, json, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (id) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at,
+            "INSERT INTO status_incidents (id, incident_id, json, created_at, updated_at, update_count) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at, update_count = excluded.update_count,
                  incident_id = COALESCE(excluded.incident_id, status_incidents.incident_id)",
         )
         .bind(&public.id)
@@ -689,6 +700,7 @@ impl ResponseStore for SqlStore {
         .bind(to_json(public)?)
         .bind(public.created_at.as_millis())
         .bind(public.updated_at.as_millis())
+        .bind(count_i64(public.updates.len()))
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -795,22 +807,46 @@ impl ResponseStore for SqlStore {
         row.as_ref().map(subscriber_from_row).transpose()
     }
 
-    async fn publish_status(&self, incident: IncidentId, public: &PublicIncident, enqueue: &[OutboxItem], now: Timestamp) -> Result<CommitOutcome> {
+    async fn publish_status(&self, incident: IncidentId, public: &PublicIncident, based_on: usize, enqueue: &[OutboxItem], now: Timestamp) -> Result<CommitOutcome> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let mut out = CommitOutcome::default();
-        sqlx::query(
-            "INSERT INTO status_incidents (id, incident_id, json, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (id) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at,
-                 incident_id = COALESCE(excluded.incident_id, status_incidents.incident_id)",
+        let json = to_json(public)?;
+        // Compare-and-set as the transaction's first statement: it takes
+        // SQLite's write lock and PostgreSQL's row lock, so a racing publish
+        // waits, then finds the count moved on and matches no row.
+        let set = sqlx::query(
+            "UPDATE status_incidents SET json = $1, updated_at = $2, update_count = $3, incident_id = $4
+             WHERE id = $5 AND update_count = $6",
         )
-        .bind(&public.id)
-        .bind(incident.to_string())
-        .bind(to_json(public)?)
-        .bind(public.created_at.as_millis())
+        .bind(&json)
         .bind(public.updated_at.as_millis())
+        .bind(count_i64(public.updates.len()))
+        .bind(incident.to_string())
+        .bind(&public.id)
+        .bind(count_i64(based_on))
         .execute(&mut *tx)
         .await
-        .map_err(db)?;
+        .map_err(db)?
+        .rows_affected();
+        if set != 1 {
+            let conflict = || StoreError::StatusPageConflict { incident, based_on: based_on as u64 };
+            let exists = sqlx::query("SELECT id FROM status_incidents WHERE id = $1").bind(&public.id).fetch_optional(&mut *tx).await.map_err(db)?;
+            if exists.is_some() || based_on != 0 {
+                return Err(conflict());
+            }
+            // The first publish creates it; a racing first publish makes this
+            // a unique violation, i.e. the same conflict.
+            sqlx::query("INSERT INTO status_incidents (id, incident_id, json, created_at, updated_at, update_count) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(&public.id)
+                .bind(incident.to_string())
+                .bind(&json)
+                .bind(public.created_at.as_millis())
+                .bind(public.updated_at.as_millis())
+                .bind(count_i64(public.updates.len()))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| if is_unique_violation(&e) { conflict() } else { db(e) })?;
+        }
         sqlx::query("DELETE FROM status_drafts WHERE incident_id = $1").bind(incident.to_string()).execute(&mut *tx).await.map_err(db)?;
         enqueue_rows(&mut tx, enqueue, now, &mut out).await?;
         tx.commit().await.map_err(db)?;

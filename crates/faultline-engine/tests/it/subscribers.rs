@@ -2,7 +2,9 @@
 //! published update reaches every live subscriber (one incident webhook and
 //! one per component change, Statuspage's shape) with an `Idempotency-Key`;
 //! a failing endpoint is retried, a restart neither loses nor repeats a
-//! delivery, and an unsubscribed endpoint gets nothing more.
+//! delivery, and an unsubscribed endpoint gets nothing more. Publishes
+//! racing from the same state never reuse an update id: the loser is a
+//! conflict, and the automatic publish drafts again and publishes its own.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -140,4 +142,210 @@ async fn an_unsubscribed_endpoint_pending_delivery_is_not_sent() {
     let ledger = store.ledger(id).await.unwrap();
     let failed: Vec<_> = ledger.iter().filter(|l| l.outcome == "failed" && l.channel == "subscriber:gone").map(|l| l.detail.as_str()).collect();
     assert_eq!(failed, ["subscriber unsubscribed: not sent"; 2]);
+}
+
+/// Two publishes computed from the same published state (the comms lead's
+/// manual publish and the automatic one): the second must not reuse the
+/// first's update id, overwrite its update, or have its notifications
+/// swallowed as duplicates of the first's. It is refused, and published
+/// again from the new state it is a distinct update.
+#[tokio::test]
+async fn two_publishes_from_the_same_state_never_reuse_an_update_id() {
+    use faultline_core::status_page::{ComponentStatus, DraftUpdate, Impact, PublicIncidentStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqlStore::open_sqlite(dir.path()).await.unwrap());
+    store.add_subscriber(&subscriber("a", "https://hooks.example.com/a".into())).await.unwrap();
+    let driver = ResponseDriver::new(store.clone(), store.clone(), Arc::new(setup_with_url()), None);
+    let id = faultline_core::IncidentId::from_uuid(uuid::Uuid::now_v7());
+    let opened = faultline_core::incident::Incident::open("checkout errors", faultline_core::incident::Severity::Sev2, None, t(0), Actor::System("correlator".into())).unwrap();
+    let incident = store.create_incident(id, &opened).await.unwrap();
+    let draft = |status, body: &str, comp| DraftUpdate {
+        status,
+        impact: Impact::Major,
+        body: body.into(),
+        components: [("flow-checkout".to_owned(), comp)].into(),
+        changed: true,
+    };
+    let manual = draft(PublicIncidentStatus::Investigating, "looking into checkout", ComponentStatus::PartialOutage);
+    let auto = draft(PublicIncidentStatus::Identified, "found it", ComponentStatus::MajorOutage);
+    // Both read the page before either wrote.
+    let previous = store.public_incident_for(id).await.unwrap();
+    let first = driver.publish_status(&incident, previous.clone(), &manual, None, t(1)).await.unwrap();
+    let second = driver.publish_status(&incident, previous, &auto, None, t(1)).await;
+    assert!(matches!(second, Err(faultline_store::StoreError::StatusPageConflict { based_on: 0, .. })), "{second:?}");
+    let stored = store.public_incident_for(id).await.unwrap().unwrap();
+    assert_eq!(stored.updates.iter().map(|u| (u.id.as_str(), u.body.as_str())).collect::<Vec<_>>(), [(first.update_id.as_str(), "looking into checkout")]);
+    // Re-read and published again: a second, distinct update.
+    let previous = store.public_incident_for(id).await.unwrap();
+    let again = driver.publish_status(&incident, previous, &auto, None, t(2)).await.unwrap();
+    assert_ne!(again.update_id, first.update_id);
+    let stored = store.public_incident_for(id).await.unwrap().unwrap();
+    assert_eq!(stored.updates.iter().map(|u| u.id.clone()).collect::<Vec<_>>(), [first.update_id.clone(), again.update_id.clone()]);
+    assert_eq!(stored.status, PublicIncidentStatus::Identified);
+    // Each update told the subscriber (incident + component change), none swallowed.
+    assert_eq!((first.subscriber_notifications, again.subscriber_notifications), (2, 2));
+    assert_eq!(sub_rows(&store, id).await.len(), 4);
+}
+
+/// The automatic publish that loses the race drafts again from what the
+/// winner published and publishes its own update (a distinct id) — the
+/// driver step succeeds; nothing is lost or overwritten.
+#[tokio::test]
+async fn the_automatic_publish_that_loses_a_race_drafts_again_and_publishes_its_own_update() {
+    use faultline_core::status_page::{ComponentStatus, Impact, PublicIncident, PublicIncidentStatus, PublicUpdate};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqlStore::open_sqlite(dir.path()).await.unwrap());
+    let id = faultline_core::IncidentId::from_uuid(uuid::Uuid::now_v7());
+    // What the comms lead publishes between the driver's read and its write.
+    let theirs = PublicIncident {
+        id: id.to_string(),
+        name: "Checkout".into(),
+        status: PublicIncidentStatus::Identified,
+        impact: Impact::Critical,
+        started_at: t(0),
+        created_at: t(0),
+        updated_at: t(0),
+        monitoring_at: None,
+        resolved_at: None,
+        components: [("flow-checkout".to_owned(), ComponentStatus::MajorOutage)].into(),
+        updates: vec![PublicUpdate { id: format!("{id}-u1"), status: PublicIncidentStatus::Identified, body: "comms lead".into(), created_at: t(0), affected_components: vec![] }],
+    };
+    let racing = Arc::new(RacingResponses { inner: store.clone(), competitor: std::sync::Mutex::new(Some(theirs)) });
+    let driver = ResponseDriver::new(store.clone(), racing.clone(), Arc::new(setup_with_url()), None);
+    let opened = faultline_core::incident::Incident::open("checkout errors", faultline_core::incident::Severity::Sev2, None, t(0), Actor::System("correlator".into())).unwrap();
+    store.create_incident(id, &opened).await.unwrap();
+    driver.step(t(1)).await.unwrap();
+    assert!(racing.competitor.lock().unwrap().is_none(), "the competing publish happened");
+    let stored = store.public_incident_for(id).await.unwrap().unwrap();
+    let updates: Vec<(String, String)> = stored.updates.iter().map(|u| (u.id.clone(), u.body.clone())).collect();
+    assert_eq!(updates.len(), 2, "{updates:#?}");
+    assert_eq!(updates[0], (format!("{id}-u1"), "comms lead".to_owned()));
+    assert_eq!(updates[1].0, format!("{id}-u2"), "the driver's own update, with the next id");
+    assert_eq!(stored.components.get("flow-checkout"), Some(&ComponentStatus::PartialOutage), "drafted again from the winner's state");
+    let (_, timeline) = store.incident(id).await.unwrap().unwrap();
+    assert!(
+        timeline.iter().any(|e| matches!(&e.event, IncidentEvent::SystemNote { text, .. } if text.starts_with(&format!("status page update {id}-u2 auto-published")))),
+        "{timeline:#?}"
+    );
+}
+
+/// A `ResponseStore` that, on the first `publish_status`, lets a competing
+/// publish (computed from the same state) commit first.
+struct RacingResponses {
+    inner: Arc<SqlStore>,
+    competitor: std::sync::Mutex<Option<faultline_core::status_page::PublicIncident>>,
+}
+
+#[async_trait::async_trait]
+impl ResponseStore for RacingResponses {
+    async fn publish_status(
+        &self,
+        incident: faultline_core::IncidentId,
+        public: &faultline_core::status_page::PublicIncident,
+        based_on: usize,
+        enqueue: &[faultline_store::response::OutboxItem],
+        now: Timestamp,
+    ) -> faultline_store::Result<faultline_store::response::CommitOutcome> {
+        let competitor = self.competitor.lock().unwrap().take();
+        if let Some(theirs) = competitor {
+            self.inner.publish_status(incident, &theirs, based_on, &[], now).await.unwrap();
+        }
+        self.inner.publish_status(incident, public, based_on, enqueue, now).await
+    }
+    async fn commit_response(&self, b: &faultline_store::response::ResponseBatch, now: Timestamp) -> faultline_store::Result<faultline_store::response::CommitOutcome> {
+        self.inner.commit_response(b, now).await
+    }
+    async fn response_cursor(&self, i: faultline_core::IncidentId) -> faultline_store::Result<u64> {
+        self.inner.response_cursor(i).await
+    }
+    async fn stale_incidents(&self, limit: u32) -> faultline_store::Result<Vec<faultline_core::IncidentId>> {
+        self.inner.stale_incidents(limit).await
+    }
+    async fn escalations(&self, i: faultline_core::IncidentId) -> faultline_store::Result<Vec<faultline_store::response::EscalationRecord>> {
+        self.inner.escalations(i).await
+    }
+    async fn due_escalations(&self, now: Timestamp, limit: u32) -> faultline_store::Result<Vec<faultline_store::response::EscalationRecord>> {
+        self.inner.due_escalations(now, limit).await
+    }
+    async fn next_escalation_wake(&self) -> faultline_store::Result<Option<Timestamp>> {
+        self.inner.next_escalation_wake().await
+    }
+    async fn claim_due(&self, owner: &str, now: Timestamp, lease_ms: i64, limit: u32) -> faultline_store::Result<Vec<faultline_store::response::OutboxRecord>> {
+        self.inner.claim_due(owner, now, lease_ms, limit).await
+    }
+    async fn mark_delivered(&self, key: &str, owner: &str, now: Timestamp, detail: &str) -> faultline_store::Result<bool> {
+        self.inner.mark_delivered(key, owner, now, detail).await
+    }
+    async fn mark_retry(&self, key: &str, owner: &str, now: Timestamp, next: Timestamp, error: &str) -> faultline_store::Result<bool> {
+        self.inner.mark_retry(key, owner, now, next, error).await
+    }
+    async fn defer(&self, key: &str, owner: &str, now: Timestamp, next: Timestamp) -> faultline_store::Result<bool> {
+        self.inner.defer(key, owner, now, next).await
+    }
+    async fn mark_failed(&self, key: &str, owner: &str, now: Timestamp, error: &str) -> faultline_store::Result<bool> {
+        self.inner.mark_failed(key, owner, now, error).await
+    }
+    async fn notifications(&self, i: faultline_core::IncidentId) -> faultline_store::Result<Vec<faultline_store::response::OutboxRecord>> {
+        self.inner.notifications(i).await
+    }
+    async fn notification(&self, key: &str) -> faultline_store::Result<Option<faultline_store::response::OutboxRecord>> {
+        self.inner.notification(key).await
+    }
+    async fn ledger(&self, i: faultline_core::IncidentId) -> faultline_store::Result<Vec<faultline_store::response::LedgerEntry>> {
+        self.inner.ledger(i).await
+    }
+    async fn outbox_counts(&self) -> faultline_store::Result<faultline_store::response::OutboxCounts> {
+        self.inner.outbox_counts().await
+    }
+    async fn next_outbox_due(&self) -> faultline_store::Result<Option<Timestamp>> {
+        self.inner.next_outbox_due().await
+    }
+    async fn put_silence(&self, s: &faultline_core::routing::Silence, now: Timestamp) -> faultline_store::Result<()> {
+        self.inner.put_silence(s, now).await
+    }
+    async fn silence(&self, id: &str) -> faultline_store::Result<Option<faultline_core::routing::Silence>> {
+        self.inner.silence(id).await
+    }
+    async fn silences(&self) -> faultline_store::Result<Vec<faultline_core::routing::Silence>> {
+        self.inner.silences().await
+    }
+    async fn put_public_incident(&self, i: Option<faultline_core::IncidentId>, p: &faultline_core::status_page::PublicIncident) -> faultline_store::Result<()> {
+        self.inner.put_public_incident(i, p).await
+    }
+    async fn public_incidents(&self) -> faultline_store::Result<Vec<faultline_core::status_page::PublicIncident>> {
+        self.inner.public_incidents().await
+    }
+    async fn public_incident_for(&self, i: faultline_core::IncidentId) -> faultline_store::Result<Option<faultline_core::status_page::PublicIncident>> {
+        self.inner.public_incident_for(i).await
+    }
+    async fn put_draft(&self, d: &faultline_store::response::DraftRecord) -> faultline_store::Result<()> {
+        self.inner.put_draft(d).await
+    }
+    async fn drafts(&self) -> faultline_store::Result<Vec<faultline_store::response::DraftRecord>> {
+        self.inner.drafts().await
+    }
+    async fn draft(&self, i: faultline_core::IncidentId) -> faultline_store::Result<Option<faultline_store::response::DraftRecord>> {
+        self.inner.draft(i).await
+    }
+    async fn delete_draft(&self, i: faultline_core::IncidentId) -> faultline_store::Result<bool> {
+        self.inner.delete_draft(i).await
+    }
+    async fn put_maintenance(&self, m: &faultline_core::status_page::ScheduledMaintenance) -> faultline_store::Result<()> {
+        self.inner.put_maintenance(m).await
+    }
+    async fn maintenances(&self) -> faultline_store::Result<Vec<faultline_core::status_page::ScheduledMaintenance>> {
+        self.inner.maintenances().await
+    }
+    async fn add_subscriber(&self, s: &Subscriber) -> faultline_store::Result<()> {
+        self.inner.add_subscriber(s).await
+    }
+    async fn subscriber(&self, id: &str) -> faultline_store::Result<Option<Subscriber>> {
+        self.inner.subscriber(id).await
+    }
+    async fn subscribers(&self) -> faultline_store::Result<Vec<Subscriber>> {
+        self.inner.subscribers().await
+    }
+    async fn unsubscribe(&self, id: &str, at: Timestamp) -> faultline_store::Result<bool> {
+        self.inner.unsubscribe(id, at).await
+    }
 }

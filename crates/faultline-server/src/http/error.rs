@@ -70,7 +70,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(id) => ApiError::not_found(format!("no incident with id {id}")),
             StoreError::Invalid(t) => t.into(),
-            StoreError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            StoreError::Conflict { .. } | StoreError::StatusPageConflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             StoreError::AlreadyExists(_) => ApiError::new(StatusCode::CONFLICT, "already_exists", e.to_string()),
             StoreError::Open(_) | StoreError::Database(_) | StoreError::Busy(_) => {
                 tracing::error!(error = %e, "store error");

@@ -593,7 +593,19 @@ async fn publish_draft(
     let (incident, _) = state.store.incident(id).await?.ok_or_else(|| ApiError::not_found(format!("no incident with id {id}")))?;
     let previous = r.responses.public_incident_for(id).await?;
     let now = state.clock.now();
-    let p = r.driver.publish_status(&incident, previous, &draft.draft, body.body.as_deref(), now).await?;
+    let p = match r.driver.publish_status(&incident, previous, &draft.draft, body.body.as_deref(), now).await {
+        Err(faultline_store::StoreError::StatusPageConflict { .. }) => {
+            // Another publish of this incident (automatic, or another
+            // person's) was written while this one was prepared: nothing was
+            // published, so no update id is reused and nothing overwritten.
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("another status-page update of incident {id} was published meanwhile; nothing was published: check the status page and the drafts, then publish again if still needed"),
+            ));
+        }
+        other => other?,
+    };
     let how = if body.body.is_some() { "published with edits" } else { "published as drafted" };
     let note = Command::Record(IncidentEvent::SystemNote { component: "status_page".into(), text: status_note(&p, how) });
     let actor: Actor = admin.actor();

@@ -305,6 +305,13 @@ pub(crate) async fn sqlite() -> Option<SqlStore> {
 /// PostgreSQL store from `FAULTLINE_TEST_POSTGRES_URL`, each test in its own
 /// schema so tests run in parallel without seeing each other's rows.
 pub(crate) async fn postgres() -> Option<SqlStore> {
+    let scoped = postgres_url().await?;
+    Some(SqlStore::connect_postgres(&scoped).await.unwrap())
+}
+
+/// A connection URL for a new, empty schema of its own on the test
+/// PostgreSQL (`None`, with a message, when `FAULTLINE_TEST_POSTGRES_URL` is unset).
+pub(crate) async fn postgres_url() -> Option<String> {
     let Ok(url) = std::env::var("FAULTLINE_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -320,7 +327,7 @@ pub(crate) async fn postgres() -> Option<SqlStore> {
     let sep = if url.contains('?') { '&' } else { '?' };
     let scoped = format!("{url}{sep}options=-csearch_path%3D{schema}");
     create_schema(&url, &schema).await;
-    Some(SqlStore::connect_postgres(&scoped).await.unwrap())
+    Some(scoped)
 }
 
 async fn create_schema(url: &str, schema: &str) {

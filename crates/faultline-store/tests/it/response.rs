@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use faultline_core::escalation::Escalation;
 use faultline_core::routing::{ApiMatcher, Silence};
-use faultline_core::status_page::{DraftUpdate, Impact, PublicIncident, PublicIncidentStatus, ScheduledMaintenance};
+use faultline_core::status_page::{DraftUpdate, Impact, PublicIncident, PublicIncidentStatus, PublicUpdate, ScheduledMaintenance};
 use faultline_core::{IncidentId, Timestamp};
-use faultline_store::SqlStore;
+use faultline_store::{SqlStore, StoreError};
 use faultline_store::response::{
     DeliveryStatus, DraftRecord, EscalationRecord, OutboxItem, ResponseBatch, ResponseStore, Subscriber,
 };
@@ -281,12 +281,12 @@ pub async fn publishing_is_one_transaction_with_its_subscriber_notifications(sto
     };
     store.put_draft(&draft).await.unwrap();
     let sub = |key: &str| OutboxItem { channel: "subscriber:s1".into(), recipient: "s1".into(), kind: "status_incident".into(), ..item(inc, key, t(1)) };
-    let out = store.publish_status(inc, &public, &[sub("u1/s1"), sub("u1/s1/c")], t(1)).await.unwrap();
+    let out = store.publish_status(inc, &public, 0, &[sub("u1/s1"), sub("u1/s1/c")], t(1)).await.unwrap();
     assert_eq!(out.enqueued, ["u1/s1", "u1/s1/c"]);
     assert_eq!(store.public_incident_for(inc).await.unwrap(), Some(public.clone()));
     assert_eq!(store.draft(inc).await.unwrap(), None, "the published draft is gone");
     // Publishing the same update again (a retried request) sends nothing twice.
-    let again = store.publish_status(inc, &public, &[sub("u1/s1")], t(2)).await.unwrap();
+    let again = store.publish_status(inc, &public, 0, &[sub("u1/s1")], t(2)).await.unwrap();
     assert_eq!((again.enqueued.len(), again.deduplicated.as_slice()), (0, ["u1/s1".to_owned()].as_slice()));
     let rows = store.notifications(inc).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.channel.as_str()).collect::<Vec<_>>(), ["subscriber:s1", "subscriber:s1"]);
@@ -296,6 +296,113 @@ pub async fn publishing_is_one_transaction_with_its_subscriber_notifications(sto
     store.unsubscribe("s1", t(3)).await.unwrap();
     assert_eq!(store.subscriber("s1").await.unwrap().and_then(|s| s.unsubscribed_at), Some(t(3)), "an unsubscribed subscriber is still found, marked");
     assert_eq!(store.subscriber("nope").await.unwrap(), None);
+}
+
+/// A public incident with `n` updates (`<id>-u1` … `<id>-u<n>`), the last one saying `body`.
+fn public_with(id: &str, n: usize, body: &str) -> PublicIncident {
+    PublicIncident {
+        id: id.into(),
+        name: "Checkout degraded".into(),
+        status: PublicIncidentStatus::Investigating,
+        impact: Impact::Major,
+        started_at: t(0),
+        created_at: t(1),
+        updated_at: t(n as i64),
+        monitoring_at: None,
+        resolved_at: None,
+        components: Default::default(),
+        updates: (1..=n)
+            .map(|i| PublicUpdate {
+                id: format!("{id}-u{i}"),
+                status: PublicIncidentStatus::Investigating,
+                body: if i == n { body.into() } else { format!("update {i}") },
+                created_at: t(i as i64),
+                affected_components: vec![],
+            })
+            .collect(),
+    }
+}
+
+/// Publishes racing from the same state (the comms lead's manual publish
+/// and the automatic one, or two nodes): exactly one is written, every
+/// other is a `StatusPageConflict` that wrote nothing (no update overwritten,
+/// no notification enqueued), for the first publish and for a later one.
+pub async fn racing_publishes_from_the_same_state_write_one(store: SqlStore) {
+    let store = Arc::new(store);
+    let inc = new_id();
+    let id = inc.to_string();
+    let sub = |key: String| OutboxItem { channel: "subscriber:s1".into(), recipient: "s1".into(), kind: "status_incident".into(), ..item(inc, &key, t(1)) };
+    for based_on in [0usize, 1] {
+        let mut tasks = Vec::new();
+        for racer in 0..8 {
+            let (store, id) = (store.clone(), id.clone());
+            let public = public_with(&id, based_on + 1, &format!("racer {racer}"));
+            let items = [sub(format!("{id}-u{}/racer-{racer}", based_on + 1))];
+            tasks.push(tokio::spawn(async move { store.publish_status(inc, &public, based_on, &items, t(1)).await }));
+        }
+        let mut won = Vec::new();
+        for (racer, task) in tasks.into_iter().enumerate() {
+            match task.await.unwrap() {
+                Ok(out) => won.push((racer, out)),
+                Err(StoreError::StatusPageConflict { incident, based_on: b }) => assert_eq!((incident, b), (inc, based_on as u64)),
+                Err(e) => panic!("racer {racer}: {e}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "exactly one publish from {based_on} update(s) is written: {won:?}");
+        let (winner, out) = &won[0];
+        assert_eq!(out.enqueued, [format!("{id}-u{}/racer-{winner}", based_on + 1)]);
+        let stored = store.public_incident_for(inc).await.unwrap().unwrap();
+        assert_eq!(stored, public_with(&id, based_on + 1, &format!("racer {winner}")), "the winner's update, not overwritten");
+    }
+    let keys: Vec<String> = store.notifications(inc).await.unwrap().into_iter().map(|r| r.idempotency_key).collect();
+    assert_eq!(keys.len(), 2, "only the two winners' notifications: {keys:?}");
+    // A publish computed from a state that has moved on is refused, whatever it says.
+    let stale = store.publish_status(inc, &public_with(&id, 2, "late"), 1, &[sub("late".into())], t(2)).await.unwrap_err();
+    assert!(matches!(stale, StoreError::StatusPageConflict { based_on: 1, .. }), "{stale}");
+    assert_eq!(store.public_incident_for(inc).await.unwrap().unwrap().updates.len(), 2);
+    assert_eq!(store.notification("late").await.unwrap(), None);
+    // `put_public_incident` keeps the version too.
+    store.put_public_incident(Some(inc), &public_with(&id, 5, "edited")).await.unwrap();
+    assert!(store.publish_status(inc, &public_with(&id, 5, "x"), 2, &[], t(3)).await.is_err());
+    store.publish_status(inc, &public_with(&id, 6, "sixth"), 5, &[], t(3)).await.unwrap();
+    assert_eq!(store.public_incident_for(inc).await.unwrap().unwrap().updates.len(), 6);
+}
+
+/// Upgrading a database that already has published status pages: migration
+/// 4 sets each one's version (`update_count`) from its stored updates, so the
+/// first publish after the upgrade, based on what it read, is accepted (and
+/// a stale one still refused). Run on a database put back to schema 3.
+async fn status_version_is_backfilled_on_upgrade(url: &str) {
+    use sqlx::Connection;
+    let inc = new_id();
+    let id = inc.to_string();
+    let store = SqlStore::connect(url).await.unwrap();
+    store.put_public_incident(Some(inc), &public_with(&id, 3, "third")).await.unwrap();
+    store.close().await;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::raw_sql("ALTER TABLE status_incidents DROP COLUMN update_count; DELETE FROM faultline_migrations WHERE version = 4")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let store = SqlStore::connect(url).await.unwrap();
+    assert!(store.publish_status(inc, &public_with(&id, 4, "stale"), 2, &[], t(5)).await.is_err());
+    store.publish_status(inc, &public_with(&id, 4, "fourth"), 3, &[], t(5)).await.unwrap();
+    assert_eq!(store.public_incident_for(inc).await.unwrap().unwrap().updates.len(), 4);
+}
+
+#[tokio::test]
+async fn status_version_is_backfilled_on_upgrade_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("faultline.db").display());
+    status_version_is_backfilled_on_upgrade(&url).await;
+}
+
+#[tokio::test]
+async fn status_version_is_backfilled_on_upgrade_on_postgres() {
+    let Some(url) = crate::conformance::postgres_url().await else { return };
+    status_version_is_backfilled_on_upgrade(&url).await;
 }
 
 macro_rules! response_suite {
@@ -311,6 +418,7 @@ macro_rules! response_suite {
                 silences_round_trip_and_expire_by_update,
                 status_page_state_round_trips,
                 publishing_is_one_transaction_with_its_subscriber_notifications,
+                racing_publishes_from_the_same_state_write_one,
             );
         }
     };
