@@ -275,11 +275,14 @@ pub struct Interval {
 /// `POST /api/v2/subscribers` (public, no token): a webhook that receives
 /// every published status-page incident update and component change in
 /// Statuspage's webhook shape, through the durable outbox (retried, with an
-/// `Idempotency-Key` header).
+/// `Idempotency-Key` header). Refused: an endpoint on a private, loopback,
+/// link-local or other non-public address unless the server allows it
+/// (422), more new subscriptions a minute than the server takes (429 with
+/// `Retry-After`), and any beyond its subscriber limit (409).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscribeRequest {
-    /// An http(s) URL.
+    /// An http(s) URL of at most 2000 characters.
     pub endpoint: String,
 }
 

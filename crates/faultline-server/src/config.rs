@@ -51,6 +51,31 @@ pub struct Config {
     /// windows, fire hold-downs). One second in production; the demo, whose
     /// clock runs N times faster, divides it by N. Not a file setting.
     pub tick_interval: Duration,
+    /// Limits on public status-page subscriptions (`POST /api/v2/subscribers`).
+    pub subscribers: SubscriberLimits,
+}
+
+/// Limits on status-page subscriber webhooks. Subscribing needs no token
+/// (Statuspage semantics), so these are what stand between a stranger and
+/// our outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriberLimits {
+    /// Accept and deliver to endpoints on loopback, private (RFC 1918, ULA),
+    /// link-local, unspecified, multicast and other non-public addresses.
+    /// Off by default (it would let anyone make the server post into its own
+    /// network); for tests and local demos with a receiver on 127.0.0.1.
+    pub allow_private_targets: bool,
+    /// Live subscribers at most; a subscribe beyond it is answered 409.
+    pub max_subscribers: u64,
+    /// New subscriptions per minute from all sources together (a bucket of
+    /// this many, refilled at this rate); beyond it the answer is 429.
+    pub creations_per_minute: u32,
+}
+
+impl Default for SubscriberLimits {
+    fn default() -> SubscriberLimits {
+        SubscriberLimits { allow_private_targets: false, max_subscribers: 10_000, creations_per_minute: 60 }
+    }
 }
 
 impl Default for Config {
@@ -72,6 +97,7 @@ impl Default for Config {
             slos: Vec::new(),
             response: None,
             tick_interval: Duration::from_secs(1),
+            subscribers: SubscriberLimits::default(),
         }
     }
 }
@@ -99,6 +125,9 @@ struct FileConfig {
     #[serde(default)]
     slos: Vec<PathBuf>,
     response_config: Option<PathBuf>,
+    allow_private_subscriber_targets: Option<bool>,
+    max_subscribers: Option<u64>,
+    subscriber_creations_per_minute: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +213,15 @@ impl Config {
                 c.slos.extend(specs);
             }
             response_path = f.response_config.map(|r| path.parent().unwrap_or(Path::new(".")).join(r));
+            if let Some(a) = f.allow_private_subscriber_targets {
+                c.subscribers.allow_private_targets = a;
+            }
+            if let Some(m) = f.max_subscribers {
+                c.subscribers.max_subscribers = m;
+            }
+            if let Some(r) = f.subscriber_creations_per_minute {
+                c.subscribers.creations_per_minute = r;
+            }
         }
         if let Some(l) = env("FAULTLINE_LISTEN") {
             c.listen = parse_listen("FAULTLINE_LISTEN", &l)?;
@@ -215,6 +253,24 @@ impl Config {
         if let Some(s) = env("FAULTLINE_REQUEST_TIMEOUT_SECS") {
             c.request_timeout = Duration::from_secs(parse_secs("FAULTLINE_REQUEST_TIMEOUT_SECS", &s)?);
         }
+        if let Some(a) = env("FAULTLINE_ALLOW_PRIVATE_SUBSCRIBER_TARGETS") {
+            c.subscribers.allow_private_targets = match a.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" | "" => false,
+                _ => {
+                    return Err(ConfigError::Invalid { key: "FAULTLINE_ALLOW_PRIVATE_SUBSCRIBER_TARGETS".into(), reason: format!("{a:?} is not true or false") });
+                }
+            };
+        }
+        if let Some(m) = env("FAULTLINE_MAX_SUBSCRIBERS") {
+            c.subscribers.max_subscribers =
+                m.parse().map_err(|_| ConfigError::Invalid { key: "FAULTLINE_MAX_SUBSCRIBERS".into(), reason: format!("{m:?} is not a whole number") })?;
+        }
+        if let Some(r) = env("FAULTLINE_SUBSCRIBER_CREATIONS_PER_MINUTE") {
+            c.subscribers.creations_per_minute = r
+                .parse()
+                .map_err(|_| ConfigError::Invalid { key: "FAULTLINE_SUBSCRIBER_CREATIONS_PER_MINUTE".into(), reason: format!("{r:?} is not a whole number") })?;
+        }
         if let Some(r) = env("FAULTLINE_RESPONSE_CONFIG") {
             response_path = Some(PathBuf::from(r)).filter(|p| !p.as_os_str().is_empty());
         }
@@ -230,6 +286,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid { key: "max_body_bytes".into(), reason: "must be at least 1024".into() });
+        }
+        if self.subscribers.creations_per_minute == 0 {
+            return Err(ConfigError::Invalid { key: "subscriber_creations_per_minute".into(), reason: "must be at least 1".into() });
         }
         if self.request_timeout.is_zero() {
             return Err(ConfigError::Invalid { key: "request_timeout_secs".into(), reason: "must be at least 1".into() });
@@ -282,6 +341,26 @@ mod tests {
         std::fs::write(&path, "[[checks]]\nname = \"bad\"\ngrace = 1\nschedule = { kind = \"cron\", expr = \"99 * * * *\", tz = \"UTC\" }\n").unwrap();
         let e = Config::load(Some(&path), &env(&[])).unwrap_err().to_string();
         assert!(e.starts_with("invalid checks.bad.schedule"), "{e}");
+    }
+
+    #[test]
+    fn subscriber_limits_default_to_refusing_private_targets_and_are_configurable() {
+        let c = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(c.subscribers, SubscriberLimits { allow_private_targets: false, max_subscribers: 10_000, creations_per_minute: 60 });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faultline.toml");
+        std::fs::write(&path, "allow_private_subscriber_targets = true
+max_subscribers = 50
+subscriber_creations_per_minute = 5
+").unwrap();
+        let c = Config::load(Some(&path), &env(&[("FAULTLINE_MAX_SUBSCRIBERS", "7")])).unwrap();
+        assert_eq!(c.subscribers, SubscriberLimits { allow_private_targets: true, max_subscribers: 7, creations_per_minute: 5 });
+        let c = Config::load(Some(&path), &env(&[("FAULTLINE_ALLOW_PRIVATE_SUBSCRIBER_TARGETS", "false")])).unwrap();
+        assert!(!c.subscribers.allow_private_targets);
+        let e = Config::load(None, &env(&[("FAULTLINE_ALLOW_PRIVATE_SUBSCRIBER_TARGETS", "maybe")])).unwrap_err().to_string();
+        assert_eq!(e, "invalid FAULTLINE_ALLOW_PRIVATE_SUBSCRIBER_TARGETS: \"maybe\" is not true or false");
+        let e = Config::load(None, &env(&[("FAULTLINE_SUBSCRIBER_CREATIONS_PER_MINUTE", "0")])).unwrap_err().to_string();
+        assert_eq!(e, "invalid subscriber_creations_per_minute: must be at least 1");
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl App {
             checks: Arc::new(config.checks.iter().map(|c| c.name.clone()).collect()),
             slos: Arc::new(slos),
             alert_ingest_token: config.alert_ingest_token.as_deref().map(Arc::from),
-            response: http::response::ResponseState::new(config.response.as_deref(), &store),
+            response: http::response::ResponseState::new(config.response.as_deref(), &store, &config.subscribers),
         };
         App { config, store, state, engine: Some((engine, rx)) }
     }

@@ -237,12 +237,19 @@ pub trait ResponseStore: Send + Sync {
     /// from the same state never both write (nor reuse one update id).
     async fn publish_status(&self, incident: IncidentId, public: &PublicIncident, based_on: usize, enqueue: &[OutboxItem], now: Timestamp) -> Result<CommitOutcome>;
     async fn add_subscriber(&self, s: &Subscriber) -> Result<()>;
+    /// Adds `s` unless `max_live` live (not unsubscribed) subscribers exist
+    /// already: false then, and nothing is written. The count and the insert
+    /// are one atomic step, so racing subscribes cannot overshoot the cap.
+    async fn add_subscriber_within(&self, s: &Subscriber, max_live: u64) -> Result<bool>;
     /// One subscriber by id, unsubscribed or not.
     async fn subscriber(&self, id: &str) -> Result<Option<Subscriber>>;
     /// Live (not unsubscribed) subscribers.
     async fn subscribers(&self) -> Result<Vec<Subscriber>>;
     async fn unsubscribe(&self, id: &str, at: Timestamp) -> Result<bool>;
 }
+
+/// Key of the PostgreSQL advisory lock that serialises capped subscribes.
+const PG_SUBSCRIBERS_LOCK: i64 = 0x666c_7473_7562;
 
 fn db(e: sqlx::Error) -> StoreError {
     StoreError::Database(e.to_string())
@@ -792,6 +799,31 @@ impl ResponseStore for SqlStore {
             .await
             .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("subscriber {}", s.id)) } else { db(e) })?;
         Ok(())
+    }
+
+    async fn add_subscriber_within(&self, s: &Subscriber, max_live: u64) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // SQLite runs the statement below under its one write lock; PostgreSQL
+        // needs a lock, or two racing inserts would both count below the cap.
+        if self.backend() == crate::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_SUBSCRIBERS_LOCK).execute(&mut *tx).await.map_err(db)?;
+        }
+        let n = sqlx::query(
+            "INSERT INTO status_subscribers (id, kind, target, created_at, unsubscribed_at)
+             SELECT $1, $2, $3, $4, $5 WHERE (SELECT COUNT(*) FROM status_subscribers WHERE unsubscribed_at IS NULL) < $6",
+        )
+        .bind(&s.id)
+        .bind(&s.kind)
+        .bind(&s.target)
+        .bind(s.created_at.as_millis())
+        .bind(s.unsubscribed_at.map(Timestamp::as_millis))
+        .bind(i64::try_from(max_live).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("subscriber {}", s.id)) } else { db(e) })?
+        .rows_affected();
+        tx.commit().await.map_err(db)?;
+        Ok(n == 1)
     }
 
     async fn subscribers(&self) -> Result<Vec<Subscriber>> {

@@ -6,7 +6,9 @@
 //! PagerDuty Events v2), one sender per channel type (one file each), and
 //! [`worker::OutboxWorker`], which claims due outbox rows, delivers them with
 //! retries (exponential backoff under a retry budget) and per-channel rate
-//! limits, and writes the outcome to the ledger.
+//! limits, and writes the outcome to the ledger. [`target`] decides which
+//! status-page subscriber endpoints may be posted to (no private addresses
+//! unless allowed), and the subscriber HTTP client connects only there.
 //!
 //! Secrets: webhook URLs, routing keys and SMTP passwords are [`Secret`]s —
 //! their `Debug`/`Display` print `***`, and no error or ledger line is ever
@@ -20,6 +22,7 @@
 pub mod email;
 pub mod pagerduty;
 pub mod slack;
+pub mod target;
 pub mod webhook;
 pub mod worker;
 
@@ -168,26 +171,51 @@ pub struct Sent {
 }
 
 /// Sends messages over HTTP and SMTP. One per worker; cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Sender {
     http: reqwest::Client,
+    /// For status-page subscribers: resolves with `lookup` through
+    /// `target::GuardedResolver`, which lets it connect to public addresses
+    /// only, and ignores proxy settings (a proxy would connect on our
+    /// behalf, past the guard).
+    subscriber_http: reqwest::Client,
+    /// The same without the guard, for when private targets are allowed.
+    subscriber_http_open: reqwest::Client,
+    lookup: target::Lookup,
     /// Per-send timeout (connect and whole request).
     pub timeout: StdDuration,
 }
 
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").field("timeout", &self.timeout).finish_non_exhaustive()
+    }
+}
+
 impl Sender {
     pub fn new(timeout: StdDuration) -> Result<Sender, String> {
+        Sender::with_lookup(timeout, target::system_lookup())
+    }
+
+    /// A sender resolving subscriber host names with `lookup` (tests pin
+    /// names to chosen addresses; production uses `target::system_lookup`).
+    pub fn with_lookup(timeout: StdDuration, lookup: target::Lookup) -> Result<Sender, String> {
         // reqwest is built without a default crypto provider and panics
         // without one; `main` installs ring, and so does this (a no-op then).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("faultline/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()))?;
-        Ok(Sender { http, timeout })
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("faultline/", env!("CARGO_PKG_VERSION")))
+        };
+        let built = |b: reqwest::ClientBuilder| b.build().map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()));
+        let http = built(builder())?;
+        let guarded = |allow_private| builder().no_proxy().dns_resolver(target::GuardedResolver { lookup: lookup.clone(), allow_private });
+        let subscriber_http = built(guarded(false))?;
+        let subscriber_http_open = built(guarded(true))?;
+        Ok(Sender { http, subscriber_http, subscriber_http_open, lookup, timeout })
     }
 
     /// Sends `msg` on `channel` with the outbox idempotency key.
@@ -209,9 +237,41 @@ impl Sender {
         }
     }
 
+    /// Posts a status-page notification to a subscriber's endpoint. Unless
+    /// `allow_private`, the endpoint is checked first (`target::check_url`;
+    /// a host name is resolved and refused if any address is blocked) and
+    /// then sent through the guarded client: a refused endpoint is a
+    /// permanent failure that says why, a name that does not resolve is
+    /// retried.
+    pub async fn post_to_subscriber(&self, url: &Secret, body: &serde_json::Value, key: &str, allow_private: bool) -> Result<Sent, SendError> {
+        let refused = |why: String| SendError::Permanent { detail: format!("subscriber endpoint {why}; private targets are not allowed, not sent") };
+        let t = match target::check_url(url.expose(), allow_private) {
+            Ok(t) => t,
+            Err(e @ (target::TargetError::Blocked(_) | target::TargetError::ResolvesToBlocked(_))) => return Err(refused(e.to_string())),
+            Err(e) => return Err(SendError::Permanent { detail: format!("subscriber endpoint {e}") }),
+        };
+        if allow_private {
+            return self.post_json_with(&self.subscriber_http_open, url, body, key).await;
+        }
+        if let target::Host::Name(name) = &t.host {
+            let unresolved = || SendError::Retryable { detail: "could not resolve the endpoint's host".into(), retry_after: None };
+            let addrs = (self.lookup)(name.clone(), t.port).await.map_err(|_| unresolved())?;
+            if let Some(class) = target::first_blocked(&addrs) {
+                return Err(refused(target::TargetError::ResolvesToBlocked(class).to_string()));
+            }
+            if addrs.is_empty() {
+                return Err(unresolved());
+            }
+        }
+        self.post_json_with(&self.subscriber_http, url, body, key).await
+    }
+
     async fn post_json(&self, url: &Secret, body: &serde_json::Value, key: &str) -> Result<Sent, SendError> {
-        let resp = self
-            .http
+        self.post_json_with(&self.http, url, body, key).await
+    }
+
+    async fn post_json_with(&self, client: &reqwest::Client, url: &Secret, body: &serde_json::Value, key: &str) -> Result<Sent, SendError> {
+        let resp = client
             .post(url.expose())
             .header("Idempotency-Key", key)
             .json(body)

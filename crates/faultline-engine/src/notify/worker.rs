@@ -20,7 +20,10 @@
 //! Status-page subscribers: rows on a `subscriber:<id>` channel carry a
 //! `SubscriberDelivery`; the endpoint is read from the store at send time
 //! (never kept in the outbox), and an unsubscribed subscriber's rows fail
-//! with "subscriber unsubscribed" instead of being sent.
+//! with "subscriber unsubscribed" instead of being sent. Unless the worker
+//! allows private subscriber targets (`allow_private_subscriber_targets`),
+//! an endpoint that is or resolves to a private address fails with the
+//! reason and is never contacted (`Sender::post_to_subscriber`).
 //!
 //! Not here: what to send (the response driver enqueues it).
 
@@ -108,6 +111,7 @@ pub struct OutboxWorker {
     owner: String,
     state: Mutex<BTreeMap<String, ChannelState>>,
     wake: Notify,
+    allow_private_subscriber_targets: bool,
 }
 
 fn ms(d: StdDuration) -> i64 {
@@ -116,7 +120,25 @@ fn ms(d: StdDuration) -> i64 {
 
 impl OutboxWorker {
     pub fn new(store: Arc<dyn ResponseStore>, channels: BTreeMap<String, Channel>, sender: Sender, policy: RetryPolicy, owner: impl Into<String>) -> OutboxWorker {
-        OutboxWorker { store, channels, sender, policy, owner: owner.into(), state: Mutex::new(BTreeMap::new()), wake: Notify::new() }
+        OutboxWorker {
+            store,
+            channels,
+            sender,
+            policy,
+            owner: owner.into(),
+            state: Mutex::new(BTreeMap::new()),
+            wake: Notify::new(),
+            allow_private_subscriber_targets: false,
+        }
+    }
+
+    /// Lets status-page subscriber notifications go to loopback, private,
+    /// link-local and other non-public addresses (off by default: anyone
+    /// may subscribe, so that would let anyone make us post into our own
+    /// network). For tests and demos with a local receiver.
+    pub fn allow_private_subscriber_targets(mut self, allow: bool) -> OutboxWorker {
+        self.allow_private_subscriber_targets = allow;
+        self
     }
 
     /// Wakes the worker now (the driver just enqueued something).
@@ -270,7 +292,7 @@ impl OutboxWorker {
             }
         }
         let started = std::time::Instant::now();
-        let result = self.sender.post_json(&url, &delivery.body, key).await;
+        let result = self.sender.post_to_subscriber(&url, &delivery.body, key, self.allow_private_subscriber_targets).await;
         self.record(name, row, result, now, started, s).await
     }
 

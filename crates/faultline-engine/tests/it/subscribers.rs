@@ -5,6 +5,8 @@
 //! delivery, and an unsubscribed endpoint gets nothing more. Publishes
 //! racing from the same state never reuse an update id: the loser is a
 //! conflict, and the automatic publish drafts again and publishes its own.
+//! By default no notification goes to a private address, written in the
+//! URL or resolved (also after a rebinding).
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -30,7 +32,114 @@ fn subscriber(id: &str, url: String) -> Subscriber {
 
 fn worker(store: &Arc<SqlStore>) -> Arc<OutboxWorker> {
     let policy = RetryPolicy { base: StdDuration::from_millis(100), max_backoff: StdDuration::from_secs(2), max_attempts: 4, ..RetryPolicy::default() };
-    Arc::new(OutboxWorker::new(store.clone(), Default::default(), Sender::new(StdDuration::from_secs(5)).unwrap(), policy, "sub-worker"))
+    // The receivers listen on 127.0.0.1: a private target, allowed here.
+    Arc::new(OutboxWorker::new(store.clone(), Default::default(), Sender::new(StdDuration::from_secs(5)).unwrap(), policy, "sub-worker").allow_private_subscriber_targets(true))
+}
+
+/// A worker as production builds it (private subscriber targets refused),
+/// resolving host names with `lookup`.
+fn guarded_worker(store: &Arc<SqlStore>, lookup: faultline_engine::notify::target::Lookup) -> Arc<OutboxWorker> {
+    let policy = RetryPolicy { base: StdDuration::from_millis(100), max_backoff: StdDuration::from_secs(2), max_attempts: 2, ..RetryPolicy::default() };
+    Arc::new(OutboxWorker::new(store.clone(), Default::default(), Sender::with_lookup(StdDuration::from_secs(5), lookup).unwrap(), policy, "guarded-worker"))
+}
+
+/// A resolver answering from a table, then (for names listed in `later`)
+/// differently from the second lookup on: DNS rebinding.
+fn table_lookup(first: Vec<(&'static str, std::net::IpAddr)>, later: Vec<(&'static str, std::net::IpAddr)>) -> faultline_engine::notify::target::Lookup {
+    let calls = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, u32>::new()));
+    Arc::new(move |host: String, port: u16| {
+        let n = {
+            let mut c = calls.lock().unwrap();
+            let n = c.entry(host.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let table = if n > 1 && later.iter().any(|(h, _)| *h == host) { &later } else { &first };
+        let found: Vec<std::net::SocketAddr> = table.iter().filter(|(h, _)| *h == host).map(|(_, ip)| std::net::SocketAddr::new(*ip, port)).collect();
+        Box::pin(async move { if found.is_empty() { Err(std::io::Error::other("no such host")) } else { Ok(found) } })
+    })
+}
+
+/// Publishes an incident's first update to the subscribers in `store`.
+async fn publish_first_update(store: &Arc<SqlStore>) -> faultline_core::IncidentId {
+    let driver = ResponseDriver::new(store.clone(), store.clone(), Arc::new(setup_with_url()), None);
+    let id = faultline_core::IncidentId::from_uuid(uuid::Uuid::now_v7());
+    let opened = faultline_core::incident::Incident::open("checkout errors", faultline_core::incident::Severity::Sev2, None, t(0), Actor::System("correlator".into())).unwrap();
+    store.create_incident(id, &opened).await.unwrap();
+    driver.step(t(0)).await.unwrap();
+    id
+}
+
+/// Anyone may subscribe, so by default the worker never posts to a private
+/// address: not to one written in the URL (a row from before subscribe-time
+/// checks, or a hand-written one), and not to a public-looking name that
+/// resolves to one. Each is failed with the reason; the endpoint hears nothing.
+#[tokio::test]
+async fn subscriber_endpoints_on_private_addresses_are_refused_at_send_time() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rx = HttpReceiver::start().await;
+    let port = rx.url("/").trim_start_matches("http://127.0.0.1:").trim_end_matches('/').parse::<u16>().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqlStore::open_sqlite(dir.path()).await.unwrap());
+    store.add_subscriber(&subscriber("literal", rx.url("/literal"))).await.unwrap();
+    store.add_subscriber(&subscriber("named", format!("http://hooks.example.com:{port}/named"))).await.unwrap();
+    store.add_subscriber(&subscriber("nowhere", format!("http://nxdomain.example.com:{port}/nowhere"))).await.unwrap();
+    let id = publish_first_update(&store).await;
+    let lookup = table_lookup(vec![("hooks.example.com", std::net::Ipv4Addr::LOCALHOST.into())], vec![]);
+    let w = guarded_worker(&store, lookup);
+    drain(&w, &store, t(1)).await;
+    assert!(rx.received().is_empty(), "{:#?}", rx.received());
+    let ledger = store.ledger(id).await.unwrap();
+    let failed = |sub: &str| -> Vec<String> {
+        ledger.iter().filter(|l| l.outcome == "failed" && l.channel == format!("subscriber:{sub}")).map(|l| l.detail.clone()).collect()
+    };
+    assert_eq!(failed("literal"), ["subscriber endpoint points at a loopback address; private targets are not allowed, not sent (permanent)"; 2]);
+    assert_eq!(failed("named"), ["subscriber endpoint resolves to a loopback address; private targets are not allowed, not sent (permanent)"; 2]);
+    // A name that does not resolve is retried, then given up on.
+    assert!(failed("nowhere").iter().all(|d| d.starts_with("could not resolve the endpoint's host")), "{:?}", failed("nowhere"));
+    assert!(ledger.iter().any(|l| l.outcome == "retry" && l.channel == "subscriber:nowhere"));
+    assert!(ledger.iter().all(|l| !l.detail.contains(&port.to_string())), "no URL in the ledger");
+}
+
+/// A name that resolved to a public address when checked but to a private
+/// one when connecting (DNS rebinding) still reaches nothing: the client
+/// resolves through the same guard. (Control: with private targets allowed,
+/// the name resolved to the receiver does reach it, so it is the guard that
+/// stops it, not the name.) Nothing here connects to a public address.
+#[tokio::test]
+async fn a_name_rebound_to_a_private_address_after_the_check_is_not_contacted() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rx = HttpReceiver::start().await;
+    let port = rx.url("/").trim_start_matches("http://127.0.0.1:").trim_end_matches('/').parse::<u16>().unwrap();
+    let public: std::net::IpAddr = "93.184.216.34".parse().unwrap();
+    let rebinding = || table_lookup(vec![("rebind.example.com", public)], vec![("rebind.example.com", std::net::Ipv4Addr::LOCALHOST.into())]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqlStore::open_sqlite(dir.path()).await.unwrap());
+    store.add_subscriber(&subscriber("allowed", format!("http://rebind.example.com:{port}/allowed"))).await.unwrap();
+    publish_first_update(&store).await;
+    let policy = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
+    let to_loopback = table_lookup(vec![("rebind.example.com", std::net::Ipv4Addr::LOCALHOST.into())], vec![]);
+    let open = Arc::new(OutboxWorker::new(store.clone(), Default::default(), Sender::with_lookup(StdDuration::from_secs(5), to_loopback).unwrap(), policy, "open").allow_private_subscriber_targets(true));
+    open.round(t(1)).await.unwrap();
+    assert_eq!(rx.received_on("/allowed").len(), 2, "control: the name, resolved to the receiver, reaches it when private targets are allowed");
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqlStore::open_sqlite(dir.path()).await.unwrap());
+    store.add_subscriber(&subscriber("rebound", format!("http://rebind.example.com:{port}/rebound"))).await.unwrap();
+    let id = publish_first_update(&store).await;
+    let w = guarded_worker(&store, rebinding());
+    w.clone().round(t(1)).await.unwrap();
+    assert!(rx.received_on("/rebound").is_empty(), "{:#?}", rx.received());
+    let ledger = store.ledger(id).await.unwrap();
+    let outcomes: Vec<(&str, &str)> = ledger.iter().filter(|l| l.channel == "subscriber:rebound" && l.outcome != "enqueued").map(|l| (l.outcome.as_str(), l.detail.as_str())).collect();
+    // The first row passed the check (public) and was refused by the guard
+    // when connecting (rebound); by the second row's check the name is
+    // private already and it fails with the reason.
+    assert_eq!(
+        outcomes,
+        [("retry", "could not connect"), ("failed", "subscriber endpoint resolves to a loopback address; private targets are not allowed, not sent (permanent)")]
+    );
 }
 
 async fn drain(w: &Arc<OutboxWorker>, store: &SqlStore, start: Timestamp) {
@@ -338,6 +447,9 @@ impl ResponseStore for RacingResponses {
     }
     async fn add_subscriber(&self, s: &Subscriber) -> faultline_store::Result<()> {
         self.inner.add_subscriber(s).await
+    }
+    async fn add_subscriber_within(&self, s: &Subscriber, max_live: u64) -> faultline_store::Result<bool> {
+        self.inner.add_subscriber_within(s, max_live).await
     }
     async fn subscriber(&self, id: &str) -> faultline_store::Result<Option<Subscriber>> {
         self.inner.subscriber(id).await

@@ -14,7 +14,9 @@
 //! the core already models it field for field (Alertmanager silences,
 //! Statuspage documents) and the configured schedules and escalation
 //! policies, answered in their config format. The status page needs no token;
-//! publishing a draft notifies subscribers through the outbox.
+//! publishing a draft notifies subscribers through the outbox. Subscribing
+//! needs no token either, so it is bounded (`config::SubscriberLimits`: no
+//! private targets by default, a global creation rate, a subscriber cap).
 
 use std::sync::Arc;
 
@@ -29,7 +31,7 @@ use faultline_core::incident::{Actor, Command, IncidentEvent, Severity};
 use faultline_core::routing::{Silence, SilenceState};
 use faultline_core::status_page::{MaintenanceStatus, ScheduledMaintenance, StatusPageView, xml};
 use faultline_core::{Duration, IncidentId, Timestamp};
-use faultline_engine::notify::Sender;
+use faultline_engine::notify::{Sender, target};
 use faultline_engine::notify::worker::OutboxWorker;
 use faultline_engine::response::{ResponseDriver, status_note};
 use faultline_store::response::{ResponseStore, Subscriber};
@@ -42,6 +44,7 @@ use super::auth::{AdminAccess, ReadAccess};
 use super::convert;
 use super::error::{ApiError, ApiJson, OptionalJson};
 use crate::clock::Clock;
+use crate::config::SubscriberLimits;
 use crate::response_config::ResponseConfig;
 
 /// The response runtime shared by handlers: config, store, driver, worker.
@@ -50,23 +53,65 @@ pub struct ResponseState {
     pub responses: Arc<dyn ResponseStore>,
     pub driver: Arc<ResponseDriver>,
     pub worker: Option<Arc<OutboxWorker>>,
+    /// Limits on public subscriptions (cap, creation rate, private targets).
+    pub subscribers: SubscriberLimits,
+    creations: std::sync::Mutex<CreationBucket>,
+}
+
+/// The global budget of new subscriptions: a bucket of
+/// `creations_per_minute` tokens refilled continuously at that rate, on the
+/// App's clock.
+#[derive(Debug, Default)]
+struct CreationBucket {
+    tokens: f64,
+    at: Option<Timestamp>,
+}
+
+impl CreationBucket {
+    /// Takes a token, or says in how many whole seconds one will be there.
+    fn take(&mut self, now: Timestamp, per_minute: u32) -> Result<(), u64> {
+        let capacity = f64::from(per_minute.max(1));
+        let per_ms = capacity / 60_000.0;
+        self.tokens = match self.at {
+            None => capacity,
+            Some(at) => (self.tokens + (now - at).as_millis().max(0) as f64 * per_ms).min(capacity),
+        };
+        self.at = Some(self.at.map_or(now, |at| at.max(now)));
+        // A hair of slack: refills summed in steps must not miss a whole token by rounding.
+        if self.tokens >= 1.0 - 1e-9 {
+            self.tokens = (self.tokens - 1.0).max(0.0);
+            Ok(())
+        } else {
+            Err((((1.0 - self.tokens) / per_ms) / 1000.0).ceil().max(1.0) as u64)
+        }
+    }
 }
 
 impl ResponseState {
     /// Builds the runtime from the loaded config (empty when none is given).
-    pub fn new(config: Option<&ResponseConfig>, store: &SqlStore) -> Arc<ResponseState> {
+    pub fn new(config: Option<&ResponseConfig>, store: &SqlStore, subscribers: &SubscriberLimits) -> Arc<ResponseState> {
         let config = config.cloned().unwrap_or_else(ResponseConfig::empty);
         let responses: Arc<dyn ResponseStore> = Arc::new(store.clone());
         let incidents: Arc<dyn Store> = Arc::new(store.clone());
         let worker = match Sender::new(std::time::Duration::from_secs(10)) {
-            Ok(sender) => Some(Arc::new(OutboxWorker::new(responses.clone(), config.channels.clone(), sender, config.retry.clone(), worker_id()))),
+            Ok(sender) => Some(Arc::new(
+                OutboxWorker::new(responses.clone(), config.channels.clone(), sender, config.retry.clone(), worker_id())
+                    .allow_private_subscriber_targets(subscribers.allow_private_targets),
+            )),
             Err(e) => {
                 tracing::error!(error = %e, "notifications disabled: cannot build the HTTP client");
                 None
             }
         };
         let driver = Arc::new(ResponseDriver::new(incidents, responses.clone(), config.setup.clone(), worker.clone()));
-        Arc::new(ResponseState { config, responses, driver, worker })
+        Arc::new(ResponseState {
+            config,
+            responses,
+            driver,
+            worker,
+            subscribers: subscribers.clone(),
+            creations: std::sync::Mutex::new(CreationBucket::default()),
+        })
     }
 
     /// Starts the response driver and the outbox worker; both stop when
@@ -526,18 +571,47 @@ async fn status_html(State(state): State<AppState>) -> Result<Html<String>, ApiE
     })
 }
 
+/// A public subscription (no token, as on Statuspage). What keeps it from
+/// being abused: the endpoint must be http(s) and, unless the server allows
+/// private targets, must not name a private, loopback, link-local, … address
+/// (422; a host name is checked again after resolution when sending); new
+/// subscriptions share a global per-minute budget (429 with Retry-After);
+/// and live subscribers are capped (409).
 async fn subscribe(State(state): State<AppState>, ApiJson(body): ApiJson<api::SubscribeRequest>) -> Result<Response, ApiError> {
-    if !(body.endpoint.starts_with("http://") || body.endpoint.starts_with("https://")) || body.endpoint.len() > 2000 {
+    let r = rs(&state);
+    let limits = &r.subscribers;
+    if body.endpoint.len() > 2000 {
         return Err(invalid("endpoint: must be an http(s) URL of at most 2000 characters"));
     }
-    let s = Subscriber {
-        id: uuid::Uuid::now_v7().to_string(),
-        kind: "webhook".into(),
-        target: body.endpoint,
-        created_at: state.clock.now(),
-        unsubscribed_at: None,
-    };
-    rs(&state).responses.add_subscriber(&s).await?;
+    match target::check_url(&body.endpoint, limits.allow_private_targets) {
+        Ok(_) => {}
+        Err(e @ target::TargetError::Blocked(_)) => {
+            return Err(invalid(format!("endpoint {e}: this server does not send to private, loopback, link-local or other non-public addresses")));
+        }
+        Err(e) => return Err(invalid(format!("endpoint {e}"))),
+    }
+    let now = state.clock.now();
+    // Invariant: the lock is never held across an await or a panic point.
+    let budget = r.creations.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(now, limits.creations_per_minute);
+    if let Err(wait_secs) = budget {
+        let mut resp = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many new subscriptions (at most {} a minute); retry in {wait_secs} s", limits.creations_per_minute),
+        )
+        .into_response();
+        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(wait_secs));
+        return Ok(resp);
+    }
+    let s = Subscriber { id: uuid::Uuid::now_v7().to_string(), kind: "webhook".into(), target: body.endpoint, created_at: now, unsubscribed_at: None };
+    if !r.responses.add_subscriber_within(&s, limits.max_subscribers).await? {
+        tracing::warn!(max = limits.max_subscribers, "status-page subscriber refused: the subscriber limit is reached");
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "subscriber_limit",
+            format!("this status page already has the most subscribers it takes ({}); no more can subscribe", limits.max_subscribers),
+        ));
+    }
     // The endpoint may carry a token: it is never logged, only the id.
     tracing::info!(subscriber = %s.id, "status-page subscriber added");
     let created = api::SubscriberCreated { subscriber: api::SubscriberView { id: s.id, mode: "webhook".into(), created_at: s.created_at.to_string() } };

@@ -10,6 +10,7 @@ use axum::http::{Request, StatusCode, header};
 use faultline_core::Timestamp;
 use faultline_server::clock::FixedClock;
 use faultline_server::response_config::ResponseConfig;
+use faultline_server::config::SubscriberLimits;
 use faultline_server::{App, Config};
 use faultline_store::{SqlStore, TokenScope};
 use http_body_util::BodyExt;
@@ -53,6 +54,10 @@ struct H {
 }
 
 async fn harness() -> H {
+    harness_with(SubscriberLimits::default(), Arc::new(FixedClock(Timestamp::from_millis(NOW)))).await
+}
+
+async fn harness_with(subscribers: SubscriberLimits, clock: Arc<dyn faultline_server::clock::Clock>) -> H {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("catalogue.yaml"), CATALOGUE).unwrap();
     std::fs::write(dir.path().join("response.yaml"), RESPONSE).unwrap();
@@ -61,8 +66,8 @@ async fn harness() -> H {
     let now = Timestamp::from_millis(NOW);
     let (_, admin) = faultline_server::auth::create_token(&store, "ops-admin", TokenScope::Admin, now).await.unwrap();
     let (_, read) = faultline_server::auth::create_token(&store, "viewer", TokenScope::Read, now).await.unwrap();
-    let config = Config { response: Some(Arc::new(rc)), ..Config::default() };
-    let app = App::with_store(config, store, Arc::new(FixedClock(now)));
+    let config = Config { response: Some(Arc::new(rc)), subscribers, ..Config::default() };
+    let app = App::with_store(config, store, clock);
     H { router: app.router(), app, admin, read, _dir: dir }
 }
 
@@ -349,7 +354,9 @@ async fn response_metrics_from_the_batched_read_equal_the_per_incident_path() {
 
 #[tokio::test]
 async fn publishing_a_draft_notifies_subscribers_through_the_outbox_and_notes_it() {
-    let h = harness().await;
+    // The subscriber below is on 127.0.0.1: private targets must be allowed.
+    let limits = SubscriberLimits { allow_private_targets: true, ..SubscriberLimits::default() };
+    let h = harness_with(limits, Arc::new(FixedClock(Timestamp::from_millis(NOW)))).await;
     let r = h.call("POST", "/api/v2/subscribers", None, Some(json!({"endpoint": "http://127.0.0.1:9/subscriber?token=s3cret"}))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let sub = r.body["subscriber"]["id"].as_str().unwrap().to_owned();
@@ -377,4 +384,94 @@ async fn publishing_a_draft_notifies_subscribers_through_the_outbox_and_notes_it
     // A second publish of the same draft is refused: the draft is gone.
     let r = h.call("POST", &format!("/api/v1/status-page/drafts/{id}/publish"), Some(&h.admin), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// Subscribing needs no token, so by default no endpoint on a private,
+/// loopback, link-local or other non-public address is accepted (the server
+/// would otherwise post into its own network for anyone), in any spelling;
+/// the flag lets tests and local demos use a receiver on 127.0.0.1.
+#[tokio::test]
+async fn subscriber_endpoints_on_private_addresses_are_refused() {
+    let h = harness().await;
+    for endpoint in [
+        "http://127.0.0.1:9/hook",
+        "http://0x7f.1/hook",
+        "http://localhost:8080/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:10.0.0.1]/hook",
+        "http://10.0.0.5/hook",
+        "https://192.168.1.10/hook",
+        "http://172.20.0.1/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fd00::1]/hook",
+        "http://0.0.0.0/hook",
+        "http://224.0.0.251/hook",
+    ] {
+        let r = h.call("POST", "/api/v2/subscribers", None, Some(json!({"endpoint": endpoint}))).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field")), "{endpoint}: {}", r.text);
+        assert!(r.body["error"]["message"].as_str().unwrap().contains("this server does not send to private"), "{}", r.text);
+    }
+    for endpoint in ["ftp://hooks.example.com/x", "file:///etc/passwd", "gopher://hooks.example.com/"] {
+        let r = h.call("POST", "/api/v2/subscribers", None, Some(json!({"endpoint": endpoint}))).await;
+        assert_eq!(r.body["error"]["message"], "endpoint must be an http or https URL", "{endpoint}");
+    }
+    assert!(h.app.state().response.responses.subscribers().await.unwrap().is_empty(), "nothing refused was stored");
+    let r = h.call("POST", "/api/v2/subscribers", None, Some(json!({"endpoint": "https://hooks.example.com/status?token=x"}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+
+    let limits = SubscriberLimits { allow_private_targets: true, ..SubscriberLimits::default() };
+    let h = harness_with(limits, Arc::new(FixedClock(Timestamp::from_millis(NOW)))).await;
+    let r = h.call("POST", "/api/v2/subscribers", None, Some(json!({"endpoint": "http://127.0.0.1:9/hook"}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "allowed by the flag: {}", r.text);
+    let r = h.call("POST", "/api/v2/subscribers", None, Some(json!({"endpoint": "ftp://127.0.0.1/"}))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "still http(s) only");
+}
+
+/// A clock the test moves by hand.
+struct SteppedClock(std::sync::atomic::AtomicI64);
+
+impl faultline_server::clock::Clock for SteppedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+/// Live subscribers are capped (409 with a JSON error once full; an
+/// unsubscribe frees a place) and new subscriptions share a global
+/// per-minute budget (429 with Retry-After, refilled as time passes).
+#[tokio::test]
+async fn subscriptions_are_capped_and_rate_limited() {
+    let endpoint = |i: usize| json!({"endpoint": format!("https://hooks.example.com/{i}")});
+    let h = harness_with(SubscriberLimits { max_subscribers: 3, ..SubscriberLimits::default() }, Arc::new(FixedClock(Timestamp::from_millis(NOW)))).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let r = h.call("POST", "/api/v2/subscribers", None, Some(endpoint(i))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        ids.push(r.body["subscriber"]["id"].as_str().unwrap().to_owned());
+    }
+    let r = h.call("POST", "/api/v2/subscribers", None, Some(endpoint(3))).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("subscriber_limit")), "{}", r.text);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("(3)"), "{}", r.text);
+    assert_eq!(h.app.state().response.responses.subscribers().await.unwrap().len(), 3);
+    let r = h.call("DELETE", &format!("/api/v2/subscribers/{}", ids[0]), None, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = h.call("POST", "/api/v2/subscribers", None, Some(endpoint(3))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "an unsubscribe frees a place: {}", r.text);
+
+    let clock = Arc::new(SteppedClock(std::sync::atomic::AtomicI64::new(NOW)));
+    let h = harness_with(SubscriberLimits { creations_per_minute: 2, ..SubscriberLimits::default() }, clock.clone()).await;
+    for i in 0..2 {
+        assert_eq!(h.call("POST", "/api/v2/subscribers", None, Some(endpoint(i))).await.status, StatusCode::CREATED);
+    }
+    let req = Request::builder().method("POST").uri("/api/v2/subscribers").header(header::CONTENT_TYPE, "application/json").body(Body::from(endpoint(2).to_string())).unwrap();
+    let resp = h.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers().get(header::RETRY_AFTER).unwrap(), "30", "one token in 30 s at 2 a minute");
+    let body: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    clock.0.fetch_add(29_000, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(h.call("POST", "/api/v2/subscribers", None, Some(endpoint(2))).await.status, StatusCode::TOO_MANY_REQUESTS);
+    clock.0.fetch_add(1_000, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(h.call("POST", "/api/v2/subscribers", None, Some(endpoint(2))).await.status, StatusCode::CREATED, "refilled");
+    assert_eq!(h.app.state().response.responses.subscribers().await.unwrap().len(), 3, "refused requests stored nothing");
 }

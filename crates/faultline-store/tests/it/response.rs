@@ -298,6 +298,32 @@ pub async fn publishing_is_one_transaction_with_its_subscriber_notifications(sto
     assert_eq!(store.subscriber("nope").await.unwrap(), None);
 }
 
+/// The subscriber cap counts live subscribers and holds under racing
+/// subscribes: of many at once, exactly as many as fit are added.
+pub async fn subscribers_are_capped_atomically(store: SqlStore) {
+    let store = Arc::new(store);
+    let sub = |id: String| Subscriber { id, kind: "webhook".into(), target: "https://hooks.example.com/x".into(), created_at: t(0), unsubscribed_at: None };
+    for i in 0..3 {
+        assert!(store.add_subscriber_within(&sub(format!("s{i}")), 3).await.unwrap());
+    }
+    assert!(!store.add_subscriber_within(&sub("s3".into()), 3).await.unwrap(), "full");
+    assert_eq!(store.subscriber("s3").await.unwrap(), None, "nothing written when full");
+    assert!(store.unsubscribe("s0", t(1)).await.unwrap());
+    assert!(store.add_subscriber_within(&sub("s3".into()), 3).await.unwrap(), "an unsubscribe frees a place");
+    assert!(matches!(store.add_subscriber_within(&sub("s3".into()), 10).await, Err(StoreError::AlreadyExists(_))));
+    // 16 racing subscribes for 5 free places.
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (store, s) = (store.clone(), sub(format!("r{i}")));
+        tasks.push(tokio::spawn(async move { store.add_subscriber_within(&s, 8).await.unwrap() }));
+    }
+    let mut added = 0;
+    for task in tasks {
+        added += usize::from(task.await.unwrap());
+    }
+    assert_eq!((added, store.subscribers().await.unwrap().len()), (5, 8));
+}
+
 /// A public incident with `n` updates (`<id>-u1` … `<id>-u<n>`), the last one saying `body`.
 fn public_with(id: &str, n: usize, body: &str) -> PublicIncident {
     PublicIncident {
@@ -419,6 +445,7 @@ macro_rules! response_suite {
                 status_page_state_round_trips,
                 publishing_is_one_transaction_with_its_subscriber_notifications,
                 racing_publishes_from_the_same_state_write_one,
+                subscribers_are_capped_atomically,
             );
         }
     };
