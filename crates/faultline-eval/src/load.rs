@@ -39,6 +39,11 @@ pub const CODE_PATH: &str = "code_path_changed_share";
 /// Width of the bins that trace and log events are counted in.
 pub const EVENT_BIN_SECS: i64 = 10;
 
+/// Measures that count as symptoms, not origin evidence, in a case that
+/// has trace and log events with a reference minute (see `nezha_case`).
+pub const TRACE_CASE_SYMPTOMS: &[&str] =
+    &["PodServerLatencyP90(s)", "PodServerLatencyP95(s)", "PodServerLatencyP99(s)", "span_duration_median_ms", "span_count", LOG_PATH];
+
 fn open_csv(path: &Path) -> Result<csv::Reader<Box<dyn Read>>, EvalError> {
     let file = File::open(path).map_err(|e| EvalError::io(path, e))?;
     let read: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
@@ -594,6 +599,18 @@ pub fn nezha_case(dataset: &Path, dir: &Path) -> Result<DiagnosisInput, EvalErro
     }
     for ((svc, bin), (sum, n)) in per {
         b.push(Subject::Service { service: service(&svc, dir)? }, LOG_PATH, SeriesKind::Gauge, bin, sum / n);
+    }
+    // With traces and logs against a fault-free reference, origin evidence
+    // is what says where a failure starts: the code path blamed on the
+    // deepest changed service, the network time of each call, resources.
+    // Latency (pod server quantiles, span durations) includes every callee's
+    // time, span counts follow the load callers send, and the per-service
+    // log-sequence surprisal is seen in every caller that logs the errors it
+    // receives: they locate the change but are symptoms here. (Without
+    // traces, as in Online Boutique, server latency stays origin evidence:
+    // it is the only view of a service's own slowness there.)
+    for m in TRACE_CASE_SYMPTOMS {
+        b.symptoms.insert((*m).to_owned());
     }
     b.now = bins.iter().next_back().map(|t| *t + faultline_core::time::Duration::from_secs(EVENT_BIN_SECS - 1));
     b.reference_end = end.map(|e| e + faultline_core::time::Duration::from_secs(EVENT_BIN_SECS - 1));
