@@ -39,6 +39,11 @@ pub const CODE_PATH: &str = "code_path_changed_share";
 /// Width of the bins that trace and log events are counted in.
 pub const EVENT_BIN_SECS: i64 = 10;
 
+/// Measures that count as symptoms, not origin evidence, in a case that
+/// has trace and log events with a reference minute (see `nezha_case`).
+pub const TRACE_CASE_SYMPTOMS: &[&str] =
+    &["PodServerLatencyP90(s)", "PodServerLatencyP95(s)", "PodServerLatencyP99(s)", "span_duration_median_ms", "span_count", LOG_PATH];
+
 fn open_csv(path: &Path) -> Result<csv::Reader<Box<dyn Read>>, EvalError> {
     let file = File::open(path).map_err(|e| EvalError::io(path, e))?;
     let read: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
@@ -370,6 +375,24 @@ pub fn log_template(line: &str) -> String {
 type LogEvent = ((String, String), i64, String);
 
 /// The log lines of one file as (trace, service), time and template.
+/// Earliest plausible event time: 2000-01-01 in Unix nanoseconds. Some
+/// Nezha log rows carry an overflowed `TimeUnixNano` (e.g.
+/// −6795364578871345152) beside a correct `Timestamp` text.
+const PLAUSIBLE_NS: i64 = 946_684_800_000_000_000;
+
+/// A log line's time in Unix nanoseconds: `TimeUnixNano` when plausible,
+/// else the `Timestamp` text (RFC 3339, read as UTC when it has no offset),
+/// else `None` (the line is skipped rather than binned at a bogus time).
+fn log_time_ns(nanos: Option<&str>, stamp: Option<&str>) -> Option<i64> {
+    if let Some(n) = nanos.and_then(|s| s.parse::<i64>().ok()).filter(|n| *n >= PLAUSIBLE_NS) {
+        return Some(n);
+    }
+    let s = stamp?.trim();
+    let has_offset = s.ends_with('Z') || s.ends_with('z') || s.get(19..).is_some_and(|tail| tail.contains('+') || tail.contains('-'));
+    let parsed = if has_offset { Timestamp::parse_rfc3339(s) } else { Timestamp::parse_rfc3339(&format!("{s}Z")) };
+    parsed.ok().map(|t| t.as_millis().saturating_mul(1_000_000)).filter(|n| *n >= PLAUSIBLE_NS)
+}
+
 fn nezha_logs(path: &Path, out: &mut Vec<LogEvent>) -> Result<(), EvalError> {
     let mut r = open_csv(path)?;
     let cols = headers(&mut r, path)?;
@@ -378,9 +401,11 @@ fn nezha_logs(path: &Path, out: &mut Vec<LogEvent>) -> Result<(), EvalError> {
         return Err(EvalError::Format { path: path.to_owned(), reason: "missing log columns".into() });
     };
     let trace = col("TraceID");
+    let stamp = col("Timestamp");
     for rec in r.records() {
         let rec = rec.map_err(|e| EvalError::csv(path, e))?;
-        let (Some(t), Some(p), Some(l)) = (rec.get(tn).and_then(|s| s.parse::<i64>().ok()), rec.get(pod), rec.get(log)) else { continue };
+        let t = log_time_ns(rec.get(tn), stamp.and_then(|i| rec.get(i)));
+        let (Some(t), Some(p), Some(l)) = (t, rec.get(pod), rec.get(log)) else { continue };
         let text = serde_json::from_str::<serde_json::Value>(l)
             .ok()
             .and_then(|v| v.get("log").and_then(|s| s.as_str()).map(str::to_owned))
@@ -575,6 +600,18 @@ pub fn nezha_case(dataset: &Path, dir: &Path) -> Result<DiagnosisInput, EvalErro
     for ((svc, bin), (sum, n)) in per {
         b.push(Subject::Service { service: service(&svc, dir)? }, LOG_PATH, SeriesKind::Gauge, bin, sum / n);
     }
+    // With traces and logs against a fault-free reference, origin evidence
+    // is what says where a failure starts: the code path blamed on the
+    // deepest changed service, the network time of each call, resources.
+    // Latency (pod server quantiles, span durations) includes every callee's
+    // time, span counts follow the load callers send, and the per-service
+    // log-sequence surprisal is seen in every caller that logs the errors it
+    // receives: they locate the change but are symptoms here. (Without
+    // traces, as in Online Boutique, server latency stays origin evidence:
+    // it is the only view of a service's own slowness there.)
+    for m in TRACE_CASE_SYMPTOMS {
+        b.symptoms.insert((*m).to_owned());
+    }
     b.now = bins.iter().next_back().map(|t| *t + faultline_core::time::Duration::from_secs(EVENT_BIN_SECS - 1));
     b.reference_end = end.map(|e| e + faultline_core::time::Duration::from_secs(EVENT_BIN_SECS - 1));
     Ok(b.finish())
@@ -591,11 +628,27 @@ fn first_event_time(traces: &[PathBuf], logs: &[PathBuf]) -> Result<Option<Times
         let Some(i) = cols.iter().position(|c| c == column) else { continue };
         for rec in r.records() {
             let rec = rec.map_err(|e| EvalError::csv(path, e))?;
-            if let Some(n) = rec.get(i).and_then(|s| s.parse::<i64>().ok()) {
+            if let Some(n) = rec.get(i).and_then(|s| s.parse::<i64>().ok()).filter(|n| *n >= PLAUSIBLE_NS) {
                 let t = Timestamp::from_millis(n.div_euclid(1_000_000));
                 first = Some(first.map_or(t, |f| f.min(t)));
             }
         }
     }
     Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overflowed_log_time_falls_back_to_the_timestamp_text() {
+        // As in a Nezha TrainTicket log row: TimeUnixNano overflowed, the text is right.
+        let t = log_time_ns(Some("-6795364578871345152"), Some("2023-01-29T09:20:29.295"));
+        assert_eq!(t, Some(1_674_984_029_295_000_000));
+        assert_eq!(log_time_ns(Some("1674984080720782462"), Some("garbage")), Some(1_674_984_080_720_782_462));
+        assert_eq!(log_time_ns(Some("-1"), Some("2023-01-29T09:20:29.295Z")), Some(1_674_984_029_295_000_000));
+        assert_eq!(log_time_ns(Some("-1"), Some("not a time")), None);
+        assert_eq!(log_time_ns(None, None), None);
+    }
 }

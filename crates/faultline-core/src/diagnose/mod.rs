@@ -10,7 +10,10 @@
 //! pooled share against the baseline's pooled rate, as a normal-equivalent z. Graph direction then
 //! prefers the most downstream anomalous dependency that explains the
 //! symptoms upstream of it (only a dependency whose anomaly began no later
-//! than the caller's explains it), and onset order breaks near-ties. Every candidate
+//! than the caller's explains it), and onset order breaks near-ties. When
+//! some series carry a fault-free reference recording at a finer resolution
+//! (trace and log series), the change is located again among those alone
+//! and every series is judged from there. Every candidate
 //! carries the evidence behind its rank as human-readable reasons.
 //!
 //! What it is not: no IO, no clock, no learning across incidents. The same
@@ -149,6 +152,29 @@ pub struct DiagnosisConfig {
     pub explain_on_nats: bool,
     /// Share of its strength an explained service keeps as its score.
     pub explained_keep: f64,
+    /// When series with a fault-free reference recording are present (trace
+    /// and log series at a finer resolution than the metrics), locate the
+    /// change again among those series alone, after their reference, and
+    /// judge every series from that point: the coarse pass over minute
+    /// metrics with twenty minutes of history often lands on an earlier,
+    /// unrelated shift.
+    pub local_change_point: bool,
+    /// A series with a reference recording is judged against the reference
+    /// together with its own points before the change point (everything
+    /// known before the change), not the reference alone: a behaviour that
+    /// recurs outside the reference minute is then not news.
+    pub pool_pre_change: bool,
+    /// Peer scale: when at least `peer_min_services` services carry evidence
+    /// of the same measure, each one's z is divided by that measure's
+    /// `peer_quantile` over those services (at least 1), so a measure that
+    /// moves a little everywhere in this incident (latency noise across
+    /// dozens of pods) does not outrank one that singles a service out.
+    /// 0 turns it off.
+    pub peer_quantile: f64,
+    /// The fewest services a measure needs before its peer quantile is taken
+    /// to estimate its noise level (with fewer, the upper decile is the
+    /// candidates themselves).
+    pub peer_min_services: usize,
 }
 
 impl Default for DiagnosisConfig {
@@ -170,6 +196,10 @@ impl Default for DiagnosisConfig {
             look_penalty: false,
             explain_on_nats: false,
             explained_keep: 0.5,
+            local_change_point: true,
+            pool_pre_change: false,
+            peer_quantile: 0.0,
+            peer_min_services: 20,
         }
     }
 }
@@ -187,6 +217,10 @@ pub struct SeriesEvidence {
     pub z: f64,
     /// First post-change sample with |z| ≥ `anomaly_z`.
     pub onset: Option<Timestamp>,
+    /// When the peer scale applied: the measure's peer quantile across the
+    /// services of this incident that `z` was divided by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_scale: Option<f64>,
 }
 
 /// The score of one service, before and after graph direction.
@@ -293,11 +327,18 @@ fn clean(input: &DiagnosisInput) -> Vec<Clean<'_>> {
 /// observes both sides of `at` closely (its nearest samples on each side are
 /// within two of its own typical sampling steps): a gap in a series cannot
 /// locate a change.
-fn shift_score(series: &[Clean<'_>], at: Timestamp, cfg: &DiagnosisConfig) -> f64 {
+fn shift_score(series: &[&Clean<'_>], at: Timestamp, cfg: &DiagnosisConfig) -> f64 {
     let mut sum = 0.0;
     for s in series {
         let k = s.split(at);
-        if k < cfg.min_baseline_points || k + cfg.onset_points.max(1) > s.x.len() {
+        // A series with a reference recording needs that many reference
+        // points and a candidate after the reference.
+        let need = match s.src.reference_until {
+            Some(r) if at > r => cfg.min_reference_points.max(1),
+            Some(_) => usize::MAX,
+            None => cfg.min_baseline_points,
+        };
+        if k < need || k + cfg.onset_points.max(1) > s.x.len() {
             continue;
         }
         let near = Duration::from_millis(s.step.as_millis().saturating_mul(2));
@@ -323,6 +364,29 @@ pub fn change_point(input: &DiagnosisInput, cfg: &DiagnosisConfig) -> Option<Tim
 
 fn find_change_point(series: &[Clean<'_>], cfg: &DiagnosisConfig) -> Option<Timestamp> {
     let times: Vec<Timestamp> = series.iter().flat_map(|s| s.t.iter().copied()).collect::<BTreeSet<_>>().into_iter().collect();
+    let all: Vec<&Clean<'_>> = series.iter().collect();
+    change_point_among(&all, &times, cfg)
+}
+
+/// The change located among the series that carry a fault-free reference
+/// recording only, at their times after the reference (see
+/// [`DiagnosisConfig::local_change_point`]); `None` without such series.
+fn find_local_change_point(series: &[Clean<'_>], cfg: &DiagnosisConfig) -> Option<Timestamp> {
+    let refs: Vec<&Clean<'_>> = series.iter().filter(|s| s.src.reference_until.is_some()).collect();
+    let times: BTreeSet<Timestamp> = refs
+        .iter()
+        .flat_map(|s| {
+            let r = s.src.reference_until;
+            s.t.iter().copied().filter(move |t| r.is_some_and(|r| *t > r))
+        })
+        .collect();
+    if times.is_empty() {
+        return None;
+    }
+    change_point_among(&refs, &times.into_iter().collect::<Vec<_>>(), cfg)
+}
+
+fn change_point_among(series: &[&Clean<'_>], times: &[Timestamp], cfg: &DiagnosisConfig) -> Option<Timestamp> {
     if times.is_empty() {
         return None;
     }
@@ -370,12 +434,15 @@ fn series_evidence(s: &Clean<'_>, at: Timestamp, cfg: &DiagnosisConfig) -> Optio
     let (nb, k) = match s.src.reference_until {
         Some(r) => {
             let nr = s.t.partition_point(|&t| t <= r);
-            (nr, s.split(at).max(nr))
+            if nr < cfg.min_reference_points {
+                return None;
+            }
+            let k = s.split(at).max(nr);
+            (if cfg.pool_pre_change { k } else { nr }, k)
         }
         None => (s.split(at), s.split(at)),
     };
-    let need = if s.src.reference_until.is_some() { cfg.min_reference_points } else { cfg.min_baseline_points };
-    if nb < need || k >= s.x.len() {
+    if (s.src.reference_until.is_none() && nb < cfg.min_baseline_points) || k >= s.x.len() {
         return None;
     }
     if s.src.kind == SeriesKind::Proportion {
@@ -418,6 +485,7 @@ fn series_evidence(s: &Clean<'_>, at: Timestamp, cfg: &DiagnosisConfig) -> Optio
         observed,
         z,
         onset,
+        peer_scale: None,
     })
 }
 
@@ -473,6 +541,7 @@ fn proportion_evidence(s: &Clean<'_>, nb: usize, k: usize, cfg: &DiagnosisConfig
         observed: k1 / n1,
         z,
         onset,
+        peer_scale: None,
     })
 }
 
@@ -498,9 +567,11 @@ pub fn diagnose(input: &DiagnosisInput, cfg: &DiagnosisConfig) -> Result<Diagnos
     let Some(at) = find_change_point(&series, cfg) else {
         return Err(DiagnoseError::NotEnoughData { need: cfg.min_baseline_points });
     };
+    let at = if cfg.local_change_point { find_local_change_point(&series, cfg).unwrap_or(at) } else { at };
 
-    // Per service: all its series' evidence, strongest first.
-    let mut by_service: BTreeMap<ServiceName, Vec<SeriesEvidence>> = BTreeMap::new();
+    // Per service: all its series' evidence, strongest first, keyed by
+    // measure for the peer scale.
+    let mut by_service: BTreeMap<ServiceName, Vec<(String, SeriesEvidence)>> = BTreeMap::new();
     let mut shared: Vec<(&Interaction, SeriesEvidence)> = Vec::new();
     for s in &series {
         if s.src.shared
@@ -516,15 +587,18 @@ pub fn diagnose(input: &DiagnosisInput, cfg: &DiagnosisConfig) -> Result<Diagnos
             continue;
         }
         if let Some(ev) = series_evidence(s, at, cfg) {
-            by_service.entry(svc.clone()).or_default().push(ev);
+            by_service.entry(svc.clone()).or_default().push((s.src.measure.clone(), ev));
         }
     }
-    for (svc, ev) in attribute_shared(&shared, cfg) {
-        by_service.entry(svc).or_default().push(ev);
+    for (svc, key, ev) in attribute_shared(&shared, cfg) {
+        by_service.entry(svc).or_default().push((key, ev));
     }
+    apply_peer_scale(&mut by_service, cfg);
     let mut scores: Vec<ServiceScore> = by_service
         .into_iter()
-        .map(|(service, mut evs)| {
+        .map(|(service, evs)| {
+            // Quiet call ends were kept only for the peer scale.
+            let mut evs: Vec<SeriesEvidence> = evs.into_iter().map(|(_, e)| e).filter(|e| e.z != 0.0).collect();
             evs.sort_by(|a, b| b.z.abs().total_cmp(&a.z.abs()));
             let strength = evs.first().map_or(0.0, |e| e.z.abs());
             let onset = evs.iter().filter_map(|e| e.onset).min();
@@ -561,17 +635,19 @@ pub fn diagnose(input: &DiagnosisInput, cfg: &DiagnosisConfig) -> Result<Diagnos
 /// its outgoing calls), while an end with one odd interaction among many
 /// does not. The pseudo-interaction in the denominator is a prior of one
 /// unmoved call, so a single moved call is only half attributed to either end.
-fn attribute_shared(shared: &[(&Interaction, SeriesEvidence)], cfg: &DiagnosisConfig) -> Vec<(ServiceName, SeriesEvidence)> {
+fn attribute_shared(shared: &[(&Interaction, SeriesEvidence)], cfg: &DiagnosisConfig) -> Vec<(ServiceName, String, SeriesEvidence)> {
     // (service, incoming?) -> evidences
     let mut ends: BTreeMap<(&ServiceName, bool), Vec<&SeriesEvidence>> = BTreeMap::new();
     for (i, ev) in shared {
         ends.entry((&i.callee, true)).or_default().push(ev);
         ends.entry((&i.caller, false)).or_default().push(ev);
     }
-    let mut best: BTreeMap<ServiceName, SeriesEvidence> = BTreeMap::new();
+    // Every end gets its evidence, quiet ones at 0, so the peer scale sees
+    // the whole population of callers and callees.
+    let mut out = Vec::new();
     for ((svc, incoming), evs) in ends {
         let moved: Vec<&&SeriesEvidence> = evs.iter().filter(|e| e.z >= cfg.anomaly_z).collect();
-        let Some(top) = moved.iter().max_by(|a, b| a.z.total_cmp(&b.z)) else { continue };
+        let Some(top) = evs.iter().max_by(|a, b| a.z.total_cmp(&b.z)) else { continue };
         let z = moved.iter().map(|e| e.z).sum::<f64>() / (evs.len() + 1) as f64;
         let ev = SeriesEvidence {
             subject: top.subject.clone(),
@@ -581,12 +657,59 @@ fn attribute_shared(shared: &[(&Interaction, SeriesEvidence)], cfg: &DiagnosisCo
             observed: top.observed,
             z,
             onset: moved.iter().filter_map(|e| e.onset).min(),
+            peer_scale: None,
         };
-        if best.get(svc).is_none_or(|b| b.z < ev.z) {
-            best.insert(svc.clone(), ev);
+        let key = format!("{} ({})", top.measure, if incoming { "incoming" } else { "outgoing" });
+        out.push((svc.clone(), key, ev));
+    }
+    out
+}
+
+/// The peer scale (see [`DiagnosisConfig::peer_quantile`]): per measure, the
+/// services' largest |z| of it; when enough services carry it, every z of
+/// that measure is divided by their `peer_quantile` (linear interpolation,
+/// at least 1).
+fn apply_peer_scale(by_service: &mut BTreeMap<ServiceName, Vec<(String, SeriesEvidence)>>, cfg: &DiagnosisConfig) {
+    if cfg.peer_quantile <= 0.0 {
+        return;
+    }
+    let mut per_measure: BTreeMap<String, BTreeMap<&ServiceName, f64>> = BTreeMap::new();
+    for (svc, evs) in by_service.iter() {
+        for (key, ev) in evs {
+            let m = per_measure.entry(key.clone()).or_default().entry(svc).or_insert(0.0);
+            *m = m.max(ev.z.abs());
         }
     }
-    best.into_iter().collect()
+    let scales: BTreeMap<String, f64> = per_measure
+        .into_iter()
+        .filter(|(_, v)| v.len() >= cfg.peer_min_services.max(2))
+        .map(|(key, v)| {
+            let sorted = robust::sorted_finite(v.into_values());
+            (key, quantile(&sorted, cfg.peer_quantile.min(1.0)).max(1.0))
+        })
+        .collect();
+    for evs in by_service.values_mut() {
+        for (key, ev) in evs.iter_mut() {
+            if let Some(&scale) = scales.get(key) {
+                ev.z /= scale;
+                ev.peer_scale = Some(scale);
+            }
+        }
+    }
+}
+
+/// The `q` quantile of sorted values by linear interpolation between
+/// closest ranks (0 for an empty slice).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n => {
+            let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            let lo = pos.floor() as usize;
+            let hi = (lo + 1).min(n - 1);
+            sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+        }
+    }
 }
 
 /// The candidate's subject: the resource or interaction behind its strongest
@@ -615,6 +738,9 @@ fn reasons(s: &ServiceScore, cfg: &DiagnosisConfig) -> Vec<String> {
                 None => String::new(),
             }
         ));
+        if let Some(scale) = e.peer_scale {
+            out.push(format!("  (that σ count is divided by {scale:.1}, the measure's {:.0}th percentile across services)", cfg.peer_quantile * 100.0));
+        }
     }
     if !s.explained_by.is_empty() {
         let names: Vec<&str> = s.explained_by.iter().map(ServiceName::as_str).collect();

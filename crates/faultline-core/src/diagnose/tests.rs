@@ -293,3 +293,61 @@ fn tail_z_is_identity_without_dof_and_compresses_huge_z_monotonically() {
     assert!(a < b && b < c && c < 20.0, "{a} {b} {c}");
     assert_eq!(tail_z(-50.0, 10.0), -b);
 }
+
+/// `n` samples every `step_s` seconds from `start_s` (offset from T0),
+/// around `level` with 5 % noise and `shift` added from sample `from` on.
+fn series_at(subject: Subject, measure: &str, rng: &mut SplitMix, start_s: i64, step_s: i64, n: usize, level: f64, from: usize, shift: f64) -> MetricSeries {
+    let mut s = series(subject, measure, rng, n, level, from, shift);
+    for (i, p) in s.points.iter_mut().enumerate() {
+        p.0 = Timestamp::from_secs(T0 + start_s + step_s * i as i64);
+    }
+    s
+}
+
+#[test]
+fn fine_reference_series_relocate_a_change_point_the_minute_metrics_put_early() {
+    // Minute metrics: an unrelated shift of four services at minute 10, so
+    // the coarse pass over all series picks minute 10.
+    // Trace series in 10 s bins: a reference recording (6 bins, minute 0),
+    // then a capture from minute 24 whose `svc` spans change at bin 9.
+    let mut rng = SplitMix(21);
+    let mut input = DiagnosisInput::default();
+    for name in ["n1", "n2", "n3", "n4"] {
+        input.series.push(series(service(name), "cpu", &mut rng, 30, 10.0, 10, 10.0));
+    }
+    let mut spans = series_at(service("svc"), "span_errors", &mut rng, 0, 10, 6, 5.0, 99, 0.0);
+    let capture = series_at(service("svc"), "span_errors", &mut rng, 24 * 60, 10, 18, 5.0, 9, 20.0);
+    spans.points.extend(capture.points);
+    spans.reference_until = Some(Timestamp::from_secs(T0 + 50));
+    input.series.push(spans);
+    let local = Timestamp::from_secs(T0 + 24 * 60 + 90);
+    let d = diagnose(&input, &DiagnosisConfig::default()).unwrap();
+    assert_eq!(d.change_point, Some(local));
+    assert_eq!(d.scores[0].service.as_str(), "svc", "{:?}", d.scores);
+    let coarse = diagnose(&input, &DiagnosisConfig { local_change_point: false, ..DiagnosisConfig::default() }).unwrap();
+    assert_eq!(coarse.change_point, Some(Timestamp::from_secs(T0 + 600)));
+}
+
+#[test]
+fn the_peer_scale_divides_a_measure_that_moves_everywhere_by_its_upper_decile() {
+    // 24 services whose latency all moves by 10–30 σ-ish, and one whose
+    // `code_path` moves less in raw z but alone.
+    let mut rng = SplitMix(5);
+    let mut series_v: Vec<MetricSeries> = (0..24).map(|i| series(service(&format!("s{i:02}")), "latency", &mut rng, 30, 100.0, 20, 40.0 + i as f64)).collect();
+    series_v.push(series(service("origin"), "code_path", &mut rng, 30, 100.0, 20, 30.0));
+    series_v.extend((0..24).map(|i| series(service(&format!("s{i:02}")), "code_path", &mut rng, 30, 100.0, 20, 0.0)));
+    let input = DiagnosisInput { series: series_v, calls: vec![] };
+    let off = diagnose(&input, &DiagnosisConfig::default()).unwrap();
+    assert_ne!(off.scores[0].service.as_str(), "origin");
+    let on = diagnose(&input, &DiagnosisConfig { peer_quantile: 0.9, ..DiagnosisConfig::default() }).unwrap();
+    assert_eq!(on.scores[0].service.as_str(), "origin", "{:?}", &on.scores[..3]);
+    assert!(on.scores[0].evidence[0].peer_scale.is_some());
+}
+
+#[test]
+fn quantile_interpolates_between_ranks() {
+    assert_eq!(quantile(&[], 0.9), 0.0);
+    assert_eq!(quantile(&[4.0], 0.9), 4.0);
+    assert!((quantile(&[0.0, 10.0], 0.9) - 9.0).abs() < 1e-12);
+    assert!((quantile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.5) - 3.0).abs() < 1e-12);
+}
