@@ -164,17 +164,6 @@ pub struct DiagnosisConfig {
     /// known before the change), not the reference alone: a behaviour that
     /// recurs outside the reference minute is then not news.
     pub pool_pre_change: bool,
-    /// Peer scale: when at least `peer_min_services` services carry evidence
-    /// of the same measure, each one's z is divided by that measure's
-    /// `peer_quantile` over those services (at least 1), so a measure that
-    /// moves a little everywhere in this incident (latency noise across
-    /// dozens of pods) does not outrank one that singles a service out.
-    /// 0 turns it off.
-    pub peer_quantile: f64,
-    /// The fewest services a measure needs before its peer quantile is taken
-    /// to estimate its noise level (with fewer, the upper decile is the
-    /// candidates themselves).
-    pub peer_min_services: usize,
 }
 
 impl Default for DiagnosisConfig {
@@ -198,8 +187,6 @@ impl Default for DiagnosisConfig {
             explained_keep: 0.5,
             local_change_point: true,
             pool_pre_change: false,
-            peer_quantile: 0.0,
-            peer_min_services: 20,
         }
     }
 }
@@ -217,10 +204,6 @@ pub struct SeriesEvidence {
     pub z: f64,
     /// First post-change sample with |z| ≥ `anomaly_z`.
     pub onset: Option<Timestamp>,
-    /// When the peer scale applied: the measure's peer quantile across the
-    /// services of this incident that `z` was divided by.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peer_scale: Option<f64>,
 }
 
 /// The score of one service, before and after graph direction.
@@ -485,7 +468,6 @@ fn series_evidence(s: &Clean<'_>, at: Timestamp, cfg: &DiagnosisConfig) -> Optio
         observed,
         z,
         onset,
-        peer_scale: None,
     })
 }
 
@@ -541,7 +523,6 @@ fn proportion_evidence(s: &Clean<'_>, nb: usize, k: usize, cfg: &DiagnosisConfig
         observed: k1 / n1,
         z,
         onset,
-        peer_scale: None,
     })
 }
 
@@ -569,9 +550,8 @@ pub fn diagnose(input: &DiagnosisInput, cfg: &DiagnosisConfig) -> Result<Diagnos
     };
     let at = if cfg.local_change_point { find_local_change_point(&series, cfg).unwrap_or(at) } else { at };
 
-    // Per service: all its series' evidence, strongest first, keyed by
-    // measure for the peer scale.
-    let mut by_service: BTreeMap<ServiceName, Vec<(String, SeriesEvidence)>> = BTreeMap::new();
+    // Per service: all its series' evidence, strongest first.
+    let mut by_service: BTreeMap<ServiceName, Vec<SeriesEvidence>> = BTreeMap::new();
     let mut shared: Vec<(&Interaction, SeriesEvidence)> = Vec::new();
     for s in &series {
         if s.src.shared
@@ -587,18 +567,15 @@ pub fn diagnose(input: &DiagnosisInput, cfg: &DiagnosisConfig) -> Result<Diagnos
             continue;
         }
         if let Some(ev) = series_evidence(s, at, cfg) {
-            by_service.entry(svc.clone()).or_default().push((s.src.measure.clone(), ev));
+            by_service.entry(svc.clone()).or_default().push(ev);
         }
     }
-    for (svc, key, ev) in attribute_shared(&shared, cfg) {
-        by_service.entry(svc).or_default().push((key, ev));
+    for (svc, ev) in attribute_shared(&shared, cfg) {
+        by_service.entry(svc).or_default().push(ev);
     }
-    apply_peer_scale(&mut by_service, cfg);
     let mut scores: Vec<ServiceScore> = by_service
         .into_iter()
-        .map(|(service, evs)| {
-            // Quiet call ends were kept only for the peer scale.
-            let mut evs: Vec<SeriesEvidence> = evs.into_iter().map(|(_, e)| e).filter(|e| e.z != 0.0).collect();
+        .map(|(service, mut evs)| {
             evs.sort_by(|a, b| b.z.abs().total_cmp(&a.z.abs()));
             let strength = evs.first().map_or(0.0, |e| e.z.abs());
             let onset = evs.iter().filter_map(|e| e.onset).min();
@@ -635,19 +612,17 @@ pub fn diagnose(input: &DiagnosisInput, cfg: &DiagnosisConfig) -> Result<Diagnos
 /// its outgoing calls), while an end with one odd interaction among many
 /// does not. The pseudo-interaction in the denominator is a prior of one
 /// unmoved call, so a single moved call is only half attributed to either end.
-fn attribute_shared(shared: &[(&Interaction, SeriesEvidence)], cfg: &DiagnosisConfig) -> Vec<(ServiceName, String, SeriesEvidence)> {
+fn attribute_shared(shared: &[(&Interaction, SeriesEvidence)], cfg: &DiagnosisConfig) -> Vec<(ServiceName, SeriesEvidence)> {
     // (service, incoming?) -> evidences
     let mut ends: BTreeMap<(&ServiceName, bool), Vec<&SeriesEvidence>> = BTreeMap::new();
     for (i, ev) in shared {
         ends.entry((&i.callee, true)).or_default().push(ev);
         ends.entry((&i.caller, false)).or_default().push(ev);
     }
-    // Every end gets its evidence, quiet ones at 0, so the peer scale sees
-    // the whole population of callers and callees.
-    let mut out = Vec::new();
+    let mut best: BTreeMap<ServiceName, SeriesEvidence> = BTreeMap::new();
     for ((svc, incoming), evs) in ends {
         let moved: Vec<&&SeriesEvidence> = evs.iter().filter(|e| e.z >= cfg.anomaly_z).collect();
-        let Some(top) = evs.iter().max_by(|a, b| a.z.total_cmp(&b.z)) else { continue };
+        let Some(top) = moved.iter().max_by(|a, b| a.z.total_cmp(&b.z)) else { continue };
         let z = moved.iter().map(|e| e.z).sum::<f64>() / (evs.len() + 1) as f64;
         let ev = SeriesEvidence {
             subject: top.subject.clone(),
@@ -657,59 +632,12 @@ fn attribute_shared(shared: &[(&Interaction, SeriesEvidence)], cfg: &DiagnosisCo
             observed: top.observed,
             z,
             onset: moved.iter().filter_map(|e| e.onset).min(),
-            peer_scale: None,
         };
-        let key = format!("{} ({})", top.measure, if incoming { "incoming" } else { "outgoing" });
-        out.push((svc.clone(), key, ev));
-    }
-    out
-}
-
-/// The peer scale (see [`DiagnosisConfig::peer_quantile`]): per measure, the
-/// services' largest |z| of it; when enough services carry it, every z of
-/// that measure is divided by their `peer_quantile` (linear interpolation,
-/// at least 1).
-fn apply_peer_scale(by_service: &mut BTreeMap<ServiceName, Vec<(String, SeriesEvidence)>>, cfg: &DiagnosisConfig) {
-    if cfg.peer_quantile <= 0.0 {
-        return;
-    }
-    let mut per_measure: BTreeMap<String, BTreeMap<&ServiceName, f64>> = BTreeMap::new();
-    for (svc, evs) in by_service.iter() {
-        for (key, ev) in evs {
-            let m = per_measure.entry(key.clone()).or_default().entry(svc).or_insert(0.0);
-            *m = m.max(ev.z.abs());
+        if best.get(svc).is_none_or(|b| b.z < ev.z) {
+            best.insert(svc.clone(), ev);
         }
     }
-    let scales: BTreeMap<String, f64> = per_measure
-        .into_iter()
-        .filter(|(_, v)| v.len() >= cfg.peer_min_services.max(2))
-        .map(|(key, v)| {
-            let sorted = robust::sorted_finite(v.into_values());
-            (key, quantile(&sorted, cfg.peer_quantile.min(1.0)).max(1.0))
-        })
-        .collect();
-    for evs in by_service.values_mut() {
-        for (key, ev) in evs.iter_mut() {
-            if let Some(&scale) = scales.get(key) {
-                ev.z /= scale;
-                ev.peer_scale = Some(scale);
-            }
-        }
-    }
-}
-
-/// The `q` quantile of sorted values by linear interpolation between
-/// closest ranks (0 for an empty slice).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    match sorted.len() {
-        0 => 0.0,
-        n => {
-            let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
-            let lo = pos.floor() as usize;
-            let hi = (lo + 1).min(n - 1);
-            sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-        }
-    }
+    best.into_iter().collect()
 }
 
 /// The candidate's subject: the resource or interaction behind its strongest
@@ -738,9 +666,6 @@ fn reasons(s: &ServiceScore, cfg: &DiagnosisConfig) -> Vec<String> {
                 None => String::new(),
             }
         ));
-        if let Some(scale) = e.peer_scale {
-            out.push(format!("  (that σ count is divided by {scale:.1}, the measure's {:.0}th percentile across services)", cfg.peer_quantile * 100.0));
-        }
     }
     if !s.explained_by.is_empty() {
         let names: Vec<&str> = s.explained_by.iter().map(ServiceName::as_str).collect();

@@ -327,27 +327,3 @@ fn fine_reference_series_relocate_a_change_point_the_minute_metrics_put_early() 
     let coarse = diagnose(&input, &DiagnosisConfig { local_change_point: false, ..DiagnosisConfig::default() }).unwrap();
     assert_eq!(coarse.change_point, Some(Timestamp::from_secs(T0 + 600)));
 }
-
-#[test]
-fn the_peer_scale_divides_a_measure_that_moves_everywhere_by_its_upper_decile() {
-    // 24 services whose latency all moves by 10–30 σ-ish, and one whose
-    // `code_path` moves less in raw z but alone.
-    let mut rng = SplitMix(5);
-    let mut series_v: Vec<MetricSeries> = (0..24).map(|i| series(service(&format!("s{i:02}")), "latency", &mut rng, 30, 100.0, 20, 40.0 + i as f64)).collect();
-    series_v.push(series(service("origin"), "code_path", &mut rng, 30, 100.0, 20, 30.0));
-    series_v.extend((0..24).map(|i| series(service(&format!("s{i:02}")), "code_path", &mut rng, 30, 100.0, 20, 0.0)));
-    let input = DiagnosisInput { series: series_v, calls: vec![] };
-    let off = diagnose(&input, &DiagnosisConfig::default()).unwrap();
-    assert_ne!(off.scores[0].service.as_str(), "origin");
-    let on = diagnose(&input, &DiagnosisConfig { peer_quantile: 0.9, ..DiagnosisConfig::default() }).unwrap();
-    assert_eq!(on.scores[0].service.as_str(), "origin", "{:?}", &on.scores[..3]);
-    assert!(on.scores[0].evidence[0].peer_scale.is_some());
-}
-
-#[test]
-fn quantile_interpolates_between_ranks() {
-    assert_eq!(quantile(&[], 0.9), 0.0);
-    assert_eq!(quantile(&[4.0], 0.9), 4.0);
-    assert!((quantile(&[0.0, 10.0], 0.9) - 9.0).abs() < 1e-12);
-    assert!((quantile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.5) - 3.0).abs() < 1e-12);
-}
