@@ -315,28 +315,24 @@ fn page_summary(keys: &[String]) -> Value {
     })
 }
 
+/// Sends a request and reads its JSON body; errors as text for the report.
+async fn get_json(req: reqwest::RequestBuilder) -> Result<Value, String> {
+    req.send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())
+}
+
 /// Reads Faultline's incidents back: how many, and how many distinct alert
 /// fingerprints are attached to them.
 async fn faultline_incidents(a: &Args, client: &reqwest::Client) -> Result<Value, String> {
     let Some(token) = &a.token else { return Ok(Value::Null) };
     let base = a.url.trim_end_matches('/');
-    let list: Value = client
-        .get(format!("{base}/api/v1/incidents?limit=1000"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let list = get_json(client.get(format!("{base}/api/v1/incidents?limit=1000")).bearer_auth(token)).await?;
     let incidents = list["incidents"].as_array().cloned().unwrap_or_default();
     let mut members = BTreeSet::new();
     let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
     for inc in &incidents {
         *statuses.entry(inc["status"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
         let id = inc["id"].as_str().unwrap_or_default();
-        let v: Value =
-            client.get(format!("{base}/api/v1/incidents/{id}")).bearer_auth(token).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+        let v = get_json(client.get(format!("{base}/api/v1/incidents/{id}")).bearer_auth(token)).await?;
         for f in v["findings"].as_array().into_iter().flatten() {
             if let Some(m) = f["member"].as_str() {
                 members.insert(m.to_owned());
@@ -369,14 +365,7 @@ async fn drain(a: &Args, client: &reqwest::Client) -> Option<f64> {
 }
 
 async fn alertmanager_alerts(a: &Args, client: &reqwest::Client) -> Result<Value, String> {
-    let v: Value = client
-        .get(format!("{}/api/v2/alerts?active=true&silenced=true&inhibited=true", a.url.trim_end_matches('/')))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let v = get_json(client.get(format!("{}/api/v2/alerts?active=true&silenced=true&inhibited=true", a.url.trim_end_matches('/')))).await?;
     Ok(json!({"alerts_held": v.as_array().map_or(0, Vec::len)}))
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{BIN, Receiver, Server, create_token};
+use crate::support::{BIN, Receiver, Server, api, create_token};
 
 fn write_config(dir: &Path) -> std::path::PathBuf {
     std::fs::write(
@@ -41,17 +41,9 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-async fn api(method: reqwest::Method, url: String, token: &str, body: Option<Value>) -> Value {
-    let c = reqwest::Client::new();
-    let mut rb = c.request(method, url).bearer_auth(token);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let resp = rb.send().await.unwrap();
-    let status = resp.status();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{status}: {v}");
-    v
+/// The server on `dir` with the response config and the webhook receiver.
+fn start(dir: &Path, cfg: &Path, hook: &str) -> Server {
+    Server::start(dir, &[("FAULTLINE_RESPONSE_CONFIG", cfg.to_str().unwrap()), ("TEST_HOOK_URL", hook)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,12 +54,12 @@ async fn sigkill_mid_escalation_loses_no_page_and_repeats_none() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path());
     let token = create_token(dir.path(), "admin");
-    let server = Server::start(dir.path(), &[("FAULTLINE_RESPONSE_CONFIG", cfg.to_str().unwrap()), ("TEST_HOOK_URL", &hook)]);
+    let server = start(dir.path(), &cfg, &hook);
 
     const N: usize = 6;
     let mut ids = Vec::new();
     for i in 0..N {
-        let v = api(reqwest::Method::POST, format!("{}/api/v1/incidents", server.url), &token, Some(json!({"title": format!("checkout errors #{i}"), "severity": "SEV2"}))).await;
+        let v = api(&reqwest::Client::new(), reqwest::Method::POST, format!("{}/api/v1/incidents", server.url), &token, Some(json!({"title": format!("checkout errors #{i}"), "severity": "SEV2"}))).await;
         ids.push(v["id"].as_str().unwrap().to_owned());
     }
     // Level-1 pages start arriving (each takes 150 ms at the receiver);
@@ -77,7 +69,7 @@ async fn sigkill_mid_escalation_loses_no_page_and_repeats_none() {
     server.kill9();
     assert!(before_kill < N, "the kill must catch the outbox mid-delivery (saw {before_kill} of {N})");
 
-    let server = Server::start(dir.path(), &[("FAULTLINE_RESPONSE_CONFIG", cfg.to_str().unwrap()), ("TEST_HOOK_URL", &hook)]);
+    let server = start(dir.path(), &cfg, &hook);
     let level1 = |k: &BTreeSet<String>| ids.iter().all(|id| k.iter().any(|x| x.starts_with(id.as_str()) && x.contains("/s0/alice/trigger")));
     rx.wait_for("every level-1 page after the restart", Duration::from_secs(30), level1).await;
     // Nobody acknowledges: level 2 (dave) falls due one minute after each incident opened.
@@ -86,9 +78,9 @@ async fn sigkill_mid_escalation_loses_no_page_and_repeats_none() {
 
     // Kill again after the escalation, then resolve on the restarted server.
     server.kill9();
-    let server = Server::start(dir.path(), &[("FAULTLINE_RESPONSE_CONFIG", cfg.to_str().unwrap()), ("TEST_HOOK_URL", &hook)]);
+    let server = start(dir.path(), &cfg, &hook);
     for id in &ids {
-        api(reqwest::Method::POST, format!("{}/api/v1/incidents/{id}/resolve", server.url), &token, Some(json!({}))).await;
+        api(&reqwest::Client::new(), reqwest::Method::POST, format!("{}/api/v1/incidents/{id}/resolve", server.url), &token, Some(json!({}))).await;
     }
     let resolves = |k: &BTreeSet<String>| {
         ids.iter().all(|id| ["alice", "dave"].iter().all(|u| k.iter().any(|x| x.starts_with(id.as_str()) && x.contains(&format!("/{u}/resolve")))))
@@ -98,7 +90,7 @@ async fn sigkill_mid_escalation_loses_no_page_and_repeats_none() {
     // The ledger: exactly four notifications per incident, each delivered once.
     let mut delivered_rows = 0;
     for id in &ids {
-        let v = api(reqwest::Method::GET, format!("{}/api/v1/incidents/{id}/notifications", server.url), &token, None).await;
+        let v = api(&reqwest::Client::new(), reqwest::Method::GET, format!("{}/api/v1/incidents/{id}/notifications", server.url), &token, None).await;
         let rows = v["notifications"].as_array().unwrap();
         let mut kinds: Vec<(String, String)> = rows.iter().map(|r| (r["recipient"].as_str().unwrap().to_owned(), r["kind"].as_str().unwrap().to_owned())).collect();
         kinds.sort();
@@ -116,7 +108,7 @@ async fn sigkill_mid_escalation_loses_no_page_and_repeats_none() {
         assert_eq!(per_key.len(), 4);
         assert!(per_key.values().all(|n| *n == 1), "one delivery per key: {per_key:?}");
         // And the timeline shows the pages and the resolve.
-        let inc = api(reqwest::Method::GET, format!("{}/api/v1/incidents/{id}", server.url), &token, None).await;
+        let inc = api(&reqwest::Client::new(), reqwest::Method::GET, format!("{}/api/v1/incidents/{id}", server.url), &token, None).await;
         let text = inc.to_string();
         assert!(text.contains("paged alice") && text.contains("paged dave") && text.contains("resolve sent to everyone paged"), "{inc:#}");
     }
@@ -153,7 +145,7 @@ async fn lifecycle_verbs_under_incidents_and_response_times() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path());
     let token = create_token(dir.path(), "admin");
-    let server = Server::start(dir.path(), &[("FAULTLINE_RESPONSE_CONFIG", cfg.to_str().unwrap()), ("TEST_HOOK_URL", &hook)]);
+    let server = start(dir.path(), &cfg, &hook);
 
     let declared: Value = serde_json::from_str(&cli(&server, &token, &["incidents", "declare", "checkout errors", "--severity", "SEV2", "--json"])).unwrap();
     let id = declared["id"].as_str().unwrap().to_owned();

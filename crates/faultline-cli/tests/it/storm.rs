@@ -29,7 +29,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use crate::support::{Receiver, Server, create_token};
+use crate::support::{Receiver, Server, api, create_token};
 
 const SERVICES: usize = 8;
 const ALERTNAMES: [&str; 5] = ["HighErrorRate", "HighLatency", "TargetDown", "DiskFilling", "QueueBacklog"];
@@ -112,17 +112,6 @@ async fn post(client: &reqwest::Client, url: &str, body: &Value) -> bool {
     panic!("still 503 after 200 attempts");
 }
 
-async fn api(client: &reqwest::Client, method: reqwest::Method, url: String, token: &str, body: Option<Value>) -> Value {
-    let mut rb = client.request(method, url).bearer_auth(token);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let resp = rb.send().await.unwrap();
-    let status = resp.status();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{status}: {v}");
-    v
-}
 
 /// Incident id → the alert fingerprints attached to it.
 async fn incidents(client: &reqwest::Client, url: &str, token: &str) -> BTreeMap<String, Vec<String>> {

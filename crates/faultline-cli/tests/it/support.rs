@@ -135,3 +135,17 @@ impl Receiver {
         }
     }
 }
+
+/// One authenticated API call that must succeed; its JSON body (`null`
+/// when it has none).
+pub async fn api(client: &reqwest::Client, method: reqwest::Method, url: String, token: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+    let mut rb = client.request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let resp = rb.send().await.unwrap();
+    let status = resp.status();
+    let v: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+    assert!(status.is_success(), "{status}: {v}");
+    v
+}

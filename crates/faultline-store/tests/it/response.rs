@@ -211,19 +211,7 @@ pub async fn silences_round_trip_and_expire_by_update(store: SqlStore) {
 
 pub async fn status_page_state_round_trips(store: SqlStore) {
     let inc = new_id();
-    let public = PublicIncident {
-        id: "p1".into(),
-        name: "Checkout degraded".into(),
-        status: PublicIncidentStatus::Investigating,
-        impact: Impact::Major,
-        started_at: t(0),
-        created_at: t(1),
-        updated_at: t(1),
-        monitoring_at: None,
-        resolved_at: None,
-        components: Default::default(),
-        updates: vec![],
-    };
+    let public = PublicIncident { updated_at: t(1), ..public_with("p1", 0, "") };
     store.put_public_incident(Some(inc), &public).await.unwrap();
     let resolved = PublicIncident { status: PublicIncidentStatus::Resolved, updated_at: t(9), resolved_at: Some(t(9)), ..public.clone() };
     store.put_public_incident(None, &resolved).await.unwrap();
@@ -261,19 +249,7 @@ pub async fn status_page_state_round_trips(store: SqlStore) {
 
 pub async fn publishing_is_one_transaction_with_its_subscriber_notifications(store: SqlStore) {
     let inc = new_id();
-    let public = PublicIncident {
-        id: inc.to_string(),
-        name: "Checkout degraded".into(),
-        status: PublicIncidentStatus::Investigating,
-        impact: Impact::Major,
-        started_at: t(0),
-        created_at: t(1),
-        updated_at: t(1),
-        monitoring_at: None,
-        resolved_at: None,
-        components: Default::default(),
-        updates: vec![],
-    };
+    let public = PublicIncident { updated_at: t(1), ..public_with(&inc.to_string(), 0, "") };
     let draft = DraftRecord {
         incident: inc,
         draft: DraftUpdate { status: PublicIncidentStatus::Investigating, impact: Impact::Major, body: "looking".into(), components: Default::default(), changed: true },
