@@ -164,6 +164,12 @@ pub struct DiagnosisConfig {
     /// known before the change), not the reference alone: a behaviour that
     /// recurs outside the reference minute is then not news.
     pub pool_pre_change: bool,
+    /// A callee whose strongest evidence is the very calls this caller
+    /// makes to it (a shared interaction measure, e.g. network time) does
+    /// not explain that caller unless it is at least as strong: the measure
+    /// cannot say which end moved, and a starved caller slows every one of
+    /// its own outgoing calls.
+    pub own_calls_never_explain: bool,
 }
 
 impl Default for DiagnosisConfig {
@@ -187,6 +193,7 @@ impl Default for DiagnosisConfig {
             explained_keep: 0.5,
             local_change_point: true,
             pool_pre_change: false,
+            own_calls_never_explain: true,
         }
     }
 }
@@ -721,7 +728,11 @@ fn apply_graph_direction(scores: &mut [ServiceScore], calls: &[Interaction], cfg
                 (None, _) => false,
             };
             let enough = if cfg.explain_on_nats { ds * ds >= cfg.explained_ratio * s.strength * s.strength } else { ds >= cfg.explained_ratio * s.strength };
-            let own_calls = cfg.explain_on_nats && top_call.get(d) == Some(&s.service);
+            // A callee whose strongest evidence is this caller's own calls
+            // to it explains the caller only when it is at least as strong
+            // (a tie cannot say which end moved; then downstream wins).
+            let own = top_call.get(d) == Some(&s.service);
+            let own_calls = own && (cfg.explain_on_nats || (cfg.own_calls_never_explain && ds < s.strength));
             if precedes && ds >= cfg.anomaly_z && enough && !own_calls {
                 explained.push(d.clone());
             }

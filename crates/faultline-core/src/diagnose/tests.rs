@@ -296,6 +296,7 @@ fn tail_z_is_identity_without_dof_and_compresses_huge_z_monotonically() {
 
 /// `n` samples every `step_s` seconds from `start_s` (offset from T0),
 /// around `level` with 5 % noise and `shift` added from sample `from` on.
+#[allow(clippy::too_many_arguments)] // a test builder: every argument is one knob of the synthetic series
 fn series_at(subject: Subject, measure: &str, rng: &mut SplitMix, start_s: i64, step_s: i64, n: usize, level: f64, from: usize, shift: f64) -> MetricSeries {
     let mut s = series(subject, measure, rng, n, level, from, shift);
     for (i, p) in s.points.iter_mut().enumerate() {
@@ -326,4 +327,42 @@ fn fine_reference_series_relocate_a_change_point_the_minute_metrics_put_early() 
     assert_eq!(d.scores[0].service.as_str(), "svc", "{:?}", d.scores);
     let coarse = diagnose(&input, &DiagnosisConfig { local_change_point: false, ..DiagnosisConfig::default() }).unwrap();
     assert_eq!(coarse.change_point, Some(Timestamp::from_secs(T0 + 600)));
+}
+
+#[test]
+fn a_starved_caller_is_not_explained_by_the_callees_of_its_own_slowed_calls() {
+    // api's CPU is starved: all three of its outgoing calls gain network
+    // time. Each callee's only evidence is api's calls to it, and api is
+    // stronger than any of them (3 moved of 3 outgoing), so no callee
+    // explains api away.
+    let mut rng = SplitMix(11);
+    let mut all = Vec::new();
+    let mut calls = Vec::new();
+    for callee in ["db", "cache", "queue"] {
+        let mut s = series(Subject::Interaction { interaction: call("api", callee) }, "network_time_ms", &mut rng, 30, 3.0, 20, 300.0);
+        s.shared = true;
+        all.push(s);
+        calls.push(call("api", callee));
+    }
+    let input = DiagnosisInput { series: all, calls };
+    let d = diagnose(&input, &DiagnosisConfig::default()).unwrap();
+    assert_eq!(d.scores[0].service, svc("api"), "{:?}", d.scores.iter().map(|s| (&s.service, s.score)).collect::<Vec<_>>());
+    assert!(d.scores[0].explained_by.is_empty(), "{:?}", d.scores[0]);
+    // The earlier rule (any anomalous callee with half the strength explains
+    // its caller) put a callee first.
+    let old = DiagnosisConfig { own_calls_never_explain: false, ..DiagnosisConfig::default() };
+    let d = diagnose(&input, &old).unwrap();
+    assert_ne!(d.scores[0].service, svc("api"));
+}
+
+#[test]
+fn one_moved_call_between_two_single_call_ends_is_given_to_the_callee() {
+    // auth's only call goes to codes, codes' only caller is auth: the
+    // network time cannot say which end moved, and a tie goes downstream.
+    let mut rng = SplitMix(13);
+    let mut s = series(Subject::Interaction { interaction: call("auth", "codes") }, "network_time_ms", &mut rng, 30, 3.0, 20, 2000.0);
+    s.shared = true;
+    let d = diagnose(&DiagnosisInput { series: vec![s], calls: vec![call("auth", "codes")] }, &DiagnosisConfig::default()).unwrap();
+    assert_eq!(d.scores[0].service, svc("codes"), "{:?}", d.scores);
+    assert_eq!(d.scores[1].explained_by, vec![svc("codes")]);
 }
