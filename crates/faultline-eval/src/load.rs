@@ -105,7 +105,8 @@ impl Builder {
                     let shared = measure == NETWORK_GAP;
                     let events = shared || measure == LOG_PATH || measure == CODE_PATH || measure.starts_with("span_");
                     let reference_until = if events { self.reference_end } else { None };
-                    MetricSeries { subject, measure, kind, points, symptom, shared, reference_until, trials }
+                    let min_scale = min_scale(&measure);
+                    MetricSeries { subject, measure, kind, points, symptom, shared, reference_until, trials, min_scale }
                 })
                 .collect(),
             calls: self.calls.into_iter().collect(),
@@ -159,6 +160,19 @@ fn rcd_column(col: &str, path: &Path) -> Result<Option<(Subject, String)>, EvalE
 }
 
 // ---------------------------------------------------------------- Nezha
+
+/// The smallest move that can matter for a Nezha pod measure whose unit its
+/// name gives: a hundredth of a core (10 millicores, or one percentage point
+/// of the pod's CPU limit). A pod idling at 3 % of a core that rises to 5 %
+/// has not run out of CPU, however quiet its baseline was; log bursts, GC
+/// and health checks move CPU by that much without any fault.
+fn min_scale(measure: &str) -> Option<f64> {
+    match measure {
+        "CpuUsage(m)" => Some(10.0),
+        "CpuUsageRate(%)" => Some(1.0),
+        _ => None,
+    }
+}
 
 /// The pod's service: the pod name without its ReplicaSet hash and pod suffix.
 pub fn pod_service(pod: &str) -> &str {

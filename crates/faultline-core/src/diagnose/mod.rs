@@ -86,6 +86,12 @@ pub struct MetricSeries {
     /// order of `points` (same length); empty for other kinds.
     #[serde(default)]
     pub trials: Vec<f64>,
+    /// The smallest move of this measure that can matter, in its own unit
+    /// (e.g. 10 millicores of CPU): the scale of its baseline is never taken
+    /// below it, so a quiet series is not called anomalous for a change too
+    /// small to affect anything. `None`: no such floor.
+    #[serde(default)]
+    pub min_scale: Option<f64>,
 }
 
 /// Everything the diagnosis looks at.
@@ -275,7 +281,7 @@ impl Clean<'_> {
         ScaleFloor {
             relative: cfg.relative_floor,
             poisson: self.src.kind == SeriesKind::Count,
-            absolute: if cfg.resolution_floor { self.resolution.max(1e-9) } else { 1e-9 },
+            absolute: if cfg.resolution_floor { self.resolution.max(1e-9) } else { 1e-9 }.max(self.src.min_scale.unwrap_or(0.0)),
         }
     }
     /// Number of points strictly before `at`.

@@ -38,7 +38,7 @@ fn series(subject: Subject, measure: &str, rng: &mut SplitMix, n: usize, level: 
             (t, v)
         })
         .collect();
-    MetricSeries { subject, measure: measure.into(), kind: SeriesKind::Gauge, points, symptom: false, shared: false, reference_until: None, trials: Vec::new() }
+    MetricSeries { subject, measure: measure.into(), kind: SeriesKind::Gauge, points, symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None }
 }
 
 fn service(s: &str) -> Subject {
@@ -140,8 +140,8 @@ fn counts_use_a_poisson_floor_so_a_single_extra_event_is_not_an_anomaly() {
     let pts = |v: &[f64]| v.iter().enumerate().map(|(i, &x)| (Timestamp::from_secs(T0 + 10 * i as i64), x)).collect();
     let input = DiagnosisInput {
         series: vec![
-            MetricSeries { subject: service("quiet"), measure: "log:warn".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0.]), symptom: false, shared: false, reference_until: None, trials: Vec::new() },
-            MetricSeries { subject: service("broken"), measure: "log:error".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 9., 12., 10., 11.]), symptom: false, shared: false, reference_until: None, trials: Vec::new() },
+            MetricSeries { subject: service("quiet"), measure: "log:warn".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0.]), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None },
+            MetricSeries { subject: service("broken"), measure: "log:error".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 9., 12., 10., 11.]), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None },
         ],
         calls: vec![],
     };
@@ -163,6 +163,7 @@ fn too_little_data_is_a_typed_error_not_a_panic() {
             shared: false,
             reference_until: None,
             trials: Vec::new(),
+            min_scale: None,
         }],
         calls: vec![],
     };
@@ -237,8 +238,8 @@ fn a_flat_series_moving_one_quantum_is_not_infinitely_surprising() {
     steps.extend([30.0; 4]);
     let input = DiagnosisInput {
         series: vec![
-            MetricSeries { subject: service("idle"), measure: "workload".into(), kind: SeriesKind::Gauge, points: pts(&zeros), symptom: false, shared: false, reference_until: None, trials: Vec::new() },
-            MetricSeries { subject: service("busy"), measure: "cpu".into(), kind: SeriesKind::Gauge, points: pts(&steps), symptom: false, shared: false, reference_until: None, trials: Vec::new() },
+            MetricSeries { subject: service("idle"), measure: "workload".into(), kind: SeriesKind::Gauge, points: pts(&zeros), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None },
+            MetricSeries { subject: service("busy"), measure: "cpu".into(), kind: SeriesKind::Gauge, points: pts(&steps), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None },
         ],
         calls: vec![],
     };
@@ -259,7 +260,7 @@ fn a_proportion_is_judged_over_the_whole_window_by_its_binomial_tail() {
     let reference_until = Some(t(5));
     let prop = |name: &str, f: &dyn Fn(usize) -> (f64, f64)| {
         let (points, trials): (Vec<_>, Vec<_>) = (0..30).map(|i| ((t(i), f(i).0), f(i).1)).unzip();
-        MetricSeries { subject: service(name), measure: "code_path".into(), kind: SeriesKind::Proportion, points, symptom: false, shared: false, reference_until, trials }
+        MetricSeries { subject: service(name), measure: "code_path".into(), kind: SeriesKind::Proportion, points, symptom: false, shared: false, reference_until, trials, min_scale: None }
     };
     let mut rng = SplitMix(11);
     let jittery = MetricSeries {
@@ -365,4 +366,24 @@ fn one_moved_call_between_two_single_call_ends_is_given_to_the_callee() {
     let d = diagnose(&DiagnosisInput { series: vec![s], calls: vec![call("auth", "codes")] }, &DiagnosisConfig::default()).unwrap();
     assert_eq!(d.scores[0].service, svc("codes"), "{:?}", d.scores);
     assert_eq!(d.scores[1].explained_by, vec![svc("codes")]);
+}
+
+#[test]
+fn a_move_below_the_measures_floor_is_not_evidence_however_quiet_the_baseline() {
+    // idle's CPU sits at 3 m ± 0.1 and rises to 15 m: hundreds of its own σ,
+    // but below a 10 m floor that is about one σ. busy's CPU jumps by 400 m.
+    let mut rng = SplitMix(17);
+    let cpu = |s: &str| Subject::Resource { service: svc(s), resource: "cpu".into() };
+    let mut idle = series(cpu("idle"), "CpuUsage(m)", &mut rng, 30, 3.0, 20, 12.0);
+    let mut busy = series(cpu("busy"), "CpuUsage(m)", &mut rng, 30, 30.0, 20, 400.0);
+    let raw = diagnose(&DiagnosisInput { series: vec![idle.clone(), busy.clone()], calls: vec![] }, &DiagnosisConfig::default()).unwrap();
+    let idle_raw = raw.scores.iter().find(|s| s.service.as_str() == "idle").unwrap().strength;
+    assert!(idle_raw > 50.0, "{idle_raw}");
+    idle.min_scale = Some(10.0);
+    busy.min_scale = Some(10.0);
+    let d = diagnose(&DiagnosisInput { series: vec![idle, busy], calls: vec![] }, &DiagnosisConfig::default()).unwrap();
+    assert_eq!(d.scores[0].service, svc("busy"));
+    let idle = d.scores.iter().find(|s| s.service.as_str() == "idle").unwrap();
+    assert!(idle.strength < 3.0, "{idle:?}");
+    assert!(d.scores[0].strength > 30.0, "{:?}", d.scores[0]);
 }

@@ -68,12 +68,12 @@ fn train_ticket_metrics_traces_logs() {
     let Some(r) = eval("nezha-trainticket") else { return };
     assert_eq!(r.cases, 23);
     assert_eq!(r.errors, 0, "{:?}", r.per_case);
-    // Measured: AC@1 0.739 (17/23), AC@3 0.957 (22/23), AC@5 0.957 (22/23),
-    // Avg@5 0.896 — below Nezha's AC@1; see docs/benchmarks.md. Thresholds one case below.
-    assert!(r.ac1 >= 0.69, "AC@1 {}\n{}", r.ac1, render_table(std::slice::from_ref(&r)));
+    // Measured: AC@1 0.826 (19/23), AC@3 0.957 (22/23), AC@5 0.957 (22/23),
+    // Avg@5 0.913 — below Nezha's AC@1; see docs/benchmarks.md. Thresholds one case below.
+    assert!(r.ac1 >= 0.78, "AC@1 {}\n{}", r.ac1, render_table(std::slice::from_ref(&r)));
     assert!(r.ac3 >= 0.91, "AC@3 {}", r.ac3);
     assert!(r.ac[4] >= 0.91, "AC@5 {}", r.ac[4]);
-    assert!(r.avg5 >= 0.85, "Avg@5 {}", r.avg5);
+    assert!(r.avg5 >= 0.87, "Avg@5 {}", r.avg5);
     // Network delays are found from span network time (6 of 7 at rank 1).
     let delays_first = r.per_case.iter().filter(|c| c.fault_type == "network_delay" && c.rank == Some(1)).count();
     assert!(delays_first >= 5, "{delays_first} network delays at rank 1");
