@@ -106,7 +106,9 @@ impl Builder {
                     let events = shared || measure == LOG_PATH || measure == CODE_PATH || measure.starts_with("span_");
                     let reference_until = if events { self.reference_end } else { None };
                     let min_scale = min_scale(&measure);
-                    MetricSeries { subject, measure, kind, points, symptom, shared, reference_until, trials, min_scale }
+                    // The code-path share is blamed on the deepest changed service of each trace.
+                    let attributed = measure == CODE_PATH;
+                    MetricSeries { subject, measure, kind, points, symptom, shared, reference_until, trials, min_scale, attributed }
                 })
                 .collect(),
             calls: self.calls.into_iter().collect(),

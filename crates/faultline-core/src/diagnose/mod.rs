@@ -92,6 +92,12 @@ pub struct MetricSeries {
     /// small to affect anything. `None`: no such floor.
     #[serde(default)]
     pub min_scale: Option<f64>,
+    /// The series already attributes its evidence down the call graph
+    /// (e.g. a code-path change blamed only on the deepest changed service
+    /// of each trace): when it is a service's strongest evidence, graph
+    /// direction does not explain that service away by its callees again.
+    #[serde(default)]
+    pub attributed: bool,
 }
 
 /// Everything the diagnosis looks at.
@@ -145,7 +151,10 @@ pub struct DiagnosisConfig {
     pub tail_dof: f64,
     /// Judge level series that carry a fault-free reference (trace/log
     /// derived) by the median of the whole post-change window instead of
-    /// the most extreme held level.
+    /// the most extreme held level. Such series come in 10 s bins and skip
+    /// the bins where a call was not made, so "three consecutive points"
+    /// can be three spikes a minute apart; a fault that matters moves the
+    /// level for most of the window.
     pub window_levels: bool,
     /// With `tail_dof`: the most extreme of several post-change levels
     /// pays for the number of levels looked at (Bonferroni on −ln p).
@@ -193,7 +202,7 @@ impl Default for DiagnosisConfig {
             min_reference_points: 3,
             resolution_floor: true,
             tail_dof: 0.0,
-            window_levels: false,
+            window_levels: true,
             look_penalty: false,
             explain_on_nats: false,
             explained_keep: 0.5,
@@ -217,6 +226,10 @@ pub struct SeriesEvidence {
     pub z: f64,
     /// First post-change sample with |z| ≥ `anomaly_z`.
     pub onset: Option<Timestamp>,
+    /// From a series that attributes itself down the call graph (see
+    /// [`MetricSeries::attributed`]).
+    #[serde(default)]
+    pub attributed: bool,
 }
 
 /// The score of one service, before and after graph direction.
@@ -481,6 +494,7 @@ fn series_evidence(s: &Clean<'_>, at: Timestamp, cfg: &DiagnosisConfig) -> Optio
         observed,
         z,
         onset,
+        attributed: s.src.attributed,
     })
 }
 
@@ -536,6 +550,7 @@ fn proportion_evidence(s: &Clean<'_>, nb: usize, k: usize, cfg: &DiagnosisConfig
         observed: k1 / n1,
         z,
         onset,
+        attributed: s.src.attributed,
     })
 }
 
@@ -645,6 +660,7 @@ fn attribute_shared(shared: &[(&Interaction, SeriesEvidence)], cfg: &DiagnosisCo
             observed: top.observed,
             z,
             onset: moved.iter().filter_map(|e| e.onset).min(),
+            attributed: false,
         };
         if best.get(svc).is_none_or(|b| b.z < ev.z) {
             best.insert(svc.clone(), ev);
@@ -714,7 +730,10 @@ fn apply_graph_direction(scores: &mut [ServiceScore], calls: &[Interaction], cfg
         }
     }
     for s in scores.iter_mut() {
-        if s.strength < cfg.anomaly_z {
+        // Evidence already blamed on this service rather than on its
+        // callees (its changed traces had no changed callee) is not
+        // explained by those callees.
+        if s.strength < cfg.anomaly_z || s.evidence.first().is_some_and(|e| e.attributed) {
             continue;
         }
         // Breadth-first over descendants.

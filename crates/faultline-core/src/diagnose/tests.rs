@@ -38,7 +38,7 @@ fn series(subject: Subject, measure: &str, rng: &mut SplitMix, n: usize, level: 
             (t, v)
         })
         .collect();
-    MetricSeries { subject, measure: measure.into(), kind: SeriesKind::Gauge, points, symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None }
+    MetricSeries { subject, measure: measure.into(), kind: SeriesKind::Gauge, points, symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false }
 }
 
 fn service(s: &str) -> Subject {
@@ -140,8 +140,8 @@ fn counts_use_a_poisson_floor_so_a_single_extra_event_is_not_an_anomaly() {
     let pts = |v: &[f64]| v.iter().enumerate().map(|(i, &x)| (Timestamp::from_secs(T0 + 10 * i as i64), x)).collect();
     let input = DiagnosisInput {
         series: vec![
-            MetricSeries { subject: service("quiet"), measure: "log:warn".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0.]), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None },
-            MetricSeries { subject: service("broken"), measure: "log:error".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 9., 12., 10., 11.]), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None },
+            MetricSeries { subject: service("quiet"), measure: "log:warn".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0.]), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false },
+            MetricSeries { subject: service("broken"), measure: "log:error".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 9., 12., 10., 11.]), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false },
         ],
         calls: vec![],
     };
@@ -164,6 +164,7 @@ fn too_little_data_is_a_typed_error_not_a_panic() {
             reference_until: None,
             trials: Vec::new(),
             min_scale: None,
+            attributed: false,
         }],
         calls: vec![],
     };
@@ -238,8 +239,8 @@ fn a_flat_series_moving_one_quantum_is_not_infinitely_surprising() {
     steps.extend([30.0; 4]);
     let input = DiagnosisInput {
         series: vec![
-            MetricSeries { subject: service("idle"), measure: "workload".into(), kind: SeriesKind::Gauge, points: pts(&zeros), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None },
-            MetricSeries { subject: service("busy"), measure: "cpu".into(), kind: SeriesKind::Gauge, points: pts(&steps), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None },
+            MetricSeries { subject: service("idle"), measure: "workload".into(), kind: SeriesKind::Gauge, points: pts(&zeros), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false },
+            MetricSeries { subject: service("busy"), measure: "cpu".into(), kind: SeriesKind::Gauge, points: pts(&steps), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false },
         ],
         calls: vec![],
     };
@@ -260,7 +261,7 @@ fn a_proportion_is_judged_over_the_whole_window_by_its_binomial_tail() {
     let reference_until = Some(t(5));
     let prop = |name: &str, f: &dyn Fn(usize) -> (f64, f64)| {
         let (points, trials): (Vec<_>, Vec<_>) = (0..30).map(|i| ((t(i), f(i).0), f(i).1)).unzip();
-        MetricSeries { subject: service(name), measure: "code_path".into(), kind: SeriesKind::Proportion, points, symptom: false, shared: false, reference_until, trials, min_scale: None }
+        MetricSeries { subject: service(name), measure: "code_path".into(), kind: SeriesKind::Proportion, points, symptom: false, shared: false, reference_until, trials, min_scale: None, attributed: false }
     };
     let mut rng = SplitMix(11);
     let jittery = MetricSeries {
@@ -386,4 +387,55 @@ fn a_move_below_the_measures_floor_is_not_evidence_however_quiet_the_baseline() 
     let idle = d.scores.iter().find(|s| s.service.as_str() == "idle").unwrap();
     assert!(idle.strength < 3.0, "{idle:?}");
     assert!(d.scores[0].strength > 30.0, "{:?}", d.scores[0]);
+}
+
+#[test]
+fn evidence_already_blamed_on_a_service_is_not_explained_by_its_callees() {
+    // web's traces changed with no changed callee below them (a blamed
+    // code-path share); its callee db changed too, in other traces. db is
+    // weaker but more than half as strong, and began first, so graph
+    // direction would explain web by db — unless the evidence says it was
+    // already attributed.
+    let mut rng = SplitMix(19);
+    let mut web = series(service("web"), "code_path_changed_share", &mut rng, 30, 10.0, 20, 8.0);
+    let db = series(service("db"), "code_path_changed_share", &mut rng, 30, 10.0, 19, 6.0);
+    let calls = vec![call("web", "db")];
+    let d = diagnose(&DiagnosisInput { series: vec![web.clone(), db.clone()], calls: calls.clone() }, &DiagnosisConfig::default()).unwrap();
+    assert_eq!(d.scores[0].service, svc("db"), "{:?}", d.scores);
+    web.attributed = true;
+    let d = diagnose(&DiagnosisInput { series: vec![web, db], calls }, &DiagnosisConfig::default()).unwrap();
+    assert_eq!(d.scores[0].service, svc("web"), "{:?}", d.scores);
+    assert!(d.scores[0].explained_by.is_empty());
+}
+
+#[test]
+fn an_intermittent_spike_in_a_sparse_reference_series_is_not_a_held_shift() {
+    // A call seen in a few bins: the reference is quiet (≈ 2 ms); after the
+    // change a third of its bins hold a 115 ms gap, one sample apart (a
+    // sparse call skips bins). Judged by the median of
+    // the whole post-change window it is not a shift; the steady 30 ms gap
+    // of another call is.
+    let t0 = Timestamp::from_secs(T0);
+    let at = |i: i64| t0 + Duration::from_secs(10 * i);
+    let gap = |caller: &str, values: &[f64]| MetricSeries {
+        subject: Subject::Interaction { interaction: call(caller, "seat") },
+        measure: "network_time_ms".into(),
+        kind: SeriesKind::Gauge,
+        points: values.iter().enumerate().map(|(i, v)| (at(i as i64), *v)).collect(),
+        symptom: false,
+        shared: true,
+        reference_until: Some(at(5)),
+        trials: Vec::new(),
+        min_scale: None,
+        attributed: false,
+    };
+    let spiky = gap("travel2", &[2.1, 1.9, 3.1, 2.1, 3.1, 2.4, 116.0, 2.2, 115.7, 3.5, 112.7, 2.4, 3.3, 2.5, 2.4]);
+    let steady = gap("travel", &[2.1, 1.9, 3.1, 2.1, 3.1, 2.4, 30.0, 31.0, 29.5, 30.2, 30.8, 29.9, 30.1, 31.2, 30.4]);
+    let d = diagnose(&DiagnosisInput { series: vec![spiky.clone(), steady.clone()], calls: vec![] }, &DiagnosisConfig::default()).unwrap();
+    let of = |d: &Diagnosis, s: &str| d.scores.iter().find(|x| x.service.as_str() == s).map_or(0.0, |x| x.strength);
+    assert!(of(&d, "travel2") < 3.0, "{:?}", d.scores);
+    assert!(of(&d, "travel") > 10.0, "{:?}", d.scores);
+    // Judged by the most extreme held level, the spikes looked like a shift.
+    let held = diagnose(&DiagnosisInput { series: vec![spiky, steady], calls: vec![] }, &DiagnosisConfig { window_levels: false, ..DiagnosisConfig::default() }).unwrap();
+    assert!(of(&held, "travel2") > 10.0, "{:?}", held.scores);
 }
