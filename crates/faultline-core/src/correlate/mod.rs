@@ -31,9 +31,12 @@ use crate::model::{Flow, Interaction};
 use crate::signal::{AlertState, ExternalAlert};
 use crate::time::{Duration, Timestamp};
 
+mod changes;
 pub mod explain;
 #[cfg(test)]
 mod tests;
+
+pub use changes::{CorrelatorChanges, GroupHeader, RebuildError};
 
 /// Maps with structured keys serialise as lists of pairs (JSON object keys
 /// must be strings), so the correlator's state can be persisted as JSON.
@@ -274,7 +277,11 @@ impl Group {
     }
 }
 
-/// The correlator's whole state. Serializable, so a driver can persist it.
+/// The correlator's whole state. A driver persists it incrementally: it
+/// takes what each turn changed (`take_changes`) and rebuilds it from the
+/// saved groups and members at start-up (`Correlator::rebuild`). The serde
+/// form is the whole state in one value (how drivers saved it before; still
+/// read, to migrate such a save).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Correlator {
     config: CorrelatorConfig,
@@ -285,11 +292,23 @@ pub struct Correlator {
     #[serde(with = "pairs")]
     open_members: BTreeMap<MemberKey, GroupId>,
     next_id: u64,
+    /// Groups and members changed since the last `take_changes`. Not state:
+    /// a saved or rebuilt correlator has nothing pending.
+    #[serde(skip)]
+    pending: changes::Pending,
+}
+
+/// Equal state: same config, groups, membership index and next id (what is
+/// pending for the driver is not state).
+impl PartialEq for Correlator {
+    fn eq(&self, other: &Correlator) -> bool {
+        self.config == other.config && self.groups == other.groups && self.open_members == other.open_members && self.next_id == other.next_id
+    }
 }
 
 impl Correlator {
     pub fn new(config: CorrelatorConfig) -> Correlator {
-        Correlator { config, groups: BTreeMap::new(), open_members: BTreeMap::new(), next_id: 1 }
+        Correlator { config, groups: BTreeMap::new(), open_members: BTreeMap::new(), next_id: 1, pending: changes::Pending::default() }
     }
 
     pub fn config(&self) -> CorrelatorConfig {
@@ -366,6 +385,7 @@ impl Correlator {
             .collect();
         for id in due {
             if let Some(g) = self.groups.get_mut(&id) {
+                self.pending.group(id);
                 g.resolved_at = Some(now);
                 for key in g.members.keys() {
                     self.open_members.remove(key);
@@ -376,10 +396,17 @@ impl Correlator {
         // Forget closed groups once nothing can relink to them, so state
         // (and its persisted copy) stays bounded by recent activity.
         let keep = self.config.relink_window;
-        self.groups.retain(|_, g| match (g.resolved_at, g.merged_into) {
-            (Some(r), _) => now - r <= keep,
-            (None, Some(_)) => now - g.last_fired <= keep,
-            (None, None) => true,
+        let pending = &mut self.pending;
+        self.groups.retain(|&id, g| {
+            let kept = match (g.resolved_at, g.merged_into) {
+                (Some(r), _) => now - r <= keep,
+                (None, Some(_)) => now - g.last_fired <= keep,
+                (None, None) => true,
+            };
+            if !kept {
+                pending.group(id);
+            }
+            kept
         });
         events
     }
@@ -404,6 +431,8 @@ impl Correlator {
         // Already a member of an open group: refresh it.
         if let Some(gid) = self.open_members.get(&key).copied() {
             let g = self.groups.get_mut(&gid)?;
+            self.pending.group(gid);
+            self.pending.member(gid, &key);
             g.last_fired = g.last_fired.max(now);
             g.quiet_since = None;
             let m = g.members.get_mut(&key)?;
@@ -433,6 +462,7 @@ impl Correlator {
             None => {
                 let id = GroupId(self.next_id.max(1));
                 self.next_id = id.0 + 1;
+                self.pending.group(id);
                 let related_to = self
                     .groups
                     .values()
@@ -473,6 +503,8 @@ impl Correlator {
             }
         };
         let g = self.groups.get_mut(&gid)?;
+        self.pending.group(gid);
+        self.pending.member(gid, &key);
         g.services.extend(services);
         g.last_fired = now;
         g.quiet_since = None;
@@ -499,8 +531,13 @@ impl Correlator {
         let Some(mut loser) = self.groups.remove(&from) else { return };
         let moved: Vec<(MemberKey, Member)> = std::mem::take(&mut loser.members).into_iter().collect();
         loser.merged_into = Some(into);
+        self.pending.group(from);
+        self.pending.group(into);
         if let Some(winner) = self.groups.get_mut(&into) {
             for (k, m) in moved {
+                // The member leaves `from` (its saved row goes) for `into`.
+                self.pending.member(from, &k);
+                self.pending.member(into, &k);
                 self.open_members.insert(k.clone(), into);
                 winner.members.entry(k).or_insert(m);
             }
@@ -522,6 +559,8 @@ impl Correlator {
         if !m.active {
             return None;
         }
+        self.pending.group(gid);
+        self.pending.member(gid, key);
         m.active = false;
         events.push(CorrelationEvent::MemberCleared { group: gid, member: key.clone(), at });
         if g.members.values().all(|m| !m.active) {
@@ -533,6 +572,9 @@ impl Correlator {
     fn rediagnose(&mut self, gid: GroupId, topology: &Topology, now: Timestamp, events: &mut Vec<CorrelationEvent>) {
         let Some(g) = self.groups.get_mut(&gid) else { return };
         let chain = explain::explain(g, topology);
+        if chain != g.chain {
+            self.pending.group(gid);
+        }
         if explain::materially_differs(&g.chain, &chain) {
             let sentence = chain.render_sentence();
             events.push(CorrelationEvent::DiagnosisChanged { group: gid, chain: chain.clone(), sentence, at: now });
