@@ -317,6 +317,7 @@ impl Engine {
         let mut flushes = Vec::new();
         let mut turn = TurnBuilder::default();
         let mut changed = false;
+        let mut ticked = false;
         let mut result = Ok(());
         for event in events {
             let actions: Vec<IncidentAction> = match event {
@@ -331,7 +332,10 @@ impl Engine {
                     self.pipeline.set_topology(t);
                     Vec::new()
                 }
-                Event::Tick => self.pipeline.tick(now),
+                Event::Tick => {
+                    ticked = true;
+                    self.pipeline.tick(now)
+                }
                 Event::AlertAcknowledged { source, fingerprint } => {
                     let key = MemberKey::Alert { source, fingerprint };
                     if let Some(id) = self.pipeline.correlator().group_of(&key).and_then(|g| self.incident_of(g)) {
@@ -349,9 +353,14 @@ impl Engine {
                 self.apply(action, now, &mut turn);
             }
         }
-        // A re-sent alert changes no incident but refreshes its member (its
-        // `endsAt`): that is saved too, so what was answered is what is stored.
-        if changed || !turn.is_empty() || self.pipeline.correlator().has_changes() || self.full_save {
+        // A turn that changed no incident may still have changed the
+        // correlator: a re-sent alert refreshes its member (`endsAt`), a
+        // group is forgotten. Such changes ride along with the next commit,
+        // and at the latest are saved on the next tick, so a stream of
+        // re-sends costs no commit of its own (a kill loses at most a tick's
+        // refreshes, never a member or an incident).
+        let refreshes_due = ticked && self.pipeline.correlator().has_changes();
+        if changed || !turn.is_empty() || refreshes_due || self.full_save {
             if changed {
                 self.refresh_findings();
             }

@@ -406,6 +406,9 @@ proptest! {
             prop_assert!(c.check_invariants().is_ok(), "{:?}", c.check_invariants());
             for g in c.open_groups() {
                 prop_assert!(!g.members.is_empty());
+                // `explain` reads the group's services rather than gathering its members'.
+                let gathered: BTreeSet<ServiceName> = g.members.values().flat_map(|m| m.services.iter().cloned()).collect();
+                prop_assert_eq!(&g.services, &gathered);
                 prop_assert!(g.chain.origins.iter().all(|o| (0.0..=1.0).contains(&o.confidence)));
             }
         }
