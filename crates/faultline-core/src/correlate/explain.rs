@@ -25,6 +25,7 @@ use crate::finding::{Amplifier, CausalChain, FailureModel, Finding, FlowImpact, 
 use crate::ids::ServiceName;
 use crate::time::Timestamp;
 
+use super::digest::Digest;
 use super::{Group, Topology, subject_services};
 
 /// Finding kinds that describe a mechanism that multiplies load or delay.
@@ -68,28 +69,15 @@ struct Candidate<'a> {
 }
 
 pub fn explain(group: &Group, topology: &Topology) -> CausalChain {
-    // One pass over the members: an alert storm puts thousands of alert
-    // members on a group and this runs on every observation, so the
-    // findings are collected once for every rule below. Alerts with mapped
-    // services are candidates at service level: one candidate per service,
-    // at its earliest alert (each of a storm's alerts is not a candidate).
-    let mut findings: Vec<&Finding> = Vec::new();
-    let mut alert_subjects: BTreeMap<&ServiceName, Timestamp> = BTreeMap::new();
-    for m in group.members.values() {
-        if let Some(f) = &m.finding {
-            findings.push(f);
-        }
-        if let Some(a) = &m.alert {
-            for s in &m.services {
-                match alert_subjects.get_mut(s) {
-                    Some(at) => *at = (*at).min(a.starts_at),
-                    None => {
-                        alert_subjects.insert(s, a.starts_at);
-                    }
-                }
-            }
-        }
-    }
+    explain_digested(group, &Digest::of(group), topology)
+}
+
+/// `explain` from the group's digest, which the correlator keeps as members
+/// join: an alert storm puts thousands of alert members on a group and this
+/// runs on every observation, so it reads the few members with findings
+/// and, for alerts, their earliest onset per service — never every member.
+pub(super) fn explain_digested(group: &Group, digest: &Digest, topology: &Topology) -> CausalChain {
+    let findings: Vec<&Finding> = digest.finding_keys.iter().filter_map(|k| group.members.get(k)?.finding.as_ref()).collect();
     let findings = findings.as_slice();
     // Collect candidates: one per subject, earliest onset, strongest finding.
     let mut by_subject: BTreeMap<&Subject, Candidate<'_>> = BTreeMap::new();
@@ -104,8 +92,11 @@ pub fn explain(group: &Group, topology: &Topology) -> CausalChain {
         }
         c.prior = c.prior.max(cause_prior(f));
     }
+    // Alerts with mapped services are candidates at service level: one
+    // candidate per service, at its earliest alert (each of a storm's alerts
+    // is not a candidate).
     let alert_subjects: Vec<(Subject, Timestamp)> =
-        alert_subjects.into_iter().map(|(s, at)| (Subject::Service { service: s.clone() }, at)).collect();
+        digest.alert_onsets.iter().map(|(s, at)| (Subject::Service { service: s.clone() }, *at)).collect();
 
     // Every service a finding touches is anomalous (an interaction finding
     // `web → gateway` is felt at both ends).

@@ -32,6 +32,7 @@ use crate::signal::{AlertState, ExternalAlert};
 use crate::time::{Duration, Timestamp};
 
 mod changes;
+mod digest;
 pub mod explain;
 #[cfg(test)]
 mod tests;
@@ -296,10 +297,15 @@ pub struct Correlator {
     /// a saved or rebuilt correlator has nothing pending.
     #[serde(skip)]
     pending: changes::Pending,
+    /// Per group, what is read from its members on every observation, kept
+    /// as members join and clear (`digest`). Derived, never saved: a group
+    /// without one gets it recomputed on next use.
+    #[serde(skip)]
+    digests: BTreeMap<GroupId, digest::Digest>,
 }
 
 /// Equal state: same config, groups, membership index and next id (what is
-/// pending for the driver is not state).
+/// pending for the driver and the derived digests are not state).
 impl PartialEq for Correlator {
     fn eq(&self, other: &Correlator) -> bool {
         self.config == other.config && self.groups == other.groups && self.open_members == other.open_members && self.next_id == other.next_id
@@ -308,7 +314,14 @@ impl PartialEq for Correlator {
 
 impl Correlator {
     pub fn new(config: CorrelatorConfig) -> Correlator {
-        Correlator { config, groups: BTreeMap::new(), open_members: BTreeMap::new(), next_id: 1, pending: changes::Pending::default() }
+        Correlator {
+            config,
+            groups: BTreeMap::new(),
+            open_members: BTreeMap::new(),
+            next_id: 1,
+            pending: changes::Pending::default(),
+            digests: BTreeMap::new(),
+        }
     }
 
     pub fn config(&self) -> CorrelatorConfig {
@@ -408,6 +421,8 @@ impl Correlator {
             }
             kept
         });
+        let groups = &self.groups;
+        self.digests.retain(|id, _| groups.contains_key(id));
         events
     }
 
@@ -437,12 +452,23 @@ impl Correlator {
             g.quiet_since = None;
             let m = g.members.get_mut(&key)?;
             let was_active = m.active;
+            // The digest holds which members have a finding and each
+            // service's earliest alert onset: a refresh that changes either
+            // drops it (recomputed on next use); otherwise only the active
+            // count can move.
+            let reshaped = (finding.is_some() && m.finding.is_none())
+                || alert.as_ref().is_some_and(|new| m.alert.as_ref().is_none_or(|old| old.starts_at != new.starts_at));
             m.active = true;
             if finding.is_some() {
                 m.finding = finding;
             }
             if alert.is_some() {
                 m.alert = alert;
+            }
+            if reshaped {
+                self.digests.remove(&gid);
+            } else if !was_active && let Some(d) = self.digests.get_mut(&gid) {
+                d.active += 1;
             }
             if !was_active {
                 events.push(CorrelationEvent::MemberRefired { group: gid, member: key, at: now });
@@ -509,7 +535,14 @@ impl Correlator {
         g.last_fired = now;
         g.quiet_since = None;
         g.opened_at = g.opened_at.min(at);
-        g.members.insert(key.clone(), member);
+        if let Some(d) = self.digests.get_mut(&gid) {
+            d.add(&member);
+        }
+        if g.members.insert(key.clone(), member).is_some() {
+            // Cannot happen (the key was in no open group), but a replaced
+            // member would leave the digest wrong.
+            self.digests.remove(&gid);
+        }
         self.open_members.insert(key, gid);
         Some(gid)
     }
@@ -533,6 +566,8 @@ impl Correlator {
         loser.merged_into = Some(into);
         self.pending.group(from);
         self.pending.group(into);
+        self.digests.remove(&from);
+        self.digests.remove(&into);
         if let Some(winner) = self.groups.get_mut(&into) {
             for (k, m) in moved {
                 // The member leaves `from` (its saved row goes) for `into`.
@@ -563,7 +598,16 @@ impl Correlator {
         self.pending.member(gid, key);
         m.active = false;
         events.push(CorrelationEvent::MemberCleared { group: gid, member: key.clone(), at });
-        if g.members.values().all(|m| !m.active) {
+        // The digest's active count, not a scan of every member per clear.
+        let d = match self.digests.entry(gid) {
+            std::collections::btree_map::Entry::Occupied(e) => {
+                let d = e.into_mut();
+                d.active = d.active.saturating_sub(1);
+                d
+            }
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(digest::Digest::of(g)),
+        };
+        if d.active == 0 {
             g.quiet_since = Some(at);
         }
         Some(gid)
@@ -571,7 +615,8 @@ impl Correlator {
 
     fn rediagnose(&mut self, gid: GroupId, topology: &Topology, now: Timestamp, events: &mut Vec<CorrelationEvent>) {
         let Some(g) = self.groups.get_mut(&gid) else { return };
-        let chain = explain::explain(g, topology);
+        let d = self.digests.entry(gid).or_insert_with(|| digest::Digest::of(g));
+        let chain = explain::explain_digested(g, d, topology);
         if chain != g.chain {
             self.pending.group(gid);
         }
@@ -597,6 +642,13 @@ impl Correlator {
         }
         if seen.len() != self.open_members.len() {
             return Err(format!("index has {} members, open groups hold {}", self.open_members.len(), seen.len()));
+        }
+        for (id, d) in &self.digests {
+            match self.groups.get(id) {
+                Some(g) if *d == digest::Digest::of(g) => {}
+                Some(_) => return Err(format!("the digest of {id} is not its members'")),
+                None => return Err(format!("a digest is kept for {id}, which is gone")),
+            }
         }
         Ok(())
     }
