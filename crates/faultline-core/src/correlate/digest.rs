@@ -56,4 +56,22 @@ impl Digest {
             self.active += 1;
         }
     }
+
+    /// An alert member on `services` was re-sent with its onset moved from
+    /// `old` to `new`. False when the digest cannot follow: the member held
+    /// a service's earliest onset and moved later (the next earliest is
+    /// unknown without a rescan), or a service is missing.
+    pub(super) fn alert_onset_moved(&mut self, services: &BTreeSet<ServiceName>, old: Timestamp, new: Timestamp) -> bool {
+        if new < old {
+            for s in services {
+                match self.alert_onsets.get_mut(s) {
+                    Some(at) => *at = (*at).min(new),
+                    None => return false,
+                }
+            }
+            true
+        } else {
+            services.iter().all(|s| self.alert_onsets.get(s).is_some_and(|at| *at < old))
+        }
+    }
 }

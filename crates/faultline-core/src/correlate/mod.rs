@@ -453,11 +453,21 @@ impl Correlator {
             let m = g.members.get_mut(&key)?;
             let was_active = m.active;
             // The digest holds which members have a finding and each
-            // service's earliest alert onset: a refresh that changes either
+            // service's earliest alert onset: a refresh it cannot follow
             // drops it (recomputed on next use); otherwise only the active
-            // count can move.
-            let reshaped = (finding.is_some() && m.finding.is_none())
-                || alert.as_ref().is_some_and(|new| m.alert.as_ref().is_none_or(|old| old.starts_at != new.starts_at));
+            // count moves.
+            let digest_kept = if finding.is_some() && m.finding.is_none() {
+                false
+            } else {
+                match (alert.as_ref(), m.alert.as_ref()) {
+                    (Some(_), None) => false,
+                    // A re-send with another `startsAt`.
+                    (Some(new), Some(old)) if new.starts_at != old.starts_at => {
+                        self.digests.get_mut(&gid).is_none_or(|d| d.alert_onset_moved(&m.services, old.starts_at, new.starts_at))
+                    }
+                    _ => true,
+                }
+            };
             m.active = true;
             if finding.is_some() {
                 m.finding = finding;
@@ -465,7 +475,7 @@ impl Correlator {
             if alert.is_some() {
                 m.alert = alert;
             }
-            if reshaped {
+            if !digest_kept {
                 self.digests.remove(&gid);
             } else if !was_active && let Some(d) = self.digests.get_mut(&gid) {
                 d.active += 1;

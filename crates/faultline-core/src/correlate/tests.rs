@@ -509,3 +509,33 @@ fn an_alert_storm_on_one_service_names_it_once_as_an_origin_candidate() {
     assert_eq!(candidates.len(), 1, "one candidate per service, not per alert: {candidates:?}");
     assert!(g.chain.origins[0].reasons[0].contains(&t(51).to_string()), "named at its earliest alert: {:?}", g.chain.origins[0].reasons);
 }
+
+/// A re-sent alert may carry another `startsAt`: the service's earliest
+/// alert onset (what `explain` names) follows it both ways, whether or not
+/// that alert held the earliest onset, and the kept digest stays equal to
+/// a recomputation (`check_invariants`).
+#[test]
+fn a_re_sent_alert_with_another_onset_moves_its_services_earliest_alert() {
+    let topo = payments();
+    let mut c = Correlator::new(CorrelatorConfig::default());
+    let mut send = |fp: &str, starts: i64, now: i64| -> String {
+        let alert = ExternalAlert {
+            source: "alertmanager".into(),
+            fingerprint: fp.into(),
+            state: AlertState::Firing,
+            summary: String::new(),
+            labels: BTreeMap::new(),
+            starts_at: t(starts),
+            ends_at: None,
+        };
+        c.observe(Observation::Alert { alert, services: BTreeSet::from([svc("gateway")]) }, &topo, t(now));
+        c.check_invariants().unwrap();
+        c.open_groups().next().unwrap().chain.origins[0].reasons[0].clone()
+    };
+    assert!(send("a", 50, 50).contains(&t(50).to_string()));
+    assert!(send("b", 60, 60).contains(&t(50).to_string()));
+    assert!(send("a", 70, 70).contains(&t(60).to_string()), "a held the earliest onset and moved later");
+    assert!(send("b", 40, 80).contains(&t(40).to_string()), "b moved earlier");
+    assert!(send("a", 45, 90).contains(&t(40).to_string()), "a moved earlier, but not before b");
+    assert!(send("a", 95, 95).contains(&t(40).to_string()), "a moved later; b still holds the earliest");
+}
