@@ -450,9 +450,7 @@ impl Engine {
             }
         }
     }
-}
 
-impl Engine {
     /// The correlator rows this turn writes: what the correlator changed
     /// (everything, replacing the saved rows, when a full save is due) plus
     /// the groups whose incident changed; `None` if nothing did. Groups the

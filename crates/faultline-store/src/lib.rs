@@ -6,7 +6,9 @@
 //!
 //! What it is: incidents as an append-only timeline with optimistic
 //! concurrency (`Store::append` checks the expected version), a folded
-//! snapshot per incident for listing, and hashed API tokens.
+//! snapshot per incident for listing, hashed API tokens, and the engine's
+//! state: the correlator as a row per group and per member, written
+//! incrementally with each engine turn (`Turn::correlator`).
 //!
 //! What it is not: it makes no decisions. Whether a command is allowed is
 //! `faultline_core::Incident::decide`, which `commands::execute` runs inside

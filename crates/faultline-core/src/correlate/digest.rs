@@ -1,14 +1,15 @@
 //! A group's digest: what the correlator reads from a group's members on
-//! every observation — which members carry a finding, the earliest alert
-//! onset per service, how many members are active — kept up to date as
-//! members join and clear, so an alert storm (thousands of alert members on
-//! a group) does not rescan every member on every alert.
+//! every observation — which members carry a finding, the alert onsets per
+//! service (for each service's earliest alert), how many members are
+//! active — kept up to date as members join, clear and are re-sent, so an
+//! alert storm (thousands of alert members on a group) does not rescan
+//! every member on every alert.
 //!
 //! A digest is derived from the members and never saved: `Digest::of`
-//! recomputes it, a correlator drops it whenever a change is not a simple
-//! join or clear (a merge, an alert whose onset moved) and recomputes it on
-//! next use, and `Correlator::check_invariants` checks every kept digest
-//! against a recomputation. Not here: what the digest is used for
+//! recomputes it, a correlator drops it whenever a change is not one it
+//! follows (a merge, a member gaining a finding or an alert) and recomputes
+//! it on next use, and `Correlator::check_invariants` checks every kept
+//! digest against a recomputation. Not here: what the digest is used for
 //! (`explain`, hold-down in `Correlator::clear`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,8 +23,11 @@ pub(super) struct Digest {
     /// Members with a finding, in member order (the order `explain` reads
     /// findings in, which breaks its ties).
     pub(super) finding_keys: BTreeSet<MemberKey>,
-    /// Per service named by an alert member, that service's earliest alert onset.
-    pub(super) alert_onsets: BTreeMap<ServiceName, Timestamp>,
+    /// Per service named by an alert member, how many of its alert
+    /// members have each onset: the first is the service's earliest alert,
+    /// and when the alert holding it is re-sent with a later onset the next
+    /// one is at hand.
+    alert_onsets: BTreeMap<ServiceName, BTreeMap<Timestamp, usize>>,
     /// Members not cleared.
     pub(super) active: usize,
 }
@@ -44,12 +48,11 @@ impl Digest {
         }
         if let Some(a) = &m.alert {
             for s in &m.services {
-                match self.alert_onsets.get_mut(s) {
-                    Some(at) => *at = (*at).min(a.starts_at),
-                    None => {
-                        self.alert_onsets.insert(s.clone(), a.starts_at);
-                    }
-                }
+                let counts = match self.alert_onsets.get_mut(s) {
+                    Some(counts) => counts,
+                    None => self.alert_onsets.entry(s.clone()).or_default(),
+                };
+                *counts.entry(a.starts_at).or_insert(0) += 1;
             }
         }
         if m.active {
@@ -57,21 +60,26 @@ impl Digest {
         }
     }
 
+    /// Each service named by an alert member, with its earliest alert onset.
+    pub(super) fn earliest_alerts(&self) -> impl Iterator<Item = (&ServiceName, Timestamp)> {
+        self.alert_onsets.iter().filter_map(|(s, counts)| counts.keys().next().map(|at| (s, *at)))
+    }
+
     /// An alert member on `services` was re-sent with its onset moved from
-    /// `old` to `new`. False when the digest cannot follow: the member held
-    /// a service's earliest onset and moved later (the next earliest is
-    /// unknown without a rescan), or a service is missing.
+    /// `old` to `new`. False if the digest did not hold that onset (it is
+    /// then not this group's: drop it).
     pub(super) fn alert_onset_moved(&mut self, services: &BTreeSet<ServiceName>, old: Timestamp, new: Timestamp) -> bool {
-        if new < old {
-            for s in services {
-                match self.alert_onsets.get_mut(s) {
-                    Some(at) => *at = (*at).min(new),
-                    None => return false,
+        for s in services {
+            let Some(counts) = self.alert_onsets.get_mut(s) else { return false };
+            match counts.get_mut(&old) {
+                Some(n) if *n > 1 => *n -= 1,
+                Some(_) => {
+                    counts.remove(&old);
                 }
+                None => return false,
             }
-            true
-        } else {
-            services.iter().all(|s| self.alert_onsets.get(s).is_some_and(|at| *at < old))
+            *counts.entry(new).or_insert(0) += 1;
         }
+        true
     }
 }

@@ -96,7 +96,7 @@ pub(super) fn explain_digested(group: &Group, digest: &Digest, topology: &Topolo
     // candidate per service, at its earliest alert (each of a storm's alerts
     // is not a candidate).
     let alert_subjects: Vec<(Subject, Timestamp)> =
-        digest.alert_onsets.iter().map(|(s, at)| (Subject::Service { service: s.clone() }, *at)).collect();
+        digest.earliest_alerts().map(|(s, at)| (Subject::Service { service: s.clone() }, at)).collect();
 
     // Every service a finding touches is anomalous (an interaction finding
     // `web → gateway` is felt at both ends).

@@ -452,10 +452,10 @@ impl Correlator {
             g.quiet_since = None;
             let m = g.members.get_mut(&key)?;
             let was_active = m.active;
-            // The digest holds which members have a finding and each
-            // service's earliest alert onset: a refresh it cannot follow
-            // drops it (recomputed on next use); otherwise only the active
-            // count moves.
+            // The digest holds which members have a finding and the alert
+            // onsets per service: a refresh it cannot follow drops it
+            // (recomputed on next use); otherwise onsets and the active
+            // count move.
             let digest_kept = if finding.is_some() && m.finding.is_none() {
                 false
             } else {
