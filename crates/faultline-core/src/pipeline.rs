@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::correlate::{CorrelationEvent, Correlator, CorrelatorConfig, GroupId, MemberKey, Observation, Topology};
+use crate::correlate::{CorrelationEvent, Correlator, CorrelatorChanges, CorrelatorConfig, GroupId, MemberKey, Observation, Topology};
 use crate::detect::DetectorSet;
 use crate::finding::{CausalChain, Finding, Subject};
 use crate::ids::{FlowName, ServiceName};
@@ -61,6 +61,17 @@ impl Pipeline {
     /// Continues from a saved correlator (after a restart).
     pub fn restore_correlator(&mut self, correlator: Correlator) {
         self.correlator = correlator;
+    }
+
+    /// What the correlator changed since the last call, for the driver to
+    /// save (`Correlator::take_changes`).
+    pub fn take_correlator_changes(&mut self) -> CorrelatorChanges {
+        self.correlator.take_changes()
+    }
+
+    /// The whole correlator as changes, for a full save (`Correlator::take_everything`).
+    pub fn take_whole_correlator(&mut self) -> CorrelatorChanges {
+        self.correlator.take_everything()
     }
 
     pub fn observe_signal(&mut self, signal: &Signal, now: Timestamp) -> Vec<IncidentAction> {

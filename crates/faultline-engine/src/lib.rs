@@ -11,28 +11,31 @@
 //!
 //! What it is not: HTTP (the server turns requests into `Event`s), protocol
 //! decoding (receivers), or decision-making (the core). Correlator state is
-//! in memory: after a restart, open incidents stay open in the store but new
-//! symptoms join them: the correlator's groups and their incidents are
-//! saved in the store after every turn that changed them and restored when
-//! the engine starts (`Engine::restore`).
+//! in memory and saved incrementally: each turn writes the group headers and
+//! members it changed (`Correlator::take_changes`, one row each, with the
+//! incident each group became), so a turn costs what it touched, not the
+//! alerts held; at start the correlator is rebuilt from those rows
+//! (`Engine::restore`), so after a restart new symptoms join the incidents
+//! opened before it. A whole-state save of an older version is read once
+//! and replaced by rows.
 //!
 //! Group commit: a turn takes every event already waiting (up to
 //! `MAX_TURN_EVENTS`) and writes what they decided — incidents opened, each
-//! incident's new events, the correlator state — in ONE transaction
+//! incident's new events, the correlator rows — in ONE transaction
 //! (`Store::commit_turn`), so an alert storm costs one commit per turn
 //! rather than one per alert, and a crash can never leave an incident the
 //! saved state does not know. Senders of `Event::DurableSignals` are told
 //! after that commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use faultline_core::correlate::{GroupId, MemberKey, Topology};
+use faultline_core::correlate::{Correlator, CorrelatorChanges, CorrelatorConfig, GroupHeader, GroupId, Member, MemberKey, Topology};
 use faultline_core::incident::{Actor, Command, Incident, IncidentEvent, TimelineEvent, TransitionError};
 use faultline_core::pipeline::{IncidentAction, Pipeline};
 use faultline_core::signal::Signal;
 use faultline_core::{Finding, IncidentId, Subject, Timestamp};
-use faultline_store::{Store, StoreError, Turn, commands};
+use faultline_store::{CorrelatorWrite, SavedCorrelator, SavedGroup, SavedMember, Store, StoreError, Turn, commands};
 use tokio::sync::{mpsc, oneshot};
 
 pub mod notify;
@@ -111,6 +114,13 @@ pub struct Engine {
     /// members and merges the store does not, so before the next turn it is
     /// reloaded from the last committed state (or started afresh if none).
     stale: bool,
+    /// Set when the saved correlator rows are not a base to continue from
+    /// (unreadable, or the state came from an older whole-state save): the
+    /// next commit saves the whole correlator, replacing them.
+    full_save: bool,
+    /// Groups whose incident changed this turn: their rows are written even
+    /// if the correlator did not touch them.
+    remapped: BTreeSet<GroupId>,
 }
 
 /// A finding the correlator holds, with the incident it joined.
@@ -145,6 +155,8 @@ impl Engine {
             actor: Actor::System("correlator".into()),
             findings: FindingsView::default(),
             stale: false,
+            full_save: false,
+            remapped: BTreeSet::new(),
         }
     }
 
@@ -181,20 +193,36 @@ impl Engine {
         (EngineHandle { tx }, rx)
     }
 
-    /// Loads the correlator's saved groups and their incidents, if any. A
-    /// state that cannot be read is logged and correlation starts afresh —
+    /// Rebuilds the correlator and its group → incident map from the saved
+    /// rows, if any (run with this engine's correlator config). Without rows,
+    /// an older version's whole-state save is read instead, and the next
+    /// commit replaces it with rows. A state that cannot be read is logged
+    /// and correlation starts afresh (the next commit replaces the rows) —
     /// incidents in the store are untouched either way.
     pub async fn restore(&mut self) -> Result<bool, StoreError> {
-        let Some(json) = self.store.load_state(STATE_KEY).await? else { return Ok(false) };
-        match serde_json::from_str::<Saved>(&json) {
-            Ok(saved) => {
-                self.pipeline.restore_correlator(saved.correlator);
-                self.incidents = saved.incidents.into_iter().collect();
+        let config = self.pipeline.correlator().config();
+        let decoded = match self.store.load_correlator().await? {
+            Some(saved) => decode_rows(config, saved),
+            None => {
+                let Some(json) = self.store.load_state(LEGACY_STATE_KEY).await? else { return Ok(false) };
+                decode_legacy(config, &json)
+            }
+        };
+        match decoded {
+            Ok((correlator, incidents, from_legacy)) => {
+                self.pipeline.restore_correlator(correlator);
+                self.incidents = incidents;
+                self.remapped.clear();
+                self.full_save = from_legacy;
+                if from_legacy {
+                    tracing::info!("correlator read from a whole-state save; the next turn saves it as rows");
+                }
                 self.refresh_findings();
                 Ok(true)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "saved correlator state unreadable; starting afresh");
+                self.full_save = true;
                 Ok(false)
             }
         }
@@ -205,8 +233,9 @@ impl Engine {
     async fn reload_committed(&mut self) -> Result<(), StoreError> {
         if !self.restore().await? {
             let config = self.pipeline.correlator().config();
-            self.pipeline.restore_correlator(faultline_core::correlate::Correlator::new(config));
+            self.pipeline.restore_correlator(Correlator::new(config));
             self.incidents.clear();
+            self.remapped.clear();
             self.refresh_findings();
         }
         tracing::warn!("correlator reloaded from the store after a failed commit");
@@ -261,8 +290,9 @@ impl Engine {
     /// One turn over several events: each goes through the pipeline in
     /// order, then everything they decided — incidents opened, events for
     /// each incident (one `Decide` per incident, in order), the correlator
-    /// state — is committed in ONE transaction (`Store::commit_turn`), and
-    /// only then are durable senders told and flushes answered.
+    /// rows the turn changed — is committed in ONE transaction
+    /// (`Store::commit_turn`), and only then are durable senders told and
+    /// flushes answered.
     pub async fn process_turn(&mut self, events: Vec<Event>, now: Timestamp) -> Result<(), StoreError> {
         if self.stale {
             if let Err(e) = self.reload_committed().await {
@@ -287,6 +317,7 @@ impl Engine {
         let mut flushes = Vec::new();
         let mut turn = TurnBuilder::default();
         let mut changed = false;
+        let mut ticked = false;
         let mut result = Ok(());
         for event in events {
             let actions: Vec<IncidentAction> = match event {
@@ -301,7 +332,10 @@ impl Engine {
                     self.pipeline.set_topology(t);
                     Vec::new()
                 }
-                Event::Tick => self.pipeline.tick(now),
+                Event::Tick => {
+                    ticked = true;
+                    self.pipeline.tick(now)
+                }
                 Event::AlertAcknowledged { source, fingerprint } => {
                     let key = MemberKey::Alert { source, fingerprint };
                     if let Some(id) = self.pipeline.correlator().group_of(&key).and_then(|g| self.incident_of(g)) {
@@ -319,12 +353,19 @@ impl Engine {
                 self.apply(action, now, &mut turn);
             }
         }
-        if changed || !turn.is_empty() {
+        // A turn that changed no incident may still have changed the
+        // correlator: a re-sent alert refreshes its member (`endsAt`), a
+        // group is forgotten. Such changes ride along with the next commit,
+        // and at the latest are saved on the next tick, so a stream of
+        // re-sends costs no commit of its own (a kill loses at most a tick's
+        // refreshes, never a member or an incident).
+        let refreshes_due = ticked && self.pipeline.correlator().has_changes();
+        if changed || !turn.is_empty() || refreshes_due || self.full_save {
             if changed {
                 self.refresh_findings();
             }
             let opened = turn.opened.clone();
-            result = self.commit(turn, changed, now).await;
+            result = self.commit(turn, now).await;
             if result.is_err() {
                 // Nothing of the turn was written, but the correlator has
                 // already taken it in (new groups, members, merges). Forget
@@ -357,6 +398,7 @@ impl Engine {
                         turn.create.push((id, opened));
                         turn.opened.push(group);
                         self.incidents.insert(group, id);
+                        self.remapped.insert(group);
                         tracing::info!(%id, %group, %title, "incident opened by the correlator");
                     }
                     Err(e) => tracing::error!(%group, error = %e, "correlator incident not opened"),
@@ -377,6 +419,7 @@ impl Engine {
                     turn.record(from_id, Command::Record(IncidentEvent::MergedInto { into: into_id }), at.min(now));
                     turn.record(into_id, Command::Record(IncidentEvent::Absorbed { from: from_id }), at.min(now));
                     self.incidents.insert(from, into_id);
+                    self.remapped.insert(from);
                 }
             }
         }
@@ -384,18 +427,20 @@ impl Engine {
 
     /// Writes a turn, retrying while the database is busy (another writer
     /// holds SQLite's lock; the turn is rebuilt from its plain parts).
-    async fn commit(&mut self, turn: TurnBuilder, save_state: bool, now: Timestamp) -> Result<(), StoreError> {
-        let state = if save_state {
-            let saved = SavedRef { correlator: self.pipeline.correlator(), incidents: self.incidents.iter().map(|(g, i)| (*g, *i)).collect() };
-            let json = serde_json::to_string(&saved).map_err(|e| StoreError::Corrupt(format!("cannot serialise correlator state: {e}")))?;
-            Some((STATE_KEY.to_owned(), json))
-        } else {
-            None
-        };
+    async fn commit(&mut self, turn: TurnBuilder, now: Timestamp) -> Result<(), StoreError> {
+        let full = self.full_save;
+        let write = self.correlator_write()?;
+        // A full save supersedes an older version's whole-state save.
+        let retire = full.then(|| LEGACY_STATE_KEY.to_owned());
         let mut attempt = 0;
         loop {
-            match self.store.commit_turn(turn.build(&self.actor, state.clone(), now)).await {
-                Ok(_) => return Ok(()),
+            match self.store.commit_turn(turn.build(&self.actor, write.clone(), retire.clone(), now)).await {
+                Ok(_) => {
+                    if full {
+                        self.full_save = false;
+                    }
+                    return Ok(());
+                }
                 Err(StoreError::Busy(_)) if attempt + 1 < commands::MAX_ATTEMPTS => {
                     attempt += 1;
                     // Backoff for a short lock holder; not test synchronisation.
@@ -405,6 +450,85 @@ impl Engine {
             }
         }
     }
+
+    /// The correlator rows this turn writes: what the correlator changed
+    /// (everything, replacing the saved rows, when a full save is due) plus
+    /// the groups whose incident changed; `None` if nothing did. Groups the
+    /// correlator forgot leave the group → incident map too.
+    fn correlator_write(&mut self) -> Result<Option<CorrelatorWrite>, StoreError> {
+        let replace = self.full_save;
+        let mut changes: CorrelatorChanges = if replace { self.pipeline.take_whole_correlator() } else { self.pipeline.take_correlator_changes() };
+        let remapped = std::mem::take(&mut self.remapped);
+        let written: BTreeSet<GroupId> = changes.groups.iter().map(|h| h.id).collect();
+        for gid in remapped.difference(&written) {
+            if let Some(g) = self.pipeline.correlator().group(*gid) {
+                changes.groups.push(g.header());
+            }
+        }
+        for gid in &changes.removed_groups {
+            self.incidents.remove(gid);
+        }
+        if !replace && changes.is_empty() {
+            return Ok(None);
+        }
+        let encode = |what: &str, r: serde_json::Result<String>| r.map_err(|e| StoreError::Corrupt(format!("cannot serialise correlator {what}: {e}")));
+        let mut write = CorrelatorWrite {
+            replace,
+            next_group_id: changes.next_group_id,
+            removed_groups: changes.removed_groups.iter().map(|g| g.0).collect(),
+            ..CorrelatorWrite::default()
+        };
+        for h in &changes.groups {
+            let header_json = encode("group", serde_json::to_string(h))?;
+            write.groups.push(SavedGroup { group: h.id.0, incident: self.incidents.get(&h.id).copied(), header_json });
+        }
+        for (gid, m) in &changes.members {
+            let key = encode("member key", serde_json::to_string(&m.key))?;
+            write.members.push(SavedMember { group: gid.0, key, member_json: encode("member", serde_json::to_string(m))? });
+        }
+        for (gid, key) in &changes.removed_members {
+            write.removed_members.push((gid.0, encode("member key", serde_json::to_string(key))?));
+        }
+        Ok(Some(write))
+    }
+}
+
+/// The correlator, its group → incident map, and whether it came from an
+/// older whole-state save, from the saved rows.
+type Restored = (Correlator, BTreeMap<GroupId, IncidentId>, bool);
+
+fn decode_rows(config: CorrelatorConfig, saved: SavedCorrelator) -> Result<Restored, String> {
+    let mut incidents = BTreeMap::new();
+    let mut headers = Vec::with_capacity(saved.groups.len());
+    for row in saved.groups {
+        let h: GroupHeader = serde_json::from_str(&row.header_json).map_err(|e| format!("group {}: {e}", row.group))?;
+        if h.id.0 != row.group {
+            return Err(format!("group row {} holds group {}", row.group, h.id));
+        }
+        if let Some(id) = row.incident {
+            incidents.insert(h.id, id);
+        }
+        headers.push(h);
+    }
+    let members = saved
+        .members
+        .into_iter()
+        .map(|row| serde_json::from_str::<Member>(&row.member_json).map(|m| (GroupId(row.group), m)).map_err(|e| format!("member {} of group {}: {e}", row.key, row.group)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let correlator = Correlator::rebuild(config, saved.next_group_id, headers, members).map_err(|e| e.to_string())?;
+    Ok((correlator, incidents, false))
+}
+
+/// An older version's whole-state save (the correlator and its incidents in
+/// one JSON value), rebuilt with this engine's config.
+fn decode_legacy(config: CorrelatorConfig, json: &str) -> Result<Restored, String> {
+    let mut saved: LegacySaved = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let all = saved.correlator.take_everything();
+    let correlator = Correlator::rebuild(config, all.next_group_id, all.groups, all.members).map_err(|e| e.to_string())?;
+    // Only groups the correlator still holds keep their incident (as the
+    // rows would).
+    let incidents = saved.incidents.into_iter().filter(|(g, _)| correlator.group(*g).is_some()).collect();
+    Ok((correlator, incidents, true))
 }
 
 /// The incidents one turn opens and the commands it runs on each, in order.
@@ -429,7 +553,7 @@ impl TurnBuilder {
         }
     }
 
-    fn build(&self, actor: &Actor, state: Option<(String, String)>, now: Timestamp) -> Turn {
+    fn build(&self, actor: &Actor, correlator: Option<CorrelatorWrite>, retire_state: Option<String>, now: Timestamp) -> Turn {
         let create = self.create.iter().map(|(id, opened)| (*id, opened.clone())).collect();
         let update = self
             .commands
@@ -440,7 +564,7 @@ impl TurnBuilder {
                 (id, decide)
             })
             .collect();
-        Turn { create, update, state, at: now }
+        Turn { create, update, correlator, retire_state, at: now }
     }
 }
 
@@ -469,18 +593,14 @@ fn decide_all(incident: &Incident, cmds: Vec<(Command, Timestamp)>, actor: &Acto
 /// Events taken from the queue into one turn, at most.
 const MAX_TURN_EVENTS: usize = 1024;
 
-/// The store key of the correlator's saved state.
-const STATE_KEY: &str = "correlator";
+/// The `engine_state` name of the whole-state save older versions wrote
+/// after every turn; read once, then replaced by the correlator rows.
+pub const LEGACY_STATE_KEY: &str = "correlator";
 
+/// That whole-state save.
 #[derive(serde::Deserialize)]
-struct Saved {
-    correlator: faultline_core::correlate::Correlator,
-    incidents: Vec<(GroupId, IncidentId)>,
-}
-
-#[derive(serde::Serialize)]
-struct SavedRef<'a> {
-    correlator: &'a faultline_core::correlate::Correlator,
+struct LegacySaved {
+    correlator: Correlator,
     incidents: Vec<(GroupId, IncidentId)>,
 }
 

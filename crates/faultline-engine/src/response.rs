@@ -336,6 +336,18 @@ impl ResponseDriver {
     /// Reads `id`'s timeline past its cursor and reacts to each new event.
     pub async fn process_incident(&self, id: IncidentId, now: Timestamp) -> Result<(), StoreError> {
         let cursor = self.responses.response_cursor(id).await?;
+        // Only the new events first: in an alert storm they are symptoms the
+        // response does not react to, on a timeline thousands of events
+        // long. Those just move the cursor; the whole timeline (for facts,
+        // earlier states and note deduplication) is read only to react.
+        let tail = self.store.timeline_after(id, cursor).await?;
+        if !tail.iter().any(|ev| response_input(ev).is_some()) {
+            if let Some(last) = tail.last() {
+                let batch = ResponseBatch { cursor: Some((id, last.seq)), ..ResponseBatch::default() };
+                self.responses.commit_response(&batch, now).await?;
+            }
+            return Ok(());
+        }
         let Some((incident, timeline)) = self.store.incident(id).await? else { return Ok(()) };
         let facts = self.setup.facts(&incident, &timeline);
         let mut ctx = Step::new(&incident, &timeline, facts);
@@ -346,16 +358,7 @@ impl ResponseDriver {
         let mut last = cursor;
         for ev in timeline.iter().filter(|e| e.seq > cursor) {
             last = ev.seq;
-            let input = match &ev.event {
-                IncidentEvent::Opened { .. } => Some(EscalationInput::Triggered),
-                IncidentEvent::Acknowledged | IncidentEvent::Mitigated { .. } => {
-                    Some(EscalationInput::Acknowledged { by: user_of(&ev.actor) })
-                }
-                IncidentEvent::Resolved { .. } | IncidentEvent::MergedInto { .. } => Some(EscalationInput::Resolved),
-                IncidentEvent::Reopened { .. } => Some(EscalationInput::Reopened),
-                IncidentEvent::SeverityChanged { .. } | IncidentEvent::DiagnosisUpdated { .. } => None,
-                _ => continue,
-            };
+            let Some(input) = response_input(ev) else { continue };
             status_changed = true;
             let kind = ev.event.kind();
             match input {
@@ -674,6 +677,20 @@ pub fn status_note(p: &PublishedUpdate, how: &str) -> String {
     }
     text.push_str(&format!("; {} subscriber notification(s) enqueued", p.subscriber_notifications));
     text
+}
+
+/// What a timeline event asks of the response: `None` if nothing (symptoms,
+/// notes, roles…), `Some(None)` to route again (severity or diagnosis
+/// changed), else the input for the escalations.
+fn response_input(ev: &TimelineEvent) -> Option<Option<EscalationInput>> {
+    match &ev.event {
+        IncidentEvent::Opened { .. } => Some(Some(EscalationInput::Triggered)),
+        IncidentEvent::Acknowledged | IncidentEvent::Mitigated { .. } => Some(Some(EscalationInput::Acknowledged { by: user_of(&ev.actor) })),
+        IncidentEvent::Resolved { .. } | IncidentEvent::MergedInto { .. } => Some(Some(EscalationInput::Resolved)),
+        IncidentEvent::Reopened { .. } => Some(Some(EscalationInput::Reopened)),
+        IncidentEvent::SeverityChanged { .. } | IncidentEvent::DiagnosisUpdated { .. } => Some(None),
+        _ => None,
+    }
 }
 
 fn states_epoch(states: &BTreeMap<String, Escalation>) -> u32 {

@@ -6,7 +6,9 @@
 //!
 //! What it is: incidents as an append-only timeline with optimistic
 //! concurrency (`Store::append` checks the expected version), a folded
-//! snapshot per incident for listing, and hashed API tokens.
+//! snapshot per incident for listing, hashed API tokens, and the engine's
+//! state: the correlator as a row per group and per member, written
+//! incrementally with each engine turn (`Turn::correlator`).
 //!
 //! What it is not: it makes no decisions. Whether a command is allowed is
 //! `faultline_core::Incident::decide`, which `commands::execute` runs inside
@@ -59,15 +61,62 @@ pub type Decide = Box<dyn FnOnce(&Incident) -> Result<Vec<TimelineEvent>, Transi
 /// One engine turn, written in ONE transaction by `Store::commit_turn`: the
 /// incidents it opened, the events it decided for existing incidents (each
 /// `Decide` runs under that incident's write lock, as in `Store::update`),
-/// and the engine state that refers to both. All or nothing, so a crash can
-/// never leave an incident the saved state does not know, nor state naming
-/// an incident that was never written.
+/// and what the turn changed in the correlator's saved state, which refers
+/// to both. All or nothing, so a crash can never leave an incident the saved
+/// state does not know, nor state naming an incident that was never written.
 pub struct Turn {
     pub create: Vec<(IncidentId, TimelineEvent)>,
     pub update: Vec<(IncidentId, Decide)>,
-    /// (name, JSON) of the engine state to save with them.
-    pub state: Option<(String, String)>,
+    /// The correlator rows to write and delete with them.
+    pub correlator: Option<CorrelatorWrite>,
+    /// A named whole-state row (`save_state`) the correlator rows supersede,
+    /// deleted in the same transaction (the migration of a v3 save).
+    pub retire_state: Option<String>,
     pub at: Timestamp,
+}
+
+/// One group of the saved correlator: its header (JSON the engine encodes;
+/// the store does not read inside it) and the incident it became.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedGroup {
+    pub group: u64,
+    pub incident: Option<IncidentId>,
+    pub header_json: String,
+}
+
+/// One member of one saved group: `key` identifies it within the group (the
+/// engine's encoding of the member key), `member_json` is the member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedMember {
+    pub group: u64,
+    pub key: String,
+    pub member_json: String,
+}
+
+/// The correlator's saved state: a row per group, a row per member.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SavedCorrelator {
+    pub next_group_id: u64,
+    /// In group order.
+    pub groups: Vec<SavedGroup>,
+    /// Ordered by group, then key (as the database collates it).
+    pub members: Vec<SavedMember>,
+}
+
+/// What one turn changes in the saved correlator. Applied in this order:
+/// `replace` (delete every group and member), `removed_groups` (each with
+/// its members), `removed_members`, then `groups` and `members` written
+/// over what is there.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CorrelatorWrite {
+    /// A full save: nothing saved before survives it.
+    pub replace: bool,
+    pub next_group_id: u64,
+    pub groups: Vec<SavedGroup>,
+    pub members: Vec<SavedMember>,
+    /// (group, key)
+    pub removed_members: Vec<(u64, String)>,
+    pub removed_groups: Vec<u64>,
 }
 
 /// Incident ids one batched read (`Store::incidents_with_timelines`) binds in
@@ -153,6 +202,14 @@ pub trait Store: Send + Sync {
     /// The incident's state and full timeline.
     async fn incident(&self, id: IncidentId) -> Result<Option<(Incident, Vec<TimelineEvent>)>>;
 
+    /// The incident's timeline events after `seq`, in order (empty for an
+    /// unknown incident). For a reader that keeps a cursor and would
+    /// otherwise re-read a long timeline to find its few new events; this
+    /// default reads the whole timeline, `SqlStore` only the tail.
+    async fn timeline_after(&self, id: IncidentId, seq: u64) -> Result<Vec<TimelineEvent>> {
+        Ok(self.incident(id).await?.map(|(_, timeline)| timeline.into_iter().filter(|e| e.seq > seq).collect()).unwrap_or_default())
+    }
+
     async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>>;
 
     /// The state and full timeline of each of `ids` that exists, in the
@@ -184,6 +241,10 @@ pub trait Store: Send + Sync {
     async fn load_state(&self, name: &str) -> Result<Option<String>>;
     /// Saves (replaces) a named piece of engine state.
     async fn save_state(&self, name: &str, state_json: &str, at: Timestamp) -> Result<()>;
+
+    /// The correlator's saved rows, read in one snapshot; `None` if it was
+    /// never saved as rows (`Turn::correlator`).
+    async fn load_correlator(&self) -> Result<Option<SavedCorrelator>>;
 
     /// Cheap liveness check of the database connection.
     async fn ping(&self) -> Result<()>;

@@ -22,12 +22,14 @@ const SQLITE: &[Migration] = &[
     Migration { version: 2, name: "response", sql: include_str!("../migrations/sqlite/0002_response.sql") },
     Migration { version: 3, name: "engine_state", sql: include_str!("../migrations/sqlite/0003_engine_state.sql") },
     Migration { version: 4, name: "status_version", sql: include_str!("../migrations/sqlite/0004_status_version.sql") },
+    Migration { version: 5, name: "correlator_rows", sql: include_str!("../migrations/sqlite/0005_correlator_rows.sql") },
 ];
 const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/postgres/0001_init.sql") },
     Migration { version: 2, name: "response", sql: include_str!("../migrations/postgres/0002_response.sql") },
     Migration { version: 3, name: "engine_state", sql: include_str!("../migrations/postgres/0003_engine_state.sql") },
     Migration { version: 4, name: "status_version", sql: include_str!("../migrations/postgres/0004_status_version.sql") },
+    Migration { version: 5, name: "correlator_rows", sql: include_str!("../migrations/postgres/0005_correlator_rows.sql") },
 ];
 
 /// Arbitrary, fixed key for `pg_advisory_xact_lock`: "fltmigr" in spirit.

@@ -17,7 +17,7 @@ use faultline_core::{IncidentId, Timestamp};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-use crate::{Decide, IncidentFilter, Result, Store, StoreError, TokenRecord, TokenScope, Turn};
+use crate::{CorrelatorWrite, Decide, IncidentFilter, Result, SavedCorrelator, SavedGroup, SavedMember, Store, StoreError, TokenRecord, TokenScope, Turn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -152,7 +152,10 @@ impl SqlStore {
 
     /// Deletes all rows. For test isolation on a shared PostgreSQL database.
     pub async fn wipe_for_tests(&self) -> Result<()> {
-        sqlx::raw_sql("DELETE FROM timeline_events; DELETE FROM incidents; DELETE FROM api_tokens;")
+        sqlx::raw_sql(
+            "DELETE FROM timeline_events; DELETE FROM incidents; DELETE FROM api_tokens;
+             DELETE FROM correlator_members; DELETE FROM correlator_groups; DELETE FROM correlator_state;",
+        )
             .execute(&self.pool)
             .await
             .map_err(db)?;
@@ -284,6 +287,67 @@ async fn save_state_in(conn: &mut sqlx::AnyConnection, name: &str, state_json: &
     Ok(())
 }
 
+/// Writes what a turn changed in the saved correlator (see `CorrelatorWrite`
+/// for the order) inside the turn's transaction.
+async fn save_correlator_in(conn: &mut sqlx::AnyConnection, w: &CorrelatorWrite, at: Timestamp) -> Result<()> {
+    if w.replace {
+        sqlx::raw_sql("DELETE FROM correlator_members; DELETE FROM correlator_groups;").execute(&mut *conn).await.map_err(busy_or_db)?;
+    }
+    sqlx::query(
+        "INSERT INTO correlator_state (singleton, next_group_id, updated_at) VALUES (1, $1, $2)
+         ON CONFLICT (singleton) DO UPDATE SET next_group_id = excluded.next_group_id, updated_at = excluded.updated_at",
+    )
+    .bind(to_i64(w.next_group_id))
+    .bind(at.as_millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(busy_or_db)?;
+    for &g in &w.removed_groups {
+        sqlx::query("DELETE FROM correlator_members WHERE group_id = $1").bind(to_i64(g)).execute(&mut *conn).await.map_err(db)?;
+        sqlx::query("DELETE FROM correlator_groups WHERE group_id = $1").bind(to_i64(g)).execute(&mut *conn).await.map_err(db)?;
+    }
+    for (g, key) in &w.removed_members {
+        sqlx::query("DELETE FROM correlator_members WHERE group_id = $1 AND member_key = $2")
+            .bind(to_i64(*g))
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    for g in &w.groups {
+        sqlx::query(
+            "INSERT INTO correlator_groups (group_id, incident_id, header_json, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (group_id) DO UPDATE SET incident_id = excluded.incident_id, header_json = excluded.header_json, updated_at = excluded.updated_at",
+        )
+        .bind(to_i64(g.group))
+        .bind(g.incident.map(|i| i.to_string()))
+        .bind(&g.header_json)
+        .bind(at.as_millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    for m in &w.members {
+        sqlx::query(
+            "INSERT INTO correlator_members (group_id, member_key, member_json, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (group_id, member_key) DO UPDATE SET member_json = excluded.member_json, updated_at = excluded.updated_at",
+        )
+        .bind(to_i64(m.group))
+        .bind(&m.key)
+        .bind(&m.member_json)
+        .bind(at.as_millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+fn group_id_from_row(row: &AnyRow) -> Result<u64> {
+    let g: i64 = row.try_get("group_id").map_err(db)?;
+    u64::try_from(g).map_err(|_| StoreError::Corrupt(format!("correlator group id {g}")))
+}
+
 #[async_trait]
 impl Store for SqlStore {
     async fn create_incident(&self, id: IncidentId, opened: &TimelineEvent) -> Result<Incident> {
@@ -365,8 +429,11 @@ impl Store for SqlStore {
         for (id, decide) in turn.update {
             out.push((id, update_in(&mut tx, id, decide).await?.0));
         }
-        if let Some((name, json)) = &turn.state {
-            save_state_in(&mut tx, name, json, turn.at).await?;
+        if let Some(write) = &turn.correlator {
+            save_correlator_in(&mut tx, write, turn.at).await?;
+        }
+        if let Some(name) = &turn.retire_state {
+            sqlx::query("DELETE FROM engine_state WHERE name = $1").bind(name).execute(&mut *tx).await.map_err(busy_or_db)?;
         }
         tx.commit().await.map_err(busy_or_db)?;
         Ok(out)
@@ -386,6 +453,16 @@ impl Store for SqlStore {
         let timeline = rows.iter().map(event_from_row).collect::<Result<Vec<_>>>()?;
         let incident = Incident::fold(id, &timeline).map_err(|e| StoreError::Corrupt(format!("incident {id}: {e}")))?;
         Ok(Some((incident, timeline)))
+    }
+
+    async fn timeline_after(&self, id: IncidentId, seq: u64) -> Result<Vec<TimelineEvent>> {
+        let rows = sqlx::query("SELECT event_json FROM timeline_events WHERE incident_id = $1 AND seq > $2 ORDER BY seq")
+            .bind(id.to_string())
+            .bind(to_i64(seq))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(event_from_row).collect()
     }
 
     async fn incidents_with_timelines(&self, ids: &[IncidentId]) -> Result<Vec<(Incident, Vec<TimelineEvent>)>> {
@@ -487,6 +564,40 @@ impl Store for SqlStore {
     async fn save_state(&self, name: &str, state_json: &str, at: Timestamp) -> Result<()> {
         let mut conn = self.pool.acquire().await.map_err(busy_or_db)?;
         save_state_in(&mut conn, name, state_json, at).await
+    }
+
+    async fn load_correlator(&self) -> Result<Option<SavedCorrelator>> {
+        // One transaction, so the three reads see one committed turn.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let Some(state) = sqlx::query("SELECT next_group_id FROM correlator_state WHERE singleton = 1").fetch_optional(&mut *tx).await.map_err(db)? else {
+            return Ok(None);
+        };
+        let next: i64 = state.try_get("next_group_id").map_err(db)?;
+        let next_group_id = u64::try_from(next).map_err(|_| StoreError::Corrupt(format!("correlator next group id {next}")))?;
+        let rows = sqlx::query("SELECT group_id, incident_id, header_json FROM correlator_groups ORDER BY group_id")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let mut groups = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let incident = match row.try_get::<Option<String>, _>("incident_id").map_err(db)? {
+                Some(raw) => Some(raw.parse().map_err(|_| StoreError::Corrupt(format!("correlator group incident id {raw:?}")))?),
+                None => None,
+            };
+            groups.push(SavedGroup { group: group_id_from_row(row)?, incident, header_json: row.try_get("header_json").map_err(db)? });
+        }
+        let rows = sqlx::query("SELECT group_id, member_key, member_json FROM correlator_members ORDER BY group_id, member_key")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let members = rows
+            .iter()
+            .map(|row| {
+                Ok(SavedMember { group: group_id_from_row(row)?, key: row.try_get("member_key").map_err(db)?, member_json: row.try_get("member_json").map_err(db)? })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(SavedCorrelator { next_group_id, groups, members }))
     }
 
     async fn ping(&self) -> Result<()> {

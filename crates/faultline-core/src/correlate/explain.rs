@@ -25,6 +25,7 @@ use crate::finding::{Amplifier, CausalChain, FailureModel, Finding, FlowImpact, 
 use crate::ids::ServiceName;
 use crate::time::Timestamp;
 
+use super::digest::Digest;
 use super::{Group, Topology, subject_services};
 
 /// Finding kinds that describe a mechanism that multiplies load or delay.
@@ -68,9 +69,19 @@ struct Candidate<'a> {
 }
 
 pub fn explain(group: &Group, topology: &Topology) -> CausalChain {
+    explain_digested(group, &Digest::of(group), topology)
+}
+
+/// `explain` from the group's digest, which the correlator keeps as members
+/// join: an alert storm puts thousands of alert members on a group and this
+/// runs on every observation, so it reads the few members with findings
+/// and, for alerts, their earliest onset per service — never every member.
+pub(super) fn explain_digested(group: &Group, digest: &Digest, topology: &Topology) -> CausalChain {
+    let findings: Vec<&Finding> = digest.finding_keys.iter().filter_map(|k| group.members.get(k)?.finding.as_ref()).collect();
+    let findings = findings.as_slice();
     // Collect candidates: one per subject, earliest onset, strongest finding.
     let mut by_subject: BTreeMap<&Subject, Candidate<'_>> = BTreeMap::new();
-    for f in group.findings() {
+    for &f in findings {
         if matches!(f.subject, Subject::Flow { .. }) {
             continue; // flows are impact, never origins
         }
@@ -82,17 +93,10 @@ pub fn explain(group: &Group, topology: &Topology) -> CausalChain {
         c.prior = c.prior.max(cause_prior(f));
     }
     // Alerts with mapped services are candidates at service level: one
-    // candidate per service, at its earliest alert (an alert storm puts
-    // thousands of alerts on a few services; each is not a candidate).
-    let mut alert_subjects: BTreeMap<&ServiceName, Timestamp> = BTreeMap::new();
-    for (m, a) in group.members.values().filter_map(|m| m.alert.as_ref().map(|a| (m, a))) {
-        for s in &m.services {
-            let at = alert_subjects.entry(s).or_insert(a.starts_at);
-            *at = (*at).min(a.starts_at);
-        }
-    }
+    // candidate per service, at its earliest alert (each of a storm's alerts
+    // is not a candidate).
     let alert_subjects: Vec<(Subject, Timestamp)> =
-        alert_subjects.into_iter().map(|(s, at)| (Subject::Service { service: s.clone() }, at)).collect();
+        digest.earliest_alerts().map(|(s, at)| (Subject::Service { service: s.clone() }, at)).collect();
 
     // Every service a finding touches is anomalous (an interaction finding
     // `web → gateway` is felt at both ends).
@@ -155,11 +159,11 @@ pub fn explain(group: &Group, topology: &Topology) -> CausalChain {
     // first by that definition (its score is lifted just above the best),
     // whatever the graph says about the load it caused downstream.
     let preliminary_origin = scored.first().map(|(_, o)| o.subject.clone());
-    let preliminary = classify(group, preliminary_origin.as_ref(), topology);
+    let preliminary = classify(findings, preliminary_origin.as_ref(), topology);
     if let Some(kind) = defining_kind(preliminary) {
         let best = scored.first().map_or(0.0, |(s, _)| *s);
         for (score, o) in scored.iter_mut() {
-            if group.findings().any(|f| f.kind == kind && f.subject == o.subject) && *score < best + MECHANISM_MARGIN {
+            if findings.iter().any(|f| f.kind == kind && f.subject == o.subject) && *score < best + MECHANISM_MARGIN {
                 o.reasons.push(format!("carries {kind}, the defining finding of a {preliminary}: score lifted from {score:.3} to {:.3}", best + MECHANISM_MARGIN));
                 *score = best + MECHANISM_MARGIN;
             }
@@ -181,8 +185,8 @@ pub fn explain(group: &Group, topology: &Topology) -> CausalChain {
     // that amplified it (interaction amplifiers into it, like retries, count).
     let origin_subject = origins.first().map(|o| &o.subject);
     let origin_service = origin_subject.and_then(primary_service);
-    let mut amplifiers: Vec<Amplifier> = group
-        .findings()
+    let mut amplifiers: Vec<Amplifier> = findings
+        .iter()
         .filter(|f| AMPLIFIER_KINDS.contains(&f.kind.as_str()) && Some(&f.subject) != origin_subject)
         .filter(|f| matches!(f.subject, Subject::Interaction { .. }) || primary_service(&f.subject) != origin_service)
         .map(|f| Amplifier {
@@ -198,7 +202,7 @@ pub fn explain(group: &Group, topology: &Topology) -> CausalChain {
     // Impacted flows: flows with findings on them (with burn rate when it is
     // a burn-rate finding), then flows crossing anomalous services.
     let mut impacted: BTreeMap<crate::ids::FlowName, Option<f64>> = BTreeMap::new();
-    for f in group.findings() {
+    for f in findings {
         if let Subject::Flow { flow } = &f.subject {
             let burn = f.kind.contains("burn").then_some(f.evidence.observed);
             let e = impacted.entry(flow.clone()).or_insert(None);
@@ -208,17 +212,19 @@ pub fn explain(group: &Group, topology: &Topology) -> CausalChain {
             };
         }
     }
+    // The group's services are its members' (kept up to date as they join
+    // and merge), so they are not gathered from every member again.
     let services: BTreeSet<ServiceName> =
-        group.members.values().flat_map(|m| m.services.iter().cloned()).chain(group.findings().flat_map(|f| subject_services(&f.subject, topology))).collect();
+        group.services.iter().cloned().chain(findings.iter().flat_map(|f| subject_services(&f.subject, topology))).collect();
     for flow in topology.flows_touching(&services) {
         impacted.entry(flow.clone()).or_insert(None);
     }
     let impacted_flows = impacted.into_iter().map(|(flow, burn_rate)| FlowImpact { flow, burn_rate }).collect();
 
-    let class = classify(group, origins.first().map(|o| &o.subject), topology);
+    let class = classify(findings, origins.first().map(|o| &o.subject), topology);
     let failure_model = match class {
         IncidentClass::Failure(m) => m,
-        _ => origin_model(group, origins.first().map(|o| &o.subject)).unwrap_or(FailureModel::Unknown),
+        _ => origin_model(findings, origins.first().map(|o| &o.subject)).unwrap_or(FailureModel::Unknown),
     };
     CausalChain { origins, amplifiers, impacted_flows, class: Some(class), failure_model: Some(failure_model) }
 }
@@ -238,9 +244,9 @@ fn defining_kind(class: IncidentClass) -> Option<&'static str> {
 }
 
 /// The most specific failure model among the origin's own findings.
-fn origin_model(group: &Group, origin: Option<&Subject>) -> Option<FailureModel> {
+fn origin_model(findings: &[&Finding], origin: Option<&Subject>) -> Option<FailureModel> {
     let o = origin?;
-    group.findings().filter(|f| &f.subject == o).map(|f| f.failure_model).filter(|m| *m != FailureModel::Unknown).min()
+    findings.iter().filter(|f| &f.subject == o).map(|f| f.failure_model).filter(|m| *m != FailureModel::Unknown).min()
 }
 
 /// Incident class from the mechanisms present (DESIGN.md §4), most specific
@@ -259,12 +265,12 @@ fn origin_model(group: &Group, origin: Option<&Subject>) -> Option<FailureModel>
 ///   that errors with no slowdown anywhere on the origin mean refused
 ///   connections (crash), and an edge timing out while its callee shows no
 ///   saturation of its own means the network between them (partition).
-fn classify(group: &Group, origin: Option<&Subject>, topology: &Topology) -> IncidentClass {
-    let kinds: BTreeSet<&str> = group.findings().map(|f| f.kind.as_str()).collect();
+fn classify(findings: &[&Finding], origin: Option<&Subject>, topology: &Topology) -> IncidentClass {
+    let kinds: BTreeSet<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
     if kinds.contains("leader_conflict") {
         return IncidentClass::SplitBrain;
     }
-    if let Some(f) = group.findings().find(|f| f.kind == "dependency_resolution_failure") {
+    if let Some(f) = findings.iter().find(|f| f.kind == "dependency_resolution_failure") {
         let name = f.subject.to_string().to_lowercase();
         return if ["discovery", "registry", "consul", "eureka"].iter().any(|n| name.contains(n)) {
             IncidentClass::DiscoveryFailure
@@ -281,8 +287,8 @@ fn classify(group: &Group, origin: Option<&Subject>, topology: &Topology) -> Inc
     let origin_service = origin.and_then(primary_service);
     if kinds.contains("retry_amplification") {
         let depth = origin_service.map_or(0, |o| {
-            group
-                .findings()
+            findings
+                .iter()
                 .filter(|f| AMPLIFIER_KINDS.contains(&f.kind.as_str()))
                 .filter_map(|f| primary_service(&f.subject))
                 .filter(|s| topology.calls_transitively(s, o))
@@ -292,32 +298,32 @@ fn classify(group: &Group, origin: Option<&Subject>, topology: &Topology) -> Inc
         });
         return if depth >= 1 { IncidentClass::CascadingFailure } else { IncidentClass::RetryStorm };
     }
-    let exhausted: BTreeSet<&ServiceName> = group
-        .findings()
+    let exhausted: BTreeSet<&ServiceName> = findings
+        .iter()
         .filter(|f| f.kind == "resource_exhaustion")
         .filter_map(|f| primary_service(&f.subject))
         .collect();
-    if group.findings().any(|f| f.kind == "queue_growth" && primary_service(&f.subject).is_some_and(|s| !exhausted.contains(s))) {
+    if findings.iter().any(|f| f.kind == "queue_growth" && primary_service(&f.subject).is_some_and(|s| !exhausted.contains(s))) {
         return IncidentClass::QueueOverload;
     }
     let Some(o) = origin else { return IncidentClass::Failure(FailureModel::Unknown) };
-    let on_origin: Vec<&Finding> = group.findings().filter(|f| &f.subject == o).collect();
+    let on_origin: Vec<&Finding> = findings.iter().copied().filter(|f| &f.subject == o).collect();
     if let Some(m) = on_origin.iter().map(|f| f.failure_model).filter(|m| *m != FailureModel::Unknown && *m != FailureModel::Exhaustion).min() {
         return IncidentClass::Failure(m);
     }
-    let slowed = |s: &Subject| group.findings().any(|f| &f.subject == s && matches!(f.kind.as_str(), "latency_change" | "timeout_saturation"));
+    let slowed = |s: &Subject| findings.iter().any(|f| &f.subject == s && matches!(f.kind.as_str(), "latency_change" | "timeout_saturation"));
     if on_origin.iter().any(|f| f.kind == "error_rate_change") && !slowed(o) {
         return IncidentClass::Failure(FailureModel::Crash);
     }
     if let Subject::Interaction { interaction } = o {
-        let callee_saturated = group.findings().any(|f| {
+        let callee_saturated = findings.iter().any(|f| {
             matches!(&f.subject, Subject::Service { service } | Subject::Resource { service, .. } if *service == interaction.callee)
         });
         if slowed(o) && !callee_saturated && exhausted.is_empty() {
             return IncidentClass::Failure(FailureModel::Partition);
         }
     }
-    IncidentClass::Failure(origin_model(group, Some(o)).unwrap_or(FailureModel::Unknown))
+    IncidentClass::Failure(origin_model(findings, Some(o)).unwrap_or(FailureModel::Unknown))
 }
 
 /// Whether a new chain is worth a timeline entry: the top origin, class,

@@ -31,9 +31,13 @@ use crate::model::{Flow, Interaction};
 use crate::signal::{AlertState, ExternalAlert};
 use crate::time::{Duration, Timestamp};
 
+mod changes;
+mod digest;
 pub mod explain;
 #[cfg(test)]
 mod tests;
+
+pub use changes::{CorrelatorChanges, GroupHeader, RebuildError};
 
 /// Maps with structured keys serialise as lists of pairs (JSON object keys
 /// must be strings), so the correlator's state can be persisted as JSON.
@@ -274,7 +278,11 @@ impl Group {
     }
 }
 
-/// The correlator's whole state. Serializable, so a driver can persist it.
+/// The correlator's whole state. A driver persists it incrementally: it
+/// takes what each turn changed (`take_changes`) and rebuilds it from the
+/// saved groups and members at start-up (`Correlator::rebuild`). The serde
+/// form is the whole state in one value (how drivers saved it before; still
+/// read, to migrate such a save).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Correlator {
     config: CorrelatorConfig,
@@ -285,11 +293,35 @@ pub struct Correlator {
     #[serde(with = "pairs")]
     open_members: BTreeMap<MemberKey, GroupId>,
     next_id: u64,
+    /// Groups and members changed since the last `take_changes`. Not state:
+    /// a saved or rebuilt correlator has nothing pending.
+    #[serde(skip)]
+    pending: changes::Pending,
+    /// Per group, what is read from its members on every observation, kept
+    /// as members join and clear (`digest`). Derived, never saved: a group
+    /// without one gets it recomputed on next use.
+    #[serde(skip)]
+    digests: BTreeMap<GroupId, digest::Digest>,
+}
+
+/// Equal state: same config, groups, membership index and next id (what is
+/// pending for the driver and the derived digests are not state).
+impl PartialEq for Correlator {
+    fn eq(&self, other: &Correlator) -> bool {
+        self.config == other.config && self.groups == other.groups && self.open_members == other.open_members && self.next_id == other.next_id
+    }
 }
 
 impl Correlator {
     pub fn new(config: CorrelatorConfig) -> Correlator {
-        Correlator { config, groups: BTreeMap::new(), open_members: BTreeMap::new(), next_id: 1 }
+        Correlator {
+            config,
+            groups: BTreeMap::new(),
+            open_members: BTreeMap::new(),
+            next_id: 1,
+            pending: changes::Pending::default(),
+            digests: BTreeMap::new(),
+        }
     }
 
     pub fn config(&self) -> CorrelatorConfig {
@@ -366,6 +398,7 @@ impl Correlator {
             .collect();
         for id in due {
             if let Some(g) = self.groups.get_mut(&id) {
+                self.pending.group(id);
                 g.resolved_at = Some(now);
                 for key in g.members.keys() {
                     self.open_members.remove(key);
@@ -376,11 +409,20 @@ impl Correlator {
         // Forget closed groups once nothing can relink to them, so state
         // (and its persisted copy) stays bounded by recent activity.
         let keep = self.config.relink_window;
-        self.groups.retain(|_, g| match (g.resolved_at, g.merged_into) {
-            (Some(r), _) => now - r <= keep,
-            (None, Some(_)) => now - g.last_fired <= keep,
-            (None, None) => true,
+        let pending = &mut self.pending;
+        self.groups.retain(|&id, g| {
+            let kept = match (g.resolved_at, g.merged_into) {
+                (Some(r), _) => now - r <= keep,
+                (None, Some(_)) => now - g.last_fired <= keep,
+                (None, None) => true,
+            };
+            if !kept {
+                pending.group(id);
+            }
+            kept
         });
+        let groups = &self.groups;
+        self.digests.retain(|id, _| groups.contains_key(id));
         events
     }
 
@@ -404,16 +446,39 @@ impl Correlator {
         // Already a member of an open group: refresh it.
         if let Some(gid) = self.open_members.get(&key).copied() {
             let g = self.groups.get_mut(&gid)?;
+            self.pending.group(gid);
+            self.pending.member(gid, &key);
             g.last_fired = g.last_fired.max(now);
             g.quiet_since = None;
             let m = g.members.get_mut(&key)?;
             let was_active = m.active;
+            // The digest holds which members have a finding and the alert
+            // onsets per service: a refresh it cannot follow drops it
+            // (recomputed on next use); otherwise onsets and the active
+            // count move.
+            let digest_kept = if finding.is_some() && m.finding.is_none() {
+                false
+            } else {
+                match (alert.as_ref(), m.alert.as_ref()) {
+                    (Some(_), None) => false,
+                    // A re-send with another `startsAt`.
+                    (Some(new), Some(old)) if new.starts_at != old.starts_at => {
+                        self.digests.get_mut(&gid).is_none_or(|d| d.alert_onset_moved(&m.services, old.starts_at, new.starts_at))
+                    }
+                    _ => true,
+                }
+            };
             m.active = true;
             if finding.is_some() {
                 m.finding = finding;
             }
             if alert.is_some() {
                 m.alert = alert;
+            }
+            if !digest_kept {
+                self.digests.remove(&gid);
+            } else if !was_active && let Some(d) = self.digests.get_mut(&gid) {
+                d.active += 1;
             }
             if !was_active {
                 events.push(CorrelationEvent::MemberRefired { group: gid, member: key, at: now });
@@ -433,6 +498,7 @@ impl Correlator {
             None => {
                 let id = GroupId(self.next_id.max(1));
                 self.next_id = id.0 + 1;
+                self.pending.group(id);
                 let related_to = self
                     .groups
                     .values()
@@ -473,11 +539,20 @@ impl Correlator {
             }
         };
         let g = self.groups.get_mut(&gid)?;
+        self.pending.group(gid);
+        self.pending.member(gid, &key);
         g.services.extend(services);
         g.last_fired = now;
         g.quiet_since = None;
         g.opened_at = g.opened_at.min(at);
-        g.members.insert(key.clone(), member);
+        if let Some(d) = self.digests.get_mut(&gid) {
+            d.add(&member);
+        }
+        if g.members.insert(key.clone(), member).is_some() {
+            // Cannot happen (the key was in no open group), but a replaced
+            // member would leave the digest wrong.
+            self.digests.remove(&gid);
+        }
         self.open_members.insert(key, gid);
         Some(gid)
     }
@@ -499,8 +574,15 @@ impl Correlator {
         let Some(mut loser) = self.groups.remove(&from) else { return };
         let moved: Vec<(MemberKey, Member)> = std::mem::take(&mut loser.members).into_iter().collect();
         loser.merged_into = Some(into);
+        self.pending.group(from);
+        self.pending.group(into);
+        self.digests.remove(&from);
+        self.digests.remove(&into);
         if let Some(winner) = self.groups.get_mut(&into) {
             for (k, m) in moved {
+                // The member leaves `from` (its saved row goes) for `into`.
+                self.pending.member(from, &k);
+                self.pending.member(into, &k);
                 self.open_members.insert(k.clone(), into);
                 winner.members.entry(k).or_insert(m);
             }
@@ -522,9 +604,20 @@ impl Correlator {
         if !m.active {
             return None;
         }
+        self.pending.group(gid);
+        self.pending.member(gid, key);
         m.active = false;
         events.push(CorrelationEvent::MemberCleared { group: gid, member: key.clone(), at });
-        if g.members.values().all(|m| !m.active) {
+        // The digest's active count, not a scan of every member per clear.
+        let d = match self.digests.entry(gid) {
+            std::collections::btree_map::Entry::Occupied(e) => {
+                let d = e.into_mut();
+                d.active = d.active.saturating_sub(1);
+                d
+            }
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(digest::Digest::of(g)),
+        };
+        if d.active == 0 {
             g.quiet_since = Some(at);
         }
         Some(gid)
@@ -532,7 +625,11 @@ impl Correlator {
 
     fn rediagnose(&mut self, gid: GroupId, topology: &Topology, now: Timestamp, events: &mut Vec<CorrelationEvent>) {
         let Some(g) = self.groups.get_mut(&gid) else { return };
-        let chain = explain::explain(g, topology);
+        let d = self.digests.entry(gid).or_insert_with(|| digest::Digest::of(g));
+        let chain = explain::explain_digested(g, d, topology);
+        if chain != g.chain {
+            self.pending.group(gid);
+        }
         if explain::materially_differs(&g.chain, &chain) {
             let sentence = chain.render_sentence();
             events.push(CorrelationEvent::DiagnosisChanged { group: gid, chain: chain.clone(), sentence, at: now });
@@ -555,6 +652,13 @@ impl Correlator {
         }
         if seen.len() != self.open_members.len() {
             return Err(format!("index has {} members, open groups hold {}", self.open_members.len(), seen.len()));
+        }
+        for (id, d) in &self.digests {
+            match self.groups.get(id) {
+                Some(g) if *d == digest::Digest::of(g) => {}
+                Some(_) => return Err(format!("the digest of {id} is not its members'")),
+                None => return Err(format!("a digest is kept for {id}, which is gone")),
+            }
         }
         Ok(())
     }

@@ -310,6 +310,86 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Feeds one generated op to `c` (the clock moves on `Advance`), returning
+/// what the correlator reported.
+fn apply(c: &mut Correlator, op: &Op, names: &[ServiceName], topo: &Topology, now: &mut Timestamp) -> Vec<CorrelationEvent> {
+    match *op {
+        Op::Fire { kind, svc } => {
+            let f = finding(KINDS[kind], Subject::Service { service: names[svc].clone() }, FailureModel::Unknown, 0, 1.0, "m", 1.0, None);
+            let f = Finding { started_at: *now, ..f };
+            c.observe(Observation::Fired(f), topo, *now)
+        }
+        Op::Clear { kind, svc } => {
+            c.observe(Observation::Cleared { kind: KINDS[kind].into(), subject: Subject::Service { service: names[svc].clone() }, at: *now }, topo, *now)
+        }
+        Op::Alert { fp, svc, firing } => {
+            let alert = ExternalAlert {
+                source: "am".into(),
+                fingerprint: format!("fp{fp}"),
+                state: if firing { AlertState::Firing } else { AlertState::Resolved },
+                summary: String::new(),
+                labels: BTreeMap::new(),
+                starts_at: *now,
+                ends_at: None,
+            };
+            c.observe(Observation::Alert { alert, services: BTreeSet::from([names[svc].clone()]) }, topo, *now)
+        }
+        Op::Advance { secs } => {
+            *now = *now + Duration::from_secs(secs);
+            c.tick(*now)
+        }
+    }
+}
+
+fn prop_world(edges: &[(usize, usize)]) -> (Vec<ServiceName>, Topology, Correlator) {
+    let names: Vec<ServiceName> = (0..8).map(|i| svc(&format!("s{i}"))).collect();
+    let topo = Topology::new(edges.iter().map(|&(a, b)| Interaction { caller: names[a].clone(), callee: names[b].clone(), operation: String::new() }), vec![]);
+    let c = Correlator::new(prop_config());
+    (names, topo, c)
+}
+
+fn prop_config() -> CorrelatorConfig {
+    CorrelatorConfig { join_window: Duration::from_mins(5), max_hops: 1, hold_down: Duration::from_mins(3), relink_window: Duration::from_mins(30) }
+}
+
+/// A saved copy kept the way a driver's store keeps it: one entry per group
+/// header, one per member, each through JSON.
+#[derive(Default)]
+struct SavedCopy {
+    next_group_id: u64,
+    groups: BTreeMap<GroupId, String>,
+    members: BTreeMap<(GroupId, String), String>,
+}
+
+impl SavedCopy {
+    fn write(&mut self, changes: CorrelatorChanges) {
+        let key = |k: &MemberKey| serde_json::to_string(k).unwrap();
+        self.next_group_id = changes.next_group_id;
+        for g in changes.removed_groups {
+            self.groups.remove(&g);
+            self.members.retain(|(gid, _), _| *gid != g);
+        }
+        for (g, k) in changes.removed_members {
+            self.members.remove(&(g, key(&k)));
+        }
+        for h in changes.groups {
+            self.groups.insert(h.id, serde_json::to_string(&h).unwrap());
+        }
+        for (g, m) in changes.members {
+            self.members.insert((g, key(&m.key)), serde_json::to_string(&m).unwrap());
+        }
+    }
+
+    fn rebuild(&self) -> Result<Correlator, RebuildError> {
+        Correlator::rebuild(
+            prop_config(),
+            self.next_group_id,
+            self.groups.values().map(|j| serde_json::from_str(j).unwrap()),
+            self.members.iter().map(|((g, _), j)| (*g, serde_json::from_str(j).unwrap())),
+        )
+    }
+}
+
 proptest! {
     /// INV-CORR-1: whatever arrives in whatever order, a finding or alert
     /// belongs to at most one open incident, and the membership index agrees
@@ -319,40 +399,91 @@ proptest! {
         edges in proptest::collection::vec((0..8usize, 0..8usize), 0..12),
         ops in proptest::collection::vec(op(), 1..80),
     ) {
-        let names: Vec<ServiceName> = (0..8).map(|i| svc(&format!("s{i}"))).collect();
-        let topo = Topology::new(edges.iter().map(|&(a, b)| Interaction { caller: names[a].clone(), callee: names[b].clone(), operation: String::new() }), vec![]);
-        let mut c = Correlator::new(CorrelatorConfig { join_window: Duration::from_mins(5), max_hops: 1, hold_down: Duration::from_mins(3), relink_window: Duration::from_mins(30) });
+        let (names, topo, mut c) = prop_world(&edges);
         let mut now = t(0);
-        for op in ops {
-            match op {
-                Op::Fire { kind, svc } => {
-                    let f = finding(KINDS[kind], Subject::Service { service: names[svc].clone() }, FailureModel::Unknown, 0, 1.0, "m", 1.0, None);
-                    let f = Finding { started_at: now, ..f };
-                    c.observe(Observation::Fired(f), &topo, now);
-                }
-                Op::Clear { kind, svc } => {
-                    c.observe(Observation::Cleared { kind: KINDS[kind].into(), subject: Subject::Service { service: names[svc].clone() }, at: now }, &topo, now);
-                }
-                Op::Alert { fp, svc, firing } => {
-                    let alert = ExternalAlert {
-                        source: "am".into(), fingerprint: format!("fp{fp}"),
-                        state: if firing { AlertState::Firing } else { AlertState::Resolved },
-                        summary: String::new(), labels: BTreeMap::new(), starts_at: now, ends_at: None,
-                    };
-                    c.observe(Observation::Alert { alert, services: BTreeSet::from([names[svc].clone()]) }, &topo, now);
-                }
-                Op::Advance { secs } => {
-                    now = now + Duration::from_secs(secs);
-                    c.tick(now);
-                }
-            }
+        for op in &ops {
+            apply(&mut c, op, &names, &topo, &mut now);
             prop_assert!(c.check_invariants().is_ok(), "{:?}", c.check_invariants());
             for g in c.open_groups() {
                 prop_assert!(!g.members.is_empty());
+                // `explain` reads the group's services rather than gathering its members'.
+                let gathered: BTreeSet<ServiceName> = g.members.values().flat_map(|m| m.services.iter().cloned()).collect();
+                prop_assert_eq!(&g.services, &gathered);
                 prop_assert!(g.chain.origins.iter().all(|o| (0.0..=1.0).contains(&o.confidence)));
             }
         }
     }
+
+    /// Saving only what each turn changed and rebuilding from the saved
+    /// pieces gives the correlator back: equal state after every turn, and
+    /// the rebuilt one decides the rest of the run exactly as the original.
+    #[test]
+    fn a_correlator_rebuilt_from_its_saved_changes_equals_the_original(
+        edges in proptest::collection::vec((0..8usize, 0..8usize), 0..12),
+        turns in proptest::collection::vec(proptest::collection::vec(op(), 0..6), 1..30),
+        restart_at in 0..30usize,
+    ) {
+        let (names, topo, mut c) = prop_world(&edges);
+        let mut saved = SavedCopy::default();
+        let mut now = t(0);
+        let restart_at = restart_at % turns.len();
+        for (i, turn) in turns.iter().enumerate() {
+            for op in turn {
+                apply(&mut c, op, &names, &topo, &mut now);
+            }
+            saved.write(c.take_changes());
+            prop_assert!(!c.has_changes());
+            let rebuilt = saved.rebuild();
+            prop_assert!(rebuilt.is_ok(), "{:?}", rebuilt.as_ref().err());
+            let mut rebuilt = rebuilt.unwrap();
+            prop_assert!(rebuilt == c, "turn {i}: rebuilt {rebuilt:#?}\noriginal {c:#?}");
+            rebuilt.check_invariants().unwrap();
+            if i == restart_at {
+                // A restart here: the rest of the run decides the same on both.
+                let (mut original, mut later, mut later_rebuilt) = (c.clone(), now, now);
+                for op in turns[i + 1..].iter().flatten() {
+                    let a = apply(&mut original, op, &names, &topo, &mut later);
+                    let b = apply(&mut rebuilt, op, &names, &topo, &mut later_rebuilt);
+                    prop_assert_eq!(a, b);
+                }
+                prop_assert!(rebuilt == original);
+            }
+        }
+        // A full save into an empty copy is the same state too.
+        let mut full = SavedCopy::default();
+        full.write(c.take_everything());
+        prop_assert!(full.rebuild().unwrap() == c);
+    }
+}
+
+#[test]
+fn rebuilding_refuses_a_member_in_two_open_groups_or_in_no_saved_group() {
+    let mut c = Correlator::new(CorrelatorConfig::default());
+    let topo = payments();
+    for (fp, service) in [("a", "search-api"), ("b", "ledger")] {
+        let alert = ExternalAlert {
+            source: "am".into(),
+            fingerprint: fp.into(),
+            state: AlertState::Firing,
+            summary: String::new(),
+            labels: BTreeMap::new(),
+            starts_at: t(0),
+            ends_at: None,
+        };
+        c.observe(Observation::Alert { alert, services: BTreeSet::from([svc(service)]) }, &topo, t(0));
+    }
+    let all = c.take_everything();
+    assert_eq!((all.groups.len(), all.members.len(), all.next_group_id), (2, 2, 3));
+    let rebuilt = Correlator::rebuild(CorrelatorConfig::default(), 0, all.groups.clone(), all.members.clone()).unwrap();
+    assert!(rebuilt == c, "next id raised above the saved groups");
+    // Member "a" also saved in group 2, which is open too.
+    let mut twice = all.members.clone();
+    twice.push((GroupId(2), all.members[0].1.clone()));
+    let err = Correlator::rebuild(CorrelatorConfig::default(), 3, all.groups.clone(), twice).unwrap_err();
+    assert!(matches!(err, RebuildError::InTwoOpenGroups { first: GroupId(1), second: GroupId(2), .. }), "{err}");
+    let orphan = vec![(GroupId(9), all.members[0].1.clone())];
+    let err = Correlator::rebuild(CorrelatorConfig::default(), 3, all.groups, orphan).unwrap_err();
+    assert!(matches!(err, RebuildError::UnknownGroup { group: GroupId(9), .. }), "{err}");
 }
 
 #[test]
@@ -377,4 +508,34 @@ fn an_alert_storm_on_one_service_names_it_once_as_an_origin_candidate() {
     let candidates: Vec<String> = g.chain.origins.iter().map(|o| o.subject.to_string()).collect();
     assert_eq!(candidates.len(), 1, "one candidate per service, not per alert: {candidates:?}");
     assert!(g.chain.origins[0].reasons[0].contains(&t(51).to_string()), "named at its earliest alert: {:?}", g.chain.origins[0].reasons);
+}
+
+/// A re-sent alert may carry another `startsAt`: the service's earliest
+/// alert onset (what `explain` names) follows it both ways, whether or not
+/// that alert held the earliest onset, and the kept digest stays equal to
+/// a recomputation (`check_invariants`).
+#[test]
+fn a_re_sent_alert_with_another_onset_moves_its_services_earliest_alert() {
+    let topo = payments();
+    let mut c = Correlator::new(CorrelatorConfig::default());
+    let mut send = |fp: &str, starts: i64, now: i64| -> String {
+        let alert = ExternalAlert {
+            source: "alertmanager".into(),
+            fingerprint: fp.into(),
+            state: AlertState::Firing,
+            summary: String::new(),
+            labels: BTreeMap::new(),
+            starts_at: t(starts),
+            ends_at: None,
+        };
+        c.observe(Observation::Alert { alert, services: BTreeSet::from([svc("gateway")]) }, &topo, t(now));
+        c.check_invariants().unwrap();
+        c.open_groups().next().unwrap().chain.origins[0].reasons[0].clone()
+    };
+    assert!(send("a", 50, 50).contains(&t(50).to_string()));
+    assert!(send("b", 60, 60).contains(&t(50).to_string()));
+    assert!(send("a", 70, 70).contains(&t(60).to_string()), "a held the earliest onset and moved later");
+    assert!(send("b", 40, 80).contains(&t(40).to_string()), "b moved earlier");
+    assert!(send("a", 45, 90).contains(&t(40).to_string()), "a moved earlier, but not before b");
+    assert!(send("a", 95, 95).contains(&t(40).to_string()), "a moved later; b still holds the earliest");
 }

@@ -167,9 +167,18 @@ async fn correlation_continues_across_a_restart() {
 
 /// A store whose next `commit_turn` fails (a database error that is not
 /// "busy", so the engine does not retry it); everything else is SQLite.
+/// It notes how many correlator rows each committed turn wrote.
 struct FlakyStore {
     inner: SqlStore,
     fail_next_commit: std::sync::atomic::AtomicBool,
+    /// Per committed turn with correlator rows: (replace, groups, members written).
+    writes: std::sync::Mutex<Vec<(bool, usize, usize)>>,
+}
+
+impl FlakyStore {
+    fn new(inner: SqlStore) -> FlakyStore {
+        FlakyStore { inner, fail_next_commit: std::sync::atomic::AtomicBool::new(false), writes: std::sync::Mutex::new(Vec::new()) }
+    }
 }
 
 #[async_trait::async_trait]
@@ -187,7 +196,12 @@ impl Store for FlakyStore {
         if self.fail_next_commit.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return Err(faultline_store::StoreError::Database("injected: disk I/O error".into()));
         }
-        self.inner.commit_turn(turn).await
+        let size = turn.correlator.as_ref().map(|w| (w.replace, w.groups.len(), w.members.len()));
+        let out = self.inner.commit_turn(turn).await?;
+        if let Some(size) = size {
+            self.writes.lock().unwrap().push(size);
+        }
+        Ok(out)
     }
     async fn incident(&self, id: faultline_core::IncidentId) -> faultline_store::Result<Option<(faultline_core::incident::Incident, Vec<faultline_core::incident::TimelineEvent>)>> {
         self.inner.incident(id).await
@@ -213,6 +227,9 @@ impl Store for FlakyStore {
     async fn save_state(&self, name: &str, json: &str, at: Timestamp) -> faultline_store::Result<()> {
         self.inner.save_state(name, json, at).await
     }
+    async fn load_correlator(&self) -> faultline_store::Result<Option<faultline_store::SavedCorrelator>> {
+        self.inner.load_correlator().await
+    }
     async fn ping(&self) -> faultline_store::Result<()> {
         self.inner.ping().await
     }
@@ -226,7 +243,7 @@ impl Store for FlakyStore {
 async fn a_failed_commit_is_forgotten_so_the_retried_alert_opens_its_incident() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
-    let flaky = Arc::new(FlakyStore { inner: store.clone(), fail_next_commit: std::sync::atomic::AtomicBool::new(false) });
+    let flaky = Arc::new(FlakyStore::new(store.clone()));
     let pipeline = Pipeline::new(DetectorSet::empty(), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]));
     let mut engine = Engine::new(pipeline, flaky.clone());
     let alert = |fp: &str, svc_name: &str| {
@@ -270,4 +287,110 @@ async fn a_failed_commit_is_forgotten_so_the_retried_alert_opens_its_incident() 
     engine.process(Event::DurableSignals { signals: vec![alert("a1", "search")], committed: tx }, t(7)).await.unwrap();
     assert!(rx.await.unwrap());
     assert_eq!(store.list_incidents(&IncidentFilter::default()).await.unwrap().len(), 2);
+}
+
+fn storm_alert(fp: usize, service: &str, at: i64) -> Signal {
+    Signal::Alert(ExternalAlert {
+        source: "alertmanager".into(),
+        fingerprint: format!("fp{fp}"),
+        state: AlertState::Firing,
+        summary: format!("{service} errors"),
+        labels: BTreeMap::from([("service".into(), service.into())]),
+        starts_at: t(at),
+        ends_at: Some(t(at + 240)),
+    })
+}
+
+fn bare_pipeline() -> Pipeline {
+    Pipeline::new(DetectorSet::empty(), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]))
+}
+
+/// A turn saves what it touched, not what the correlator holds: after 200
+/// alerts on two services, one more alert writes one member row (and its
+/// group's header); a re-sent alert (a refresh, no incident change) costs
+/// no commit of its own and is saved with the next tick. A restarted engine
+/// rebuilds exactly the correlator that was running, incidents and all.
+#[tokio::test]
+async fn a_turn_saves_only_the_members_it_touched_and_a_restart_rebuilds_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let flaky = Arc::new(FlakyStore::new(store.clone()));
+    let mut engine = Engine::new(bare_pipeline(), flaky.clone());
+    let storm: Vec<Signal> = (0..200).map(|i| storm_alert(i, if i % 2 == 0 { "search" } else { "ledger" }, 0)).collect();
+    for batch in storm.chunks(50) {
+        engine.process_turn(vec![Event::Signals(batch.to_vec())], t(1)).await.unwrap();
+    }
+    assert_eq!(flaky.writes.lock().unwrap().iter().map(|w| w.2).sum::<usize>(), 200, "each member written once");
+    flaky.writes.lock().unwrap().clear();
+    engine.process(Event::Signals(vec![storm_alert(200, "search", 2)]), t(2)).await.unwrap();
+    engine.process(Event::Signals(vec![storm_alert(3, "ledger", 3)]), t(3)).await.unwrap();
+    assert_eq!(*flaky.writes.lock().unwrap(), [(false, 1, 1)], "the new alert; the re-sent one waits");
+    engine.process(Event::Tick, t(4)).await.unwrap();
+    assert_eq!(*flaky.writes.lock().unwrap(), [(false, 1, 1), (false, 1, 1)], "the re-sent alert's refresh, on the tick");
+
+    let mut restarted = Engine::new(bare_pipeline(), Arc::new(store.clone()));
+    assert!(restarted.restore().await.unwrap());
+    assert!(restarted.pipeline().correlator() == engine.pipeline().correlator(), "rebuilt from the rows");
+    for g in [GroupId(1), GroupId(2)] {
+        assert_eq!(restarted.incident_of(g), engine.incident_of(g));
+    }
+    assert_eq!(restarted.pipeline().correlator().group(GroupId(1)).unwrap().members.len(), 101);
+}
+
+/// A data dir written by a version that saved the whole correlator as one
+/// JSON value: the state is read, correlation continues with it, and the
+/// first turn replaces it with rows and deletes it — in one commit.
+#[tokio::test]
+async fn an_older_whole_state_save_is_read_and_replaced_by_rows() {
+    use faultline_core::correlate::{Correlator, Observation};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    // What such a version left: a correlator with one group, its incident.
+    let mut old = Correlator::new(CorrelatorConfig::default());
+    let Signal::Alert(alert) = storm_alert(1, "search", 0) else { unreachable!("an alert") };
+    old.observe(Observation::Alert { alert, services: [svc("search")].into() }, &Topology::default(), t(0));
+    let id = faultline_engine::new_incident_id(t(0));
+    let opened = faultline_core::incident::Incident::open("search", faultline_core::incident::Severity::Sev3, None, t(0), faultline_core::incident::Actor::System("correlator".into())).unwrap();
+    store.create_incident(id, &opened).await.unwrap();
+    let whole = serde_json::json!({ "correlator": old, "incidents": [[GroupId(1), id], [GroupId(7), faultline_engine::new_incident_id(t(0))]] });
+    store.save_state(faultline_engine::LEGACY_STATE_KEY, &whole.to_string(), t(0)).await.unwrap();
+
+    let flaky = Arc::new(FlakyStore::new(store.clone()));
+    let mut engine = Engine::new(bare_pipeline(), flaky.clone());
+    assert!(engine.restore().await.unwrap());
+    assert_eq!(engine.incident_of(GroupId(1)), Some(id));
+    assert!(engine.pipeline().correlator() == &old);
+    // The next alert on the service joins the old incident; the turn saves everything as rows.
+    engine.process(Event::Signals(vec![storm_alert(2, "search", 5)]), t(5)).await.unwrap();
+    assert_eq!(*flaky.writes.lock().unwrap(), [(true, 1, 2)]);
+    assert_eq!(store.load_state(faultline_engine::LEGACY_STATE_KEY).await.unwrap(), None, "retired");
+    assert_eq!(store.list_incidents(&IncidentFilter::default()).await.unwrap().len(), 1);
+    let mut restarted = Engine::new(bare_pipeline(), Arc::new(store.clone()));
+    assert!(restarted.restore().await.unwrap());
+    assert!(restarted.pipeline().correlator() == engine.pipeline().correlator());
+    assert_eq!(restarted.incident_of(GroupId(1)), Some(id));
+    assert_eq!(restarted.incident_of(GroupId(7)), None, "a group the correlator had forgotten is not carried over");
+}
+
+/// Rows that cannot be read are not continued from: correlation starts
+/// afresh and the first turn replaces every saved row.
+#[tokio::test]
+async fn unreadable_rows_are_replaced_by_the_next_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let bad = faultline_store::CorrelatorWrite {
+        next_group_id: 5,
+        groups: vec![faultline_store::SavedGroup { group: 4, incident: None, header_json: "{not json".into() }],
+        ..Default::default()
+    };
+    store.commit_turn(faultline_store::Turn { create: vec![], update: vec![], correlator: Some(bad), retire_state: None, at: t(0) }).await.unwrap();
+    let mut engine = Engine::new(bare_pipeline(), Arc::new(store.clone()));
+    assert!(!engine.restore().await.unwrap());
+    engine.process(Event::Tick, t(1)).await.unwrap();
+    let saved = store.load_correlator().await.unwrap().unwrap();
+    assert!(saved.groups.is_empty() && saved.members.is_empty(), "{saved:?}");
+    engine.process(Event::Signals(vec![storm_alert(1, "search", 2)]), t(2)).await.unwrap();
+    let mut restarted = Engine::new(bare_pipeline(), Arc::new(store.clone()));
+    assert!(restarted.restore().await.unwrap());
+    assert!(restarted.pipeline().correlator() == engine.pipeline().correlator());
 }

@@ -193,3 +193,35 @@ async fn a_silence_defers_pages_and_never_drops_the_resolve() {
     d.step(t(700)).await.unwrap();
     assert!(pages(&store, id).await.iter().any(|(u, k)| u == "alice" && k == "resolve"));
 }
+
+/// Symptoms attached after the page (an alert storm's bulk) need no
+/// reaction: the driver reads only the events past its cursor, moves the
+/// cursor over them and writes nothing else; an acknowledgement among later
+/// symptoms is still acted on.
+#[tokio::test]
+async fn symptoms_after_the_page_only_move_the_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let d = driver(&store, setup());
+    let id = open(&store, "checkout errors", t(0)).await;
+    d.step(t(0)).await.unwrap();
+    let after_page = store.incident(id).await.unwrap().unwrap().1.len();
+    let correlator = Actor::System("correlator".into());
+    let symptom = |i: usize| Command::Record(IncidentEvent::SymptomAttached { member: format!("alertmanager alert fp{i}"), evidence: String::new() });
+    for i in 0..50 {
+        commands::execute(&store, id, symptom(i), correlator.clone(), t(10)).await.unwrap();
+    }
+    assert_eq!(d.step(t(20)).await.unwrap(), 1);
+    let version = store.incident(id).await.unwrap().unwrap().0.version;
+    assert_eq!(store.response_cursor(id).await.unwrap(), version, "read up to the last symptom");
+    assert_eq!(store.incident(id).await.unwrap().unwrap().1.len(), after_page + 50, "no note written");
+    assert!(store.stale_incidents(10).await.unwrap().is_empty());
+    assert_eq!(pages(&store, id).await.len(), 1);
+
+    commands::execute(&store, id, symptom(50), correlator.clone(), t(30)).await.unwrap();
+    commands::execute(&store, id, Command::Acknowledge, Actor::User(user("alice")), t(31)).await.unwrap();
+    commands::execute(&store, id, symptom(51), correlator, t(32)).await.unwrap();
+    d.step(t(40)).await.unwrap();
+    d.step(t(400)).await.unwrap();
+    assert_eq!(pages(&store, id).await.len(), 1, "acknowledged among symptoms: level 2 never pages");
+}

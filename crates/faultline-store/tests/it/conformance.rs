@@ -7,7 +7,7 @@ use std::sync::Arc;
 use faultline_core::incident::{Actor, Command, Incident, IncidentStatus, Role, Severity};
 use faultline_core::{IncidentId, Timestamp, UserId};
 use faultline_store::commands::execute;
-use faultline_store::{IncidentFilter, SqlStore, Store, StoreError, TokenRecord, TokenScope};
+use faultline_store::{CorrelatorWrite, IncidentFilter, SavedCorrelator, SavedGroup, SavedMember, SqlStore, Store, StoreError, TokenRecord, TokenScope};
 
 fn new_id() -> IncidentId {
     IncidentId::from_uuid(uuid::Uuid::now_v7())
@@ -228,8 +228,8 @@ pub async fn engine_state_round_trips_and_replaces(store: SqlStore) {
 }
 
 /// `commit_turn` writes new incidents, events for existing ones and the
-/// engine state together, or nothing: a refusing `Decide` leaves neither the
-/// new incident nor the state behind.
+/// correlator rows together, or nothing: a refusing `Decide` leaves neither
+/// the new incident nor the rows behind.
 pub async fn a_turn_commits_all_or_nothing(store: SqlStore) {
     let existing = open(&store, "existing", Severity::Sev3, t(0)).await;
     let note = |text: &'static str| -> faultline_store::Decide {
@@ -237,31 +237,133 @@ pub async fn a_turn_commits_all_or_nothing(store: SqlStore) {
     };
     let fresh = new_id();
     let opened = Incident::open("opened in the turn", Severity::Sev2, None, t(4), alice()).unwrap();
+    let first = CorrelatorWrite { next_group_id: 2, groups: vec![group(1, Some(fresh), "g1")], members: vec![member(1, "a", "a1")], ..Default::default() };
     let turn = faultline_store::Turn {
         create: vec![(fresh, opened.clone())],
         update: vec![(existing, note("first")), (fresh, note("on the new one"))],
-        state: Some(("correlator".into(), r#"{"turn":1}"#.into())),
+        correlator: Some(first.clone()),
+        retire_state: None,
         at: t(5),
     };
     let out = store.commit_turn(turn).await.unwrap();
     assert_eq!(out.len(), 3);
     assert_eq!(store.incident(existing).await.unwrap().unwrap().1.len(), 2);
     assert_eq!(store.incident(fresh).await.unwrap().unwrap().1.len(), 2, "created, then updated in the same turn");
-    assert_eq!(store.load_state("correlator").await.unwrap().as_deref(), Some(r#"{"turn":1}"#));
+    let saved = SavedCorrelator { next_group_id: 2, groups: first.groups.clone(), members: first.members.clone() };
+    assert_eq!(store.load_correlator().await.unwrap(), Some(saved.clone()));
 
     // A turn whose second update is refused by the state machine writes nothing.
     let other = new_id();
     let refuse: faultline_store::Decide = Box::new(|inc: &Incident| inc.next_event(Command::Reopen { reason: "x".into() }, t(6), alice()).map(|e| vec![e]));
+    let second = CorrelatorWrite {
+        next_group_id: 3,
+        groups: vec![group(2, Some(other), "g2")],
+        members: vec![member(1, "a", "a1 refreshed"), member(2, "b", "b1")],
+        removed_groups: vec![1],
+        ..Default::default()
+    };
     let turn = faultline_store::Turn {
         create: vec![(other, Incident::open("never", Severity::Sev3, None, t(6), alice()).unwrap())],
         update: vec![(existing, note("second")), (existing, refuse)],
-        state: Some(("correlator".into(), r#"{"turn":2}"#.into())),
+        correlator: Some(second),
+        retire_state: None,
         at: t(6),
     };
     assert!(matches!(store.commit_turn(turn).await.unwrap_err(), StoreError::Invalid(_)));
     assert!(store.incident(other).await.unwrap().is_none(), "the incident of a failed turn was not created");
     assert_eq!(store.incident(existing).await.unwrap().unwrap().1.len(), 2, "nor its events written");
-    assert_eq!(store.load_state("correlator").await.unwrap().as_deref(), Some(r#"{"turn":1}"#), "nor its state saved");
+    assert_eq!(store.load_correlator().await.unwrap(), Some(saved), "nor its correlator rows");
+}
+
+fn group(id: u64, incident: Option<IncidentId>, header: &str) -> SavedGroup {
+    SavedGroup { group: id, incident, header_json: format!(r#"{{"h":"{header}"}}"#) }
+}
+fn member(group: u64, key: &str, body: &str) -> SavedMember {
+    SavedMember { group, key: format!(r#"{{"k":"{key}"}}"#), member_json: format!(r#"{{"m":"{body}"}}"#) }
+}
+
+/// A turn with no incident work that writes only correlator rows.
+async fn save_rows(store: &SqlStore, write: CorrelatorWrite, retire_state: Option<&str>, at: Timestamp) {
+    let turn = faultline_store::Turn { create: vec![], update: vec![], correlator: Some(write), retire_state: retire_state.map(str::to_owned), at };
+    store.commit_turn(turn).await.unwrap();
+}
+
+/// The correlator saved incrementally: each turn's rows are written over
+/// the saved ones, removed members and groups (members and all) go, a
+/// replacing save leaves only itself, and retiring a whole-state row
+/// deletes it in the same turn. Reads come back ordered by group, then key.
+pub async fn correlator_rows_are_saved_incrementally(store: SqlStore) {
+    assert_eq!(store.load_correlator().await.unwrap(), None, "never saved");
+    let (i1, i2) = (new_id(), new_id());
+    save_rows(
+        &store,
+        CorrelatorWrite {
+            next_group_id: 3,
+            groups: vec![group(2, None, "g2"), group(1, Some(i1), "g1")],
+            members: vec![member(2, "c", "c1"), member(1, "b", "b1"), member(1, "a", "a1")],
+            ..Default::default()
+        },
+        None,
+        t(1),
+    )
+    .await;
+    let saved = store.load_correlator().await.unwrap().unwrap();
+    assert_eq!(saved.next_group_id, 3);
+    assert_eq!(saved.groups, [group(1, Some(i1), "g1"), group(2, None, "g2")]);
+    assert_eq!(saved.members, [member(1, "a", "a1"), member(1, "b", "b1"), member(2, "c", "c1")]);
+
+    // A merge of 2 into 1: c moves, 2's header names 1's incident; a is
+    // refreshed; b untouched; group 3 opens.
+    save_rows(
+        &store,
+        CorrelatorWrite {
+            next_group_id: 4,
+            groups: vec![group(1, Some(i1), "g1 absorbed g2"), group(2, Some(i1), "g2 merged"), group(3, Some(i2), "g3")],
+            members: vec![member(1, "a", "a2"), member(1, "c", "c1"), member(3, "d", "d1")],
+            removed_members: vec![(2, member(2, "c", "").key)],
+            ..Default::default()
+        },
+        None,
+        t(2),
+    )
+    .await;
+    let saved = store.load_correlator().await.unwrap().unwrap();
+    assert_eq!(saved.next_group_id, 4);
+    assert_eq!(saved.groups, [group(1, Some(i1), "g1 absorbed g2"), group(2, Some(i1), "g2 merged"), group(3, Some(i2), "g3")]);
+    assert_eq!(saved.members, [member(1, "a", "a2"), member(1, "b", "b1"), member(1, "c", "c1"), member(3, "d", "d1")]);
+
+    // Group 1 is forgotten, members and all.
+    save_rows(&store, CorrelatorWrite { next_group_id: 4, removed_groups: vec![1], ..Default::default() }, None, t(3)).await;
+    let saved = store.load_correlator().await.unwrap().unwrap();
+    assert_eq!(saved.groups.iter().map(|g| g.group).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(saved.members, [member(3, "d", "d1")]);
+
+    // A replacing save retiring an old whole-state row.
+    store.save_state("correlator", r#"{"whole":true}"#, t(4)).await.unwrap();
+    save_rows(
+        &store,
+        CorrelatorWrite { replace: true, next_group_id: 9, groups: vec![group(8, None, "g8")], members: vec![member(8, "e", "e1")], ..Default::default() },
+        Some("correlator"),
+        t(5),
+    )
+    .await;
+    let saved = store.load_correlator().await.unwrap().unwrap();
+    assert_eq!(saved, SavedCorrelator { next_group_id: 9, groups: vec![group(8, None, "g8")], members: vec![member(8, "e", "e1")] });
+    assert_eq!(store.load_state("correlator").await.unwrap(), None, "retired with the replacing save");
+}
+
+/// `timeline_after` returns the events past a cursor, in order: the tail
+/// `incident` would return.
+pub async fn the_timeline_after_a_cursor_is_its_tail(store: SqlStore) {
+    let id = open(&store, "tail", Severity::Sev2, t(0)).await;
+    for i in 0..4 {
+        execute(&store, id, Command::AddNote { text: format!("note {i}") }, alice(), t(i + 1)).await.unwrap();
+    }
+    let (_, timeline) = store.incident(id).await.unwrap().unwrap();
+    assert_eq!(store.timeline_after(id, 0).await.unwrap(), timeline);
+    assert_eq!(store.timeline_after(id, 3).await.unwrap(), timeline[3..]);
+    assert!(store.timeline_after(id, 5).await.unwrap().is_empty());
+    assert!(store.timeline_after(new_id(), 0).await.unwrap().is_empty(), "unknown incident");
 }
 
 macro_rules! store_suite {
@@ -280,6 +382,8 @@ macro_rules! store_suite {
                 tokens_are_stored_by_hash_and_revocable,
                 engine_state_round_trips_and_replaces,
                 a_turn_commits_all_or_nothing,
+                correlator_rows_are_saved_incrementally,
+                the_timeline_after_a_cursor_is_its_tail,
                 batched_timelines_equal_the_incidents_read_one_by_one,
             );
         }
