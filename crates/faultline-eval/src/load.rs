@@ -105,7 +105,10 @@ impl Builder {
                     let shared = measure == NETWORK_GAP;
                     let events = shared || measure == LOG_PATH || measure == CODE_PATH || measure.starts_with("span_");
                     let reference_until = if events { self.reference_end } else { None };
-                    MetricSeries { subject, measure, kind, points, symptom, shared, reference_until, trials }
+                    let min_scale = min_scale(&measure);
+                    // The code-path share is blamed on the deepest changed service of each trace.
+                    let attributed = measure == CODE_PATH;
+                    MetricSeries { subject, measure, kind, points, symptom, shared, reference_until, trials, min_scale, attributed }
                 })
                 .collect(),
             calls: self.calls.into_iter().collect(),
@@ -159,6 +162,19 @@ fn rcd_column(col: &str, path: &Path) -> Result<Option<(Subject, String)>, EvalE
 }
 
 // ---------------------------------------------------------------- Nezha
+
+/// The smallest move that can matter for a Nezha pod measure whose unit its
+/// name gives: a hundredth of a core (10 millicores, or one percentage point
+/// of the pod's CPU limit). A pod idling at 3 % of a core that rises to 5 %
+/// has not run out of CPU, however quiet its baseline was; log bursts, GC
+/// and health checks move CPU by that much without any fault.
+fn min_scale(measure: &str) -> Option<f64> {
+    match measure {
+        "CpuUsage(m)" => Some(10.0),
+        "CpuUsageRate(%)" => Some(1.0),
+        _ => None,
+    }
+}
 
 /// The pod's service: the pod name without its ReplicaSet hash and pod suffix.
 pub fn pod_service(pod: &str) -> &str {
@@ -289,68 +305,93 @@ fn bin_of(nanos: i64) -> Timestamp {
     Timestamp::from_secs(secs - secs.rem_euclid(EVENT_BIN_SECS))
 }
 
-/// Span counts and durations per service, per `EVENT_BIN_SECS` bin, and the
-/// caller → callee edges seen between spans of different services.
-fn nezha_traces(path: &Path, b: &mut Builder, bins: &mut BTreeSet<Timestamp>, path_events: &mut Vec<PathEvent>) -> Result<(), EvalError> {
-    let mut r = open_csv(path)?;
-    let cols = headers(&mut r, path)?;
-    let col = |n: &str| cols.iter().position(|c| c == n);
-    let (Some(sid), Some(pid), Some(pod), Some(start), Some(dur)) =
-        (col("SpanID"), col("ParentID"), col("PodName"), col("StartTimeUnixNano"), col("Duration"))
-    else {
-        return Err(EvalError::Format { path: path.to_owned(), reason: "missing span columns".into() });
-    };
-    let opn = col("OperationName");
-    let tid = col("TraceID");
-    // Per span: its service, whether it is an outgoing HTTP call (a client
-    // span), and its duration in µs.
-    let mut spans: BTreeMap<String, (String, bool, f64)> = BTreeMap::new();
-    let mut children: Vec<(String, String, f64, Timestamp)> = Vec::new();
-    let mut per: BTreeMap<(String, Timestamp), Vec<f64>> = BTreeMap::new();
-    for rec in r.records() {
-        let rec = rec.map_err(|e| EvalError::csv(path, e))?;
-        let (Some(s), Some(p), Some(pd), Some(st), Some(d)) = (rec.get(sid), rec.get(pid), rec.get(pod), rec.get(start), rec.get(dur)) else { continue };
-        let (Ok(st), Ok(d)) = (st.parse::<i64>(), d.parse::<f64>()) else { continue };
-        let svc = pod_service(pd).to_owned();
-        let bin = bin_of(st);
-        bins.insert(bin);
-        per.entry((svc.clone(), bin)).or_default().push(d / 1000.0);
-        let client = opn.and_then(|i| rec.get(i)).is_some_and(|o| o.starts_with("HTTP "));
-        spans.insert(s.to_owned(), (svc.clone(), client, d));
-        if let (Some(trace), Some(op)) = (tid.and_then(|i| rec.get(i)), opn.and_then(|i| rec.get(i))) {
-            path_events.push(PathEvent { trace: trace.to_owned(), service: svc.clone(), at: st, event: format!("S:{op}"), span: Some((s.to_owned(), p.to_owned())) });
+/// The spans of a recording (reference and case minute files together),
+/// each once: the minute files overlap (one TrainTicket file spans three
+/// minutes and holds the next file's spans again), and a span counted twice
+/// would make a one-bin spike look held for several bins. Spans are binned
+/// only when every file is read, so a bin cut by a file boundary is one
+/// point, and a call whose client span is in another file than its server
+/// span is still paired.
+#[derive(Default)]
+struct SpanSet {
+    /// Span id → (service, outgoing HTTP call?, duration in µs, bin).
+    spans: BTreeMap<String, (String, bool, f64, Timestamp)>,
+    /// (parent span id, child span id) for every non-root span.
+    children: Vec<(String, String)>,
+}
+
+impl SpanSet {
+    /// Reads one trace file: spans not seen before are kept, their bins
+    /// added to `bins` and their code-path events to `path_events`.
+    fn read(&mut self, path: &Path, bins: &mut BTreeSet<Timestamp>, path_events: &mut Vec<PathEvent>) -> Result<(), EvalError> {
+        let mut r = open_csv(path)?;
+        let cols = headers(&mut r, path)?;
+        let col = |n: &str| cols.iter().position(|c| c == n);
+        let (Some(sid), Some(pid), Some(pod), Some(start), Some(dur)) =
+            (col("SpanID"), col("ParentID"), col("PodName"), col("StartTimeUnixNano"), col("Duration"))
+        else {
+            return Err(EvalError::Format { path: path.to_owned(), reason: "missing span columns".into() });
+        };
+        let opn = col("OperationName");
+        let tid = col("TraceID");
+        for rec in r.records() {
+            let rec = rec.map_err(|e| EvalError::csv(path, e))?;
+            let (Some(s), Some(p), Some(pd), Some(st), Some(d)) = (rec.get(sid), rec.get(pid), rec.get(pod), rec.get(start), rec.get(dur)) else { continue };
+            let (Ok(st), Ok(d)) = (st.parse::<i64>(), d.parse::<f64>()) else { continue };
+            if self.spans.contains_key(s) {
+                continue;
+            }
+            let svc = pod_service(pd).to_owned();
+            let bin = bin_of(st);
+            bins.insert(bin);
+            let client = opn.and_then(|i| rec.get(i)).is_some_and(|o| o.starts_with("HTTP "));
+            if let (Some(trace), Some(op)) = (tid.and_then(|i| rec.get(i)), opn.and_then(|i| rec.get(i))) {
+                path_events.push(PathEvent { trace: trace.to_owned(), service: svc.clone(), at: st, event: format!("S:{op}"), span: Some((s.to_owned(), p.to_owned())) });
+            }
+            if p != "root" {
+                self.children.push((p.to_owned(), s.to_owned()));
+            }
+            self.spans.insert(s.to_owned(), (svc, client, d, bin));
         }
-        if p != "root" {
-            children.push((p.to_owned(), svc, d, bin));
-        }
+        Ok(())
     }
-    // Network time of a call: the caller's client span minus the callee's
-    // server span under it (what neither side spent working).
-    let mut gaps: BTreeMap<(String, String, Timestamp), Vec<f64>> = BTreeMap::new();
-    for (p, child, d, bin) in children {
-        let Some((parent, client, pd)) = spans.get(&p) else { continue };
-        if *parent == child {
-            continue;
+
+    /// Span counts and durations per service, per `EVENT_BIN_SECS` bin; the
+    /// caller → callee edges seen between spans of different services; and
+    /// per call edge and bin the median network time.
+    fn emit(&self, b: &mut Builder, dir: &Path) -> Result<(), EvalError> {
+        let mut per: BTreeMap<(&str, Timestamp), Vec<f64>> = BTreeMap::new();
+        for (svc, _, d, bin) in self.spans.values() {
+            per.entry((svc, *bin)).or_default().push(d / 1000.0);
         }
-        b.calls.insert(Interaction { caller: service(parent, path)?, callee: service(&child, path)?, operation: String::new() });
-        if *client {
-            gaps.entry((parent.clone(), child, bin)).or_default().push(((pd - d) / 1000.0).max(0.0));
+        // Network time of a call: the caller's client span minus the callee's
+        // server span under it (what neither side spent working).
+        let mut gaps: BTreeMap<(&str, &str, Timestamp), Vec<f64>> = BTreeMap::new();
+        for (p, c) in &self.children {
+            let (Some((parent, client, pd, _)), Some((child, _, d, bin))) = (self.spans.get(p), self.spans.get(c)) else { continue };
+            if parent == child {
+                continue;
+            }
+            b.calls.insert(Interaction { caller: service(parent, dir)?, callee: service(child, dir)?, operation: String::new() });
+            if *client {
+                gaps.entry((parent, child, *bin)).or_default().push(((pd - d) / 1000.0).max(0.0));
+            }
         }
-    }
-    for ((caller, callee, bin), g) in gaps {
-        let interaction = Interaction { caller: service(&caller, path)?, callee: service(&callee, path)?, operation: String::new() };
-        if let Some(m) = faultline_core::diagnose::robust::median(&g) {
-            b.push(Subject::Interaction { interaction }, NETWORK_GAP, SeriesKind::Gauge, bin, m);
+        for ((caller, callee, bin), g) in gaps {
+            let interaction = Interaction { caller: service(caller, dir)?, callee: service(callee, dir)?, operation: String::new() };
+            if let Some(m) = faultline_core::diagnose::robust::median(&g) {
+                b.push(Subject::Interaction { interaction }, NETWORK_GAP, SeriesKind::Gauge, bin, m);
+            }
         }
+        for ((svc, bin), mut ds) in per {
+            let subject = Subject::Service { service: service(svc, dir)? };
+            ds.sort_by(f64::total_cmp);
+            b.push(subject.clone(), "span_count", SeriesKind::Count, bin, ds.len() as f64);
+            let med = ds[ds.len() / 2];
+            b.push(subject, "span_duration_median_ms", SeriesKind::Gauge, bin, med);
+        }
+        Ok(())
     }
-    for ((svc, bin), mut ds) in per {
-        let subject = Subject::Service { service: service(&svc, path)? };
-        ds.sort_by(f64::total_cmp);
-        b.push(subject.clone(), "span_count", SeriesKind::Count, bin, ds.len() as f64);
-        let med = ds[ds.len() / 2];
-        b.push(subject, "span_duration_median_ms", SeriesKind::Gauge, bin, med);
-    }
-    Ok(())
 }
 
 /// The log template of a raw log line: level plus the logger/location token
@@ -393,7 +434,9 @@ fn log_time_ns(nanos: Option<&str>, stamp: Option<&str>) -> Option<i64> {
     parsed.ok().map(|t| t.as_millis().saturating_mul(1_000_000)).filter(|n| *n >= PLAUSIBLE_NS)
 }
 
-fn nezha_logs(path: &Path, out: &mut Vec<LogEvent>) -> Result<(), EvalError> {
+/// Reads one log file into `out`, skipping rows already in `seen` (pod,
+/// time, raw line): the minute files overlap, as the trace files do.
+fn nezha_logs(path: &Path, seen: &mut BTreeSet<(String, i64, String)>, out: &mut Vec<LogEvent>) -> Result<(), EvalError> {
     let mut r = open_csv(path)?;
     let cols = headers(&mut r, path)?;
     let col = |n: &str| cols.iter().position(|c| c == n);
@@ -410,6 +453,9 @@ fn nezha_logs(path: &Path, out: &mut Vec<LogEvent>) -> Result<(), EvalError> {
             .ok()
             .and_then(|v| v.get("log").and_then(|s| s.as_str()).map(str::to_owned))
             .unwrap_or_else(|| l.to_owned());
+        if !seen.insert((p.to_owned(), t, l.to_owned())) {
+            continue;
+        }
         let tid = trace.and_then(|i| rec.get(i)).unwrap_or("").to_owned();
         out.push(((tid, pod_service(p).to_owned()), t, log_template(&text)));
     }
@@ -523,17 +569,21 @@ pub fn nezha_case(dataset: &Path, dir: &Path) -> Result<DiagnosisInput, EvalErro
     let first_event = first_event_time(&traces, &logs)?;
     let base = first_event.and_then(|t0| baselines(dataset).into_iter().rev().find(|(e, _)| Timestamp::from_secs(*e) <= t0));
     // The reference (fault-free) minute is each event series' baseline.
+    // Reference and case files are read into one span set and one set of
+    // log rows, each span and line once (see `SpanSet`).
+    let mut spans = SpanSet::default();
+    let mut log_rows = BTreeSet::new();
     let reference_end = match &base {
         Some((_, bdir)) => {
             let mut end = None;
             let mut bins = BTreeSet::new();
             let mut ref_paths = Vec::new();
             for f in minute_files(&bdir.join("minutes"), "_trace.csv.gz")? {
-                nezha_traces(&f, &mut b, &mut bins, &mut ref_paths)?;
+                spans.read(&f, &mut bins, &mut ref_paths)?;
             }
             let mut events = Vec::new();
             for f in minute_files(&bdir.join("minutes"), "_log.csv.gz")? {
-                nezha_logs(&f, &mut events)?;
+                nezha_logs(&f, &mut log_rows, &mut events)?;
             }
             if let Some(last) = bins.iter().next_back() {
                 end = Some(*last);
@@ -552,11 +602,12 @@ pub fn nezha_case(dataset: &Path, dir: &Path) -> Result<DiagnosisInput, EvalErro
     let mut bins = BTreeSet::new();
     let mut case_paths = Vec::new();
     for f in &traces {
-        nezha_traces(f, &mut b, &mut bins, &mut case_paths)?;
+        spans.read(f, &mut bins, &mut case_paths)?;
     }
+    spans.emit(&mut b, dir)?;
     let mut events = Vec::new();
     for f in &logs {
-        nezha_logs(f, &mut events)?;
+        nezha_logs(f, &mut log_rows, &mut events)?;
     }
     let Some((end, reference, ref_paths)) = reference_end else { return Ok(b.finish()) };
     case_paths.extend(events.iter().filter(|e| !e.0.0.is_empty()).map(|((trace, service), at, t)| PathEvent {
@@ -650,5 +701,37 @@ mod tests {
         assert_eq!(log_time_ns(Some("-1"), Some("2023-01-29T09:20:29.295Z")), Some(1_674_984_029_295_000_000));
         assert_eq!(log_time_ns(Some("-1"), Some("not a time")), None);
         assert_eq!(log_time_ns(None, None), None);
+    }
+
+    #[test]
+    fn overlapping_trace_files_count_each_span_once_and_pair_calls_across_files() {
+        let dir = std::env::temp_dir().join(format!("faultline-spanset-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let head = "TraceID,SpanID,ParentID,PodName,OperationName,StartTimeUnixNano,EndTimeUnixNano,Duration\n";
+        let t = 1_674_984_000_000_000_000_i64;
+        let client = format!("t1,c1,root,ts-a-service-5d-x1,HTTP GET,{t},{},9000\n", t + 9_000_000);
+        let server1 = format!("t1,s1,c1,ts-b-service-7f-y2,GET /b,{},{},4000\n", t + 1_000_000, t + 5_000_000);
+        let client2 = format!("t2,c2,root,ts-a-service-5d-x1,HTTP GET,{},{},8000\n", t + 1_000, t + 8_001_000);
+        let server2 = format!("t2,s2,c2,ts-b-service-7f-y2,GET /b,{},{},2000\n", t + 2_000_000, t + 4_000_000);
+        // The second file repeats s1 (the files overlap) and holds the
+        // server span of a call whose client span is in the first file.
+        std::fs::write(dir.join("a.csv"), format!("{head}{client}{server1}{client2}")).unwrap();
+        std::fs::write(dir.join("b.csv"), format!("{head}{server1}{server2}")).unwrap();
+        let (mut spans, mut bins, mut events) = (SpanSet::default(), BTreeSet::new(), Vec::new());
+        spans.read(&dir.join("a.csv"), &mut bins, &mut events).unwrap();
+        spans.read(&dir.join("b.csv"), &mut bins, &mut events).unwrap();
+        let mut b = Builder::default();
+        spans.emit(&mut b, &dir).unwrap();
+        let input = b.finish();
+        std::fs::remove_dir_all(&dir).ok();
+        let find = |measure: &str, svc: Option<&str>| {
+            input.series.iter().find(|s| s.measure == measure && svc.is_none_or(|n| matches!(&s.subject, Subject::Service { service } if service.as_str() == n))).map(|s| s.points.clone())
+        };
+        assert_eq!(events.len(), 4, "each span's path event once");
+        assert_eq!(find("span_count", Some("ts-b-service")).unwrap(), vec![(Timestamp::from_millis(t / 1_000_000), 2.0)]);
+        // Network time: c1 − s1 = 5 ms and c2 − s2 = 6 ms, median of one bin.
+        let gaps = find(NETWORK_GAP, None).unwrap();
+        assert_eq!(gaps.len(), 1);
+        assert!((gaps[0].1 - 5.5).abs() < 1e-9, "{gaps:?}");
     }
 }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use faultline_engine::notify::proxy::ProxySettings;
 use serde::Deserialize;
 
 /// Validated settings for `faultline serve`.
@@ -53,6 +54,10 @@ pub struct Config {
     pub tick_interval: Duration,
     /// Limits on public status-page subscriptions (`POST /api/v2/subscribers`).
     pub subscribers: SubscriberLimits,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For`
+    /// names the client; empty (the default): the header is never believed
+    /// and the client is the connection's peer (`http::client_ip`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Limits on status-page subscriber webhooks. Subscribing needs no token
@@ -68,13 +73,33 @@ pub struct SubscriberLimits {
     /// Live subscribers at most; a subscribe beyond it is answered 409.
     pub max_subscribers: u64,
     /// New subscriptions per minute from all sources together (a bucket of
-    /// this many, refilled at this rate); beyond it the answer is 429.
+    /// this many, refilled at this rate): the global ceiling; beyond it the
+    /// answer is 429.
     pub creations_per_minute: u32,
+    /// New subscriptions per minute from one source (client address, IPv6
+    /// by /64; see `Config::trusted_proxies`), under the global ceiling, so
+    /// one client cannot use up everyone's budget; beyond it, 429.
+    pub creations_per_source_per_minute: u32,
+    /// Days an unsubscribed subscriber is kept (for the ledger lines that
+    /// name it) before housekeeping deletes it; 0: at the next pass.
+    pub unsubscribed_retention_days: u32,
+    /// The proxy subscriber webhooks go through: the standard `HTTPS_PROXY`,
+    /// `HTTP_PROXY` and `NO_PROXY` variables. The endpoint is checked (and
+    /// its name resolved) before the request is handed to the proxy; the
+    /// proxy itself is trusted (`notify::proxy`).
+    pub proxy: ProxySettings,
 }
 
 impl Default for SubscriberLimits {
     fn default() -> SubscriberLimits {
-        SubscriberLimits { allow_private_targets: false, max_subscribers: 10_000, creations_per_minute: 60 }
+        SubscriberLimits {
+            allow_private_targets: false,
+            max_subscribers: 10_000,
+            creations_per_minute: 60,
+            creations_per_source_per_minute: 10,
+            unsubscribed_retention_days: 30,
+            proxy: ProxySettings::default(),
+        }
     }
 }
 
@@ -98,6 +123,7 @@ impl Default for Config {
             response: None,
             tick_interval: Duration::from_secs(1),
             subscribers: SubscriberLimits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -128,6 +154,9 @@ struct FileConfig {
     allow_private_subscriber_targets: Option<bool>,
     max_subscribers: Option<u64>,
     subscriber_creations_per_minute: Option<u32>,
+    subscriber_creations_per_source_per_minute: Option<u32>,
+    unsubscribed_retention_days: Option<u32>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +179,21 @@ pub fn parse_listen(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
 /// An address, or `off` to disable the listener.
 pub fn parse_optional_listen(key: &str, s: &str) -> Result<Option<SocketAddr>, ConfigError> {
     if s.eq_ignore_ascii_case("off") || s.is_empty() { Ok(None) } else { parse_listen(key, s).map(Some) }
+}
+
+fn parse_whole<T: std::str::FromStr>(key: &str, s: &str) -> Result<T, ConfigError> {
+    s.trim().parse().map_err(|_| ConfigError::Invalid { key: key.to_owned(), reason: format!("{s:?} is not a whole number") })
+}
+
+/// Trusted proxies: addresses or CIDR blocks.
+fn parse_trusted_proxies<'a>(key: &str, entries: impl Iterator<Item = &'a str>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    entries
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            crate::http::client_ip::parse_trusted(e)
+                .ok_or_else(|| ConfigError::Invalid { key: key.to_owned(), reason: format!("{e:?} is not an IP address or CIDR block like 10.0.0.0/8") })
+        })
+        .collect()
 }
 
 fn parse_secs(key: &str, s: &str) -> Result<u64, ConfigError> {
@@ -222,6 +266,15 @@ impl Config {
             if let Some(r) = f.subscriber_creations_per_minute {
                 c.subscribers.creations_per_minute = r;
             }
+            if let Some(r) = f.subscriber_creations_per_source_per_minute {
+                c.subscribers.creations_per_source_per_minute = r;
+            }
+            if let Some(d) = f.unsubscribed_retention_days {
+                c.subscribers.unsubscribed_retention_days = d;
+            }
+            if let Some(t) = &f.trusted_proxies {
+                c.trusted_proxies = parse_trusted_proxies("trusted_proxies", t.iter().map(String::as_str))?;
+            }
         }
         if let Some(l) = env("FAULTLINE_LISTEN") {
             c.listen = parse_listen("FAULTLINE_LISTEN", &l)?;
@@ -263,14 +316,22 @@ impl Config {
             };
         }
         if let Some(m) = env("FAULTLINE_MAX_SUBSCRIBERS") {
-            c.subscribers.max_subscribers =
-                m.parse().map_err(|_| ConfigError::Invalid { key: "FAULTLINE_MAX_SUBSCRIBERS".into(), reason: format!("{m:?} is not a whole number") })?;
+            c.subscribers.max_subscribers = parse_whole("FAULTLINE_MAX_SUBSCRIBERS", &m)?;
         }
         if let Some(r) = env("FAULTLINE_SUBSCRIBER_CREATIONS_PER_MINUTE") {
-            c.subscribers.creations_per_minute = r
-                .parse()
-                .map_err(|_| ConfigError::Invalid { key: "FAULTLINE_SUBSCRIBER_CREATIONS_PER_MINUTE".into(), reason: format!("{r:?} is not a whole number") })?;
+            c.subscribers.creations_per_minute = parse_whole("FAULTLINE_SUBSCRIBER_CREATIONS_PER_MINUTE", &r)?;
         }
+        if let Some(r) = env("FAULTLINE_SUBSCRIBER_CREATIONS_PER_SOURCE_PER_MINUTE") {
+            c.subscribers.creations_per_source_per_minute = parse_whole("FAULTLINE_SUBSCRIBER_CREATIONS_PER_SOURCE_PER_MINUTE", &r)?;
+        }
+        if let Some(d) = env("FAULTLINE_UNSUBSCRIBED_RETENTION_DAYS") {
+            c.subscribers.unsubscribed_retention_days = parse_whole("FAULTLINE_UNSUBSCRIBED_RETENTION_DAYS", &d)?;
+        }
+        if let Some(t) = env("FAULTLINE_TRUSTED_PROXIES") {
+            c.trusted_proxies = parse_trusted_proxies("FAULTLINE_TRUSTED_PROXIES", t.split(','))?;
+        }
+        // The standard proxy variables, as curl and reqwest read them.
+        c.subscribers.proxy = ProxySettings::from_env(env).map_err(|e| ConfigError::Invalid { key: e.var.into(), reason: e.reason.into() })?;
         if let Some(r) = env("FAULTLINE_RESPONSE_CONFIG") {
             response_path = Some(PathBuf::from(r)).filter(|p| !p.as_os_str().is_empty());
         }
@@ -289,6 +350,9 @@ impl Config {
         }
         if self.subscribers.creations_per_minute == 0 {
             return Err(ConfigError::Invalid { key: "subscriber_creations_per_minute".into(), reason: "must be at least 1".into() });
+        }
+        if self.subscribers.creations_per_source_per_minute == 0 {
+            return Err(ConfigError::Invalid { key: "subscriber_creations_per_source_per_minute".into(), reason: "must be at least 1".into() });
         }
         if self.request_timeout.is_zero() {
             return Err(ConfigError::Invalid { key: "request_timeout_secs".into(), reason: "must be at least 1".into() });
@@ -346,21 +410,61 @@ mod tests {
     #[test]
     fn subscriber_limits_default_to_refusing_private_targets_and_are_configurable() {
         let c = Config::load(None, &env(&[])).unwrap();
-        assert_eq!(c.subscribers, SubscriberLimits { allow_private_targets: false, max_subscribers: 10_000, creations_per_minute: 60 });
+        assert_eq!(
+            c.subscribers,
+            SubscriberLimits {
+                allow_private_targets: false,
+                max_subscribers: 10_000,
+                creations_per_minute: 60,
+                creations_per_source_per_minute: 10,
+                unsubscribed_retention_days: 30,
+                proxy: ProxySettings::default(),
+            }
+        );
+        assert!(c.trusted_proxies.is_empty(), "X-Forwarded-For is not believed by default");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("faultline.toml");
         std::fs::write(&path, "allow_private_subscriber_targets = true
 max_subscribers = 50
 subscriber_creations_per_minute = 5
+subscriber_creations_per_source_per_minute = 2
+unsubscribed_retention_days = 90
+trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]
 ").unwrap();
-        let c = Config::load(Some(&path), &env(&[("FAULTLINE_MAX_SUBSCRIBERS", "7")])).unwrap();
-        assert_eq!(c.subscribers, SubscriberLimits { allow_private_targets: true, max_subscribers: 7, creations_per_minute: 5 });
+        let c = Config::load(Some(&path), &env(&[("FAULTLINE_MAX_SUBSCRIBERS", "7"), ("FAULTLINE_UNSUBSCRIBED_RETENTION_DAYS", "0")])).unwrap();
+        assert_eq!(
+            c.subscribers,
+            SubscriberLimits {
+                allow_private_targets: true,
+                max_subscribers: 7,
+                creations_per_minute: 5,
+                creations_per_source_per_minute: 2,
+                unsubscribed_retention_days: 0,
+                proxy: ProxySettings::default(),
+            }
+        );
+        assert_eq!(c.trusted_proxies, ["10.0.0.0/8".parse::<ipnet::IpNet>().unwrap(), "192.0.2.7/32".parse().unwrap()]);
+        let c = Config::load(Some(&path), &env(&[("FAULTLINE_TRUSTED_PROXIES", "")])).unwrap();
+        assert!(c.trusted_proxies.is_empty(), "the environment can trust nobody again");
+        let e = Config::load(None, &env(&[("FAULTLINE_TRUSTED_PROXIES", "10.0.0.1, proxy.internal")])).unwrap_err().to_string();
+        assert_eq!(e, "invalid FAULTLINE_TRUSTED_PROXIES: \" proxy.internal\" is not an IP address or CIDR block like 10.0.0.0/8");
+        let e = Config::load(None, &env(&[("FAULTLINE_SUBSCRIBER_CREATIONS_PER_SOURCE_PER_MINUTE", "0")])).unwrap_err().to_string();
+        assert_eq!(e, "invalid subscriber_creations_per_source_per_minute: must be at least 1");
         let c = Config::load(Some(&path), &env(&[("FAULTLINE_ALLOW_PRIVATE_SUBSCRIBER_TARGETS", "false")])).unwrap();
         assert!(!c.subscribers.allow_private_targets);
         let e = Config::load(None, &env(&[("FAULTLINE_ALLOW_PRIVATE_SUBSCRIBER_TARGETS", "maybe")])).unwrap_err().to_string();
         assert_eq!(e, "invalid FAULTLINE_ALLOW_PRIVATE_SUBSCRIBER_TARGETS: \"maybe\" is not true or false");
         let e = Config::load(None, &env(&[("FAULTLINE_SUBSCRIBER_CREATIONS_PER_MINUTE", "0")])).unwrap_err().to_string();
         assert_eq!(e, "invalid subscriber_creations_per_minute: must be at least 1");
+    }
+
+    #[test]
+    fn subscriber_webhooks_take_the_standard_proxy_variables() {
+        let c = Config::load(None, &env(&[("HTTPS_PROXY", "http://egress.internal:3128"), ("no_proxy", "example.org")])).unwrap();
+        assert_eq!(c.subscribers.proxy.https.as_ref().map(|s| s.expose()), Some("http://egress.internal:3128"));
+        assert_eq!((c.subscribers.proxy.http.as_ref(), c.subscribers.proxy.no_proxy.as_deref()), (None, Some("example.org")));
+        let e = Config::load(None, &env(&[("HTTP_PROXY", "socks5://user:s3cret@proxy:1080")])).unwrap_err().to_string();
+        assert_eq!(e, "invalid HTTP_PROXY: must be an http:// or https:// proxy");
     }
 
     #[test]

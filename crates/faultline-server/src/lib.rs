@@ -29,6 +29,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod probes;
+pub mod ratelimit;
 pub mod response_config;
 
 pub use config::Config;
@@ -98,6 +99,7 @@ impl App {
             slos: Arc::new(slos),
             alert_ingest_token: config.alert_ingest_token.as_deref().map(Arc::from),
             response: http::response::ResponseState::new(config.response.as_deref(), &store, &config.subscribers),
+            trusted_proxies: config.trusted_proxies.clone().into(),
         };
         App { config, store, state, engine: Some((engine, rx)) }
     }
@@ -149,7 +151,9 @@ impl App {
         });
         // Response workflow (driver + outbox worker); catches up on start.
         let response_tasks = self.state.response.start(self.state.clock.clone(), self.config.tick_interval, stop_rx.clone());
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
+        // With the peer's address, which per-client budgets count against (`http::client_ip`).
+        let service = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(listener, service).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });

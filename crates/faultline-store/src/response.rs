@@ -246,6 +246,11 @@ pub trait ResponseStore: Send + Sync {
     /// Live (not unsubscribed) subscribers.
     async fn subscribers(&self) -> Result<Vec<Subscriber>>;
     async fn unsubscribe(&self, id: &str, at: Timestamp) -> Result<bool>;
+    /// Deletes the subscribers unsubscribed before `before` (retention);
+    /// live ones are never touched. Returns how many were deleted. Each
+    /// statement deletes at most `batch` rows, so a large backlog never holds
+    /// the write lock for long.
+    async fn purge_unsubscribed(&self, before: Timestamp, batch: u32) -> Result<u64>;
 }
 
 /// Key of the PostgreSQL advisory lock that serialises capped subscribes.
@@ -894,5 +899,27 @@ impl ResponseStore for SqlStore {
             .map_err(db)?
             .rows_affected();
         Ok(n > 0)
+    }
+
+    async fn purge_unsubscribed(&self, before: Timestamp, batch: u32) -> Result<u64> {
+        let batch = batch.max(1);
+        let mut total = 0;
+        loop {
+            // The sub-select bounds each statement (neither backend takes LIMIT on DELETE portably).
+            let n = sqlx::query(
+                "DELETE FROM status_subscribers WHERE id IN
+                 (SELECT id FROM status_subscribers WHERE unsubscribed_at IS NOT NULL AND unsubscribed_at < $1 LIMIT $2)",
+            )
+            .bind(before.as_millis())
+            .bind(i64::from(batch))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            total += n;
+            if n < u64::from(batch) {
+                return Ok(total);
+            }
+        }
     }
 }

@@ -86,6 +86,18 @@ pub struct MetricSeries {
     /// order of `points` (same length); empty for other kinds.
     #[serde(default)]
     pub trials: Vec<f64>,
+    /// The smallest move of this measure that can matter, in its own unit
+    /// (e.g. 10 millicores of CPU): the scale of its baseline is never taken
+    /// below it, so a quiet series is not called anomalous for a change too
+    /// small to affect anything. `None`: no such floor.
+    #[serde(default)]
+    pub min_scale: Option<f64>,
+    /// The series already attributes its evidence down the call graph
+    /// (e.g. a code-path change blamed only on the deepest changed service
+    /// of each trace): when it is a service's strongest evidence, graph
+    /// direction does not explain that service away by its callees again.
+    #[serde(default)]
+    pub attributed: bool,
 }
 
 /// Everything the diagnosis looks at.
@@ -139,7 +151,10 @@ pub struct DiagnosisConfig {
     pub tail_dof: f64,
     /// Judge level series that carry a fault-free reference (trace/log
     /// derived) by the median of the whole post-change window instead of
-    /// the most extreme held level.
+    /// the most extreme held level. Such series come in 10 s bins and skip
+    /// the bins where a call was not made, so "three consecutive points"
+    /// can be three spikes a minute apart; a fault that matters moves the
+    /// level for most of the window.
     pub window_levels: bool,
     /// With `tail_dof`: the most extreme of several post-change levels
     /// pays for the number of levels looked at (Bonferroni on −ln p).
@@ -164,6 +179,12 @@ pub struct DiagnosisConfig {
     /// known before the change), not the reference alone: a behaviour that
     /// recurs outside the reference minute is then not news.
     pub pool_pre_change: bool,
+    /// A callee whose strongest evidence is the very calls this caller
+    /// makes to it (a shared interaction measure, e.g. network time) does
+    /// not explain that caller unless it is at least as strong: the measure
+    /// cannot say which end moved, and a starved caller slows every one of
+    /// its own outgoing calls.
+    pub own_calls_never_explain: bool,
 }
 
 impl Default for DiagnosisConfig {
@@ -181,12 +202,13 @@ impl Default for DiagnosisConfig {
             min_reference_points: 3,
             resolution_floor: true,
             tail_dof: 0.0,
-            window_levels: false,
+            window_levels: true,
             look_penalty: false,
             explain_on_nats: false,
             explained_keep: 0.5,
             local_change_point: true,
             pool_pre_change: false,
+            own_calls_never_explain: true,
         }
     }
 }
@@ -204,6 +226,10 @@ pub struct SeriesEvidence {
     pub z: f64,
     /// First post-change sample with |z| ≥ `anomaly_z`.
     pub onset: Option<Timestamp>,
+    /// From a series that attributes itself down the call graph (see
+    /// [`MetricSeries::attributed`]).
+    #[serde(default)]
+    pub attributed: bool,
 }
 
 /// The score of one service, before and after graph direction.
@@ -268,7 +294,7 @@ impl Clean<'_> {
         ScaleFloor {
             relative: cfg.relative_floor,
             poisson: self.src.kind == SeriesKind::Count,
-            absolute: if cfg.resolution_floor { self.resolution.max(1e-9) } else { 1e-9 },
+            absolute: if cfg.resolution_floor { self.resolution.max(1e-9) } else { 1e-9 }.max(self.src.min_scale.unwrap_or(0.0)),
         }
     }
     /// Number of points strictly before `at`.
@@ -468,6 +494,7 @@ fn series_evidence(s: &Clean<'_>, at: Timestamp, cfg: &DiagnosisConfig) -> Optio
         observed,
         z,
         onset,
+        attributed: s.src.attributed,
     })
 }
 
@@ -523,6 +550,7 @@ fn proportion_evidence(s: &Clean<'_>, nb: usize, k: usize, cfg: &DiagnosisConfig
         observed: k1 / n1,
         z,
         onset,
+        attributed: s.src.attributed,
     })
 }
 
@@ -632,6 +660,7 @@ fn attribute_shared(shared: &[(&Interaction, SeriesEvidence)], cfg: &DiagnosisCo
             observed: top.observed,
             z,
             onset: moved.iter().filter_map(|e| e.onset).min(),
+            attributed: false,
         };
         if best.get(svc).is_none_or(|b| b.z < ev.z) {
             best.insert(svc.clone(), ev);
@@ -701,7 +730,10 @@ fn apply_graph_direction(scores: &mut [ServiceScore], calls: &[Interaction], cfg
         }
     }
     for s in scores.iter_mut() {
-        if s.strength < cfg.anomaly_z {
+        // Evidence already blamed on this service rather than on its
+        // callees (its changed traces had no changed callee) is not
+        // explained by those callees.
+        if s.strength < cfg.anomaly_z || s.evidence.first().is_some_and(|e| e.attributed) {
             continue;
         }
         // Breadth-first over descendants.
@@ -721,7 +753,11 @@ fn apply_graph_direction(scores: &mut [ServiceScore], calls: &[Interaction], cfg
                 (None, _) => false,
             };
             let enough = if cfg.explain_on_nats { ds * ds >= cfg.explained_ratio * s.strength * s.strength } else { ds >= cfg.explained_ratio * s.strength };
-            let own_calls = cfg.explain_on_nats && top_call.get(d) == Some(&s.service);
+            // A callee whose strongest evidence is this caller's own calls
+            // to it explains the caller only when it is at least as strong
+            // (a tie cannot say which end moved; then downstream wins).
+            let own = top_call.get(d) == Some(&s.service);
+            let own_calls = own && (cfg.explain_on_nats || (cfg.own_calls_never_explain && ds < s.strength));
             if precedes && ds >= cfg.anomaly_z && enough && !own_calls {
                 explained.push(d.clone());
             }

@@ -38,7 +38,7 @@ fn series(subject: Subject, measure: &str, rng: &mut SplitMix, n: usize, level: 
             (t, v)
         })
         .collect();
-    MetricSeries { subject, measure: measure.into(), kind: SeriesKind::Gauge, points, symptom: false, shared: false, reference_until: None, trials: Vec::new() }
+    MetricSeries { subject, measure: measure.into(), kind: SeriesKind::Gauge, points, symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false }
 }
 
 fn service(s: &str) -> Subject {
@@ -140,8 +140,8 @@ fn counts_use_a_poisson_floor_so_a_single_extra_event_is_not_an_anomaly() {
     let pts = |v: &[f64]| v.iter().enumerate().map(|(i, &x)| (Timestamp::from_secs(T0 + 10 * i as i64), x)).collect();
     let input = DiagnosisInput {
         series: vec![
-            MetricSeries { subject: service("quiet"), measure: "log:warn".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0.]), symptom: false, shared: false, reference_until: None, trials: Vec::new() },
-            MetricSeries { subject: service("broken"), measure: "log:error".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 9., 12., 10., 11.]), symptom: false, shared: false, reference_until: None, trials: Vec::new() },
+            MetricSeries { subject: service("quiet"), measure: "log:warn".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0.]), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false },
+            MetricSeries { subject: service("broken"), measure: "log:error".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 9., 12., 10., 11.]), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false },
         ],
         calls: vec![],
     };
@@ -163,6 +163,8 @@ fn too_little_data_is_a_typed_error_not_a_panic() {
             shared: false,
             reference_until: None,
             trials: Vec::new(),
+            min_scale: None,
+            attributed: false,
         }],
         calls: vec![],
     };
@@ -237,8 +239,8 @@ fn a_flat_series_moving_one_quantum_is_not_infinitely_surprising() {
     steps.extend([30.0; 4]);
     let input = DiagnosisInput {
         series: vec![
-            MetricSeries { subject: service("idle"), measure: "workload".into(), kind: SeriesKind::Gauge, points: pts(&zeros), symptom: false, shared: false, reference_until: None, trials: Vec::new() },
-            MetricSeries { subject: service("busy"), measure: "cpu".into(), kind: SeriesKind::Gauge, points: pts(&steps), symptom: false, shared: false, reference_until: None, trials: Vec::new() },
+            MetricSeries { subject: service("idle"), measure: "workload".into(), kind: SeriesKind::Gauge, points: pts(&zeros), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false },
+            MetricSeries { subject: service("busy"), measure: "cpu".into(), kind: SeriesKind::Gauge, points: pts(&steps), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false },
         ],
         calls: vec![],
     };
@@ -259,7 +261,7 @@ fn a_proportion_is_judged_over_the_whole_window_by_its_binomial_tail() {
     let reference_until = Some(t(5));
     let prop = |name: &str, f: &dyn Fn(usize) -> (f64, f64)| {
         let (points, trials): (Vec<_>, Vec<_>) = (0..30).map(|i| ((t(i), f(i).0), f(i).1)).unzip();
-        MetricSeries { subject: service(name), measure: "code_path".into(), kind: SeriesKind::Proportion, points, symptom: false, shared: false, reference_until, trials }
+        MetricSeries { subject: service(name), measure: "code_path".into(), kind: SeriesKind::Proportion, points, symptom: false, shared: false, reference_until, trials, min_scale: None, attributed: false }
     };
     let mut rng = SplitMix(11);
     let jittery = MetricSeries {
@@ -296,6 +298,7 @@ fn tail_z_is_identity_without_dof_and_compresses_huge_z_monotonically() {
 
 /// `n` samples every `step_s` seconds from `start_s` (offset from T0),
 /// around `level` with 5 % noise and `shift` added from sample `from` on.
+#[allow(clippy::too_many_arguments)] // a test builder: every argument is one knob of the synthetic series
 fn series_at(subject: Subject, measure: &str, rng: &mut SplitMix, start_s: i64, step_s: i64, n: usize, level: f64, from: usize, shift: f64) -> MetricSeries {
     let mut s = series(subject, measure, rng, n, level, from, shift);
     for (i, p) in s.points.iter_mut().enumerate() {
@@ -326,4 +329,113 @@ fn fine_reference_series_relocate_a_change_point_the_minute_metrics_put_early() 
     assert_eq!(d.scores[0].service.as_str(), "svc", "{:?}", d.scores);
     let coarse = diagnose(&input, &DiagnosisConfig { local_change_point: false, ..DiagnosisConfig::default() }).unwrap();
     assert_eq!(coarse.change_point, Some(Timestamp::from_secs(T0 + 600)));
+}
+
+#[test]
+fn a_starved_caller_is_not_explained_by_the_callees_of_its_own_slowed_calls() {
+    // api's CPU is starved: all three of its outgoing calls gain network
+    // time. Each callee's only evidence is api's calls to it, and api is
+    // stronger than any of them (3 moved of 3 outgoing), so no callee
+    // explains api away.
+    let mut rng = SplitMix(11);
+    let mut all = Vec::new();
+    let mut calls = Vec::new();
+    for callee in ["db", "cache", "queue"] {
+        let mut s = series(Subject::Interaction { interaction: call("api", callee) }, "network_time_ms", &mut rng, 30, 3.0, 20, 300.0);
+        s.shared = true;
+        all.push(s);
+        calls.push(call("api", callee));
+    }
+    let input = DiagnosisInput { series: all, calls };
+    let d = diagnose(&input, &DiagnosisConfig::default()).unwrap();
+    assert_eq!(d.scores[0].service, svc("api"), "{:?}", d.scores.iter().map(|s| (&s.service, s.score)).collect::<Vec<_>>());
+    assert!(d.scores[0].explained_by.is_empty(), "{:?}", d.scores[0]);
+    // The earlier rule (any anomalous callee with half the strength explains
+    // its caller) put a callee first.
+    let old = DiagnosisConfig { own_calls_never_explain: false, ..DiagnosisConfig::default() };
+    let d = diagnose(&input, &old).unwrap();
+    assert_ne!(d.scores[0].service, svc("api"));
+}
+
+#[test]
+fn one_moved_call_between_two_single_call_ends_is_given_to_the_callee() {
+    // auth's only call goes to codes, codes' only caller is auth: the
+    // network time cannot say which end moved, and a tie goes downstream.
+    let mut rng = SplitMix(13);
+    let mut s = series(Subject::Interaction { interaction: call("auth", "codes") }, "network_time_ms", &mut rng, 30, 3.0, 20, 2000.0);
+    s.shared = true;
+    let d = diagnose(&DiagnosisInput { series: vec![s], calls: vec![call("auth", "codes")] }, &DiagnosisConfig::default()).unwrap();
+    assert_eq!(d.scores[0].service, svc("codes"), "{:?}", d.scores);
+    assert_eq!(d.scores[1].explained_by, vec![svc("codes")]);
+}
+
+#[test]
+fn a_move_below_the_measures_floor_is_not_evidence_however_quiet_the_baseline() {
+    // idle's CPU sits at 3 m ± 0.1 and rises to 15 m: hundreds of its own σ,
+    // but below a 10 m floor that is about one σ. busy's CPU jumps by 400 m.
+    let mut rng = SplitMix(17);
+    let cpu = |s: &str| Subject::Resource { service: svc(s), resource: "cpu".into() };
+    let mut idle = series(cpu("idle"), "CpuUsage(m)", &mut rng, 30, 3.0, 20, 12.0);
+    let mut busy = series(cpu("busy"), "CpuUsage(m)", &mut rng, 30, 30.0, 20, 400.0);
+    let raw = diagnose(&DiagnosisInput { series: vec![idle.clone(), busy.clone()], calls: vec![] }, &DiagnosisConfig::default()).unwrap();
+    let idle_raw = raw.scores.iter().find(|s| s.service.as_str() == "idle").unwrap().strength;
+    assert!(idle_raw > 50.0, "{idle_raw}");
+    idle.min_scale = Some(10.0);
+    busy.min_scale = Some(10.0);
+    let d = diagnose(&DiagnosisInput { series: vec![idle, busy], calls: vec![] }, &DiagnosisConfig::default()).unwrap();
+    assert_eq!(d.scores[0].service, svc("busy"));
+    let idle = d.scores.iter().find(|s| s.service.as_str() == "idle").unwrap();
+    assert!(idle.strength < 3.0, "{idle:?}");
+    assert!(d.scores[0].strength > 30.0, "{:?}", d.scores[0]);
+}
+
+#[test]
+fn evidence_already_blamed_on_a_service_is_not_explained_by_its_callees() {
+    // web's traces changed with no changed callee below them (a blamed
+    // code-path share); its callee db changed too, in other traces. db is
+    // weaker but more than half as strong, and began first, so graph
+    // direction would explain web by db — unless the evidence says it was
+    // already attributed.
+    let mut rng = SplitMix(19);
+    let mut web = series(service("web"), "code_path_changed_share", &mut rng, 30, 10.0, 20, 8.0);
+    let db = series(service("db"), "code_path_changed_share", &mut rng, 30, 10.0, 19, 6.0);
+    let calls = vec![call("web", "db")];
+    let d = diagnose(&DiagnosisInput { series: vec![web.clone(), db.clone()], calls: calls.clone() }, &DiagnosisConfig::default()).unwrap();
+    assert_eq!(d.scores[0].service, svc("db"), "{:?}", d.scores);
+    web.attributed = true;
+    let d = diagnose(&DiagnosisInput { series: vec![web, db], calls }, &DiagnosisConfig::default()).unwrap();
+    assert_eq!(d.scores[0].service, svc("web"), "{:?}", d.scores);
+    assert!(d.scores[0].explained_by.is_empty());
+}
+
+#[test]
+fn an_intermittent_spike_in_a_sparse_reference_series_is_not_a_held_shift() {
+    // A call seen in a few bins: the reference is quiet (≈ 2 ms); after the
+    // change a third of its bins hold a 115 ms gap, one sample apart (a
+    // sparse call skips bins). Judged by the median of
+    // the whole post-change window it is not a shift; the steady 30 ms gap
+    // of another call is.
+    let t0 = Timestamp::from_secs(T0);
+    let at = |i: i64| t0 + Duration::from_secs(10 * i);
+    let gap = |caller: &str, values: &[f64]| MetricSeries {
+        subject: Subject::Interaction { interaction: call(caller, "seat") },
+        measure: "network_time_ms".into(),
+        kind: SeriesKind::Gauge,
+        points: values.iter().enumerate().map(|(i, v)| (at(i as i64), *v)).collect(),
+        symptom: false,
+        shared: true,
+        reference_until: Some(at(5)),
+        trials: Vec::new(),
+        min_scale: None,
+        attributed: false,
+    };
+    let spiky = gap("travel2", &[2.1, 1.9, 3.1, 2.1, 3.1, 2.4, 116.0, 2.2, 115.7, 3.5, 112.7, 2.4, 3.3, 2.5, 2.4]);
+    let steady = gap("travel", &[2.1, 1.9, 3.1, 2.1, 3.1, 2.4, 30.0, 31.0, 29.5, 30.2, 30.8, 29.9, 30.1, 31.2, 30.4]);
+    let d = diagnose(&DiagnosisInput { series: vec![spiky.clone(), steady.clone()], calls: vec![] }, &DiagnosisConfig::default()).unwrap();
+    let of = |d: &Diagnosis, s: &str| d.scores.iter().find(|x| x.service.as_str() == s).map_or(0.0, |x| x.strength);
+    assert!(of(&d, "travel2") < 3.0, "{:?}", d.scores);
+    assert!(of(&d, "travel") > 10.0, "{:?}", d.scores);
+    // Judged by the most extreme held level, the spikes looked like a shift.
+    let held = diagnose(&DiagnosisInput { series: vec![spiky, steady], calls: vec![] }, &DiagnosisConfig { window_levels: false, ..DiagnosisConfig::default() }).unwrap();
+    assert!(of(&held, "travel2") > 10.0, "{:?}", held.scores);
 }

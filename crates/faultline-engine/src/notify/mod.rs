@@ -8,7 +8,8 @@
 //! retries (exponential backoff under a retry budget) and per-channel rate
 //! limits, and writes the outcome to the ledger. [`target`] decides which
 //! status-page subscriber endpoints may be posted to (no private addresses
-//! unless allowed), and the subscriber HTTP client connects only there.
+//! unless allowed), and the subscriber HTTP client connects only there,
+//! directly or through the operator's proxy ([`proxy`]).
 //!
 //! Secrets: webhook URLs, routing keys and SMTP passwords are [`Secret`]s —
 //! their `Debug`/`Display` print `***`, and no error or ledger line is ever
@@ -21,6 +22,7 @@
 
 pub mod email;
 pub mod pagerduty;
+pub mod proxy;
 pub mod slack;
 pub mod target;
 pub mod webhook;
@@ -176,8 +178,9 @@ pub struct Sender {
     http: reqwest::Client,
     /// For status-page subscribers: resolves with `lookup` through
     /// `target::GuardedResolver`, which lets it connect to public addresses
-    /// only, and ignores proxy settings (a proxy would connect on our
-    /// behalf, past the guard).
+    /// only, and goes through the proxy of `proxy::ProxySettings` (never one
+    /// from the process environment): the endpoint is checked before the
+    /// request is handed to it (`post_to_subscriber`).
     subscriber_http: reqwest::Client,
     /// The same without the guard, for when private targets are allowed.
     subscriber_http_open: reqwest::Client,
@@ -198,8 +201,16 @@ impl Sender {
     }
 
     /// A sender resolving subscriber host names with `lookup` (tests pin
-    /// names to chosen addresses; production uses `target::system_lookup`).
+    /// names to chosen addresses; production uses `target::system_lookup`),
+    /// sending subscriber webhooks directly.
     pub fn with_lookup(timeout: StdDuration, lookup: target::Lookup) -> Result<Sender, String> {
+        Sender::with_proxy(timeout, lookup, &proxy::ProxySettings::default())
+    }
+
+    /// A sender whose subscriber webhooks go through `proxy` (per scheme,
+    /// except endpoints its `no_proxy` lists); the proxies' own names
+    /// resolve without the private-address guard (operator-trusted).
+    pub fn with_proxy(timeout: StdDuration, lookup: target::Lookup, proxy: &proxy::ProxySettings) -> Result<Sender, String> {
         // reqwest is built without a default crypto provider and panics
         // without one; `main` installs ring, and so does this (a no-op then).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -212,9 +223,12 @@ impl Sender {
         };
         let built = |b: reqwest::ClientBuilder| b.build().map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()));
         let http = built(builder())?;
-        let guarded = |allow_private| builder().no_proxy().dns_resolver(target::GuardedResolver { lookup: lookup.clone(), allow_private });
-        let subscriber_http = built(guarded(false))?;
-        let subscriber_http_open = built(guarded(true))?;
+        let trusted = proxy.host_names();
+        let guarded = |allow_private| {
+            proxy.apply(builder()).map(|b| b.dns_resolver(target::GuardedResolver { lookup: lookup.clone(), allow_private, trusted: trusted.clone() }))
+        };
+        let subscriber_http = built(guarded(false)?)?;
+        let subscriber_http_open = built(guarded(true)?)?;
         Ok(Sender { http, subscriber_http, subscriber_http_open, lookup, timeout })
     }
 
@@ -242,7 +256,8 @@ impl Sender {
     /// a host name is resolved and refused if any address is blocked) and
     /// then sent through the guarded client: a refused endpoint is a
     /// permanent failure that says why, a name that does not resolve is
-    /// retried.
+    /// retried. The check runs whether or not a proxy applies: it is what
+    /// guards a proxied request, since the proxy connects for us.
     pub async fn post_to_subscriber(&self, url: &Secret, body: &serde_json::Value, key: &str, allow_private: bool) -> Result<Sent, SendError> {
         let refused = |why: String| SendError::Permanent { detail: format!("subscriber endpoint {why}; private targets are not allowed, not sent") };
         let t = match target::check_url(url.expose(), allow_private) {

@@ -16,6 +16,9 @@
 //! then resolves through `GuardedResolver`, which applies the same rule to
 //! the addresses it actually connects to, so a name re-pointed between the
 //! check and the connection (DNS rebinding) still reaches nothing private.
+//! When the operator's proxy applies (`proxy`), the client connects to the
+//! proxy, not the endpoint: the send-time check is then what guards the
+//! endpoint, and the proxy's own names resolve unguarded (operator-trusted).
 //!
 //! Not here: configured channels (the operator's own URLs, trusted as is).
 
@@ -166,16 +169,24 @@ pub fn first_blocked(addrs: &[SocketAddr]) -> Option<&'static str> {
 /// unless `allow_private`, refuses a name if any address it resolves to is
 /// blocked (`blocked_class`), so the client can only connect to public
 /// addresses whatever the name resolves to by then.
+///
+/// `trusted` are the operator's proxies (`proxy::ProxySettings::host_names`):
+/// the client connects to them, not to the endpoint, when a proxy applies,
+/// and they commonly sit on private addresses, so they resolve unguarded.
+/// An endpoint naming one of them directly is still refused by the check
+/// before sending, which resolves with the guard's rule.
 pub struct GuardedResolver {
     pub lookup: Lookup,
     pub allow_private: bool,
+    pub trusted: Vec<String>,
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let lookup = self.lookup.clone();
         let host = name.as_str().to_owned();
-        let allow_private = self.allow_private;
+        let trusted = self.trusted.iter().any(|t| t.eq_ignore_ascii_case(host.trim_end_matches('.')));
+        let allow_private = self.allow_private || trusted;
         Box::pin(async move {
             let addrs = lookup(host, 0).await?;
             if !allow_private && let Some(class) = first_blocked(&addrs) {

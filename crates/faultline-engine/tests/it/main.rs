@@ -6,4 +6,5 @@ mod notify;
 mod peers;
 mod response;
 mod smtp_tls;
+mod subscriber_proxy;
 mod subscribers;

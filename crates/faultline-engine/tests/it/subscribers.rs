@@ -460,4 +460,7 @@ impl ResponseStore for RacingResponses {
     async fn unsubscribe(&self, id: &str, at: Timestamp) -> faultline_store::Result<bool> {
         self.inner.unsubscribe(id, at).await
     }
+    async fn purge_unsubscribed(&self, before: Timestamp, batch: u32) -> faultline_store::Result<u64> {
+        self.inner.purge_unsubscribed(before, batch).await
+    }
 }

@@ -68,19 +68,21 @@ fn train_ticket_metrics_traces_logs() {
     let Some(r) = eval("nezha-trainticket") else { return };
     assert_eq!(r.cases, 23);
     assert_eq!(r.errors, 0, "{:?}", r.per_case);
-    // Measured: AC@1 0.696 (16/23), AC@3 0.913 (21/23), AC@5 0.957 (22/23),
-    // Avg@5 0.852 — below Nezha's AC@1; see docs/benchmarks.md. Thresholds one case below.
-    assert!(r.ac1 >= 0.65, "AC@1 {}\n{}", r.ac1, render_table(std::slice::from_ref(&r)));
-    assert!(r.ac3 >= 0.86, "AC@3 {}", r.ac3);
+    // Measured: AC@1 0.913 (21/23), AC@3 0.957 (22/23), AC@5 0.957 (22/23),
+    // Avg@5 0.948 (Nezha: 0.8667 AC@1); see docs/benchmarks.md. Thresholds one case below.
+    assert!(r.ac1 >= 0.86, "AC@1 {}\n{}", r.ac1, render_table(std::slice::from_ref(&r)));
+    assert!(r.ac3 >= 0.91, "AC@3 {}", r.ac3);
     assert!(r.ac[4] >= 0.91, "AC@5 {}", r.ac[4]);
-    assert!(r.avg5 >= 0.80, "Avg@5 {}", r.avg5);
-    // Network delays are found from span network time (6 of 7 at rank 1).
-    let delays_first = r.per_case.iter().filter(|c| c.fault_type == "network_delay" && c.rank == Some(1)).count();
-    assert!(delays_first >= 5, "{delays_first} network delays at rank 1");
-    // Code faults (return, exception): the faulty service's code path is
-    // among the top 3 in 7 of 12.
+    assert!(r.avg5 >= 0.90, "Avg@5 {}", r.avg5);
+    // Network delays are found from span network time (7 of 7 at rank 1),
+    // CPU contention from CPU or the starved service's slowed calls (4 of 4).
+    let first = |ty: &str| r.per_case.iter().filter(|c| c.fault_type == ty && c.rank == Some(1)).count();
+    assert!(first("network_delay") >= 6, "{} network delays at rank 1", first("network_delay"));
+    assert!(first("cpu_contention") >= 3, "{} CPU contentions at rank 1", first("cpu_contention"));
+    // Code faults (return, exception): the faulty service's blamed code path
+    // is at rank 1 in 10 of 12, in the top 3 in 11.
     let code_top3 = r.per_case.iter().filter(|c| (c.fault_type == "return" || c.fault_type == "exception") && c.rank.is_some_and(|k| k <= 3)).count();
-    assert!(code_top3 >= 6, "{code_top3} code faults in the top 3");
+    assert!(code_top3 >= 10, "{code_top3} code faults in the top 3");
     // Nezha's published per-case ranks are scored on exactly these cases.
     let nezha = r.published.iter().find(|p| p.method.contains("per-case")).expect("reference ranks");
     assert!(nezha.ac1.is_some_and(|a| (a - 20.0 / 23.0).abs() < 1e-9), "{nezha:?}");

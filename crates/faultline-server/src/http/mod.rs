@@ -26,6 +26,7 @@ use crate::metrics::{Metrics, RequestLabels};
 
 pub mod alerts;
 pub mod auth;
+pub mod client_ip;
 pub mod convert;
 pub mod error;
 pub mod findings;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub alert_ingest_token: Option<Arc<str>>,
     /// The response workflow: driver, outbox worker, config (http::response).
     pub response: Arc<response::ResponseState>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`client_ip`).
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 pub struct Limits {

@@ -16,7 +16,10 @@
 //! policies, answered in their config format. The status page needs no token;
 //! publishing a draft notifies subscribers through the outbox. Subscribing
 //! needs no token either, so it is bounded (`config::SubscriberLimits`: no
-//! private targets by default, a global creation rate, a subscriber cap).
+//! private targets by default, a creation rate per client under a global
+//! one, a subscriber cap), and unsubscribed subscribers are deleted after
+//! their retention by a low-frequency housekeeping task
+//! (`ResponseState::housekeep`).
 
 use std::sync::Arc;
 
@@ -41,10 +44,12 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::{AdminAccess, ReadAccess};
+use super::client_ip::ClientIp;
 use super::convert;
 use super::error::{ApiError, ApiJson, OptionalJson};
 use crate::clock::Clock;
 use crate::config::SubscriberLimits;
+use crate::ratelimit::{Refused, Source, SourceLimiter};
 use crate::response_config::ResponseConfig;
 
 /// The response runtime shared by handlers: config, store, driver, worker.
@@ -53,39 +58,26 @@ pub struct ResponseState {
     pub responses: Arc<dyn ResponseStore>,
     pub driver: Arc<ResponseDriver>,
     pub worker: Option<Arc<OutboxWorker>>,
-    /// Limits on public subscriptions (cap, creation rate, private targets).
+    /// Limits on public subscriptions (cap, creation rates, private
+    /// targets, retention, proxy).
     pub subscribers: SubscriberLimits,
-    creations: std::sync::Mutex<CreationBucket>,
+    /// The budget of new subscriptions: per client under a global ceiling,
+    /// on the App's clock.
+    creations: std::sync::Mutex<SourceLimiter>,
 }
 
-/// The global budget of new subscriptions: a bucket of
-/// `creations_per_minute` tokens refilled continuously at that rate, on the
-/// App's clock.
-#[derive(Debug, Default)]
-struct CreationBucket {
-    tokens: f64,
-    at: Option<Timestamp>,
-}
+/// Clients whose subscription budget is remembered at most (see
+/// `ratelimit`: only admitted subscriptions add one and an idle one is
+/// forgotten within a minute, so the global rate keeps the table far below
+/// this unless it is set very high).
+const MAX_TRACKED_SOURCES: usize = 10_000;
 
-impl CreationBucket {
-    /// Takes a token, or says in how many whole seconds one will be there.
-    fn take(&mut self, now: Timestamp, per_minute: u32) -> Result<(), u64> {
-        let capacity = f64::from(per_minute.max(1));
-        let per_ms = capacity / 60_000.0;
-        self.tokens = match self.at {
-            None => capacity,
-            Some(at) => (self.tokens + (now - at).as_millis().max(0) as f64 * per_ms).min(capacity),
-        };
-        self.at = Some(self.at.map_or(now, |at| at.max(now)));
-        // A hair of slack: refills summed in steps must not miss a whole token by rounding.
-        if self.tokens >= 1.0 - 1e-9 {
-            self.tokens = (self.tokens - 1.0).max(0.0);
-            Ok(())
-        } else {
-            Err((((1.0 - self.tokens) / per_ms) / 1000.0).ceil().max(1.0) as u64)
-        }
-    }
-}
+/// Housekeeping runs once at start, then every this many ticks (one hour at
+/// the production tick of 1 s).
+const HOUSEKEEPING_TICKS: u32 = 3_600;
+
+/// Rows one purge statement deletes at most.
+const PURGE_BATCH: u32 = 500;
 
 impl ResponseState {
     /// Builds the runtime from the loaded config (empty when none is given).
@@ -93,7 +85,7 @@ impl ResponseState {
         let config = config.cloned().unwrap_or_else(ResponseConfig::empty);
         let responses: Arc<dyn ResponseStore> = Arc::new(store.clone());
         let incidents: Arc<dyn Store> = Arc::new(store.clone());
-        let worker = match Sender::new(std::time::Duration::from_secs(10)) {
+        let worker = match Sender::with_proxy(std::time::Duration::from_secs(10), target::system_lookup(), &subscribers.proxy) {
             Ok(sender) => Some(Arc::new(
                 OutboxWorker::new(responses.clone(), config.channels.clone(), sender, config.retry.clone(), worker_id())
                     .allow_private_subscriber_targets(subscribers.allow_private_targets),
@@ -110,8 +102,24 @@ impl ResponseState {
             driver,
             worker,
             subscribers: subscribers.clone(),
-            creations: std::sync::Mutex::new(CreationBucket::default()),
+            creations: std::sync::Mutex::new(SourceLimiter::new(
+                subscribers.creations_per_source_per_minute,
+                subscribers.creations_per_minute,
+                MAX_TRACKED_SOURCES,
+            )),
         })
+    }
+
+    /// One housekeeping pass at `now`: deletes the subscribers unsubscribed
+    /// more than `unsubscribed_retention_days` ago (live ones are never
+    /// touched). Returns how many were deleted.
+    pub async fn housekeep(&self, now: Timestamp) -> Result<u64, faultline_store::StoreError> {
+        let retention = Duration::from_secs(i64::from(self.subscribers.unsubscribed_retention_days) * 86_400);
+        let purged = self.responses.purge_unsubscribed(now - retention, PURGE_BATCH).await?;
+        if purged > 0 {
+            tracing::info!(purged, retention_days = self.subscribers.unsubscribed_retention_days, "unsubscribed status-page subscribers deleted");
+        }
+        Ok(purged)
     }
 
     /// Starts the response driver and the outbox worker; both stop when
@@ -120,9 +128,13 @@ impl ResponseState {
     /// `tick` is the App's `Config::tick_interval`: the worker polls once a
     /// tick and the driver four times (1 s and 250 ms in production; the
     /// demo's accelerated clock shortens both).
-    pub fn start(&self, clock: Arc<dyn Clock>, tick: std::time::Duration, stop: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    ///
+    /// Also the low-frequency housekeeping (`housekeep`): at start, then
+    /// every `HOUSEKEEPING_TICKS` ticks; a failed pass is logged and tried
+    /// again at the next.
+    pub fn start(self: &Arc<Self>, clock: Arc<dyn Clock>, tick: std::time::Duration, stop: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = vec![tokio::spawn(self.clone().housekeeping(clock.clone(), tick * HOUSEKEEPING_TICKS, stop.clone()))];
         let now: faultline_engine::notify::NowFn = Arc::new(move || clock.now());
-        let mut tasks = Vec::new();
         let mut s1 = stop.clone();
         tasks.push(tokio::spawn(self.driver.clone().run(now.clone(), tick / 4, async move {
             let _ = s1.wait_for(|s| *s).await;
@@ -134,6 +146,21 @@ impl ResponseState {
             })));
         }
         tasks
+    }
+
+    async fn housekeeping(self: Arc<Self>, clock: Arc<dyn Clock>, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        // A zero period would make `interval` panic.
+        let mut interval = tokio::time::interval(every.max(std::time::Duration::from_millis(1)));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            if let Err(e) = self.housekeep(clock.now()).await {
+                tracing::warn!(error = %e, "housekeeping pass failed; trying again at the next");
+            }
+        }
     }
 }
 
@@ -575,9 +602,10 @@ async fn status_html(State(state): State<AppState>) -> Result<Html<String>, ApiE
 /// being abused: the endpoint must be http(s) and, unless the server allows
 /// private targets, must not name a private, loopback, link-local, … address
 /// (422; a host name is checked again after resolution when sending); new
-/// subscriptions share a global per-minute budget (429 with Retry-After);
-/// and live subscribers are capped (409).
-async fn subscribe(State(state): State<AppState>, ApiJson(body): ApiJson<api::SubscribeRequest>) -> Result<Response, ApiError> {
+/// subscriptions take from a per-client budget and a global one (429 with
+/// Retry-After; the client is the connection's peer, or whom a trusted
+/// proxy names: `client_ip`); and live subscribers are capped (409).
+async fn subscribe(State(state): State<AppState>, ClientIp(client): ClientIp, ApiJson(body): ApiJson<api::SubscribeRequest>) -> Result<Response, ApiError> {
     let r = rs(&state);
     let limits = &r.subscribers;
     if body.endpoint.len() > 2000 {
@@ -592,14 +620,18 @@ async fn subscribe(State(state): State<AppState>, ApiJson(body): ApiJson<api::Su
     }
     let now = state.clock.now();
     // Invariant: the lock is never held across an await or a panic point.
-    let budget = r.creations.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(now, limits.creations_per_minute);
-    if let Err(wait_secs) = budget {
-        let mut resp = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many new subscriptions (at most {} a minute); retry in {wait_secs} s", limits.creations_per_minute),
-        )
-        .into_response();
+    let budget = r.creations.lock().unwrap_or_else(std::sync::PoisonError::into_inner).admit(Source::of(client), now);
+    if let Err(refused) = budget {
+        let (wait_secs, message) = match refused {
+            Refused::Source { wait_secs } => (
+                wait_secs,
+                format!("too many new subscriptions from your address (at most {} a minute); retry in {wait_secs} s", limits.creations_per_source_per_minute),
+            ),
+            Refused::Global { wait_secs } => {
+                (wait_secs, format!("too many new subscriptions (at most {} a minute from everyone); retry in {wait_secs} s", limits.creations_per_minute))
+            }
+        };
+        let mut resp = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
         resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(wait_secs));
         return Ok(resp);
     }

@@ -58,6 +58,10 @@ async fn harness() -> H {
 }
 
 async fn harness_with(subscribers: SubscriberLimits, clock: Arc<dyn faultline_server::clock::Clock>) -> H {
+    harness_config(Config { subscribers, ..Config::default() }, clock).await
+}
+
+async fn harness_config(config: Config, clock: Arc<dyn faultline_server::clock::Clock>) -> H {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("catalogue.yaml"), CATALOGUE).unwrap();
     std::fs::write(dir.path().join("response.yaml"), RESPONSE).unwrap();
@@ -66,7 +70,7 @@ async fn harness_with(subscribers: SubscriberLimits, clock: Arc<dyn faultline_se
     let now = Timestamp::from_millis(NOW);
     let (_, admin) = faultline_server::auth::create_token(&store, "ops-admin", TokenScope::Admin, now).await.unwrap();
     let (_, read) = faultline_server::auth::create_token(&store, "viewer", TokenScope::Read, now).await.unwrap();
-    let config = Config { response: Some(Arc::new(rc)), subscribers, ..Config::default() };
+    let config = Config { response: Some(Arc::new(rc)), ..config };
     let app = App::with_store(config, store, clock);
     H { router: app.router(), app, admin, read, _dir: dir }
 }
@@ -474,4 +478,131 @@ async fn subscriptions_are_capped_and_rate_limited() {
     clock.0.fetch_add(1_000, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(h.call("POST", "/api/v2/subscribers", None, Some(endpoint(2))).await.status, StatusCode::CREATED, "refilled");
     assert_eq!(h.app.state().response.responses.subscribers().await.unwrap().len(), 3, "refused requests stored nothing");
+}
+
+/// What a subscribe from `peer` (as the server's listener reports it), with
+/// `forwarded_for` if given, is answered: status, Retry-After, error message.
+async fn subscribe_from(h: &H, peer: &str, forwarded_for: Option<&str>, i: usize) -> (StatusCode, Option<String>, String) {
+    let mut req = Request::builder().method("POST").uri("/api/v2/subscribers").header(header::CONTENT_TYPE, "application/json");
+    if let Some(f) = forwarded_for {
+        req = req.header("x-forwarded-for", f);
+    }
+    let mut req = req.body(Body::from(json!({"endpoint": format!("https://hooks.example.com/{i}")}).to_string())).unwrap();
+    let peer = std::net::SocketAddr::new(peer.parse().unwrap(), 40000);
+    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+    let resp = h.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let retry = resp.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap_or(Value::Null);
+    (status, retry, body["error"]["message"].as_str().unwrap_or_default().to_owned())
+}
+
+/// One client over its own budget is refused (429, Retry-After for its own
+/// next token) while other clients still subscribe; all clients together
+/// stay under the global ceiling. Time is moved by hand.
+#[tokio::test]
+async fn subscriptions_are_rate_limited_per_client_under_a_global_ceiling() {
+    let clock = Arc::new(SteppedClock(std::sync::atomic::AtomicI64::new(NOW)));
+    let limits = SubscriberLimits { creations_per_source_per_minute: 2, creations_per_minute: 5, ..SubscriberLimits::default() };
+    let h = harness_with(limits, clock.clone()).await;
+    let created = (StatusCode::CREATED, None, String::new());
+    assert_eq!(subscribe_from(&h, "203.0.113.1", None, 0).await, created);
+    assert_eq!(subscribe_from(&h, "203.0.113.1", None, 1).await, created);
+    for i in 2..6 {
+        let (status, retry, message) = subscribe_from(&h, "203.0.113.1", None, i).await;
+        assert_eq!((status, retry.as_deref()), (StatusCode::TOO_MANY_REQUESTS, Some("30")), "one token in 30 s at 2 a minute");
+        assert_eq!(message, "too many new subscriptions from your address (at most 2 a minute); retry in 30 s");
+    }
+    // The abusive client's refusals cost the others nothing.
+    assert_eq!(subscribe_from(&h, "198.51.100.2", None, 6).await, created);
+    assert_eq!(subscribe_from(&h, "198.51.100.2", None, 7).await, created);
+    assert_eq!(subscribe_from(&h, "2001:db8:7::1", None, 8).await, created);
+    // Five created a minute from everyone: the ceiling.
+    let (status, retry, message) = subscribe_from(&h, "192.0.2.3", None, 9).await;
+    assert_eq!((status, retry.as_deref()), (StatusCode::TOO_MANY_REQUESTS, Some("12")), "one token in 12 s at 5 a minute");
+    assert_eq!(message, "too many new subscriptions (at most 5 a minute from everyone); retry in 12 s");
+    clock.0.fetch_add(12_000, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(subscribe_from(&h, "192.0.2.3", None, 9).await, created, "the global bucket refilled");
+    assert_eq!(subscribe_from(&h, "203.0.113.1", None, 10).await.1.as_deref(), Some("18"), "still 18 s to its own next token");
+    assert_eq!(h.app.state().response.responses.subscribers().await.unwrap().len(), 6, "refused requests stored nothing");
+}
+
+/// `X-Forwarded-For` is believed only from a configured trusted proxy: by
+/// default a client cannot dodge its budget by naming someone else, and
+/// behind a trusted proxy each forwarded client has its own budget.
+#[tokio::test]
+async fn x_forwarded_for_counts_only_from_trusted_proxies() {
+    let limits = SubscriberLimits { creations_per_source_per_minute: 1, ..SubscriberLimits::default() };
+    let fixed = || Arc::new(FixedClock(Timestamp::from_millis(NOW)));
+    let h = harness_with(limits.clone(), fixed()).await;
+    assert_eq!(subscribe_from(&h, "203.0.113.1", Some("198.51.100.1"), 0).await.0, StatusCode::CREATED);
+    assert_eq!(subscribe_from(&h, "203.0.113.1", Some("198.51.100.2"), 1).await.0, StatusCode::TOO_MANY_REQUESTS, "the header is not believed");
+    assert_eq!(subscribe_from(&h, "10.0.0.2", Some("198.51.100.3"), 2).await.0, StatusCode::CREATED);
+    assert_eq!(subscribe_from(&h, "10.0.0.2", Some("198.51.100.4"), 3).await.0, StatusCode::TOO_MANY_REQUESTS, "nor from a proxy nobody trusts");
+
+    let config = Config { subscribers: limits, trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()], ..Config::default() };
+    let h = harness_config(config, fixed()).await;
+    assert_eq!(subscribe_from(&h, "10.0.0.2", Some("198.51.100.1"), 0).await.0, StatusCode::CREATED);
+    assert_eq!(subscribe_from(&h, "10.0.0.2", Some("198.51.100.2"), 1).await.0, StatusCode::CREATED, "another client behind the same proxy");
+    assert_eq!(subscribe_from(&h, "10.0.0.3", Some("198.51.100.1, 10.0.0.9"), 2).await.0, StatusCode::TOO_MANY_REQUESTS, "the same client via two hops");
+    assert_eq!(subscribe_from(&h, "10.0.0.2", Some("203.0.113.50, 198.51.100.2"), 3).await.0, StatusCode::TOO_MANY_REQUESTS, "a forged leftmost entry is ignored");
+    assert_eq!(subscribe_from(&h, "203.0.113.1", Some("198.51.100.9"), 4).await.0, StatusCode::CREATED);
+    assert_eq!(subscribe_from(&h, "203.0.113.1", Some("198.51.100.10"), 5).await.0, StatusCode::TOO_MANY_REQUESTS, "a direct client's header is still not believed");
+}
+
+/// The served App sees each connection's peer: two clients on different
+/// loopback addresses have a budget each (without the peer both would share
+/// the one bucket of unknown sources, and the second would be refused).
+#[tokio::test]
+async fn the_served_app_counts_each_connection_peer() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let limits = SubscriberLimits { creations_per_source_per_minute: 1, ..SubscriberLimits::default() };
+    let config = Config { listen: "127.0.0.1:0".parse().unwrap(), otlp_grpc_listen: None, otlp_http_listen: None, subscribers: limits, ..Config::default() };
+    let app = App::with_store(config, store, Arc::new(FixedClock(Timestamp::from_millis(NOW))));
+    let listener = app.bind().await.unwrap();
+    let url = format!("http://{}/api/v2/subscribers", listener.local_addr().unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(listener, async move {
+        let _ = stop_rx.await;
+    }));
+    let from = |local: [u8; 4]| reqwest::Client::builder().no_proxy().local_address(std::net::IpAddr::from(local)).build().unwrap();
+    let subscribe = |client: reqwest::Client, i: usize| {
+        let url = url.clone();
+        async move { client.post(url).json(&json!({"endpoint": format!("https://hooks.example.com/{i}")})).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(subscribe(from([127, 0, 0, 1]), 0).await, 201);
+    assert_eq!(subscribe(from([127, 0, 0, 1]), 1).await, 429);
+    assert_eq!(subscribe(from([127, 0, 0, 2]), 2).await, 201, "another peer");
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// Unsubscribed subscribers are deleted by housekeeping once
+/// `unsubscribed_retention_days` have passed since they unsubscribed — not
+/// a millisecond earlier — and live ones never are.
+#[tokio::test]
+async fn unsubscribed_subscribers_are_deleted_after_their_retention() {
+    const DAY: i64 = 86_400_000;
+    let clock = Arc::new(SteppedClock(std::sync::atomic::AtomicI64::new(NOW)));
+    let h = harness_with(SubscriberLimits { unsubscribed_retention_days: 30, ..SubscriberLimits::default() }, clock.clone()).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let r = h.call("POST", "/api/v2/subscribers", None, Some(json!({"endpoint": format!("https://hooks.example.com/{i}")}))).await;
+        ids.push(r.body["subscriber"]["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(h.call("DELETE", &format!("/api/v2/subscribers/{}", ids[0]), None, None).await.status, StatusCode::NO_CONTENT);
+    clock.0.fetch_add(DAY, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(h.call("DELETE", &format!("/api/v2/subscribers/{}", ids[1]), None, None).await.status, StatusCode::NO_CONTENT);
+    let r = &h.app.state().response;
+    let found = async |id: &str| r.responses.subscriber(id).await.unwrap().is_some();
+    assert_eq!(r.housekeep(Timestamp::from_millis(NOW + 30 * DAY)).await.unwrap(), 0, "30 days to the millisecond: kept");
+    assert!(found(&ids[0]).await);
+    assert_eq!(r.housekeep(Timestamp::from_millis(NOW + 30 * DAY + 1)).await.unwrap(), 1);
+    assert!(!found(&ids[0]).await && found(&ids[1]).await);
+    assert_eq!(r.housekeep(Timestamp::from_millis(NOW + 400 * DAY)).await.unwrap(), 1);
+    assert!(!found(&ids[1]).await);
+    assert!(found(&ids[2]).await, "a live subscriber is never deleted");
+    assert_eq!(h.call("DELETE", &format!("/api/v2/subscribers/{}", ids[0]), None, None).await.status, StatusCode::NOT_FOUND);
 }

@@ -425,9 +425,9 @@ pub(crate) async fn postgres_url() -> Option<String> {
         return None;
     };
     let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
-    // Create the schema with a plain connection, then point the store at it.
-    let admin = SqlStore::connect_postgres(&url).await.expect("PostgreSQL from FAULTLINE_TEST_POSTGRES_URL must be reachable");
-    drop(admin);
+    // Create the schema with a plain connection (not a store: a store would
+    // migrate the database's default schema, which other checkouts' tests —
+    // possibly of a newer schema version — share), then point the store at it.
     let sep = if url.contains('?') { '&' } else { '?' };
     let scoped = format!("{url}{sep}options=-csearch_path%3D{schema}");
     create_schema(&url, &schema).await;
@@ -437,7 +437,7 @@ pub(crate) async fn postgres_url() -> Option<String> {
 async fn create_schema(url: &str, schema: &str) {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("PostgreSQL from FAULTLINE_TEST_POSTGRES_URL must be reachable");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.unwrap();
 }
 

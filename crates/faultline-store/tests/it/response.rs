@@ -274,6 +274,30 @@ pub async fn publishing_is_one_transaction_with_its_subscriber_notifications(sto
     assert_eq!(store.subscriber("nope").await.unwrap(), None);
 }
 
+/// Unsubscribed subscribers are deleted once their retention has passed
+/// (`purge_unsubscribed(before, batch)`): only those unsubscribed strictly before
+/// the cut-off, never a live one, and a backlog of several batches in one
+/// call.
+pub async fn unsubscribed_subscribers_are_purged_after_their_retention(store: SqlStore) {
+    let sub = |id: String, unsubscribed_at: Option<Timestamp>| Subscriber { id, kind: "webhook".into(), target: "https://hooks.example.com/x".into(), created_at: t(0), unsubscribed_at };
+    store.add_subscriber(&sub("live".into(), None)).await.unwrap();
+    store.add_subscriber(&sub("recent".into(), None)).await.unwrap();
+    assert!(store.unsubscribe("recent", t(100)).await.unwrap());
+    store.add_subscriber(&sub("at-cutoff".into(), Some(t(50)))).await.unwrap();
+    let backlog = 7;
+    for i in 0..backlog {
+        store.add_subscriber(&sub(format!("old{i}"), Some(t(10)))).await.unwrap();
+    }
+    assert_eq!(store.purge_unsubscribed(t(0), 3).await.unwrap(), 0, "nothing unsubscribed before the cut-off");
+    assert_eq!(store.purge_unsubscribed(t(50), 3).await.unwrap(), backlog as u64, "every batch of the backlog, nothing at the cut-off");
+    assert_eq!(store.subscriber("old0").await.unwrap(), None);
+    assert!(store.subscriber("at-cutoff").await.unwrap().is_some());
+    assert!(store.subscriber("recent").await.unwrap().is_some());
+    assert_eq!(store.purge_unsubscribed(t(1_000_000), 500).await.unwrap(), 2, "at-cutoff and recent");
+    assert_eq!(store.subscribers().await.unwrap().iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["live"], "a live subscriber is never purged");
+    assert!(store.subscriber("live").await.unwrap().is_some());
+}
+
 /// The subscriber cap counts live subscribers and holds under racing
 /// subscribes: of many at once, exactly as many as fit are added.
 pub async fn subscribers_are_capped_atomically(store: SqlStore) {
@@ -422,6 +446,7 @@ macro_rules! response_suite {
                 publishing_is_one_transaction_with_its_subscriber_notifications,
                 racing_publishes_from_the_same_state_write_one,
                 subscribers_are_capped_atomically,
+                unsubscribed_subscribers_are_purged_after_their_retention,
             );
         }
     };
