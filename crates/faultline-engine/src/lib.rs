@@ -356,10 +356,13 @@ impl Engine {
         // A turn that changed no incident may still have changed the
         // correlator: a re-sent alert refreshes its member (`endsAt`), a
         // group is forgotten. Such changes ride along with the next commit,
-        // and at the latest are saved on the next tick, so a stream of
-        // re-sends costs no commit of its own (a kill loses at most a tick's
-        // refreshes, never a member or an incident).
-        let refreshes_due = ticked && self.pipeline.correlator().has_changes();
+        // and at the latest are saved on the next tick or once
+        // `MAX_DEFERRED_MEMBERS` wait, so a stream of re-sends costs a
+        // commit per few thousand alerts, not per turn, and no commit grows
+        // with it (a kill loses at most those refreshes, never a member or
+        // an incident).
+        let correlator = self.pipeline.correlator();
+        let refreshes_due = (ticked && correlator.has_changes()) || correlator.changed_members() >= MAX_DEFERRED_MEMBERS;
         if changed || !turn.is_empty() || refreshes_due || self.full_save {
             if changed {
                 self.refresh_findings();
@@ -428,8 +431,11 @@ impl Engine {
     /// Writes a turn, retrying while the database is busy (another writer
     /// holds SQLite's lock; the turn is rebuilt from its plain parts).
     async fn commit(&mut self, turn: TurnBuilder, now: Timestamp) -> Result<(), StoreError> {
+        // Wall time, for the log only (how long turns take in a storm).
+        let started = std::time::Instant::now();
         let full = self.full_save;
         let write = self.correlator_write()?;
+        let (groups, members) = write.as_ref().map_or((0, 0), |w| (w.groups.len(), w.members.len()));
         // A full save supersedes an older version's whole-state save.
         let retire = full.then(|| LEGACY_STATE_KEY.to_owned());
         let mut attempt = 0;
@@ -438,6 +444,13 @@ impl Engine {
                 Ok(_) => {
                     if full {
                         self.full_save = false;
+                    }
+                    let ms = started.elapsed().as_millis();
+                    let (opened, updated) = (turn.create.len(), turn.commands.len());
+                    if ms >= SLOW_TURN_MS {
+                        tracing::warn!(ms, opened, updated, groups, members, attempt, "slow engine turn");
+                    } else {
+                        tracing::debug!(ms, opened, updated, groups, members, "engine turn committed");
                     }
                     return Ok(());
                 }
@@ -592,6 +605,13 @@ fn decide_all(incident: &Incident, cmds: Vec<(Command, Timestamp)>, actor: &Acto
 
 /// Events taken from the queue into one turn, at most.
 const MAX_TURN_EVENTS: usize = 1024;
+
+/// Member changes no incident needed (re-sent alerts) wait for the next
+/// commit or tick, but no more than this many.
+const MAX_DEFERRED_MEMBERS: usize = 2048;
+
+/// A turn whose commit takes this long (milliseconds) is logged as a warning.
+const SLOW_TURN_MS: u128 = 1000;
 
 /// The `engine_state` name of the whole-state save older versions wrote
 /// after every turn; read once, then replaced by the correlator rows.

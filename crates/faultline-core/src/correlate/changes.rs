@@ -114,6 +114,8 @@ pub enum RebuildError {
 pub(super) struct Pending {
     groups: BTreeSet<GroupId>,
     members: BTreeMap<GroupId, BTreeSet<MemberKey>>,
+    /// How many (group, member) pairs `members` holds.
+    member_count: usize,
 }
 
 impl Pending {
@@ -127,6 +129,7 @@ impl Pending {
         let keys = self.members.entry(group).or_default();
         if !keys.contains(key) {
             keys.insert(key.clone());
+            self.member_count += 1;
         }
     }
 }
@@ -135,6 +138,12 @@ impl Correlator {
     /// Whether anything changed since the last `take_changes`.
     pub fn has_changes(&self) -> bool {
         !self.pending.groups.is_empty() || !self.pending.members.is_empty()
+    }
+
+    /// How many members changed since the last `take_changes` (for a driver
+    /// that defers saving some changes, to bound what one save writes).
+    pub fn changed_members(&self) -> usize {
+        self.pending.member_count
     }
 
     /// What changed since the last call, for the driver to save; nothing is

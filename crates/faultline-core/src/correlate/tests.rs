@@ -35,7 +35,8 @@ fn payments() -> Topology {
     )
 }
 
-#[allow(clippy::too_many_arguments)] // a test builder: every argument is one field of the finding
+// A fixture that names every field of a finding a case varies.
+#[allow(clippy::too_many_arguments)]
 fn finding(kind: &str, subject: Subject, model: FailureModel, at: i64, strength: f64, measure: &str, observed: f64, baseline: Option<f64>) -> Finding {
     Finding {
         kind: kind.into(),

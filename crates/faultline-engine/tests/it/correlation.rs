@@ -394,3 +394,23 @@ async fn unreadable_rows_are_replaced_by_the_next_turn() {
     assert!(restarted.restore().await.unwrap());
     assert!(restarted.pipeline().correlator() == engine.pipeline().correlator());
 }
+
+/// Re-sent alerts (refreshes, no incident change) are saved without a
+/// commit of their own, but never pile up unbounded: once enough wait, the
+/// turn that has them commits them.
+#[tokio::test]
+async fn deferred_refreshes_are_saved_before_they_pile_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let flaky = Arc::new(FlakyStore::new(store.clone()));
+    let mut engine = Engine::new(bare_pipeline(), flaky.clone());
+    let storm: Vec<Signal> = (0..2100).map(|i| storm_alert(i, if i % 2 == 0 { "search" } else { "ledger" }, 0)).collect();
+    engine.process_turn(vec![Event::Signals(storm.clone())], t(1)).await.unwrap();
+    flaky.writes.lock().unwrap().clear();
+    for batch in storm.chunks(100) {
+        engine.process_turn(vec![Event::Signals(batch.to_vec())], t(2)).await.unwrap();
+    }
+    assert_eq!(*flaky.writes.lock().unwrap(), [(false, 2, 2100)], "one commit, when 2,100 refreshes waited");
+    engine.process(Event::Tick, t(3)).await.unwrap();
+    assert_eq!(flaky.writes.lock().unwrap().len(), 1, "nothing left for the tick");
+}
