@@ -7,8 +7,8 @@
 use serde::de::DeserializeOwned;
 
 use crate::{
-    CoverageGaps, CreateIncident, ErrorBody, Incident, IncidentList, NoteRequest, NotificationList, OnCallList, ReopenRequest,
-    ResponseMetrics, RoleRequest, SeverityRequest, TransitionRequest,
+    CoverageGaps, CreateIncident, ErrorBody, Incident, IncidentList, NoteRequest, NotificationList, OnCallList, ReopenRequest, ResponseMetrics, RoleRequest,
+    SeverityRequest, TransitionRequest,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -48,24 +48,15 @@ impl Client {
     }
 
     async fn send<T: DeserializeOwned>(&self, rb: reqwest::RequestBuilder) -> Result<T, ClientError> {
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable { url: self.base.clone(), reason: root_cause(&e) })?;
+        let resp = rb.send().await.map_err(|e| ClientError::Unreachable { url: self.base.clone(), reason: root_cause(&e) })?;
         let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ClientError::BadResponse { status, reason: e.to_string() })?;
+        let bytes = resp.bytes().await.map_err(|e| ClientError::BadResponse { status, reason: e.to_string() })?;
         if (200..300).contains(&status) {
             serde_json::from_slice(&bytes).map_err(|e| ClientError::BadResponse { status, reason: e.to_string() })
         } else {
             match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(b) => Err(ClientError::Api { status, code: b.error.code, message: b.error.message }),
-                Err(_) => Err(ClientError::BadResponse {
-                    status,
-                    reason: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
-                }),
+                Err(_) => Err(ClientError::BadResponse { status, reason: String::from_utf8_lossy(&bytes).chars().take(200).collect() }),
             }
         }
     }

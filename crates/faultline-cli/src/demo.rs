@@ -23,8 +23,8 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use clap::Args;
@@ -159,12 +159,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // The simulator sends its telemetry over the OTLP wire from a blocking
     // thread, paced against the same accelerated clock.
-    let export = faultline_sim::cli::OtlpExport {
-        url: base.clone(),
-        speed: Some(args.speed),
-        max_spans: 2000,
-        epoch_ns: (epoch.as_millis().max(0) as u64) * 1_000_000,
-    };
+    let export =
+        faultline_sim::cli::OtlpExport { url: base.clone(), speed: Some(args.speed), max_spans: 2000, epoch_ns: (epoch.as_millis().max(0) as u64) * 1_000_000 };
     let (sc2, seed, progress) = (sc.clone(), args.seed, clock.clone());
     let started = Instant::now();
     let sim = tokio::task::spawn_blocking(move || {

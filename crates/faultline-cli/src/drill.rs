@@ -66,9 +66,8 @@ const EPOCH_S: i64 = 1_800_000_000;
 
 /// The scenario's interactions: (service → service calls, load source → entry service).
 pub fn interactions(sc: &Scenario) -> (Vec<Interaction>, Vec<Interaction>) {
-    let edge = |a: &str, b: &str| {
-        Some(Interaction { caller: ServiceName::new(a.trim()).ok()?, callee: ServiceName::new(b.trim()).ok()?, operation: String::new() })
-    };
+    let edge =
+        |a: &str, b: &str| Some(Interaction { caller: ServiceName::new(a.trim()).ok()?, callee: ServiceName::new(b.trim()).ok()?, operation: String::new() });
     let calls = sc.services.iter().flat_map(|s| s.calls.iter().filter_map(move |c| edge(&s.name.value, &c.to.value))).collect();
     let entries = sc.load.iter().filter_map(|l| edge(&l.name, &l.call.to.value)).collect();
     (calls, entries)
@@ -178,7 +177,15 @@ pub fn run(args: DrillArgs) -> anyhow::Result<()> {
     }
     let mut table = comfy_table::Table::new();
     table.load_style(comfy_table::presets::NOTHING).set_header([
-        "SCENARIO", "DETECTED", "TTD s", "INCIDENTS", "ORIGIN RANK", "CLASS", "EXPECTED", "OK", "FAULT-FREE INCIDENTS",
+        "SCENARIO",
+        "DETECTED",
+        "TTD s",
+        "INCIDENTS",
+        "ORIGIN RANK",
+        "CLASS",
+        "EXPECTED",
+        "OK",
+        "FAULT-FREE INCIDENTS",
     ]);
     for s in &scores {
         table.add_row([

@@ -42,7 +42,15 @@ pub async fn run(args: FindingsArgs) -> anyhow::Result<()> {
             _ => s("measure"),
         };
         let active = f.get("active").and_then(Value::as_bool).unwrap_or(false);
-        table.add_row([s("started_at"), s("kind"), s("subject"), s("failure_model"), evidence, (if active { "active" } else { "cleared" }).to_owned(), s("incident")]);
+        table.add_row([
+            s("started_at"),
+            s("kind"),
+            s("subject"),
+            s("failure_model"),
+            evidence,
+            (if active { "active" } else { "cleared" }).to_owned(),
+            s("incident"),
+        ]);
     }
     println!("{table}");
     Ok(())

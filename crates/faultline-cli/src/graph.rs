@@ -54,7 +54,15 @@ pub async fn run(args: GraphArgs) -> anyhow::Result<()> {
     }
     let mut table = comfy_table::Table::new();
     table.load_style(comfy_table::presets::NOTHING).set_header([
-        "CALLER", "CALLEE", "OPERATION", "REQUESTS", "ERRORS", "RETRIES", "TIMEOUTS", "P50 ms", "P99 ms",
+        "CALLER",
+        "CALLEE",
+        "OPERATION",
+        "REQUESTS",
+        "ERRORS",
+        "RETRIES",
+        "TIMEOUTS",
+        "P50 ms",
+        "P99 ms",
     ]);
     for e in &edges {
         let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_owned();

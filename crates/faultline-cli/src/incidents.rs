@@ -129,9 +129,7 @@ pub async fn run(args: IncidentsArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         IncidentsCommand::Show { id } => client.incident(&id).await?,
-        IncidentsCommand::Declare { title, severity, summary } => {
-            client.create_incident(&api::CreateIncident { title, severity, summary }).await?
-        }
+        IncidentsCommand::Declare { title, severity, summary } => client.create_incident(&api::CreateIncident { title, severity, summary }).await?,
         IncidentsCommand::Ack { id } => client.transition(&id, "ack", &api::TransitionRequest::default()).await?,
         IncidentsCommand::Mitigate { id, note } => client.transition(&id, "mitigate", &api::TransitionRequest { note }).await?,
         IncidentsCommand::Resolve { id, note } => client.transition(&id, "resolve", &api::TransitionRequest { note }).await?,
@@ -140,8 +138,7 @@ pub async fn run(args: IncidentsArgs) -> anyhow::Result<()> {
         IncidentsCommand::Role { id, role, user } => client.assign_role(&id, &api::RoleRequest { role, user }).await?,
         IncidentsCommand::Note { id, text } => client.add_note(&id, &api::NoteRequest { text }).await?,
         IncidentsCommand::Metrics { from, to, severity } => {
-            let q: Vec<(&str, String)> =
-                [("from", from), ("to", to), ("severity", severity)].into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+            let q: Vec<(&str, String)> = [("from", from), ("to", to), ("severity", severity)].into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
             let m = client.response_metrics(&q).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&m)?);
@@ -233,11 +230,7 @@ pub fn print_one(i: &api::Incident) {
     if let Some(c) = &i.causal_chain {
         println!();
         println!("diagnosis: {}", c.sentence);
-        println!(
-            "class:     {}   failure model: {}",
-            i.class.as_deref().unwrap_or("-"),
-            i.failure_model.as_deref().unwrap_or("-")
-        );
+        println!("class:     {}   failure model: {}", i.class.as_deref().unwrap_or("-"), i.failure_model.as_deref().unwrap_or("-"));
         println!("origin candidates (most likely first):");
         for (n, o) in c.origins.iter().enumerate() {
             println!("  {}. {}  ({:.0}%)", n + 1, o.subject, o.confidence * 100.0);

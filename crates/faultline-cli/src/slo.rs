@@ -49,8 +49,8 @@ fn read(path: &PathBuf, what: &str) -> anyhow::Result<String> {
 pub async fn run(args: SloArgs) -> anyhow::Result<()> {
     match args.command {
         SloCommand::Eval { spec, series, slo, json } => {
-            let out = faultline_core::slo::run_eval(&read(&spec, "spec")?, &read(&series, "series")?, slo.as_deref(), json)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let out =
+                faultline_core::slo::run_eval(&read(&spec, "spec")?, &read(&series, "series")?, slo.as_deref(), json).map_err(|e| anyhow::anyhow!("{e}"))?;
             print!("{out}");
             if !out.ends_with('\n') {
                 println!();

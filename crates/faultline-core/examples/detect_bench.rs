@@ -75,9 +75,8 @@ fn main() {
         None,
     )
     .unwrap()[0];
-    let rows: Vec<SeriesRow> = (1..=30 * 1440i64)
-        .map(|m| SeriesRow { at: Timestamp::from_secs(m * 60), bad: if m % 1000 < 40 { 30.0 } else { 1.0 }, total: 1000.0 })
-        .collect();
+    let rows: Vec<SeriesRow> =
+        (1..=30 * 1440i64).map(|m| SeriesRow { at: Timestamp::from_secs(m * 60), bad: if m % 1000 < 40 { 30.0 } else { 1.0 }, total: 1000.0 }).collect();
     let t = Instant::now();
     let r = eval_series(spec, &rows);
     let el = t.elapsed();

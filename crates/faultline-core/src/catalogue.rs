@@ -139,11 +139,7 @@ impl Catalogue {
         let mut c = Catalogue { teams: doc.teams, flows: doc.flows, ..Catalogue::default() };
         for s in doc.services {
             for d in &s.depends_on {
-                c.dependencies.push(Interaction {
-                    caller: s.name.clone(),
-                    callee: d.clone(),
-                    operation: String::new(),
-                });
+                c.dependencies.push(Interaction { caller: s.name.clone(), callee: d.clone(), operation: String::new() });
             }
             c.services.push(Service { name: s.name, kind: s.kind, owner: s.owner, tier: s.tier });
         }
@@ -171,11 +167,7 @@ impl Catalogue {
                         _ => ServiceKind::Service,
                     };
                     for d in &e.spec.depends_on {
-                        c.dependencies.push(Interaction {
-                            caller: sn.clone(),
-                            callee: ServiceName::new(entity_ref_name(d))?,
-                            operation: String::new(),
-                        });
+                        c.dependencies.push(Interaction { caller: sn.clone(), callee: ServiceName::new(entity_ref_name(d))?, operation: String::new() });
                     }
                     if let Some(sys) = &e.spec.system {
                         let sys_name = entity_ref_name(sys).to_owned();
@@ -188,22 +180,13 @@ impl Catalogue {
                     c.services.push(Service { name: sn, kind, owner, tier: None });
                 }
                 "System" => {
-                    let s = systems.entry(name.to_owned()).or_insert_with(|| System {
-                        name: name.to_owned(),
-                        owner: None,
-                        services: Vec::new(),
-                    });
+                    let s = systems.entry(name.to_owned()).or_insert_with(|| System { name: name.to_owned(), owner: None, services: Vec::new() });
                     s.owner = owner;
                 }
                 "Group" => c.teams.push(Team {
                     id: TeamId::new(name)?,
                     name: e.metadata.title.unwrap_or_else(|| name.to_owned()),
-                    members: e
-                        .spec
-                        .members
-                        .iter()
-                        .map(|m| crate::ids::UserId::new(entity_ref_name(m)))
-                        .collect::<Result<_, _>>()?,
+                    members: e.spec.members.iter().map(|m| crate::ids::UserId::new(entity_ref_name(m))).collect::<Result<_, _>>()?,
                 }),
                 _ => {}
             }
@@ -241,12 +224,7 @@ impl Catalogue {
 
     /// Every declared interaction: flow steps and declared dependencies, deduplicated.
     pub fn declared_interactions(&self) -> Vec<Interaction> {
-        let set: BTreeSet<Interaction> = self
-            .flows
-            .iter()
-            .flat_map(|f| f.interactions.iter().cloned())
-            .chain(self.dependencies.iter().cloned())
-            .collect();
+        let set: BTreeSet<Interaction> = self.flows.iter().flat_map(|f| f.interactions.iter().cloned()).chain(self.dependencies.iter().cloned()).collect();
         set.into_iter().collect()
     }
 
@@ -265,26 +243,17 @@ impl Catalogue {
                 && !teams.is_empty()
                 && !teams.contains(o)
             {
-                out.push(CatalogueIssue {
-                    subject: s.name.to_string(),
-                    problem: format!("owner team {o} is not declared"),
-                });
+                out.push(CatalogueIssue { subject: s.name.to_string(), problem: format!("owner team {o} is not declared") });
             }
         }
         for f in &self.flows {
             if !teams.is_empty() && !teams.contains(&f.owner) {
-                out.push(CatalogueIssue {
-                    subject: format!("flow {}", f.name),
-                    problem: format!("owner team {} is not declared", f.owner),
-                });
+                out.push(CatalogueIssue { subject: format!("flow {}", f.name), problem: format!("owner team {} is not declared", f.owner) });
             }
             for i in &f.interactions {
                 for s in [&i.caller, &i.callee] {
                     if !services.is_empty() && !services.contains(s) {
-                        out.push(CatalogueIssue {
-                            subject: format!("flow {}", f.name),
-                            problem: format!("step {i} names undeclared service {s}"),
-                        });
+                        out.push(CatalogueIssue { subject: format!("flow {}", f.name), problem: format!("step {i} names undeclared service {s}") });
                     }
                 }
             }
@@ -334,10 +303,7 @@ flows:
         )
         .unwrap();
         let problems: Vec<String> = c.issues().into_iter().map(|i| i.problem).collect();
-        assert_eq!(
-            problems,
-            vec!["owner team b is not declared".to_owned(), "step x → y names undeclared service y".to_owned()]
-        );
+        assert_eq!(problems, vec!["owner team b is not declared".to_owned(), "step x → y names undeclared service y".to_owned()]);
     }
 
     #[test]

@@ -75,11 +75,20 @@ impl fmt::Display for IncidentClass {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Subject {
-    Service { service: ServiceName },
-    Interaction { interaction: Interaction },
-    Flow { flow: FlowName },
+    Service {
+        service: ServiceName,
+    },
+    Interaction {
+        interaction: Interaction,
+    },
+    Flow {
+        flow: FlowName,
+    },
     /// A resource of a service: a connection pool, a disk, a queue, a shard.
-    Resource { service: ServiceName, resource: String },
+    Resource {
+        service: ServiceName,
+        resource: String,
+    },
 }
 
 impl fmt::Display for Subject {
@@ -204,9 +213,7 @@ mod tests {
                 reasons: vec![],
             }],
             amplifiers: vec![Amplifier {
-                subject: Subject::Interaction {
-                    interaction: Interaction { caller: svc("gateway"), callee: svc("fraud-check"), operation: String::new() },
-                },
+                subject: Subject::Interaction { interaction: Interaction { caller: svc("gateway"), callee: svc("fraud-check"), operation: String::new() } },
                 mechanism: "retries".into(),
                 factor: Some(3.1),
             }],

@@ -41,9 +41,7 @@ pub struct IdError {
 impl FromStr for IncidentId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<IncidentId, IdError> {
-        uuid::Uuid::parse_str(s)
-            .map(IncidentId)
-            .map_err(|_| IdError { input: s.to_owned(), reason: "expected a UUID" })
+        uuid::Uuid::parse_str(s).map(IncidentId).map_err(|_| IdError { input: s.to_owned(), reason: "expected a UUID" })
     }
 }
 

@@ -10,10 +10,10 @@
 //! (real clock) and the simulator (virtual clock) drive exactly the same code.
 //! The tidy test (`tests/tidy.rs`) keeps it that way.
 
-pub mod correlate;
-pub mod diagnose;
 pub mod catalogue;
+pub mod correlate;
 pub mod detect;
+pub mod diagnose;
 pub mod escalation;
 pub mod finding;
 pub mod graph;
@@ -32,10 +32,7 @@ pub mod time;
 
 pub use finding::{CausalChain, Evidence, FailureModel, Finding, IncidentClass, Subject};
 pub use ids::{FlowName, IncidentId, ServiceName, TeamId, UserId};
-pub use incident::{
-    Actor, Command, Incident, IncidentEvent, IncidentStatus, Role, Severity, TimelineEvent,
-    TransitionError,
-};
+pub use incident::{Actor, Command, Incident, IncidentEvent, IncidentStatus, Role, Severity, TimelineEvent, TransitionError};
 pub use model::{Flow, Interaction, Service, Team, User};
 pub use signal::Signal;
 pub use time::{Duration, Timestamp};

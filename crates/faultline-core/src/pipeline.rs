@@ -23,12 +23,30 @@ use crate::time::Timestamp;
 /// What the driver must do to incidents.
 #[derive(Clone, Debug, PartialEq)]
 pub enum IncidentAction {
-    Open { group: GroupId, title: String, severity: Severity, summary: Option<String>, at: Timestamp },
-    Record { group: GroupId, event: IncidentEvent, at: Timestamp },
+    Open {
+        group: GroupId,
+        title: String,
+        severity: Severity,
+        summary: Option<String>,
+        at: Timestamp,
+    },
+    Record {
+        group: GroupId,
+        event: IncidentEvent,
+        at: Timestamp,
+    },
     /// `group` recurs `previous` (record `LinkedTo` on `group`).
-    Link { group: GroupId, previous: GroupId, at: Timestamp },
+    Link {
+        group: GroupId,
+        previous: GroupId,
+        at: Timestamp,
+    },
     /// `from` merges into `into` (`MergedInto` on `from`, `Absorbed` on `into`).
-    Merge { into: GroupId, from: GroupId, at: Timestamp },
+    Merge {
+        into: GroupId,
+        from: GroupId,
+        at: Timestamp,
+    },
 }
 
 pub struct Pipeline {
@@ -256,7 +274,12 @@ mod tests {
     #[test]
     fn findings_become_one_incident_whose_severity_rises_with_flow_burn() {
         let checkout = FlowName::new("checkout").unwrap();
-        let flow = Flow { name: checkout.clone(), owner: TeamId::new("payments").unwrap(), description: String::new(), interactions: vec![edge("web", "gateway"), edge("gateway", "fraud-check")] };
+        let flow = Flow {
+            name: checkout.clone(),
+            owner: TeamId::new("payments").unwrap(),
+            description: String::new(),
+            interactions: vec![edge("web", "gateway"), edge("gateway", "fraud-check")],
+        };
         let topo = Topology::new([edge("fraud-check", "fraud-db")], vec![flow]);
         let mut p = Pipeline::new(DetectorSet::empty(), CorrelatorConfig::default(), topo, SeverityDefinitions::standard(vec![checkout.clone()]));
         let pool = Subject::Resource { service: svc("fraud-check"), resource: "db-pool".into() };
@@ -272,14 +295,7 @@ mod tests {
             .collect();
         assert_eq!(
             kinds,
-            [
-                "open g1 SEV2",
-                "symptom_attached g1",
-                "diagnosis_updated g1",
-                "symptom_attached g1",
-                "diagnosis_updated g1",
-                "severity_changed g1",
-            ],
+            ["open g1 SEV2", "symptom_attached g1", "diagnosis_updated g1", "symptom_attached g1", "diagnosis_updated g1", "severity_changed g1",],
             "{actions:#?}"
         );
         let IncidentAction::Record { event: IncidentEvent::SeverityChanged { to, reason, .. }, .. } = &actions[5] else { panic!() };
@@ -340,9 +356,6 @@ mod clearing_tests {
         assert!(kinds.contains(&"open".to_owned()), "{kinds:?}");
         assert!(kinds.contains(&"symptom_cleared".to_owned()), "the error finding cleared: {kinds:?}");
         let resolved = p.tick(last + Duration::from_mins(11));
-        assert!(
-            resolved.iter().any(|a| matches!(a, IncidentAction::Record { event: IncidentEvent::Resolved { .. }, .. })),
-            "{resolved:?}"
-        );
+        assert!(resolved.iter().any(|a| matches!(a, IncidentAction::Record { event: IncidentEvent::Resolved { .. }, .. })), "{resolved:?}");
     }
 }

@@ -35,21 +35,14 @@ impl Timestamp {
     }
     /// Parses an RFC 3339 timestamp such as `2026-11-21T18:00:00Z`.
     pub fn parse_rfc3339(s: &str) -> Result<Timestamp, TimeParseError> {
-        let ts: jiff::Timestamp = s.parse().map_err(|e: jiff::Error| TimeParseError {
-            input: s.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let ts: jiff::Timestamp = s.parse().map_err(|e: jiff::Error| TimeParseError { input: s.to_owned(), reason: e.to_string() })?;
         Ok(Timestamp(ts.as_millisecond()))
     }
     /// The same instant as a `jiff::Timestamp`, for zone-aware arithmetic.
     pub fn to_jiff(self) -> jiff::Timestamp {
         // Invariant: every i64 millisecond value within jiff's range (±9999 years)
         // converts; outside that range we clamp rather than panic.
-        jiff::Timestamp::from_millisecond(self.0).unwrap_or(if self.0 < 0 {
-            jiff::Timestamp::MIN
-        } else {
-            jiff::Timestamp::MAX
-        })
+        jiff::Timestamp::from_millisecond(self.0).unwrap_or(if self.0 < 0 { jiff::Timestamp::MIN } else { jiff::Timestamp::MAX })
     }
 }
 

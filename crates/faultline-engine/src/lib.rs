@@ -51,12 +51,21 @@ pub enum Event {
     /// incidents it opened or changed and the correlator state, in one
     /// transaction), `false` if that commit failed. Alert ingest answers
     /// 200 only then, so an accepted alert survives a kill -9.
-    DurableSignals { signals: Vec<Signal>, committed: oneshot::Sender<bool> },
+    DurableSignals {
+        signals: Vec<Signal>,
+        committed: oneshot::Sender<bool>,
+    },
     Finding(Finding),
-    Cleared { kind: String, subject: Subject },
+    Cleared {
+        kind: String,
+        subject: Subject,
+    },
     /// An external alert was acknowledged at its source (PagerDuty Events
     /// `acknowledge`): acknowledge the incident it belongs to.
-    AlertAcknowledged { source: String, fingerprint: String },
+    AlertAcknowledged {
+        source: String,
+        fingerprint: String,
+    },
     Topology(Topology),
     /// Let time pass (hold-down resolution, silence detectors).
     Tick,
@@ -526,7 +535,11 @@ fn decode_rows(config: CorrelatorConfig, saved: SavedCorrelator) -> Result<Resto
     let members = saved
         .members
         .into_iter()
-        .map(|row| serde_json::from_str::<Member>(&row.member_json).map(|m| (GroupId(row.group), m)).map_err(|e| format!("member {} of group {}: {e}", row.key, row.group)))
+        .map(|row| {
+            serde_json::from_str::<Member>(&row.member_json)
+                .map(|m| (GroupId(row.group), m))
+                .map_err(|e| format!("member {} of group {}: {e}", row.key, row.group))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let correlator = Correlator::rebuild(config, saved.next_group_id, headers, members).map_err(|e| e.to_string())?;
     Ok((correlator, incidents, false))

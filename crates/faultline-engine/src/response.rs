@@ -41,8 +41,8 @@ use faultline_core::status_page::{
 };
 use faultline_core::{FlowName, IncidentId, ServiceName, Timestamp, UserId};
 use faultline_store::response::{DraftRecord, EscalationRecord, OutboxItem, ResponseBatch, ResponseStore, Subscriber};
-use serde::{Deserialize, Serialize};
 use faultline_store::{Store, StoreError, commands};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::notify::worker::OutboxWorker;
@@ -351,8 +351,7 @@ impl ResponseDriver {
         let Some((incident, timeline)) = self.store.incident(id).await? else { return Ok(()) };
         let facts = self.setup.facts(&incident, &timeline);
         let mut ctx = Step::new(&incident, &timeline, facts);
-        let mut states: BTreeMap<String, Escalation> =
-            self.responses.escalations(id).await?.into_iter().map(|r| (r.policy, r.state)).collect();
+        let mut states: BTreeMap<String, Escalation> = self.responses.escalations(id).await?.into_iter().map(|r| (r.policy, r.state)).collect();
         let silences = self.active_silences(now).await?;
         let mut status_changed = false;
         let mut last = cursor;
@@ -824,4 +823,3 @@ impl<'a> Step<'a> {
         }
     }
 }
-

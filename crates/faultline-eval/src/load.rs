@@ -46,11 +46,7 @@ pub const TRACE_CASE_SYMPTOMS: &[&str] =
 
 fn open_csv(path: &Path) -> Result<csv::Reader<Box<dyn Read>>, EvalError> {
     let file = File::open(path).map_err(|e| EvalError::io(path, e))?;
-    let read: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::read::GzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
+    let read: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
     Ok(csv::ReaderBuilder::new().flexible(true).from_reader(read))
 }
 
@@ -346,7 +342,13 @@ impl SpanSet {
             bins.insert(bin);
             let client = opn.and_then(|i| rec.get(i)).is_some_and(|o| o.starts_with("HTTP "));
             if let (Some(trace), Some(op)) = (tid.and_then(|i| rec.get(i)), opn.and_then(|i| rec.get(i))) {
-                path_events.push(PathEvent { trace: trace.to_owned(), service: svc.clone(), at: st, event: format!("S:{op}"), span: Some((s.to_owned(), p.to_owned())) });
+                path_events.push(PathEvent {
+                    trace: trace.to_owned(),
+                    service: svc.clone(),
+                    at: st,
+                    event: format!("S:{op}"),
+                    span: Some((s.to_owned(), p.to_owned())),
+                });
             }
             if p != "root" {
                 self.children.push((p.to_owned(), s.to_owned()));
@@ -505,10 +507,8 @@ fn surprisal(model: &PathModel, svc: &str, from: &str, to: &str) -> Option<f64> 
 
 fn minute_files(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>, EvalError> {
     let Ok(rd) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
-    let mut v: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(suffix)))
-        .collect();
+    let mut v: Vec<PathBuf> =
+        rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(suffix))).collect();
     v.sort();
     Ok(v)
 }
@@ -725,7 +725,11 @@ mod tests {
         let input = b.finish();
         std::fs::remove_dir_all(&dir).ok();
         let find = |measure: &str, svc: Option<&str>| {
-            input.series.iter().find(|s| s.measure == measure && svc.is_none_or(|n| matches!(&s.subject, Subject::Service { service } if service.as_str() == n))).map(|s| s.points.clone())
+            input
+                .series
+                .iter()
+                .find(|s| s.measure == measure && svc.is_none_or(|n| matches!(&s.subject, Subject::Service { service } if service.as_str() == n)))
+                .map(|s| s.points.clone())
         };
         assert_eq!(events.len(), 4, "each span's path event once");
         assert_eq!(find("span_count", Some("ts-b-service")).unwrap(), vec![(Timestamp::from_millis(t / 1_000_000), 2.0)]);

@@ -35,18 +35,10 @@ impl Rng {
 }
 
 fn s(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) }),
-        ..Default::default()
-    }
+    KeyValue { key: k.into(), value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) }), ..Default::default() }
 }
 fn i(k: &str, v: i64) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(any_value::Value::IntValue(v)) }),
-        ..Default::default()
-    }
+    KeyValue { key: k.into(), value: Some(AnyValue { value: Some(any_value::Value::IntValue(v)) }), ..Default::default() }
 }
 
 const SERVICES: [&str; 4] = ["gateway", "cart", "checkout", "catalog"];
@@ -75,14 +67,7 @@ fn batch(rng: &mut Rng, t0_ns: u64) -> Vec<u8> {
                 i("server.port", 8080),
             ]
         };
-        let span = |trace: &Vec<u8>,
-                    id: Vec<u8>,
-                    parent: Vec<u8>,
-                    name: &str,
-                    kind: i32,
-                    st: u64,
-                    d: u64,
-                    attrs: Vec<KeyValue>| Span {
+        let span = |trace: &Vec<u8>, id: Vec<u8>, parent: Vec<u8>, name: &str, kind: i32, st: u64, d: u64, attrs: Vec<KeyValue>| Span {
             trace_id: trace.clone(),
             span_id: id,
             parent_span_id: parent,
@@ -107,16 +92,7 @@ fn batch(rng: &mut Rng, t0_ns: u64) -> Vec<u8> {
         per_service[0].push(span(&trace, gw_client.clone(), root, "GET", 3, start + 500_000, d_srv + 1_000_000, a));
         let mut a = common(route);
         a.push(i("http.response.status_code", if err { 503 } else { 200 }));
-        per_service[callee].push(span(
-            &trace,
-            srv.clone(),
-            gw_client,
-            &format!("GET {route}"),
-            2,
-            start + 700_000,
-            d_srv,
-            a,
-        ));
+        per_service[callee].push(span(&trace, srv.clone(), gw_client, &format!("GET {route}"), 2, start + 700_000, d_srv, a));
         let a = vec![
             s("db.system.name", "postgresql"),
             s("db.namespace", "shop"),
@@ -156,10 +132,7 @@ fn batch(rng: &mut Rng, t0_ns: u64) -> Vec<u8> {
 /// CPU time of this thread in ns (from the scheduler), so the rate is per
 /// core even when the shared machine is busy.
 fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
+    std::fs::read_to_string("/proc/thread-self/schedstat").ok().and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok())).unwrap_or(0)
 }
 
 struct Clock(Instant, u64);
@@ -181,14 +154,10 @@ fn main() {
     let batches_n = 400; // 204,800 spans per pass
     let mut rng = Rng(2026);
     let t0_ms: i64 = 1_800_000_000_000;
-    let batches: Vec<Vec<u8>> =
-        (0..batches_n).map(|b| batch(&mut rng, (t0_ms as u64 + b as u64 * 50) * 1_000_000)).collect();
+    let batches: Vec<Vec<u8>> = (0..batches_n).map(|b| batch(&mut rng, (t0_ms as u64 + b as u64 * 50) * 1_000_000)).collect();
     let spans_total: usize = batches.iter().map(|b| decode_traces_protobuf(b).map_or(0, |d| d.spans.len())).sum();
     let bytes_total: usize = batches.iter().map(Vec::len).sum();
-    println!(
-        "payload: {batches_n} batches, {spans_total} spans, {:.0} bytes/span",
-        bytes_total as f64 / spans_total as f64
-    );
+    println!("payload: {batches_n} batches, {spans_total} spans, {:.0} bytes/span", bytes_total as f64 / spans_total as f64);
 
     let now = |b: usize| Timestamp::from_millis(t0_ms + b as i64 * 50 + 2000);
     let mut best = [(f64::MAX, f64::MAX); 4];
@@ -230,23 +199,14 @@ fn main() {
     }
     let rate = |secs: f64| spans_total as f64 / secs;
     println!("best of 5 passes; spans per CPU-second of this thread (wall-clock rate in brackets)");
-    let names = [
-        "decode only (zero-copy)",
-        "decode + graph update",
-        "decode + owned copy + graph update",
-        "prost decode + conversion (gRPC/JSON path)",
-    ];
+    let names = ["decode only (zero-copy)", "decode + graph update", "decode + owned copy + graph update", "prost decode + conversion (gRPC/JSON path)"];
     for (n, (wall, cpu)) in names.iter().zip(best) {
         println!("{n:<44} {:>10.0} spans/s  [{:>10.0} wall]", rate(cpu), rate(wall));
     }
 
     // Memory per interaction-window: 1,000 interactions × 360 windows (1 h of
     // 10 s windows), 50 calls per window with log-normal-ish latency.
-    let mut g = DependencyGraph::new(GraphConfig {
-        max_interactions_per_service: 10_000,
-        window: Duration::from_secs(10),
-        ..GraphConfig::default()
-    });
+    let mut g = DependencyGraph::new(GraphConfig { max_interactions_per_service: 10_000, window: Duration::from_secs(10), ..GraphConfig::default() });
     let mut rng = Rng(9);
     let end_ms = t0_ms + 3_600_000;
     let mut spans = Vec::new();

@@ -101,11 +101,7 @@ async fn blast(url: String, all: &[Vec<Vec<u8>>]) -> (f64, u64, u64) {
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap_or_else(|e| panic!("{e}"));
     rt.block_on(async {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
         let t0 = now - 3 * 3_600_000; // inside Prometheus's head block window
@@ -113,10 +109,7 @@ fn main() {
         let (series_per_sender, samples_per_series, requests) = shape();
         let total = (SENDERS * requests * series_per_sender * samples_per_series) as u64;
         let mb: usize = all.iter().flatten().map(Vec::len).sum::<usize>() >> 20;
-        println!(
-            "{total} samples in {} requests of {series_per_sender} series × {samples_per_series} samples ({mb} MiB snappy)",
-            SENDERS * requests
-        );
+        println!("{total} samples in {} requests of {series_per_sender} series × {samples_per_series} samples ({mb} MiB snappy)", SENDERS * requests);
 
         let mut cfg = IngestConfig::default();
         cfg.graph.retention = faultline_core::time::Duration::from_mins(4 * 60);

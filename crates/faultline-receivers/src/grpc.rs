@@ -15,15 +15,9 @@ use std::future::Future;
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use prost::Message;
 use tonic::codec::CompressionEncoding;
@@ -76,10 +70,7 @@ impl Otlp {
                 let st = RpcStatus {
                     code: Code::ResourceExhausted as i32,
                     message: msg.into(),
-                    details: vec![ProtoAny {
-                        type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
-                        value: retry.encode_to_vec(),
-                    }],
+                    details: vec![ProtoAny { type_url: "type.googleapis.com/google.rpc.RetryInfo".into(), value: retry.encode_to_vec() }],
                 };
                 Err(Status::with_details(Code::ResourceExhausted, msg, st.encode_to_vec().into()))
             }
@@ -93,11 +84,7 @@ impl Otlp {
 
 impl Otlp {
     /// Export for traces from raw message bytes.
-    async fn export_traces(
-        &self,
-        meta: &tonic::metadata::MetadataMap,
-        bytes: Bytes,
-    ) -> Result<ExportTraceServiceResponse, Status> {
+    async fn export_traces(&self, meta: &tonic::metadata::MetadataMap, bytes: Bytes) -> Result<ExportTraceServiceResponse, Status> {
         if let Some(token) = &self.0.shared.cfg.token {
             let got = meta.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
             if got.strip_prefix("Bearer ") != Some(token.as_str()) {
@@ -123,8 +110,7 @@ impl Otlp {
         m.records("traces", "accepted", n);
         m.records("traces", "rejected", p.rejected.max(0) as u64);
         Ok(ExportTraceServiceResponse {
-            partial_success: (p.rejected > 0)
-                .then_some(ExportTracePartialSuccess { rejected_spans: p.rejected, error_message: p.message }),
+            partial_success: (p.rejected > 0).then_some(ExportTracePartialSuccess { rejected_spans: p.rejected, error_message: p.message }),
         })
     }
 }
@@ -161,11 +147,7 @@ impl tonic::codec::Decoder for RawDecoder {
 impl tonic::codec::Encoder for ProstEncoder {
     type Item = ExportTraceServiceResponse;
     type Error = Status;
-    fn encode(
-        &mut self,
-        item: ExportTraceServiceResponse,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), Status> {
+    fn encode(&mut self, item: ExportTraceServiceResponse, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), Status> {
         item.encode(dst).map_err(|e| Status::internal(e.to_string()))
     }
 }
@@ -223,9 +205,7 @@ where
         encodings.enable(CompressionEncoding::Gzip);
         let (otlp, max) = (self.otlp.clone(), self.max_decoding);
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(RawCodec)
-                .apply_compression_config(encodings, encodings)
-                .apply_max_message_size_config(Some(max), None);
+            let mut grpc = tonic::server::Grpc::new(RawCodec).apply_compression_config(encodings, encodings).apply_max_message_size_config(Some(max), None);
             Ok(grpc.unary(ExportRaw(otlp), req).await)
         })
     }
@@ -233,10 +213,7 @@ where
 
 #[tonic::async_trait]
 impl MetricsService for Otlp {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+    async fn export(&self, request: Request<ExportMetricsServiceRequest>) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         self.check_token(&request, "metrics")?;
         let decoded = metrics_from_request(request.get_ref());
         let n = decoded.points.len() as u64;
@@ -249,18 +226,14 @@ impl MetricsService for Otlp {
         m.records("metrics", "rejected", decoded.rejected.rejected.max(0) as u64);
         let p = decoded.rejected;
         Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: (p.rejected > 0)
-                .then_some(ExportMetricsPartialSuccess { rejected_data_points: p.rejected, error_message: p.message }),
+            partial_success: (p.rejected > 0).then_some(ExportMetricsPartialSuccess { rejected_data_points: p.rejected, error_message: p.message }),
         }))
     }
 }
 
 #[tonic::async_trait]
 impl LogsService for Otlp {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+    async fn export(&self, request: Request<ExportLogsServiceRequest>) -> Result<Response<ExportLogsServiceResponse>, Status> {
         self.check_token(&request, "logs")?;
         let decoded = logs_from_request(request.get_ref());
         if !decoded.events.is_empty() {
@@ -271,19 +244,14 @@ impl LogsService for Otlp {
         m.records("logs", "accepted", decoded.records);
         let p = decoded.rejected;
         Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: (p.rejected > 0)
-                .then_some(ExportLogsPartialSuccess { rejected_log_records: p.rejected, error_message: p.message }),
+            partial_success: (p.rejected > 0).then_some(ExportLogsPartialSuccess { rejected_log_records: p.rejected, error_message: p.message }),
         }))
     }
 }
 
 impl Ingest {
     /// Serves OTLP/gRPC (traces, metrics, logs) on `listener` until `shutdown` resolves.
-    pub async fn serve_grpc(
-        &self,
-        listener: tokio::net::TcpListener,
-        shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<(), tonic::transport::Error> {
+    pub async fn serve_grpc(&self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), tonic::transport::Error> {
         let svc = Otlp(self.clone());
         let max = self.shared.cfg.max_decoded_bytes;
         tonic::transport::Server::builder()

@@ -69,12 +69,9 @@ impl Ingest {
 
 fn error(status: StatusCode, enc: Encoding, code: i32, message: String, retry_after: Option<u32>) -> Response {
     let mut resp = match enc {
-        Encoding::Protobuf => (
-            status,
-            [(header::CONTENT_TYPE, "application/x-protobuf")],
-            RpcStatus { code, message, details: vec![] }.encode_to_vec(),
-        )
-            .into_response(),
+        Encoding::Protobuf => {
+            (status, [(header::CONTENT_TYPE, "application/x-protobuf")], RpcStatus { code, message, details: vec![] }.encode_to_vec()).into_response()
+        }
         Encoding::Json => (status, axum::Json(serde_json::json!({ "code": code, "message": message }))).into_response(),
     };
     if let Some(s) = retry_after {
@@ -87,13 +84,7 @@ fn error(status: StatusCode, enc: Encoding, code: i32, message: String, retry_af
 }
 
 /// Checks the token, content type and encoding, and returns the decoded-ready body.
-fn prepare(
-    ingest: &Ingest,
-    signal: &str,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    otlp: bool,
-) -> Result<(Encoding, Bytes), Response> {
+fn prepare(ingest: &Ingest, signal: &str, headers: &HeaderMap, body: Result<Bytes, BytesRejection>, otlp: bool) -> Result<(Encoding, Bytes), Response> {
     let m = &ingest.shared.metrics;
     let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -108,25 +99,13 @@ fn prepare(
         let ok = got.strip_prefix("Bearer ").is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
         if !ok {
             m.request("http", signal, "unauthorized");
-            return Err(error(
-                StatusCode::UNAUTHORIZED,
-                err_enc,
-                UNAUTHENTICATED,
-                "missing or wrong ingest token".into(),
-                None,
-            ));
+            return Err(error(StatusCode::UNAUTHORIZED, err_enc, UNAUTHENTICATED, "missing or wrong ingest token".into(), None));
         }
     }
     let Some(enc) = enc else {
         m.request("http", signal, "unsupported_media_type");
         let want = if otlp { "application/x-protobuf or application/json" } else { "application/x-protobuf" };
-        return Err(error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            err_enc,
-            INVALID_ARGUMENT,
-            format!("unsupported Content-Type {ctype:?}: send {want}"),
-            None,
-        ));
+        return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, err_enc, INVALID_ARGUMENT, format!("unsupported Content-Type {ctype:?}: send {want}"), None));
     };
     let body = match body {
         Ok(b) => b,
@@ -153,13 +132,7 @@ fn prepare(
         "snappy" if !otlp => body,
         _ => {
             m.request("http", signal, "unsupported_media_type");
-            return Err(error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                enc,
-                INVALID_ARGUMENT,
-                format!("unsupported Content-Encoding {coding:?}"),
-                None,
-            ));
+            return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, enc, INVALID_ARGUMENT, format!("unsupported Content-Encoding {coding:?}"), None));
         }
     };
     Ok((enc, body))
@@ -198,9 +171,7 @@ fn enqueue(ingest: &Ingest, signal: &str, enc: Encoding, batch: Batch, remote_wr
 
 fn ok_response<M: Message + serde::Serialize>(enc: Encoding, msg: &M) -> Response {
     match enc {
-        Encoding::Protobuf => {
-            (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-protobuf")], msg.encode_to_vec()).into_response()
-        }
+        Encoding::Protobuf => (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-protobuf")], msg.encode_to_vec()).into_response(),
         Encoding::Json => (StatusCode::OK, axum::Json(msg)).into_response(),
     }
 }
@@ -231,8 +202,7 @@ async fn traces(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<B
     m.records("traces", "accepted", n);
     m.records("traces", "rejected", rejected.rejected.max(0) as u64);
     let resp = ExportTraceServiceResponse {
-        partial_success: partial(&rejected)
-            .map(|(rejected_spans, error_message)| ExportTracePartialSuccess { rejected_spans, error_message }),
+        partial_success: partial(&rejected).map(|(rejected_spans, error_message)| ExportTracePartialSuccess { rejected_spans, error_message }),
     };
     ok_response(enc, &resp)
 }
@@ -257,9 +227,8 @@ async fn metrics(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<
     m.records("metrics", "accepted", n);
     m.records("metrics", "rejected", decoded.rejected.rejected.max(0) as u64);
     let resp = ExportMetricsServiceResponse {
-        partial_success: partial(&decoded.rejected).map(|(rejected_data_points, error_message)| {
-            ExportMetricsPartialSuccess { rejected_data_points, error_message }
-        }),
+        partial_success: partial(&decoded.rejected)
+            .map(|(rejected_data_points, error_message)| ExportMetricsPartialSuccess { rejected_data_points, error_message }),
     };
     ok_response(enc, &resp)
 }
@@ -282,18 +251,13 @@ async fn logs(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Byt
     m.request("http", "logs", "ok");
     m.records("logs", "accepted", decoded.records);
     let resp = ExportLogsServiceResponse {
-        partial_success: partial(&decoded.rejected).map(|(rejected_log_records, error_message)| {
-            ExportLogsPartialSuccess { rejected_log_records, error_message }
-        }),
+        partial_success: partial(&decoded.rejected)
+            .map(|(rejected_log_records, error_message)| ExportLogsPartialSuccess { rejected_log_records, error_message }),
     };
     ok_response(enc, &resp)
 }
 
-async fn remote_write(
-    State(ingest): State<Ingest>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn remote_write(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
     let (enc, body) = match prepare(&ingest, "remote_write", &headers, body, false) {
         Ok(x) => x,
         Err(r) => return r,

@@ -15,8 +15,7 @@ use std::time::{Duration as StdDuration, SystemTime, UNIX_EPOCH};
 
 use faultline_core::catalogue::Catalogue;
 use faultline_core::graph::{
-    CatalogueDrift, DependencyGraph, DiffThresholds, EdgeSummary, GraphConfig, GraphCounters, GraphDiff, GraphView,
-    MemoryStats, ServiceView, Span,
+    CatalogueDrift, DependencyGraph, DiffThresholds, EdgeSummary, GraphConfig, GraphCounters, GraphDiff, GraphView, MemoryStats, ServiceView, Span,
 };
 use faultline_core::signal::{EdgeWindow, LogEvent, MetricPoint, Signal};
 use faultline_core::time::Timestamp;
@@ -128,9 +127,7 @@ pub(crate) struct IngestMetrics {
 
 impl IngestMetrics {
     pub fn request(&self, transport: &str, signal: &str, outcome: &str) {
-        self.requests
-            .get_or_create(&labels(&[("transport", transport), ("signal", signal), ("outcome", outcome)]))
-            .inc();
+        self.requests.get_or_create(&labels(&[("transport", transport), ("signal", signal), ("outcome", outcome)])).inc();
     }
     pub fn records(&self, signal: &str, outcome: &str, n: u64) {
         if n > 0 {
@@ -143,10 +140,7 @@ impl IngestMetrics {
             for s in ["traces", "metrics", "logs", "remote_write"] {
                 for o in OUTCOMES {
                     if pred(t, s, o) {
-                        total += self
-                            .requests
-                            .get(&labels(&[("transport", t), ("signal", s), ("outcome", o)]))
-                            .map_or(0, |c| c.get());
+                        total += self.requests.get(&labels(&[("transport", t), ("signal", s), ("outcome", o)])).map_or(0, |c| c.get());
                     }
                 }
             }
@@ -155,8 +149,7 @@ impl IngestMetrics {
     }
 }
 
-pub(crate) const OUTCOMES: &[&str] =
-    &["ok", "bad_payload", "too_large", "backpressure", "unavailable", "unauthorized", "unsupported_media_type"];
+pub(crate) const OUTCOMES: &[&str] = &["ok", "bad_payload", "too_large", "backpressure", "unavailable", "unauthorized", "unsupported_media_type"];
 
 /// A snapshot of the receivers' counters (what `/metrics` shows).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -223,22 +216,10 @@ impl Ingest {
     /// Registers the receivers' metrics (`faultline_ingest_*`, `faultline_graph_*`).
     pub fn register_metrics(&self, registry: &mut Registry) {
         let m = &self.shared.metrics;
-        registry.register(
-            "faultline_ingest_requests",
-            "Ingest requests by transport, signal and outcome",
-            m.requests.clone(),
-        );
+        registry.register("faultline_ingest_requests", "Ingest requests by transport, signal and outcome", m.requests.clone());
         registry.register("faultline_ingest_records", "Ingested records by signal and outcome", m.records.clone());
-        registry.register(
-            "faultline_graph_events",
-            "Dependency-graph learner events (pairs, expiries, drops)",
-            m.graph_events.clone(),
-        );
-        registry.register(
-            "faultline_ingest_signals_dropped",
-            "Signals dropped because the detector queue was full",
-            m.signals_dropped.clone(),
-        );
+        registry.register("faultline_graph_events", "Dependency-graph learner events (pairs, expiries, drops)", m.graph_events.clone());
+        registry.register("faultline_ingest_signals_dropped", "Signals dropped because the detector queue was full", m.signals_dropped.clone());
         registry.register("faultline_ingest_queue_depth", "Batches waiting in the ingest queue", m.queue_depth.clone());
     }
 

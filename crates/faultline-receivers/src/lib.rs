@@ -22,8 +22,8 @@ mod wire;
 pub use ingest::{Ingest, IngestClock, IngestConfig, IngestStats};
 
 pub use metrics::{
-    DecodedLogs, DecodedMetrics, ScanSummary, decode_otlp_logs, decode_otlp_metrics, decode_remote_write,
-    logs_from_request, metrics_from_request, prompb, scan_remote_write, unsnappy,
+    DecodedLogs, DecodedMetrics, ScanSummary, decode_otlp_logs, decode_otlp_metrics, decode_remote_write, logs_from_request, metrics_from_request, prompb,
+    scan_remote_write, unsnappy,
 };
 pub use traces::{DecodedSpans, UNKNOWN_SERVICE, decode_otlp_traces, decode_traces_protobuf, spans_from_request};
 

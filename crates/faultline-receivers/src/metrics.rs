@@ -68,9 +68,7 @@ pub struct DecodedMetrics {
 /// Decodes an OTLP `ExportMetricsServiceRequest` body.
 pub fn decode_otlp_metrics(bytes: &[u8], encoding: Encoding) -> Result<DecodedMetrics, DecodeError> {
     let req = match encoding {
-        Encoding::Protobuf => {
-            ExportMetricsServiceRequest::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?
-        }
+        Encoding::Protobuf => ExportMetricsServiceRequest::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?,
         Encoding::Json => serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?,
     };
     Ok(metrics_from_request(&req))
@@ -80,8 +78,7 @@ pub fn decode_otlp_metrics(bytes: &[u8], encoding: Encoding) -> Result<DecodedMe
 pub fn metrics_from_request(req: &ExportMetricsServiceRequest) -> DecodedMetrics {
     let mut out = DecodedMetrics::default();
     for rm in &req.resource_metrics {
-        let service =
-            rm.resource.as_ref().and_then(|r| resource_service(&r.attributes)).and_then(|s| ServiceName::new(s).ok());
+        let service = rm.resource.as_ref().and_then(|r| resource_service(&r.attributes)).and_then(|s| ServiceName::new(s).ok());
         for sm in &rm.scope_metrics {
             for m in &sm.metrics {
                 if m.name.is_empty() {
@@ -90,13 +87,7 @@ pub fn metrics_from_request(req: &ExportMetricsServiceRequest) -> DecodedMetrics
                     continue;
                 }
                 let mut push = |name: String, attrs: &[KeyValue], t: u64, v: f64| {
-                    out.points.push(MetricPoint {
-                        name,
-                        labels: labels(attrs),
-                        service: service.clone(),
-                        at: ts(t),
-                        value: v,
-                    });
+                    out.points.push(MetricPoint { name, labels: labels(attrs), service: service.clone(), at: ts(t), value: v });
                 };
                 let name = clip(&m.name, 256);
                 match &m.data {
@@ -160,9 +151,7 @@ pub struct DecodedLogs {
 /// Decodes an OTLP `ExportLogsServiceRequest` body.
 pub fn decode_otlp_logs(bytes: &[u8], encoding: Encoding) -> Result<DecodedLogs, DecodeError> {
     let req = match encoding {
-        Encoding::Protobuf => {
-            ExportLogsServiceRequest::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?
-        }
+        Encoding::Protobuf => ExportLogsServiceRequest::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?,
         Encoding::Json => serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?,
     };
     Ok(logs_from_request(&req))
@@ -177,16 +166,12 @@ fn hex(b: &[u8]) -> String {
 pub fn logs_from_request(req: &ExportLogsServiceRequest) -> DecodedLogs {
     let mut out = DecodedLogs::default();
     for rl in &req.resource_logs {
-        let service =
-            rl.resource.as_ref().and_then(|r| resource_service(&r.attributes)).and_then(|s| ServiceName::new(s).ok());
+        let service = rl.resource.as_ref().and_then(|r| resource_service(&r.attributes)).and_then(|s| ServiceName::new(s).ok());
         for sl in &rl.scope_logs {
             for r in &sl.log_records {
                 out.records += 1;
                 let text = r.severity_text.to_ascii_lowercase();
-                let severe = r.severity_number >= 17
-                    || text.starts_with("err")
-                    || text.starts_with("fatal")
-                    || text.starts_with("crit");
+                let severe = r.severity_number >= 17 || text.starts_with("err") || text.starts_with("fatal") || text.starts_with("crit");
                 if !severe {
                     continue;
                 }
@@ -268,10 +253,7 @@ pub struct ScanSummary {
 /// label: calls `f(name, labels, samples)` once per series with a name
 /// (labels without `__name__`, in wire order; sample times in ms). Series
 /// without `__name__` are counted as rejected.
-pub fn scan_remote_write<'a>(
-    raw: &'a [u8],
-    mut f: impl FnMut(&'a str, &[(&'a str, &'a str)], &[(Timestamp, f64)]),
-) -> Result<ScanSummary, DecodeError> {
+pub fn scan_remote_write<'a>(raw: &'a [u8], mut f: impl FnMut(&'a str, &[(&'a str, &'a str)], &[(Timestamp, f64)])) -> Result<ScanSummary, DecodeError> {
     use crate::wire::{FIXED64, LEN, Reader, VARINT};
     let mut out = ScanSummary::default();
     let mut labels: Vec<(&'a str, &'a str)> = Vec::with_capacity(16);
@@ -351,8 +333,7 @@ pub fn decode_remote_write(bytes: &[u8], max_decoded: usize) -> Result<DecodedMe
     let raw = unsnappy(bytes, max_decoded)?;
     let mut out = DecodedMetrics::default();
     let summary = scan_remote_write(&raw, |name, labels, samples| {
-        let labels: BTreeMap<String, String> =
-            labels.iter().map(|(k, v)| (clip(k, 256), clip(v, MAX_VALUE_LEN))).collect();
+        let labels: BTreeMap<String, String> = labels.iter().map(|(k, v)| (clip(k, 256), clip(v, MAX_VALUE_LEN))).collect();
         for &(at, value) in samples {
             out.points.push(MetricPoint { name: name.to_owned(), labels: labels.clone(), service: None, at, value });
         }

@@ -36,8 +36,7 @@ pub fn decode_otlp_traces(bytes: &[u8], encoding: Encoding) -> Result<DecodedSpa
     match encoding {
         Encoding::Protobuf => decode_traces_protobuf(bytes),
         Encoding::Json => {
-            let req: ExportTraceServiceRequest =
-                serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
+            let req: ExportTraceServiceRequest = serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
             Ok(spans_from_request(&req))
         }
     }
@@ -52,14 +51,9 @@ fn reject(p: &mut PartialSuccess, why: &str) {
 
 /// Ids: trace 16 bytes non-zero, span 8 bytes non-zero, parent empty or 8 bytes.
 fn ids(trace: &[u8], span: &[u8], parent: &[u8]) -> Result<(TraceId, SpanId, Option<SpanId>), &'static str> {
-    let t =
-        TraceId::from_slice(trace).filter(|t| t.0 != [0; 16]).ok_or("trace_id must be 16 bytes and not all zero")?;
+    let t = TraceId::from_slice(trace).filter(|t| t.0 != [0; 16]).ok_or("trace_id must be 16 bytes and not all zero")?;
     let s = SpanId::from_slice(span).ok_or("span_id must be 8 bytes and not all zero")?;
-    let p = if parent.is_empty() || parent == [0; 8] {
-        None
-    } else {
-        Some(SpanId::from_slice(parent).ok_or("parent_span_id must be empty or 8 bytes")?)
-    };
+    let p = if parent.is_empty() || parent == [0; 8] { None } else { Some(SpanId::from_slice(parent).ok_or("parent_span_id must be empty or 8 bytes")?) };
     Ok((t, s, p))
 }
 
@@ -91,11 +85,7 @@ fn any_value<'a>(r: &Reader<'a>, b: &'a [u8]) -> Result<Option<AttrValue<'a>>, D
 }
 
 /// Parses a `KeyValue`; returns the key and (only for wanted keys) the value.
-fn key_value<'a>(
-    r: &Reader<'a>,
-    b: &'a [u8],
-    wanted: impl Fn(&str) -> bool,
-) -> Result<Option<(&'a str, AttrValue<'a>)>, DecodeError> {
+fn key_value<'a>(r: &Reader<'a>, b: &'a [u8], wanted: impl Fn(&str) -> bool) -> Result<Option<(&'a str, AttrValue<'a>)>, DecodeError> {
     let mut r = r.nested(b);
     let mut key = "";
     let mut val: Option<&'a [u8]> = None;

@@ -93,8 +93,7 @@ impl<'a> Reader<'a> {
     pub fn str(&mut self) -> Result<&'a str, DecodeError> {
         let at = self.pos;
         let b = self.bytes()?;
-        std::str::from_utf8(b)
-            .map_err(|_| DecodeError::Protobuf(format!("invalid UTF-8 in string at byte {}", self.base + at)))
+        std::str::from_utf8(b).map_err(|_| DecodeError::Protobuf(format!("invalid UTF-8 in string at byte {}", self.base + at)))
     }
 
     #[inline]

@@ -31,9 +31,26 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 const ALERTNAMES: &[&str] = &[
-    "HighErrorRate", "HighLatency", "PodCrashLooping", "TargetDown", "DiskFilling", "CPUThrottling", "MemoryPressure",
-    "QueueBacklog", "CertificateExpiry", "ReplicaLag", "ConnectionPoolExhausted", "SLOBurnFast", "SLOBurnSlow",
-    "ProbeFailing", "NodeNotReady", "OOMKilled", "GCPauseLong", "ThreadPoolSaturated", "CacheMissSpike", "DNSErrors",
+    "HighErrorRate",
+    "HighLatency",
+    "PodCrashLooping",
+    "TargetDown",
+    "DiskFilling",
+    "CPUThrottling",
+    "MemoryPressure",
+    "QueueBacklog",
+    "CertificateExpiry",
+    "ReplicaLag",
+    "ConnectionPoolExhausted",
+    "SLOBurnFast",
+    "SLOBurnSlow",
+    "ProbeFailing",
+    "NodeNotReady",
+    "OOMKilled",
+    "GCPauseLong",
+    "ThreadPoolSaturated",
+    "CacheMissSpike",
+    "DNSErrors",
 ];
 
 #[derive(Clone, Debug)]

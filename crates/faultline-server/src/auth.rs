@@ -31,12 +31,7 @@ pub enum TokenError {
 
 /// Creates and stores a token; returns the record and the secret, which is
 /// shown once and never stored.
-pub async fn create_token(
-    store: &dyn Store,
-    name: &str,
-    scope: TokenScope,
-    now: Timestamp,
-) -> Result<(TokenRecord, String), TokenError> {
+pub async fn create_token(store: &dyn Store, name: &str, scope: TokenScope, now: Timestamp) -> Result<(TokenRecord, String), TokenError> {
     if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         return Err(TokenError::BadName(name.to_owned()));
     }
@@ -45,14 +40,8 @@ pub async fn create_token(
     let secret = format!("{TOKEN_PREFIX}{}", hex(&secret_bytes));
     let mut id_bytes = [0u8; 6];
     getrandom::fill(&mut id_bytes).map_err(|e| TokenError::Random(e.to_string()))?;
-    let record = TokenRecord {
-        id: format!("tok_{}", hex(&id_bytes)),
-        name: name.to_owned(),
-        scope,
-        token_hash: hash_token(&secret),
-        created_at: now,
-        revoked_at: None,
-    };
+    let record =
+        TokenRecord { id: format!("tok_{}", hex(&id_bytes)), name: name.to_owned(), scope, token_hash: hash_token(&secret), created_at: now, revoked_at: None };
     store.insert_token(&record).await?;
     Ok((record, secret))
 }

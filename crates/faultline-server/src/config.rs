@@ -170,10 +170,7 @@ pub enum ConfigError {
 }
 
 pub fn parse_listen(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
-    s.parse().map_err(|_| ConfigError::Invalid {
-        key: key.to_owned(),
-        reason: format!("{s:?} is not an address like 127.0.0.1:8080"),
-    })
+    s.parse().map_err(|_| ConfigError::Invalid { key: key.to_owned(), reason: format!("{s:?} is not an address like 127.0.0.1:8080") })
 }
 
 /// An address, or `off` to disable the listener.
@@ -207,10 +204,8 @@ impl Config {
         let mut c = Config::default();
         let mut response_path: Option<PathBuf> = None;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
-            let f: FileConfig = toml::from_str(&text)
-                .map_err(|e| ConfigError::Parse { path: path.display().to_string(), reason: e.to_string() })?;
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+            let f: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.display().to_string(), reason: e.to_string() })?;
             if let Some(l) = f.listen {
                 c.listen = parse_listen("listen", &l)?;
             }
@@ -250,8 +245,7 @@ impl Config {
             let base = path.parent().unwrap_or(Path::new("."));
             for file in &f.slos {
                 let full = base.join(file);
-                let text = std::fs::read_to_string(&full)
-                    .map_err(|e| ConfigError::Read { path: full.display().to_string(), reason: e.to_string() })?;
+                let text = std::fs::read_to_string(&full).map_err(|e| ConfigError::Read { path: full.display().to_string(), reason: e.to_string() })?;
                 let specs = faultline_core::slo::load_slo_specs(&text, None)
                     .map_err(|e| ConfigError::Parse { path: full.display().to_string(), reason: e.to_string() })?;
                 c.slos.extend(specs);
@@ -286,10 +280,8 @@ impl Config {
             c.database_url = Some(u).filter(|u| !u.is_empty());
         }
         if let Some(b) = env("FAULTLINE_MAX_BODY_BYTES") {
-            c.max_body_bytes = b.parse().map_err(|_| ConfigError::Invalid {
-                key: "FAULTLINE_MAX_BODY_BYTES".into(),
-                reason: format!("{b:?} is not a number of bytes"),
-            })?;
+            c.max_body_bytes =
+                b.parse().map_err(|_| ConfigError::Invalid { key: "FAULTLINE_MAX_BODY_BYTES".into(), reason: format!("{b:?} is not a number of bytes") })?;
         }
         if let Some(l) = env("FAULTLINE_OTLP_GRPC_LISTEN") {
             c.otlp_grpc_listen = parse_optional_listen("FAULTLINE_OTLP_GRPC_LISTEN", &l)?;
@@ -311,7 +303,10 @@ impl Config {
                 "true" | "1" | "yes" => true,
                 "false" | "0" | "no" | "" => false,
                 _ => {
-                    return Err(ConfigError::Invalid { key: "FAULTLINE_ALLOW_PRIVATE_SUBSCRIBER_TARGETS".into(), reason: format!("{a:?} is not true or false") });
+                    return Err(ConfigError::Invalid {
+                        key: "FAULTLINE_ALLOW_PRIVATE_SUBSCRIBER_TARGETS".into(),
+                        reason: format!("{a:?} is not true or false"),
+                    });
                 }
             };
         }
@@ -360,10 +355,7 @@ impl Config {
         if let Some(u) = &self.database_url
             && !(u.starts_with("postgres://") || u.starts_with("postgresql://") || u.starts_with("sqlite:"))
         {
-            return Err(ConfigError::Invalid {
-                key: "database_url".into(),
-                reason: "must start with postgres://, postgresql:// or sqlite:".into(),
-            });
+            return Err(ConfigError::Invalid { key: "database_url".into(), reason: "must start with postgres://, postgresql:// or sqlite:".into() });
         }
         Ok(())
     }
@@ -424,13 +416,17 @@ mod tests {
         assert!(c.trusted_proxies.is_empty(), "X-Forwarded-For is not believed by default");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("faultline.toml");
-        std::fs::write(&path, "allow_private_subscriber_targets = true
+        std::fs::write(
+            &path,
+            "allow_private_subscriber_targets = true
 max_subscribers = 50
 subscriber_creations_per_minute = 5
 subscriber_creations_per_source_per_minute = 2
 unsubscribed_retention_days = 90
 trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]
-").unwrap();
+",
+        )
+        .unwrap();
         let c = Config::load(Some(&path), &env(&[("FAULTLINE_MAX_SUBSCRIBERS", "7"), ("FAULTLINE_UNSUBSCRIBED_RETENTION_DAYS", "0")])).unwrap();
         assert_eq!(
             c.subscribers,

@@ -9,8 +9,8 @@
 
 use std::time::Duration as StdDuration;
 
-use faultline_core::correlate::Topology;
 use faultline_core::Duration;
+use faultline_core::correlate::Topology;
 use faultline_engine::{EngineHandle, Event};
 use faultline_receivers::{Ingest, IngestConfig};
 use prometheus_client::registry::Registry;

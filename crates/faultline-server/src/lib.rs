@@ -120,19 +120,14 @@ impl App {
     /// Ingest routes carry their own body limits and backpressure, so they
     /// are merged outside the API's limit and timeout layers.
     pub fn router(&self) -> axum::Router {
-        http::router(
-            self.state.clone(),
-            &http::Limits { max_body_bytes: self.config.max_body_bytes, request_timeout: self.config.request_timeout },
-        )
-        .merge(self.state.ingest.router())
+        http::router(self.state.clone(), &http::Limits { max_body_bytes: self.config.max_body_bytes, request_timeout: self.config.request_timeout })
+            .merge(self.state.ingest.router())
     }
 
     /// Binds the configured address. Separate from `run` so callers can learn
     /// the real port when binding `:0`.
     pub async fn bind(&self) -> anyhow::Result<TcpListener> {
-        TcpListener::bind(self.config.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.config.listen))
+        TcpListener::bind(self.config.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.config.listen))
     }
 
     /// Serves until `shutdown` completes, then stops accepting connections,

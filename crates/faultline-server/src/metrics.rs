@@ -47,9 +47,7 @@ impl Metrics {
         // the receivers register names that already carry the prefix.
         let mut registry = Registry::default();
         let http_requests = Family::<RequestLabels, Counter>::default();
-        let http_request_duration = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.001, 2.5, 12))
-        });
+        let http_request_duration = Family::<RequestLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.5, 12)));
         let auth_failures = Family::<AuthLabels, Counter>::default();
         let timeline_events = Family::<EventLabels, Counter>::default();
         let incidents_opened = Counter::default();

@@ -87,13 +87,8 @@ pub async fn run_once(spec: &ProbeSpec, client: &reqwest::Client, now: Timestamp
         }
     }
     obs.response_time_ms = started.elapsed().as_millis() as i64;
-    let failures: Vec<String> = spec
-        .conditions
-        .iter()
-        .map(|c| evaluate_condition(c, &obs, DisplayOptions::default()))
-        .filter(|o| !o.success)
-        .map(|o| o.display)
-        .collect();
+    let failures: Vec<String> =
+        spec.conditions.iter().map(|c| evaluate_condition(c, &obs, DisplayOptions::default())).filter(|o| !o.success).map(|o| o.display).collect();
     ProbeResult {
         probe: spec.name.clone(),
         location: spec.location.clone(),

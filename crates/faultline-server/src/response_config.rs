@@ -285,18 +285,11 @@ fn default_page() -> PageInfo {
     PageInfo { id: "faultline".into(), name: "Status".into(), url: "http://localhost:8080/status".into(), time_zone: "Etc/UTC".into() }
 }
 
-fn secret(
-    channel: &str,
-    key: &str,
-    inline: Option<String>,
-    env_key: Option<String>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Secret, String> {
+fn secret(channel: &str, key: &str, inline: Option<String>, env_key: Option<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, String> {
     match (inline, env_key) {
-        (_, Some(var)) => env(&var)
-            .filter(|v| !v.is_empty())
-            .map(Secret::new)
-            .ok_or_else(|| format!("channel {channel}: environment variable {var} ({key}_env) is not set")),
+        (_, Some(var)) => {
+            env(&var).filter(|v| !v.is_empty()).map(Secret::new).ok_or_else(|| format!("channel {channel}: environment variable {var} ({key}_env) is not set"))
+        }
         (Some(v), None) => Ok(Secret::new(v)),
         (None, None) => Err(format!("channel {channel}: set {key} or {key}_env")),
     }
@@ -317,16 +310,10 @@ fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -
                 (name, ChannelKind::Slack { webhook_url }, Some(max_per_sec.unwrap_or(1.0)))
             }
             ChannelDecl::Email { name, host, port, tls, ca_file, from, default_to, username, password, password_env, max_per_sec } => {
-                let password = if password.is_some() || password_env.is_some() {
-                    Some(secret(&name, "password", password, password_env, env)?)
-                } else {
-                    None
-                };
+                let password = if password.is_some() || password_env.is_some() { Some(secret(&name, "password", password, password_env, env)?) } else { None };
                 let loopback = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1" | "[::1]");
                 if tls == SmtpTls::None && (username.is_some() || password.is_some()) && !loopback {
-                    return Err(format!(
-                        "channel {name}: username/password need tls: starttls or implicit (credentials would cross the network in clear)"
-                    ));
+                    return Err(format!("channel {name}: username/password need tls: starttls or implicit (credentials would cross the network in clear)"));
                 }
                 if tls == SmtpTls::None && ca_file.is_some() {
                     return Err(format!("channel {name}: ca_file needs tls: starttls or implicit"));
@@ -404,7 +391,11 @@ fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -
     let page = PageInfo {
         id: "faultline".into(),
         name: sp.as_ref().and_then(|s| s.name.clone()).unwrap_or_else(|| "Status".into()),
-        url: sp.as_ref().and_then(|s| s.url.clone()).or_else(|| file.base_url.as_ref().map(|b| format!("{}/status", b.trim_end_matches('/')))).unwrap_or_else(|| default_page().url),
+        url: sp
+            .as_ref()
+            .and_then(|s| s.url.clone())
+            .or_else(|| file.base_url.as_ref().map(|b| format!("{}/status", b.trim_end_matches('/'))))
+            .unwrap_or_else(|| default_page().url),
         time_zone: sp.as_ref().and_then(|s| s.time_zone.clone()).unwrap_or_else(|| "Etc/UTC".into()),
     };
     let components = match sp.as_ref().and_then(|s| s.components.clone()) {
@@ -488,7 +479,10 @@ mod tests {
             ChannelKind::Email(s) => s.clone(),
             other => panic!("{other:?}"),
         };
-        let c = load("channels:\n  - {name: mail, type: email, host: smtp.example.com, tls: starttls, username: fl, password_env: SMTP_PASSWORD, from: a@example.com}\n").unwrap();
+        let c = load(
+            "channels:\n  - {name: mail, type: email, host: smtp.example.com, tls: starttls, username: fl, password_env: SMTP_PASSWORD, from: a@example.com}\n",
+        )
+        .unwrap();
         let s = email(&c);
         assert_eq!((s.tls, s.port), (SmtpTls::Starttls, 587));
         assert!(!format!("{c:?}").contains("hunter2"), "the password never prints");

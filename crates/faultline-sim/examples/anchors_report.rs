@@ -37,11 +37,7 @@ fn main() {
             let out = run(&yaml);
             let src = &out.totals.sources[0].1;
             let att: u64 = out.series.edge_rows.iter().map(|r| r.attempts).sum();
-            row += &format!(
-                " {name} {:.3}/{:.3} |",
-                src.goodput as f64 / src.requests as f64,
-                att as f64 / src.requests as f64
-            );
+            row += &format!(" {name} {:.3}/{:.3} |", src.goodput as f64 / src.requests as f64, att as f64 / src.requests as f64);
         }
         println!("{row}");
     }

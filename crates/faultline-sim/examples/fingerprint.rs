@@ -21,15 +21,10 @@ fn main() {
             };
             for seed in [1, 2, 3] {
                 let out = run_scenario(&sc, Some(seed), None, defended);
-                let text = serde_json::to_string(&(&out.series, &out.totals.services, &out.totals.sources, &out.totals.caches))
-                    .unwrap_or_default();
+                let text = serde_json::to_string(&(&out.series, &out.totals.services, &out.totals.sources, &out.totals.caches)).unwrap_or_default();
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 text.hash(&mut h);
-                println!(
-                    "{name:18} defended={defended:5} seed={seed} events={:>9} digest={:016x}",
-                    out.totals.events,
-                    h.finish()
-                );
+                println!("{name:18} defended={defended:5} seed={seed} events={:>9} digest={:016x}", out.totals.events, h.finish());
             }
         }
     }

@@ -23,8 +23,7 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 5] =
-        [Strategy::NoBackoff, Strategy::Exponential, Strategy::FullJitter, Strategy::EqualJitter, Strategy::Decorrelated];
+    pub const ALL: [Strategy; 5] = [Strategy::NoBackoff, Strategy::Exponential, Strategy::FullJitter, Strategy::EqualJitter, Strategy::Decorrelated];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -32,9 +32,7 @@ pub enum SimCommand {
     /// List the built-in scenarios.
     List,
     /// Print a built-in scenario's YAML (copy it, edit it, run the file).
-    Show {
-        name: String,
-    },
+    Show { name: String },
     /// Run a built-in scenario or a scenario file.
     Run(RunArgs),
 }
@@ -168,13 +166,7 @@ pub struct OtlpExport {
 /// `sent(t)` is called with the virtual time (seconds) up to which
 /// everything has been sent, after each window: a receiver's clock can
 /// follow it, so time never runs ahead of telemetry on a slow machine.
-pub fn run_exporting(
-    sc: &Scenario,
-    seed: Option<u64>,
-    defended: bool,
-    export: &OtlpExport,
-    sent: &mut dyn FnMut(f64),
-) -> Result<RunOutput, String> {
+pub fn run_exporting(sc: &Scenario, seed: Option<u64>, defended: bool, export: &OtlpExport, sent: &mut dyn FnMut(f64)) -> Result<RunOutput, String> {
     if export.speed.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
         return Err("speed must be a positive number".into());
     }
@@ -272,10 +264,7 @@ fn run_cmd(a: RunArgs) -> Result<(), String> {
                 return Err("--speed must be a positive number".into());
             }
             // The CLI (not the engine) maps virtual time 0 to "now".
-            let epoch_ns = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
+            let epoch_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
             Some(Export { endpoint: otlp::parse_url(url)?, speed: a.speed, max_spans: a.otlp_max_spans, epoch_ns })
         }
     };
@@ -309,8 +298,7 @@ fn run_cmd(a: RunArgs) -> Result<(), String> {
             let (before, after) = if a.defended { (&o.out.series, s) } else { (s, &o.out.series) };
             let gt = GroundTruth::of(&sc, false);
             let p = dir.join("compare.svg");
-            std::fs::write(&p, svg::compare_chart(before, after, &gt))
-                .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+            std::fs::write(&p, svg::compare_chart(before, after, &gt)).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
             written.push(p.display().to_string());
         }
     } else if a.compare {
@@ -319,10 +307,8 @@ fn run_cmd(a: RunArgs) -> Result<(), String> {
     let t = &run.out.totals;
     let events_per_sec = if run.wall > 0.0 { t.events as f64 / run.wall } else { 0.0 };
     if a.json {
-        let services: serde_json::Map<String, serde_json::Value> =
-            t.services.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
-        let sources: serde_json::Map<String, serde_json::Value> =
-            t.sources.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
+        let services: serde_json::Map<String, serde_json::Value> = t.services.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
+        let sources: serde_json::Map<String, serde_json::Value> = t.sources.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
         let summary = json!({
             "scenario": run.out.ground_truth.scenario,
             "defended": a.defended,
@@ -355,14 +341,7 @@ fn human_summary(out: &RunOutput, wall: f64, eps: f64, written: &[String]) -> St
     if let (Some(a), Some(b)) = (gt.fault_start_s, gt.fault_end_s) {
         let _ = writeln!(o, "  fault: {a}s .. {b}s");
     }
-    let _ = writeln!(
-        o,
-        "  {} events, {:.1} s simulated in {:.3} s wall ({:.2} M events/s)",
-        t.events,
-        t.sim_seconds,
-        wall,
-        eps / 1e6
-    );
+    let _ = writeln!(o, "  {} events, {:.1} s simulated in {:.3} s wall ({:.2} M events/s)", t.events, t.sim_seconds, wall, eps / 1e6);
     let end = t.sim_seconds;
     let fault = gt.fault_start_s.unwrap_or(end);
     let fault_end = gt.fault_end_s.unwrap_or(end);
@@ -379,11 +358,7 @@ fn human_summary(out: &RunOutput, wall: f64, eps: f64, written: &[String]) -> St
     }
     let _ = writeln!(o, "  {:<24} {:>10} {:>10} {:>9} {:>9} {:>9} {:>10}", "service", "arrivals", "served", "dropped", "rejected", "errors", "max queue");
     for (name, st) in &t.services {
-        let _ = writeln!(
-            o,
-            "  {name:<24} {:>10} {:>10} {:>9} {:>9} {:>9} {:>10}",
-            st.arrivals, st.served, st.dropped, st.rejected, st.errors, st.max_queue
-        );
+        let _ = writeln!(o, "  {name:<24} {:>10} {:>10} {:>9} {:>9} {:>9} {:>10}", st.arrivals, st.served, st.dropped, st.rejected, st.errors, st.max_queue);
     }
     for f in written {
         let _ = writeln!(o, "  wrote {f}");

@@ -37,14 +37,14 @@ pub struct RunOutput {
 }
 
 fn subject(origin: &str) -> Subject {
-    let name = |s: &str| ServiceName::new(s.trim().to_owned()).unwrap_or_else(|_| {
-        // Invariant: "unknown" is a valid name (non-empty, no control characters).
-        ServiceName::new("unknown").expect("valid literal name")
-    });
+    let name = |s: &str| {
+        ServiceName::new(s.trim().to_owned()).unwrap_or_else(|_| {
+            // Invariant: "unknown" is a valid name (non-empty, no control characters).
+            ServiceName::new("unknown").expect("valid literal name")
+        })
+    };
     if let Some((a, b)) = origin.split_once("->") {
-        Subject::Interaction {
-            interaction: Interaction { caller: name(a), callee: name(b), operation: String::new() },
-        }
+        Subject::Interaction { interaction: Interaction { caller: name(a), callee: name(b), operation: String::new() } }
     } else if let Some((s, r)) = origin.split_once('/') {
         Subject::Resource { service: name(s), resource: r.trim().to_owned() }
     } else {
@@ -55,11 +55,7 @@ fn subject(origin: &str) -> Subject {
 impl GroundTruth {
     pub fn of(sc: &Scenario, defended: bool) -> GroundTruth {
         let start = sc.faults.iter().map(|f| f.at.0).reduce(f64::min);
-        let end = sc
-            .faults
-            .iter()
-            .map(|f| f.duration.map(|d| f.at.0 + d.0).unwrap_or(sc.duration.0))
-            .reduce(f64::max);
+        let end = sc.faults.iter().map(|f| f.duration.map(|d| f.at.0 + d.0).unwrap_or(sc.duration.0)).reduce(f64::max);
         GroundTruth {
             scenario: sc.name.trim_end_matches(" (defended)").to_owned(),
             defended,
@@ -93,13 +89,7 @@ pub fn run_scenario(sc: &Scenario, seed: Option<u64>, duration: Option<Dur>, def
 /// utilisation, pools, caches and cluster state) to `emit` as soon as the
 /// window closes, so detectors can consume them in-process. `epoch` is the
 /// timestamp virtual time 0 maps to.
-pub fn run_with_signals(
-    sc: &Scenario,
-    seed: Option<u64>,
-    defended: bool,
-    epoch: Timestamp,
-    mut emit: impl FnMut(Signal),
-) -> RunOutput {
+pub fn run_with_signals(sc: &Scenario, seed: Option<u64>, defended: bool, epoch: Timestamp, mut emit: impl FnMut(Signal)) -> RunOutput {
     let mut w = World::new(sc, seed);
     let window = crate::engine::secs(sc.window.0).max(1);
     let mut emitted = 0;

@@ -30,11 +30,7 @@ impl Dur {
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.0;
-        if s != 0.0 && s < 1.0 {
-            write!(f, "{}ms", (s * 1000.0 * 1000.0).round() / 1000.0)
-        } else {
-            write!(f, "{s}s")
-        }
+        if s != 0.0 && s < 1.0 { write!(f, "{}ms", (s * 1000.0 * 1000.0).round() / 1000.0) } else { write!(f, "{s}s") }
     }
 }
 
@@ -98,9 +94,16 @@ pub enum DistSpec {
     Exp(Dur),
     Uniform(Dur, Dur),
     /// Log-normal with the given median and shape sigma.
-    Lognormal { median: Dur, sigma: f64 },
+    Lognormal {
+        median: Dur,
+        sigma: f64,
+    },
     /// Exponential with mean `fast`, except a fraction `p_slow` with mean `slow`.
-    Bimodal { fast: Dur, slow: Dur, p_slow: f64 },
+    Bimodal {
+        fast: Dur,
+        slow: Dur,
+        p_slow: f64,
+    },
 }
 
 impl Default for DistSpec {
@@ -597,11 +600,7 @@ impl fmt::Display for ScenarioError {
             Some(l) if l > 0 => write!(f, "line {l}: ")?,
             _ => {}
         }
-        if self.field.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.field, self.message)
-        }
+        if self.field.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.field, self.message) }
     }
 }
 
@@ -655,11 +654,8 @@ impl Scenario {
         let Some(patch) = &self.defended else {
             return Ok(self.clone());
         };
-        let mut doc = serde_json::to_value(self).map_err(|e| ScenarioError {
-            line: None,
-            field: String::new(),
-            message: format!("cannot re-encode scenario: {e}"),
-        })?;
+        let mut doc =
+            serde_json::to_value(self).map_err(|e| ScenarioError { line: None, field: String::new(), message: format!("cannot re-encode scenario: {e}") })?;
         merge_patch(&mut doc, patch);
         if let Some(obj) = doc.as_object_mut() {
             obj.remove("defended");
@@ -667,11 +663,7 @@ impl Scenario {
                 obj.insert("name".into(), serde_json::Value::String(format!("{n} (defended)")));
             }
         }
-        let sc: Scenario = serde_json::from_value(doc).map_err(|e| ScenarioError {
-            line: None,
-            field: "defended".into(),
-            message: e.to_string(),
-        })?;
+        let sc: Scenario = serde_json::from_value(doc).map_err(|e| ScenarioError { line: None, field: "defended".into(), message: e.to_string() })?;
         sc.validate().map_err(|mut e| {
             e.field = format!("defended: {}", e.field);
             e
@@ -695,11 +687,7 @@ impl Scenario {
             return err_at(None, "window", "more than 100000 windows; use a longer window");
         }
         if parse_class(&self.ground_truth.class).is_none() {
-            return err_at(
-                None,
-                "ground_truth.class",
-                format!("unknown incident class {:?}", self.ground_truth.class),
-            );
+            return err_at(None, "ground_truth.class", format!("unknown incident class {:?}", self.ground_truth.class));
         }
         let names: Vec<&str> = self.services.iter().map(|s| s.name.value.as_str()).collect();
         for (i, s) in self.services.iter().enumerate() {
@@ -722,17 +710,20 @@ impl Scenario {
             }
             check_dist(&s.service_time).map_err(|m| ScenarioError { line, field: f("service_time"), message: m })?;
             if let Some(sh) = &s.shards
-                && (sh.count == 0 || sh.keys == 0) {
-                    return err_at(line, f("shards"), "count and keys must be >= 1");
-                }
+                && (sh.count == 0 || sh.keys == 0)
+            {
+                return err_at(line, f("shards"), "count and keys must be >= 1");
+            }
             if let Some(o) = &s.overload
-                && !(o.above_rate >= 0.0 && o.factor >= 0.0 && o.window.0 > 0.0) {
-                    return err_at(line, f("overload"), "above_rate and factor must be >= 0, window > 0");
-                }
+                && !(o.above_rate >= 0.0 && o.factor >= 0.0 && o.window.0 > 0.0)
+            {
+                return err_at(line, f("overload"), "above_rate and factor must be >= 0, window > 0");
+            }
             if let Some(p) = &s.pool
-                && p.size == 0 {
-                    return err_at(line, f("pool.size"), "must be >= 1");
-                }
+                && p.size == 0
+            {
+                return err_at(line, f("pool.size"), "must be >= 1");
+            }
             for (j, c) in s.calls.iter().enumerate() {
                 check_call(c, &names, &format!("services[{i}].calls[{j}]"))?;
             }
@@ -772,9 +763,7 @@ impl Scenario {
             let need_service = |ft: &FaultSpec| -> Result<(), ScenarioError> {
                 match &ft.service {
                     None => err_at(None, f("service"), format!("a {:?} fault needs `service`", ft.fault)),
-                    Some(s) if !names.contains(&s.value.as_str()) => {
-                        err_at(line_of(s), f("service"), format!("unknown service {:?}", s.value))
-                    }
+                    Some(s) if !names.contains(&s.value.as_str()) => err_at(line_of(s), f("service"), format!("unknown service {:?}", s.value)),
                     Some(_) => Ok(()),
                 }
             };
@@ -845,9 +834,10 @@ impl Scenario {
             }
         }
         if let Some(c) = &self.cluster
-            && c.replicas.is_empty() {
-                return err_at(None, "cluster.replicas", "needs at least one replica");
-            }
+            && c.replicas.is_empty()
+        {
+            return err_at(None, "cluster.replicas", "needs at least one replica");
+        }
         Ok(())
     }
 }
@@ -873,17 +863,20 @@ fn check_call(c: &CallSpec, names: &[&str], path: &str) -> Result<(), ScenarioEr
         return err_at(line, format!("{path}.retry.attempts"), "must be within 1..=100");
     }
     if let Some(b) = &c.retry.budget
-        && !(b.ratio >= 0.0 && b.cap >= 0.0) {
-            return err_at(line, format!("{path}.retry.budget"), "ratio and cap must be >= 0");
-        }
+        && !(b.ratio >= 0.0 && b.cap >= 0.0)
+    {
+        return err_at(line, format!("{path}.retry.budget"), "ratio and cap must be >= 0");
+    }
     if let Some(b) = &c.breaker
-        && (!(0.0..=1.0).contains(&b.failure_ratio) || b.window.0 <= 0.0) {
-            return err_at(line, format!("{path}.breaker"), "failure_ratio within [0, 1] and window > 0");
-        }
+        && (!(0.0..=1.0).contains(&b.failure_ratio) || b.window.0 <= 0.0)
+    {
+        return err_at(line, format!("{path}.breaker"), "failure_ratio within [0, 1] and window > 0");
+    }
     if let Some(t) = &c.throttle
-        && (t.k < 1.0 || t.window.0 <= 0.0) {
-            return err_at(line, format!("{path}.throttle"), "k must be >= 1 and window > 0");
-        }
+        && (t.k < 1.0 || t.window.0 <= 0.0)
+    {
+        return err_at(line, format!("{path}.throttle"), "k must be >= 1 and window > 0");
+    }
     if let Some(k) = &c.cache {
         if k.keys == 0 || k.ttl.0 <= 0.0 {
             return err_at(line, format!("{path}.cache"), "keys must be >= 1 and ttl > 0");

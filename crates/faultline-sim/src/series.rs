@@ -291,9 +291,7 @@ impl Series {
     }
 
     pub fn services_csv(&self) -> String {
-        let mut s = String::from(
-            "t_s,service,arrivals,served,dropped,rejected,errors,queue_depth,queue_max,busy,capacity,utilization\n",
-        );
+        let mut s = String::from("t_s,service,arrivals,served,dropped,rejected,errors,queue_depth,queue_max,busy,capacity,utilization\n");
         for r in &self.service_rows {
             let _ = writeln!(
                 s,

@@ -63,10 +63,7 @@ fn render(title: &str, subtitle: &str, panels: &[Panel], t_end: f64, shade: Opti
     let plot_w = W - LEFT - RIGHT;
     let h = TOP + panels.len() as f64 * (PANEL_H + GAP) + 10.0;
     let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}" font-family="sans-serif" font-size="11">"#
-    );
+    let _ = write!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}" font-family="sans-serif" font-size="11">"#);
     let _ = write!(s, r#"<rect width="{W}" height="{h}" fill="white"/>"#);
     let _ = write!(s, r#"<text x="{LEFT}" y="20" font-size="15" font-weight="bold">{}</text>"#, esc(title));
     let _ = write!(s, r##"<text x="{LEFT}" y="37" fill="#555">{}</text>"##, esc(subtitle));
@@ -85,12 +82,7 @@ fn render(title: &str, subtitle: &str, panels: &[Panel], t_end: f64, shade: Opti
         let (ymax, step) = nice(if clipped { 1.6 * p95 } else { max });
         let y = |v: f64| y0 + PANEL_H - (v / ymax).clamp(0.0, 1.05) * PANEL_H;
         if let Some((a, b)) = shade {
-            let _ = write!(
-                s,
-                r##"<rect x="{:.1}" y="{y0:.1}" width="{:.1}" height="{PANEL_H}" fill="#f6d5d5" opacity="0.6"/>"##,
-                x(a),
-                (x(b) - x(a)).max(1.0)
-            );
+            let _ = write!(s, r##"<rect x="{:.1}" y="{y0:.1}" width="{:.1}" height="{PANEL_H}" fill="#f6d5d5" opacity="0.6"/>"##, x(a), (x(b) - x(a)).max(1.0));
         }
         let ptitle = if clipped { format!("{} (peaks above {} clipped)", p.title, fmt_num(ymax)) } else { p.title.clone() };
         let _ = write!(s, r#"<text x="{LEFT}" y="{:.1}" font-weight="bold">{}</text>"#, y0 - 6.0, esc(&ptitle));
@@ -123,10 +115,7 @@ fn render(title: &str, subtitle: &str, panels: &[Panel], t_end: f64, shade: Opti
             );
             t += tstep;
         }
-        let _ = write!(
-            s,
-            r##"<rect x="{LEFT}" y="{y0:.1}" width="{plot_w:.1}" height="{PANEL_H}" fill="none" stroke="#888"/>"##
-        );
+        let _ = write!(s, r##"<rect x="{LEFT}" y="{y0:.1}" width="{plot_w:.1}" height="{PANEL_H}" fill="none" stroke="#888"/>"##);
         for (k, l) in p.lines.iter().enumerate() {
             if l.points.is_empty() {
                 continue;
@@ -135,12 +124,7 @@ fn render(title: &str, subtitle: &str, panels: &[Panel], t_end: f64, shade: Opti
             // NaN marks "no data in this window": break the line there.
             for seg in l.points.split(|q| !q.1.is_finite()).filter(|g| !g.is_empty()) {
                 let pts: Vec<String> = seg.iter().map(|&(t, v)| format!("{:.1},{:.1}", x(t), y(v))).collect();
-                let _ = write!(
-                    s,
-                    r#"<polyline fill="none" stroke="{}" stroke-width="1.8"{dash} points="{}"/>"#,
-                    l.color,
-                    pts.join(" ")
-                );
+                let _ = write!(s, r#"<polyline fill="none" stroke="{}" stroke-width="1.8"{dash} points="{}"/>"#, l.color, pts.join(" "));
             }
             let ly = y0 + 12.0 + k as f64 * 16.0;
             let lx = LEFT + plot_w + 12.0;
@@ -185,11 +169,8 @@ fn chart_services(series: &Series, wanted: &[String]) -> Vec<String> {
     if !wanted.is_empty() {
         return wanted.iter().filter(|s| series.service_index(s).is_some()).cloned().collect();
     }
-    let mut by_max: Vec<(u64, String)> = series
-        .services
-        .iter()
-        .map(|s| (series.service(s).iter().map(|r| r.queue_depth).max().unwrap_or(0), s.clone()))
-        .collect();
+    let mut by_max: Vec<(u64, String)> =
+        series.services.iter().map(|s| (series.service(s).iter().map(|r| r.queue_depth).max().unwrap_or(0), s.clone())).collect();
     by_max.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     by_max.into_iter().take(4).map(|x| x.1).collect()
 }
@@ -199,55 +180,30 @@ pub fn run_chart(series: &Series, gt: &GroundTruth, chart_services_wanted: &[Str
     let t_end = series.windows as f64 * series.window_s;
     let mut panels = Vec::new();
     let mut load = vec![
-        Line {
-            label: "requests/s".into(),
-            color: "#888",
-            dashed: true,
-            points: per_window(series, |w| flow_sum(series, w, |r| r.requests)),
-        },
-        Line {
-            label: "goodput/s".into(),
-            color: "#2ca02c",
-            dashed: false,
-            points: per_window(series, |w| flow_sum(series, w, |r| r.goodput)),
-        },
-        Line {
-            label: "failed/s".into(),
-            color: "#d62728",
-            dashed: false,
-            points: per_window(series, |w| flow_sum(series, w, |r| r.failed)),
-        },
+        Line { label: "requests/s".into(), color: "#888", dashed: true, points: per_window(series, |w| flow_sum(series, w, |r| r.requests)) },
+        Line { label: "goodput/s".into(), color: "#2ca02c", dashed: false, points: per_window(series, |w| flow_sum(series, w, |r| r.goodput)) },
+        Line { label: "failed/s".into(), color: "#d62728", dashed: false, points: per_window(series, |w| flow_sum(series, w, |r| r.failed)) },
     ];
     if series.flow_rows.iter().any(|r| r.wrong > 0) {
-        load.push(Line {
-            label: "wrong/s".into(),
-            color: "#ff7f0e",
-            dashed: false,
-            points: per_window(series, |w| flow_sum(series, w, |r| r.wrong)),
-        });
+        load.push(Line { label: "wrong/s".into(), color: "#ff7f0e", dashed: false, points: per_window(series, |w| flow_sum(series, w, |r| r.wrong)) });
     }
     if let faultline_core::Subject::Interaction { interaction } = &gt.origin
-        && let Some(e) = series.edge_index(interaction.caller.as_str(), interaction.callee.as_str()) {
-            load.push(Line {
-                label: format!("attempts {}→{}", interaction.caller, interaction.callee),
-                color: "#9467bd",
-                dashed: true,
-                points: per_window(series, |w| {
-                    series.edge_rows.iter().filter(|r| r.window == w && r.edge == e).map(|r| r.attempts as f64).sum::<f64>()
-                        / series.window_s
-                }),
-            });
-        }
+        && let Some(e) = series.edge_index(interaction.caller.as_str(), interaction.callee.as_str())
+    {
+        load.push(Line {
+            label: format!("attempts {}→{}", interaction.caller, interaction.callee),
+            color: "#9467bd",
+            dashed: true,
+            points: per_window(series, |w| {
+                series.edge_rows.iter().filter(|r| r.window == w && r.edge == e).map(|r| r.attempts as f64).sum::<f64>() / series.window_s
+            }),
+        });
+    }
     if !series.flow_rows.is_empty() {
         panels.push(Panel { title: "Load, goodput and failures (per second)".into(), lines: load });
         panels.push(Panel {
             title: "User-facing p99 latency (ms)".into(),
-            lines: vec![Line {
-                label: "p99".into(),
-                color: "#1f77b4",
-                dashed: false,
-                points: per_window(series, |w| flow_p99(series, w)),
-            }],
+            lines: vec![Line { label: "p99".into(), color: "#1f77b4", dashed: false, points: per_window(series, |w| flow_p99(series, w)) }],
         });
     }
     let svcs = chart_services(series, chart_services_wanted);
@@ -284,11 +240,7 @@ pub fn run_chart(series: &Series, gt: &GroundTruth, chart_services_wanted: &[Str
                 label: format!("{n} ({subj})"),
                 color: COLORS[(k + 2) % COLORS.len()],
                 dashed: false,
-                points: series
-                    .metric(n, subj)
-                    .iter()
-                    .map(|r| (series.window_start_s(r.window) + series.window_s, r.value))
-                    .collect(),
+                points: series.metric(n, subj).iter().map(|r| (series.window_start_s(r.window) + series.window_s, r.value)).collect(),
             })
             .collect();
         panels.push(Panel { title: "Metrics".into(), lines });
@@ -306,25 +258,10 @@ pub fn compare_chart(before: &Series, after: &Series, gt: &GroundTruth) -> Strin
         panels.push(Panel {
             title: "Goodput per second: without vs with defences".into(),
             lines: vec![
-                Line {
-                    label: "requests/s".into(),
-                    color: "#888",
-                    dashed: true,
-                    points: per_window(before, |w| flow_sum(before, w, |r| r.requests)),
-                },
-                Line {
-                    label: "defended".into(),
-                    color: "#2ca02c",
-                    dashed: false,
-                    points: per_window(after, |w| flow_sum(after, w, |r| r.goodput)),
-                },
+                Line { label: "requests/s".into(), color: "#888", dashed: true, points: per_window(before, |w| flow_sum(before, w, |r| r.requests)) },
+                Line { label: "defended".into(), color: "#2ca02c", dashed: false, points: per_window(after, |w| flow_sum(after, w, |r| r.goodput)) },
                 // Drawn last and dashed so it stays visible where the two coincide.
-                Line {
-                    label: "undefended".into(),
-                    color: "#d62728",
-                    dashed: true,
-                    points: per_window(before, |w| flow_sum(before, w, |r| r.goodput)),
-                },
+                Line { label: "undefended".into(), color: "#d62728", dashed: true, points: per_window(before, |w| flow_sum(before, w, |r| r.goodput)) },
             ],
         });
         panels.push(Panel {
@@ -338,9 +275,7 @@ pub fn compare_chart(before: &Series, after: &Series, gt: &GroundTruth) -> Strin
     // The first named metric, both ways (e.g. leaders, cache hit ratio).
     if let Some(r) = before.metric_rows.first() {
         let (n, subj) = (r.name.clone(), r.subject.clone());
-        let pts = |s: &Series| -> Vec<(f64, f64)> {
-            s.metric(&n, &subj).iter().map(|r| (s.window_start_s(r.window) + s.window_s, r.value)).collect()
-        };
+        let pts = |s: &Series| -> Vec<(f64, f64)> { s.metric(&n, &subj).iter().map(|r| (s.window_start_s(r.window) + s.window_s, r.value)).collect() };
         panels.push(Panel {
             title: format!("{n} ({subj})"),
             lines: vec![
@@ -350,9 +285,7 @@ pub fn compare_chart(before: &Series, after: &Series, gt: &GroundTruth) -> Strin
         });
         if let Some(r2) = before.metric_rows.iter().find(|m| m.name == "writes_divergent") {
             let (n2, s2) = (r2.name.clone(), r2.subject.clone());
-            let pts = |s: &Series| -> Vec<(f64, f64)> {
-                s.metric(&n2, &s2).iter().map(|r| (s.window_start_s(r.window) + s.window_s, r.value)).collect()
-            };
+            let pts = |s: &Series| -> Vec<(f64, f64)> { s.metric(&n2, &s2).iter().map(|r| (s.window_start_s(r.window) + s.window_s, r.value)).collect() };
             panels.push(Panel {
                 title: format!("{n2} ({s2})"),
                 lines: vec![

@@ -17,9 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::engine::{EventQueue, Nanos, secs, to_secs};
 use crate::rng::{Rng, Zipf};
-use crate::scenario::{
-    BackoffKind, BreakerScope, ClusterSpec, DistSpec, Discipline, FaultKind, Jitter, LoadKind, Scenario,
-};
+use crate::scenario::{BackoffKind, BreakerScope, ClusterSpec, Discipline, DistSpec, FaultKind, Jitter, LoadKind, Scenario};
 use crate::series::{EdgeName, EdgeRow, FlowRow, Hist, MetricRow, Series, ServiceRow, ZoneRow};
 
 const NONE: u32 = u32::MAX;
@@ -277,7 +275,7 @@ struct Edge {
     cap: f64,
     budget: Option<(f64, f64)>,
     breaker: Option<(f64, f64, f64, Nanos, BreakerScope)>, // ratio, window s, min_calls, open_for, scope
-    throttle: Option<(f64, f64)>,                         // k, window s
+    throttle: Option<(f64, f64)>,                          // k, window s
     cache: u32,
     is_async: bool,
     fallback: bool,
@@ -556,10 +554,7 @@ impl World {
                     recycle_at: p.recycle_at,
                     recycles: 0,
                 }),
-                autoscale: s
-                    .autoscale
-                    .as_ref()
-                    .map(|a| (a.max_instances, a.queue_per_instance, secs(a.every.0), secs(a.every.0))),
+                autoscale: s.autoscale.as_ref().map(|a| (a.max_instances, a.queue_per_instance, secs(a.every.0), secs(a.every.0))),
                 is_router,
                 route_one: s.route == crate::scenario::Route::One,
                 cap: 0,
@@ -593,20 +588,17 @@ impl World {
             sv.refresh_cap();
         }
         let find = |n: &str| svc_index.iter().find(|(m, _)| m == n).map(|x| x.1).unwrap_or(0);
-        let mut series = Series {
-            window_s: sc.window.0,
-            services: svcs.iter().filter(|s| !s.is_router).map(|s| s.name.clone()).collect(),
-            ..Series::default()
-        };
+        let mut series =
+            Series { window_s: sc.window.0, services: svcs.iter().filter(|s| !s.is_router).map(|s| s.name.clone()).collect(), ..Series::default() };
         let mut edges: Vec<Edge> = Vec::new();
         let mut caches: Vec<Cache> = Vec::new();
         let make_edge = |caller: &str,
-                             caller_svc: u32,
-                             c: &crate::scenario::CallSpec,
-                             n_clients: u32,
-                             svcs: &Vec<Svc>,
-                             series: &mut Series,
-                             caches: &mut Vec<Cache>|
+                         caller_svc: u32,
+                         c: &crate::scenario::CallSpec,
+                         n_clients: u32,
+                         svcs: &Vec<Svc>,
+                         series: &mut Series,
+                         caches: &mut Vec<Cache>|
          -> Edge {
             let callee = find(&c.to.value);
             let targets: Vec<String> = match &svcs[callee as usize].shards {
@@ -649,10 +641,7 @@ impl World {
                     (caches.len() - 1) as u32
                 }
             };
-            let init = ClientState {
-                tokens: c.retry.budget.as_ref().map(|b| b.cap).unwrap_or(0.0),
-                ..ClientState::default()
-            };
+            let init = ClientState { tokens: c.retry.budget.as_ref().map(|b| b.cap).unwrap_or(0.0), ..ClientState::default() };
             Edge {
                 callee,
                 prob: c.probability,
@@ -663,9 +652,7 @@ impl World {
                 base: c.retry.backoff.base.0,
                 cap: c.retry.backoff.cap.map(|d| d.0).unwrap_or(f64::INFINITY),
                 budget: c.retry.budget.as_ref().map(|b| (b.ratio, b.cap)),
-                breaker: c.breaker.as_ref().map(|b| {
-                    (b.failure_ratio, b.window.0, b.min_calls as f64, secs(b.open_for.0), b.scope)
-                }),
+                breaker: c.breaker.as_ref().map(|b| (b.failure_ratio, b.window.0, b.min_calls as f64, secs(b.open_for.0), b.scope)),
                 throttle: c.throttle.as_ref().map(|t| (t.k, t.window.0)),
                 cache,
                 is_async: c.is_async,
@@ -728,12 +715,7 @@ impl World {
                 at: secs(f.at.0),
                 end: f.duration.map(|d| secs(f.at.0 + d.0)),
                 svc: f.service.as_ref().map(|s| find(&s.value)).unwrap_or(NONE),
-                src: f
-                    .source
-                    .as_ref()
-                    .and_then(|s| sc.load.iter().position(|l| l.name == s.value))
-                    .map(|i| i as u32)
-                    .unwrap_or(NONE),
+                src: f.source.as_ref().and_then(|s| sc.load.iter().position(|l| l.name == s.value)).map(|i| i as u32).unwrap_or(NONE),
                 factor: f.factor.unwrap_or(1.0),
                 add: f.add.map(|d| d.0).unwrap_or(0.0),
                 rate: f.rate.unwrap_or(0.0),
@@ -758,8 +740,7 @@ impl World {
             }
         }
         let mut rng = Rng::new(seed);
-        let needs_tick = cluster.is_some()
-            || svcs.iter().any(|s| s.pool.is_some() || s.autoscale.is_some());
+        let needs_tick = cluster.is_some() || svcs.iter().any(|s| s.pool.is_some() || s.autoscale.is_some());
         let mut q = EventQueue::new();
         for (i, s) in sources.iter().enumerate() {
             match s.kind {
@@ -863,12 +844,7 @@ impl World {
         RunTotals {
             events: self.q.popped(),
             sim_seconds: to_secs(self.q.now()),
-            services: self
-                .svcs
-                .iter()
-                .filter(|s| !s.is_router)
-                .map(|s| (s.name.clone(), s.totals.clone()))
-                .collect(),
+            services: self.svcs.iter().filter(|s| !s.is_router).map(|s| (s.name.clone(), s.totals.clone())).collect(),
             sources: self.sources.iter().map(|s| (s.name.clone(), s.totals.clone())).collect(),
             caches: self
                 .caches
@@ -1063,11 +1039,7 @@ impl World {
         ch.recomputes += 1;
         ch.w_recomputes += 1;
         ch.entries[key as usize].inflight += 1;
-        let zone = if owner_svc == NONE {
-            NO_ZONE
-        } else {
-            self.svcs[owner_svc as usize].zones.first().copied().unwrap_or(NO_ZONE)
-        };
+        let zone = if owner_svc == NONE { NO_ZONE } else { self.svcs[owner_svc as usize].zones.first().copied().unwrap_or(NO_ZONE) };
         let now = self.q.now();
         let c = self.calls.alloc(|old| Call {
             epoch: old.map(|o| o.epoch.wrapping_add(1)).unwrap_or(0),
@@ -1106,15 +1078,14 @@ impl World {
                 cs.br_fails = 0.0;
             }
         }
-        if !refused
-            && let Some((k, window)) = e.throttle {
-                let d = (-((now - cs.th_last) as f64 / 1e9) / window).exp();
-                cs.th_req = cs.th_req * d + 1.0;
-                cs.th_acc *= d;
-                cs.th_last = now;
-                let p = ((cs.th_req - k * cs.th_acc) / (cs.th_req + 1.0)).max(0.0);
-                refused = self.rng.chance(p);
-            }
+        if !refused && let Some((k, window)) = e.throttle {
+            let d = (-((now - cs.th_last) as f64 / 1e9) / window).exp();
+            cs.th_req = cs.th_req * d + 1.0;
+            cs.th_acc *= d;
+            cs.th_last = now;
+            let p = ((cs.th_req - k * cs.th_acc) / (cs.th_req + 1.0)).max(0.0);
+            refused = self.rng.chance(p);
+        }
         if refused {
             e.stats[call.target as usize].rejected += 1;
             self.complete_call(c, false, false);
@@ -1706,20 +1677,22 @@ impl World {
                     p.leaked = (p.leaked + p.leak_per_sec * dt).min(p.size as f64);
                 }
                 if let Some(at) = p.recycle_at
-                    && p.leaked >= at * p.size as f64 {
-                        p.leaked = 0.0;
-                        p.recycles += 1;
-                        changed = true;
-                    }
+                    && p.leaked >= at * p.size as f64
+                {
+                    p.leaked = 0.0;
+                    p.recycles += 1;
+                    changed = true;
+                }
             }
             if let Some((max, per, every, next)) = &mut sv.autoscale
-                && now >= *next {
-                    *next = now + *every;
-                    if sv.queue.len() as u64 > (*per as u64) * sv.instances as u64 && sv.instances < *max {
-                        sv.instances += 1;
-                        changed = true;
-                    }
+                && now >= *next
+            {
+                *next = now + *every;
+                if sv.queue.len() as u64 > (*per as u64) * sv.instances as u64 && sv.instances < *max {
+                    sv.instances += 1;
+                    changed = true;
                 }
+            }
             if sv.pool.is_some() || changed {
                 sv.refresh_cap();
             }
@@ -1735,9 +1708,7 @@ impl World {
 
     fn cluster_tick(&mut self, now: Nanos, dt: f64) {
         let partitions = self.partitions.clone();
-        let reach = |a: u16, b: u16| {
-            a == b || !partitions.iter().any(|&(x, y)| (x == a && y == b) || (x == b && y == a))
-        };
+        let reach = |a: u16, b: u16| a == b || !partitions.iter().any(|&(x, y)| (x == a && y == b) || (x == b && y == a));
         let Some(cl) = &mut self.cluster else { return };
         let n = cl.nodes.len();
         // Heartbeats: every leader reaches the nodes it can.
@@ -1846,20 +1817,10 @@ impl World {
                     subject: subj.clone(),
                     value: s.busy as f64 + p.leaked.floor(),
                 });
-                self.series.metric_rows.push(MetricRow {
-                    window: w,
-                    name: "pool_size".into(),
-                    subject: subj,
-                    value: p.size as f64,
-                });
+                self.series.metric_rows.push(MetricRow { window: w, name: "pool_size".into(), subject: subj, value: p.size as f64 });
             }
             if s.autoscale.is_some() {
-                self.series.metric_rows.push(MetricRow {
-                    window: w,
-                    name: "instances".into(),
-                    subject: s.name.clone(),
-                    value: s.instances as f64,
-                });
+                self.series.metric_rows.push(MetricRow { window: w, name: "instances".into(), subject: s.name.clone(), value: s.instances as f64 });
             }
             s.w = SvcWin { last_change: now, ..SvcWin::default() };
             si += 1;
@@ -1892,7 +1853,15 @@ impl World {
         }
         for ((edge, a, b), z) in std::mem::take(&mut self.zone_win) {
             let name = |i: u16| self.zone_names.get(i as usize).cloned().unwrap_or_default();
-            self.series.zone_rows.push(ZoneRow { window: w, edge, caller_zone: name(a), callee_zone: name(b), attempts: z.attempts, errors: z.errors, timeouts: z.timeouts });
+            self.series.zone_rows.push(ZoneRow {
+                window: w,
+                edge,
+                caller_zone: name(a),
+                callee_zone: name(b),
+                attempts: z.attempts,
+                errors: z.errors,
+                timeouts: z.timeouts,
+            });
         }
         for (i, s) in self.sources.iter_mut().enumerate() {
             self.series.flow_rows.push(FlowRow {
@@ -1914,18 +1883,8 @@ impl World {
         for c in self.caches.iter_mut() {
             let total = c.w_hits + c.w_misses;
             let ratio = if total == 0 { 1.0 } else { c.w_hits as f64 / total as f64 };
-            self.series.metric_rows.push(MetricRow {
-                window: w,
-                name: "cache_hit_ratio".into(),
-                subject: c.subject.clone(),
-                value: ratio,
-            });
-            self.series.metric_rows.push(MetricRow {
-                window: w,
-                name: "cache_recomputes".into(),
-                subject: c.subject.clone(),
-                value: c.w_recomputes as f64,
-            });
+            self.series.metric_rows.push(MetricRow { window: w, name: "cache_hit_ratio".into(), subject: c.subject.clone(), value: ratio });
+            self.series.metric_rows.push(MetricRow { window: w, name: "cache_recomputes".into(), subject: c.subject.clone(), value: c.w_recomputes as f64 });
             c.w_hits = 0;
             c.w_misses = 0;
             c.w_recomputes = 0;
@@ -1937,12 +1896,7 @@ impl World {
                 ("writes_failed", cl.w_failed as f64),
                 ("writes_divergent", cl.w_divergent as f64),
             ] {
-                self.series.metric_rows.push(MetricRow {
-                    window: w,
-                    name: name.into(),
-                    subject: cl.name.clone(),
-                    value: v,
-                });
+                self.series.metric_rows.push(MetricRow { window: w, name: name.into(), subject: cl.name.clone(), value: v });
             }
             cl.w_leaders_max = cl.nodes.iter().filter(|o| o.role == Role::Leader).count() as u64;
             cl.w_ok = 0;

@@ -19,13 +19,7 @@ pub const MAX_ATTEMPTS: u32 = 8;
 
 /// Applies `command` to incident `id` as `actor` at `now`, returning the new
 /// state and the event recorded.
-pub async fn execute(
-    store: &dyn Store,
-    id: IncidentId,
-    command: Command,
-    actor: Actor,
-    now: Timestamp,
-) -> Result<(Incident, TimelineEvent)> {
+pub async fn execute(store: &dyn Store, id: IncidentId, command: Command, actor: Actor, now: Timestamp) -> Result<(Incident, TimelineEvent)> {
     let mut attempt = 0;
     loop {
         let (command, actor) = (command.clone(), actor.clone());

@@ -36,7 +36,9 @@ pub enum StoreError {
     Conflict { id: IncidentId, expected: u64, found: u64 },
     /// `ResponseStore::publish_status` lost a race: another update of the
     /// incident's public page was published after this one was computed.
-    #[error("the status page of incident {incident} was updated concurrently (this update was based on {based_on} earlier update(s)); re-read it and publish again")]
+    #[error(
+        "the status page of incident {incident} was updated concurrently (this update was based on {based_on} earlier update(s)); re-read it and publish again"
+    )]
     StatusPageConflict { incident: IncidentId, based_on: u64 },
     /// The database was too busy to take the write lock in time; retryable.
     #[error("database is busy: {0}")]

@@ -41,12 +41,10 @@ pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
         Backend::Sqlite => SQLITE,
         Backend::Postgres => POSTGRES,
     };
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS faultline_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-    )
-    .execute(pool)
-    .await
-    .map_err(db)?;
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS faultline_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+        .execute(pool)
+        .await
+        .map_err(db)?;
     for m in migrations {
         let mut tx = pool.begin().await.map_err(db)?;
         if backend == Backend::Postgres {
@@ -64,9 +62,7 @@ pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
         }
         sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(db)?;
         // Wall-clock time here is bookkeeping for operators, not domain time.
-        let applied_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let applied_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         sqlx::query("INSERT INTO faultline_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
             .bind(m.version)
             .bind(m.name)
@@ -78,17 +74,11 @@ pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
         tracing::info!(version = m.version, name = m.name, "applied migration");
     }
     // A database written by a newer Faultline is refused rather than misread.
-    let newest: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM faultline_migrations")
-        .fetch_one(pool)
-        .await
-        .map_err(db)?
-        .try_get("v")
-        .map_err(db)?;
+    let newest: i64 =
+        sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM faultline_migrations").fetch_one(pool).await.map_err(db)?.try_get("v").map_err(db)?;
     let known = migrations.last().map_or(0, |m| m.version);
     if newest > known {
-        return Err(StoreError::Open(format!(
-            "database schema version {newest} is newer than this Faultline understands ({known}); upgrade Faultline"
-        )));
+        return Err(StoreError::Open(format!("database schema version {newest} is newer than this Faultline understands ({known}); upgrade Faultline")));
     }
     Ok(())
 }

@@ -235,7 +235,14 @@ pub trait ResponseStore: Send + Sync {
     /// is `StoreError::Conflict` (`expected`: `based_on`, `found`: the stored
     /// count); the caller re-reads and decides again. So two publishes racing
     /// from the same state never both write (nor reuse one update id).
-    async fn publish_status(&self, incident: IncidentId, public: &PublicIncident, based_on: usize, enqueue: &[OutboxItem], now: Timestamp) -> Result<CommitOutcome>;
+    async fn publish_status(
+        &self,
+        incident: IncidentId,
+        public: &PublicIncident,
+        based_on: usize,
+        enqueue: &[OutboxItem],
+        now: Timestamp,
+    ) -> Result<CommitOutcome>;
     async fn add_subscriber(&self, s: &Subscriber) -> Result<()>;
     /// Adds `s` unless `max_live` live (not unsubscribed) subscribers exist
     /// already: false then, and nothing is written. The count and the insert
@@ -423,14 +430,7 @@ fn subscriber_from_row(r: &AnyRow) -> Result<Subscriber> {
 impl SqlStore {
     /// Moves a leased row to a final or retry state and writes its ledger
     /// line, in one transaction. `None` status means retry at `next`.
-    async fn finish(
-        &self,
-        key: &str,
-        owner: &str,
-        now: Timestamp,
-        outcome: (&str, Option<DeliveryStatus>, Option<Timestamp>),
-        detail: &str,
-    ) -> Result<bool> {
+    async fn finish(&self, key: &str, owner: &str, now: Timestamp, outcome: (&str, Option<DeliveryStatus>, Option<Timestamp>), detail: &str) -> Result<bool> {
         let (outcome, status, next) = outcome;
         let mut tx = self.pool.begin().await.map_err(db)?;
         let status_s = status.unwrap_or(DeliveryStatus::Pending).as_str();
@@ -456,11 +456,7 @@ impl SqlStore {
         if n != 1 {
             return Ok(false);
         }
-        let row = sqlx::query("SELECT * FROM notification_outbox WHERE idempotency_key = $1")
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
+        let row = sqlx::query("SELECT * FROM notification_outbox WHERE idempotency_key = $1").bind(key).fetch_one(&mut *tx).await.map_err(db)?;
         let rec = outbox_from_row(&row)?;
         let inc = rec.incident.to_string();
         ledger_line(&mut tx, (&inc, key, &rec.channel, &rec.recipient, &rec.kind), now, outcome, rec.attempts, detail).await?;
@@ -510,11 +506,8 @@ impl ResponseStore for SqlStore {
     }
 
     async fn response_cursor(&self, incident: IncidentId) -> Result<u64> {
-        let row = sqlx::query("SELECT seq FROM response_cursors WHERE incident_id = $1")
-            .bind(incident.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+        let row =
+            sqlx::query("SELECT seq FROM response_cursors WHERE incident_id = $1").bind(incident.to_string()).fetch_optional(&self.pool).await.map_err(db)?;
         Ok(match row {
             Some(r) => u64::try_from(r.try_get::<i64, _>("seq").map_err(db)?).unwrap_or(0),
             None => 0,
@@ -624,11 +617,7 @@ impl ResponseStore for SqlStore {
     }
 
     async fn notification(&self, key: &str) -> Result<Option<OutboxRecord>> {
-        let row = sqlx::query("SELECT * FROM notification_outbox WHERE idempotency_key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+        let row = sqlx::query("SELECT * FROM notification_outbox WHERE idempotency_key = $1").bind(key).fetch_optional(&self.pool).await.map_err(db)?;
         row.as_ref().map(outbox_from_row).transpose()
     }
 
@@ -642,10 +631,7 @@ impl ResponseStore for SqlStore {
     }
 
     async fn outbox_counts(&self) -> Result<OutboxCounts> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM notification_outbox GROUP BY status")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM notification_outbox GROUP BY status").fetch_all(&self.pool).await.map_err(db)?;
         let mut c = OutboxCounts::default();
         for r in rows {
             let s: String = r.try_get("status").map_err(db)?;
@@ -765,12 +751,8 @@ impl ResponseStore for SqlStore {
     }
 
     async fn delete_draft(&self, incident: IncidentId) -> Result<bool> {
-        let n = sqlx::query("DELETE FROM status_drafts WHERE incident_id = $1")
-            .bind(incident.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(db)?
-            .rows_affected();
+        let n =
+            sqlx::query("DELETE FROM status_drafts WHERE incident_id = $1").bind(incident.to_string()).execute(&self.pool).await.map_err(db)?.rows_affected();
         Ok(n > 0)
     }
 
@@ -832,10 +814,8 @@ impl ResponseStore for SqlStore {
     }
 
     async fn subscribers(&self) -> Result<Vec<Subscriber>> {
-        let rows = sqlx::query("SELECT * FROM status_subscribers WHERE unsubscribed_at IS NULL ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+        let rows =
+            sqlx::query("SELECT * FROM status_subscribers WHERE unsubscribed_at IS NULL ORDER BY created_at, id").fetch_all(&self.pool).await.map_err(db)?;
         rows.iter().map(subscriber_from_row).collect()
     }
 
@@ -844,7 +824,14 @@ impl ResponseStore for SqlStore {
         row.as_ref().map(subscriber_from_row).transpose()
     }
 
-    async fn publish_status(&self, incident: IncidentId, public: &PublicIncident, based_on: usize, enqueue: &[OutboxItem], now: Timestamp) -> Result<CommitOutcome> {
+    async fn publish_status(
+        &self,
+        incident: IncidentId,
+        public: &PublicIncident,
+        based_on: usize,
+        enqueue: &[OutboxItem],
+        now: Timestamp,
+    ) -> Result<CommitOutcome> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let mut out = CommitOutcome::default();
         let json = to_json(public)?;

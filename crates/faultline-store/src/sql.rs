@@ -70,13 +70,11 @@ impl SqlStore {
     /// Opens (creating if needed) `faultline.db` in `data_dir`, in WAL mode,
     /// and applies migrations.
     pub async fn open_sqlite(data_dir: &Path) -> Result<SqlStore> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Open(format!("cannot create data dir {}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open(format!("cannot create data dir {}: {e}", data_dir.display())))?;
         // Probe writability up front: SQLite would otherwise fail later, on the
         // first write, with a less helpful message.
         let probe = data_dir.join(".faultline-write-test");
-        std::fs::write(&probe, b"ok")
-            .map_err(|e| StoreError::Open(format!("data dir {} is not writable: {e}", data_dir.display())))?;
+        std::fs::write(&probe, b"ok").map_err(|e| StoreError::Open(format!("data dir {} is not writable: {e}", data_dir.display())))?;
         let _ = std::fs::remove_file(&probe);
         let path = data_dir.join("faultline.db");
         let url = format!("sqlite://{}?mode=rwc", path.display());
@@ -99,8 +97,7 @@ impl SqlStore {
                     // WAL: readers never block the writer. synchronous=FULL: a
                     // committed incident event survives power loss, because we
                     // acknowledge writes to callers only after commit.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
-                        .await?;
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;").await?;
                     Ok(())
                 })
             })
@@ -134,10 +131,7 @@ impl SqlStore {
         } else if url.starts_with("sqlite:") {
             Self::connect_sqlite_url(url, if url.contains(":memory:") { 1 } else { 8 }).await
         } else {
-            Err(StoreError::Open(format!(
-                "unsupported database URL {}: expected sqlite:// or postgres://",
-                redact_url(url)
-            )))
+            Err(StoreError::Open(format!("unsupported database URL {}: expected sqlite:// or postgres://", redact_url(url))))
         }
     }
 
@@ -156,9 +150,9 @@ impl SqlStore {
             "DELETE FROM timeline_events; DELETE FROM incidents; DELETE FROM api_tokens;
              DELETE FROM correlator_members; DELETE FROM correlator_groups; DELETE FROM correlator_state;",
         )
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
         Ok(())
     }
 }
@@ -197,38 +191,34 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
 
 async fn insert_events(conn: &mut sqlx::AnyConnection, id: IncidentId, events: &[TimelineEvent]) -> Result<()> {
     for ev in events {
-        sqlx::query(
-            "INSERT INTO timeline_events (incident_id, seq, at, actor, kind, event_json) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id.to_string())
-        .bind(to_i64(ev.seq))
-        .bind(ev.at.as_millis())
-        .bind(ev.actor.to_string())
-        .bind(ev.event.kind())
-        .bind(to_json(ev)?)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict { id, expected: ev.seq - 1, found: ev.seq } } else { db(e) })?;
+        sqlx::query("INSERT INTO timeline_events (incident_id, seq, at, actor, kind, event_json) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(id.to_string())
+            .bind(to_i64(ev.seq))
+            .bind(ev.at.as_millis())
+            .bind(ev.actor.to_string())
+            .bind(ev.event.kind())
+            .bind(to_json(ev)?)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict { id, expected: ev.seq - 1, found: ev.seq } } else { db(e) })?;
     }
     Ok(())
 }
 
 async fn create_in(conn: &mut sqlx::AnyConnection, id: IncidentId, opened: &TimelineEvent) -> Result<Incident> {
     let incident = Incident::fold(id, std::slice::from_ref(opened))?;
-    sqlx::query(
-        "INSERT INTO incidents (id, title, severity, status, version, opened_at, updated_at, state_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(id.to_string())
-    .bind(&incident.title)
-    .bind(incident.severity.as_str())
-    .bind(incident.status.as_str())
-    .bind(to_i64(incident.version))
-    .bind(incident.opened_at.as_millis())
-    .bind(incident.updated_at.as_millis())
-    .bind(to_json(&incident)?)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("incident {id}")) } else { busy_or_db(e) })?;
+    sqlx::query("INSERT INTO incidents (id, title, severity, status, version, opened_at, updated_at, state_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(id.to_string())
+        .bind(&incident.title)
+        .bind(incident.severity.as_str())
+        .bind(incident.status.as_str())
+        .bind(to_i64(incident.version))
+        .bind(incident.opened_at.as_millis())
+        .bind(incident.updated_at.as_millis())
+        .bind(to_json(&incident)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("incident {id}")) } else { busy_or_db(e) })?;
     insert_events(conn, id, std::slice::from_ref(opened)).await?;
     Ok(incident)
 }
@@ -239,20 +229,12 @@ async fn update_in(conn: &mut sqlx::AnyConnection, id: IncidentId, decide: Decid
     // statement: PostgreSQL locks the row (others block until we commit,
     // then read our result); SQLite takes its write lock, waiting up to
     // busy_timeout. From here to commit we are the only writer.
-    let locked = sqlx::query("UPDATE incidents SET version = version WHERE id = $1")
-        .bind(id.to_string())
-        .execute(&mut *conn)
-        .await
-        .map_err(busy_or_db)?
-        .rows_affected();
+    let locked =
+        sqlx::query("UPDATE incidents SET version = version WHERE id = $1").bind(id.to_string()).execute(&mut *conn).await.map_err(busy_or_db)?.rows_affected();
     if locked != 1 {
         return Err(StoreError::NotFound(id));
     }
-    let row = sqlx::query("SELECT state_json FROM incidents WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db)?;
+    let row = sqlx::query("SELECT state_json FROM incidents WHERE id = $1").bind(id.to_string()).fetch_one(&mut *conn).await.map_err(db)?;
     let mut incident = incident_from_row(&row)?;
     let events = decide(&incident)?;
     for ev in &events {
@@ -373,11 +355,7 @@ impl Store for SqlStore {
             .map_err(busy_or_db)?
             .rows_affected();
         if claimed != 1 {
-            let found = sqlx::query("SELECT version FROM incidents WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
+            let found = sqlx::query("SELECT version FROM incidents WHERE id = $1").bind(id.to_string()).fetch_optional(&mut *tx).await.map_err(db)?;
             return match found {
                 None => Err(StoreError::NotFound(id)),
                 Some(row) => {
@@ -386,11 +364,7 @@ impl Store for SqlStore {
                 }
             };
         }
-        let row = sqlx::query("SELECT state_json FROM incidents WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
+        let row = sqlx::query("SELECT state_json FROM incidents WHERE id = $1").bind(id.to_string()).fetch_one(&mut *tx).await.map_err(db)?;
         let mut incident = incident_from_row(&row)?;
         // The snapshot is at `expected_version` (we hold the lock); apply the
         // new events through the state machine so an invalid one aborts the
@@ -469,10 +443,8 @@ impl Store for SqlStore {
         let mut by_id: std::collections::HashMap<IncidentId, Vec<TimelineEvent>> = std::collections::HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(crate::MAX_BATCH_IDS) {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT incident_id, event_json FROM timeline_events WHERE incident_id IN ({}) ORDER BY incident_id, seq",
-                placeholders.join(", ")
-            );
+            let sql =
+                format!("SELECT incident_id, event_json FROM timeline_events WHERE incident_id IN ({}) ORDER BY incident_id, seq", placeholders.join(", "));
             // Safe: the only text spliced in is our own `$1, …, $n`; every id is bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in chunk {
@@ -516,27 +488,21 @@ impl Store for SqlStore {
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO api_tokens (id, name, scope, token_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&token.id)
-        .bind(&token.name)
-        .bind(token.scope.as_str())
-        .bind(&token.token_hash)
-        .bind(token.created_at.as_millis())
-        .bind(token.revoked_at.map(Timestamp::as_millis))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("token named {:?}", token.name)) } else { db(e) })?;
+        sqlx::query("INSERT INTO api_tokens (id, name, scope, token_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&token.id)
+            .bind(&token.name)
+            .bind(token.scope.as_str())
+            .bind(&token.token_hash)
+            .bind(token.created_at.as_millis())
+            .bind(token.revoked_at.map(Timestamp::as_millis))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("token named {:?}", token.name)) } else { db(e) })?;
         Ok(())
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
-        let row = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+        let row = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await.map_err(db)?;
         row.as_ref().map(token_from_row).transpose()
     }
 
@@ -574,10 +540,7 @@ impl Store for SqlStore {
         };
         let next: i64 = state.try_get("next_group_id").map_err(db)?;
         let next_group_id = u64::try_from(next).map_err(|_| StoreError::Corrupt(format!("correlator next group id {next}")))?;
-        let rows = sqlx::query("SELECT group_id, incident_id, header_json FROM correlator_groups ORDER BY group_id")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+        let rows = sqlx::query("SELECT group_id, incident_id, header_json FROM correlator_groups ORDER BY group_id").fetch_all(&mut *tx).await.map_err(db)?;
         let mut groups = Vec::with_capacity(rows.len());
         for row in &rows {
             let incident = match row.try_get::<Option<String>, _>("incident_id").map_err(db)? {
@@ -593,7 +556,11 @@ impl Store for SqlStore {
         let members = rows
             .iter()
             .map(|row| {
-                Ok(SavedMember { group: group_id_from_row(row)?, key: row.try_get("member_key").map_err(db)?, member_json: row.try_get("member_json").map_err(db)? })
+                Ok(SavedMember {
+                    group: group_id_from_row(row)?,
+                    key: row.try_get("member_key").map_err(db)?,
+                    member_json: row.try_get("member_json").map_err(db)?,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         tx.commit().await.map_err(db)?;

@@ -170,7 +170,10 @@ fn demo_explains_pages_escalates_and_resolves_the_payment_outage() {
     assert!(alice < bob && bob < ack && ack < stopped && stopped < resolved && resolved < resolve_alice.min(resolve_bob), "{out}");
     // The status page: operational, degraded, operational again.
     let first = pos("status page: All Systems Operational");
-    let degraded = out.find("status page: Partial System Outage").or_else(|| out.find("status page: Minor Service Outage")).or_else(|| out.find("status page: Major Service Outage"));
+    let degraded = out
+        .find("status page: Partial System Outage")
+        .or_else(|| out.find("status page: Minor Service Outage"))
+        .or_else(|| out.find("status page: Major Service Outage"));
     let degraded = degraded.unwrap_or_else(|| panic!("the status page never degraded:\n{out}"));
     let back = out.rfind("status page: All Systems Operational").unwrap();
     assert!(first < degraded && degraded < back, "{out}");

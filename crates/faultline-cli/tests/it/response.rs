@@ -28,8 +28,7 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
          - name: search\n    owner: search\n    interactions: [{caller: frontend, callee: search-api}]\n",
     )
     .unwrap();
-    let cfg =
-        "catalogue_file: catalogue.yaml\n\
+    let cfg = "catalogue_file: catalogue.yaml\n\
          users:\n  - {id: alice, contacts: [{channel: hook}]}\n  - {id: dave, contacts: [{channel: hook}]}\n\
          schedules:\n  - name: payments-primary\n    time_zone: Europe/London\n    layers:\n      - {name: all-day, start: \"2026-01-01T09:00:00\", rotation: daily, participants: [alice]}\n\
          escalation_policies:\n  - name: payments\n    levels:\n      - {delay_minutes: 1, targets: [{schedule: payments-primary}]}\n      - {delay_minutes: 30, targets: [{user: dave}]}\n\
@@ -59,7 +58,14 @@ async fn sigkill_mid_escalation_loses_no_page_and_repeats_none() {
     const N: usize = 6;
     let mut ids = Vec::new();
     for i in 0..N {
-        let v = api(&reqwest::Client::new(), reqwest::Method::POST, format!("{}/api/v1/incidents", server.url), &token, Some(json!({"title": format!("checkout errors #{i}"), "severity": "SEV2"}))).await;
+        let v = api(
+            &reqwest::Client::new(),
+            reqwest::Method::POST,
+            format!("{}/api/v1/incidents", server.url),
+            &token,
+            Some(json!({"title": format!("checkout errors #{i}"), "severity": "SEV2"})),
+        )
+        .await;
         ids.push(v["id"].as_str().unwrap().to_owned());
     }
     // Level-1 pages start arriving (each takes 150 ms at the receiver);
@@ -92,7 +98,8 @@ async fn sigkill_mid_escalation_loses_no_page_and_repeats_none() {
     for id in &ids {
         let v = api(&reqwest::Client::new(), reqwest::Method::GET, format!("{}/api/v1/incidents/{id}/notifications", server.url), &token, None).await;
         let rows = v["notifications"].as_array().unwrap();
-        let mut kinds: Vec<(String, String)> = rows.iter().map(|r| (r["recipient"].as_str().unwrap().to_owned(), r["kind"].as_str().unwrap().to_owned())).collect();
+        let mut kinds: Vec<(String, String)> =
+            rows.iter().map(|r| (r["recipient"].as_str().unwrap().to_owned(), r["kind"].as_str().unwrap().to_owned())).collect();
         kinds.sort();
         assert_eq!(
             kinds,
@@ -115,7 +122,10 @@ async fn sigkill_mid_escalation_loses_no_page_and_repeats_none() {
     let raw = rx.received();
     let distinct = rx.distinct().len();
     assert_eq!(distinct, 4 * N, "the receiver saw exactly the expected notifications");
-    println!("kill test: {N} incidents, {distinct} distinct notifications, {raw} requests received (repeats of an in-flight key after SIGKILL: {}), {delivered_rows} ledger deliveries", raw - distinct);
+    println!(
+        "kill test: {N} incidents, {distinct} distinct notifications, {raw} requests received (repeats of an in-flight key after SIGKILL: {}), {delivered_rows} ledger deliveries",
+        raw - distinct
+    );
 
     // The status page went degraded and came back to operational.
     let summary: Value = reqwest::get(format!("{}/api/v2/summary.json", server.url)).await.unwrap().json().await.unwrap();
@@ -159,14 +169,16 @@ async fn lifecycle_verbs_under_incidents_and_response_times() {
     cli(&server, &token, &["incidents", "resolve", &id]);
 
     let shown: Value = serde_json::from_str(&cli(&server, &token, &["incidents", "show", &id, "--json"])).unwrap();
-    let kinds: Vec<(&str, &str)> =
-        shown["timeline"].as_array().unwrap().iter().filter(|e| e["type"] != "system_note").map(|e| (e["type"].as_str().unwrap(), e["actor"].as_str().unwrap())).collect();
+    let kinds: Vec<(&str, &str)> = shown["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] != "system_note")
+        .map(|e| (e["type"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
     let admin = kinds[0].1;
     assert!(admin.starts_with("token:"), "{kinds:?}");
-    assert_eq!(
-        kinds,
-        ["opened", "acknowledged", "severity_changed", "role_assigned", "note_added", "resolved", "reopened", "resolved"].map(|k| (k, admin)),
-    );
+    assert_eq!(kinds, ["opened", "acknowledged", "severity_changed", "role_assigned", "note_added", "resolved", "reopened", "resolved"].map(|k| (k, admin)),);
     let rt = &shown["response"];
     assert_eq!((rt["reopened"].as_u64(), rt["acknowledged_by"].as_str()), (Some(1), Some(admin)));
     assert!(rt["time_to_acknowledge_seconds"].as_f64().unwrap() >= 0.0 && rt["time_to_resolve_seconds"].as_f64().is_some(), "{rt}");
@@ -179,7 +191,12 @@ async fn lifecycle_verbs_under_incidents_and_response_times() {
     let m: Value = serde_json::from_str(&cli(&server, &token, &["incidents", "metrics", "--severity", "SEV3", "--json"])).unwrap();
     assert_eq!(m["incidents"], 0);
 
-    let out = Command::new(BIN).args(["incidents", "severity", &id, "SEV1", "--reason", "again"]).env("FAULTLINE_URL", &server.url).env("FAULTLINE_TOKEN", &token).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["incidents", "severity", &id, "SEV1", "--reason", "again"])
+        .env("FAULTLINE_URL", &server.url)
+        .env("FAULTLINE_TOKEN", &token)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("severity is already SEV1"), "{}", String::from_utf8_lossy(&out.stderr));
 }

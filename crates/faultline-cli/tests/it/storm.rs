@@ -112,7 +112,6 @@ async fn post(client: &reqwest::Client, url: &str, body: &Value) -> bool {
     panic!("still 503 after 200 attempts");
 }
 
-
 /// Incident id → the alert fingerprints attached to it.
 async fn incidents(client: &reqwest::Client, url: &str, token: &str) -> BTreeMap<String, Vec<String>> {
     let list = api(client, reqwest::Method::GET, format!("{url}/api/v1/incidents?limit=1000"), token, None).await;
@@ -251,8 +250,12 @@ async fn kill9_mid_storm_loses_no_accepted_alert_and_pages_each_incident_once() 
         let mine: Vec<&String> = distinct.iter().filter(|k| k.starts_with(id.as_str())).collect();
         assert_eq!(mine.len(), 2, "incident {id}: exactly one trigger and one resolve: {mine:?}");
         let v = api(&client, reqwest::Method::GET, format!("{}/api/v1/incidents/{id}/notifications", server.url), &token, None).await;
-        let mut kinds: Vec<(String, String)> =
-            v["notifications"].as_array().unwrap().iter().map(|r| (r["recipient"].as_str().unwrap().to_owned(), r["kind"].as_str().unwrap().to_owned())).collect();
+        let mut kinds: Vec<(String, String)> = v["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["recipient"].as_str().unwrap().to_owned(), r["kind"].as_str().unwrap().to_owned()))
+            .collect();
         kinds.sort();
         assert_eq!(kinds, [("oncall".to_owned(), "resolve".to_owned()), ("oncall".to_owned(), "trigger".to_owned())], "incident {id}: {v:#}");
     }

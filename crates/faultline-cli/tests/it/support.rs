@@ -28,12 +28,22 @@ impl Server {
     /// config path, a secret webhook URL) and waits for its listening line.
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"])
-            .env("FAULTLINE_LOG", "warn")
-            .env_remove("FAULTLINE_CONFIG")
-            .env_remove("FAULTLINE_DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "serve",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--otlp-grpc-listen",
+            "127.0.0.1:0",
+            "--otlp-http-listen",
+            "127.0.0.1:0",
+        ])
+        .env("FAULTLINE_LOG", "warn")
+        .env_remove("FAULTLINE_CONFIG")
+        .env_remove("FAULTLINE_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -95,8 +95,7 @@ pub(super) fn explain_digested(group: &Group, digest: &Digest, topology: &Topolo
     // Alerts with mapped services are candidates at service level: one
     // candidate per service, at its earliest alert (each of a storm's alerts
     // is not a candidate).
-    let alert_subjects: Vec<(Subject, Timestamp)> =
-        digest.earliest_alerts().map(|(s, at)| (Subject::Service { service: s.clone() }, at)).collect();
+    let alert_subjects: Vec<(Subject, Timestamp)> = digest.earliest_alerts().map(|(s, at)| (Subject::Service { service: s.clone() }, at)).collect();
 
     // Every service a finding touches is anomalous (an interaction finding
     // `web → gateway` is felt at both ends).
@@ -136,7 +135,9 @@ pub(super) fn explain_digested(group: &Group, digest: &Digest, topology: &Topolo
             Some(b) => format!("{}: {} = {:.4} vs baseline {:.4} (strength {:.2})", c.strongest.kind, e.measure, e.observed, b, c.strongest.strength),
             None => format!("{}: {} = {:.4} (strength {:.2})", c.strongest.kind, e.measure, e.observed, c.strongest.strength),
         });
-        reasons.push(format!("score {score:.3} = 0.40×direction {direction:.2} + 0.20×unexplained {unexplained:.2} + 0.25×onset {onset:.2} + 0.15×evidence {evidence:.2}"));
+        reasons.push(format!(
+            "score {score:.3} = 0.40×direction {direction:.2} + 0.20×unexplained {unexplained:.2} + 0.25×onset {onset:.2} + 0.15×evidence {evidence:.2}"
+        ));
         scored.push((score, OriginCandidate { subject: c.subject.clone(), confidence: 0.0, reasons }));
     }
     for (s, at) in alert_subjects {
@@ -145,7 +146,10 @@ pub(super) fn explain_digested(group: &Group, digest: &Digest, topology: &Topolo
         }
         let onset = first_onset.map_or(1.0, |f| if at <= f { 1.0 } else { 0.5 });
         let score = 0.25 * onset + 0.05;
-        scored.push((score, OriginCandidate { subject: s, confidence: 0.0, reasons: vec![format!("named by an external alert at {at}; no telemetry finding on it")] }));
+        scored.push((
+            score,
+            OriginCandidate { subject: s, confidence: 0.0, reasons: vec![format!("named by an external alert at {at}; no telemetry finding on it")] },
+        ));
     }
     // Highest score first; ties broken by subject order for determinism.
     let rank = |scored: &mut Vec<(f64, OriginCandidate)>| {
@@ -164,7 +168,8 @@ pub(super) fn explain_digested(group: &Group, digest: &Digest, topology: &Topolo
         let best = scored.first().map_or(0.0, |(s, _)| *s);
         for (score, o) in scored.iter_mut() {
             if findings.iter().any(|f| f.kind == kind && f.subject == o.subject) && *score < best + MECHANISM_MARGIN {
-                o.reasons.push(format!("carries {kind}, the defining finding of a {preliminary}: score lifted from {score:.3} to {:.3}", best + MECHANISM_MARGIN));
+                o.reasons
+                    .push(format!("carries {kind}, the defining finding of a {preliminary}: score lifted from {score:.3} to {:.3}", best + MECHANISM_MARGIN));
                 *score = best + MECHANISM_MARGIN;
             }
         }
@@ -214,8 +219,7 @@ pub(super) fn explain_digested(group: &Group, digest: &Digest, topology: &Topolo
     }
     // The group's services are its members' (kept up to date as they join
     // and merge), so they are not gathered from every member again.
-    let services: BTreeSet<ServiceName> =
-        group.services.iter().cloned().chain(findings.iter().flat_map(|f| subject_services(&f.subject, topology))).collect();
+    let services: BTreeSet<ServiceName> = group.services.iter().cloned().chain(findings.iter().flat_map(|f| subject_services(&f.subject, topology))).collect();
     for flow in topology.flows_touching(&services) {
         impacted.entry(flow.clone()).or_insert(None);
     }
@@ -298,11 +302,7 @@ fn classify(findings: &[&Finding], origin: Option<&Subject>, topology: &Topology
         });
         return if depth >= 1 { IncidentClass::CascadingFailure } else { IncidentClass::RetryStorm };
     }
-    let exhausted: BTreeSet<&ServiceName> = findings
-        .iter()
-        .filter(|f| f.kind == "resource_exhaustion")
-        .filter_map(|f| primary_service(&f.subject))
-        .collect();
+    let exhausted: BTreeSet<&ServiceName> = findings.iter().filter(|f| f.kind == "resource_exhaustion").filter_map(|f| primary_service(&f.subject)).collect();
     if findings.iter().any(|f| f.kind == "queue_growth" && primary_service(&f.subject).is_some_and(|s| !exhausted.contains(s))) {
         return IncidentClass::QueueOverload;
     }
@@ -316,9 +316,8 @@ fn classify(findings: &[&Finding], origin: Option<&Subject>, topology: &Topology
         return IncidentClass::Failure(FailureModel::Crash);
     }
     if let Subject::Interaction { interaction } = o {
-        let callee_saturated = findings.iter().any(|f| {
-            matches!(&f.subject, Subject::Service { service } | Subject::Resource { service, .. } if *service == interaction.callee)
-        });
+        let callee_saturated =
+            findings.iter().any(|f| matches!(&f.subject, Subject::Service { service } | Subject::Resource { service, .. } if *service == interaction.callee));
         if slowed(o) && !callee_saturated && exhausted.is_empty() {
             return IncidentClass::Failure(FailureModel::Partition);
         }

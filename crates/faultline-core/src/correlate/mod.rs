@@ -151,12 +151,9 @@ pub fn subject_services(subject: &Subject, topology: &Topology) -> BTreeSet<Serv
     match subject {
         Subject::Service { service } | Subject::Resource { service, .. } => BTreeSet::from([service.clone()]),
         Subject::Interaction { interaction } => BTreeSet::from([interaction.caller.clone(), interaction.callee.clone()]),
-        Subject::Flow { flow } => topology
-            .flows
-            .iter()
-            .filter(|f| &f.name == flow)
-            .flat_map(|f| f.interactions.iter().flat_map(|i| [i.caller.clone(), i.callee.clone()]))
-            .collect(),
+        Subject::Flow { flow } => {
+            topology.flows.iter().filter(|f| &f.name == flow).flat_map(|f| f.interactions.iter().flat_map(|i| [i.caller.clone(), i.callee.clone()])).collect()
+        }
     }
 }
 
@@ -203,16 +200,45 @@ pub enum Observation {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CorrelationEvent {
-    Opened { group: GroupId, member: MemberKey, related_to: Option<GroupId>, at: Timestamp },
-    Joined { group: GroupId, member: MemberKey, at: Timestamp },
+    Opened {
+        group: GroupId,
+        member: MemberKey,
+        related_to: Option<GroupId>,
+        at: Timestamp,
+    },
+    Joined {
+        group: GroupId,
+        member: MemberKey,
+        at: Timestamp,
+    },
     /// `from` stopped being a group of its own; its members now belong to `into`.
-    Merged { into: GroupId, from: GroupId, at: Timestamp },
-    MemberCleared { group: GroupId, member: MemberKey, at: Timestamp },
-    MemberRefired { group: GroupId, member: MemberKey, at: Timestamp },
+    Merged {
+        into: GroupId,
+        from: GroupId,
+        at: Timestamp,
+    },
+    MemberCleared {
+        group: GroupId,
+        member: MemberKey,
+        at: Timestamp,
+    },
+    MemberRefired {
+        group: GroupId,
+        member: MemberKey,
+        at: Timestamp,
+    },
     /// The explanation changed (origin, class or amplifiers); `sentence` is
     /// `chain.render_sentence()`.
-    DiagnosisChanged { group: GroupId, chain: CausalChain, sentence: String, at: Timestamp },
-    Resolved { group: GroupId, at: Timestamp },
+    DiagnosisChanged {
+        group: GroupId,
+        chain: CausalChain,
+        sentence: String,
+        at: Timestamp,
+    },
+    Resolved {
+        group: GroupId,
+        at: Timestamp,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -230,12 +256,7 @@ pub struct CorrelatorConfig {
 
 impl Default for CorrelatorConfig {
     fn default() -> CorrelatorConfig {
-        CorrelatorConfig {
-            join_window: Duration::from_mins(15),
-            max_hops: 2,
-            hold_down: Duration::from_mins(10),
-            relink_window: Duration::from_mins(60),
-        }
+        CorrelatorConfig { join_window: Duration::from_mins(15), max_hops: 2, hold_down: Duration::from_mins(10), relink_window: Duration::from_mins(60) }
     }
 }
 
@@ -364,9 +385,7 @@ impl Correlator {
                     AlertState::Resolved => self.clear(&key, alert.ends_at.unwrap_or(now).min(now), &mut events),
                 }
             }
-            Observation::Cleared { kind, subject, at } => {
-                self.clear(&MemberKey::Finding { kind, subject }, at.min(now), &mut events)
-            }
+            Observation::Cleared { kind, subject, at } => self.clear(&MemberKey::Finding { kind, subject }, at.min(now), &mut events),
         };
         if let Some(g) = touched {
             self.rediagnose(g, topology, now, &mut events);
@@ -390,12 +409,8 @@ impl Correlator {
         for (key, end) in expired {
             self.clear(&key, end, &mut events);
         }
-        let due: Vec<GroupId> = self
-            .groups
-            .values()
-            .filter(|g| g.is_open() && g.quiet_since.is_some_and(|q| now - q >= self.config.hold_down))
-            .map(|g| g.id)
-            .collect();
+        let due: Vec<GroupId> =
+            self.groups.values().filter(|g| g.is_open() && g.quiet_since.is_some_and(|q| now - q >= self.config.hold_down)).map(|g| g.id).collect();
         for id in due {
             if let Some(g) = self.groups.get_mut(&id) {
                 self.pending.group(id);
@@ -503,9 +518,7 @@ impl Correlator {
                     .groups
                     .values()
                     .filter(|g| {
-                        g.resolved_at.is_some_and(|r| now - r <= self.config.relink_window)
-                            && g.merged_into.is_none()
-                            && !g.services.is_disjoint(&services)
+                        g.resolved_at.is_some_and(|r| now - r <= self.config.relink_window) && g.merged_into.is_none() && !g.services.is_disjoint(&services)
                     })
                     .map(|g| g.id)
                     .max();
@@ -561,9 +574,7 @@ impl Correlator {
         if services.is_empty() {
             return false;
         }
-        let near = services
-            .iter()
-            .any(|s| g.services.iter().any(|t| topology.distance(s, t, self.config.max_hops).is_some()));
+        let near = services.iter().any(|s| g.services.iter().any(|t| topology.distance(s, t, self.config.max_hops).is_some()));
         near || {
             let mine: BTreeSet<&FlowName> = topology.flows_touching(services).collect();
             topology.flows_touching(&g.services).any(|f| mine.contains(f))

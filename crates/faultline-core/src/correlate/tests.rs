@@ -29,10 +29,7 @@ fn payments() -> Topology {
         description: String::new(),
         interactions: vec![edge("web", "gateway"), edge("gateway", "fraud-check"), edge("fraud-check", "ledger"), edge("ledger", "bank-connector")],
     };
-    Topology::new(
-        [edge("fraud-check", "fraud-db"), edge("search-api", "search-index"), edge("search-index", "search-store")],
-        vec![checkout],
-    )
+    Topology::new([edge("fraud-check", "fraud-db"), edge("search-api", "search-index"), edge("search-index", "search-store")], vec![checkout])
 }
 
 // A fixture that names every field of a finding a case varies.
@@ -183,7 +180,8 @@ fn shared_flows_group_even_when_the_graph_is_far() {
     // web → bank-connector is 4 hops, but both are on the checkout flow.
     let mut c = Correlator::new(CorrelatorConfig { max_hops: 1, ..CorrelatorConfig::default() });
     c.observe(Observation::Fired(finding("error_rate_change", on_service("web"), FailureModel::Unknown, 0, 2.0, "e", 0.1, None)), &topo, t(0));
-    let ev = c.observe(Observation::Fired(finding("error_rate_change", on_service("bank-connector"), FailureModel::Unknown, 1, 2.0, "e", 0.1, None)), &topo, t(1));
+    let ev =
+        c.observe(Observation::Fired(finding("error_rate_change", on_service("bank-connector"), FailureModel::Unknown, 1, 2.0, "e", 0.1, None)), &topo, t(1));
     assert!(matches!(ev[0], CorrelationEvent::Joined { group: GroupId(1), .. }), "{ev:#?}");
 }
 
@@ -213,7 +211,11 @@ fn resolves_after_hold_down_and_relinks_a_recurrence() {
 fn external_alerts_join_by_mapped_service_and_clear_on_resolve() {
     let topo = payments();
     let mut c = Correlator::new(CorrelatorConfig::default());
-    c.observe(Observation::Fired(finding("resource_exhaustion", on_resource("fraud-check", "db-pool"), FailureModel::Exhaustion, 0, 4.0, "pool", 1.0, None)), &topo, t(0));
+    c.observe(
+        Observation::Fired(finding("resource_exhaustion", on_resource("fraud-check", "db-pool"), FailureModel::Exhaustion, 0, 4.0, "pool", 1.0, None)),
+        &topo,
+        t(0),
+    );
     let alert = ExternalAlert {
         source: "alertmanager".into(),
         fingerprint: "abc123".into(),
@@ -227,7 +229,11 @@ fn external_alerts_join_by_mapped_service_and_clear_on_resolve() {
     let ev = c.observe(Observation::Alert { alert: alert.clone(), services: services.clone() }, &topo, t(30));
     assert!(matches!(ev[0], CorrelationEvent::Joined { group: GroupId(1), .. }), "{ev:#?}");
     // The same alert again (re-sent by Alertmanager) is deduplicated.
-    assert!(c.observe(Observation::Alert { alert: alert.clone(), services: services.clone() }, &topo, t(60)).iter().all(|e| !matches!(e, CorrelationEvent::Joined { .. } | CorrelationEvent::Opened { .. })));
+    assert!(
+        c.observe(Observation::Alert { alert: alert.clone(), services: services.clone() }, &topo, t(60))
+            .iter()
+            .all(|e| !matches!(e, CorrelationEvent::Joined { .. } | CorrelationEvent::Opened { .. }))
+    );
     let resolved = ExternalAlert { state: AlertState::Resolved, ends_at: Some(t(90)), ..alert };
     let ev = c.observe(Observation::Alert { alert: resolved, services }, &topo, t(90));
     assert!(matches!(ev[0], CorrelationEvent::MemberCleared { .. }), "{ev:#?}");
@@ -289,7 +295,11 @@ fn stale_groups_do_not_absorb_new_failures() {
     let mut c = Correlator::new(CorrelatorConfig::default());
     c.observe(Observation::Fired(finding("error_rate_change", on_service("gateway"), FailureModel::Unknown, 0, 2.0, "e", 0.1, None)), &topo, t(0));
     // Still open (never cleared) but silent for longer than join_window.
-    let ev = c.observe(Observation::Fired(finding("latency_change", on_service("fraud-check"), FailureModel::Exhaustion, 3600, 2.0, "p99", 1.0, None)), &topo, t(3600));
+    let ev = c.observe(
+        Observation::Fired(finding("latency_change", on_service("fraud-check"), FailureModel::Exhaustion, 3600, 2.0, "p99", 1.0, None)),
+        &topo,
+        t(3600),
+    );
     assert!(matches!(ev[0], CorrelationEvent::Opened { group: GroupId(2), .. }), "{ev:#?}");
 }
 

@@ -202,7 +202,18 @@ impl Detector for EdgeDetectors {
                 self.cleared.push(("error_rate_change".to_owned(), subject()));
             }
             if let Transition::Fired { since } = t {
-                out.push(finding("error_rate_change", subject(), FailureModel::Unknown, since, value, "error_ratio", err, Some(base), Some(base + band), w.length));
+                out.push(finding(
+                    "error_rate_change",
+                    subject(),
+                    FailureModel::Unknown,
+                    since,
+                    value,
+                    "error_ratio",
+                    err,
+                    Some(base),
+                    Some(base + band),
+                    w.length,
+                ));
             }
         }
         if !pending_or_firing(&st.err_h) {
@@ -228,11 +239,22 @@ impl Detector for EdgeDetectors {
         let rate_base = st.rate_base.stats().map(|(b, _)| b);
         let value = retry / c.retry_budget;
         let t = st.retry_h.update(&c.hysteresis, value, now);
-            if matches!(t, Transition::Cleared) {
-                self.cleared.push(("retry_amplification".to_owned(), subject()));
-            }
-            if let Transition::Fired { since } = t {
-            let mut f = finding("retry_amplification", subject(), FailureModel::Unknown, since, value, "retry_ratio", retry, rate_base.map(|_| 0.0), Some(c.retry_budget), w.length);
+        if matches!(t, Transition::Cleared) {
+            self.cleared.push(("retry_amplification".to_owned(), subject()));
+        }
+        if let Transition::Fired { since } = t {
+            let mut f = finding(
+                "retry_amplification",
+                subject(),
+                FailureModel::Unknown,
+                since,
+                value,
+                "retry_ratio",
+                retry,
+                rate_base.map(|_| 0.0),
+                Some(c.retry_budget),
+                w.length,
+            );
             let attempts_per_call = if w.requests > w.retries { req / (req - w.retries as f64) } else { req };
             let mut m = format!("retry_ratio (×{attempts_per_call:.1} attempts per call");
             if let Some(rb) = rate_base.filter(|b| *b > 0.0) {
@@ -251,11 +273,22 @@ impl Detector for EdgeDetectors {
         // Timeout saturation.
         let value = timeout / c.timeout_ratio;
         let t = st.timeout_h.update(&c.hysteresis, value, now);
-            if matches!(t, Transition::Cleared) {
-                self.cleared.push(("timeout_saturation".to_owned(), subject()));
-            }
-            if let Transition::Fired { since } = t {
-            out.push(finding("timeout_saturation", subject(), FailureModel::Exhaustion, since, value, "timeout_ratio", timeout, None, Some(c.timeout_ratio), w.length));
+        if matches!(t, Transition::Cleared) {
+            self.cleared.push(("timeout_saturation".to_owned(), subject()));
+        }
+        if let Transition::Fired { since } = t {
+            out.push(finding(
+                "timeout_saturation",
+                subject(),
+                FailureModel::Exhaustion,
+                since,
+                value,
+                "timeout_ratio",
+                timeout,
+                None,
+                Some(c.timeout_ratio),
+                w.length,
+            ));
         }
         with_exemplars(&mut out, w);
         out
@@ -344,11 +377,28 @@ impl LoadSkewDetector {
                 let mut loads: Vec<f64> = shards.values().map(|v| *v as f64).collect();
                 let med = super::hysteresis::median_in_place(&mut loads);
                 let (hot, max) = shards.iter().max_by_key(|(_, v)| **v).map(|(k, v)| (k.clone(), *v as f64)).unwrap_or_default();
-                let value = if med > 0.0 { max / med } else if max > 0.0 { f64::MAX } else { 0.0 };
+                let value = if med > 0.0 {
+                    max / med
+                } else if max > 0.0 {
+                    f64::MAX
+                } else {
+                    0.0
+                };
                 let h = self.state.entry(base.clone()).or_default();
                 if let Transition::Fired { since } = h.update(&self.hysteresis, value, end) {
                     let Some(subject) = resource_subject(&base, &hot) else { continue };
-                    out.push(finding("load_skew", subject, FailureModel::Exhaustion, since, value / self.hysteresis.fire, "max_over_median_shard_load", value, Some(med), Some(self.hysteresis.fire), Duration::ZERO));
+                    out.push(finding(
+                        "load_skew",
+                        subject,
+                        FailureModel::Exhaustion,
+                        since,
+                        value / self.hysteresis.fire,
+                        "max_over_median_shard_load",
+                        value,
+                        Some(med),
+                        Some(self.hysteresis.fire),
+                        Duration::ZERO,
+                    ));
                 }
             }
         }
@@ -557,12 +607,7 @@ struct CacheState {
 
 impl Default for CacheCollapseDetector {
     fn default() -> Self {
-        CacheCollapseDetector {
-            hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS),
-            drop: 0.3,
-            origin_factor: 3.0,
-            state: BTreeMap::new(),
-        }
+        CacheCollapseDetector { hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS), drop: 0.3, origin_factor: 3.0, state: BTreeMap::new() }
     }
 }
 
@@ -609,7 +654,18 @@ impl Detector for CacheCollapseDetector {
                 let out = match st.h.update(&self.hysteresis, value, now) {
                     Transition::Fired { since } => resource_subject(&key.0, &key.1)
                         .map(|subject| {
-                            let mut f = finding("cache_collapse", subject, FailureModel::Exhaustion, since, value, "cache_hit_ratio", m.value, Some(base), Some(base - self.drop), Duration::ZERO);
+                            let mut f = finding(
+                                "cache_collapse",
+                                subject,
+                                FailureModel::Exhaustion,
+                                since,
+                                value,
+                                "cache_hit_ratio",
+                                m.value,
+                                Some(base),
+                                Some(base - self.drop),
+                                Duration::ZERO,
+                            );
                             if let (Some(o), Some((ob, _))) = (st.last_origin, st.origin_base.stats()) {
                                 f.evidence.measure = format!("cache_hit_ratio (origin load {o:.0} vs baseline {ob:.0})");
                             }
@@ -668,7 +724,8 @@ impl Detector for LeaderConflictDetector {
         match st.0.update(&self.hysteresis, value, now) {
             Transition::Fired { since } => {
                 let Some(subject) = resource_subject(&svc, "leadership") else { return Vec::new() };
-                let mut f = finding("leader_conflict", subject, FailureModel::Partition, since, value, "leaders", m.value, Some(1.0), Some(1.0), Duration::ZERO);
+                let mut f =
+                    finding("leader_conflict", subject, FailureModel::Partition, since, value, "leaders", m.value, Some(1.0), Some(1.0), Duration::ZERO);
                 if st.1 > 0.0 {
                     f.evidence.measure = format!("leaders ({} divergent writes)", st.1);
                 }

@@ -38,12 +38,7 @@ pub struct CheckSpec {
 impl CheckSpec {
     /// healthchecks.io defaults: simple, 1 day period, 1 hour grace.
     pub fn simple(name: &str) -> CheckSpec {
-        CheckSpec {
-            name: name.into(),
-            schedule: Schedule::Simple { period: Duration::from_mins(24 * 60) },
-            grace: Duration::from_mins(60),
-            service: None,
-        }
+        CheckSpec { name: name.into(), schedule: Schedule::Simple { period: Duration::from_mins(24 * 60) }, grace: Duration::from_mins(60), service: None }
     }
 }
 
@@ -151,10 +146,7 @@ fn oncalendar_next(expr: &str, tz: &jiff::tz::TimeZone, after: Timestamp) -> Res
     let range = |f: Option<i64>, max: i64| -> Vec<i64> { f.map_or_else(|| (0..max).collect(), |v| vec![v]) };
     for day in 0..(366 * 4) {
         let Ok(date) = start.checked_add(jiff::Span::new().days(day)) else { break };
-        if y.is_some_and(|y| y != date.year() as i64)
-            || mo.is_some_and(|m| m != date.month() as i64)
-            || d.is_some_and(|d| d != date.day() as i64)
-        {
+        if y.is_some_and(|y| y != date.year() as i64) || mo.is_some_and(|m| m != date.month() as i64) || d.is_some_and(|d| d != date.day() as i64) {
             if y.is_some_and(|y| (date.year() as i64) > y) {
                 return Ok(None);
             }

@@ -46,16 +46,27 @@ pub const CLEAR_WINDOWS: u32 = 10;
 pub enum HState {
     #[default]
     Quiet,
-    Pending { since: Timestamp, n: u32 },
-    Firing { since: Timestamp },
-    Clearing { fired: Timestamp, since: Timestamp, n: u32 },
+    Pending {
+        since: Timestamp,
+        n: u32,
+    },
+    Firing {
+        since: Timestamp,
+    },
+    Clearing {
+        fired: Timestamp,
+        since: Timestamp,
+        n: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transition {
     None,
     /// Just fired; `since` is when the condition started holding.
-    Fired { since: Timestamp },
+    Fired {
+        since: Timestamp,
+    },
     Cleared,
 }
 

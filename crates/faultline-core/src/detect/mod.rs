@@ -68,14 +68,7 @@ pub fn finding(
         failure_model,
         started_at,
         strength: if strength.is_finite() { strength } else { f64::MAX },
-        evidence: Evidence {
-            measure: measure.to_owned(),
-            observed,
-            baseline,
-            threshold,
-            window,
-            exemplar_trace_ids: Vec::new(),
-        },
+        evidence: Evidence { measure: measure.to_owned(), observed, baseline, threshold, window, exemplar_trace_ids: Vec::new() },
     }
 }
 
@@ -118,18 +111,18 @@ impl DetectorSet {
     pub fn standard() -> DetectorSet {
         let mut set = DetectorSet::empty();
         let all: Vec<Box<dyn Detector + Send>> = vec![
-                Box::new(amplifiers::EdgeDetectors::default()),
-                Box::new(amplifiers::LoadSkewDetector::default()),
-                Box::new(amplifiers::BroadFailureDetector::default()),
-                Box::new(amplifiers::CacheCollapseDetector::default()),
-                Box::new(amplifiers::LeaderConflictDetector::default()),
-                Box::new(zones::ZonePartitionDetector::default()),
-                Box::new(trend::ExhaustionDetector::default()),
-                Box::new(trend::QueueGrowthDetector::default()),
-                Box::new(probes::ProbeFailureDetector::default()),
-                Box::new(probes::CanaryDetector::default()),
-                Box::new(probes::SourceVanishedDetector::default()),
-                Box::new(probes::WrongAnswerDetector::default()),
+            Box::new(amplifiers::EdgeDetectors::default()),
+            Box::new(amplifiers::LoadSkewDetector::default()),
+            Box::new(amplifiers::BroadFailureDetector::default()),
+            Box::new(amplifiers::CacheCollapseDetector::default()),
+            Box::new(amplifiers::LeaderConflictDetector::default()),
+            Box::new(zones::ZonePartitionDetector::default()),
+            Box::new(trend::ExhaustionDetector::default()),
+            Box::new(trend::QueueGrowthDetector::default()),
+            Box::new(probes::ProbeFailureDetector::default()),
+            Box::new(probes::CanaryDetector::default()),
+            Box::new(probes::SourceVanishedDetector::default()),
+            Box::new(probes::WrongAnswerDetector::default()),
         ];
         for d in all {
             set.push(d);

@@ -175,10 +175,7 @@ impl Detector for PartitionDetector {
                 let reverse = self.cells.get(&(b.clone(), a.clone())).map(|c| c.1 > 0);
                 let mut f = finding(
                     "network_partition",
-                    Subject::Resource {
-                        service: p.target.clone().unwrap_or_else(|| literal_service("network")),
-                        resource: format!("{}↔{}", pkey.0, pkey.1),
-                    },
+                    Subject::Resource { service: p.target.clone().unwrap_or_else(|| literal_service("network")), resource: format!("{}↔{}", pkey.0, pkey.1) },
                     FailureModel::Partition,
                     at,
                     fails as f64 / self.failure_threshold as f64,
@@ -218,13 +215,7 @@ pub struct CanaryDetector {
 
 impl Default for CanaryDetector {
     fn default() -> Self {
-        CanaryDetector {
-            k: 4.0,
-            relative_floor: 0.1,
-            window: 5,
-            hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS),
-            cohorts: BTreeMap::new(),
-        }
+        CanaryDetector { k: 4.0, relative_floor: 0.1, window: 5, hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS), cohorts: BTreeMap::new() }
     }
 }
 
@@ -422,7 +413,8 @@ impl Detector for WrongAnswerDetector {
         }
         let Transition::Fired { since } = t else { return Vec::new() };
         let Some(subject) = resource_or_service(&svc, &caller) else { return Vec::new() };
-        let mut f = finding("wrong_answers", subject, FailureModel::Byzantine, since, value, "wrong_answer_ratio", ratio, Some(base), Some(limit), Duration::ZERO);
+        let mut f =
+            finding("wrong_answers", subject, FailureModel::Byzantine, since, value, "wrong_answer_ratio", ratio, Some(base), Some(limit), Duration::ZERO);
         if !caller.is_empty() {
             f.evidence.measure = format!("wrong_answer_ratio (as seen by {caller})");
         }

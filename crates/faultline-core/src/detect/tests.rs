@@ -179,7 +179,11 @@ fn edge_symptoms_fire_at_onset() {
         // Latency must hold 3 windows (one noisy p99 is not a change).
         ("error step", |i, bad| vec![edge("a", "b", i, 1000, if bad { 300 } else { 10 + (i % 3) as u64 }, 0, 0, 100.0)], &[("error_rate_change", 30)]),
         ("latency step", |i, bad| vec![edge("a", "b", i, 1000, 5, 0, 0, if bad { 400.0 } else { 100.0 + (i % 5) as f64 })], &[("latency_change", 32)]),
-        ("retry storm", |i, bad| vec![edge("a", "b", i, if bad { 3000 } else { 1000 }, 5, 0, if bad { 2000 } else { 10 }, 100.0)], &[("retry_amplification", 30)]),
+        (
+            "retry storm",
+            |i, bad| vec![edge("a", "b", i, if bad { 3000 } else { 1000 }, 5, 0, if bad { 2000 } else { 10 }, 100.0)],
+            &[("retry_amplification", 30)],
+        ),
         ("timeouts", |i, bad| vec![edge("a", "b", i, 1000, 5, if bad { 100 } else { 0 }, 0, 100.0)], &[("timeout_saturation", 30)]),
         ("too little traffic", |i, bad| vec![edge("a", "b", i, 10, if bad { 9 } else { 0 }, 0, 0, 100.0)], &[]),
     ];
@@ -251,14 +255,22 @@ fn metric_detectors() {
             },
             &[],
         ),
-        ("split brain", || Box::new(LeaderConflictDetector::default()), |i, bad| vec![metric("leaders", "raft", &[], i, if bad { 2.0 } else { 1.0 })], &[("leader_conflict", 20)]),
+        (
+            "split brain",
+            || Box::new(LeaderConflictDetector::default()),
+            |i, bad| vec![metric("leaders", "raft", &[], i, if bad { 2.0 } else { 1.0 })],
+            &[("leader_conflict", 20)],
+        ),
         (
             "pool draining",
             || Box::new(ExhaustionDetector::default()),
             // 10 in use, +2 per minute from step 20 towards 50.
             |i, bad| {
                 let used = if bad { (10 + 2 * (i - 20)).min(50) } else { 10 } as f64;
-                vec![metric("pool_size", "payments", &[("resource", "db-pool")], i, 50.0), metric("pool_in_use", "payments", &[("resource", "db-pool")], i, used)]
+                vec![
+                    metric("pool_size", "payments", &[("resource", "db-pool")], i, 50.0),
+                    metric("pool_in_use", "payments", &[("resource", "db-pool")], i, used),
+                ]
             },
             // usage passes the 50% gate at step 28; the 30-point fit (still
             // half flat) first predicts exhaustion within 30 min at step 33
@@ -270,7 +282,12 @@ fn metric_detectors() {
         (
             "pool high but flat",
             || Box::new(ExhaustionDetector::default()),
-            |i, _| vec![metric("pool_size", "payments", &[("resource", "db-pool")], i, 50.0), metric("pool_in_use", "payments", &[("resource", "db-pool")], i, 40.0)],
+            |i, _| {
+                vec![
+                    metric("pool_size", "payments", &[("resource", "db-pool")], i, 50.0),
+                    metric("pool_in_use", "payments", &[("resource", "db-pool")], i, 40.0),
+                ]
+            },
             &[],
         ),
         (
@@ -319,8 +336,7 @@ fn probe_detectors() {
     let f = check("connection refused", Box::new(ProbeFailureDetector::default()), healthy_then(12, 5, refused), &[("probe_failing", 7)]);
     assert_eq!(f[0].failure_model, FailureModel::Crash);
 
-    let targets: BTreeMap<String, String> =
-        [("to-a", "a"), ("to-b", "b")].into_iter().map(|(p, l)| (p.to_owned(), l.to_owned())).collect();
+    let targets: BTreeMap<String, String> = [("to-a", "a"), ("to-b", "b")].into_iter().map(|(p, l)| (p.to_owned(), l.to_owned())).collect();
     let matrix = |both_down: bool| {
         move |i: usize, bad: bool| {
             vec![
@@ -360,7 +376,8 @@ fn crash_detectors() {
     steps[14].push(ping(14, CheckInKind::Success));
     steps[16].push(ping(16, CheckInKind::Fail));
     check("missed then failed", Box::new(m), steps, &[("missed_check_in", 12), ("check_in_failed", 16)]);
-    let bad_cron = CheckSpec { name: "x".into(), schedule: Schedule::Cron { expr: "61 * * * *".into(), tz: "UTC".into() }, grace: Duration::ZERO, service: None };
+    let bad_cron =
+        CheckSpec { name: "x".into(), schedule: Schedule::Cron { expr: "61 * * * *".into(), tz: "UTC".into() }, grace: Duration::ZERO, service: None };
     assert!(CheckInMonitor::new().add_check(bad_cron).is_err());
 }
 
@@ -485,7 +502,12 @@ fn a_stalled_resolver_is_a_resolution_failure_before_any_lookup_times_out() {
         w.in_flight = Some(in_flight);
         vec![Signal::Edge(w)]
     };
-    let found = check("stall", Box::new(BroadFailureDetector::default()), healthy_then(20, 10, |i, bad| lookups(i, if bad { 300 * (i as u64 - 9) } else { 1 })), &[("dependency_resolution_failure", 10)]);
+    let found = check(
+        "stall",
+        Box::new(BroadFailureDetector::default()),
+        healthy_then(20, 10, |i, bad| lookups(i, if bad { 300 * (i as u64 - 9) } else { 1 })),
+        &[("dependency_resolution_failure", 10)],
+    );
     assert_eq!(found[0].subject.to_string(), "dns");
 }
 

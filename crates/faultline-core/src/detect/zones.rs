@@ -53,11 +53,7 @@ fn split(w: &EdgeWindow) -> (CrossZone<'_>, (u64, u64)) {
     let mut same = (0, 0);
     for z in &w.zones {
         let (a, b) = (z.caller_zone.as_str(), z.callee_zone.as_str());
-        let slot = if a == b {
-            &mut same
-        } else {
-            cross.entry(if a < b { (a, b) } else { (b, a) }).or_insert((0, 0))
-        };
+        let slot = if a == b { &mut same } else { cross.entry(if a < b { (a, b) } else { (b, a) }).or_insert((0, 0)) };
         slot.0 += z.requests;
         slot.1 += z.errors.max(z.timeouts);
     }
@@ -107,10 +103,8 @@ impl Detector for ZonePartitionDetector {
                         Some(s + self.cross_error_ratio),
                         w.length,
                     );
-                    f.evidence.measure = format!(
-                        "cross_zone_error_ratio (zones {a}↔{b}: {err} of {req} calls failing; same-zone calls {:.0}% failing)",
-                        s * 100.0
-                    );
+                    f.evidence.measure =
+                        format!("cross_zone_error_ratio (zones {a}↔{b}: {err} of {req} calls failing; same-zone calls {:.0}% failing)", s * 100.0);
                     out.push(f);
                 }
                 Transition::Cleared => self.cleared.push(("zone_partition".to_owned(), subject())),

@@ -38,7 +38,18 @@ fn series(subject: Subject, measure: &str, rng: &mut SplitMix, n: usize, level: 
             (t, v)
         })
         .collect();
-    MetricSeries { subject, measure: measure.into(), kind: SeriesKind::Gauge, points, symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false }
+    MetricSeries {
+        subject,
+        measure: measure.into(),
+        kind: SeriesKind::Gauge,
+        points,
+        symptom: false,
+        shared: false,
+        reference_until: None,
+        trials: Vec::new(),
+        min_scale: None,
+        attributed: false,
+    }
 }
 
 fn service(s: &str) -> Subject {
@@ -123,10 +134,7 @@ fn flows_help_find_the_change_but_are_never_candidates() {
     let mut rng = SplitMix(3);
     let flow = Subject::Flow { flow: crate::ids::FlowName::new("checkout").unwrap() };
     let input = DiagnosisInput {
-        series: vec![
-            series(flow, "error_ratio", &mut rng, 30, 1.0, 12, 5.0),
-            series(service("a"), "latency", &mut rng, 30, 10.0, 12, 4.0),
-        ],
+        series: vec![series(flow, "error_ratio", &mut rng, 30, 1.0, 12, 5.0), series(service("a"), "latency", &mut rng, 30, 10.0, 12, 4.0)],
         calls: vec![],
     };
     let d = diagnose(&input, &DiagnosisConfig::default()).unwrap();
@@ -140,8 +148,30 @@ fn counts_use_a_poisson_floor_so_a_single_extra_event_is_not_an_anomaly() {
     let pts = |v: &[f64]| v.iter().enumerate().map(|(i, &x)| (Timestamp::from_secs(T0 + 10 * i as i64), x)).collect();
     let input = DiagnosisInput {
         series: vec![
-            MetricSeries { subject: service("quiet"), measure: "log:warn".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0.]), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false },
-            MetricSeries { subject: service("broken"), measure: "log:error".into(), kind: SeriesKind::Count, points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 9., 12., 10., 11.]), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false },
+            MetricSeries {
+                subject: service("quiet"),
+                measure: "log:warn".into(),
+                kind: SeriesKind::Count,
+                points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0.]),
+                symptom: false,
+                shared: false,
+                reference_until: None,
+                trials: Vec::new(),
+                min_scale: None,
+                attributed: false,
+            },
+            MetricSeries {
+                subject: service("broken"),
+                measure: "log:error".into(),
+                kind: SeriesKind::Count,
+                points: pts(&[0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 9., 12., 10., 11.]),
+                symptom: false,
+                shared: false,
+                reference_until: None,
+                trials: Vec::new(),
+                min_scale: None,
+                attributed: false,
+            },
         ],
         calls: vec![],
     };
@@ -194,7 +224,8 @@ fn shared_network_time_goes_to_the_end_whose_every_call_moved() {
     for caller in ["api", "jobs", "admin"] {
         for callee in ["db", "cache", "queue"] {
             let moved = callee == "db";
-            let mut s = series(Subject::Interaction { interaction: call(caller, callee) }, "network_time_ms", &mut rng, 30, 3.0, 20, if moved { 2000.0 } else { 0.0 });
+            let mut s =
+                series(Subject::Interaction { interaction: call(caller, callee) }, "network_time_ms", &mut rng, 30, 3.0, 20, if moved { 2000.0 } else { 0.0 });
             s.shared = true;
             all.push(s);
             calls.push(call(caller, callee));
@@ -239,8 +270,30 @@ fn a_flat_series_moving_one_quantum_is_not_infinitely_surprising() {
     steps.extend([30.0; 4]);
     let input = DiagnosisInput {
         series: vec![
-            MetricSeries { subject: service("idle"), measure: "workload".into(), kind: SeriesKind::Gauge, points: pts(&zeros), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false },
-            MetricSeries { subject: service("busy"), measure: "cpu".into(), kind: SeriesKind::Gauge, points: pts(&steps), symptom: false, shared: false, reference_until: None, trials: Vec::new(), min_scale: None, attributed: false },
+            MetricSeries {
+                subject: service("idle"),
+                measure: "workload".into(),
+                kind: SeriesKind::Gauge,
+                points: pts(&zeros),
+                symptom: false,
+                shared: false,
+                reference_until: None,
+                trials: Vec::new(),
+                min_scale: None,
+                attributed: false,
+            },
+            MetricSeries {
+                subject: service("busy"),
+                measure: "cpu".into(),
+                kind: SeriesKind::Gauge,
+                points: pts(&steps),
+                symptom: false,
+                shared: false,
+                reference_until: None,
+                trials: Vec::new(),
+                min_scale: None,
+                attributed: false,
+            },
         ],
         calls: vec![],
     };
@@ -261,7 +314,18 @@ fn a_proportion_is_judged_over_the_whole_window_by_its_binomial_tail() {
     let reference_until = Some(t(5));
     let prop = |name: &str, f: &dyn Fn(usize) -> (f64, f64)| {
         let (points, trials): (Vec<_>, Vec<_>) = (0..30).map(|i| ((t(i), f(i).0), f(i).1)).unzip();
-        MetricSeries { subject: service(name), measure: "code_path".into(), kind: SeriesKind::Proportion, points, symptom: false, shared: false, reference_until, trials, min_scale: None, attributed: false }
+        MetricSeries {
+            subject: service(name),
+            measure: "code_path".into(),
+            kind: SeriesKind::Proportion,
+            points,
+            symptom: false,
+            shared: false,
+            reference_until,
+            trials,
+            min_scale: None,
+            attributed: false,
+        }
     };
     let mut rng = SplitMix(11);
     let jittery = MetricSeries {
@@ -436,6 +500,8 @@ fn an_intermittent_spike_in_a_sparse_reference_series_is_not_a_held_shift() {
     assert!(of(&d, "travel2") < 3.0, "{:?}", d.scores);
     assert!(of(&d, "travel") > 10.0, "{:?}", d.scores);
     // Judged by the most extreme held level, the spikes looked like a shift.
-    let held = diagnose(&DiagnosisInput { series: vec![spiky, steady], calls: vec![] }, &DiagnosisConfig { window_levels: false, ..DiagnosisConfig::default() }).unwrap();
+    let held =
+        diagnose(&DiagnosisInput { series: vec![spiky, steady], calls: vec![] }, &DiagnosisConfig { window_levels: false, ..DiagnosisConfig::default() })
+            .unwrap();
     assert!(of(&held, "travel2") > 10.0, "{:?}", held.scores);
 }

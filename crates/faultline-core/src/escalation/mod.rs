@@ -199,12 +199,16 @@ impl Directory for StaticDirectory {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EscalationInput {
     Triggered,
-    Acknowledged { by: Option<UserId> },
+    Acknowledged {
+        by: Option<UserId>,
+    },
     Resolved,
     Reopened,
     /// Defer pages that fall due before `until` (a silence or maintenance
     /// window started matching the incident).
-    Silenced { until: Timestamp },
+    Silenced {
+        until: Timestamp,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -246,11 +250,16 @@ pub struct Notification {
 pub enum Effect {
     Notify(Notification),
     /// Call `tick` at (or after) this instant. Replaces any earlier wake-up.
-    WakeAt { at: Timestamp },
+    WakeAt {
+        at: Timestamp,
+    },
     /// Nothing more is scheduled: cancel any pending wake-up.
     CancelWake,
     /// A line for the incident timeline (actor: `system:escalation`).
-    Record { at: Timestamp, text: String },
+    Record {
+        at: Timestamp,
+        text: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -259,12 +268,24 @@ pub enum Phase {
     /// Not triggered yet.
     Idle,
     /// Step `next_step` (round × levels + level, 0-based) fires at `next_at`.
-    Escalating { cycle_started_at: Timestamp, next_step: u32, next_at: Timestamp },
+    Escalating {
+        cycle_started_at: Timestamp,
+        next_step: u32,
+        next_at: Timestamp,
+    },
     /// Someone acknowledged; with a timeout, escalation restarts at `expires_at`.
-    Acknowledged { at: Timestamp, by: Option<UserId>, expires_at: Option<Timestamp> },
+    Acknowledged {
+        at: Timestamp,
+        by: Option<UserId>,
+        expires_at: Option<Timestamp>,
+    },
     /// Every level of every round fired and nobody acknowledged.
-    Exhausted { at: Timestamp },
-    Resolved { at: Timestamp },
+    Exhausted {
+        at: Timestamp,
+    },
+    Resolved {
+        at: Timestamp,
+    },
 }
 
 /// Who was paged in the current epoch, for the resolve.
@@ -299,22 +320,14 @@ impl Escalation {
     /// When the driver should next call `tick`, if ever.
     pub fn next_wake(&self) -> Option<Timestamp> {
         match &self.phase {
-            Phase::Escalating { next_at, .. } => {
-                Some(self.silenced_until.map_or(*next_at, |u| (*next_at).max(u)))
-            }
+            Phase::Escalating { next_at, .. } => Some(self.silenced_until.map_or(*next_at, |u| (*next_at).max(u))),
             Phase::Acknowledged { expires_at, .. } => *expires_at,
             _ => None,
         }
     }
 
     /// Applies one input at `now` and returns the effects to execute.
-    pub fn observe(
-        &mut self,
-        policy: &EscalationPolicy,
-        dir: &dyn Directory,
-        input: EscalationInput,
-        now: Timestamp,
-    ) -> Vec<Effect> {
+    pub fn observe(&mut self, policy: &EscalationPolicy, dir: &dyn Directory, input: EscalationInput, now: Timestamp) -> Vec<Effect> {
         let mut fx = Vec::new();
         match input {
             EscalationInput::Triggered => {
@@ -404,21 +417,16 @@ impl Escalation {
                         break;
                     }
                     if next_step >= policy.steps() {
-                        fx.push(record(next_at, format!(
-                            "escalation policy {} exhausted: nobody acknowledged after {} round(s)",
-                            policy.name,
-                            policy.repeat + 1
-                        )));
+                        fx.push(record(
+                            next_at,
+                            format!("escalation policy {} exhausted: nobody acknowledged after {} round(s)", policy.name, policy.repeat + 1),
+                        ));
                         self.phase = Phase::Exhausted { at: next_at };
                         continue;
                     }
                     self.fire_step(policy, dir, next_step, next_at, &mut fx);
                     let delay = policy.level_of(next_step).map_or(1, |l| l.delay_minutes);
-                    self.phase = Phase::Escalating {
-                        cycle_started_at,
-                        next_step: next_step + 1,
-                        next_at: next_at + Duration::from_mins(i64::from(delay)),
-                    };
+                    self.phase = Phase::Escalating { cycle_started_at, next_step: next_step + 1, next_at: next_at + Duration::from_mins(i64::from(delay)) };
                 }
                 _ => break,
             }

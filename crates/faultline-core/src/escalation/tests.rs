@@ -502,15 +502,7 @@ fn regression_ack_expiring_inside_a_silence_replayed_late() {
         repeat: 1,
         ack_timeout_minutes: Some(14),
     };
-    let events = vec![
-        (0, Ev::Trigger),
-        (8, Ev::Trigger),
-        (11, Ev::Reopen),
-        (13, Ev::Ack(0)),
-        (38, Ev::Silence(34)),
-        (52, Ev::Ack(0)),
-        (73, Ev::Ack(0)),
-    ];
+    let events = vec![(0, Ev::Trigger), (8, Ev::Trigger), (11, Ev::Reopen), (13, Ev::Ack(0)), (38, Ev::Silence(34)), (52, Ev::Ack(0)), (73, Ev::Ack(0))];
     let crash_mask: u64 = 177_825_061_362_614_272;
     let clean = drive(&policy, &events, &|_| false).unwrap();
     let crashy = drive(&policy, &events, &|i| crash_mask >> (i % 64) & 1 == 1).unwrap();

@@ -45,8 +45,7 @@ use crate::signal::{EdgeWindow, MetricPoint, Signal};
 use crate::time::{Duration, Timestamp};
 
 pub use query::{
-    CatalogueDrift, DiffThresholds, EdgeChange, EdgeSummary, GraphDiff, GraphView, IngressSummary, MetricSeriesView,
-    MetricWindowView, NodeView, ServiceView,
+    CatalogueDrift, DiffThresholds, EdgeChange, EdgeSummary, GraphDiff, GraphView, IngressSummary, MetricSeriesView, MetricWindowView, NodeView, ServiceView,
 };
 pub use sketch::LatencySketch;
 pub use span::{AttrValue, Span, SpanAttributes, SpanContext, SpanId, SpanKind, SpanStatus, TraceId};
@@ -454,8 +453,7 @@ impl DependencyGraph {
             m.interactions += 1;
             m.interaction_windows += e.series.windows.len();
             // Slots the deque has allocated, plus every window's sketch buckets.
-            m.interaction_window_bytes += e.series.windows.capacity()
-                * std::mem::size_of::<window::Window<WindowStats>>()
+            m.interaction_window_bytes += e.series.windows.capacity() * std::mem::size_of::<window::Window<WindowStats>>()
                 + e.series.windows.iter().map(|w| w.stats.latency.heap_bytes()).sum::<usize>();
         }
         m
@@ -494,21 +492,13 @@ impl DependencyGraph {
         }
         let id = self.services.len() as Sid;
         let kind = if instrumented { ServiceKind::Service } else { kind };
-        self.services.push(ServiceEntry {
-            name: sn,
-            kind,
-            instrumented,
-            last_seen_ms: now_ms,
-            interactions: 0,
-            metric_series: 0,
-        });
+        self.services.push(ServiceEntry { name: sn, kind, instrumented, last_seen_ms: now_ms, interactions: 0, metric_series: 0 });
         self.service_ids.insert(name.into(), id);
         Some(id)
     }
 
     fn in_range(&self, at_ms: i64, now_ms: i64) -> bool {
-        at_ms >= now_ms.saturating_sub(self.cfg.retention.as_millis())
-            && at_ms <= now_ms.saturating_add(self.cfg.max_future_skew.as_millis())
+        at_ms >= now_ms.saturating_sub(self.cfg.retention.as_millis()) && at_ms <= now_ms.saturating_add(self.cfg.max_future_skew.as_millis())
     }
 
     /// Feeds a batch of finished spans.
@@ -681,11 +671,7 @@ impl DependencyGraph {
             }
             return;
         }
-        let parents = span
-            .parent_span_id
-            .map(|p| (span.trace_id, p))
-            .into_iter()
-            .chain(span.links.iter().map(|l| (l.trace_id, l.span_id)));
+        let parents = span.parent_span_id.map(|p| (span.trace_id, p)).into_iter().chain(span.links.iter().map(|l| (l.trace_id, l.span_id)));
         let mut matched = false;
         let mut unmatched: Vec<SpanKey> = Vec::new();
         for key in parents {
@@ -951,25 +937,15 @@ impl DependencyGraph {
     /// Feeds samples of one series without building a `MetricPoint` per
     /// sample (the remote-write path). `labels` must be sorted by name and
     /// unique (as remote-write requires); otherwise the series is refused.
-    pub fn observe_metric_samples(
-        &mut self,
-        name: &str,
-        labels: &[(&str, &str)],
-        service: Option<&str>,
-        samples: &[(Timestamp, f64)],
-        now: Timestamp,
-    ) {
+    pub fn observe_metric_samples(&mut self, name: &str, labels: &[(&str, &str)], service: Option<&str>, samples: &[(Timestamp, f64)], now: Timestamp) {
         let now_ms = now.as_millis();
         self.counters.metric_points_observed += samples.len() as u64;
         if labels.windows(2).any(|w| w[0].0 >= w[1].0) {
             self.counters.metric_series_dropped += 1;
             return;
         }
-        let service = service.or_else(|| {
-            ["service.name", "service_name", "job", "instance"]
-                .iter()
-                .find_map(|k| labels.iter().find(|(lk, _)| lk == k).map(|(_, v)| *v))
-        });
+        let service =
+            service.or_else(|| ["service.name", "service_name", "job", "instance"].iter().find_map(|k| labels.iter().find(|(lk, _)| lk == k).map(|(_, v)| *v)));
         let Some(service) = service else {
             self.counters.metric_series_dropped += 1;
             return;
@@ -984,19 +960,13 @@ impl DependencyGraph {
                 return;
             }
             svc.metric_series += 1;
-            let owned: BTreeMap<String, String> =
-                labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-            self.metrics.insert(
-                key,
-                MetricSeries { service: sid, name: name.to_owned(), labels: owned, series: Series::new(now_ms) },
-            );
+            let owned: BTreeMap<String, String> = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            self.metrics.insert(key, MetricSeries { service: sid, name: name.to_owned(), labels: owned, series: Series::new(now_ms) });
         }
         let lo = now_ms.saturating_sub(self.cfg.retention.as_millis());
         let hi = now_ms.saturating_add(self.cfg.max_future_skew.as_millis());
         let Some(m) = self.metrics.get_mut(&key) else { return };
-        let same = m.name == name
-            && m.labels.len() == labels.len()
-            && m.labels.iter().zip(labels).all(|((k, v), (k2, v2))| k == k2 && v == v2);
+        let same = m.name == name && m.labels.len() == labels.len() && m.labels.iter().zip(labels).all(|((k, v), (k2, v2))| k == k2 && v == v2);
         if !same {
             // A 64-bit hash collision: refuse rather than mix two series.
             self.counters.metric_series_dropped += 1;

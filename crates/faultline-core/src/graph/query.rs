@@ -215,8 +215,7 @@ impl DependencyGraph {
                 names.insert(self.service_name(*sid));
             }
         }
-        let nodes =
-            names.into_iter().filter_map(|n| self.service_ids.get(n.as_str())).map(|&sid| self.node(sid)).collect();
+        let nodes = names.into_iter().filter_map(|n| self.service_ids.get(n.as_str())).map(|&sid| self.node(sid)).collect();
         GraphView { from, to, nodes, edges }
     }
 
@@ -348,12 +347,9 @@ impl DependencyGraph {
     pub fn drift(&self, catalogue: &Catalogue, from: Timestamp, to: Timestamp) -> CatalogueDrift {
         let declared = catalogue.declared_interactions();
         let seen = self.edges(from, to);
-        let matches = |d: &Interaction, s: &EdgeSummary| {
-            d.caller == s.caller && d.callee == s.callee && (d.operation.is_empty() || d.operation == s.operation)
-        };
+        let matches = |d: &Interaction, s: &EdgeSummary| d.caller == s.caller && d.callee == s.callee && (d.operation.is_empty() || d.operation == s.operation);
         let declared_unseen = declared.iter().filter(|d| !seen.iter().any(|s| matches(d, s))).cloned().collect();
-        let seen_undeclared =
-            seen.iter().filter(|s| !declared.iter().any(|d| matches(d, s))).map(EdgeSummary::interaction).collect();
+        let seen_undeclared = seen.iter().filter(|s| !declared.iter().any(|d| matches(d, s))).map(EdgeSummary::interaction).collect();
         CatalogueDrift { declared_unseen, seen_undeclared }
     }
 }

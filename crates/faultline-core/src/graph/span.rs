@@ -344,10 +344,6 @@ pub fn url_host(url: &str) -> Option<&str> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?', '#']).next()?;
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(stripped) = hostport.strip_prefix('[') {
-        stripped.split(']').next()?
-    } else {
-        hostport.split(':').next()?
-    };
+    let host = if let Some(stripped) = hostport.strip_prefix('[') { stripped.split(']').next()? } else { hostport.split(':').next()? };
     (!host.is_empty()).then_some(host)
 }

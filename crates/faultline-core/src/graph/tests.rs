@@ -62,10 +62,7 @@ fn feed(g: &mut DependencyGraph, spans: Vec<B>, now: i64) {
 }
 
 fn edges(g: &DependencyGraph) -> Vec<(String, u64, u64, u64, u64)> {
-    g.edges(ms(T0 - 3_600_000), ms(T0 + 3_600_000))
-        .into_iter()
-        .map(|e| (format!("{}", e.interaction()), e.requests, e.errors, e.timeouts, e.retries))
-        .collect()
+    g.edges(ms(T0 - 3_600_000), ms(T0 + 3_600_000)).into_iter().map(|e| (format!("{}", e.interaction()), e.requests, e.errors, e.timeouts, e.retries)).collect()
 }
 
 fn e(s: &str, req: u64, err: u64, to: u64, re: u64) -> (String, u64, u64, u64, u64) {
@@ -103,9 +100,8 @@ fn unmatched_halves_expire_after_the_join_window() {
     feed(
         &mut g,
         vec![
-            span("checkout", SpanKind::Client, "POST", 1, 2, Some(1))
-                .s("url.full", "https://api.stripe.com:443/v1/charges"),
-            span("checkout", SpanKind::Client, "GET", 1, 4, Some(1)), // names nothing
+            span("checkout", SpanKind::Client, "POST", 1, 2, Some(1)).s("url.full", "https://api.stripe.com:443/v1/charges"),
+            span("checkout", SpanKind::Client, "GET", 1, 4, Some(1)),            // names nothing
             span("checkout", SpanKind::Server, "POST /checkout", 1, 5, Some(9)), // caller not instrumented
         ],
         T0 + 100,
@@ -116,8 +112,7 @@ fn unmatched_halves_expire_after_the_join_window() {
     assert_eq!(edges(&g), vec![e("checkout → api.stripe.com (POST)", 1, 0, 0, 0)]);
     let c = g.counters();
     assert_eq!((c.calls_uninstrumented, c.client_halves_unpaired, c.server_halves_unpaired), (1, 1, 1));
-    let node =
-        g.graph(ms(T0), ms(T0 + 10_000)).nodes.into_iter().find(|n| n.name.as_str() == "api.stripe.com").unwrap();
+    let node = g.graph(ms(T0), ms(T0 + 10_000)).nodes.into_iter().find(|n| n.name.as_str() == "api.stripe.com").unwrap();
     assert_eq!((node.kind, node.instrumented), (ServiceKind::External, false));
 }
 
@@ -127,22 +122,12 @@ fn databases_are_named_from_current_and_older_attribute_names_at_once() {
     feed(
         &mut g,
         vec![
-            span("orders", SpanKind::Client, "SELECT orders", 1, 2, Some(1))
-                .s("db.system.name", "postgresql")
-                .s("server.address", "orders-db"),
-            span("orders", SpanKind::Client, "SELECT items", 1, 3, Some(1))
-                .s("db.system", "postgresql")
-                .s("net.peer.name", "orders-db"),
+            span("orders", SpanKind::Client, "SELECT orders", 1, 2, Some(1)).s("db.system.name", "postgresql").s("server.address", "orders-db"),
+            span("orders", SpanKind::Client, "SELECT items", 1, 3, Some(1)).s("db.system", "postgresql").s("net.peer.name", "orders-db"),
             span("orders", SpanKind::Client, "GET", 1, 4, Some(1)).s("db.system", "redis"),
-            span("orders", SpanKind::Client, "q", 1, 5, Some(1))
-                .s("db.system", "mysql")
-                .s("peer.service", "legacy-db")
-                .s("server.address", "10.0.0.7"),
+            span("orders", SpanKind::Client, "q", 1, 5, Some(1)).s("db.system", "mysql").s("peer.service", "legacy-db").s("server.address", "10.0.0.7"),
             // An older name arriving after the current one does not win.
-            span("orders", SpanKind::Client, "x", 1, 6, Some(1))
-                .s("server.address", "new-name")
-                .s("db.system", "mysql")
-                .s("net.peer.name", "old-name"),
+            span("orders", SpanKind::Client, "x", 1, 6, Some(1)).s("server.address", "new-name").s("db.system", "mysql").s("net.peer.name", "old-name"),
         ],
         T0 + 100,
     );
@@ -156,8 +141,7 @@ fn databases_are_named_from_current_and_older_attribute_names_at_once() {
             e("orders → redis (GET)", 1, 0, 0, 0),
         ]
     );
-    let kinds: Vec<(String, ServiceKind)> =
-        g.graph(ms(T0), ms(T0 + 10_000)).nodes.into_iter().map(|n| (n.name.to_string(), n.kind)).collect();
+    let kinds: Vec<(String, ServiceKind)> = g.graph(ms(T0), ms(T0 + 10_000)).nodes.into_iter().map(|n| (n.name.to_string(), n.kind)).collect();
     assert!(kinds.contains(&("redis".into(), ServiceKind::Cache)));
     assert!(kinds.contains(&("orders-db".into(), ServiceKind::Database)));
     assert!(kinds.contains(&("orders".into(), ServiceKind::Service)));
@@ -171,41 +155,17 @@ fn errors_and_timeouts_from_status_http_and_grpc() {
         vec![client, server]
     };
     let mut v = Vec::new();
-    v.extend(pair(
-        1,
-        span("a", SpanKind::Client, "c", 1, 10, None),
-        span("b", SpanKind::Server, "op", 1, 11, Some(10)).i("http.response.status_code", 503),
-    ));
-    v.extend(pair(
-        2,
-        span("a", SpanKind::Client, "c", 1, 20, None).i("http.status_code", 404),
-        span("b", SpanKind::Server, "op", 1, 21, Some(20)),
-    ));
-    v.extend(pair(
-        3,
-        span("a", SpanKind::Client, "c", 1, 30, None).i("rpc.grpc.status_code", 14),
-        span("b", SpanKind::Server, "op", 1, 31, Some(30)),
-    ));
-    v.extend(pair(
-        4,
-        span("a", SpanKind::Client, "c", 1, 40, None).i("rpc.grpc.status_code", 4),
-        span("b", SpanKind::Server, "op", 1, 41, Some(40)),
-    ));
+    v.extend(pair(1, span("a", SpanKind::Client, "c", 1, 10, None), span("b", SpanKind::Server, "op", 1, 11, Some(10)).i("http.response.status_code", 503)));
+    v.extend(pair(2, span("a", SpanKind::Client, "c", 1, 20, None).i("http.status_code", 404), span("b", SpanKind::Server, "op", 1, 21, Some(20))));
+    v.extend(pair(3, span("a", SpanKind::Client, "c", 1, 30, None).i("rpc.grpc.status_code", 14), span("b", SpanKind::Server, "op", 1, 31, Some(30))));
+    v.extend(pair(4, span("a", SpanKind::Client, "c", 1, 40, None).i("rpc.grpc.status_code", 4), span("b", SpanKind::Server, "op", 1, 41, Some(40))));
     v.extend(pair(
         5,
         span("a", SpanKind::Client, "c", 1, 50, None).error().s("error.type", "java.net.SocketTimeoutException"),
         span("b", SpanKind::Server, "op", 1, 51, Some(50)),
     ));
-    v.extend(pair(
-        6,
-        span("a", SpanKind::Client, "c", 1, 60, None).error(),
-        span("b", SpanKind::Server, "op", 1, 61, Some(60)),
-    ));
-    v.extend(pair(
-        7,
-        span("a", SpanKind::Client, "c", 1, 70, None).i("rpc.grpc.status_code", 5),
-        span("b", SpanKind::Server, "op", 1, 71, Some(70)),
-    ));
+    v.extend(pair(6, span("a", SpanKind::Client, "c", 1, 60, None).error(), span("b", SpanKind::Server, "op", 1, 61, Some(60))));
+    v.extend(pair(7, span("a", SpanKind::Client, "c", 1, 70, None).i("rpc.grpc.status_code", 5), span("b", SpanKind::Server, "op", 1, 71, Some(70))));
     feed(&mut g, v, T0 + 100);
     // 503, UNAVAILABLE, DEADLINE_EXCEEDED, timeout exception, error status = 5 errors;
     // 404 and NOT_FOUND are the caller's problem, not the edge's.
@@ -264,10 +224,7 @@ fn messaging_pairs_through_links_and_unmatched_consumers_read_from_the_queue() {
                 .s("messaging.system", "kafka")
                 .s("messaging.destination.name", "orders"),
             // Batch consumer in another trace, linked to the producer.
-            span("billing", SpanKind::Consumer, "orders process", 7, 9, None)
-                .at(T0 + 50, 5.0)
-                .link(1, 2)
-                .s("messaging.system", "kafka"),
+            span("billing", SpanKind::Consumer, "orders process", 7, 9, None).at(T0 + 50, 5.0).link(1, 2).s("messaging.system", "kafka"),
             // Fan-out: a second consumer group.
             span("email", SpanKind::Consumer, "orders process", 8, 9, None).at(T0 + 60, 5.0).link(1, 2),
             // A consumer whose producer is not instrumented.
@@ -283,11 +240,7 @@ fn messaging_pairs_through_links_and_unmatched_consumers_read_from_the_queue() {
     g.tick(ms(T0 + 100 + 30_000));
     assert_eq!(
         edges(&g),
-        vec![
-            e("orders → billing (orders)", 1, 0, 0, 0),
-            e("orders → email (orders)", 1, 0, 0, 0),
-            e("payments → audit (payments process)", 1, 0, 0, 0),
-        ]
+        vec![e("orders → billing (orders)", 1, 0, 0, 0), e("orders → email (orders)", 1, 0, 0, 0), e("payments → audit (payments process)", 1, 0, 0, 0),]
     );
     let s = &g.edges(ms(T0), ms(T0 + 10_000))[0];
     assert!((s.p50_ms.unwrap() - 55.0).abs() < 0.6, "publish start to processing end: {s:?}");
@@ -325,11 +278,7 @@ fn windows_sum_over_ranges_and_close_into_signals_once() {
 #[test]
 fn retention_and_age_out_bound_memory() {
     let mut g = DependencyGraph::new(GraphConfig { idle_timeout: Duration::from_mins(10), ..GraphConfig::default() });
-    feed(
-        &mut g,
-        vec![span("a", SpanKind::Client, "c", 1, 2, None).s("peer.service", "x").s("db.system", "redis")],
-        T0 + 100,
-    );
+    feed(&mut g, vec![span("a", SpanKind::Client, "c", 1, 2, None).s("peer.service", "x").s("db.system", "redis")], T0 + 100);
     assert_eq!(g.memory().interactions, 1);
     g.tick(ms(T0 + 5 * 60_000));
     assert_eq!(g.memory().interactions, 1);
@@ -345,9 +294,7 @@ fn retention_and_age_out_bound_memory() {
 #[test]
 fn interaction_cardinality_is_limited_per_service() {
     let mut g = DependencyGraph::new(GraphConfig { max_interactions_per_service: 3, ..GraphConfig::default() });
-    let v = (0..10u8)
-        .map(|i| span("a", SpanKind::Client, &format!("SELECT {i}"), 1, i + 1, None).s("db.system", "pg"))
-        .collect();
+    let v = (0..10u8).map(|i| span("a", SpanKind::Client, &format!("SELECT {i}"), 1, i + 1, None).s("db.system", "pg")).collect();
     feed(&mut g, v, T0 + 100);
     assert_eq!(edges(&g).len(), 3);
     assert_eq!(g.counters().interactions_dropped, 7);
@@ -373,14 +320,9 @@ fn the_join_buffer_is_bounded() {
 #[test]
 fn in_flight_counts_calls_spanning_a_window_end() {
     let mut g = DependencyGraph::default();
-    feed(
-        &mut g,
-        vec![span("a", SpanKind::Client, "c", 1, 2, None).s("db.system", "pg").at(T0 + 5_000, 12_000.0)],
-        T0 + 30_000,
-    );
+    feed(&mut g, vec![span("a", SpanKind::Client, "c", 1, 2, None).s("db.system", "pg").at(T0 + 5_000, 12_000.0)], T0 + 30_000);
     let w = g.edge_windows(ms(T0), ms(T0 + 30_000));
-    let got: Vec<(i64, u64, Option<u64>)> =
-        w.iter().map(|w| (w.start.as_millis() - T0, w.requests, w.in_flight)).collect();
+    let got: Vec<(i64, u64, Option<u64>)> = w.iter().map(|w| (w.start.as_millis() - T0, w.requests, w.in_flight)).collect();
     assert_eq!(got, vec![(0, 0, Some(1)), (10_000, 1, Some(0))]);
 }
 
@@ -391,8 +333,7 @@ fn diff_reports_new_gone_and_changed_edges() {
     let mut id = 0u8;
     let mut call = |v: &mut Vec<B>, callee: &str, start: i64, dur: f64, err: bool| {
         id = id.wrapping_add(1);
-        let mut b =
-            span("a", SpanKind::Client, "q", id, 1, None).s("db.system", "pg").s("peer.service", callee).at(start, dur);
+        let mut b = span("a", SpanKind::Client, "q", id, 1, None).s("db.system", "pg").s("peer.service", callee).at(start, dur);
         if err {
             b = b.error();
         }
@@ -425,10 +366,7 @@ fn drift_against_the_catalogue() {
     let mut g = DependencyGraph::default();
     feed(
         &mut g,
-        vec![
-            span("a", SpanKind::Client, "q", 1, 1, None).s("db.system", "pg"),
-            span("a", SpanKind::Client, "q", 1, 2, None).s("db.system", "redis"),
-        ],
+        vec![span("a", SpanKind::Client, "q", 1, 1, None).s("db.system", "pg"), span("a", SpanKind::Client, "q", 1, 2, None).s("db.system", "redis")],
         T0 + 100,
     );
     let d = g.drift(&cat, ms(T0), ms(T0 + 10_000));
@@ -506,7 +444,8 @@ fn edge_windows_carry_the_zone_split_and_bounded_exemplars_of_failing_calls() {
     // (even calls, fine) and b (odd calls, failing). Trace ids are distinct.
     for k in 0..20u8 {
         let (zone, failing) = if k % 2 == 0 { ("a", false) } else { ("b", true) };
-        let client = span("web", SpanKind::Client, "query", k + 1, 2 * k + 1, Some(200)).at(T0 + 100 + k as i64, 5.0 + k as f64).s("cloud.availability_zone", "a");
+        let client =
+            span("web", SpanKind::Client, "query", k + 1, 2 * k + 1, Some(200)).at(T0 + 100 + k as i64, 5.0 + k as f64).s("cloud.availability_zone", "a");
         spans.push(if failing { client.error() } else { client });
         spans.push(span("db", SpanKind::Server, "SELECT", k + 1, 2 * k + 2, Some(2 * k + 1)).at(T0 + 101 + k as i64, 3.0).s("cloud.availability_zone", zone));
     }

@@ -253,11 +253,15 @@ mod tests {
         let into: IncidentId = "01936a8e-6f5c-7d2a-9b1e-0c4d5e6f7a8b".parse().unwrap();
         let merged = response_times(&timeline(vec![(60, sys(), IncidentEvent::MergedInto { into })])).unwrap();
         assert!(merged.merged && merged.time_to_resolve.is_none());
-        let fast = response_times(&timeline(vec![(60, user("a"), IncidentEvent::Acknowledged), (120, user("a"), IncidentEvent::Resolved { note: None })])).unwrap();
+        let fast =
+            response_times(&timeline(vec![(60, user("a"), IncidentEvent::Acknowledged), (120, user("a"), IncidentEvent::Resolved { note: None })])).unwrap();
         let slow = response_times(&timeline(vec![(600, user("a"), IncidentEvent::Acknowledged)])).unwrap();
         let s = summarize([&merged, &fast, &slow]);
         assert_eq!((s.incidents, s.merged, s.unacknowledged, s.unresolved), (2, 1, 0, 1));
-        assert_eq!(s.time_to_acknowledge, Distribution { count: 2, p50: Some(Duration::from_secs(60)), p90: Some(Duration::from_secs(600)), max: Some(Duration::from_secs(600)) });
+        assert_eq!(
+            s.time_to_acknowledge,
+            Distribution { count: 2, p50: Some(Duration::from_secs(60)), p90: Some(Duration::from_secs(600)), max: Some(Duration::from_secs(600)) }
+        );
         assert_eq!(s.time_to_resolve.count, 1);
         assert!(response_times(&[]).is_none());
     }

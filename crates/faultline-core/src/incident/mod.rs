@@ -114,9 +114,7 @@ impl FromStr for IncidentStatus {
             "acknowledged" => Ok(IncidentStatus::Acknowledged),
             "mitigated" => Ok(IncidentStatus::Mitigated),
             "resolved" => Ok(IncidentStatus::Resolved),
-            other => Err(format!(
-                "unknown status {other:?}: expected triggered, acknowledged, mitigated or resolved"
-            )),
+            other => Err(format!("unknown status {other:?}: expected triggered, acknowledged, mitigated or resolved")),
         }
     }
 }
@@ -185,34 +183,76 @@ impl fmt::Display for Actor {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum IncidentEvent {
-    Opened { title: String, severity: Severity, summary: Option<String> },
+    Opened {
+        title: String,
+        severity: Severity,
+        summary: Option<String>,
+    },
     Acknowledged,
-    Mitigated { note: Option<String> },
-    Resolved { note: Option<String> },
-    Reopened { reason: String },
-    SeverityChanged { from: Severity, to: Severity, reason: String },
-    RoleAssigned { role: Role, user: UserId },
-    RoleUnassigned { role: Role },
-    NoteAdded { text: String },
-    SummaryUpdated { summary: String },
+    Mitigated {
+        note: Option<String>,
+    },
+    Resolved {
+        note: Option<String>,
+    },
+    Reopened {
+        reason: String,
+    },
+    SeverityChanged {
+        from: Severity,
+        to: Severity,
+        reason: String,
+    },
+    RoleAssigned {
+        role: Role,
+        user: UserId,
+    },
+    RoleUnassigned {
+        role: Role,
+    },
+    NoteAdded {
+        text: String,
+    },
+    SummaryUpdated {
+        summary: String,
+    },
     /// The correlator attached a symptom (a finding or an external alert).
-    SymptomAttached { member: String, evidence: String },
+    SymptomAttached {
+        member: String,
+        evidence: String,
+    },
     /// A symptom stopped holding.
-    SymptomCleared { member: String },
+    SymptomCleared {
+        member: String,
+    },
     /// The causal explanation changed: the whole chain (ranked origins with
     /// their evidence, amplifiers, impacted flows, class, failure model) and
     /// its one-sentence rendering; `origin`/`confidence_pct` repeat the top
     /// candidate for readers that need only that.
-    DiagnosisUpdated { sentence: String, chain: CausalChain, origin: Option<String>, confidence_pct: Option<u8> },
+    DiagnosisUpdated {
+        sentence: String,
+        chain: CausalChain,
+        origin: Option<String>,
+        confidence_pct: Option<u8>,
+    },
     /// Another incident turned out to share this one's origin and was merged in.
-    Absorbed { from: IncidentId },
+    Absorbed {
+        from: IncidentId,
+    },
     /// This incident was merged into another; it is closed here and lives on there.
-    MergedInto { into: IncidentId },
+    MergedInto {
+        into: IncidentId,
+    },
     /// A recurrence of an earlier incident on the same services.
-    LinkedTo { previous: IncidentId },
+    LinkedTo {
+        previous: IncidentId,
+    },
     /// A note from a Faultline component: a routing decision and its reason,
     /// a page sent, an escalation step. `component` is e.g. `routing`.
-    SystemNote { component: String, text: String },
+    SystemNote {
+        component: String,
+        text: String,
+    },
 }
 
 impl IncidentEvent {
@@ -254,14 +294,32 @@ pub struct TimelineEvent {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     Acknowledge,
-    Mitigate { note: Option<String> },
-    Resolve { note: Option<String> },
-    Reopen { reason: String },
-    ChangeSeverity { to: Severity, reason: String },
-    AssignRole { role: Role, user: UserId },
-    UnassignRole { role: Role },
-    AddNote { text: String },
-    UpdateSummary { summary: String },
+    Mitigate {
+        note: Option<String>,
+    },
+    Resolve {
+        note: Option<String>,
+    },
+    Reopen {
+        reason: String,
+    },
+    ChangeSeverity {
+        to: Severity,
+        reason: String,
+    },
+    AssignRole {
+        role: Role,
+        user: UserId,
+    },
+    UnassignRole {
+        role: Role,
+    },
+    AddNote {
+        text: String,
+    },
+    UpdateSummary {
+        summary: String,
+    },
     /// Record a system event (correlator, escalation) as it is, after the
     /// same checks. `Opened` cannot be recorded this way.
     Record(IncidentEvent),
@@ -356,13 +414,7 @@ fn check_text(field: &'static str, s: &str, max: usize, required: bool) -> Resul
 
 impl Incident {
     /// Validates a new incident and returns its first timeline event.
-    pub fn open(
-        title: &str,
-        severity: Severity,
-        summary: Option<&str>,
-        at: Timestamp,
-        actor: Actor,
-    ) -> Result<TimelineEvent, TransitionError> {
+    pub fn open(title: &str, severity: Severity, summary: Option<&str>, at: Timestamp, actor: Actor) -> Result<TimelineEvent, TransitionError> {
         check_text("title", title, MAX_TITLE_CHARS, true)?;
         if let Some(s) = summary {
             check_text("summary", s, MAX_TEXT_CHARS, false)?;
@@ -371,24 +423,15 @@ impl Incident {
             seq: 1,
             at,
             actor,
-            event: IncidentEvent::Opened {
-                title: title.trim().to_owned(),
-                severity,
-                summary: summary.map(str::to_owned).filter(|s| !s.trim().is_empty()),
-            },
+            event: IncidentEvent::Opened { title: title.trim().to_owned(), severity, summary: summary.map(str::to_owned).filter(|s| !s.trim().is_empty()) },
         })
     }
 
     /// Folds a whole timeline into the incident's state.
     pub fn fold(id: IncidentId, timeline: &[TimelineEvent]) -> Result<Incident, TransitionError> {
-        let (first, rest) = timeline
-            .split_first()
-            .ok_or_else(|| TransitionError::CorruptTimeline("timeline is empty".into()))?;
+        let (first, rest) = timeline.split_first().ok_or_else(|| TransitionError::CorruptTimeline("timeline is empty".into()))?;
         let IncidentEvent::Opened { title, severity, summary } = &first.event else {
-            return Err(TransitionError::CorruptTimeline(format!(
-                "first event is {}, expected opened",
-                first.event.kind()
-            )));
+            return Err(TransitionError::CorruptTimeline(format!("first event is {}, expected opened", first.event.kind())));
         };
         if first.seq != 1 {
             return Err(TransitionError::CorruptTimeline(format!("first event has seq {}", first.seq)));
@@ -425,11 +468,7 @@ impl Incident {
     /// the state machine forbids, which means the timeline is corrupt.
     pub fn apply(&mut self, ev: &TimelineEvent) -> Result<(), TransitionError> {
         if ev.seq != self.version + 1 {
-            return Err(TransitionError::CorruptTimeline(format!(
-                "expected seq {}, found {}",
-                self.version + 1,
-                ev.seq
-            )));
+            return Err(TransitionError::CorruptTimeline(format!("expected seq {}, found {}", self.version + 1, ev.seq)));
         }
         // Re-check the transition so a hand-edited or corrupted timeline is
         // reported rather than silently producing an impossible state.
@@ -499,9 +538,7 @@ impl Incident {
             Command::Mitigate { note } => IncidentEvent::Mitigated { note },
             Command::Resolve { note } => IncidentEvent::Resolved { note },
             Command::Reopen { reason } => IncidentEvent::Reopened { reason },
-            Command::ChangeSeverity { to, reason } => {
-                IncidentEvent::SeverityChanged { from: self.severity, to, reason }
-            }
+            Command::ChangeSeverity { to, reason } => IncidentEvent::SeverityChanged { from: self.severity, to, reason },
             Command::AssignRole { role, user } => IncidentEvent::RoleAssigned { role, user },
             Command::UnassignRole { role } => IncidentEvent::RoleUnassigned { role },
             Command::AddNote { text } => IncidentEvent::NoteAdded { text },
@@ -562,10 +599,7 @@ impl Incident {
             IncidentEvent::SeverityChanged { from: old, to, reason } => {
                 check_text("reason", reason, MAX_TEXT_CHARS, true)?;
                 if *old != self.severity {
-                    return Err(TransitionError::CorruptTimeline(format!(
-                        "severity change from {old} but severity is {}",
-                        self.severity
-                    )));
+                    return Err(TransitionError::CorruptTimeline(format!("severity change from {old} but severity is {}", self.severity)));
                 }
                 if to == old {
                     return Err(TransitionError::SeverityUnchanged(*to));
@@ -579,7 +613,11 @@ impl Incident {
                 Ok(())
             }
             IncidentEvent::RoleUnassigned { role } => {
-                if self.roles.contains_key(role) { Ok(()) } else { Err(TransitionError::RoleNotAssigned(role.clone())) }
+                if self.roles.contains_key(role) {
+                    Ok(())
+                } else {
+                    Err(TransitionError::RoleNotAssigned(role.clone()))
+                }
             }
             IncidentEvent::NoteAdded { text } => check_text("text", text, MAX_TEXT_CHARS, true),
             IncidentEvent::SummaryUpdated { summary } => check_text("summary", summary, MAX_TEXT_CHARS, true),

@@ -88,11 +88,7 @@ fn invalid_transitions_are_typed_errors() {
 
 #[test]
 fn reopen_returns_to_triggered_and_clears_progress() {
-    let (inc, _, results) = run(vec![
-        Command::Acknowledge,
-        Command::Resolve { note: None },
-        Command::Reopen { reason: "errors are back".into() },
-    ]);
+    let (inc, _, results) = run(vec![Command::Acknowledge, Command::Resolve { note: None }, Command::Reopen { reason: "errors are back".into() }]);
     assert_eq!(results, ["ok"; 3]);
     assert_eq!(inc.status, IncidentStatus::Triggered);
     assert_eq!((inc.acknowledged_at, inc.resolved_at, inc.reopen_count), (None, None, 1));
@@ -100,14 +96,8 @@ fn reopen_returns_to_triggered_and_clears_progress() {
 
 #[test]
 fn open_validates_title() {
-    assert_eq!(
-        Incident::open("   ", Severity::Sev3, None, t(0), alice()).unwrap_err().to_string(),
-        "invalid title: must not be empty"
-    );
-    assert_eq!(
-        Incident::open(&"x".repeat(201), Severity::Sev3, None, t(0), alice()).unwrap_err().to_string(),
-        "invalid title: must be at most 200 characters"
-    );
+    assert_eq!(Incident::open("   ", Severity::Sev3, None, t(0), alice()).unwrap_err().to_string(), "invalid title: must not be empty");
+    assert_eq!(Incident::open(&"x".repeat(201), Severity::Sev3, None, t(0), alice()).unwrap_err().to_string(), "invalid title: must be at most 200 characters");
 }
 
 #[test]
@@ -129,10 +119,7 @@ fn severity_parses_leniently_and_rejects_unknown() {
     assert_eq!("SEV1".parse::<Severity>().unwrap(), Severity::Sev1);
     assert_eq!("sev2".parse::<Severity>().unwrap(), Severity::Sev2);
     assert_eq!("3".parse::<Severity>().unwrap(), Severity::Sev3);
-    assert_eq!(
-        "SEV9".parse::<Severity>().unwrap_err().to_string(),
-        "unknown severity \"SEV9\": expected SEV1, SEV2 or SEV3"
-    );
+    assert_eq!("SEV9".parse::<Severity>().unwrap_err().to_string(), "unknown severity \"SEV9\": expected SEV1, SEV2 or SEV3");
     assert!(serde_json::from_str::<Severity>("\"SEV4\"").is_err());
 }
 
@@ -154,12 +141,7 @@ fn timeline_events_serialize_with_snake_case_tags() {
 
 fn command_strategy() -> impl Strategy<Value = Command> {
     let sev = prop_oneof![Just(Severity::Sev1), Just(Severity::Sev2), Just(Severity::Sev3)];
-    let role = prop_oneof![
-        Just(Role::IncidentCommander),
-        Just(Role::CommsLead),
-        Just(Role::Scribe),
-        "[a-z]{0,3}".prop_map(Role::Custom)
-    ];
+    let role = prop_oneof![Just(Role::IncidentCommander), Just(Role::CommsLead), Just(Role::Scribe), "[a-z]{0,3}".prop_map(Role::Custom)];
     prop_oneof![
         Just(Command::Acknowledge),
         Just(Command::Mitigate { note: None }),

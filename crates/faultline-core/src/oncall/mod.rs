@@ -87,15 +87,8 @@ pub enum Weekday {
 }
 
 impl Weekday {
-    pub const ALL: [Weekday; 7] = [
-        Weekday::Monday,
-        Weekday::Tuesday,
-        Weekday::Wednesday,
-        Weekday::Thursday,
-        Weekday::Friday,
-        Weekday::Saturday,
-        Weekday::Sunday,
-    ];
+    pub const ALL: [Weekday; 7] =
+        [Weekday::Monday, Weekday::Tuesday, Weekday::Wednesday, Weekday::Thursday, Weekday::Friday, Weekday::Saturday, Weekday::Sunday];
     /// Monday = 0 … Sunday = 6.
     pub fn index(self) -> i64 {
         self as i64
@@ -308,9 +301,7 @@ pub struct Coverage {
 impl ScheduleConfig {
     /// Validates the config and resolves its time zone.
     pub fn build(&self) -> Result<Schedule, ScheduleError> {
-        let tz = jiff::tz::db()
-            .get(&self.time_zone)
-            .map_err(|_| ScheduleError::UnknownTimeZone(self.time_zone.clone()))?;
+        let tz = jiff::tz::db().get(&self.time_zone).map_err(|_| ScheduleError::UnknownTimeZone(self.time_zone.clone()))?;
         if self.layers.is_empty() {
             return Err(ScheduleError::NoLayers(self.name.clone()));
         }
@@ -434,9 +425,8 @@ impl Schedule {
             return Err(ScheduleError::InvalidRange { from, to, reason: "must be non-empty and within years 1900..2200" });
         }
         let mut out = Vec::new();
-        let mut k = self
-            .first_turn_at_or_after(l, f)
-            .ok_or(ScheduleError::InvalidRange { from, to, reason: "cannot be resolved in the schedule's time zone" })?;
+        let mut k =
+            self.first_turn_at_or_after(l, f).ok_or(ScheduleError::InvalidRange { from, to, reason: "cannot be resolved in the schedule's time zone" })?;
         while let Some((local, at)) = l.turn_start(k).and_then(|local| Some((local, self.resolve(local)?))) {
             if at >= t {
                 break;
@@ -463,9 +453,7 @@ impl Schedule {
     fn resolve(&self, dt: DateTime) -> Option<i64> {
         let amb = self.tz.to_ambiguous_timestamp(dt);
         match amb.offset() {
-            AmbiguousOffset::Unambiguous { .. } | AmbiguousOffset::Fold { .. } => {
-                amb.earlier().ok().map(|t| t.as_millisecond())
-            }
+            AmbiguousOffset::Unambiguous { .. } | AmbiguousOffset::Fold { .. } => amb.earlier().ok().map(|t| t.as_millisecond()),
             AmbiguousOffset::Gap { .. } => {
                 // `earlier()` in a gap is the instant before the transition;
                 // the next transition after it is where the clocks jumped.

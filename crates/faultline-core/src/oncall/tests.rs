@@ -242,9 +242,7 @@ fn who_is_on_call_reports_the_whole_shift() {
 #[test]
 fn bad_configs_are_typed_errors() {
     let base = |tz: &str, rot: &str, people: &str| {
-        format!(
-            r#"{{"name":"p","time_zone":"{tz}","layers":[{{"name":"l","start":"2026-01-01T00:00:00","rotation":{rot},"participants":{people}}}]}}"#
-        )
+        format!(r#"{{"name":"p","time_zone":"{tz}","layers":[{{"name":"l","start":"2026-01-01T00:00:00","rotation":{rot},"participants":{people}}}]}}"#)
     };
     let err = |j: String| serde_json::from_str::<ScheduleConfig>(&j).unwrap().build().unwrap_err().to_string();
     assert_eq!(err(base("Mars/Olympus", "\"daily\"", "[\"a\"]")), "unknown time zone \"Mars/Olympus\"");
@@ -254,7 +252,10 @@ fn bad_configs_are_typed_errors() {
     assert!(s.coverage(ts("2026-01-02T00:00Z"), ts("2026-01-01T00:00Z")).is_err());
     assert!(s.coverage(Timestamp::from_millis(i64::MIN), Timestamp::from_millis(i64::MAX)).is_err());
     assert!(matches!(
-        serde_json::from_str::<ScheduleConfig>(&base("UTC", "{\"hours\":1}", "[\"a\"]")).unwrap().build().unwrap()
+        serde_json::from_str::<ScheduleConfig>(&base("UTC", "{\"hours\":1}", "[\"a\"]"))
+            .unwrap()
+            .build()
+            .unwrap()
             .coverage(ts("2030-01-01T00:00Z"), ts("2045-01-01T00:00Z")),
         Err(ScheduleError::TooManyShifts { .. })
     ));
@@ -295,8 +296,7 @@ fn rotation_strategy() -> impl Strategy<Value = Rotation> {
 
 fn time_strategy() -> impl Strategy<Value = Time> {
     // Biased towards the small hours, where DST transitions happen.
-    (prop_oneof![0i8..24, 0i8..4], prop::sample::select(vec![0i8, 15, 30, 45]))
-        .prop_map(|(h, m)| Time::new(h, m, 0, 0).unwrap())
+    (prop_oneof![0i8..24, 0i8..4], prop::sample::select(vec![0i8, 15, 30, 45])).prop_map(|(h, m)| Time::new(h, m, 0, 0).unwrap())
 }
 
 fn restriction_strategy() -> impl Strategy<Value = Restriction> {
@@ -322,7 +322,14 @@ struct Case {
 }
 
 fn case_strategy() -> impl Strategy<Value = Case> {
-    let layer = (rotation_strategy(), 1usize..=4, 0i64..40, time_strategy(), prop::collection::vec(restriction_strategy(), 0..3), prop::option::weighted(0.2, 1i64..20));
+    let layer = (
+        rotation_strategy(),
+        1usize..=4,
+        0i64..40,
+        time_strategy(),
+        prop::collection::vec(restriction_strategy(), 0..3),
+        prop::option::weighted(0.2, 1i64..20),
+    );
     (
         0usize..ZONES.len(),
         2020i16..=2040,
@@ -338,12 +345,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
             // Centre the window on the first transition after the chosen month
             // (if the zone has one within a year), so DST is exercised.
             let anchor = jiff::civil::date(year, month, 1).to_datetime(Time::midnight()).to_zoned(tz.clone()).unwrap().timestamp();
-            let centre = tz
-                .following(anchor)
-                .next()
-                .map(|t| t.timestamp())
-                .filter(|t| t.as_second() - anchor.as_second() < 366 * 86_400)
-                .unwrap_or(anchor);
+            let centre = tz.following(anchor).next().map(|t| t.timestamp()).filter(|t| t.as_second() - anchor.as_second() < 366 * 86_400).unwrap_or(anchor);
             let from_j = centre - jiff::SignedDuration::from_hours(72 + lead_hours);
             let to_j = centre + jiff::SignedDuration::from_hours(96);
             let centre_local = tz.to_datetime(centre);

@@ -101,11 +101,8 @@ pub fn evaluate_condition(condition: &str, obs: &ProbeObservation, opts: Display
             (ok, shown)
         }
     };
-    let display = if (!success && !opts.dont_resolve_failed) || (success && opts.resolve_successful) {
-        prettify(&params, &shown, op_s)
-    } else {
-        condition.to_owned()
-    };
+    let display =
+        if (!success && !opts.dont_resolve_failed) || (success && opts.resolve_successful) { prettify(&params, &shown, op_s) } else { condition.to_owned() };
     ConditionOutcome { success, display, errors }
 }
 

@@ -149,9 +149,15 @@ pub enum Outcome {
     /// Page through every matched route that is not muted.
     Notify,
     /// A child of another incident: the parent pages, this one does not.
-    Suppressed { parent: IncidentId },
-    InMaintenance { window: String },
-    Silenced { silence_ids: Vec<String> },
+    Suppressed {
+        parent: IncidentId,
+    },
+    InMaintenance {
+        window: String,
+    },
+    Silenced {
+        silence_ids: Vec<String>,
+    },
     /// Every matched route is muted by its time intervals.
     Muted,
 }
@@ -206,12 +212,7 @@ impl RoutingConfig {
     }
 }
 
-fn build_route(
-    cfg: &RouteConfig,
-    parent: Option<&Route>,
-    intervals: &BTreeMap<String, NamedTimeInterval>,
-    depth: usize,
-) -> Result<Route, RoutingError> {
+fn build_route(cfg: &RouteConfig, parent: Option<&Route>, intervals: &BTreeMap<String, NamedTimeInterval>, depth: usize) -> Result<Route, RoutingError> {
     if depth > MAX_DEPTH {
         return Err(RoutingError::TooDeep(MAX_DEPTH));
     }
@@ -287,20 +288,12 @@ impl Router {
             .map(|r| {
                 let group_labels: Labels = match &r.group_by {
                     GroupBy::All => labels.clone(),
-                    GroupBy::Labels(names) => {
-                        names.iter().filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone()))).collect()
-                    }
+                    GroupBy::Labels(names) => names.iter().filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone()))).collect(),
                 };
-                let muted_by = r
-                    .mute
-                    .iter()
-                    .find(|n| self.intervals.get(*n).is_some_and(|i| i.contains(now)))
-                    .cloned()
-                    .or_else(|| {
-                        let outside = !r.active.is_empty()
-                            && !r.active.iter().any(|n| self.intervals.get(n).is_some_and(|i| i.contains(now)));
-                        outside.then(|| format!("outside active intervals {}", r.active.join(", ")))
-                    });
+                let muted_by = r.mute.iter().find(|n| self.intervals.get(*n).is_some_and(|i| i.contains(now))).cloned().or_else(|| {
+                    let outside = !r.active.is_empty() && !r.active.iter().any(|n| self.intervals.get(n).is_some_and(|i| i.contains(now)));
+                    outside.then(|| format!("outside active intervals {}", r.active.join(", ")))
+                });
                 RouteMatch {
                     receiver: r.receiver.clone(),
                     escalation_policy: r.escalation_policy.clone(),
@@ -330,11 +323,7 @@ impl Router {
     /// Decides whether and where to page, with the reason as text.
     pub fn route(&self, input: RoutingInput<'_>, silences: &[CompiledSilence], now: Timestamp) -> RoutingDecision {
         let routes = self.matching_routes(input.labels, now);
-        let to = routes
-            .iter()
-            .map(|r| format!("{} (route {})", r.receiver, r.route_key))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let to = routes.iter().map(|r| format!("{} (route {})", r.receiver, r.route_key)).collect::<Vec<_>>().join(", ");
         if let Some(parent) = input.parent {
             return RoutingDecision {
                 outcome: Outcome::Suppressed { parent },
@@ -364,11 +353,7 @@ impl Router {
         }
         let live: Vec<&RouteMatch> = routes.iter().filter(|r| r.muted_by.is_none()).collect();
         if live.is_empty() {
-            let why = routes
-                .iter()
-                .map(|r| format!("{} muted by {}", r.receiver, r.muted_by.as_deref().unwrap_or("?")))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let why = routes.iter().map(|r| format!("{} muted by {}", r.receiver, r.muted_by.as_deref().unwrap_or("?"))).collect::<Vec<_>>().join(", ");
             return RoutingDecision { outcome: Outcome::Muted, reason: format!("not paged: {why}"), routes };
         }
         let mut reason = format!(
@@ -384,10 +369,7 @@ impl Router {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let muted: Vec<String> = routes
-            .iter()
-            .filter_map(|r| r.muted_by.as_ref().map(|m| format!("{} muted by {m}", r.receiver)))
-            .collect();
+        let muted: Vec<String> = routes.iter().filter_map(|r| r.muted_by.as_ref().map(|m| format!("{} muted by {m}", r.receiver))).collect();
         if !muted.is_empty() {
             let _ = write!(reason, "; {}", muted.join(", "));
         }

@@ -79,7 +79,7 @@ fn time_interval_fields_all_have_to_match() {
     check_interval(
         "{weekdays: ['monday:friday'], times: [{start_time: '09:00', end_time: '17:00'}]}",
         &[
-            ("2026-11-20T09:00:00Z", true),  // Friday 09:00, start inclusive
+            ("2026-11-20T09:00:00Z", true), // Friday 09:00, start inclusive
             ("2026-11-20T16:59:59Z", true),
             ("2026-11-20T17:00:00Z", false), // end exclusive
             ("2026-11-21T12:00:00Z", false), // Saturday
@@ -176,17 +176,14 @@ maintenance_windows:
 "#;
 
 fn silence_json(id: &str, matchers: &str, starts: &str, ends: &str) -> String {
-    format!(
-        r#"{{"id":"{id}","matchers":{matchers},"startsAt":"{starts}","endsAt":"{ends}","createdBy":"alice","comment":"deploy"}}"#
-    )
+    format!(r#"{{"id":"{id}","matchers":{matchers},"startsAt":"{starts}","endsAt":"{ends}","createdBy":"alice","comment":"deploy"}}"#)
 }
 
 #[track_caller]
 fn check_route(l: &str, parent: Option<&str>, now: &str, silences: &[String], expect: &str) {
     let cfg: RoutingConfig = serde_saphyr::from_str(ROUTING).unwrap();
     let router = cfg.build().unwrap();
-    let compiled: Vec<CompiledSilence> =
-        silences.iter().map(|s| serde_json::from_str::<Silence>(s).unwrap().validate().unwrap()).collect();
+    let compiled: Vec<CompiledSilence> = silences.iter().map(|s| serde_json::from_str::<Silence>(s).unwrap().validate().unwrap()).collect();
     let labels = labels(l);
     let parent = parent.map(|p| p.parse().unwrap());
     let d = router.route(RoutingInput { labels: &labels, parent }, &compiled, ts(now));
@@ -194,14 +191,19 @@ fn check_route(l: &str, parent: Option<&str>, now: &str, silences: &[String], ex
     for r in &d.routes {
         got.push_str(&format!("  {} {} policy={:?} muted={:?}\n", r.receiver, r.group_key, r.escalation_policy, r.muted_by));
     }
-    let want: String = expect.lines().map(|l| l.trim_end()).filter(|l| !l.trim().is_empty()).map(|l| {
-        // Keep two-space indentation for route lines, trim the rest.
-        let t = l.trim_start();
-        match t.strip_prefix("- ") {
-            Some(rest) => format!("  {rest}\n"),
-            None => format!("{t}\n"),
-        }
-    }).collect();
+    let want: String = expect
+        .lines()
+        .map(|l| l.trim_end())
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            // Keep two-space indentation for route lines, trim the rest.
+            let t = l.trim_start();
+            match t.strip_prefix("- ") {
+                Some(rest) => format!("  {rest}\n"),
+                None => format!("{t}\n"),
+            }
+        })
+        .collect();
     assert_eq!(got, want, "\n--- got ---\n{got}--- want ---\n{want}");
 }
 

@@ -79,18 +79,13 @@ pub struct NamedTimeInterval {
 }
 
 const WEEKDAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
-const MONTHS: [&str; 12] =
-    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"];
+const MONTHS: [&str; 12] = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"];
 
 fn bad(field: &'static str, value: &str, reason: &'static str) -> TimeIntervalError {
     TimeIntervalError { field, value: value.chars().take(64).collect(), reason }
 }
 
-fn parse_range(
-    field: &'static str,
-    s: &str,
-    parse_one: &dyn Fn(&str) -> Option<i32>,
-) -> Result<(i32, i32), TimeIntervalError> {
+fn parse_range(field: &'static str, s: &str, parse_one: &dyn Fn(&str) -> Option<i32>) -> Result<(i32, i32), TimeIntervalError> {
     let (a, b) = match s.split_once(':') {
         Some((a, b)) => (a, b),
         None => (s, s),
@@ -185,10 +180,7 @@ impl TimeIntervalConfig {
 
 impl NamedTimeIntervalConfig {
     pub fn build(&self) -> Result<NamedTimeInterval, TimeIntervalError> {
-        Ok(NamedTimeInterval {
-            name: self.name.clone(),
-            intervals: self.time_intervals.iter().map(TimeIntervalConfig::build).collect::<Result<_, _>>()?,
-        })
+        Ok(NamedTimeInterval { name: self.name.clone(), intervals: self.time_intervals.iter().map(TimeIntervalConfig::build).collect::<Result<_, _>>()? })
     }
 }
 

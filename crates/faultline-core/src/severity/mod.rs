@@ -113,17 +113,16 @@ impl SeverityDefinitions {
         SeverityDefinitions {
             critical_flows,
             rules: vec![
-                rule(Severity::Sev1, "critical flow fast burn", Conditions {
-                    critical_flow_impacted: Some(true),
-                    min_burn_rate: Some(14.4),
-                    ..Conditions::default()
-                }),
-                rule(Severity::Sev1, "several flows burning", Conditions {
-                    min_impacted_flows: Some(2),
-                    min_burn_rate: Some(6.0),
-                    min_burning_slos: Some(2),
-                    ..Conditions::default()
-                }),
+                rule(
+                    Severity::Sev1,
+                    "critical flow fast burn",
+                    Conditions { critical_flow_impacted: Some(true), min_burn_rate: Some(14.4), ..Conditions::default() },
+                ),
+                rule(
+                    Severity::Sev1,
+                    "several flows burning",
+                    Conditions { min_impacted_flows: Some(2), min_burn_rate: Some(6.0), min_burning_slos: Some(2), ..Conditions::default() },
+                ),
                 rule(Severity::Sev2, "SLO burning", Conditions { min_burn_rate: Some(6.0), ..Conditions::default() }),
                 rule(Severity::Sev2, "critical flow impacted", Conditions { critical_flow_impacted: Some(true), ..Conditions::default() }),
             ],
@@ -211,17 +210,9 @@ impl SeverityDefinitions {
                 why.push(format!("SLO {list} (≥ {min}×)"));
             }
             let label = rule.name.as_ref().map_or_else(|| format!("rule {}", i + 1), |n| format!("rule {} {n:?}", i + 1));
-            return SeveritySuggestion {
-                severity: rule.severity,
-                rule: Some(i),
-                reason: format!("{}: {} ({label})", rule.severity, why.join(" and ")),
-            };
+            return SeveritySuggestion { severity: rule.severity, rule: Some(i), reason: format!("{}: {} ({label})", rule.severity, why.join(" and ")) };
         }
-        SeveritySuggestion {
-            severity: self.default,
-            rule: None,
-            reason: format!("{}: no severity rule matched (default)", self.default),
-        }
+        SeveritySuggestion { severity: self.default, rule: None, reason: format!("{}: no severity rule matched (default)", self.default) }
     }
 }
 

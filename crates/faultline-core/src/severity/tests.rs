@@ -28,7 +28,12 @@ fn check(defs: &SeverityDefinitions, impacted: &str, burns: &str, expect: &str) 
 fn standard_definitions() {
     let d = SeverityDefinitions::standard(flows("checkout login"));
     d.validate().unwrap();
-    check(&d, "checkout", "checkout-avail:checkout:15.2", "SEV1: critical flow checkout impacted and SLO checkout-avail at 15.2× (≥ 14.4×) (rule 1 \"critical flow fast burn\")");
+    check(
+        &d,
+        "checkout",
+        "checkout-avail:checkout:15.2",
+        "SEV1: critical flow checkout impacted and SLO checkout-avail at 15.2× (≥ 14.4×) (rule 1 \"critical flow fast burn\")",
+    );
     check(
         &d,
         "search reviews",
@@ -64,8 +69,14 @@ default: SEV3
 fn validation_names_the_field() {
     let load = |y: &str| serde_saphyr::from_str::<SeverityDefinitions>(y).unwrap();
     let e = |d: SeverityDefinitions| d.validate().unwrap_err().to_string();
-    assert_eq!(e(load("rules:\n  - {severity: SEV2, when: {min_impacted_flows: 1, min_burning_slos: 2}}\n")), "rule 1: min_burning_slos needs min_burn_rate (the rate they must burn at)");
-    assert_eq!(e(load("rules:\n  - {severity: SEV2, when: {min_burn_rate: 1}}\n  - {severity: SEV2, when: {min_burn_rate: -1}}\n")), "rule 2: min_burn_rate must be a positive number");
+    assert_eq!(
+        e(load("rules:\n  - {severity: SEV2, when: {min_impacted_flows: 1, min_burning_slos: 2}}\n")),
+        "rule 1: min_burning_slos needs min_burn_rate (the rate they must burn at)"
+    );
+    assert_eq!(
+        e(load("rules:\n  - {severity: SEV2, when: {min_burn_rate: 1}}\n  - {severity: SEV2, when: {min_burn_rate: -1}}\n")),
+        "rule 2: min_burn_rate must be a positive number"
+    );
     assert_eq!(e(load("rules:\n  - {severity: SEV2, when: {min_impacted_flows: 0}}\n")), "rule 1: min_impacted_flows and min_burning_slos must be at least 1");
     let d = load("critical_flows: [checkout]\nrules:\n  - {severity: SEV1, when: {any_flow: [refunds]}}\n");
     d.validate().unwrap();

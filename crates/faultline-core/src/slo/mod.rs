@@ -22,11 +22,8 @@ pub mod windows;
 mod tests;
 
 pub use duration::{format_duration, parse_duration};
+pub use eval::{AlertInterval, EvalReport, SeriesError, SeriesRow, SloEvalError, eval_series, parse_series_csv, render_json, render_table, run_eval};
 pub use live::{SloMonitor, SloStatus};
-pub use eval::{
-    AlertInterval, EvalReport, SeriesError, SeriesRow, SloEvalError, eval_series, parse_series_csv, render_json,
-    render_table, run_eval,
-};
 pub use node::{SpecError, SpecErrors};
 pub use spec::{Objective, SloSpec, SloTarget, load_slo_specs};
 pub use windows::{AlertSeverity, AlertWindows, BurnPair};

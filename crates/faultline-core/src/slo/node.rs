@@ -57,8 +57,7 @@ impl SpecErrors {
 /// Parses a YAML stream (one or more `---` documents) into values. A document
 /// that is a sequence is flattened into its items (the `oslo` convention).
 pub fn parse_yaml_objects(text: &str) -> Result<Vec<Value>, SpecErrors> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text)
-        .map_err(|e| SpecErrors::single(0, "", format!("YAML syntax: {e}")))?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| SpecErrors::single(0, "", format!("YAML syntax: {e}")))?;
     let mut out = Vec::new();
     for d in docs {
         match d {

@@ -47,11 +47,22 @@ impl MetricSource {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SliMetric {
-    Threshold { source: MetricSource },
+    Threshold {
+        source: MetricSource,
+    },
     /// `good`/`bad` over `total`.
-    Ratio { counter: bool, good: Option<MetricSource>, bad: Option<MetricSource>, total: MetricSource },
+    Ratio {
+        counter: bool,
+        good: Option<MetricSource>,
+        bad: Option<MetricSource>,
+        total: MetricSource,
+    },
     /// A stored ratio; `success` = good/total, else bad/total.
-    Raw { counter: bool, raw: MetricSource, success: bool },
+    Raw {
+        counter: bool,
+        raw: MetricSource,
+        success: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -225,11 +236,7 @@ pub fn parse_objects(values: &[Value]) -> Result<Vec<OpenSloObject>, SpecErrors>
 pub fn is_rfc1123_label(s: &str) -> bool {
     let b = s.as_bytes();
     let ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !b.is_empty()
-        && b.len() <= 63
-        && ok(b[0])
-        && ok(b[b.len() - 1])
-        && b.iter().all(|&c| ok(c) || c == b'-')
+    !b.is_empty() && b.len() <= 63 && ok(b[0]) && ok(b[b.len() - 1]) && b.iter().all(|&c| ok(c) || c == b'-')
 }
 
 /// OpenSLO duration shorthand `<n><m|h|d|w|M|Q|Y>`; returns the duration and
@@ -362,11 +369,7 @@ fn parse_kind(kind_s: &str, meta: Metadata, spec: Node<'_>, sink: &mut Sink) -> 
         "AlertNotificationTarget" => {
             spec.deny_unknown(&["description", "target"], sink);
             let target = spec.req_str("target", sink).unwrap_or_default();
-            OpenSloObject::AlertNotificationTarget(NotificationTargetObject {
-                metadata: meta,
-                description: description(&spec, sink),
-                target,
-            })
+            OpenSloObject::AlertNotificationTarget(NotificationTargetObject { metadata: meta, description: description(&spec, sink), target })
         }
         other => {
             sink.push(
@@ -394,11 +397,7 @@ fn metric_source(parent: &Node<'_>, key: &str, sink: &mut Sink) -> Option<Metric
     if spec.is_none() {
         sink.push(&join(&ms_path, "spec"), "property is required but was empty");
     }
-    Some(MetricSource {
-        metric_source_ref: ms.opt_str("metricSourceRef", sink),
-        source_type: ms.opt_str("type", sink),
-        spec: spec.unwrap_or(Value::Null),
-    })
+    Some(MetricSource { metric_source_ref: ms.opt_str("metricSourceRef", sink), source_type: ms.opt_str("type", sink), spec: spec.unwrap_or(Value::Null) })
 }
 
 fn parse_sli_spec(metadata: Metadata, spec: Node<'_>, sink: &mut Sink) -> Option<SliObject> {
@@ -482,10 +481,7 @@ fn inline_sli(parent: &Node<'_>, key: &str, sink: &mut Sink) -> Option<SliObject
 
 fn parse_slo_spec(metadata: Metadata, spec: Node<'_>, sink: &mut Sink) -> Option<SloObject> {
     let p = spec.path();
-    spec.deny_unknown(
-        &["description", "service", "indicator", "indicatorRef", "timeWindow", "budgetingMethod", "objectives", "alertPolicies"],
-        sink,
-    );
+    spec.deny_unknown(&["description", "service", "indicator", "indicatorRef", "timeWindow", "budgetingMethod", "objectives", "alertPolicies"], sink);
     let desc = description(&spec, sink);
     let service = spec.req_str("service", sink).unwrap_or_default();
     let indicator = match (spec.has("indicator"), spec.has("indicatorRef")) {
@@ -606,25 +602,13 @@ fn parse_slo_spec(metadata: Metadata, spec: Node<'_>, sink: &mut Sink) -> Option
             }
         }
     }
-    Some(SloObject {
-        metadata,
-        description: desc,
-        service,
-        indicator,
-        time_window: time_window?,
-        budgeting_method,
-        objectives,
-        alert_policies,
-    })
+    Some(SloObject { metadata, description: desc, service, indicator, time_window: time_window?, budgeting_method, objectives, alert_policies })
 }
 
 fn parse_objective(o: Node<'_>, budgeting: &str, multiple: bool, sink: &mut Sink) -> Option<SloObjective> {
     let p = o.path();
     o.deny_unknown(
-        &[
-            "displayName", "op", "value", "target", "targetPercent", "timeSliceTarget", "timeSliceWindow", "indicator",
-            "indicatorRef", "compositeWeight",
-        ],
+        &["displayName", "op", "value", "target", "targetPercent", "timeSliceTarget", "timeSliceWindow", "indicator", "indicatorRef", "compositeWeight"],
         sink,
     );
     let op = o.opt_str("op", sink);
@@ -684,11 +668,8 @@ fn parse_objective(o: Node<'_>, budgeting: &str, multiple: bool, sink: &mut Sink
             sink.push(&join(p, "compositeWeight"), "only supported when declaring multiple objectives");
         }
     }
-    let indicator = if o.has("indicator") {
-        inline_sli(&o, "indicator", sink).map(IndicatorRef::Inline)
-    } else {
-        o.opt_str("indicatorRef", sink).map(IndicatorRef::Ref)
-    };
+    let indicator =
+        if o.has("indicator") { inline_sli(&o, "indicator", sink).map(IndicatorRef::Inline) } else { o.opt_str("indicatorRef", sink).map(IndicatorRef::Ref) };
     Some(SloObjective {
         display_name: o.opt_str("displayName", sink),
         op,
@@ -760,10 +741,7 @@ fn parse_condition_spec(metadata: Metadata, spec: Node<'_>, sink: &mut Sink) -> 
 
 fn parse_policy_spec(metadata: Metadata, spec: Node<'_>, sink: &mut Sink) -> Option<AlertPolicyObject> {
     let p = spec.path();
-    spec.deny_unknown(
-        &["description", "alertWhenNoData", "alertWhenResolved", "alertWhenBreaching", "conditions", "notificationTargets"],
-        sink,
-    );
+    spec.deny_unknown(&["description", "alertWhenNoData", "alertWhenResolved", "alertWhenBreaching", "conditions", "notificationTargets"], sink);
     let desc = description(&spec, sink);
     let cp = join(p, "conditions");
     let mut condition = None;
@@ -813,11 +791,7 @@ fn parse_policy_spec(metadata: Metadata, spec: Node<'_>, sink: &mut Sink) -> Opt
                         let s = Node::at(s, &sp);
                         s.deny_unknown(&["description", "target"], sink);
                         let target = s.req_str("target", sink).unwrap_or_default();
-                        notification_targets.push(TargetRef::Inline(NotificationTargetObject {
-                            metadata: meta,
-                            description: description(&s, sink),
-                            target,
-                        }));
+                        notification_targets.push(TargetRef::Inline(NotificationTargetObject { metadata: meta, description: description(&s, sink), target }));
                     }
                 } else {
                     n.deny_unknown(&[], sink);
@@ -927,11 +901,7 @@ pub fn to_slo_specs(objects: &[OpenSloObject], _default_period: Option<Duration>
             });
         }
         let period = slo.time_window.duration;
-        let windows = if slo.alert_policies.is_empty() {
-            AlertWindows::google(period)
-        } else {
-            AlertWindows { period, pairs }
-        };
+        let windows = if slo.alert_policies.is_empty() { AlertWindows::google(period) } else { AlertWindows { period, pairs } };
         let target = if let Some(f) = slo.metadata.annotations.get("faultline/flow") {
             SloTarget::Flow { flow: f.clone() }
         } else if let Some((a, b)) = slo.metadata.annotations.get("faultline/interaction").and_then(|s| s.split_once("->")) {

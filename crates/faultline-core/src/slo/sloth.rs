@@ -20,10 +20,7 @@ pub fn sloth_default_windows(period: Duration) -> Result<AlertWindows, String> {
     if period == Duration::from_millis(30 * DAY) || period == Duration::from_millis(28 * DAY) {
         Ok(AlertWindows::google(period))
     } else {
-        Err(format!(
-            "no default alert windows for a {} period; supply a windows catalogue",
-            super::duration::format_duration(period)
-        ))
+        Err(format!("no default alert windows for a {} period; supply a windows catalogue", super::duration::format_duration(period)))
     }
 }
 
@@ -292,11 +289,7 @@ fn parse_alerting(s: &Node<'_>, path: &str, k: &Keys, sink: &mut Sink) -> (Optio
 /// generates none for this input).
 fn parse_openslo_v1alpha(root: Node<'_>, windows: &AlertWindows, sink: &mut Sink) -> Vec<SloSpec> {
     root.deny_unknown(&["apiVersion", "kind", "metadata", "spec"], sink);
-    let name = root
-        .opt_map("metadata", sink)
-        .map(|m| Node::at(m, "metadata"))
-        .and_then(|m| m.req_str("name", sink))
-        .unwrap_or_default();
+    let name = root.opt_map("metadata", sink).map(|m| Node::at(m, "metadata")).and_then(|m| m.req_str("name", sink)).unwrap_or_default();
     let Some(spec) = root.opt_map("spec", sink) else {
         sink.push("spec", "property is required but was empty");
         return Vec::new();
@@ -312,10 +305,8 @@ fn parse_openslo_v1alpha(root: Node<'_>, windows: &AlertWindows, sink: &mut Sink
             }
             match t.opt_f64("count", sink) {
                 Some(c) if Duration::from_millis((c * DAY as f64) as i64) == windows.period => {}
-                Some(c) => sink.push(
-                    "spec.timeWindows[0].count",
-                    format!("{c} days does not match the SLO period {}", super::duration::format_duration(windows.period)),
-                ),
+                Some(c) => sink
+                    .push("spec.timeWindows[0].count", format!("{c} days does not match the SLO period {}", super::duration::format_duration(windows.period))),
                 None => sink.push("spec.timeWindows[0].count", "property is required but was empty"),
             }
         }

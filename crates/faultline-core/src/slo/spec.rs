@@ -109,9 +109,7 @@ pub fn load_slo_specs(text: &str, default_period: Option<Duration>) -> Result<Ve
     if objects.is_empty() {
         return Err(SpecErrors::single(0, "", "no SLO documents found"));
     }
-    let is_openslo = objects.iter().any(|o| {
-        o.get("apiVersion").and_then(|v| v.as_str()).is_some_and(|v| v == "openslo/v1")
-    });
+    let is_openslo = objects.iter().any(|o| o.get("apiVersion").and_then(|v| v.as_str()).is_some_and(|v| v == "openslo/v1"));
     if is_openslo {
         let objs = super::openslo::parse_objects(&objects)?;
         return super::openslo::to_slo_specs(&objs, Some(period));

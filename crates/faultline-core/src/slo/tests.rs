@@ -32,8 +32,7 @@ fn durations_parse_and_format() {
 #[test]
 fn workbook_short_window_is_a_twelfth_of_the_long() {
     let w = AlertWindows::sre_workbook();
-    let got: Vec<(String, f64, String)> =
-        w.pairs.iter().map(|p| (p.severity.to_string(), p.factor, p.label())).collect();
+    let got: Vec<(String, f64, String)> = w.pairs.iter().map(|p| (p.severity.to_string(), p.factor, p.label())).collect();
     assert_eq!(
         got,
         vec![

@@ -287,10 +287,7 @@ pub fn impact_for(severity: Severity) -> Impact {
 pub fn affected_components<'c>(components: &'c [ComponentConfig], facts: &ImpactFacts<'_>) -> Vec<&'c ComponentConfig> {
     components
         .iter()
-        .filter(|c| {
-            c.flow.as_ref().is_some_and(|f| facts.impacted_flows.contains(f))
-                || c.services.iter().any(|s| facts.impacted_services.contains(s))
-        })
+        .filter(|c| c.flow.as_ref().is_some_and(|f| facts.impacted_flows.contains(f)) || c.services.iter().any(|s| facts.impacted_services.contains(s)))
         .collect()
 }
 
@@ -403,8 +400,7 @@ pub fn current_component_statuses(
     maintenances: &[ScheduledMaintenance],
     now: Timestamp,
 ) -> BTreeMap<String, ComponentStatus> {
-    let mut out: BTreeMap<String, ComponentStatus> =
-        components.iter().map(|c| (c.id.clone(), ComponentStatus::Operational)).collect();
+    let mut out: BTreeMap<String, ComponentStatus> = components.iter().map(|c| (c.id.clone(), ComponentStatus::Operational)).collect();
     for m in maintenances.iter().filter(|m| m.status(now) == MaintenanceStatus::InProgress) {
         for cid in &m.component_ids {
             if let Some(s) = out.get_mut(cid) {
@@ -617,9 +613,7 @@ impl StatusPageView<'_> {
             .max()
             .unwrap_or(Impact::None);
         let indicator = from_incidents.max(from_components);
-        let description = if indicator == Impact::None
-            && self.maintenances.iter().any(|m| m.status(now) == MaintenanceStatus::InProgress)
-        {
+        let description = if indicator == Impact::None && self.maintenances.iter().any(|m| m.status(now) == MaintenanceStatus::InProgress) {
             "Service Under Maintenance".to_owned()
         } else {
             indicator_description(indicator).to_owned()
@@ -732,24 +726,16 @@ impl StatusPageView<'_> {
     /// All incidents newest first (`unresolved_only` for `unresolved.json`),
     /// at most `limit` (Statuspage serves the 50 most recent).
     pub fn incidents_doc(&self, now: Timestamp, unresolved_only: bool, limit: usize) -> IncidentsJson {
-        let mut incidents: Vec<&PublicIncident> =
-            self.incidents.iter().filter(|i| !unresolved_only || i.status.is_open()).collect();
+        let mut incidents: Vec<&PublicIncident> = self.incidents.iter().filter(|i| !unresolved_only || i.status.is_open()).collect();
         incidents.sort_by_key(|i| std::cmp::Reverse((i.created_at, i.id.clone())));
-        IncidentsJson {
-            page: self.page_json(),
-            incidents: incidents.into_iter().take(limit).map(|i| self.incident_json(i, now)).collect(),
-        }
+        IncidentsJson { page: self.page_json(), incidents: incidents.into_iter().take(limit).map(|i| self.incident_json(i, now)).collect() }
     }
 
     /// Maintenances newest first, filtered by status (all when `only` is empty).
     pub fn maintenances_doc(&self, now: Timestamp, only: &[MaintenanceStatus]) -> ScheduledMaintenancesJson {
-        let mut ms: Vec<&ScheduledMaintenance> =
-            self.maintenances.iter().filter(|m| only.is_empty() || only.contains(&m.status(now))).collect();
+        let mut ms: Vec<&ScheduledMaintenance> = self.maintenances.iter().filter(|m| only.is_empty() || only.contains(&m.status(now))).collect();
         ms.sort_by_key(|m| std::cmp::Reverse((m.scheduled_for, m.id.clone())));
-        ScheduledMaintenancesJson {
-            page: self.page_json(),
-            scheduled_maintenances: ms.into_iter().map(|m| self.maintenance_json(m, now)).collect(),
-        }
+        ScheduledMaintenancesJson { page: self.page_json(), scheduled_maintenances: ms.into_iter().map(|m| self.maintenance_json(m, now)).collect() }
     }
 
     fn maintenance_json(&self, m: &ScheduledMaintenance, now: Timestamp) -> MaintenanceJson {

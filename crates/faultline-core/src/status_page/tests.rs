@@ -4,9 +4,9 @@
 //! and the Atom feed (exact text, escaping).
 
 use super::*;
+use crate::ids::{IncidentId, TeamId, UserId};
 use crate::incident::{Actor, Command, Incident};
 use crate::model::Interaction;
-use crate::ids::{IncidentId, TeamId, UserId};
 
 fn t(min: i64) -> Timestamp {
     Timestamp::parse_rfc3339("2026-11-21T10:00:00Z").unwrap() + crate::time::Duration::from_mins(min)
@@ -80,8 +80,20 @@ fn an_incident_goes_from_investigating_to_resolved_and_the_page_follows() {
     );
     assert_eq!((p4.monitoring_at, p4.resolved_at), (Some(t(20)), Some(t(40))));
     assert_eq!(p4.updates.len(), 4);
-    let changes: Vec<String> = p4.updates.iter().map(|u| u.affected_components.iter().map(|a| format!("{}:{}->{}", a.code, a.old_status.as_str(), a.new_status.as_str())).collect::<Vec<_>>().join(",")).collect();
-    assert_eq!(changes, ["flow-checkout:operational->partial_outage", "", "flow-checkout:partial_outage->degraded_performance", "flow-checkout:degraded_performance->operational"]);
+    let changes: Vec<String> = p4
+        .updates
+        .iter()
+        .map(|u| u.affected_components.iter().map(|a| format!("{}:{}->{}", a.code, a.old_status.as_str(), a.new_status.as_str())).collect::<Vec<_>>().join(","))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "flow-checkout:operational->partial_outage",
+            "",
+            "flow-checkout:partial_outage->degraded_performance",
+            "flow-checkout:degraded_performance->operational"
+        ]
+    );
 
     // While open: summary shows the incident and the degraded component.
     let view = StatusPageView { page: &page(), components: &comps, incidents: std::slice::from_ref(&p2), maintenances: &[] };
@@ -94,21 +106,27 @@ fn an_incident_goes_from_investigating_to_resolved_and_the_page_follows() {
         })
     );
     let summary = serde_json::to_value(view.summary_json(t(6))).unwrap();
-    assert_eq!(summary["components"][0], serde_json::json!({
-        "id": "flow-checkout", "name": "checkout", "status": "partial_outage",
-        "created_at": "2026-11-21T09:00:00.000Z", "updated_at": "2026-11-21T10:02:00.000Z",
-        "position": 1, "description": "Pay for your basket", "showcase": true, "start_date": null,
-        "group_id": null, "page_id": "faultline", "group": false, "only_show_if_degraded": false
-    }));
+    assert_eq!(
+        summary["components"][0],
+        serde_json::json!({
+            "id": "flow-checkout", "name": "checkout", "status": "partial_outage",
+            "created_at": "2026-11-21T09:00:00.000Z", "updated_at": "2026-11-21T10:02:00.000Z",
+            "position": 1, "description": "Pay for your basket", "showcase": true, "start_date": null,
+            "group_id": null, "page_id": "faultline", "group": false, "only_show_if_degraded": false
+        })
+    );
     assert_eq!(summary["components"][1]["status"], "operational");
     let inc = &summary["incidents"][0];
     assert_eq!(inc["status"], "identified");
     assert_eq!(inc["impact"], "major");
     assert_eq!(inc["shortlink"], "https://status.acme.test/incidents/inc-1");
     assert_eq!(inc["incident_updates"][0]["id"], "u2", "newest update first");
-    assert_eq!(inc["incident_updates"][1]["affected_components"][0], serde_json::json!({
-        "code": "flow-checkout", "name": "checkout", "old_status": "operational", "new_status": "partial_outage"
-    }));
+    assert_eq!(
+        inc["incident_updates"][1]["affected_components"][0],
+        serde_json::json!({
+            "code": "flow-checkout", "name": "checkout", "old_status": "operational", "new_status": "partial_outage"
+        })
+    );
     assert_eq!(inc["components"].as_array().map(Vec::len), Some(1));
     assert_eq!(summary["scheduled_maintenances"], serde_json::json!([]));
 
@@ -155,9 +173,17 @@ fn maintenance_shows_under_maintenance_and_incidents_outrank_it() {
     assert!(view.summary_json(t(121)).scheduled_maintenances.is_empty());
 
     let mut sev1 = PublicIncident {
-        id: "i".into(), name: "Login down".into(), status: PublicIncidentStatus::Investigating, impact: Impact::Critical,
-        started_at: t(80), created_at: t(80), updated_at: t(80), monitoring_at: None, resolved_at: None,
-        components: BTreeMap::from([("flow-login".to_owned(), ComponentStatus::MajorOutage)]), updates: vec![],
+        id: "i".into(),
+        name: "Login down".into(),
+        status: PublicIncidentStatus::Investigating,
+        impact: Impact::Critical,
+        started_at: t(80),
+        created_at: t(80),
+        updated_at: t(80),
+        monitoring_at: None,
+        resolved_at: None,
+        components: BTreeMap::from([("flow-login".to_owned(), ComponentStatus::MajorOutage)]),
+        updates: vec![],
     };
     let view = StatusPageView { page: &page(), components: &comps, incidents: std::slice::from_ref(&sev1), maintenances: std::slice::from_ref(&m) };
     assert_eq!(view.summary_json(t(90)).components[1].status, ComponentStatus::MajorOutage);
@@ -171,9 +197,23 @@ fn maintenance_shows_under_maintenance_and_incidents_outrank_it() {
 fn atom_feed_lists_incidents_newest_first_with_escaped_content() {
     let comps = components_from_flows(&flows(), t(-60));
     let mk = |id: &str, name: &str, at: Timestamp, body: &str| PublicIncident {
-        id: id.into(), name: name.into(), status: PublicIncidentStatus::Resolved, impact: Impact::Minor,
-        started_at: at, created_at: at, updated_at: at, monitoring_at: None, resolved_at: Some(at), components: BTreeMap::new(),
-        updates: vec![PublicUpdate { id: format!("{id}-u"), status: PublicIncidentStatus::Resolved, body: body.into(), created_at: at, affected_components: vec![] }],
+        id: id.into(),
+        name: name.into(),
+        status: PublicIncidentStatus::Resolved,
+        impact: Impact::Minor,
+        started_at: at,
+        created_at: at,
+        updated_at: at,
+        monitoring_at: None,
+        resolved_at: Some(at),
+        components: BTreeMap::new(),
+        updates: vec![PublicUpdate {
+            id: format!("{id}-u"),
+            status: PublicIncidentStatus::Resolved,
+            body: body.into(),
+            created_at: at,
+            affected_components: vec![],
+        }],
     };
     let incs = [mk("a", "Old one", t(0), "fixed"), mk("b", "Slow <login> & \"more\"", t(30), "x < y")];
     let view = StatusPageView { page: &page(), components: &comps, incidents: &incs, maintenances: &[] };
@@ -211,10 +251,13 @@ fn subscriber_webhooks_have_statuspage_field_names() {
     assert_eq!(v["incident"]["incident_updates"][0]["status"], "investigating");
     assert_eq!(changes.len(), 1);
     let c = serde_json::to_value(&changes[0]).unwrap();
-    assert_eq!(c["component_update"], serde_json::json!({
-        "created_at": "2026-11-21T10:02:00.000Z", "new_status": "partial_outage", "old_status": "operational",
-        "id": "u1-flow-checkout", "component_id": "flow-checkout"
-    }));
+    assert_eq!(
+        c["component_update"],
+        serde_json::json!({
+            "created_at": "2026-11-21T10:02:00.000Z", "new_status": "partial_outage", "old_status": "operational",
+            "id": "u1-flow-checkout", "component_id": "flow-checkout"
+        })
+    );
     assert_eq!(c["component"]["status"], "partial_outage");
     assert!(view.subscriber_webhooks("nope", "u1", &meta, t(3)).is_none());
 }
@@ -223,13 +266,32 @@ fn subscriber_webhooks_have_statuspage_field_names() {
 fn list_documents_filter_and_order() {
     let comps = components_from_flows(&flows(), t(-60));
     let mk = |id: &str, at: Timestamp, status: PublicIncidentStatus| PublicIncident {
-        id: id.into(), name: id.into(), status, impact: Impact::Minor, started_at: at, created_at: at, updated_at: at,
-        monitoring_at: None, resolved_at: None, components: BTreeMap::new(), updates: vec![],
+        id: id.into(),
+        name: id.into(),
+        status,
+        impact: Impact::Minor,
+        started_at: at,
+        created_at: at,
+        updated_at: at,
+        monitoring_at: None,
+        resolved_at: None,
+        components: BTreeMap::new(),
+        updates: vec![],
     };
-    let incs = [mk("old", t(0), PublicIncidentStatus::Resolved), mk("new", t(10), PublicIncidentStatus::Monitoring), mk("mid", t(5), PublicIncidentStatus::Postmortem)];
+    let incs = [
+        mk("old", t(0), PublicIncidentStatus::Resolved),
+        mk("new", t(10), PublicIncidentStatus::Monitoring),
+        mk("mid", t(5), PublicIncidentStatus::Postmortem),
+    ];
     let m = |id: &str, from: i64| ScheduledMaintenance {
-        id: id.into(), name: id.into(), scheduled_for: t(from), scheduled_until: t(from + 30), component_ids: vec![],
-        body: String::new(), manual_status: None, created_at: t(-100),
+        id: id.into(),
+        name: id.into(),
+        scheduled_for: t(from),
+        scheduled_until: t(from + 30),
+        component_ids: vec![],
+        body: String::new(),
+        manual_status: None,
+        created_at: t(-100),
     };
     let ms = [m("past", -60), m("now", -10), m("later", 60)];
     let view = StatusPageView { page: &page(), components: &comps, incidents: &incs, maintenances: &ms };
@@ -240,7 +302,11 @@ fn list_documents_filter_and_order() {
     let mids = |d: ScheduledMaintenancesJson| d.scheduled_maintenances.into_iter().map(|m| (m.id, m.status)).collect::<Vec<_>>();
     assert_eq!(
         mids(view.maintenances_doc(t(0), &[])),
-        [("later".to_owned(), MaintenanceStatus::Scheduled), ("now".to_owned(), MaintenanceStatus::InProgress), ("past".to_owned(), MaintenanceStatus::Completed)]
+        [
+            ("later".to_owned(), MaintenanceStatus::Scheduled),
+            ("now".to_owned(), MaintenanceStatus::InProgress),
+            ("past".to_owned(), MaintenanceStatus::Completed)
+        ]
     );
     assert_eq!(mids(view.maintenances_doc(t(0), &[MaintenanceStatus::InProgress])), [("now".to_owned(), MaintenanceStatus::InProgress)]);
     assert_eq!(view.components_doc(t(0)).components.len(), 2);

@@ -97,12 +97,8 @@ fn prometheus_regression_vectors() {
     let cases = doc["cases"].as_array().unwrap();
     for c in cases {
         let name = c["name"].as_str().unwrap();
-        let pts: Vec<(Timestamp, f64)> = c["samples"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| (Timestamp::from_secs(p[0].as_i64().unwrap()), p[1].as_f64().unwrap()))
-            .collect();
+        let pts: Vec<(Timestamp, f64)> =
+            c["samples"].as_array().unwrap().iter().map(|p| (Timestamp::from_secs(p[0].as_i64().unwrap()), p[1].as_f64().unwrap())).collect();
         let now = Timestamp::from_secs(c["eval_time_s"].as_i64().unwrap());
         let expected = c["expected_by_prometheus"].as_f64().unwrap();
         let got = match c["function"].as_str().unwrap() {

@@ -2,9 +2,9 @@
 //! keeps link time down). Each module is one area: tidy checks, fixture-driven
 //! oracle tests against `../shared/data`, and so on.
 
-mod tidy;
+mod detect_oracles;
+mod probe_oracles;
+mod response;
 mod slo_oracles;
 mod slo_promtool;
-mod probe_oracles;
-mod detect_oracles;
-mod response;
+mod tidy;

@@ -80,8 +80,7 @@ fn gatus_pattern_and_jsonpath_cases() {
         let want_err = c["expected_error"].as_bool().unwrap();
         match (&got, want_err) {
             (Err(_), true) => {}
-            (Ok((out, len)), false)
-                if out == c["expected_output"].as_str().unwrap() && *len as u64 == c["expected_output_length"].as_u64().unwrap() => {}
+            (Ok((out, len)), false) if out == c["expected_output"].as_str().unwrap() && *len as u64 == c["expected_output_length"].as_u64().unwrap() => {}
             _ => wrong.push(format!("jsonpath {}: got {got:?}", c["name"])),
         }
     }

@@ -278,8 +278,7 @@ fn pyrra_burnrate_alerts_match_every_case() {
         if !burnrates {
             w.pairs.clear();
         }
-        let rules: Vec<&Value> =
-            case["expected_group"]["rules"].as_array().unwrap().iter().filter(|r| r.get("alert").is_some()).collect();
+        let rules: Vec<&Value> = case["expected_group"]["rules"].as_array().unwrap().iter().filter(|r| r.get("alert").is_some()).collect();
         let burn_rules: Vec<&&Value> = rules.iter().filter(|r| r["alert"] != "SLOMetricAbsent").collect();
         assert_eq!(burn_rules.len(), w.pairs.len(), "{name}");
         for (r, p) in burn_rules.iter().zip(&w.pairs) {
@@ -380,9 +379,8 @@ fn engine_fires_the_fast_page_at_the_workbook_time() {
     )
     .unwrap()[0];
     let onset = 3600;
-    let rows: Vec<SeriesRow> = (1..=onset + 120)
-        .map(|s| SeriesRow { at: Timestamp::from_secs(s), bad: if s > onset { 10.0 } else { 0.0 }, total: 10.0 })
-        .collect();
+    let rows: Vec<SeriesRow> =
+        (1..=onset + 120).map(|s| SeriesRow { at: Timestamp::from_secs(s), bad: if s > onset { 10.0 } else { 0.0 }, total: 10.0 }).collect();
     let r = eval_series(spec, &rows);
     let page = r.alerts.iter().find(|a| a.pair == "page_quick").unwrap();
     assert_eq!(page.start, Timestamp::from_secs(onset + 52));
@@ -416,8 +414,7 @@ fn openslo_examples_load_and_report_burn() {
         // One hour at 2x the allowed error ratio reports a burn of 2.
         let s = &specs[0];
         let eb = s.error_budget();
-        let rows: Vec<SeriesRow> =
-            (1..=60).map(|m| SeriesRow { at: Timestamp::from_secs(m * 60), bad: 2.0 * eb * 1e6, total: 1e6 }).collect();
+        let rows: Vec<SeriesRow> = (1..=60).map(|m| SeriesRow { at: Timestamp::from_secs(m * 60), bad: 2.0 * eb * 1e6, total: 1e6 }).collect();
         let r = eval_series(s, &rows);
         assert!(close(r.budget.burn_rate.unwrap(), 2.0, 1e-9), "{f}: {:?}", r.budget);
         assert!(!s.windows.pairs.is_empty(), "{f}: default alert windows");
@@ -489,12 +486,9 @@ fn openslo_validator_cases() {
     let got: Vec<(usize, &str)> = err.0.iter().map(|e| (e.document, e.field.as_str())).collect();
     assert_eq!(got, vec![(0, "spec.objectives[0].op"), (2, "metadata.name")], "{err}");
     assert!(err.0[0].problem.contains("forbidden"), "{err}");
-    for (file, field) in [
-        ("unknown-field.yaml", "spec.markdown"),
-        ("invalid-apiversion.yaml", "apiVersion"),
-        ("v1alpha.yaml", "apiVersion"),
-        ("v2alpha.yaml", "apiVersion"),
-    ] {
+    for (file, field) in
+        [("unknown-field.yaml", "spec.markdown"), ("invalid-apiversion.yaml", "apiVersion"), ("v1alpha.yaml", "apiVersion"), ("v2alpha.yaml", "apiVersion")]
+    {
         let err = parse_openslo(&read(&dir.join(file))).expect_err(file);
         assert!(err.names_field(field), "{file}: expected {field}, got {err}");
     }
@@ -520,7 +514,8 @@ fn openslo_field_rules() {
         (base("", "{target: 0.9}").replace("Occurrences", "Sometimes"), Some("spec.budgetingMethod")),
         (base("", "{target: 0.9}").replace("Occurrences", "Timeslices"), Some("spec.objectives[0].timeSliceTarget")),
         (
-            base("", "{target: 0.9}").replace("{duration: 28d, isRolling: true}", "{duration: 1M, calendar: {startTime: '2022-01-01 12:00:00', timeZone: Mars/Olympus}}"),
+            base("", "{target: 0.9}")
+                .replace("{duration: 28d, isRolling: true}", "{duration: 1M, calendar: {startTime: '2022-01-01 12:00:00', timeZone: Mars/Olympus}}"),
             Some("spec.timeWindow[0].calendar.timeZone"),
         ),
         (base("", "{target: 0.9}").replace("[{duration: 28d, isRolling: true}]", "[]"), Some("spec.timeWindow")),

@@ -52,9 +52,8 @@ fn sloth_rules_fire_on_the_same_minutes_in_promtool_and_faultline() {
     let slo1 = specs.iter().find(|s| s.name == "slo1").unwrap();
 
     // Faultline's view: one row per minute with that minute's increments.
-    let rows: Vec<SeriesRow> = (1..=minutes)
-        .map(|m| SeriesRow { at: Timestamp::from_secs(m as i64 * 60), bad: errors_at(m) as f64, total: TOTAL_PER_MIN as f64 })
-        .collect();
+    let rows: Vec<SeriesRow> =
+        (1..=minutes).map(|m| SeriesRow { at: Timestamp::from_secs(m as i64 * 60), bad: errors_at(m) as f64, total: TOTAL_PER_MIN as f64 }).collect();
     let report = eval_series(slo1, &rows);
 
     // Guard against float ties: no window ratio may sit within 1e-9 (relative)
@@ -135,11 +134,7 @@ fn sloth_rules_fire_on_the_same_minutes_in_promtool_and_faultline() {
     let out = Command::new("promtool").arg("test").arg("rules").arg(&test_file).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "promtool disagrees with Faultline (test file kept at {}):\n{stdout}\n{stderr}",
-        test_file.display()
-    );
+    assert!(out.status.success(), "promtool disagrees with Faultline (test file kept at {}):\n{stdout}\n{stderr}", test_file.display());
     assert!(stdout.contains("SUCCESS"), "{stdout}");
     let _ = std::fs::remove_dir_all(&tmp);
     println!("promtool agrees on all {minutes} minutes ({firing_minutes} severity-minutes firing)");

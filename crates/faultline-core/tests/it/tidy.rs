@@ -27,9 +27,28 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Crates that do IO, run an async runtime or talk to the network/database.
 const FORBIDDEN_IN_CORE: &[&str] = &[
-    "tokio", "async-std", "smol", "sqlx", "rusqlite", "postgres", "tokio-postgres", "diesel", "axum",
-    "hyper", "reqwest", "ureq", "tonic", "tower", "tower-http", "actix-web", "warp", "mio", "async-nats",
-    "lettre", "redis", "rdkafka",
+    "tokio",
+    "async-std",
+    "smol",
+    "sqlx",
+    "rusqlite",
+    "postgres",
+    "tokio-postgres",
+    "diesel",
+    "axum",
+    "hyper",
+    "reqwest",
+    "ureq",
+    "tonic",
+    "tower",
+    "tower-http",
+    "actix-web",
+    "warp",
+    "mio",
+    "async-nats",
+    "lettre",
+    "redis",
+    "rdkafka",
 ];
 
 #[test]
@@ -94,10 +113,6 @@ fn no_ignored_tests() {
     let mut files = Vec::new();
     rust_files(&workspace_root().join("crates"), &mut files);
     let needle = concat!("#[", "ignore");
-    let offenders: Vec<String> = files
-        .iter()
-        .filter(|f| fs::read_to_string(f).unwrap_or_default().contains(needle))
-        .map(|f| f.display().to_string())
-        .collect();
+    let offenders: Vec<String> = files.iter().filter(|f| fs::read_to_string(f).unwrap_or_default().contains(needle)).map(|f| f.display().to_string()).collect();
     assert!(offenders.is_empty(), "assert today's behaviour with a FIXME instead of ignoring: {offenders:#?}");
 }

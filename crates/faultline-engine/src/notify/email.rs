@@ -19,8 +19,8 @@ use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use serde::Deserialize;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use serde::Deserialize;
 
 use super::{Message, MessageKind, Secret, SendError, Sent};
 
@@ -109,9 +109,7 @@ pub async fn send(settings: &SmtpSettings, msg: &Message, key: &str, timeout: St
         .header(ContentType::TEXT_PLAIN)
         .body(text(msg))
         .map_err(|_| permanent("cannot build the email"))?;
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(settings.host.as_str())
-        .port(settings.port)
-        .timeout(Some(timeout));
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(settings.host.as_str()).port(settings.port).timeout(Some(timeout));
     if settings.tls != SmtpTls::None {
         let mut params = TlsParameters::builder(settings.host.clone());
         if let Some(pem) = &settings.ca_pem {

@@ -286,13 +286,7 @@ impl Sender {
     }
 
     async fn post_json_with(&self, client: &reqwest::Client, url: &Secret, body: &serde_json::Value, key: &str) -> Result<Sent, SendError> {
-        let resp = client
-            .post(url.expose())
-            .header("Idempotency-Key", key)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| classify_transport(&e))?;
+        let resp = client.post(url.expose()).header("Idempotency-Key", key).json(body).send().await.map_err(|e| classify_transport(&e))?;
         classify_status(resp.status().as_u16(), retry_after(resp.headers()))
     }
 }

@@ -119,7 +119,13 @@ fn ms(d: StdDuration) -> i64 {
 }
 
 impl OutboxWorker {
-    pub fn new(store: Arc<dyn ResponseStore>, channels: BTreeMap<String, Channel>, sender: Sender, policy: RetryPolicy, owner: impl Into<String>) -> OutboxWorker {
+    pub fn new(
+        store: Arc<dyn ResponseStore>,
+        channels: BTreeMap<String, Channel>,
+        sender: Sender,
+        policy: RetryPolicy,
+        owner: impl Into<String>,
+    ) -> OutboxWorker {
         OutboxWorker {
             store,
             channels,

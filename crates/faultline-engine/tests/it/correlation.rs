@@ -25,8 +25,11 @@ fn t(s: i64) -> Timestamp {
 async fn engine() -> (Engine, SqlStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
-    let edges = [("gateway", "fraud-check"), ("fraud-check", "fraud-db"), ("fraud-check", "ledger")]
-        .map(|(a, b)| Interaction { caller: svc(a), callee: svc(b), operation: String::new() });
+    let edges = [("gateway", "fraud-check"), ("fraud-check", "fraud-db"), ("fraud-check", "ledger")].map(|(a, b)| Interaction {
+        caller: svc(a),
+        callee: svc(b),
+        operation: String::new(),
+    });
     let pipeline = Pipeline::new(DetectorSet::empty(), CorrelatorConfig::default(), Topology::new(edges, vec![]), SeverityDefinitions::standard(vec![]));
     (Engine::new(pipeline, Arc::new(store.clone())), store, dir)
 }
@@ -38,7 +41,14 @@ fn finding(kind: &str, subject: Subject, at: i64) -> Finding {
         failure_model: FailureModel::Exhaustion,
         started_at: t(at),
         strength: 2.0,
-        evidence: Evidence { measure: "ratio".into(), observed: 0.9, baseline: Some(0.1), threshold: None, window: Duration::from_secs(10), exemplar_trace_ids: vec![] },
+        evidence: Evidence {
+            measure: "ratio".into(),
+            observed: 0.9,
+            baseline: Some(0.1),
+            threshold: None,
+            window: Duration::from_secs(10),
+            exemplar_trace_ids: vec![],
+        },
     }
 }
 
@@ -89,8 +99,17 @@ async fn related_findings_and_an_alert_make_one_incident_that_resolves_itself() 
     assert_eq!(
         kinds,
         [
-            "opened", "symptom_attached", "diagnosis_updated", "symptom_attached", "diagnosis_updated", "symptom_attached",
-            "acknowledged", "symptom_cleared", "symptom_cleared", "symptom_cleared", "resolved"
+            "opened",
+            "symptom_attached",
+            "diagnosis_updated",
+            "symptom_attached",
+            "diagnosis_updated",
+            "symptom_attached",
+            "acknowledged",
+            "symptom_cleared",
+            "symptom_cleared",
+            "symptom_cleared",
+            "resolved"
         ]
     );
 }
@@ -101,9 +120,15 @@ async fn a_person_resolving_first_is_not_an_engine_error() {
     let pool = Subject::Resource { service: svc("fraud-check"), resource: "db-pool".into() };
     engine.process(Event::Finding(finding("resource_exhaustion", pool.clone(), 0)), t(0)).await.unwrap();
     let id = engine.incident_of(GroupId(1)).unwrap();
-    faultline_store::commands::execute(&store, id, faultline_core::incident::Command::Resolve { note: None }, faultline_core::incident::Actor::System("test".into()), t(5))
-        .await
-        .unwrap();
+    faultline_store::commands::execute(
+        &store,
+        id,
+        faultline_core::incident::Command::Resolve { note: None },
+        faultline_core::incident::Actor::System("test".into()),
+        t(5),
+    )
+    .await
+    .unwrap();
     engine.process(Event::Cleared { kind: "resource_exhaustion".into(), subject: pool }, t(10)).await.unwrap();
     engine.process(Event::Tick, t(1000)).await.unwrap();
     let (inc, timeline) = store.incident(id).await.unwrap().unwrap();
@@ -127,9 +152,15 @@ async fn a_missed_check_in_opens_a_crash_incident() {
     let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
     let mut monitor = CheckInMonitor::new();
     monitor
-        .add_check(CheckSpec { name: "backup".into(), schedule: Schedule::Simple { period: Duration::from_mins(60) }, grace: Duration::from_mins(5), service: Some(svc("ledger")) })
+        .add_check(CheckSpec {
+            name: "backup".into(),
+            schedule: Schedule::Simple { period: Duration::from_mins(60) },
+            grace: Duration::from_mins(5),
+            service: Some(svc("ledger")),
+        })
         .unwrap();
-    let pipeline = Pipeline::new(DetectorSet::empty().with_checkins(monitor), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]));
+    let pipeline =
+        Pipeline::new(DetectorSet::empty().with_checkins(monitor), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]));
     let mut engine = Engine::new(pipeline, Arc::new(store.clone()));
     let ping = Signal::CheckIn(CheckIn { check: "backup".into(), kind: CheckInKind::Success, at: t(0) });
     engine.process(Event::Signals(vec![ping]), t(0)).await.unwrap();
@@ -152,8 +183,11 @@ async fn correlation_continues_across_a_restart() {
     let id = engine.incident_of(GroupId(1)).unwrap();
     drop(engine);
 
-    let edges = [("gateway", "fraud-check"), ("fraud-check", "fraud-db"), ("fraud-check", "ledger")]
-        .map(|(a, b)| Interaction { caller: svc(a), callee: svc(b), operation: String::new() });
+    let edges = [("gateway", "fraud-check"), ("fraud-check", "fraud-db"), ("fraud-check", "ledger")].map(|(a, b)| Interaction {
+        caller: svc(a),
+        callee: svc(b),
+        operation: String::new(),
+    });
     let pipeline = Pipeline::new(DetectorSet::empty(), CorrelatorConfig::default(), Topology::new(edges, vec![]), SeverityDefinitions::standard(vec![]));
     let mut restarted = Engine::new(pipeline, Arc::new(store.clone()));
     assert!(restarted.restore().await.unwrap(), "saved state found");
@@ -183,13 +217,26 @@ impl FlakyStore {
 
 #[async_trait::async_trait]
 impl Store for FlakyStore {
-    async fn create_incident(&self, id: faultline_core::IncidentId, opened: &faultline_core::incident::TimelineEvent) -> faultline_store::Result<faultline_core::incident::Incident> {
+    async fn create_incident(
+        &self,
+        id: faultline_core::IncidentId,
+        opened: &faultline_core::incident::TimelineEvent,
+    ) -> faultline_store::Result<faultline_core::incident::Incident> {
         self.inner.create_incident(id, opened).await
     }
-    async fn append(&self, id: faultline_core::IncidentId, v: u64, events: &[faultline_core::incident::TimelineEvent]) -> faultline_store::Result<faultline_core::incident::Incident> {
+    async fn append(
+        &self,
+        id: faultline_core::IncidentId,
+        v: u64,
+        events: &[faultline_core::incident::TimelineEvent],
+    ) -> faultline_store::Result<faultline_core::incident::Incident> {
         self.inner.append(id, v, events).await
     }
-    async fn update(&self, id: faultline_core::IncidentId, decide: faultline_store::Decide) -> faultline_store::Result<(faultline_core::incident::Incident, Vec<faultline_core::incident::TimelineEvent>)> {
+    async fn update(
+        &self,
+        id: faultline_core::IncidentId,
+        decide: faultline_store::Decide,
+    ) -> faultline_store::Result<(faultline_core::incident::Incident, Vec<faultline_core::incident::TimelineEvent>)> {
         self.inner.update(id, decide).await
     }
     async fn commit_turn(&self, turn: faultline_store::Turn) -> faultline_store::Result<Vec<(faultline_core::IncidentId, faultline_core::incident::Incident)>> {
@@ -203,7 +250,10 @@ impl Store for FlakyStore {
         }
         Ok(out)
     }
-    async fn incident(&self, id: faultline_core::IncidentId) -> faultline_store::Result<Option<(faultline_core::incident::Incident, Vec<faultline_core::incident::TimelineEvent>)>> {
+    async fn incident(
+        &self,
+        id: faultline_core::IncidentId,
+    ) -> faultline_store::Result<Option<(faultline_core::incident::Incident, Vec<faultline_core::incident::TimelineEvent>)>> {
         self.inner.incident(id).await
     }
     async fn list_incidents(&self, filter: &IncidentFilter) -> faultline_store::Result<Vec<faultline_core::incident::Incident>> {
@@ -279,7 +329,10 @@ async fn a_failed_commit_is_forgotten_so_the_retried_alert_opens_its_incident() 
     let mut with_b1 = 0;
     for inc in &incidents {
         let (_, timeline) = store.incident(inc.id).await.unwrap().unwrap();
-        with_b1 += timeline.iter().filter(|e| matches!(&e.event, faultline_core::incident::IncidentEvent::SymptomAttached { member, .. } if member.contains("b1"))).count();
+        with_b1 += timeline
+            .iter()
+            .filter(|e| matches!(&e.event, faultline_core::incident::IncidentEvent::SymptomAttached { member, .. } if member.contains("b1")))
+            .count();
     }
     assert_eq!(with_b1, 1);
     // The committed incident is still known: its alert re-sent joins it, no new incident.
@@ -350,7 +403,14 @@ async fn an_older_whole_state_save_is_read_and_replaced_by_rows() {
     let Signal::Alert(alert) = storm_alert(1, "search", 0) else { unreachable!("an alert") };
     old.observe(Observation::Alert { alert, services: [svc("search")].into() }, &Topology::default(), t(0));
     let id = faultline_engine::new_incident_id(t(0));
-    let opened = faultline_core::incident::Incident::open("search", faultline_core::incident::Severity::Sev3, None, t(0), faultline_core::incident::Actor::System("correlator".into())).unwrap();
+    let opened = faultline_core::incident::Incident::open(
+        "search",
+        faultline_core::incident::Severity::Sev3,
+        None,
+        t(0),
+        faultline_core::incident::Actor::System("correlator".into()),
+    )
+    .unwrap();
     store.create_incident(id, &opened).await.unwrap();
     let whole = serde_json::json!({ "correlator": old, "incidents": [[GroupId(1), id], [GroupId(7), faultline_engine::new_incident_id(t(0))]] });
     store.save_state(faultline_engine::LEGACY_STATE_KEY, &whole.to_string(), t(0)).await.unwrap();

@@ -166,9 +166,16 @@ async fn failing_receiver_is_retried_with_backoff_then_given_up() {
     let rx = HttpReceiver::start().await;
     rx.always("/hook", 503, None);
     let (store, _dir) = store().await;
-    let w = worker(&store, vec![Channel { name: "hook".into(), kind: ChannelKind::Webhook { url: Secret::new(rx.url("/hook")) }, max_per_sec: None }], fast_policy());
+    let w = worker(
+        &store,
+        vec![Channel { name: "hook".into(), kind: ChannelKind::Webhook { url: Secret::new(rx.url("/hook")) }, max_per_sec: None }],
+        fast_policy(),
+    );
     let inc = new_id();
-    store.commit_response(&ResponseBatch { enqueue: vec![item("hook", &message(inc, MessageKind::Trigger, "bob"), t(0))], ..Default::default() }, t(0)).await.unwrap();
+    store
+        .commit_response(&ResponseBatch { enqueue: vec![item("hook", &message(inc, MessageKind::Trigger, "bob"), t(0))], ..Default::default() }, t(0))
+        .await
+        .unwrap();
     drain(&w, &store, t(0), Duration::from_millis(50), 400).await;
     let got = rx.received_on("/hook");
     assert_eq!(got.len(), 4, "max_attempts sends");
@@ -189,7 +196,11 @@ async fn a_resolve_never_overtakes_its_page() {
     let rx = HttpReceiver::start().await;
     rx.script("/hook", &[(503, None)]);
     let (store, _dir) = store().await;
-    let w = worker(&store, vec![Channel { name: "hook".into(), kind: ChannelKind::Webhook { url: Secret::new(rx.url("/hook")) }, max_per_sec: None }], fast_policy());
+    let w = worker(
+        &store,
+        vec![Channel { name: "hook".into(), kind: ChannelKind::Webhook { url: Secret::new(rx.url("/hook")) }, max_per_sec: None }],
+        fast_policy(),
+    );
     let inc = new_id();
     let enqueue = vec![item("hook", &message(inc, MessageKind::Trigger, "bob"), t(0)), item("hook", &message(inc, MessageKind::Resolve, "bob"), t(0))];
     store.commit_response(&ResponseBatch { enqueue, ..Default::default() }, t(0)).await.unwrap();
@@ -205,7 +216,11 @@ async fn slack_retry_after_pauses_the_channel_and_sends_are_spaced_one_per_secon
     rx.script("/slack", &[(429, Some(3))]);
     let (store, _dir) = store().await;
     let policy = RetryPolicy { lease: StdDuration::from_secs(8), ..fast_policy() };
-    let w = worker(&store, vec![Channel { name: "slack".into(), kind: ChannelKind::Slack { webhook_url: Secret::new(rx.url("/slack")) }, max_per_sec: Some(1.0) }], policy);
+    let w = worker(
+        &store,
+        vec![Channel { name: "slack".into(), kind: ChannelKind::Slack { webhook_url: Secret::new(rx.url("/slack")) }, max_per_sec: Some(1.0) }],
+        policy,
+    );
     let inc = new_id();
     let enqueue: Vec<_> = ["a", "b", "c"].iter().map(|u| item("slack", &message(inc, MessageKind::Trigger, u), t(0))).collect();
     store.commit_response(&ResponseBatch { enqueue, ..Default::default() }, t(0)).await.unwrap();
@@ -249,11 +264,7 @@ async fn secrets_never_appear_in_errors_ledger_or_logs() {
     install_crypto();
     let logs = LogBuf::default();
     let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
+    let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).with_ansi(false).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let rx = HttpReceiver::start().await;
@@ -269,7 +280,11 @@ async fn secrets_never_appear_in_errors_ledger_or_logs() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let channels = vec![
         Channel { name: "hook".into(), kind: ChannelKind::Webhook { url: Secret::new(rx.url(&format!("/hook/{HOOK}"))) }, max_per_sec: None },
-        Channel { name: "dead".into(), kind: ChannelKind::Webhook { url: Secret::new(format!("http://user:{DEAD}@127.0.0.1:{closed}/x/{DEAD}")) }, max_per_sec: None },
+        Channel {
+            name: "dead".into(),
+            kind: ChannelKind::Webhook { url: Secret::new(format!("http://user:{DEAD}@127.0.0.1:{closed}/x/{DEAD}")) },
+            max_per_sec: None,
+        },
         Channel { name: "slack".into(), kind: ChannelKind::Slack { webhook_url: Secret::new(rx.url(&format!("/slack/services/{SLACK}"))) }, max_per_sec: None },
         Channel { name: "pd".into(), kind: ChannelKind::PagerDuty { routing_key: Secret::new(PD), events_url: rx.url("/pd/v2/enqueue") }, max_per_sec: None },
         Channel {
@@ -336,7 +351,11 @@ async fn a_burst_is_delivered_once_per_key() {
     install_crypto();
     let rx = HttpReceiver::start().await;
     let (store, _dir) = store().await;
-    let w = worker(&store, vec![Channel { name: "hook".into(), kind: ChannelKind::Webhook { url: Secret::new(rx.url("/hook")) }, max_per_sec: None }], RetryPolicy { batch: 256, ..fast_policy() });
+    let w = worker(
+        &store,
+        vec![Channel { name: "hook".into(), kind: ChannelKind::Webhook { url: Secret::new(rx.url("/hook")) }, max_per_sec: None }],
+        RetryPolicy { batch: 256, ..fast_policy() },
+    );
     const N: usize = 2000;
     let inc = new_id();
     let enqueue: Vec<_> = (0..N).map(|i| item("hook", &message(inc, MessageKind::Trigger, &format!("u{i}")), t(0))).collect();

@@ -69,10 +69,7 @@ pub fn setup() -> ResponseSetup {
     for team in &catalogue.teams {
         directory.teams.insert(team.id.clone(), team.members.clone());
     }
-    let contacts = ["alice", "bob", "carol", "dave"]
-        .iter()
-        .map(|u| (user(u), vec![ContactMethod { channel: "hook".into(), address: None }]))
-        .collect();
+    let contacts = ["alice", "bob", "carol", "dave"].iter().map(|u| (user(u), vec![ContactMethod { channel: "hook".into(), address: None }])).collect();
     ResponseSetup {
         components: components_from_flows(&catalogue.flows, t(-86_400)),
         catalogue,

@@ -33,7 +33,10 @@ fn subscriber(id: &str, url: String) -> Subscriber {
 fn worker(store: &Arc<SqlStore>) -> Arc<OutboxWorker> {
     let policy = RetryPolicy { base: StdDuration::from_millis(100), max_backoff: StdDuration::from_secs(2), max_attempts: 4, ..RetryPolicy::default() };
     // The receivers listen on 127.0.0.1: a private target, allowed here.
-    Arc::new(OutboxWorker::new(store.clone(), Default::default(), Sender::new(StdDuration::from_secs(5)).unwrap(), policy, "sub-worker").allow_private_subscriber_targets(true))
+    Arc::new(
+        OutboxWorker::new(store.clone(), Default::default(), Sender::new(StdDuration::from_secs(5)).unwrap(), policy, "sub-worker")
+            .allow_private_subscriber_targets(true),
+    )
 }
 
 /// A worker as production builds it (private subscriber targets refused),
@@ -64,7 +67,9 @@ fn table_lookup(first: Vec<(&'static str, std::net::IpAddr)>, later: Vec<(&'stat
 async fn publish_first_update(store: &Arc<SqlStore>) -> faultline_core::IncidentId {
     let driver = ResponseDriver::new(store.clone(), store.clone(), Arc::new(setup_with_url()), None);
     let id = faultline_core::IncidentId::from_uuid(uuid::Uuid::now_v7());
-    let opened = faultline_core::incident::Incident::open("checkout errors", faultline_core::incident::Severity::Sev2, None, t(0), Actor::System("correlator".into())).unwrap();
+    let opened =
+        faultline_core::incident::Incident::open("checkout errors", faultline_core::incident::Severity::Sev2, None, t(0), Actor::System("correlator".into()))
+            .unwrap();
     store.create_incident(id, &opened).await.unwrap();
     driver.step(t(0)).await.unwrap();
     id
@@ -120,7 +125,10 @@ async fn a_name_rebound_to_a_private_address_after_the_check_is_not_contacted() 
     publish_first_update(&store).await;
     let policy = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
     let to_loopback = table_lookup(vec![("rebind.example.com", std::net::Ipv4Addr::LOCALHOST.into())], vec![]);
-    let open = Arc::new(OutboxWorker::new(store.clone(), Default::default(), Sender::with_lookup(StdDuration::from_secs(5), to_loopback).unwrap(), policy, "open").allow_private_subscriber_targets(true));
+    let open = Arc::new(
+        OutboxWorker::new(store.clone(), Default::default(), Sender::with_lookup(StdDuration::from_secs(5), to_loopback).unwrap(), policy, "open")
+            .allow_private_subscriber_targets(true),
+    );
     open.round(t(1)).await.unwrap();
     assert_eq!(rx.received_on("/allowed").len(), 2, "control: the name, resolved to the receiver, reaches it when private targets are allowed");
 
@@ -132,13 +140,17 @@ async fn a_name_rebound_to_a_private_address_after_the_check_is_not_contacted() 
     w.clone().round(t(1)).await.unwrap();
     assert!(rx.received_on("/rebound").is_empty(), "{:#?}", rx.received());
     let ledger = store.ledger(id).await.unwrap();
-    let outcomes: Vec<(&str, &str)> = ledger.iter().filter(|l| l.channel == "subscriber:rebound" && l.outcome != "enqueued").map(|l| (l.outcome.as_str(), l.detail.as_str())).collect();
+    let outcomes: Vec<(&str, &str)> =
+        ledger.iter().filter(|l| l.channel == "subscriber:rebound" && l.outcome != "enqueued").map(|l| (l.outcome.as_str(), l.detail.as_str())).collect();
     // The first row passed the check (public) and was refused by the guard
     // when connecting (rebound); by the second row's check the name is
     // private already and it fails with the reason.
     assert_eq!(
         outcomes,
-        [("retry", "could not connect"), ("failed", "subscriber endpoint resolves to a loopback address; private targets are not allowed, not sent (permanent)")]
+        [
+            ("retry", "could not connect"),
+            ("failed", "subscriber endpoint resolves to a loopback address; private targets are not allowed, not sent (permanent)")
+        ]
     );
 }
 
@@ -168,7 +180,14 @@ async fn published_updates_reach_every_subscriber_through_the_outbox() {
     let driver = ResponseDriver::new(store.clone(), store.clone(), Arc::new(setup), None);
 
     let id = faultline_core::IncidentId::from_uuid(uuid::Uuid::now_v7());
-    let opened = faultline_core::incident::Incident::open("checkout errors", faultline_core::incident::Severity::Sev2, None, t(0), Actor::User(faultline_core::UserId::new("bot").unwrap())).unwrap();
+    let opened = faultline_core::incident::Incident::open(
+        "checkout errors",
+        faultline_core::incident::Severity::Sev2,
+        None,
+        t(0),
+        Actor::User(faultline_core::UserId::new("bot").unwrap()),
+    )
+    .unwrap();
     store.create_incident(id, &opened).await.unwrap();
     driver.step(t(0)).await.unwrap();
     let w = worker(&store);
@@ -218,7 +237,11 @@ async fn published_updates_reach_every_subscriber_through_the_outbox() {
         .collect();
     assert_eq!(notes.len(), 2, "{notes:#?}");
     assert!(notes[0].starts_with("system:response status page update"), "{notes:#?}");
-    assert!(notes[0].contains("auto-published: investigating (checkout operational → partial_outage)") && notes[0].ends_with("; 4 subscriber notification(s) enqueued"), "{notes:#?}");
+    assert!(
+        notes[0].contains("auto-published: investigating (checkout operational → partial_outage)")
+            && notes[0].ends_with("; 4 subscriber notification(s) enqueued"),
+        "{notes:#?}"
+    );
     assert!(notes[1].contains("resolved") && notes[1].ends_with("; 2 subscriber notification(s) enqueued"), "{notes:#?}");
 }
 
@@ -240,7 +263,9 @@ async fn an_unsubscribed_endpoint_pending_delivery_is_not_sent() {
     store.add_subscriber(&subscriber("gone", rx.url("/gone"))).await.unwrap();
     let driver = ResponseDriver::new(store.clone(), store.clone(), Arc::new(setup_with_url()), None);
     let id = faultline_core::IncidentId::from_uuid(uuid::Uuid::now_v7());
-    let opened = faultline_core::incident::Incident::open("checkout errors", faultline_core::incident::Severity::Sev1, None, t(0), Actor::System("correlator".into())).unwrap();
+    let opened =
+        faultline_core::incident::Incident::open("checkout errors", faultline_core::incident::Severity::Sev1, None, t(0), Actor::System("correlator".into()))
+            .unwrap();
     store.create_incident(id, &opened).await.unwrap();
     driver.step(t(0)).await.unwrap();
     let subscriber_rows = |rows: Vec<faultline_store::response::OutboxRecord>| rows.into_iter().filter(|r| r.channel == "subscriber:gone").collect::<Vec<_>>();
@@ -266,7 +291,9 @@ async fn two_publishes_from_the_same_state_never_reuse_an_update_id() {
     store.add_subscriber(&subscriber("a", "https://hooks.example.com/a".into())).await.unwrap();
     let driver = ResponseDriver::new(store.clone(), store.clone(), Arc::new(setup_with_url()), None);
     let id = faultline_core::IncidentId::from_uuid(uuid::Uuid::now_v7());
-    let opened = faultline_core::incident::Incident::open("checkout errors", faultline_core::incident::Severity::Sev2, None, t(0), Actor::System("correlator".into())).unwrap();
+    let opened =
+        faultline_core::incident::Incident::open("checkout errors", faultline_core::incident::Severity::Sev2, None, t(0), Actor::System("correlator".into()))
+            .unwrap();
     let incident = store.create_incident(id, &opened).await.unwrap();
     let draft = |status, body: &str, comp| DraftUpdate {
         status,
@@ -317,11 +344,19 @@ async fn the_automatic_publish_that_loses_a_race_drafts_again_and_publishes_its_
         monitoring_at: None,
         resolved_at: None,
         components: [("flow-checkout".to_owned(), ComponentStatus::MajorOutage)].into(),
-        updates: vec![PublicUpdate { id: format!("{id}-u1"), status: PublicIncidentStatus::Identified, body: "comms lead".into(), created_at: t(0), affected_components: vec![] }],
+        updates: vec![PublicUpdate {
+            id: format!("{id}-u1"),
+            status: PublicIncidentStatus::Identified,
+            body: "comms lead".into(),
+            created_at: t(0),
+            affected_components: vec![],
+        }],
     };
     let racing = Arc::new(RacingResponses { inner: store.clone(), competitor: std::sync::Mutex::new(Some(theirs)) });
     let driver = ResponseDriver::new(store.clone(), racing.clone(), Arc::new(setup_with_url()), None);
-    let opened = faultline_core::incident::Incident::open("checkout errors", faultline_core::incident::Severity::Sev2, None, t(0), Actor::System("correlator".into())).unwrap();
+    let opened =
+        faultline_core::incident::Incident::open("checkout errors", faultline_core::incident::Severity::Sev2, None, t(0), Actor::System("correlator".into()))
+            .unwrap();
     store.create_incident(id, &opened).await.unwrap();
     driver.step(t(1)).await.unwrap();
     assert!(racing.competitor.lock().unwrap().is_none(), "the competing publish happened");
@@ -333,7 +368,9 @@ async fn the_automatic_publish_that_loses_a_race_drafts_again_and_publishes_its_
     assert_eq!(stored.components.get("flow-checkout"), Some(&ComponentStatus::PartialOutage), "drafted again from the winner's state");
     let (_, timeline) = store.incident(id).await.unwrap().unwrap();
     assert!(
-        timeline.iter().any(|e| matches!(&e.event, IncidentEvent::SystemNote { text, .. } if text.starts_with(&format!("status page update {id}-u2 auto-published")))),
+        timeline
+            .iter()
+            .any(|e| matches!(&e.event, IncidentEvent::SystemNote { text, .. } if text.starts_with(&format!("status page update {id}-u2 auto-published")))),
         "{timeline:#?}"
     );
 }
@@ -361,7 +398,11 @@ impl ResponseStore for RacingResponses {
         }
         self.inner.publish_status(incident, public, based_on, enqueue, now).await
     }
-    async fn commit_response(&self, b: &faultline_store::response::ResponseBatch, now: Timestamp) -> faultline_store::Result<faultline_store::response::CommitOutcome> {
+    async fn commit_response(
+        &self,
+        b: &faultline_store::response::ResponseBatch,
+        now: Timestamp,
+    ) -> faultline_store::Result<faultline_store::response::CommitOutcome> {
         self.inner.commit_response(b, now).await
     }
     async fn response_cursor(&self, i: faultline_core::IncidentId) -> faultline_store::Result<u64> {

@@ -83,7 +83,6 @@ pub struct Row {
     pub fault_free: Vec<Seen>,
 }
 
-
 /// Streams a scenario through the standard detectors; returns the findings
 /// with their emission times (seconds of virtual time) and the series.
 pub fn detect(sc: &Scenario, seed: Option<u64>) -> (Vec<Seen>, Series) {
@@ -178,7 +177,13 @@ pub fn slope_t(pts: &[(f64, f64)]) -> f64 {
     let ss: f64 = res.iter().map(|r| r * r).sum();
     let rho = if ss > 0.0 { (res.windows(2).map(|w| w[0] * w[1]).sum::<f64>() / ss).clamp(0.0, 0.9) } else { 0.0 };
     let se = (ss / (n - 2.0) / sxx * (1.0 + rho) / (1.0 - rho)).sqrt();
-    if se > 0.0 { slope / se } else if slope > 0.0 { f64::INFINITY } else { 0.0 }
+    if se > 0.0 {
+        slope / se
+    } else if slope > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    }
 }
 
 /// Runs one built-in scenario (seed 1, not defended) and its fault-free
@@ -204,17 +209,7 @@ pub fn run_seeded(name: &str, fault_free_s: f64, seed: u64) -> Result<Row, Strin
         .filter(|s| kinds.contains(&s.finding.kind.as_str()) && s.emitted_s > fault_start_s)
         .min_by(|a, b| a.emitted_s.total_cmp(&b.emitted_s))
         .map(|s| (s.clone(), ((s.emitted_s - onset) / ws).round()));
-    Ok(Row {
-        scenario: name.to_owned(),
-        expected: kinds.to_vec(),
-        window_s: ws,
-        fault_start_s,
-        onset_s: onset,
-        first,
-        findings,
-        fault_free_s,
-        fault_free,
-    })
+    Ok(Row { scenario: name.to_owned(), expected: kinds.to_vec(), window_s: ws, fault_start_s, onset_s: onset, first, findings, fault_free_s, fault_free })
 }
 
 /// Every scenario in `EXPECTED`, in order.

@@ -32,7 +32,15 @@ fn main() {
                     }
                     for f in &r.fault_free {
                         let e = &f.finding.evidence;
-                        println!("  FAULT-FREE +{:.0}s {} [{} {} vs baseline {:?}, threshold {:?}]", f.emitted_s, f.label(), e.measure, e.observed, e.baseline, e.threshold);
+                        println!(
+                            "  FAULT-FREE +{:.0}s {} [{} {} vs baseline {:?}, threshold {:?}]",
+                            f.emitted_s,
+                            f.label(),
+                            e.measure,
+                            e.observed,
+                            e.baseline,
+                            e.threshold
+                        );
                     }
                 }
             }

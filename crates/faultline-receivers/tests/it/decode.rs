@@ -4,8 +4,8 @@
 
 use faultline_core::graph::{SpanKind, SpanStatus};
 use faultline_receivers::{
-    DecodeError, Encoding, decode_otlp_logs, decode_otlp_metrics, decode_otlp_traces, decode_remote_write,
-    decode_traces_protobuf, gunzip, prompb, spans_from_request,
+    DecodeError, Encoding, decode_otlp_logs, decode_otlp_metrics, decode_otlp_traces, decode_remote_write, decode_traces_protobuf, gunzip, prompb,
+    spans_from_request,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value};
@@ -51,10 +51,8 @@ fn random_request(rng: &mut SplitMix) -> ExportTraceServiceRequest {
     let mut req = ExportTraceServiceRequest::default();
     for r in 0..1 + rng.below(3) {
         let mut rs = ResourceSpans {
-            resource: (rng.below(5) > 0).then(|| Resource {
-                attributes: vec![s("service.name", &format!("svc-{r}")), s("host.name", "h1")],
-                ..Default::default()
-            }),
+            resource: (rng.below(5) > 0)
+                .then(|| Resource { attributes: vec![s("service.name", &format!("svc-{r}")), s("host.name", "h1")], ..Default::default() }),
             ..Default::default()
         };
         let mut ss = ScopeSpans::default();
@@ -93,10 +91,8 @@ fn random_request(rng: &mut SplitMix) -> ExportTraceServiceRequest {
                         ..Default::default()
                     })
                     .collect(),
-                status: (rng.below(2) == 0).then(|| Status {
-                    code: rng.below(3) as i32,
-                    message: if rng.below(2) == 0 { "deadline exceeded".into() } else { String::new() },
-                }),
+                status: (rng.below(2) == 0)
+                    .then(|| Status { code: rng.below(3) as i32, message: if rng.below(2) == 0 { "deadline exceeded".into() } else { String::new() } }),
                 ..Default::default()
             };
             ss.spans.push(span);

@@ -33,10 +33,8 @@ async fn real_prometheus_remote_writes_scraped_series() {
     // One listener serves both the fixture's /metrics and Faultline's receiver.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = ingest.router().route(
-        "/metrics",
-        axum::routing::get(|| async { "# TYPE fixture_queue_depth gauge\nfixture_queue_depth{queue=\"orders\"} 42\n" }),
-    );
+    let app =
+        ingest.router().route("/metrics", axum::routing::get(|| async { "# TYPE fixture_queue_depth gauge\nfixture_queue_depth{queue=\"orders\"} 42\n" }));
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let dir = tempfile::tempdir().unwrap();
@@ -76,11 +74,7 @@ async fn real_prometheus_remote_writes_scraped_series() {
     ingest.flush().await;
     let now = faultline_core::time::Timestamp::from_millis(found.at.as_millis());
     let svc = ingest
-        .service(
-            "fixture",
-            now - faultline_core::time::Duration::from_mins(5),
-            now + faultline_core::time::Duration::from_mins(5),
-        )
+        .service("fixture", now - faultline_core::time::Duration::from_mins(5), now + faultline_core::time::Duration::from_mins(5))
         .expect("the job became a service");
     assert!(svc.metrics.iter().any(|m| m.name == "fixture_queue_depth"));
     assert!(ingest.stats().metric_points_accepted > 0);

@@ -71,10 +71,7 @@ fn python_otel_available() -> bool {
 
 async fn run(proto: &'static str) {
     if !python_otel_available() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must install opentelemetry-sdk and the OTLP exporters from PyPI"
-        );
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI must install opentelemetry-sdk and the OTLP exporters from PyPI");
         eprintln!("skipped: python opentelemetry-sdk not installed");
         return;
     }
@@ -91,11 +88,7 @@ async fn run(proto: &'static str) {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("tree.py");
     std::fs::write(&script, SCRIPT).unwrap();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3").arg(&script).arg(proto).arg(addr.to_string()).output().unwrap()
-    })
-    .await
-    .unwrap();
+    let out = tokio::task::spawn_blocking(move || Command::new("python3").arg(&script).arg(proto).arg(addr.to_string()).output().unwrap()).await.unwrap();
     assert!(out.status.success(), "python exporter failed: {}", String::from_utf8_lossy(&out.stderr));
     ingest.flush().await;
     assert_eq!(crate::server::edge_rows(&ingest), crate::server::expected_tree());

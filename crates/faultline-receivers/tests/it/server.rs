@@ -40,10 +40,7 @@ async fn grpc_server(ingest: &Ingest) -> std::net::SocketAddr {
 }
 
 fn provider(exporter: opentelemetry_otlp::SpanExporter, service: &str) -> SdkTracerProvider {
-    SdkTracerProvider::builder()
-        .with_simple_exporter(exporter)
-        .with_resource(Resource::builder_empty().with_service_name(service.to_owned()).build())
-        .build()
+    SdkTracerProvider::builder().with_simple_exporter(exporter).with_resource(Resource::builder_empty().with_service_name(service.to_owned()).build()).build()
 }
 
 /// frontend `GET /` → checkout `POST /checkout` twice (the first attempt
@@ -97,18 +94,11 @@ pub type EdgeRow = (String, u64, u64, u64, u64);
 
 pub fn edge_rows(ingest: &Ingest) -> Vec<EdgeRow> {
     let (from, to) = wide();
-    ingest
-        .edges(from, to)
-        .into_iter()
-        .map(|e| (e.interaction().to_string(), e.requests, e.errors, e.timeouts, e.retries))
-        .collect()
+    ingest.edges(from, to).into_iter().map(|e| (e.interaction().to_string(), e.requests, e.errors, e.timeouts, e.retries)).collect()
 }
 
 pub fn expected_tree() -> Vec<EdgeRow> {
-    vec![
-        ("checkout → orders-db (SELECT orders)".to_owned(), 1, 0, 0, 0),
-        ("frontend → checkout (POST /checkout)".to_owned(), 2, 1, 0, 1),
-    ]
+    vec![("checkout → orders-db (SELECT orders)".to_owned(), 1, 0, 0, 0), ("frontend → checkout (POST /checkout)".to_owned(), 2, 1, 0, 1)]
 }
 
 pub fn check_nodes(ingest: &Ingest) {
@@ -165,16 +155,9 @@ async fn otel_sdk_over_grpc_gzip_builds_the_graph() {
     tokio::task::spawn_blocking(move || {
         let _guard = handle.enter();
         let exp = |svc: &str| {
-            let e = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint.clone())
-                .with_compression(Compression::Gzip)
-                .build()
-                .unwrap();
-            SdkTracerProvider::builder()
-                .with_batch_exporter(e)
-                .with_resource(Resource::builder_empty().with_service_name(svc.to_owned()).build())
-                .build()
+            let e =
+                opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint.clone()).with_compression(Compression::Gzip).build().unwrap();
+            SdkTracerProvider::builder().with_batch_exporter(e).with_resource(Resource::builder_empty().with_service_name(svc.to_owned()).build()).build()
         };
         let (f, c) = (exp("frontend"), exp("checkout"));
         call_tree(&f, &c);
@@ -242,24 +225,10 @@ async fn otlp_json_partial_success_garbage_and_oversize() {
     assert_eq!(r.status(), 413);
     // Wrong content type, wrong encoding.
     assert_eq!(post("text/plain", b"hi".to_vec()).await.unwrap().status(), 415);
-    let r = c
-        .post(&url)
-        .header("content-type", "application/json")
-        .header("content-encoding", "br")
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(&url).header("content-type", "application/json").header("content-encoding", "br").body("x").send().await.unwrap();
     assert_eq!(r.status(), 415);
     // Corrupt gzip.
-    let r = c
-        .post(&url)
-        .header("content-type", "application/json")
-        .header("content-encoding", "gzip")
-        .body("nope")
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(&url).header("content-type", "application/json").header("content-encoding", "gzip").body("nope").send().await.unwrap();
     assert_eq!(r.status(), 400);
 
     // Good traffic still flows.
@@ -267,10 +236,7 @@ async fn otlp_json_partial_success_garbage_and_oversize() {
     assert_eq!(r.status(), 200);
     ingest.flush().await;
     let st = ingest.stats();
-    assert_eq!(
-        (st.requests_ok, st.bad_payloads, st.too_large, st.records_rejected, st.spans_accepted),
-        (2, 3, 1, 2, 2)
-    );
+    assert_eq!((st.requests_ok, st.bad_payloads, st.too_large, st.records_rejected, st.spans_accepted), (2, 3, 1, 2, 2));
     assert_eq!(edge_rows(&ingest), vec![("web → redis (GET)".to_owned(), 2, 0, 0, 0)]);
 
     // The counters render into a Prometheus registry.
@@ -278,10 +244,7 @@ async fn otlp_json_partial_success_garbage_and_oversize() {
     ingest.register_metrics(&mut reg);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
-    assert!(
-        text.contains(r#"faultline_ingest_requests_total{transport="http",signal="traces",outcome="bad_payload"} 3"#),
-        "{text}"
-    );
+    assert!(text.contains(r#"faultline_ingest_requests_total{transport="http",signal="traces",outcome="bad_payload"} 3"#), "{text}");
     assert!(text.contains(r#"faultline_graph_events_total{event="calls_uninstrumented"} 2"#), "{text}");
 }
 
@@ -320,14 +283,9 @@ async fn grpc_backpressure_is_resource_exhausted() {
     let (ingest, _consumer) = Ingest::unstarted(IngestConfig { queue_capacity: 1, ..IngestConfig::default() });
     let addr = grpc_server(&ingest).await;
     let mut client =
-        opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(format!(
-            "http://{addr}"
-        ))
-        .await
-        .unwrap();
+        opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(format!("http://{addr}")).await.unwrap();
     let req = || {
-        let d: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
-            serde_json::from_str(&json_body()).unwrap();
+        let d: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest = serde_json::from_str(&json_body()).unwrap();
         d
     };
     let ok = client.export(req()).await.unwrap().into_inner();
@@ -345,23 +303,9 @@ async fn the_ingest_token_is_required_when_configured() {
     let url = format!("http://{addr}/v1/traces");
     let r = c.post(&url).header("content-type", "application/json").body(json_body()).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = c
-        .post(&url)
-        .header("content-type", "application/json")
-        .bearer_auth("wrong")
-        .body(json_body())
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(&url).header("content-type", "application/json").bearer_auth("wrong").body(json_body()).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = c
-        .post(&url)
-        .header("content-type", "application/json")
-        .bearer_auth("s3cret")
-        .body(json_body())
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(&url).header("content-type", "application/json").bearer_auth("s3cret").body(json_body()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(ingest.stats().unauthorized, 2);
 }
@@ -388,8 +332,7 @@ async fn remote_write_series_attach_to_services_by_job() {
     ingest.flush().await;
     let (from, to) = wide();
     let s = ingest.service("billing", from, to).unwrap();
-    let names: Vec<(&str, &str)> =
-        s.metrics.iter().map(|m| (m.name.as_str(), m.labels.get("instance").map_or("", String::as_str))).collect();
+    let names: Vec<(&str, &str)> = s.metrics.iter().map(|m| (m.name.as_str(), m.labels.get("instance").map_or("", String::as_str))).collect();
     assert_eq!(names, vec![("queue_depth", "b1:9100"), ("up", "b1:9100")]);
     let total: u64 = s.metrics[0].windows.iter().map(|w| w.count).sum();
     assert_eq!(total, 2);
@@ -422,13 +365,7 @@ async fn metrics_and_logs_over_otlp_json_and_closed_windows_reach_the_detectors(
           {{"name":"rpc_latency","histogram":{{"dataPoints":[{{"count":"4","sum":12.5,"timeUnixNano":"{now}","bucketCounts":["1","3"],"explicitBounds":[5.0]}}],"aggregationTemporality":2}}}}
         ]}}]}}]}}"#
     );
-    let r = c
-        .post(format!("http://{addr}/v1/metrics"))
-        .header("content-type", "application/json")
-        .body(metrics)
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(format!("http://{addr}/v1/metrics")).header("content-type", "application/json").body(metrics).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let logs = format!(
         r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"billing"}}}}]}},
@@ -437,21 +374,9 @@ async fn metrics_and_logs_over_otlp_json_and_closed_windows_reach_the_detectors(
           {{"timeUnixNano":"{now}","severityNumber":9,"body":{{"stringValue":"all good"}}}}
         ]}}]}}]}}"#
     );
-    let r = c
-        .post(format!("http://{addr}/v1/logs"))
-        .header("content-type", "application/json")
-        .body(logs)
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(format!("http://{addr}/v1/logs")).header("content-type", "application/json").body(logs).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let r = c
-        .post(format!("http://{addr}/v1/traces"))
-        .header("content-type", "application/json")
-        .body(json_body())
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(format!("http://{addr}/v1/traces")).header("content-type", "application/json").body(json_body()).send().await.unwrap();
     assert_eq!(r.status(), 200);
 
     // Wait (event-driven, bounded) for the metric points, the error log and
@@ -484,11 +409,7 @@ async fn metrics_and_logs_over_otlp_json_and_closed_windows_reach_the_detectors(
     );
     assert_eq!(
         logs_seen,
-        vec![(
-            "payment provider timed out".to_owned(),
-            "ERROR".to_owned(),
-            Some("5b8efff798038103d269b633813fc60c".to_owned())
-        )],
+        vec![("payment provider timed out".to_owned(), "ERROR".to_owned(), Some("5b8efff798038103d269b633813fc60c".to_owned()))],
         "only ERROR and above become signals"
     );
     let edge = edge.unwrap();

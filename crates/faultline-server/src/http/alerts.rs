@@ -389,11 +389,7 @@ fn with_retry_after(mut r: Response) -> Response {
 
 /// The shared shape of the Faultline-format ingest endpoints: authenticate,
 /// decode into signals plus the success answer, commit, count.
-async fn accept(
-    state: &AppState,
-    headers: &HeaderMap,
-    decode: impl FnOnce(Timestamp) -> Result<(Vec<Signal>, Response), ApiError>,
-) -> Response {
+async fn accept(state: &AppState, headers: &HeaderMap, decode: impl FnOnce(Timestamp) -> Result<(Vec<Signal>, Response), ApiError>) -> Response {
     let decoded = check_ingest_token(state, headers).and_then(|()| decode(state.clock.now()));
     let result = match decoded {
         Ok((signals, ok)) => {
@@ -443,8 +439,7 @@ pub async fn pagerduty_enqueue(State(state): State<AppState>, headers: HeaderMap
         Ok(ok) => ok,
         Err(errors) => {
             state.metrics.alerts_rejected.inc();
-            return (StatusCode::BAD_REQUEST, Json(json!({"status": "invalid event", "message": "Event object is invalid", "errors": errors})))
-                .into_response();
+            return (StatusCode::BAD_REQUEST, Json(json!({"status": "invalid event", "message": "Event object is invalid", "errors": errors}))).into_response();
         }
     };
     let queued = match event {
@@ -455,7 +450,10 @@ pub async fn pagerduty_enqueue(State(state): State<AppState>, headers: HeaderMap
     match queued {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key}))).into_response(),
         Err(_) => with_retry_after(
-            (StatusCode::TOO_MANY_REQUESTS, Json(json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly. Please retry later."})))
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly. Please retry later."})),
+            )
                 .into_response(),
         ),
     }
@@ -612,7 +610,8 @@ mod tests {
 
     #[test]
     fn pagerduty_trigger_ack_resolve_and_validation() {
-        let trigger = br#"{"routing_key":"R0123","event_action":"trigger","payload":{"summary":"DB down","source":"db1","severity":"critical","component":"fraud-db"}}"#;
+        let trigger =
+            br#"{"routing_key":"R0123","event_action":"trigger","payload":{"summary":"DB down","source":"db1","severity":"critical","component":"fraud-db"}}"#;
         let (ev, key) = decode_pd(trigger, now(), || "generated".into()).unwrap();
         assert_eq!(key, "generated");
         let PdEvent::Trigger(a) = ev else { panic!("{ev:?}") };
@@ -620,8 +619,12 @@ mod tests {
         let ack = br#"{"routing_key":"R0123","event_action":"acknowledge","dedup_key":"generated"}"#;
         assert!(matches!(decode_pd(ack, now(), || unreachable!()).unwrap().0, PdEvent::Acknowledge { .. }));
         let e = decode_pd(br#"{"routing_key":"","event_action":"explode","payload":{}}"#, now(), || "k".into()).unwrap_err();
-        assert_eq!(e, ["routing_key: required", "event_action: \"explode\" must be trigger, acknowledge or resolve", "dedup_key: required for acknowledge and resolve"]);
-        let e = decode_pd(br#"{"routing_key":"R","event_action":"trigger","payload":{"summary":"x","source":"s","severity":"fatal"}}"#, now(), || "k".into()).unwrap_err();
+        assert_eq!(
+            e,
+            ["routing_key: required", "event_action: \"explode\" must be trigger, acknowledge or resolve", "dedup_key: required for acknowledge and resolve"]
+        );
+        let e = decode_pd(br#"{"routing_key":"R","event_action":"trigger","payload":{"summary":"x","source":"s","severity":"fatal"}}"#, now(), || "k".into())
+            .unwrap_err();
         assert_eq!(e, ["payload.severity: Some(\"fatal\") must be critical, error, warning or info"]);
     }
 

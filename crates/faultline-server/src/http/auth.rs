@@ -64,11 +64,7 @@ impl FromRequestParts<AppState> for AdminAccess {
         let token = authenticate(parts, state).await?;
         if token.scope != TokenScope::Admin {
             state.metrics.auth_failures.get_or_create(&AuthLabels { outcome: "forbidden" }).inc();
-            return Err(ApiError::forbidden(format!(
-                "token {:?} has scope {}; this endpoint needs an admin token",
-                token.name,
-                token.scope.as_str()
-            )));
+            return Err(ApiError::forbidden(format!("token {:?} has scope {}; this endpoint needs an admin token", token.name, token.scope.as_str())));
         }
         Ok(AdminAccess(token))
     }

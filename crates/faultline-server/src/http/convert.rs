@@ -3,10 +3,10 @@
 //! changes only when this file does.
 
 use faultline_api as api;
+use faultline_core::Duration;
 use faultline_core::finding::CausalChain;
 use faultline_core::incident::metrics::{Distribution, ResponseTimes};
 use faultline_core::incident::{Incident, IncidentEvent, TimelineEvent};
-use faultline_core::Duration;
 
 pub fn incident(inc: &Incident, timeline: Option<&[TimelineEvent]>) -> api::Incident {
     api::Incident {
@@ -53,12 +53,7 @@ pub fn response_times(r: &ResponseTimes) -> api::ResponseTimes {
 }
 
 pub fn distribution(d: &Distribution) -> api::DurationDistribution {
-    api::DurationDistribution {
-        count: d.count as u64,
-        p50_seconds: d.p50.map(seconds),
-        p90_seconds: d.p90.map(seconds),
-        max_seconds: d.max.map(seconds),
-    }
+    api::DurationDistribution { count: d.count as u64, p50_seconds: d.p50.map(seconds), p90_seconds: d.p90.map(seconds), max_seconds: d.max.map(seconds) }
 }
 
 pub fn causal_chain(c: &CausalChain) -> api::CausalChain {
@@ -69,11 +64,7 @@ pub fn causal_chain(c: &CausalChain) -> api::CausalChain {
             .iter()
             .map(|o| api::OriginCandidate { subject: o.subject.to_string(), confidence: o.confidence, reasons: o.reasons.clone() })
             .collect(),
-        amplifiers: c
-            .amplifiers
-            .iter()
-            .map(|a| api::Amplifier { subject: a.subject.to_string(), mechanism: a.mechanism.clone(), factor: a.factor })
-            .collect(),
+        amplifiers: c.amplifiers.iter().map(|a| api::Amplifier { subject: a.subject.to_string(), mechanism: a.mechanism.clone(), factor: a.factor }).collect(),
         impacted_flows: c.impacted_flows.iter().map(|f| api::FlowImpact { flow: f.flow.to_string(), burn_rate: f.burn_rate }).collect(),
     }
 }
@@ -89,12 +80,7 @@ fn findings(timeline: &[TimelineEvent]) -> Vec<api::FindingView> {
                     f.evidence = evidence.clone();
                     f.active = true;
                 }
-                None => out.push(api::FindingView {
-                    member: member.clone(),
-                    evidence: evidence.clone(),
-                    first_attached_at: ev.at.to_string(),
-                    active: true,
-                }),
+                None => out.push(api::FindingView { member: member.clone(), evidence: evidence.clone(), first_attached_at: ev.at.to_string(), active: true }),
             },
             IncidentEvent::SymptomCleared { member } => {
                 if let Some(f) = out.iter_mut().find(|f| &f.member == member) {
@@ -113,11 +99,5 @@ pub fn timeline_entry(ev: &TimelineEvent) -> api::TimelineEntry {
     if let Some(obj) = details.as_object_mut() {
         obj.remove("type");
     }
-    api::TimelineEntry {
-        seq: ev.seq,
-        at: ev.at.to_string(),
-        actor: ev.actor.to_string(),
-        kind: ev.event.kind().to_owned(),
-        details,
-    }
+    api::TimelineEntry { seq: ev.seq, at: ev.at.to_string(), actor: ev.actor.to_string(), kind: ev.event.kind().to_owned(), details }
 }

@@ -24,16 +24,11 @@ fn parse_id(s: &str) -> Result<IncidentId, ApiError> {
 }
 
 fn parse_severity(s: &str) -> Result<Severity, ApiError> {
-    s.parse().map_err(|e: faultline_core::incident::SeverityParseError| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("severity: {e}"))
-    })
+    s.parse()
+        .map_err(|e: faultline_core::incident::SeverityParseError| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("severity: {e}")))
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    admin: AdminAccess,
-    ApiJson(body): ApiJson<api::CreateIncident>,
-) -> Result<Response, ApiError> {
+pub async fn create(State(state): State<AppState>, admin: AdminAccess, ApiJson(body): ApiJson<api::CreateIncident>) -> Result<Response, ApiError> {
     let severity = parse_severity(&body.severity)?;
     let now = state.clock.now();
     let opened = Incident::open(&body.title, severity, body.summary.as_deref(), now, admin.actor())?;
@@ -62,12 +57,7 @@ pub async fn list(
 ) -> Result<Json<api::IncidentList>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let filter = IncidentFilter {
-        status: q
-            .status
-            .as_deref()
-            .map(str::parse::<IncidentStatus>)
-            .transpose()
-            .map_err(|e| ApiError::bad_request("invalid_query", e))?,
+        status: q.status.as_deref().map(str::parse::<IncidentStatus>).transpose().map_err(|e| ApiError::bad_request("invalid_query", e))?,
         severity: q.severity.as_deref().map(parse_severity).transpose()?,
         open_only: q.open.unwrap_or(false),
         limit: q.limit,

@@ -32,8 +32,8 @@ pub mod error;
 pub mod findings;
 pub mod graph;
 pub mod incidents;
-pub mod slos;
 pub mod response;
+pub mod slos;
 
 use error::ApiError;
 
@@ -101,9 +101,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(
             ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                    ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "request took too long")
-                }))
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async { ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "request took too long") }))
                 .timeout(limits.request_timeout),
         )
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
@@ -125,11 +123,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        state.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render()).into_response()
 }
 
 async fn not_found(req: Request) -> ApiError {

@@ -34,8 +34,8 @@ use faultline_core::incident::{Actor, Command, IncidentEvent, Severity};
 use faultline_core::routing::{Silence, SilenceState};
 use faultline_core::status_page::{MaintenanceStatus, ScheduledMaintenance, StatusPageView, xml};
 use faultline_core::{Duration, IncidentId, Timestamp};
-use faultline_engine::notify::{Sender, target};
 use faultline_engine::notify::worker::OutboxWorker;
+use faultline_engine::notify::{Sender, target};
 use faultline_engine::response::{ResponseDriver, status_note};
 use faultline_store::response::{ResponseStore, Subscriber};
 use faultline_store::{IncidentFilter, SqlStore, Store, commands};
@@ -132,7 +132,12 @@ impl ResponseState {
     /// Also the low-frequency housekeeping (`housekeep`): at start, then
     /// every `HOUSEKEEPING_TICKS` ticks; a failed pass is logged and tried
     /// again at the next.
-    pub fn start(self: &Arc<Self>, clock: Arc<dyn Clock>, tick: std::time::Duration, stop: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn start(
+        self: &Arc<Self>,
+        clock: Arc<dyn Clock>,
+        tick: std::time::Duration,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = vec![tokio::spawn(self.clone().housekeeping(clock.clone(), tick * HOUSEKEEPING_TICKS, stop.clone()))];
         let now: faultline_engine::notify::NowFn = Arc::new(move || clock.now());
         let mut s1 = stop.clone();
@@ -424,16 +429,13 @@ struct SilenceQuery {
     filter: Vec<String>,
 }
 
-async fn list_silences(State(state): State<AppState>, _: ReadAccess, axum::extract::RawQuery(raw): axum::extract::RawQuery) -> Result<Json<Vec<Silence>>, ApiError> {
+async fn list_silences(
+    State(state): State<AppState>,
+    _: ReadAccess,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Json<Vec<Silence>>, ApiError> {
     // `filter` may repeat (amtool sends one per matcher).
-    let q = SilenceQuery {
-        filter: raw
-            .unwrap_or_default()
-            .split('&')
-            .filter_map(|kv| kv.strip_prefix("filter="))
-            .map(percent_decode)
-            .collect(),
-    };
+    let q = SilenceQuery { filter: raw.unwrap_or_default().split('&').filter_map(|kv| kv.strip_prefix("filter=")).map(percent_decode).collect() };
     let matchers = q
         .filter
         .iter()
@@ -444,9 +446,7 @@ async fn list_silences(State(state): State<AppState>, _: ReadAccess, axum::extra
     let all = rs(&state).responses.silences().await?;
     let out = all
         .into_iter()
-        .filter(|s| {
-            matchers.iter().all(|m| s.matchers.iter().any(|sm| sm.name == m.name && sm.value == m.value))
-        })
+        .filter(|s| matchers.iter().all(|m| s.matchers.iter().any(|sm| sm.name == m.name && sm.value == m.value)))
         .map(|s| s.with_status(now))
         .collect();
     Ok(Json(out))
@@ -707,7 +707,9 @@ async fn publish_draft(
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "conflict",
-                format!("another status-page update of incident {id} was published meanwhile; nothing was published: check the status page and the drafts, then publish again if still needed"),
+                format!(
+                    "another status-page update of incident {id} was published meanwhile; nothing was published: check the status page and the drafts, then publish again if still needed"
+                ),
             ));
         }
         other => other?,

@@ -79,7 +79,8 @@ async fn pagerduty_events_trigger_acknowledge_resolve() {
     assert_eq!((incidents.len(), incidents[0].status.as_str()), (1, "acknowledged"));
 
     // A trigger without dedup_key gets a generated one.
-    let (_, body, _) = h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","payload":{"summary":"x","source":"s","severity":"info"}}"#, None).await;
+    let (_, body, _) =
+        h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","payload":{"summary":"x","source":"s","severity":"info"}}"#, None).await;
     assert_eq!(body["dedup_key"].as_str().map(str::len), Some(32));
 
     let (s, body, _) = h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","payload":{"source":"s","severity":"info"}}"#, None).await;
@@ -253,7 +254,13 @@ async fn the_probe_runner_judges_conditions_and_remote_results_are_accepted() {
     assert!(spec(&["[STATUS] =="], "http://x/".into()).validate().unwrap_err().contains("pricing-health"));
 
     let h = start(Config::default()).await;
-    let (s, body, _) = h.post("/api/v1/probes/results", r#"[{"probe":"pricing-health","location":"us-east","target":"pricing","success":false,"failures":["[BODY].price (0) > 0"]}]"#, None).await;
+    let (s, body, _) = h
+        .post(
+            "/api/v1/probes/results",
+            r#"[{"probe":"pricing-health","location":"us-east","target":"pricing","success":false,"failures":["[BODY].price (0) > 0"]}]"#,
+            None,
+        )
+        .await;
     assert_eq!((s, body["accepted"].as_u64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
     let (s, body, _) = h.post("/api/v1/probes/results", r#"{"probe":"","location":"x","success":true}"#, None).await;
     assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_alert")), "{body}");

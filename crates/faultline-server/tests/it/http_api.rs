@@ -65,9 +65,7 @@ impl Harness {
     }
 
     async fn create(&self, title: &str, severity: &str) -> Value {
-        let r = self
-            .call("POST", "/api/v1/incidents", Some(&self.admin), Some(&json!({"title": title, "severity": severity}).to_string()))
-            .await;
+        let r = self.call("POST", "/api/v1/incidents", Some(&self.admin), Some(&json!({"title": title, "severity": severity}).to_string())).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         r.body
     }
@@ -139,9 +137,7 @@ async fn incident_lifecycle_over_http() {
     assert_error(&r, StatusCode::CONFLICT, "invalid_transition");
     assert_eq!(r.body["error"]["message"], "incident is already acknowledged");
 
-    let r = h
-        .call("POST", &format!("/api/v1/incidents/{id}/severity"), Some(&h.admin), Some(r#"{"severity":"SEV1","reason":"all regions"}"#))
-        .await;
+    let r = h.call("POST", &format!("/api/v1/incidents/{id}/severity"), Some(&h.admin), Some(r#"{"severity":"SEV1","reason":"all regions"}"#)).await;
     assert_eq!(r.body["severity"], "SEV1", "{}", r.text);
     let r = h.call("POST", &format!("/api/v1/incidents/{id}/roles"), Some(&h.admin), Some(r#"{"role":"incident_commander","user":"bob"}"#)).await;
     assert_eq!(r.body["roles"]["incident_commander"], "bob", "{}", r.text);

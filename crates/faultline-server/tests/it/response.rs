@@ -9,8 +9,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use faultline_core::Timestamp;
 use faultline_server::clock::FixedClock;
-use faultline_server::response_config::ResponseConfig;
 use faultline_server::config::SubscriberLimits;
+use faultline_server::response_config::ResponseConfig;
 use faultline_server::{App, Config};
 use faultline_store::{SqlStore, TokenScope};
 use http_body_util::BodyExt;
@@ -235,7 +235,8 @@ async fn on_call_coverage_and_the_notification_ledger() {
         .collect();
     assert_eq!(
         gaps,
-        [("2027-01-15T00:00:00.000Z", "2027-01-15T09:00:00.000Z"), ("2027-01-15T17:00:00.000Z", "2027-01-16T00:00:00.000Z")].map(|(a, b)| (a.to_owned(), b.to_owned()))
+        [("2027-01-15T00:00:00.000Z", "2027-01-15T09:00:00.000Z"), ("2027-01-15T17:00:00.000Z", "2027-01-16T00:00:00.000Z")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
     let r = h.call("GET", "/api/v1/escalation-policies", None, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -246,7 +247,10 @@ async fn on_call_coverage_and_the_notification_ledger() {
     let r = h.call("GET", &format!("/api/v1/incidents/{id}/notifications"), Some(&h.read), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let n = &r.body["notifications"][0];
-    assert_eq!((n["recipient"].as_str(), n["kind"].as_str(), n["status"].as_str(), n["channel"].as_str()), (Some("alice"), Some("trigger"), Some("pending"), Some("hook")));
+    assert_eq!(
+        (n["recipient"].as_str(), n["kind"].as_str(), n["status"].as_str(), n["channel"].as_str()),
+        (Some("alice"), Some("trigger"), Some("pending"), Some("hook"))
+    );
     assert_eq!(r.body["ledger"][0]["outcome"], "enqueued");
     assert!(!r.text.contains("127.0.0.1:9/hook"), "the channel URL never appears in the ledger");
     let r = h.call("GET", "/api/v1/incidents/0190a5a4-0000-7000-8000-000000000001/notifications", Some(&h.read), None).await;
@@ -279,7 +283,12 @@ async fn response_times_per_incident_and_their_distribution() {
 
     let r = h.call("GET", &format!("/api/v1/incidents/{}", ids[0]), Some(&h.read), None).await;
     let rt = &r.body["response"];
-    assert_eq!((rt["time_to_acknowledge_seconds"].as_f64(), rt["time_to_mitigate_seconds"].as_f64(), rt["time_to_resolve_seconds"].as_f64()), (Some(120.0), Some(600.0), Some(1800.0)), "{}", r.text);
+    assert_eq!(
+        (rt["time_to_acknowledge_seconds"].as_f64(), rt["time_to_mitigate_seconds"].as_f64(), rt["time_to_resolve_seconds"].as_f64()),
+        (Some(120.0), Some(600.0), Some(1800.0)),
+        "{}",
+        r.text
+    );
     assert_eq!(rt["acknowledged_by"], "user:alice");
     let r = h.call("GET", "/api/v1/incidents", Some(&h.read), None).await;
     assert!(r.body["incidents"][0].get("response").is_none(), "lists stay lean");
@@ -288,7 +297,10 @@ async fn response_times_per_incident_and_their_distribution() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!((r.body["incidents"].as_u64(), r.body["unacknowledged"].as_u64(), r.body["unresolved"].as_u64()), (Some(3), Some(1), Some(1)));
     let ack = &r.body["time_to_acknowledge"];
-    assert_eq!((ack["count"].as_u64(), ack["p50_seconds"].as_f64(), ack["p90_seconds"].as_f64(), ack["max_seconds"].as_f64()), (Some(2), Some(120.0), Some(600.0), Some(600.0)));
+    assert_eq!(
+        (ack["count"].as_u64(), ack["p50_seconds"].as_f64(), ack["p90_seconds"].as_f64(), ack["max_seconds"].as_f64()),
+        (Some(2), Some(120.0), Some(600.0), Some(600.0))
+    );
     assert_eq!(r.body["time_to_resolve"]["max_seconds"].as_f64(), Some(3600.0));
     let r = h.call("GET", "/api/v1/metrics/response?severity=SEV2", Some(&h.read), None).await;
     assert_eq!((r.body["incidents"].as_u64(), r.body["time_to_acknowledge"]["max_seconds"].as_f64()), (Some(2), Some(600.0)));
@@ -384,7 +396,13 @@ async fn publishing_a_draft_notifies_subscribers_through_the_outbox_and_notes_it
     let r = h.call("GET", &format!("/api/v1/incidents/{id}"), Some(&h.read), None).await;
     let note = r.body["timeline"].as_array().unwrap().iter().find(|e| e["details"]["component"] == "status_page").cloned().unwrap();
     assert_eq!(note["actor"], "token:ops-admin");
-    assert!(note["details"]["text"].as_str().unwrap().contains("published as drafted: investigating (checkout operational → partial_outage); 2 subscriber notification(s) enqueued"), "{note}");
+    assert!(
+        note["details"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("published as drafted: investigating (checkout operational → partial_outage); 2 subscriber notification(s) enqueued"),
+        "{note}"
+    );
     // A second publish of the same draft is refused: the draft is gone.
     let r = h.call("POST", &format!("/api/v1/status-page/drafts/{id}/publish"), Some(&h.admin), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -467,7 +485,12 @@ async fn subscriptions_are_capped_and_rate_limited() {
     for i in 0..2 {
         assert_eq!(h.call("POST", "/api/v2/subscribers", None, Some(endpoint(i))).await.status, StatusCode::CREATED);
     }
-    let req = Request::builder().method("POST").uri("/api/v2/subscribers").header(header::CONTENT_TYPE, "application/json").body(Body::from(endpoint(2).to_string())).unwrap();
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/v2/subscribers")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(endpoint(2).to_string()))
+        .unwrap();
     let resp = h.router.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(resp.headers().get(header::RETRY_AFTER).unwrap(), "30", "one token in 30 s at 2 a minute");
@@ -545,9 +568,17 @@ async fn x_forwarded_for_counts_only_from_trusted_proxies() {
     assert_eq!(subscribe_from(&h, "10.0.0.2", Some("198.51.100.1"), 0).await.0, StatusCode::CREATED);
     assert_eq!(subscribe_from(&h, "10.0.0.2", Some("198.51.100.2"), 1).await.0, StatusCode::CREATED, "another client behind the same proxy");
     assert_eq!(subscribe_from(&h, "10.0.0.3", Some("198.51.100.1, 10.0.0.9"), 2).await.0, StatusCode::TOO_MANY_REQUESTS, "the same client via two hops");
-    assert_eq!(subscribe_from(&h, "10.0.0.2", Some("203.0.113.50, 198.51.100.2"), 3).await.0, StatusCode::TOO_MANY_REQUESTS, "a forged leftmost entry is ignored");
+    assert_eq!(
+        subscribe_from(&h, "10.0.0.2", Some("203.0.113.50, 198.51.100.2"), 3).await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a forged leftmost entry is ignored"
+    );
     assert_eq!(subscribe_from(&h, "203.0.113.1", Some("198.51.100.9"), 4).await.0, StatusCode::CREATED);
-    assert_eq!(subscribe_from(&h, "203.0.113.1", Some("198.51.100.10"), 5).await.0, StatusCode::TOO_MANY_REQUESTS, "a direct client's header is still not believed");
+    assert_eq!(
+        subscribe_from(&h, "203.0.113.1", Some("198.51.100.10"), 5).await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a direct client's header is still not believed"
+    );
 }
 
 /// The served App sees each connection's peer: two clients on different

@@ -174,10 +174,7 @@ mod tests {
 
     #[test]
     fn urls_parse_with_and_without_port_and_path() {
-        assert_eq!(
-            parse_url("http://localhost:4318").unwrap(),
-            Endpoint { host: "localhost".into(), port: 4318, base: String::new() }
-        );
+        assert_eq!(parse_url("http://localhost:4318").unwrap(), Endpoint { host: "localhost".into(), port: 4318, base: String::new() });
         assert_eq!(parse_url("http://h/otlp/").unwrap(), Endpoint { host: "h".into(), port: 80, base: "/otlp".into() });
         assert!(parse_url("https://h").is_err());
         assert!(parse_url("http://h:x").is_err());

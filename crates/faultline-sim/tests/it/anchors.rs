@@ -12,11 +12,7 @@ fn run(yaml: &str) -> RunOutput {
 /// Bronson et al. (HotOS'21) §2.1 with `rate` QPS, one retry after 1 s, and
 /// an optional 10 s outage at t = 20 s; `budget` caps retries per client.
 fn bronson(rate: f64, outage: bool, budget: Option<f64>, duration: u32) -> String {
-    let fault = if outage {
-        "faults:\n  - {at: 20s, for: 10s, fault: capacity_cut, service: db, factor: 1.0}\n"
-    } else {
-        ""
-    };
+    let fault = if outage { "faults:\n  - {at: 20s, for: 10s, fault: capacity_cut, service: db, factor: 1.0}\n" } else { "" };
     let budget = budget.map(|b| format!(", budget: {{ratio: {b}, cap: 2}}")).unwrap_or_default();
     format!(
         "name: bronson
@@ -175,9 +171,7 @@ fn retries_vs_token_bucket_vs_breaker_at_half_failure() {
     // Bucket: 5 initial tokens + 0.1 per call over 100 calls per client ≈ 1.14.
     assert!((load - 1.14).abs() < 0.03, "token bucket load {load} (published 1.143)");
     assert!(succ > 0.53 && succ < 0.61, "token bucket success {succ} (published 0.570)");
-    let (load, succ) = brooker(
-        "retry: {attempts: 4}, breaker: {failure_ratio: 0.1, window: 1000s, min_calls: 1, scope: retries}",
-    );
+    let (load, succ) = brooker("retry: {attempts: 4}, breaker: {failure_ratio: 0.1, window: 1000s, min_calls: 1, scope: retries}");
     assert!((load - 1.0).abs() < 0.02, "breaker load {load} (published 1.000)");
     assert!((succ - 0.5).abs() < 0.03, "breaker success {succ}");
 }

@@ -30,8 +30,7 @@ fn windows_are_emitted_as_edge_and_metric_signals_while_running() {
         .collect();
     assert!(!storm.is_empty());
     // In the storm, about half of the attempts to db are retries and all fail.
-    let (req, retries, errs): (u64, u64, u64) =
-        storm.iter().fold((0, 0, 0), |a, e| (a.0 + e.requests, a.1 + e.retries, a.2 + e.errors));
+    let (req, retries, errs): (u64, u64, u64) = storm.iter().fold((0, 0, 0), |a, e| (a.0 + e.requests, a.1 + e.retries, a.2 + e.errors));
     assert!(retries * 10 > req * 4 && errs * 10 > req * 9, "req {req} retries {retries} errors {errs}");
     // The same signals come out of the finished series.
     assert_eq!(out.series.signals(epoch).filter(|s| matches!(s, Signal::Edge(_))).count(), edges.len());
@@ -43,10 +42,7 @@ fn csv_and_svg_have_the_expected_shape() {
     let out = run_scenario(&sc, None, Some(faultline_sim::scenario::Dur(40.0)), false);
     let csv = out.series.services_csv();
     let mut lines = csv.lines();
-    assert_eq!(
-        lines.next().unwrap(),
-        "t_s,service,arrivals,served,dropped,rejected,errors,queue_depth,queue_max,busy,capacity,utilization"
-    );
+    assert_eq!(lines.next().unwrap(), "t_s,service,arrivals,served,dropped,rejected,errors,queue_depth,queue_max,busy,capacity,utilization");
     assert_eq!(lines.count(), 40 * 2, "one row per service per window");
     assert!(out.series.edges_csv().lines().any(|l| l.contains(",producers,orders-api,")));
     let chart = svg::run_chart(&out.series, &out.ground_truth, &[]);
@@ -59,7 +55,8 @@ fn csv_and_svg_have_the_expected_shape() {
 
 #[test]
 fn scenario_errors_name_the_field_and_the_line() {
-    let bad_ref = "name: x\nduration: 10s\nground_truth: {class: crash, failure_model: crash, origin: a}\nservices:\n  - name: a\n    calls:\n      - to: nowhere\n";
+    let bad_ref =
+        "name: x\nduration: 10s\nground_truth: {class: crash, failure_model: crash, origin: a}\nservices:\n  - name: a\n    calls:\n      - to: nowhere\n";
     let e = Scenario::from_yaml(bad_ref).unwrap_err().to_string();
     assert!(e.contains("line 7") && e.contains("services[0].calls[0].to") && e.contains("nowhere"), "{e}");
 
@@ -164,19 +161,10 @@ fn otlp_export_sends_spans_per_attempt_and_window_gauges() {
     assert_eq!(traces.len(), 3, "one trace batch per 1 s window");
     assert_eq!(metrics.len(), 3);
     let v: serde_json::Value = serde_json::from_str(traces[1]).unwrap();
-    let services: Vec<String> = v["resourceSpans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["resource"]["attributes"][0]["value"]["stringValue"].as_str().unwrap().to_owned())
-        .collect();
+    let services: Vec<String> =
+        v["resourceSpans"].as_array().unwrap().iter().map(|r| r["resource"]["attributes"][0]["value"]["stringValue"].as_str().unwrap().to_owned()).collect();
     assert!(services.contains(&"api".to_owned()) && services.contains(&"db".to_owned()), "{services:?}");
-    let spans: Vec<&serde_json::Value> = v["resourceSpans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| r["scopeSpans"][0]["spans"].as_array().unwrap())
-        .collect();
+    let spans: Vec<&serde_json::Value> = v["resourceSpans"].as_array().unwrap().iter().flat_map(|r| r["scopeSpans"][0]["spans"].as_array().unwrap()).collect();
     assert!(spans.len() <= 2 * 100 && spans.len() >= 100, "sampled to 100 attempts: {}", spans.len());
     assert!(spans.iter().any(|s| s["kind"] == 3) && spans.iter().any(|s| s["kind"] == 2 && s["parentSpanId"].is_string()));
     let m: serde_json::Value = serde_json::from_str(metrics[0]).unwrap();
@@ -202,8 +190,7 @@ fn byzantine_answers_are_reported_as_wrong_answer_metrics() {
     let mut answers_after = 0.0;
     run_with_signals(&sc, None, false, epoch, |s| {
         if let Signal::Metric(m) = s {
-            let is_pricing = m.service.as_ref().is_some_and(|x| x.as_str() == "pricing")
-                && m.labels.get("caller").map(String::as_str) == Some("api");
+            let is_pricing = m.service.as_ref().is_some_and(|x| x.as_str() == "pricing") && m.labels.get("caller").map(String::as_str) == Some("api");
             // Windows ending by t = 30 s are before the fault; from 32 s on, after it.
             let before = m.at <= epoch + faultline_core::Duration::from_secs(30);
             let after = m.at >= epoch + faultline_core::Duration::from_secs(32);

@@ -43,9 +43,7 @@ fn retry_storm() {
 fn cache_stampede() {
     let (u, d) = both("cache-stampede");
     let base = u.goodput_rate("readers", 5.0, 30.0);
-    let hits = |s: &Series, from: u32| {
-        s.metric("cache_hit_ratio", "app/cache:db").iter().filter(|r| r.window >= from).map(|r| r.value).fold(1.0, f64::min)
-    };
+    let hits = |s: &Series, from: u32| s.metric("cache_hit_ratio", "app/cache:db").iter().filter(|r| r.window >= from).map(|r| r.value).fold(1.0, f64::min);
     assert!(hits(&u, 40) < 0.05, "hit ratio collapses and stays down");
     assert!(u.goodput_rate("readers", 45.0, 90.0) < 0.05 * base);
     assert!(d.goodput_rate("readers", 40.0, 90.0) > 0.97 * base);
@@ -80,15 +78,8 @@ fn queue_overload() {
 }
 
 fn shard_skew(s: &Series, from_w: u32, to_w: u32) -> f64 {
-    let mut per: Vec<f64> = (0..8)
-        .map(|k| {
-            s.service(&format!("store[{k}]"))
-                .iter()
-                .filter(|r| r.window >= from_w && r.window < to_w)
-                .map(|r| r.arrivals as f64)
-                .sum()
-        })
-        .collect();
+    let mut per: Vec<f64> =
+        (0..8).map(|k| s.service(&format!("store[{k}]")).iter().filter(|r| r.window >= from_w && r.window < to_w).map(|r| r.arrivals as f64).sum()).collect();
     per.sort_by(f64::total_cmp);
     per[7] / per[3]
 }
@@ -158,9 +149,7 @@ fn partition() {
 #[test]
 fn byzantine() {
     let (u, d) = both("byzantine");
-    let sum = |s: &Series, f: fn(&faultline_sim::series::FlowRow) -> u64| -> u64 {
-        s.flow("users").into_iter().filter(|r| r.window >= 35).map(f).sum()
-    };
+    let sum = |s: &Series, f: fn(&faultline_sim::series::FlowRow) -> u64| -> u64 { s.flow("users").into_iter().filter(|r| r.window >= 35).map(f).sum() };
     let (wrong, failed, req) = (sum(&u, |r| r.wrong), sum(&u, |r| r.failed), sum(&u, |r| r.requests));
     let share = wrong as f64 / req as f64;
     assert!((0.28..0.39).contains(&share), "a third of answers silently wrong: {share}");

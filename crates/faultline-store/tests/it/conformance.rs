@@ -29,9 +29,7 @@ async fn open(store: &SqlStore, title: &str, sev: Severity, at: Timestamp) -> In
 pub async fn incident_round_trips_with_its_timeline(store: SqlStore) {
     let id = open(&store, "checkout errors", Severity::Sev2, t(0)).await;
     execute(&store, id, Command::Acknowledge, alice(), t(10)).await.unwrap();
-    execute(&store, id, Command::AssignRole { role: Role::Scribe, user: UserId::new("bob").unwrap() }, alice(), t(20))
-        .await
-        .unwrap();
+    execute(&store, id, Command::AssignRole { role: Role::Scribe, user: UserId::new("bob").unwrap() }, alice(), t(20)).await.unwrap();
     let (state, _) = execute(&store, id, Command::Resolve { note: Some("fixed".into()) }, alice(), t(30)).await.unwrap();
     assert_eq!(state.status, IncidentStatus::Resolved);
 
@@ -148,8 +146,14 @@ pub async fn concurrent_writers_never_lose_an_event(store: SqlStore) {
 pub async fn racing_acknowledgements_record_one(store: SqlStore) {
     let id = open(&store, "race", Severity::Sev2, t(0)).await;
     let store = Arc::new(store);
-    let a = { let s = store.clone(); tokio::spawn(async move { execute(&*s, id, Command::Acknowledge, alice(), t(1)).await }) };
-    let b = { let s = store.clone(); tokio::spawn(async move { execute(&*s, id, Command::Acknowledge, alice(), t(1)).await }) };
+    let a = {
+        let s = store.clone();
+        tokio::spawn(async move { execute(&*s, id, Command::Acknowledge, alice(), t(1)).await })
+    };
+    let b = {
+        let s = store.clone();
+        tokio::spawn(async move { execute(&*s, id, Command::Acknowledge, alice(), t(1)).await })
+    };
     let results = [a.await.unwrap(), b.await.unwrap()];
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
     let err = results.into_iter().find_map(Result::err).unwrap();
@@ -167,24 +171,16 @@ pub async fn list_filters_and_orders_newest_first(store: SqlStore) {
     let all = store.list_incidents(&IncidentFilter::default()).await.unwrap();
     let ids: Vec<_> = all.iter().map(|i| i.id).collect();
     assert_eq!(ids, [c, b, a]);
-    let open_sev1 = store
-        .list_incidents(&IncidentFilter { severity: Some(Severity::Sev1), open_only: true, ..Default::default() })
-        .await
-        .unwrap();
+    let open_sev1 = store.list_incidents(&IncidentFilter { severity: Some(Severity::Sev1), open_only: true, ..Default::default() }).await.unwrap();
     assert_eq!(open_sev1.iter().map(|i| i.id).collect::<Vec<_>>(), [b]);
-    let resolved = store
-        .list_incidents(&IncidentFilter { status: Some(IncidentStatus::Resolved), ..Default::default() })
-        .await
-        .unwrap();
+    let resolved = store.list_incidents(&IncidentFilter { status: Some(IncidentStatus::Resolved), ..Default::default() }).await.unwrap();
     assert_eq!(resolved.iter().map(|i| i.id).collect::<Vec<_>>(), [c]);
     let limited = store.list_incidents(&IncidentFilter { limit: Some(1), ..Default::default() }).await.unwrap();
     assert_eq!(limited.len(), 1);
     // The opened-at window applies before the limit: [t(5), t(9)) with
     // limit 1 is b, not the newest incident c cut away afterwards.
-    let window = store
-        .list_incidents(&IncidentFilter { opened_from: Some(t(5)), opened_before: Some(t(9)), limit: Some(1), ..Default::default() })
-        .await
-        .unwrap();
+    let window =
+        store.list_incidents(&IncidentFilter { opened_from: Some(t(5)), opened_before: Some(t(9)), limit: Some(1), ..Default::default() }).await.unwrap();
     assert_eq!(window.iter().map(|i| i.id).collect::<Vec<_>>(), [b]);
     let from_a = store.list_incidents(&IncidentFilter { opened_from: Some(t(0)), opened_before: Some(t(5)), ..Default::default() }).await.unwrap();
     assert_eq!(from_a.iter().map(|i| i.id).collect::<Vec<_>>(), [a], "from is inclusive, before is exclusive");
@@ -200,14 +196,7 @@ pub async fn duplicate_incident_id_is_rejected(store: SqlStore) {
 }
 
 pub async fn tokens_are_stored_by_hash_and_revocable(store: SqlStore) {
-    let rec = TokenRecord {
-        id: "tok1".into(),
-        name: "ci".into(),
-        scope: TokenScope::Admin,
-        token_hash: "ab".repeat(32),
-        created_at: t(0),
-        revoked_at: None,
-    };
+    let rec = TokenRecord { id: "tok1".into(), name: "ci".into(), scope: TokenScope::Admin, token_hash: "ab".repeat(32), created_at: t(0), revoked_at: None };
     store.insert_token(&rec).await.unwrap();
     assert_eq!(store.token_by_hash(&rec.token_hash).await.unwrap(), Some(rec.clone()));
     assert_eq!(store.token_by_hash("nope").await.unwrap(), None);

@@ -10,10 +10,8 @@ use faultline_core::escalation::Escalation;
 use faultline_core::routing::{ApiMatcher, Silence};
 use faultline_core::status_page::{DraftUpdate, Impact, PublicIncident, PublicIncidentStatus, PublicUpdate, ScheduledMaintenance};
 use faultline_core::{IncidentId, Timestamp};
+use faultline_store::response::{DeliveryStatus, DraftRecord, EscalationRecord, OutboxItem, ResponseBatch, ResponseStore, Subscriber};
 use faultline_store::{SqlStore, StoreError};
-use faultline_store::response::{
-    DeliveryStatus, DraftRecord, EscalationRecord, OutboxItem, ResponseBatch, ResponseStore, Subscriber,
-};
 
 fn t(s: i64) -> Timestamp {
     Timestamp::from_secs(1_800_000_000 + s)
@@ -75,10 +73,7 @@ pub async fn stale_incidents_are_those_read_past_their_cursor(store: SqlStore) {
 
 pub async fn claims_lease_due_rows_once_and_redeliver_after_a_lost_lease(store: SqlStore) {
     let inc = new_id();
-    let batch = ResponseBatch {
-        enqueue: vec![item(inc, "now", t(0)), item(inc, "later", t(60))],
-        ..Default::default()
-    };
+    let batch = ResponseBatch { enqueue: vec![item(inc, "now", t(0)), item(inc, "later", t(60))], ..Default::default() };
     store.commit_response(&batch, t(0)).await.unwrap();
     let claimed = store.claim_due("w1", t(0), 30_000, 10).await.unwrap();
     assert_eq!(claimed.iter().map(|r| r.idempotency_key.as_str()).collect::<Vec<_>>(), ["now"], "only due rows");
@@ -167,10 +162,7 @@ pub async fn escalation_states_persist_with_their_wake_up(store: SqlStore) {
     let rec = EscalationRecord { incident: inc, policy: "payments".into(), state: state.clone(), next_wake_at: Some(t(300)), updated_at: t(0) };
     let other = EscalationRecord { incident: new_id(), policy: "db".into(), state: state.clone(), next_wake_at: Some(t(100)), updated_at: t(0) };
     let idle = EscalationRecord { incident: new_id(), policy: "db".into(), state, next_wake_at: None, updated_at: t(0) };
-    store
-        .commit_response(&ResponseBatch { escalations: vec![rec.clone(), other.clone(), idle], ..Default::default() }, t(0))
-        .await
-        .unwrap();
+    store.commit_response(&ResponseBatch { escalations: vec![rec.clone(), other.clone(), idle], ..Default::default() }, t(0)).await.unwrap();
     assert_eq!(store.escalations(inc).await.unwrap(), std::slice::from_ref(&rec));
     assert_eq!(store.next_escalation_wake().await.unwrap(), Some(t(100)));
     let due: Vec<_> = store.due_escalations(t(300), 10).await.unwrap().into_iter().map(|e| e.policy).collect();
@@ -219,7 +211,13 @@ pub async fn status_page_state_round_trips(store: SqlStore) {
     assert_eq!(store.public_incident_for(inc).await.unwrap(), Some(resolved), "the link to the internal incident is kept");
     let draft = DraftRecord {
         incident: inc,
-        draft: DraftUpdate { status: PublicIncidentStatus::Identified, impact: Impact::Major, body: "found it".into(), components: Default::default(), changed: true },
+        draft: DraftUpdate {
+            status: PublicIncidentStatus::Identified,
+            impact: Impact::Major,
+            body: "found it".into(),
+            components: Default::default(),
+            changed: true,
+        },
         created_at: t(3),
     };
     store.put_draft(&draft).await.unwrap();
@@ -252,7 +250,13 @@ pub async fn publishing_is_one_transaction_with_its_subscriber_notifications(sto
     let public = PublicIncident { updated_at: t(1), ..public_with(&inc.to_string(), 0, "") };
     let draft = DraftRecord {
         incident: inc,
-        draft: DraftUpdate { status: PublicIncidentStatus::Investigating, impact: Impact::Major, body: "looking".into(), components: Default::default(), changed: true },
+        draft: DraftUpdate {
+            status: PublicIncidentStatus::Investigating,
+            impact: Impact::Major,
+            body: "looking".into(),
+            components: Default::default(),
+            changed: true,
+        },
         created_at: t(1),
     };
     store.put_draft(&draft).await.unwrap();
@@ -279,7 +283,13 @@ pub async fn publishing_is_one_transaction_with_its_subscriber_notifications(sto
 /// the cut-off, never a live one, and a backlog of several batches in one
 /// call.
 pub async fn unsubscribed_subscribers_are_purged_after_their_retention(store: SqlStore) {
-    let sub = |id: String, unsubscribed_at: Option<Timestamp>| Subscriber { id, kind: "webhook".into(), target: "https://hooks.example.com/x".into(), created_at: t(0), unsubscribed_at };
+    let sub = |id: String, unsubscribed_at: Option<Timestamp>| Subscriber {
+        id,
+        kind: "webhook".into(),
+        target: "https://hooks.example.com/x".into(),
+        created_at: t(0),
+        unsubscribed_at,
+    };
     store.add_subscriber(&sub("live".into(), None)).await.unwrap();
     store.add_subscriber(&sub("recent".into(), None)).await.unwrap();
     assert!(store.unsubscribe("recent", t(100)).await.unwrap());
