@@ -86,6 +86,9 @@ impl Clock for TelemetryClock {
     }
 }
 
+/// The integration key of the demo's PagerDuty monitor (configured in `pagerduty_routing_keys`).
+const DEMO_ROUTING_KEY: &str = "demo-gateway-monitor";
+
 /// The demo's user who acknowledges once the escalation reaches them.
 const SECOND_LEVEL: &str = "bob";
 
@@ -129,12 +132,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         otlp_grpc_listen: None,
         otlp_http_listen: None,
         response: Some(Arc::new(response)),
+        // The demo's PagerDuty monitor authenticates with its routing key,
+        // as PagerDuty senders do.
+        pagerduty_routing_keys: vec![DEMO_ROUTING_KEY.to_owned()],
         // One look at the clock per virtual second, as in production.
         tick_interval: std::time::Duration::from_secs_f64((1.0 / args.speed).max(0.005)),
         ..faultline_server::Config::default()
     };
     config.listen = faultline_server::config::parse_listen("--listen", &args.listen)?;
     let store = faultline_server::open_store(&config).await?;
+    // Ingest needs a token: the simulator and the demo's Prometheus alert
+    // send this one (scope ingest, so it can do nothing else).
+    let (_, ingest_token) = faultline_server::auth::create_token(&store, "demo-simulator", faultline_store::TokenScope::Ingest, clock.now()).await?;
     let app = faultline_server::App::with_store(config, store.clone(), clock.clone());
     let listener = app.bind().await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -160,7 +169,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The simulator sends its telemetry over the OTLP wire from a blocking
     // thread, paced against the same accelerated clock.
     let export =
-        faultline_sim::cli::OtlpExport { url: base.clone(), speed: Some(args.speed), max_spans: 2000, epoch_ns: (epoch.as_millis().max(0) as u64) * 1_000_000 };
+        faultline_sim::cli::OtlpExport { url: base.clone(), speed: Some(args.speed), max_spans: 2000,
+        epoch_ns: (epoch.as_millis().max(0) as u64) * 1_000_000,
+        token: Some(ingest_token.clone()),
+    };
     let (sc2, seed, progress) = (sc.clone(), args.seed, clock.clone());
     let started = Instant::now();
     let sim = tokio::task::spawn_blocking(move || {
@@ -169,7 +181,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         })
     });
 
-    let mut watch = Watch::new(epoch, base.clone(), token.clone());
+    let mut watch = Watch::new(epoch, base.clone(), token.clone(), ingest_token);
     let mut sim = Some(sim);
     let mut outcome = None;
     let mut waited_after_end = 0u32;
@@ -237,6 +249,8 @@ struct Watch {
     epoch: Timestamp,
     base: String,
     token: String,
+    /// Sent with the Prometheus alert (PagerDuty events carry their routing key).
+    ingest_token: String,
     client: reqwest::Client,
     printed: std::collections::BTreeMap<IncidentId, usize>,
     delivered: BTreeSet<String>,
@@ -251,11 +265,12 @@ struct Watch {
 }
 
 impl Watch {
-    fn new(epoch: Timestamp, base: String, token: String) -> Watch {
+    fn new(epoch: Timestamp, base: String, token: String, ingest_token: String) -> Watch {
         Watch {
             epoch,
             base,
             token,
+            ingest_token,
             client: reqwest::Client::new(),
             printed: Default::default(),
             delivered: BTreeSet::new(),
@@ -341,14 +356,14 @@ impl Watch {
                 }]);
                 self.post("/api/v2/alerts", &am, "Prometheus alert FraudCheckLatencyHigh{service=fraud-check} → /api/v2/alerts", now).await?;
                 let pd = serde_json::json!({
-                    "routing_key": "demo-gateway-monitor", "event_action": "trigger", "dedup_key": "gateway-5xx",
+                    "routing_key": DEMO_ROUTING_KEY, "event_action": "trigger", "dedup_key": "gateway-5xx",
                     "payload": {"summary": "gateway 5xx rate above 5%", "source": "synthetic-monitor", "severity": "error", "component": "gateway"}
                 });
                 self.post("/v2/enqueue", &pd, "PagerDuty event trigger gateway-5xx{component=gateway} → /v2/enqueue", now).await?;
                 self.alerts_sent_at = Some(now);
             }
             Some(sent) if !self.pd_resolved && now - sent >= Duration::from_mins(4) => {
-                let pd = serde_json::json!({"routing_key": "demo-gateway-monitor", "event_action": "resolve", "dedup_key": "gateway-5xx"});
+                let pd = serde_json::json!({"routing_key": DEMO_ROUTING_KEY, "event_action": "resolve", "dedup_key": "gateway-5xx"});
                 self.post("/v2/enqueue", &pd, "PagerDuty event resolve gateway-5xx → /v2/enqueue", now).await?;
                 self.pd_resolved = true;
             }
@@ -358,7 +373,12 @@ impl Watch {
     }
 
     async fn post(&self, path: &str, body: &serde_json::Value, what: &str, now: Timestamp) -> anyhow::Result<()> {
-        let r = self.client.post(format!("{}{path}", self.base)).json(body).send().await?;
+        let mut req = self.client.post(format!("{}{path}", self.base)).json(body);
+        // PagerDuty senders authenticate with the routing key alone.
+        if path != "/v2/enqueue" {
+            req = req.bearer_auth(&self.ingest_token);
+        }
+        let r = req.send().await?;
         let status = r.status();
         if !status.is_success() {
             anyhow::bail!("{what}: {status}: {}", r.text().await.unwrap_or_default());

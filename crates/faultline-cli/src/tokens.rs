@@ -18,8 +18,10 @@ pub struct TokenArgs {
 enum Scope {
     /// Read everything, change nothing.
     Read,
-    /// Read and change everything.
+    /// Read and change everything (and send, like an ingest token).
     Admin,
+    /// Send telemetry and alerts only (one per source: prometheus, otel-collector, …).
+    Ingest,
 }
 
 #[derive(Subcommand)]
@@ -55,6 +57,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
             let scope = match scope {
                 Scope::Read => TokenScope::Read,
                 Scope::Admin => TokenScope::Admin,
+                Scope::Ingest => TokenScope::Ingest,
             };
             let name = match name {
                 Some(n) => n,

@@ -8,7 +8,8 @@
 //! Backpressure answers RESOURCE_EXHAUSTED with a `google.rpc.RetryInfo`
 //! detail (queue full; the OTLP spec makes that retryable) or UNAVAILABLE
 //! (pipeline stopped); undecodable messages are INVALID_ARGUMENT (tonic
-//! decodes them); a missing ingest token is UNAUTHENTICATED. Not here:
+//! decodes them); a missing or wrong ingest token is UNAUTHENTICATED, a
+//! token without the ingest scope PERMISSION_DENIED. Not here:
 //! protocol conversion (`traces.rs`, `metrics.rs`).
 
 use std::future::Future;
@@ -24,6 +25,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::codegen::{BoxFuture, http};
 use tonic::{Code, Request, Response, Status};
 
+use crate::auth::RefusalKind;
 use crate::http::{ProtoAny, RpcStatus};
 use crate::ingest::{Batch, Ingest};
 use crate::{logs_from_request, metrics_from_request};
@@ -48,14 +50,21 @@ struct RetryInfo {
 struct Otlp(Ingest);
 
 impl Otlp {
-    fn check_token<T>(&self, req: &Request<T>, signal: &str) -> Result<(), Status> {
-        let Some(token) = &self.0.shared.cfg.token else { return Ok(()) };
-        let got = req.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-        if got.strip_prefix("Bearer ") == Some(token.as_str()) {
-            Ok(())
-        } else {
-            self.0.shared.metrics.request("grpc", signal, "unauthorized");
-            Err(Status::unauthenticated("missing or wrong ingest token"))
+    /// Asks the authenticator about the request's `authorization` metadata
+    /// (the same `Bearer`/Basic parsing as HTTP, `auth::credential`).
+    async fn check_token(&self, meta: &tonic::metadata::MetadataMap, signal: &str) -> Result<(), Status> {
+        let given = meta.get("authorization").map(|v| v.as_bytes());
+        match self.0.shared.cfg.auth.check(given).await {
+            Ok(()) => Ok(()),
+            Err(refusal) => {
+                let (outcome, status) = match refusal.kind {
+                    RefusalKind::Unauthenticated => ("unauthorized", Status::unauthenticated(refusal.message)),
+                    RefusalKind::Forbidden => ("forbidden", Status::permission_denied(refusal.message)),
+                    RefusalKind::Unavailable => ("unavailable", Status::unavailable(refusal.message)),
+                };
+                self.0.shared.metrics.request("grpc", signal, outcome);
+                Err(status)
+            }
         }
     }
 
@@ -85,13 +94,7 @@ impl Otlp {
 impl Otlp {
     /// Export for traces from raw message bytes.
     async fn export_traces(&self, meta: &tonic::metadata::MetadataMap, bytes: Bytes) -> Result<ExportTraceServiceResponse, Status> {
-        if let Some(token) = &self.0.shared.cfg.token {
-            let got = meta.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-            if got.strip_prefix("Bearer ") != Some(token.as_str()) {
-                self.0.shared.metrics.request("grpc", "traces", "unauthorized");
-                return Err(Status::unauthenticated("missing or wrong ingest token"));
-            }
-        }
+        self.check_token(meta, "traces").await?;
         let decoded = match crate::decode_traces_protobuf(&bytes) {
             Ok(d) => d,
             Err(e) => {
@@ -214,7 +217,7 @@ where
 #[tonic::async_trait]
 impl MetricsService for Otlp {
     async fn export(&self, request: Request<ExportMetricsServiceRequest>) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.check_token(&request, "metrics")?;
+        self.check_token(request.metadata(), "metrics").await?;
         let decoded = metrics_from_request(request.get_ref());
         let n = decoded.points.len() as u64;
         if n > 0 {
@@ -234,7 +237,7 @@ impl MetricsService for Otlp {
 #[tonic::async_trait]
 impl LogsService for Otlp {
     async fn export(&self, request: Request<ExportLogsServiceRequest>) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.check_token(&request, "logs")?;
+        self.check_token(request.metadata(), "logs").await?;
         let decoded = logs_from_request(request.get_ref());
         if !decoded.events.is_empty() {
             self.enqueue("logs", Batch::Logs(decoded.events))?;

@@ -5,7 +5,9 @@
 //! (partial success when records were rejected) in the request's encoding;
 //! 400 with a `google.rpc.Status` body for undecodable payloads; 413 for
 //! oversize bodies; 415 for other content types; 429 (queue full) or 503
-//! (pipeline stopped) with `Retry-After`; 401 without the ingest token.
+//! (pipeline stopped) with `Retry-After`; 401 without a valid ingest token
+//! (`Authorization: Bearer`, or Basic with the token as the password), 403
+//! for a token whose scope is not ingest.
 //! Remote-write answers 204, and 503 + Retry-After on backpressure (senders
 //! must retry 5xx). Not here: decoding itself or the graph.
 
@@ -23,6 +25,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsPartialSuc
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use prost::Message;
 
+use crate::auth::RefusalKind;
 use crate::ingest::{Batch, Ingest};
 use crate::{DecodeError, Encoding, PartialSuccess, decode_otlp_logs, decode_otlp_metrics, decode_otlp_traces, gunzip};
 
@@ -49,6 +52,7 @@ pub(crate) struct ProtoAny {
 /// gRPC codes used in error bodies.
 const INVALID_ARGUMENT: i32 = 3;
 const RESOURCE_EXHAUSTED: i32 = 8;
+const PERMISSION_DENIED: i32 = 7;
 const UNAVAILABLE: i32 = 14;
 const UNAUTHENTICATED: i32 = 16;
 
@@ -83,8 +87,8 @@ fn error(status: StatusCode, enc: Encoding, code: i32, message: String, retry_af
     resp
 }
 
-/// Checks the token, content type and encoding, and returns the decoded-ready body.
-fn prepare(ingest: &Ingest, signal: &str, headers: &HeaderMap, body: Result<Bytes, BytesRejection>, otlp: bool) -> Result<(Encoding, Bytes), Response> {
+/// Checks the sender's credential (`auth`), the content type and encoding, and returns the decoded-ready body.
+async fn prepare(ingest: &Ingest, signal: &str, headers: &HeaderMap, body: Result<Bytes, BytesRejection>, otlp: bool) -> Result<(Encoding, Bytes), Response> {
     let m = &ingest.shared.metrics;
     let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -94,13 +98,14 @@ fn prepare(ingest: &Ingest, signal: &str, headers: &HeaderMap, body: Result<Byte
         _ => None,
     };
     let err_enc = enc.unwrap_or(Encoding::Json);
-    if let Some(token) = &ingest.shared.cfg.token {
-        let got = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let ok = got.strip_prefix("Bearer ").is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-        if !ok {
-            m.request("http", signal, "unauthorized");
-            return Err(error(StatusCode::UNAUTHORIZED, err_enc, UNAUTHENTICATED, "missing or wrong ingest token".into(), None));
-        }
+    if let Err(refusal) = ingest.shared.cfg.auth.check(headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes)).await {
+        let (status, code, outcome) = match refusal.kind {
+            RefusalKind::Unauthenticated => (StatusCode::UNAUTHORIZED, UNAUTHENTICATED, "unauthorized"),
+            RefusalKind::Forbidden => (StatusCode::FORBIDDEN, PERMISSION_DENIED, "forbidden"),
+            RefusalKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, "unavailable"),
+        };
+        m.request("http", signal, outcome);
+        return Err(error(status, err_enc, code, refusal.message, (status == StatusCode::SERVICE_UNAVAILABLE).then_some(ingest.shared.cfg.retry_after_secs)));
     }
     let Some(enc) = enc else {
         m.request("http", signal, "unsupported_media_type");
@@ -145,10 +150,6 @@ fn bad(ingest: &Ingest, signal: &str, enc: Encoding, e: &DecodeError) -> Respons
     error(status, enc, INVALID_ARGUMENT, e.to_string(), None)
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Queues a batch; on a full or closed queue answers with a retryable error.
 fn enqueue(ingest: &Ingest, signal: &str, enc: Encoding, batch: Batch, remote_write: bool) -> Result<(), Response> {
     let retry = ingest.shared.cfg.retry_after_secs;
@@ -181,7 +182,7 @@ fn partial(p: &PartialSuccess) -> Option<(i64, String)> {
 }
 
 async fn traces(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let (enc, body) = match prepare(&ingest, "traces", &headers, body, true) {
+    let (enc, body) = match prepare(&ingest, "traces", &headers, body, true).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -208,7 +209,7 @@ async fn traces(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<B
 }
 
 async fn metrics(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let (enc, body) = match prepare(&ingest, "metrics", &headers, body, true) {
+    let (enc, body) = match prepare(&ingest, "metrics", &headers, body, true).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -234,7 +235,7 @@ async fn metrics(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<
 }
 
 async fn logs(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let (enc, body) = match prepare(&ingest, "logs", &headers, body, true) {
+    let (enc, body) = match prepare(&ingest, "logs", &headers, body, true).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -258,7 +259,7 @@ async fn logs(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Byt
 }
 
 async fn remote_write(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let (enc, body) = match prepare(&ingest, "remote_write", &headers, body, false) {
+    let (enc, body) = match prepare(&ingest, "remote_write", &headers, body, false).await {
         Ok(x) => x,
         Err(r) => return r,
     };

@@ -35,8 +35,9 @@ pub struct IngestConfig {
     pub max_body_bytes: usize,
     /// Largest body after gzip/snappy decompression (default 32 MiB).
     pub max_decoded_bytes: usize,
-    /// If set, every ingest request must carry `Authorization: Bearer <token>`.
-    pub token: Option<String>,
+    /// Who may send (`auth::IngestAuth`): open by default for library
+    /// users; the server always asks its token store unless told not to.
+    pub auth: crate::auth::IngestAuth,
     /// Seconds in the Retry-After / RetryInfo hint on backpressure (default 1).
     pub retry_after_secs: u32,
     /// How often the graph is ticked (default 1 s).
@@ -87,7 +88,7 @@ impl Default for IngestConfig {
             queue_capacity: 256,
             max_body_bytes: 8 << 20,
             max_decoded_bytes: 32 << 20,
-            token: None,
+            auth: crate::auth::IngestAuth::Open,
             retry_after_secs: 1,
             tick_interval: StdDuration::from_secs(1),
             signals: None,
@@ -149,7 +150,7 @@ impl IngestMetrics {
     }
 }
 
-pub(crate) const OUTCOMES: &[&str] = &["ok", "bad_payload", "too_large", "backpressure", "unavailable", "unauthorized", "unsupported_media_type"];
+pub(crate) const OUTCOMES: &[&str] = &["ok", "bad_payload", "too_large", "backpressure", "unavailable", "unauthorized", "forbidden", "unsupported_media_type"];
 
 /// A snapshot of the receivers' counters (what `/metrics` shows).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -9,9 +9,13 @@
 //!   `DependencyGraph`, the axum [`Ingest::router`], the tonic
 //!   [`Ingest::serve_grpc`], graph queries and Prometheus counters.
 //!
+//! - [`auth`]: reading a sender's credential (`Bearer`, Basic) and the
+//!   [`auth::Authenticator`] seam the server implements over its tokens.
+//!
 //! Not here: the main HTTP API, configuration files or the CLI (the server
 //! crate mounts the router and owns the listeners' flags).
 
+pub mod auth;
 mod grpc;
 mod http;
 mod ingest;

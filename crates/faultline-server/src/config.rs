@@ -27,17 +27,21 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How long shutdown waits for in-flight requests to finish.
     pub shutdown_grace: Duration,
-    /// If set, alert ingest endpoints require `Authorization: Bearer <token>`.
-    /// Unset (the default) they are open, like Alertmanager's own API.
-    pub alert_ingest_token: Option<String>,
+    /// Whether ingest (alerts, probes, check-ins, OTLP, remote-write) needs a
+    /// token with the ingest (or admin) scope: `Token` by default; `None` only
+    /// for a trusted loopback setup (a loud warning otherwise, see
+    /// `open_ingest_warning`).
+    pub ingest_auth: IngestAuthMode,
+    /// PagerDuty integration keys: a `/v2/enqueue` event whose `routing_key`
+    /// is one of these is accepted without an `Authorization` header (PagerDuty
+    /// senders authenticate with the routing key alone).
+    pub pagerduty_routing_keys: Vec<String>,
     /// Events that may wait for the correlation engine before ingest answers 503.
     pub engine_queue: usize,
     /// OTLP/gRPC listener (`None`: off). OTLP/HTTP is always also served on `listen`.
     pub otlp_grpc_listen: Option<SocketAddr>,
     /// A separate OTLP/HTTP listener (`None`: off).
     pub otlp_http_listen: Option<SocketAddr>,
-    /// If set, OTLP and remote-write requests need `Authorization: Bearer <token>`.
-    pub ingest_token: Option<String>,
     /// Check-ins (healthchecks.io semantics) that `/ping/{check}` feeds; a
     /// missing ping beyond period + grace is a crash finding.
     pub checks: Vec<faultline_core::detect::checkin::CheckSpec>,
@@ -58,6 +62,44 @@ pub struct Config {
     /// names the client; empty (the default): the header is never believed
     /// and the client is the connection's peer (`http::client_ip`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Whether the ingest endpoints ask for a token (`ingest_auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IngestAuthMode {
+    /// An ingest or admin token from the store (`faultline token create --scope ingest`).
+    Token,
+    /// Anyone who can reach the port may send: only for a trusted loopback setup.
+    None,
+}
+
+fn parse_ingest_auth(key: &str, s: &str) -> Result<IngestAuthMode, ConfigError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "token" => Ok(IngestAuthMode::Token),
+        "none" => Ok(IngestAuthMode::None),
+        _ => Err(ConfigError::Invalid { key: key.to_owned(), reason: format!("{s:?} is not \"token\" or \"none\"") }),
+    }
+}
+
+/// The static shared ingest secrets of earlier versions, refused with the way to their replacement.
+fn removed_ingest_secret(key: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: "shared ingest secrets were replaced by ingest tokens: create one per source with `faultline token create --scope ingest --name <source>` and remove this setting".into(),
+    }
+}
+
+fn parse_routing_keys<'a>(key: &str, keys: impl Iterator<Item = &'a str>) -> Result<Vec<String>, ConfigError> {
+    keys.map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            if k.len() > 128 || !k.chars().all(|c| c.is_ascii_graphic()) {
+                Err(ConfigError::Invalid { key: key.to_owned(), reason: "a routing key is 1-128 printable ASCII characters without spaces".into() })
+            } else {
+                Ok(k.to_owned())
+            }
+        })
+        .collect()
 }
 
 /// Limits on status-page subscriber webhooks. Subscribing needs no token
@@ -112,11 +154,11 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
-            alert_ingest_token: None,
+            ingest_auth: IngestAuthMode::Token,
+            pagerduty_routing_keys: Vec::new(),
             engine_queue: 10_000,
             otlp_grpc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 4317))),
             otlp_http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 4318))),
-            ingest_token: None,
             checks: Vec::new(),
             probes: Vec::new(),
             slos: Vec::new(),
@@ -138,10 +180,14 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     request_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
+    /// Removed; present only to refuse it with a clear message.
     alert_ingest_token: Option<String>,
+    ingest_auth: Option<String>,
+    pagerduty_routing_keys: Option<Vec<String>>,
     engine_queue: Option<usize>,
     otlp_grpc_listen: Option<String>,
     otlp_http_listen: Option<String>,
+    /// Removed; present only to refuse it with a clear message.
     ingest_token: Option<String>,
     #[serde(default)]
     checks: Vec<faultline_core::detect::checkin::CheckSpec>,
@@ -222,7 +268,18 @@ impl Config {
             if let Some(s) = f.shutdown_grace_secs {
                 c.shutdown_grace = Duration::from_secs(s);
             }
-            c.alert_ingest_token = f.alert_ingest_token.or(c.alert_ingest_token);
+            if f.alert_ingest_token.is_some() {
+                return Err(removed_ingest_secret("alert_ingest_token"));
+            }
+            if f.ingest_token.is_some() {
+                return Err(removed_ingest_secret("ingest_token"));
+            }
+            if let Some(a) = &f.ingest_auth {
+                c.ingest_auth = parse_ingest_auth("ingest_auth", a)?;
+            }
+            if let Some(k) = &f.pagerduty_routing_keys {
+                c.pagerduty_routing_keys = parse_routing_keys("pagerduty_routing_keys", k.iter().map(String::as_str))?;
+            }
             if let Some(q) = f.engine_queue {
                 c.engine_queue = q;
             }
@@ -232,7 +289,6 @@ impl Config {
             if let Some(l) = f.otlp_http_listen {
                 c.otlp_http_listen = parse_optional_listen("otlp_http_listen", &l)?;
             }
-            c.ingest_token = f.ingest_token.or(c.ingest_token);
             for check in &f.checks {
                 faultline_core::detect::checkin::validate_schedule(&check.schedule)
                     .map_err(|e| ConfigError::Invalid { key: format!("checks.{}.schedule", check.name), reason: e.to_string() })?;
@@ -289,11 +345,16 @@ impl Config {
         if let Some(l) = env("FAULTLINE_OTLP_HTTP_LISTEN") {
             c.otlp_http_listen = parse_optional_listen("FAULTLINE_OTLP_HTTP_LISTEN", &l)?;
         }
-        if let Some(t) = env("FAULTLINE_INGEST_TOKEN") {
-            c.ingest_token = Some(t).filter(|t| !t.is_empty());
+        for removed in ["FAULTLINE_INGEST_TOKEN", "FAULTLINE_ALERT_INGEST_TOKEN"] {
+            if env(removed).is_some_and(|t| !t.is_empty()) {
+                return Err(removed_ingest_secret(removed));
+            }
         }
-        if let Some(t) = env("FAULTLINE_ALERT_INGEST_TOKEN") {
-            c.alert_ingest_token = Some(t).filter(|t| !t.is_empty());
+        if let Some(a) = env("FAULTLINE_INGEST_AUTH") {
+            c.ingest_auth = parse_ingest_auth("FAULTLINE_INGEST_AUTH", &a)?;
+        }
+        if let Some(k) = env("FAULTLINE_PAGERDUTY_ROUTING_KEYS") {
+            c.pagerduty_routing_keys = parse_routing_keys("FAULTLINE_PAGERDUTY_ROUTING_KEYS", k.split(','))?;
         }
         if let Some(s) = env("FAULTLINE_REQUEST_TIMEOUT_SECS") {
             c.request_timeout = Duration::from_secs(parse_secs("FAULTLINE_REQUEST_TIMEOUT_SECS", &s)?);
@@ -337,6 +398,27 @@ impl Config {
         }
         c.validate()?;
         Ok(c)
+    }
+
+    /// The warning to log loudly at start when ingest is open to anyone
+    /// (`ingest_auth = "none"`) on a listener beyond loopback; `None` when
+    /// ingest needs tokens or every listener is on loopback.
+    pub fn open_ingest_warning(&self) -> Option<String> {
+        if self.ingest_auth != IngestAuthMode::None {
+            return None;
+        }
+        let exposed: Vec<String> = [Some(self.listen), self.otlp_grpc_listen, self.otlp_http_listen]
+            .into_iter()
+            .flatten()
+            .filter(|a| !a.ip().is_loopback())
+            .map(|a| a.to_string())
+            .collect();
+        (!exposed.is_empty()).then(|| {
+            format!(
+                "INGEST IS OPEN TO ANYONE: ingest_auth = \"none\" while listening beyond loopback on {}; anyone who can reach these ports can open, page and resolve incidents. Use ingest tokens (`faultline token create --scope ingest`) or listen on 127.0.0.1 only",
+                exposed.join(", ")
+            )
+        })
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -461,6 +543,33 @@ trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]
         assert_eq!((c.subscribers.proxy.http.as_ref(), c.subscribers.proxy.no_proxy.as_deref()), (None, Some("example.org")));
         let e = Config::load(None, &env(&[("HTTP_PROXY", "socks5://user:s3cret@proxy:1080")])).unwrap_err().to_string();
         assert_eq!(e, "invalid HTTP_PROXY: must be an http:// or https:// proxy");
+    }
+
+    #[test]
+    fn ingest_needs_tokens_unless_opted_out_and_an_exposed_opt_out_is_warned_about() {
+        let c = Config::load(None, &env(&[])).unwrap();
+        assert_eq!((c.ingest_auth, c.open_ingest_warning()), (IngestAuthMode::Token, None));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faultline.toml");
+        std::fs::write(&path, "ingest_auth = \"none\"\npagerduty_routing_keys = [\"R0123\", \"R4567\"]\n").unwrap();
+        let c = Config::load(Some(&path), &env(&[])).unwrap();
+        assert_eq!((c.ingest_auth, c.pagerduty_routing_keys.as_slice()), (IngestAuthMode::None, ["R0123".to_owned(), "R4567".to_owned()].as_slice()));
+        assert_eq!(c.open_ingest_warning(), None, "every default listener is on loopback");
+        let c = Config::load(Some(&path), &env(&[("FAULTLINE_LISTEN", "0.0.0.0:8080"), ("FAULTLINE_OTLP_GRPC_LISTEN", "off")])).unwrap();
+        let w = c.open_ingest_warning().unwrap();
+        assert!(w.starts_with("INGEST IS OPEN TO ANYONE") && w.contains("0.0.0.0:8080") && !w.contains("4317"), "{w}");
+        let c = Config::load(Some(&path), &env(&[("FAULTLINE_INGEST_AUTH", "token"), ("FAULTLINE_PAGERDUTY_ROUTING_KEYS", "A, B")])).unwrap();
+        assert_eq!((c.ingest_auth, c.pagerduty_routing_keys), (IngestAuthMode::Token, vec!["A".to_owned(), "B".to_owned()]));
+        let e = Config::load(None, &env(&[("FAULTLINE_INGEST_AUTH", "open")])).unwrap_err().to_string();
+        assert_eq!(e, "invalid FAULTLINE_INGEST_AUTH: \"open\" is not \"token\" or \"none\"");
+        let e = Config::load(None, &env(&[("FAULTLINE_PAGERDUTY_ROUTING_KEYS", "has space")])).unwrap_err().to_string();
+        assert!(e.starts_with("invalid FAULTLINE_PAGERDUTY_ROUTING_KEYS: a routing key is"), "{e}");
+        // The shared secrets of earlier versions say what replaced them.
+        std::fs::write(&path, "alert_ingest_token = \"s3cret\"\n").unwrap();
+        let e = Config::load(Some(&path), &env(&[])).unwrap_err().to_string();
+        assert!(e.starts_with("invalid alert_ingest_token: shared ingest secrets were replaced by ingest tokens") && e.contains("--scope ingest"), "{e}");
+        let e = Config::load(None, &env(&[("FAULTLINE_INGEST_TOKEN", "s3cret")])).unwrap_err().to_string();
+        assert!(e.starts_with("invalid FAULTLINE_INGEST_TOKEN: shared ingest secrets were replaced"), "{e}");
     }
 
     #[test]

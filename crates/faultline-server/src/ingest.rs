@@ -31,11 +31,11 @@ const TOPOLOGY_SPAN: Duration = Duration::from_mins(60);
 
 /// Starts the receivers and the bridge into the engine. Must run inside a
 /// tokio runtime (the receivers spawn their consumer).
-pub fn start(config: &Config, engine: EngineHandle, clock: Arc<dyn Clock>, registry: &mut Registry) -> Ingest {
+pub fn start(config: &Config, auth: faultline_receivers::auth::IngestAuth, engine: EngineHandle, clock: Arc<dyn Clock>, registry: &mut Registry) -> Ingest {
     let (tx, mut rx) = mpsc::channel(8192);
     let graph_clock = clock.clone();
     let ingest = Ingest::new(IngestConfig {
-        token: config.ingest_token.clone(),
+        auth,
         signals: Some(tx),
         tick_interval: config.tick_interval,
         clock: faultline_receivers::IngestClock::new(move || graph_clock.now()),

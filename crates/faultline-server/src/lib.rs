@@ -87,7 +87,13 @@ impl App {
         let findings = engine.findings_view();
         let (handle, rx) = Engine::channel(config.engine_queue);
         let mut metrics = metrics::Metrics::new();
-        let ingest = ingest::start(&config, handle.clone(), clock.clone(), &mut metrics.registry);
+        let ingest_auth = match config.ingest_auth {
+            config::IngestAuthMode::Token => {
+                faultline_receivers::auth::IngestAuth::Required(Arc::new(auth::IngestTokens { store: shared.clone(), failures: metrics.auth_failures.clone() }))
+            }
+            config::IngestAuthMode::None => faultline_receivers::auth::IngestAuth::Open,
+        };
+        let ingest = ingest::start(&config, ingest_auth, handle.clone(), clock.clone(), &mut metrics.registry);
         let state = http::AppState {
             store: shared,
             metrics: Arc::new(metrics),
@@ -97,7 +103,8 @@ impl App {
             findings,
             checks: Arc::new(config.checks.iter().map(|c| c.name.clone()).collect()),
             slos: Arc::new(slos),
-            alert_ingest_token: config.alert_ingest_token.as_deref().map(Arc::from),
+            ingest_auth: config.ingest_auth,
+            pagerduty_routing_keys: config.pagerduty_routing_keys.clone().into(),
             response: http::response::ResponseState::new(config.response.as_deref(), &store, &config.subscribers),
             trusted_proxies: config.trusted_proxies.clone().into(),
         };
@@ -136,6 +143,9 @@ impl App {
     pub async fn run(mut self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr: SocketAddr = listener.local_addr()?;
         tracing::info!(%addr, backend = ?self.store.backend(), "faultline listening");
+        if let Some(warning) = self.config.open_ingest_warning() {
+            tracing::warn!("{warning}");
+        }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let ingest_tasks = ingest::serve_listeners(&self.config, &self.state.ingest, stop_rx.clone()).await?;
         let clock = self.state.clock.clone();

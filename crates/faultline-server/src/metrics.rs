@@ -25,6 +25,9 @@ pub struct AuthLabels {
     pub outcome: &'static str,
 }
 
+/// `faultline_auth_failures_total{outcome}`.
+pub type AuthFailures = Family<AuthLabels, Counter>;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
     pub kind: &'static str,
@@ -34,7 +37,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub http_requests: Family<RequestLabels, Counter>,
     pub http_request_duration: Family<RequestLabels, Histogram>,
-    pub auth_failures: Family<AuthLabels, Counter>,
+    pub auth_failures: AuthFailures,
     pub timeline_events: Family<EventLabels, Counter>,
     pub incidents_opened: Counter,
     pub alerts_received: Counter,

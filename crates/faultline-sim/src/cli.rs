@@ -73,6 +73,9 @@ pub struct RunArgs {
     /// With --otlp: at most this many attempts per window become spans (an even sample).
     #[arg(long, default_value_t = 5000)]
     pub otlp_max_spans: usize,
+    /// With --otlp: the ingest token to send (`faultline token create --scope ingest`).
+    #[arg(long, requires = "otlp")]
+    pub otlp_token: Option<String>,
 }
 
 fn parse_dur_arg(s: &str) -> Result<Dur, String> {
@@ -158,6 +161,8 @@ pub struct OtlpExport {
     pub max_spans: usize,
     /// Unix time in nanoseconds that virtual time 0 maps to.
     pub epoch_ns: u64,
+    /// The ingest token to send, if the receiver needs one.
+    pub token: Option<String>,
 }
 
 /// Runs `sc` and sends its telemetry window by window to `export.url` as
@@ -170,7 +175,8 @@ pub fn run_exporting(sc: &Scenario, seed: Option<u64>, defended: bool, export: &
     if export.speed.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
         return Err("speed must be a positive number".into());
     }
-    let ex = Export { endpoint: otlp::parse_url(&export.url)?, speed: export.speed, max_spans: export.max_spans, epoch_ns: export.epoch_ns };
+    let endpoint = otlp::Endpoint { token: export.token.clone(), ..otlp::parse_url(&export.url)? };
+    let ex = Export { endpoint, speed: export.speed, max_spans: export.max_spans, epoch_ns: export.epoch_ns };
     Ok(execute_with(sc, seed, defended, false, Some(&ex), sent)?.out)
 }
 
@@ -265,7 +271,8 @@ fn run_cmd(a: RunArgs) -> Result<(), String> {
             }
             // The CLI (not the engine) maps virtual time 0 to "now".
             let epoch_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-            Some(Export { endpoint: otlp::parse_url(url)?, speed: a.speed, max_spans: a.otlp_max_spans, epoch_ns })
+            let endpoint = otlp::Endpoint { token: a.otlp_token.clone(), ..otlp::parse_url(url)? };
+            Some(Export { endpoint, speed: a.speed, max_spans: a.otlp_max_spans, epoch_ns })
         }
     };
     let run = execute_with(&sc, a.seed, a.defended, progress, export.as_ref(), &mut |_| {})?;

@@ -134,6 +134,9 @@ pub enum TokenScope {
     Read,
     /// Read and change everything.
     Admin,
+    /// Send telemetry and alerts to the ingest endpoints, nothing else (one
+    /// per source, e.g. `prometheus`): it can neither read nor change incidents.
+    Ingest,
 }
 
 impl TokenScope {
@@ -141,12 +144,14 @@ impl TokenScope {
         match self {
             TokenScope::Read => "read",
             TokenScope::Admin => "admin",
+            TokenScope::Ingest => "ingest",
         }
     }
     pub fn parse(s: &str) -> Option<TokenScope> {
         match s {
             "read" => Some(TokenScope::Read),
             "admin" => Some(TokenScope::Admin),
+            "ingest" => Some(TokenScope::Ingest),
             _ => None,
         }
     }

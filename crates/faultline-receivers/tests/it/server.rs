@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use faultline_core::time::Timestamp;
+use faultline_receivers::auth::{AuthFuture, Authenticator, IngestAuth, MalformedCredential, Refusal, RefusalKind};
 use faultline_receivers::{Ingest, IngestConfig};
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
@@ -295,19 +296,75 @@ async fn grpc_backpressure_is_resource_exhausted() {
     assert!(!err.details().is_empty(), "carries RetryInfo");
 }
 
+/// Stands in for the server's token store: "s3cret" may ingest, "r3ad" is
+/// a valid token of another scope; the credential arrives parsed.
+struct TwoTokens;
+
+impl Authenticator for TwoTokens {
+    fn authenticate<'a>(&'a self, credential: Option<Result<String, MalformedCredential>>) -> AuthFuture<'a> {
+        Box::pin(async move {
+            let refuse = |kind, message: &str| Err(Refusal { kind, message: message.to_owned() });
+            match credential {
+                Some(Ok(t)) if t == "s3cret" => Ok(()),
+                Some(Ok(t)) if t == "r3ad" => refuse(RefusalKind::Forbidden, "read token"),
+                Some(Ok(_)) => refuse(RefusalKind::Unauthenticated, "invalid token"),
+                Some(Err(e)) => refuse(RefusalKind::Unauthenticated, &e.to_string()),
+                None => refuse(RefusalKind::Unauthenticated, "missing"),
+            }
+        })
+    }
+}
+
 #[tokio::test]
-async fn the_ingest_token_is_required_when_configured() {
-    let ingest = Ingest::new(IngestConfig { token: Some("s3cret".into()), ..IngestConfig::default() });
+async fn ingest_asks_the_authenticator_over_http_and_grpc() {
+    install_crypto();
+    let ingest = Ingest::new(IngestConfig { auth: IngestAuth::Required(std::sync::Arc::new(TwoTokens)), ..IngestConfig::default() });
     let addr = http_server(&ingest).await;
     let c = client();
     let url = format!("http://{addr}/v1/traces");
-    let r = c.post(&url).header("content-type", "application/json").body(json_body()).send().await.unwrap();
-    assert_eq!(r.status(), 401);
-    let r = c.post(&url).header("content-type", "application/json").bearer_auth("wrong").body(json_body()).send().await.unwrap();
-    assert_eq!(r.status(), 401);
-    let r = c.post(&url).header("content-type", "application/json").bearer_auth("s3cret").body(json_body()).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(ingest.stats().unauthorized, 2);
+    let post = |auth: Option<String>| {
+        let mut r = c.post(&url).header("content-type", "application/json").body(json_body());
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        async move { r.send().await.unwrap() }
+    };
+    let r = post(None).await;
+    assert_eq!((r.status().as_u16(), r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned())), (401, Some("Bearer".into())));
+    assert_eq!(post(Some("Bearer wrong".into())).await.status(), 401);
+    assert_eq!(post(Some("s3cret".into())).await.status(), 401, "a bare token is not a credential");
+    assert_eq!(post(Some("Bearer r3ad".into())).await.status(), 403);
+    assert_eq!(post(Some("Bearer s3cret".into())).await.status(), 200);
+    // Prometheus's basic_auth (remote_write): the token is the password.
+    let basic = format!("Basic {}", base64_encode("prometheus:s3cret"));
+    assert_eq!(post(Some(basic)).await.status(), 200);
+    assert_eq!(ingest.stats().unauthorized, 3);
+
+    // gRPC: the same parsing of the `authorization` metadata.
+    let addr = grpc_server(&ingest).await;
+    let mut grpc =
+        opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(format!("http://{addr}")).await.unwrap();
+    let req = |auth: Option<&str>| {
+        let body: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest = serde_json::from_str(&json_body()).unwrap();
+        let mut r = tonic::Request::new(body);
+        if let Some(a) = auth {
+            r.metadata_mut().insert("authorization", a.parse().unwrap());
+        }
+        r
+    };
+    assert_eq!(grpc.export(req(None)).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    assert_eq!(grpc.export(req(Some("Bearer s3cre"))).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    assert_eq!(grpc.export(req(Some("Bearer r3ad"))).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    grpc.export(req(Some("bearer s3cret"))).await.unwrap();
+    let mut metrics =
+        opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient::connect(format!("http://{addr}")).await.unwrap();
+    let err = metrics.export(tonic::Request::new(Default::default())).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+}
+
+fn base64_encode(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 #[tokio::test]

@@ -15,8 +15,14 @@
 //! engine. An alert is answered with success only once the engine has
 //! committed it (to its incident and the correlator state, in the turn's one
 //! transaction), so an accepted alert survives kill -9; a full engine queue
-//! is 503 with Retry-After at once. Like Alertmanager, these endpoints need
-//! no token unless `alert_ingest_token` is configured.
+//! is 503 with Retry-After at once. Every endpoint needs an ingest (or
+//! admin) token (`http::auth::IngestAccess`: `Authorization: Bearer`, or
+//! Basic auth with the token as the password, which is how Prometheus's
+//! `alerting` and a `https://:token@host/ping/…` URL send it), unless
+//! `ingest_auth = "none"`; `/v2/enqueue` also takes an event whose
+//! `routing_key` is a configured integration key (`pagerduty_routing_keys`).
+//! The routing key itself is never kept: the alert's fingerprint carries a
+//! digest of it, so no title, log line or page can show it.
 //! Not here: dedup and grouping — the correlator keys alerts by fingerprint.
 
 use std::collections::BTreeMap;
@@ -32,6 +38,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::auth::IngestAccess;
 use super::error::ApiError;
 
 /// Longest accepted summary (PagerDuty's limit).
@@ -183,6 +190,9 @@ pub fn decode_am_webhook(body: &[u8], now: Timestamp) -> Result<Vec<ExternalAler
                 AlertState::Firing
             }
         };
+        if a.labels.is_empty() {
+            errs.push(format!("alerts[{i}].labels: at least one label is required"));
+        }
         let labels = bounded_labels(&format!("alerts[{i}].labels"), a.labels, &mut errs);
         let starts_at = parse_time(&format!("alerts[{i}].startsAt"), a.starts_at.as_deref(), &mut errs).unwrap_or(now);
         let ends_at = parse_time(&format!("alerts[{i}].endsAt"), a.ends_at.as_deref(), &mut errs);
@@ -266,8 +276,10 @@ pub fn decode_pd(body: &[u8], now: Timestamp, new_key: impl FnOnce() -> String) 
         return Err(errors);
     }
     let dedup_key = given_key.unwrap_or_else(new_key);
-    // Follow-ups apply only through the same routing key.
-    let fingerprint = format!("{routing_key}/{dedup_key}");
+    // Follow-ups apply only through the same routing key, so it scopes the
+    // fingerprint, but only as a digest: the key is a credential, and the
+    // fingerprint shows in titles and pages.
+    let fingerprint = format!("{}/{dedup_key}", routing_key_digest(&routing_key));
     let alert = |state, summary: String| ExternalAlert {
         source: "pagerduty".into(),
         fingerprint: fingerprint.clone(),
@@ -283,6 +295,12 @@ pub fn decode_pd(body: &[u8], now: Timestamp, new_key: impl FnOnce() -> String) 
         _ => PdEvent::Resolve(alert(AlertState::Resolved, String::new())),
     };
     Ok((event, dedup_key))
+}
+
+/// 12 hex digits of the routing key's SHA-256: enough to keep two
+/// integrations' dedup keys apart, nothing that gives the key away.
+fn routing_key_digest(routing_key: &str) -> String {
+    format!("rk-{}", &crate::auth::hash_token(routing_key)[..12])
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,13 +361,32 @@ pub fn decode_generic(body: &[u8], now: Timestamp) -> Result<(ExternalAlert, Str
     ))
 }
 
-fn check_ingest_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = &state.alert_ingest_token else { return Ok(()) };
-    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    // Compare every byte whatever the first mismatch, so timing does not
-    // reveal how much of the secret a guess got right.
-    let ok = given.is_some_and(|g| g.len() == expected.len() && g.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
-    if ok { Ok(()) } else { Err(ApiError::unauthorized("alert ingest needs `Authorization: Bearer <alert_ingest_token>`")) }
+/// PagerDuty senders authenticate with the routing key alone: an event whose
+/// `routing_key` is a configured integration key is accepted; any other
+/// needs an ingest token like every ingest endpoint (so a Faultline-aware
+/// sender may use any routing key with its token).
+async fn authorize_pagerduty(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    if state.ingest_auth == crate::config::IngestAuthMode::None {
+        return Ok(());
+    }
+    #[derive(Deserialize)]
+    struct Keyed {
+        routing_key: Option<String>,
+    }
+    let key = serde_json::from_slice::<Keyed>(body).ok().and_then(|k| k.routing_key).unwrap_or_default();
+    // Every configured key is compared, in constant time, whatever matched.
+    let known =
+        !key.is_empty() && state.pagerduty_routing_keys.iter().fold(false, |found, k| found | faultline_receivers::auth::constant_time_eq(k.as_bytes(), key.as_bytes()));
+    if known {
+        return Ok(());
+    }
+    if headers.contains_key(header::AUTHORIZATION) {
+        return super::auth::require(headers, state, crate::auth::Need::Ingest).await.map(drop);
+    }
+    state.metrics.auth_failures.get_or_create(&crate::metrics::AuthLabels { outcome: "unknown_routing_key" }).inc();
+    Err(ApiError::unauthorized(
+        "routing_key is not a configured integration key (pagerduty_routing_keys) and no ingest token was sent (`Authorization: Bearer <token>`)",
+    ))
 }
 
 fn queue(state: &AppState, event: Event) -> Result<(), ApiError> {
@@ -387,10 +424,10 @@ fn with_retry_after(mut r: Response) -> Response {
     r
 }
 
-/// The shared shape of the Faultline-format ingest endpoints: authenticate,
-/// decode into signals plus the success answer, commit, count.
-async fn accept(state: &AppState, headers: &HeaderMap, decode: impl FnOnce(Timestamp) -> Result<(Vec<Signal>, Response), ApiError>) -> Response {
-    let decoded = check_ingest_token(state, headers).and_then(|()| decode(state.clock.now()));
+/// The shared shape of the Faultline-format ingest endpoints (authenticated
+/// by their `IngestAccess` extractor): decode into signals plus the success answer, commit, count.
+async fn accept(state: &AppState, decode: impl FnOnce(Timestamp) -> Result<(Vec<Signal>, Response), ApiError>) -> Response {
+    let decoded = decode(state.clock.now());
     let result = match decoded {
         Ok((signals, ok)) => {
             let n = signals.len() as u64;
@@ -411,16 +448,16 @@ fn signals(alerts: Vec<ExternalAlert>) -> Vec<Signal> {
     alerts.into_iter().map(Signal::Alert).collect()
 }
 
-pub async fn alertmanager_v2(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    accept(&state, &headers, |now| {
+pub async fn alertmanager_v2(State(state): State<AppState>, _access: IngestAccess, body: axum::body::Bytes) -> Response {
+    accept(&state, |now| {
         let alerts = decode_am_v2(&body, now).map_err(invalid)?;
         Ok((signals(alerts), StatusCode::OK.into_response()))
     })
     .await
 }
 
-pub async fn alertmanager_webhook(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    accept(&state, &headers, |now| {
+pub async fn alertmanager_webhook(State(state): State<AppState>, _access: IngestAccess, body: axum::body::Bytes) -> Response {
+    accept(&state, |now| {
         let alerts = decode_am_webhook(&body, now).map_err(invalid)?;
         let n = alerts.len();
         Ok((signals(alerts), (StatusCode::ACCEPTED, Json(json!({"status": "success", "accepted": n}))).into_response()))
@@ -431,7 +468,7 @@ pub async fn alertmanager_webhook(State(state): State<AppState>, headers: Header
 /// PagerDuty answers in its own shape, not Faultline's error shape, so
 /// existing PagerDuty clients understand the reply.
 pub async fn pagerduty_enqueue(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Err(e) = check_ingest_token(&state, &headers) {
+    if let Err(e) = authorize_pagerduty(&state, &headers, &body).await {
         return e.into_response();
     }
     let decoded = decode_pd(&body, state.clock.now(), || uuid::Uuid::now_v7().simple().to_string());
@@ -459,8 +496,8 @@ pub async fn pagerduty_enqueue(State(state): State<AppState>, headers: HeaderMap
     }
 }
 
-pub async fn generic(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    accept(&state, &headers, |now| {
+pub async fn generic(State(state): State<AppState>, _access: IngestAccess, body: axum::body::Bytes) -> Response {
+    accept(&state, |now| {
         let (alert, key) = decode_generic(&body, now).map_err(invalid)?;
         Ok((signals(vec![alert]), (StatusCode::ACCEPTED, Json(json!({"status": "success", "dedup_key": key}))).into_response()))
     })
@@ -483,8 +520,8 @@ struct PushedProbe {
 /// `POST /api/v1/probes/results`: a probe result (or an array of them) from
 /// a runner in another location, for the partition matrix and the probe
 /// detectors.
-pub async fn probe_results(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    accept(&state, &headers, |now| {
+pub async fn probe_results(State(state): State<AppState>, _access: IngestAccess, body: axum::body::Bytes) -> Response {
+    accept(&state, |now| {
         let pushed: Vec<PushedProbe> = match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Array(_)) => serde_json::from_slice(&body),
             Ok(_) => serde_json::from_slice::<PushedProbe>(&body).map(|p| vec![p]),
@@ -525,14 +562,14 @@ pub async fn probe_results(State(state): State<AppState>, headers: HeaderMap, bo
 }
 
 /// `/ping/{check}`: the job ran and succeeded.
-pub async fn ping(State(state): State<AppState>, headers: HeaderMap, axum::extract::Path(check): axum::extract::Path<String>) -> Response {
-    checkin(&state, &headers, check, faultline_core::signal::CheckInKind::Success)
+pub async fn ping(State(state): State<AppState>, _access: IngestAccess, axum::extract::Path(check): axum::extract::Path<String>) -> Response {
+    checkin(&state, check, faultline_core::signal::CheckInKind::Success)
 }
 
 /// `/ping/{check}/start` and `/ping/{check}/fail`.
 pub async fn ping_kind(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _access: IngestAccess,
     axum::extract::Path((check, kind)): axum::extract::Path<(String, String)>,
 ) -> Response {
     let kind = match kind.as_str() {
@@ -540,13 +577,10 @@ pub async fn ping_kind(
         "fail" => faultline_core::signal::CheckInKind::Fail,
         other => return ApiError::not_found(format!("no ping kind {other:?}: use /ping/{check}, /ping/{check}/start or /ping/{check}/fail")).into_response(),
     };
-    checkin(&state, &headers, check, kind)
+    checkin(&state, check, kind)
 }
 
-fn checkin(state: &AppState, headers: &HeaderMap, check: String, kind: faultline_core::signal::CheckInKind) -> Response {
-    if let Err(e) = check_ingest_token(state, headers) {
-        return e.into_response();
-    }
+fn checkin(state: &AppState, check: String, kind: faultline_core::signal::CheckInKind) -> Response {
     if !state.checks.contains(&check) {
         return ApiError::not_found(format!("no check-in named {check:?} is configured")).into_response();
     }
@@ -615,7 +649,8 @@ mod tests {
         let (ev, key) = decode_pd(trigger, now(), || "generated".into()).unwrap();
         assert_eq!(key, "generated");
         let PdEvent::Trigger(a) = ev else { panic!("{ev:?}") };
-        assert_eq!((a.fingerprint.as_str(), a.labels["component"].as_str()), ("R0123/generated", "fraud-db"));
+        assert_eq!((a.fingerprint.as_str(), a.labels["component"].as_str()), ("rk-aeec523febca/generated", "fraud-db"));
+        assert!(!format!("{a:?}").contains("R0123"), "the routing key is a credential and is not kept: {a:?}");
         let ack = br#"{"routing_key":"R0123","event_action":"acknowledge","dedup_key":"generated"}"#;
         assert!(matches!(decode_pd(ack, now(), || unreachable!()).unwrap().0, PdEvent::Acknowledge { .. }));
         let e = decode_pd(br#"{"routing_key":"","event_action":"explode","payload":{}}"#, now(), || "k".into()).unwrap_err();

@@ -5,7 +5,8 @@
 //! Route map (all under `/api/v1` need a token; see `http::auth`):
 //! `GET /healthz` (process alive), `GET /readyz` (database answers),
 //! `GET /metrics` (Prometheus text), `http::incidents`, and the alert ingest
-//! endpoints of `http::alerts` (`/api/v2/alerts`, `/v2/enqueue`, …).
+//! endpoints of `http::alerts` (`/api/v2/alerts`, `/v2/enqueue`, …), which
+//! need an ingest or admin token unless `ingest_auth = "none"`.
 //! Not here: business rules (core) or SQL (store).
 
 use std::sync::Arc;
@@ -53,8 +54,10 @@ pub struct AppState {
     pub slos: Arc<Vec<slos::SharedSlo>>,
     /// Telemetry receivers and the live dependency graph.
     pub ingest: faultline_receivers::Ingest,
-    /// When set, alert ingest endpoints need `Bearer <this>`.
-    pub alert_ingest_token: Option<Arc<str>>,
+    /// Whether ingest endpoints need an ingest token (`http::auth::IngestAccess`).
+    pub ingest_auth: crate::config::IngestAuthMode,
+    /// PagerDuty integration keys that authenticate `/v2/enqueue` by `routing_key`.
+    pub pagerduty_routing_keys: Arc<[String]>,
     /// The response workflow: driver, outbox worker, config (http::response).
     pub response: Arc<response::ResponseState>,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`client_ip`).

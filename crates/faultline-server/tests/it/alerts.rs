@@ -9,13 +9,17 @@ use axum::http::{Request, StatusCode, header};
 use faultline_core::Timestamp;
 use faultline_server::clock::FixedClock;
 use faultline_server::{App, Config};
-use faultline_store::{IncidentFilter, SqlStore, Store};
+use faultline_store::{IncidentFilter, SqlStore, Store, TokenScope};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
 struct H {
     app_router: axum::Router,
+    /// Tokens of each scope (ingest endpoints take ingest and admin tokens).
+    ingest: String,
+    read: String,
+    admin: String,
     engine: faultline_engine::EngineHandle,
     store: SqlStore,
     _dir: tempfile::TempDir,
@@ -26,14 +30,25 @@ async fn start(config: Config) -> H {
     let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
     let mut app = App::with_store(config, store.clone(), Arc::new(FixedClock(Timestamp::parse_rfc3339("2026-11-21T12:00:00Z").unwrap())));
     app.start_engine(std::future::pending());
-    H { app_router: app.router(), engine: app.state().engine.clone(), store, _dir: dir }
+    let token = |name: &'static str, scope| {
+        let store = store.clone();
+        async move { faultline_server::auth::create_token(&store, name, scope, Timestamp::from_secs(0)).await.unwrap().1 }
+    };
+    let (ingest, read, admin) = (token("prometheus", TokenScope::Ingest).await, token("viewer", TokenScope::Read).await, token("ops", TokenScope::Admin).await);
+    H { app_router: app.router(), ingest, read, admin, engine: app.state().engine.clone(), store, _dir: dir }
 }
 
 impl H {
-    async fn post(&self, path: &str, body: &str, token: Option<&str>) -> (StatusCode, Value, axum::http::HeaderMap) {
-        let mut req = Request::builder().method("POST").uri(path).header(header::CONTENT_TYPE, "application/json");
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    /// POSTs as the ingest token's sender.
+    async fn post(&self, path: &str, body: &str) -> (StatusCode, Value, axum::http::HeaderMap) {
+        self.send("POST", path, body, Some(&format!("Bearer {}", self.ingest))).await
+    }
+
+    /// A request with this `Authorization` value (or none).
+    async fn send(&self, method: &str, path: &str, body: &str, authorization: Option<&str>) -> (StatusCode, Value, axum::http::HeaderMap) {
+        let mut req = Request::builder().method(method).uri(path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(a) = authorization {
+            req = req.header(header::AUTHORIZATION, a);
         }
         let resp = self.app_router.clone().oneshot(req.body(Body::from(body.to_owned())).unwrap()).await.unwrap();
         let status = resp.status();
@@ -54,9 +69,9 @@ const AM_ALERT: &str = r#"[{"labels":{"alertname":"GatewayErrors","service":"gat
 #[tokio::test]
 async fn alertmanager_alerts_open_one_incident_and_dedup_on_resend() {
     let h = start(Config::default()).await;
-    let (s, _, _) = h.post("/api/v2/alerts", AM_ALERT, None).await;
+    let (s, _, _) = h.post("/api/v2/alerts", AM_ALERT).await;
     assert_eq!(s, StatusCode::OK);
-    let (s, _, _) = h.post("/api/v2/alerts", AM_ALERT, None).await;
+    let (s, _, _) = h.post("/api/v2/alerts", AM_ALERT).await;
     assert_eq!(s, StatusCode::OK);
     let incidents = h.incidents().await;
     assert_eq!(incidents.len(), 1);
@@ -69,25 +84,25 @@ async fn alertmanager_alerts_open_one_incident_and_dedup_on_resend() {
 async fn pagerduty_events_trigger_acknowledge_resolve() {
     let h = start(Config::default()).await;
     let (s, body, _) = h
-        .post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","dedup_key":"db-1","payload":{"summary":"fraud-db down","source":"db1","severity":"critical","component":"fraud-db"}}"#, None)
+        .post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","dedup_key":"db-1","payload":{"summary":"fraud-db down","source":"db1","severity":"critical","component":"fraud-db"}}"#)
         .await;
     assert_eq!((s, body["status"].as_str(), body["dedup_key"].as_str()), (StatusCode::ACCEPTED, Some("success"), Some("db-1")));
     assert_eq!(body["message"], "Event processed");
-    let (s, _, _) = h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"acknowledge","dedup_key":"db-1"}"#, None).await;
+    let (s, _, _) = h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"acknowledge","dedup_key":"db-1"}"#).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     let incidents = h.incidents().await;
     assert_eq!((incidents.len(), incidents[0].status.as_str()), (1, "acknowledged"));
 
     // A trigger without dedup_key gets a generated one.
     let (_, body, _) =
-        h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","payload":{"summary":"x","source":"s","severity":"info"}}"#, None).await;
+        h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","payload":{"summary":"x","source":"s","severity":"info"}}"#).await;
     assert_eq!(body["dedup_key"].as_str().map(str::len), Some(32));
 
-    let (s, body, _) = h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","payload":{"source":"s","severity":"info"}}"#, None).await;
+    let (s, body, _) = h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","payload":{"source":"s","severity":"info"}}"#).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(body["status"], "invalid event");
     assert_eq!(body["errors"][0], "payload.summary: required");
-    let (s, _, _) = h.post("/v2/enqueue", "not json", None).await;
+    let (s, _, _) = h.post("/v2/enqueue", "not json").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
@@ -96,23 +111,109 @@ async fn webhook_and_generic_alerts_correlate_with_each_other() {
     let h = start(Config::default()).await;
     let webhook = r#"{"version":"4","groupKey":"g","status":"firing","receiver":"faultline","groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://am",
       "alerts":[{"status":"firing","labels":{"alertname":"LedgerSlow","service":"ledger"},"annotations":{},"startsAt":"2026-11-21T11:58:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"aaaa000011112222"}]}"#;
-    let (s, body, _) = h.post("/api/v1/alerts/alertmanager", webhook, None).await;
+    let (s, body, _) = h.post("/api/v1/alerts/alertmanager", webhook).await;
     assert_eq!((s, body["accepted"].as_u64()), (StatusCode::ACCEPTED, Some(1)));
     // Same service → same incident (the service is the shared subject).
-    let (s, body, _) = h.post("/api/v1/alerts", r#"{"title":"ledger queue backing up","service":"ledger"}"#, None).await;
+    let (s, body, _) = h.post("/api/v1/alerts", r#"{"title":"ledger queue backing up","service":"ledger"}"#).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
     assert_eq!(h.incidents().await.len(), 1);
-    let (s, body, _) = h.post("/api/v1/alerts", r#"{"title":""}"#, None).await;
+    let (s, body, _) = h.post("/api/v1/alerts", r#"{"title":""}"#).await;
     assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_alert")));
 }
 
+/// Every ingest route, with a body it would accept.
+const INGEST_ROUTES: &[(&str, &str, &str)] = &[
+    ("POST", "/api/v2/alerts", AM_ALERT),
+    ("POST", "/api/v1/alerts", r#"{"title":"ledger slow","service":"ledger"}"#),
+    (
+        "POST",
+        "/api/v1/alerts/alertmanager",
+        r#"{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"LedgerSlow","service":"ledger"},"annotations":{}}]}"#,
+    ),
+    ("POST", "/api/v1/probes/results", r#"{"probe":"p","location":"eu","success":false}"#),
+    ("POST", "/v2/enqueue", r#"{"routing_key":"unconfigured","event_action":"trigger","payload":{"summary":"x","source":"s","severity":"info"}}"#),
+    ("GET", "/ping/nightly-backup", ""),
+    ("POST", "/ping/nightly-backup/fail", ""),
+    ("POST", "/v1/traces", r#"{"resourceSpans":[]}"#),
+    ("POST", "/v1/metrics", r#"{"resourceMetrics":[]}"#),
+    ("POST", "/v1/logs", r#"{"resourceLogs":[]}"#),
+];
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
 #[tokio::test]
-async fn ingest_token_when_configured() {
-    let h = start(Config { alert_ingest_token: Some("s3cret".into()), ..Config::default() }).await;
-    let (s, body, _) = h.post("/api/v2/alerts", AM_ALERT, None).await;
-    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
-    assert_eq!(h.post("/api/v2/alerts", AM_ALERT, Some("wrong!")).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(h.post("/api/v2/alerts", AM_ALERT, Some("s3cret")).await.0, StatusCode::OK);
+async fn ingest_needs_an_ingest_or_admin_token_by_default() {
+    let mut config = Config::default();
+    config.checks.push(faultline_core::detect::checkin::CheckSpec::simple("nightly-backup"));
+    let h = start(config).await;
+    for (method, path, body) in INGEST_ROUTES {
+        let refused = [
+            (None, StatusCode::UNAUTHORIZED),
+            (Some("Bearer flt_000000000000000000000000000000000000000000000000".to_owned()), StatusCode::UNAUTHORIZED),
+            (Some(format!("Token {}", h.ingest)), StatusCode::UNAUTHORIZED),
+            (Some(format!("Bearer {}", h.read)), StatusCode::FORBIDDEN),
+        ];
+        for (auth, want) in refused {
+            let (s, body, headers) = h.send(method, path, body, auth.as_deref()).await;
+            assert_eq!(s, want, "{method} {path} with {auth:?}: {body}");
+            if s == StatusCode::UNAUTHORIZED {
+                assert!(headers.contains_key(header::WWW_AUTHENTICATE), "{method} {path}");
+            }
+        }
+    }
+    assert!(h.incidents().await.is_empty(), "nothing refused reached the correlator");
+    for (method, path, body) in INGEST_ROUTES {
+        // The ingest token as Bearer, as Basic password (Prometheus's basic_auth,
+        // curl -u), and an admin token: all accepted.
+        for auth in [format!("Bearer {}", h.ingest), basic("prometheus", &h.ingest), basic(&h.ingest, ""), format!("Bearer {}", h.admin)] {
+            let (s, body, _) = h.send(method, path, body, Some(&auth)).await;
+            assert!(s.is_success(), "{method} {path}: {s} {body}");
+        }
+    }
+    // An ingest token sends, and does nothing else.
+    let (s, body, _) = h.send("GET", "/api/v1/incidents", "", Some(&format!("Bearer {}", h.ingest))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["message"], "token \"prometheus\" has scope ingest; this endpoint needs a read or admin token");
+    let (s, _, _) = h.send("POST", "/api/v1/incidents", r#"{"title":"x","severity":"SEV1"}"#, Some(&format!("Bearer {}", h.ingest))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // A revoked ingest token is refused.
+    h.store.revoke_token("prometheus", Timestamp::from_secs(1)).await.unwrap();
+    let (s, body, _) = h.post("/api/v2/alerts", AM_ALERT).await;
+    assert_eq!((s, body["error"]["message"].as_str()), (StatusCode::UNAUTHORIZED, Some("token has been revoked")));
+}
+
+#[tokio::test]
+async fn pagerduty_senders_authenticate_with_a_configured_routing_key_that_never_shows() {
+    let key = "R0A1B2C3D4E5F60718293A4B5C6D7E8F";
+    let h = start(Config { pagerduty_routing_keys: vec![key.into()], ..Config::default() }).await;
+    let trigger = |k: &str| {
+        format!(r#"{{"routing_key":"{k}","event_action":"trigger","dedup_key":"db-1","payload":{{"summary":"fraud-db down","source":"db1","severity":"critical"}}}}"#)
+    };
+    let (s, body, _) = h.send("POST", "/v2/enqueue", &trigger("R-guessed"), None).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "{body}");
+    let (s, body, _) = h.send("POST", "/v2/enqueue", &trigger(key), None).await;
+    assert_eq!((s, body["status"].as_str()), (StatusCode::ACCEPTED, Some("success")), "{body}");
+    // A follow-up through the same key acknowledges; through another key it needs a token.
+    let (s, _, _) = h.send("POST", "/v2/enqueue", &format!(r#"{{"routing_key":"{key}","event_action":"acknowledge","dedup_key":"db-1"}}"#), None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let incidents = h.incidents().await;
+    assert_eq!((incidents.len(), incidents[0].status.as_str()), (1, "acknowledged"));
+    let (inc, timeline) = h.store.incident(incidents[0].id).await.unwrap().unwrap();
+    let seen = format!("{inc:?} {timeline:?}");
+    assert!(!seen.contains(key), "the routing key is a credential: it must not show in the incident: {}", inc.title);
+}
+
+#[tokio::test]
+async fn ingest_auth_none_opens_ingest_and_nothing_else() {
+    let h = start(Config { ingest_auth: faultline_server::config::IngestAuthMode::None, ..Config::default() }).await;
+    let (s, body, _) = h.send("POST", "/api/v2/alerts", AM_ALERT, None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, _, _) = h.send("POST", "/v1/traces", r#"{"resourceSpans":[]}"#, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h.send("GET", "/api/v1/incidents", "", None).await.0, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -122,10 +223,12 @@ async fn a_full_engine_queue_answers_503_with_retry_after() {
     // cannot be the one that fills the queue here.)
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let (_, token) = faultline_server::auth::create_token(&store, "prometheus", TokenScope::Ingest, Timestamp::from_secs(0)).await.unwrap();
     let app = App::with_store(Config { engine_queue: 1, ..Config::default() }, store, Arc::new(FixedClock(Timestamp::from_secs(0))));
     let router = app.router();
     let post = |router: axum::Router| async move {
-        let req = Request::builder().method("POST").uri("/api/v2/alerts").body(Body::from(AM_ALERT)).unwrap();
+        let req =
+            Request::builder().method("POST").uri("/api/v2/alerts").header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::from(AM_ALERT)).unwrap();
         router.oneshot(req).await.unwrap()
     };
     app.state().engine.try_send(faultline_engine::Event::Tick).unwrap();
@@ -147,7 +250,11 @@ async fn prometheus_sends_alerts_to_faultline_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::open_sqlite(&dir.path().join("data")).await.unwrap();
     let config = Config { listen: "127.0.0.1:0".parse().unwrap(), otlp_grpc_listen: None, otlp_http_listen: None, ..Config::default() };
+    // Prometheus sends alerts with `authorization` (Bearer) and remote-writes
+    // with `basic_auth` (the token as the password): both with one ingest token.
+    let (_, token) = faultline_server::auth::create_token(&store, "prometheus", TokenScope::Ingest, Timestamp::from_secs(0)).await.unwrap();
     let app = App::with_store(config, store.clone(), Arc::new(faultline_server::clock::SystemClock));
+    let ingest = app.state().ingest.clone();
     let listener = app.bind().await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -163,7 +270,9 @@ async fn prometheus_sends_alerts_to_faultline_unchanged() {
     std::fs::write(
         dir.path().join("prometheus.yml"),
         format!(
-            "global: {{evaluation_interval: 1s, scrape_interval: 1m}}\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n  - api_version: v2\n    static_configs:\n    - targets: ['{addr}']\n"
+            "global: {{evaluation_interval: 1s, scrape_interval: 1s}}\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n  - api_version: v2\n    authorization:\n      credentials: {token}\n    static_configs:\n    - targets: ['{addr}']\n\
+             scrape_configs:\n- job_name: faultline\n  static_configs:\n  - targets: ['{addr}']\n\
+             remote_write:\n- url: http://{addr}/api/v1/write\n  basic_auth: {{username: prometheus, password: {token}}}\n  queue_config: {{batch_send_deadline: 1s, min_backoff: 100ms}}\n"
         ),
     )
     .unwrap();
@@ -188,7 +297,7 @@ async fn prometheus_sends_alerts_to_faultline_unchanged() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let incidents = loop {
         let found = store.list_incidents(&IncidentFilter::default()).await.unwrap();
-        if !found.is_empty() || std::time::Instant::now() > deadline {
+        if (!found.is_empty() && ingest.stats().metric_points_accepted > 0) || std::time::Instant::now() > deadline {
             break found;
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
@@ -199,6 +308,7 @@ async fn prometheus_sends_alerts_to_faultline_unchanged() {
     server.await.unwrap().unwrap();
 
     assert_eq!(incidents.len(), 1, "Prometheus's alert should have opened one incident within 60 s");
+    assert!(ingest.stats().metric_points_accepted > 0, "Prometheus's remote-write (basic auth) should have been accepted within 60 s");
     let store = SqlStore::open_sqlite(&dir.path().join("data")).await.unwrap();
     let (_, timeline) = store.incident(incidents[0].id).await.unwrap().unwrap();
     let attached = timeline.iter().find(|e| e.event.kind() == "symptom_attached").unwrap();
@@ -212,11 +322,12 @@ async fn check_in_pings() {
     let h = start(config).await;
     let get = |path: &'static str| {
         let router = h.app_router.clone();
-        async move { router.oneshot(Request::builder().uri(path).body(Body::empty()).unwrap()).await.unwrap().status() }
+        let auth = basic("cron", &h.ingest);
+        async move { router.oneshot(Request::builder().uri(path).header(header::AUTHORIZATION, auth).body(Body::empty()).unwrap()).await.unwrap().status() }
     };
     assert_eq!(get("/ping/nightly-backup").await, StatusCode::OK);
     assert_eq!(get("/ping/nightly-backup/start").await, StatusCode::OK);
-    assert_eq!(h.post("/ping/nightly-backup/fail", "", None).await.0, StatusCode::OK);
+    assert_eq!(h.post("/ping/nightly-backup/fail", "").await.0, StatusCode::OK);
     assert_eq!(get("/ping/nope").await, StatusCode::NOT_FOUND);
     assert_eq!(get("/ping/nightly-backup/explode").await, StatusCode::NOT_FOUND);
     // The failure ping is a crash finding → an incident.
@@ -258,10 +369,9 @@ async fn the_probe_runner_judges_conditions_and_remote_results_are_accepted() {
         .post(
             "/api/v1/probes/results",
             r#"[{"probe":"pricing-health","location":"us-east","target":"pricing","success":false,"failures":["[BODY].price (0) > 0"]}]"#,
-            None,
         )
         .await;
     assert_eq!((s, body["accepted"].as_u64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
-    let (s, body, _) = h.post("/api/v1/probes/results", r#"{"probe":"","location":"x","success":true}"#, None).await;
+    let (s, body, _) = h.post("/api/v1/probes/results", r#"{"probe":"","location":"x","success":true}"#).await;
     assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_alert")), "{body}");
 }

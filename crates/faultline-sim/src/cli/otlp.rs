@@ -21,6 +21,8 @@ pub struct Endpoint {
     pub host: String,
     pub port: u16,
     pub base: String,
+    /// An ingest token sent as `Authorization: Bearer` (Faultline needs one).
+    pub token: Option<String>,
 }
 
 pub fn parse_url(url: &str) -> Result<Endpoint, String> {
@@ -36,7 +38,7 @@ pub fn parse_url(url: &str) -> Result<Endpoint, String> {
     if host.is_empty() {
         return Err(format!("--otlp {url:?}: missing host"));
     }
-    Ok(Endpoint { host: host.to_owned(), port, base: path.to_owned() })
+    Ok(Endpoint { host: host.to_owned(), port, base: path.to_owned(), token: None })
 }
 
 /// POSTs a JSON body to `base + path`; Ok for any 2xx answer.
@@ -45,8 +47,9 @@ pub fn post(ep: &Endpoint, path: &str, body: &str) -> Result<(), String> {
     let mut s = TcpStream::connect(&addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
+    let auth = ep.token.as_ref().map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     let head = format!(
-        "POST {}{} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST {}{} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n",
         ep.base,
         path,
         ep.host,
@@ -174,8 +177,8 @@ mod tests {
 
     #[test]
     fn urls_parse_with_and_without_port_and_path() {
-        assert_eq!(parse_url("http://localhost:4318").unwrap(), Endpoint { host: "localhost".into(), port: 4318, base: String::new() });
-        assert_eq!(parse_url("http://h/otlp/").unwrap(), Endpoint { host: "h".into(), port: 80, base: "/otlp".into() });
+        assert_eq!(parse_url("http://localhost:4318").unwrap(), Endpoint { host: "localhost".into(), port: 4318, base: String::new(), token: None });
+        assert_eq!(parse_url("http://h/otlp/").unwrap(), Endpoint { host: "h".into(), port: 80, base: "/otlp".into(), token: None });
         assert!(parse_url("https://h").is_err());
         assert!(parse_url("http://h:x").is_err());
     }
