@@ -168,8 +168,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // The simulator sends its telemetry over the OTLP wire from a blocking
     // thread, paced against the same accelerated clock.
-    let export =
-        faultline_sim::cli::OtlpExport { url: base.clone(), speed: Some(args.speed), max_spans: 2000,
+    let export = faultline_sim::cli::OtlpExport {
+        url: base.clone(),
+        speed: Some(args.speed),
+        max_spans: 2000,
         epoch_ns: (epoch.as_millis().max(0) as u64) * 1_000_000,
         token: Some(ingest_token.clone()),
     };

@@ -132,8 +132,12 @@ impl App {
     }
 
     /// Binds the configured address. Separate from `run` so callers can learn
-    /// the real port when binding `:0`.
+    /// the real port when binding `:0`. Warns loudly (before anything is
+    /// served) when ingest is open to anyone beyond loopback.
     pub async fn bind(&self) -> anyhow::Result<TcpListener> {
+        if let Some(warning) = self.config.open_ingest_warning() {
+            tracing::warn!("{warning}");
+        }
         TcpListener::bind(self.config.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.config.listen))
     }
 
@@ -143,9 +147,6 @@ impl App {
     pub async fn run(mut self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr: SocketAddr = listener.local_addr()?;
         tracing::info!(%addr, backend = ?self.store.backend(), "faultline listening");
-        if let Some(warning) = self.config.open_ingest_warning() {
-            tracing::warn!("{warning}");
-        }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let ingest_tasks = ingest::serve_listeners(&self.config, &self.state.ingest, stop_rx.clone()).await?;
         let clock = self.state.clock.clone();

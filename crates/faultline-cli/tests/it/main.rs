@@ -3,6 +3,7 @@
 //! free port, the incidents commands, SIGTERM and restart.
 
 mod e2e;
+mod ingest;
 mod response;
 mod storm;
 mod support;

@@ -29,7 +29,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use crate::support::{Receiver, Server, api, create_token};
+use crate::support::{Receiver, Server, api, create_token, ingest_client};
 
 const SERVICES: usize = 8;
 const ALERTNAMES: [&str; 5] = ["HighErrorRate", "HighLatency", "TargetDown", "DiskFilling", "QueueBacklog"];
@@ -139,6 +139,8 @@ async fn kill9_mid_storm_loses_no_accepted_alert_and_pages_each_incident_once() 
     let cfg = write_config(dir.path());
     let token = create_token(dir.path(), "admin");
     let client = reqwest::Client::new();
+    // Prometheus's side: every alert is sent with an ingest token.
+    let sender = ingest_client(&create_token(dir.path(), "ingest"));
     let alerts = Arc::new(storm());
     let service_of: BTreeMap<String, String> = alerts.iter().map(|l| (fingerprint(l), l["service"].clone())).collect();
     assert_eq!(service_of.len(), alerts.len(), "every alert has its own fingerprint");
@@ -158,7 +160,7 @@ async fn kill9_mid_storm_loses_no_accepted_alert_and_pages_each_incident_once() 
     let answered = Arc::new(Notify::new());
     let mut senders = Vec::new();
     for _ in 0..SENDERS {
-        let (next, accepted, answered, client, url) = (next.clone(), accepted.clone(), answered.clone(), client.clone(), server.url.clone());
+        let (next, accepted, answered, client, url) = (next.clone(), accepted.clone(), answered.clone(), sender.clone(), server.url.clone());
         let (batches, starts, ends) = (batches.clone(), starts.clone(), ends.clone());
         senders.push(tokio::spawn(async move {
             loop {
@@ -199,7 +201,7 @@ async fn kill9_mid_storm_loses_no_accepted_alert_and_pages_each_incident_once() 
         let todo = Arc::new(AtomicUsize::new(0));
         let mut senders = Vec::new();
         for _ in 0..SENDERS {
-            let (todo, client, url, batches, starts, ends) = (todo.clone(), client.clone(), server.url.clone(), batches.clone(), starts.clone(), ends.clone());
+            let (todo, client, url, batches, starts, ends) = (todo.clone(), sender.clone(), server.url.clone(), batches.clone(), starts.clone(), ends.clone());
             senders.push(tokio::spawn(async move {
                 loop {
                     let i = todo.fetch_add(1, Ordering::SeqCst);
@@ -235,7 +237,7 @@ async fn kill9_mid_storm_loses_no_accepted_alert_and_pages_each_incident_once() 
     // Phase 3: the storm resolves (endsAt now), then the incidents are resolved.
     let resolved_at = faultline_core::Timestamp::parse_rfc3339(&wall_clock_now()).unwrap().to_string();
     for b in &batches {
-        assert!(post(&client, &server.url, &body(b, &starts, &resolved_at)).await);
+        assert!(post(&sender, &server.url, &body(b, &starts, &resolved_at)).await);
     }
     for id in &ids {
         api(&client, reqwest::Method::POST, format!("{}/api/v1/incidents/{id}/resolve", server.url), &token, Some(json!({}))).await;

@@ -83,6 +83,15 @@ pub fn create_token(data_dir: &Path, scope: &str) -> String {
     String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_owned()
 }
 
+/// A client that sends `Authorization: Bearer <token>` on every request,
+/// as a configured sender (Prometheus, a collector) does.
+pub fn ingest_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    // A token is `flt_` and hex digits: always a valid header value.
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
+}
+
 /// A local webhook receiver: records every request's idempotency key in
 /// arrival order (repeats included), after an optional delay that makes it
 /// a slow peer (so a kill catches deliveries in flight).

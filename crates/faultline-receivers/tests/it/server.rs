@@ -342,8 +342,7 @@ async fn ingest_asks_the_authenticator_over_http_and_grpc() {
 
     // gRPC: the same parsing of the `authorization` metadata.
     let addr = grpc_server(&ingest).await;
-    let mut grpc =
-        opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(format!("http://{addr}")).await.unwrap();
+    let mut grpc = opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(format!("http://{addr}")).await.unwrap();
     let req = |auth: Option<&str>| {
         let body: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest = serde_json::from_str(&json_body()).unwrap();
         let mut r = tonic::Request::new(body);

@@ -375,8 +375,8 @@ async fn authorize_pagerduty(state: &AppState, headers: &HeaderMap, body: &[u8])
     }
     let key = serde_json::from_slice::<Keyed>(body).ok().and_then(|k| k.routing_key).unwrap_or_default();
     // Every configured key is compared, in constant time, whatever matched.
-    let known =
-        !key.is_empty() && state.pagerduty_routing_keys.iter().fold(false, |found, k| found | faultline_receivers::auth::constant_time_eq(k.as_bytes(), key.as_bytes()));
+    let known = !key.is_empty()
+        && state.pagerduty_routing_keys.iter().fold(false, |found, k| found | faultline_receivers::auth::constant_time_eq(k.as_bytes(), key.as_bytes()));
     if known {
         return Ok(());
     }

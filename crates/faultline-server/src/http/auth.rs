@@ -11,9 +11,9 @@
 //! `/metrics`) simply take none of them.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
 use faultline_core::incident::Actor;
 use faultline_store::TokenRecord;
 

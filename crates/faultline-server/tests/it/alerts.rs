@@ -94,8 +94,7 @@ async fn pagerduty_events_trigger_acknowledge_resolve() {
     assert_eq!((incidents.len(), incidents[0].status.as_str()), (1, "acknowledged"));
 
     // A trigger without dedup_key gets a generated one.
-    let (_, body, _) =
-        h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","payload":{"summary":"x","source":"s","severity":"info"}}"#).await;
+    let (_, body, _) = h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","payload":{"summary":"x","source":"s","severity":"info"}}"#).await;
     assert_eq!(body["dedup_key"].as_str().map(str::len), Some(32));
 
     let (s, body, _) = h.post("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","payload":{"source":"s","severity":"info"}}"#).await;
@@ -190,7 +189,9 @@ async fn pagerduty_senders_authenticate_with_a_configured_routing_key_that_never
     let key = "R0A1B2C3D4E5F60718293A4B5C6D7E8F";
     let h = start(Config { pagerduty_routing_keys: vec![key.into()], ..Config::default() }).await;
     let trigger = |k: &str| {
-        format!(r#"{{"routing_key":"{k}","event_action":"trigger","dedup_key":"db-1","payload":{{"summary":"fraud-db down","source":"db1","severity":"critical"}}}}"#)
+        format!(
+            r#"{{"routing_key":"{k}","event_action":"trigger","dedup_key":"db-1","payload":{{"summary":"fraud-db down","source":"db1","severity":"critical"}}}}"#
+        )
     };
     let (s, body, _) = h.send("POST", "/v2/enqueue", &trigger("R-guessed"), None).await;
     assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "{body}");
@@ -227,8 +228,12 @@ async fn a_full_engine_queue_answers_503_with_retry_after() {
     let app = App::with_store(Config { engine_queue: 1, ..Config::default() }, store, Arc::new(FixedClock(Timestamp::from_secs(0))));
     let router = app.router();
     let post = |router: axum::Router| async move {
-        let req =
-            Request::builder().method("POST").uri("/api/v2/alerts").header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::from(AM_ALERT)).unwrap();
+        let req = Request::builder()
+            .method("POST")
+            .uri("/api/v2/alerts")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::from(AM_ALERT))
+            .unwrap();
         router.oneshot(req).await.unwrap()
     };
     app.state().engine.try_send(faultline_engine::Event::Tick).unwrap();

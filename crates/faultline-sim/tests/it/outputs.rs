@@ -92,6 +92,7 @@ fn cli_reports_unknown_scenarios_in_one_line_and_runs_files() {
             otlp: None,
             speed: None,
             otlp_max_spans: 5000,
+            otlp_token: None,
         }),
     };
     let e = faultline_sim::cli::run(args("no-such-thing")).unwrap_err();
@@ -152,6 +153,7 @@ fn otlp_export_sends_spans_per_attempt_and_window_gauges() {
             otlp: Some(url),
             speed: None,
             otlp_max_spans: 100,
+            otlp_token: None,
         }),
     };
     faultline_sim::cli::run(args).unwrap();
