@@ -66,6 +66,8 @@ impl Ingest {
             .route("/v1/metrics", post(metrics))
             .route("/v1/logs", post(logs))
             .route("/api/v1/write", post(remote_write))
+            // Before the body is read: a stranger's body is never buffered.
+            .route_layer(axum::middleware::from_fn_with_state(self.clone(), authenticate))
             .layer(DefaultBodyLimit::max(self.shared.cfg.max_body_bytes))
             .with_state(self.clone())
     }
@@ -87,26 +89,46 @@ fn error(status: StatusCode, enc: Encoding, code: i32, message: String, retry_af
     resp
 }
 
-/// Checks the sender's credential (`auth`), the content type and encoding, and returns the decoded-ready body.
-async fn prepare(ingest: &Ingest, signal: &str, headers: &HeaderMap, body: Result<Bytes, BytesRejection>, otlp: bool) -> Result<(Encoding, Bytes), Response> {
-    let m = &ingest.shared.metrics;
+/// The body's encoding from its Content-Type (JSON only for OTLP).
+fn encoding_of(headers: &HeaderMap, otlp: bool) -> Option<Encoding> {
     let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let enc = match mime.as_str() {
+    match mime.as_str() {
         "application/x-protobuf" | "application/protobuf" => Some(Encoding::Protobuf),
         "application/json" if otlp => Some(Encoding::Json),
         _ => None,
-    };
-    let err_enc = enc.unwrap_or(Encoding::Json);
-    if let Err(refusal) = ingest.shared.cfg.auth.check(headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes)).await {
-        let (status, code, outcome) = match refusal.kind {
-            RefusalKind::Unauthenticated => (StatusCode::UNAUTHORIZED, UNAUTHENTICATED, "unauthorized"),
-            RefusalKind::Forbidden => (StatusCode::FORBIDDEN, PERMISSION_DENIED, "forbidden"),
-            RefusalKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, "unavailable"),
-        };
-        m.request("http", signal, outcome);
-        return Err(error(status, err_enc, code, refusal.message, (status == StatusCode::SERVICE_UNAVAILABLE).then_some(ingest.shared.cfg.retry_after_secs)));
     }
+}
+
+/// Asks the authenticator (`auth`) about the sender's credential before
+/// the handler reads the body; a refusal is answered in the request's encoding.
+async fn authenticate(State(ingest): State<Ingest>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (signal, otlp) = match req.uri().path() {
+        "/v1/traces" => ("traces", true),
+        "/v1/metrics" => ("metrics", true),
+        "/v1/logs" => ("logs", true),
+        _ => ("remote_write", false),
+    };
+    let Err(refusal) = ingest.shared.cfg.auth.check(req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes)).await else {
+        return next.run(req).await;
+    };
+    let (status, code, outcome) = match refusal.kind {
+        RefusalKind::Unauthenticated => (StatusCode::UNAUTHORIZED, UNAUTHENTICATED, "unauthorized"),
+        RefusalKind::Forbidden => (StatusCode::FORBIDDEN, PERMISSION_DENIED, "forbidden"),
+        RefusalKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, "unavailable"),
+    };
+    ingest.shared.metrics.request("http", signal, outcome);
+    let retry = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(ingest.shared.cfg.retry_after_secs);
+    error(status, encoding_of(req.headers(), otlp).unwrap_or(Encoding::Json), code, refusal.message, retry)
+}
+
+/// Checks the content type and encoding (the sender was authenticated by
+/// `authenticate`), and returns the decoded-ready body.
+fn prepare(ingest: &Ingest, signal: &str, headers: &HeaderMap, body: Result<Bytes, BytesRejection>, otlp: bool) -> Result<(Encoding, Bytes), Response> {
+    let m = &ingest.shared.metrics;
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let enc = encoding_of(headers, otlp);
+    let err_enc = enc.unwrap_or(Encoding::Json);
     let Some(enc) = enc else {
         m.request("http", signal, "unsupported_media_type");
         let want = if otlp { "application/x-protobuf or application/json" } else { "application/x-protobuf" };
@@ -182,7 +204,7 @@ fn partial(p: &PartialSuccess) -> Option<(i64, String)> {
 }
 
 async fn traces(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let (enc, body) = match prepare(&ingest, "traces", &headers, body, true).await {
+    let (enc, body) = match prepare(&ingest, "traces", &headers, body, true) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -209,7 +231,7 @@ async fn traces(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<B
 }
 
 async fn metrics(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let (enc, body) = match prepare(&ingest, "metrics", &headers, body, true).await {
+    let (enc, body) = match prepare(&ingest, "metrics", &headers, body, true) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -235,7 +257,7 @@ async fn metrics(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<
 }
 
 async fn logs(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let (enc, body) = match prepare(&ingest, "logs", &headers, body, true).await {
+    let (enc, body) = match prepare(&ingest, "logs", &headers, body, true) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -259,7 +281,7 @@ async fn logs(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Byt
 }
 
 async fn remote_write(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let (enc, body) = match prepare(&ingest, "remote_write", &headers, body, false).await {
+    let (enc, body) = match prepare(&ingest, "remote_write", &headers, body, false) {
         Ok(x) => x,
         Err(r) => return r,
     };

@@ -361,6 +361,21 @@ async fn ingest_asks_the_authenticator_over_http_and_grpc() {
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
 }
 
+/// A stranger's body is never read: the refusal comes before it is sent.
+#[tokio::test]
+async fn an_unauthenticated_sender_is_refused_before_its_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ingest = Ingest::new(IngestConfig { auth: IngestAuth::Required(std::sync::Arc::new(TwoTokens)), ..IngestConfig::default() });
+    let addr = http_server(&ingest).await;
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Announces 4 MiB and sends none of it.
+    conn.write_all(b"POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 4194304\r\n\r\n").await.unwrap();
+    let mut head = [0u8; 12];
+    // A guard against hanging, not a synchronisation: the answer needs no body.
+    tokio::time::timeout(Duration::from_secs(30), conn.read_exact(&mut head)).await.expect("answered without the body").unwrap();
+    assert_eq!(&head, b"HTTP/1.1 401");
+}
+
 fn base64_encode(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
