@@ -1,23 +1,23 @@
 //! OTLP/gRPC: the trace, metrics and logs collector services on a tonic
 //! server (gzip accepted and sent).
 //!
-//! Traces (the volume) skip prost: [`RawTraceServer`] receives the message
-//! bytes through a pass-through codec and runs the same zero-copy decoder as
-//! OTLP/HTTP. Metrics and logs use opentelemetry-proto's generated servers.
+//! Every service receives the message bytes through a pass-through codec
+//! (`RawServer`): traces (the volume) run the same zero-copy decoder as
+//! OTLP/HTTP, metrics and logs are decoded with prost here, so an
+//! undecodable message is answered INVALID_ARGUMENT by us (tonic's codec
+//! would answer INTERNAL, which senders retry).
 //!
 //! Backpressure answers RESOURCE_EXHAUSTED with a `google.rpc.RetryInfo`
 //! detail (queue full; the OTLP spec makes that retryable) or UNAVAILABLE
-//! (pipeline stopped); undecodable messages are INVALID_ARGUMENT (tonic
-//! decodes them); a missing or wrong ingest token is UNAUTHENTICATED, a
+//! (pipeline stopped); undecodable messages are INVALID_ARGUMENT; a missing or wrong ingest token is UNAUTHENTICATED, a
 //! token without the ingest scope PERMISSION_DENIED. Not here:
 //! protocol conversion (`traces.rs`, `metrics.rs`).
 
 use std::future::Future;
+use std::marker::PhantomData;
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use prost::Message;
@@ -119,19 +119,18 @@ impl Otlp {
 }
 
 /// Hands the (decompressed) message bytes through; encodes responses with prost.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
+struct RawCodec<R>(PhantomData<fn() -> R>);
 
 struct RawDecoder;
-struct ProstEncoder;
+struct ProstEncoder<R>(PhantomData<fn() -> R>);
 
-impl tonic::codec::Codec for RawCodec {
-    type Encode = ExportTraceServiceResponse;
+impl<R: Message + Send + 'static> tonic::codec::Codec for RawCodec<R> {
+    type Encode = R;
     type Decode = Bytes;
-    type Encoder = ProstEncoder;
+    type Encoder = ProstEncoder<R>;
     type Decoder = RawDecoder;
-    fn encoder(&mut self) -> ProstEncoder {
-        ProstEncoder
+    fn encoder(&mut self) -> ProstEncoder<R> {
+        ProstEncoder(PhantomData)
     }
     fn decoder(&mut self) -> RawDecoder {
         RawDecoder
@@ -147,43 +146,94 @@ impl tonic::codec::Decoder for RawDecoder {
     }
 }
 
-impl tonic::codec::Encoder for ProstEncoder {
-    type Item = ExportTraceServiceResponse;
+impl<R: Message> tonic::codec::Encoder for ProstEncoder<R> {
+    type Item = R;
     type Error = Status;
-    fn encode(&mut self, item: ExportTraceServiceResponse, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), Status> {
+    fn encode(&mut self, item: R, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), Status> {
         item.encode(dst).map_err(|e| Status::internal(e.to_string()))
     }
 }
 
-struct ExportRaw(Otlp);
+/// One OTLP collector service served from raw message bytes, so that an
+/// undecodable message is ours to answer (INVALID_ARGUMENT; tonic's prost
+/// codec would say INTERNAL, which the OTLP spec tells senders to retry).
+trait RawExport: Send + Sync + 'static {
+    /// The gRPC service name (`package.Service`).
+    const NAME: &'static str;
+    type Reply: Message + Send + 'static;
+    fn export(otlp: Otlp, meta: tonic::metadata::MetadataMap, bytes: Bytes) -> BoxFuture<Self::Reply, Status>;
+}
 
-impl tonic::server::UnaryService<Bytes> for ExportRaw {
-    type Response = ExportTraceServiceResponse;
-    type Future = BoxFuture<Response<ExportTraceServiceResponse>, Status>;
-    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        let svc = self.0.clone();
+struct TraceExport;
+struct MetricsExport;
+struct LogsExport;
+
+impl RawExport for TraceExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    type Reply = ExportTraceServiceResponse;
+    fn export(otlp: Otlp, meta: tonic::metadata::MetadataMap, bytes: Bytes) -> BoxFuture<Self::Reply, Status> {
+        Box::pin(async move { otlp.export_traces(&meta, bytes).await })
+    }
+}
+
+impl RawExport for MetricsExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    type Reply = ExportMetricsServiceResponse;
+    fn export(otlp: Otlp, meta: tonic::metadata::MetadataMap, bytes: Bytes) -> BoxFuture<Self::Reply, Status> {
         Box::pin(async move {
-            let (meta, _, bytes) = request.into_parts();
-            svc.export_traces(&meta, bytes).await.map(Response::new)
+            otlp.check_token(&meta, "metrics").await?;
+            let request = otlp.decode::<ExportMetricsServiceRequest>("metrics", &bytes)?;
+            otlp.export_metrics(&request)
         })
     }
 }
 
-const TRACE_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+impl RawExport for LogsExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    type Reply = ExportLogsServiceResponse;
+    fn export(otlp: Otlp, meta: tonic::metadata::MetadataMap, bytes: Bytes) -> BoxFuture<Self::Reply, Status> {
+        Box::pin(async move {
+            otlp.check_token(&meta, "logs").await?;
+            let request = otlp.decode::<ExportLogsServiceRequest>("logs", &bytes)?;
+            otlp.export_logs(&request)
+        })
+    }
+}
 
-/// The OTLP trace service, decoding with the zero-copy decoder.
-#[derive(Clone)]
-struct RawTraceServer {
+struct ExportRaw<E>(Otlp, PhantomData<fn() -> E>);
+
+impl<E: RawExport> tonic::server::UnaryService<Bytes> for ExportRaw<E> {
+    type Response = E::Reply;
+    type Future = BoxFuture<Response<E::Reply>, Status>;
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let otlp = self.0.clone();
+        Box::pin(async move {
+            let (meta, _, bytes) = request.into_parts();
+            E::export(otlp, meta, bytes).await.map(Response::new)
+        })
+    }
+}
+
+/// An OTLP service (`E`) on raw bytes: only its `Export` method exists.
+struct RawServer<E> {
     otlp: Otlp,
     max_decoding: usize,
+    _export: PhantomData<fn() -> E>,
 }
 
-impl tonic::server::NamedService for RawTraceServer {
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+impl<E> Clone for RawServer<E> {
+    fn clone(&self) -> Self {
+        RawServer { otlp: self.otlp.clone(), max_decoding: self.max_decoding, _export: PhantomData }
+    }
 }
 
-impl<B> tonic::codegen::Service<http::Request<B>> for RawTraceServer
+impl<E: RawExport> tonic::server::NamedService for RawServer<E> {
+    const NAME: &'static str = E::NAME;
+}
+
+impl<E, B> tonic::codegen::Service<http::Request<B>> for RawServer<E>
 where
+    E: RawExport,
     B: tonic::codegen::Body + Send + 'static,
     B::Error: Into<tonic::codegen::StdError> + Send + 'static,
 {
@@ -196,7 +246,8 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() != TRACE_EXPORT_PATH {
+        let is_export = req.uri().path().strip_prefix('/').and_then(|p| p.strip_prefix(E::NAME)) == Some("/Export");
+        if !is_export {
             return Box::pin(async move {
                 let mut response = http::Response::new(tonic::body::Body::default());
                 response.headers_mut().insert("grpc-status", (Code::Unimplemented as i32).into());
@@ -208,17 +259,25 @@ where
         encodings.enable(CompressionEncoding::Gzip);
         let (otlp, max) = (self.otlp.clone(), self.max_decoding);
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(RawCodec).apply_compression_config(encodings, encodings).apply_max_message_size_config(Some(max), None);
-            Ok(grpc.unary(ExportRaw(otlp), req).await)
+            let mut grpc = tonic::server::Grpc::new(RawCodec::<E::Reply>(PhantomData))
+                .apply_compression_config(encodings, encodings)
+                .apply_max_message_size_config(Some(max), None);
+            Ok(grpc.unary(ExportRaw::<E>(otlp, PhantomData), req).await)
         })
     }
 }
 
-#[tonic::async_trait]
-impl MetricsService for Otlp {
-    async fn export(&self, request: Request<ExportMetricsServiceRequest>) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.check_token(request.metadata(), "metrics").await?;
-        let decoded = metrics_from_request(request.get_ref());
+impl Otlp {
+    /// Decodes a metrics or logs request; undecodable is INVALID_ARGUMENT.
+    fn decode<M: Message + Default>(&self, signal: &str, bytes: &[u8]) -> Result<M, Status> {
+        M::decode(bytes).map_err(|e| {
+            self.0.shared.metrics.request("grpc", signal, "bad_payload");
+            Status::invalid_argument(crate::DecodeError::Protobuf(e.to_string()).to_string())
+        })
+    }
+
+    fn export_metrics(&self, request: &ExportMetricsServiceRequest) -> Result<ExportMetricsServiceResponse, Status> {
+        let decoded = metrics_from_request(request);
         let n = decoded.points.len() as u64;
         if n > 0 {
             self.enqueue("metrics", Batch::Metrics(decoded.points))?;
@@ -228,17 +287,13 @@ impl MetricsService for Otlp {
         m.records("metrics", "accepted", n);
         m.records("metrics", "rejected", decoded.rejected.rejected.max(0) as u64);
         let p = decoded.rejected;
-        Ok(Response::new(ExportMetricsServiceResponse {
+        Ok(ExportMetricsServiceResponse {
             partial_success: (p.rejected > 0).then_some(ExportMetricsPartialSuccess { rejected_data_points: p.rejected, error_message: p.message }),
-        }))
+        })
     }
-}
 
-#[tonic::async_trait]
-impl LogsService for Otlp {
-    async fn export(&self, request: Request<ExportLogsServiceRequest>) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.check_token(request.metadata(), "logs").await?;
-        let decoded = logs_from_request(request.get_ref());
+    fn export_logs(&self, request: &ExportLogsServiceRequest) -> Result<ExportLogsServiceResponse, Status> {
+        let decoded = logs_from_request(request);
         if !decoded.events.is_empty() {
             self.enqueue("logs", Batch::Logs(decoded.events))?;
         }
@@ -246,31 +301,21 @@ impl LogsService for Otlp {
         m.request("grpc", "logs", "ok");
         m.records("logs", "accepted", decoded.records);
         let p = decoded.rejected;
-        Ok(Response::new(ExportLogsServiceResponse {
+        Ok(ExportLogsServiceResponse {
             partial_success: (p.rejected > 0).then_some(ExportLogsPartialSuccess { rejected_log_records: p.rejected, error_message: p.message }),
-        }))
+        })
     }
 }
 
 impl Ingest {
     /// Serves OTLP/gRPC (traces, metrics, logs) on `listener` until `shutdown` resolves.
     pub async fn serve_grpc(&self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), tonic::transport::Error> {
-        let svc = Otlp(self.clone());
-        let max = self.shared.cfg.max_decoded_bytes;
+        let otlp = Otlp(self.clone());
+        let max_decoding = self.shared.cfg.max_decoded_bytes;
         tonic::transport::Server::builder()
-            .add_service(RawTraceServer { otlp: svc.clone(), max_decoding: max })
-            .add_service(
-                MetricsServiceServer::new(svc.clone())
-                    .accept_compressed(CompressionEncoding::Gzip)
-                    .send_compressed(CompressionEncoding::Gzip)
-                    .max_decoding_message_size(max),
-            )
-            .add_service(
-                LogsServiceServer::new(svc)
-                    .accept_compressed(CompressionEncoding::Gzip)
-                    .send_compressed(CompressionEncoding::Gzip)
-                    .max_decoding_message_size(max),
-            )
+            .add_service(RawServer::<TraceExport> { otlp: otlp.clone(), max_decoding, _export: PhantomData })
+            .add_service(RawServer::<MetricsExport> { otlp: otlp.clone(), max_decoding, _export: PhantomData })
+            .add_service(RawServer::<LogsExport> { otlp, max_decoding, _export: PhantomData })
             .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
             .await
     }

@@ -50,6 +50,8 @@ pub struct PartialSuccess {
 pub enum DecodeError {
     #[error("invalid OTLP protobuf: {0}")]
     Protobuf(String),
+    #[error("invalid remote-write protobuf: {0}")]
+    RemoteWrite(String),
     #[error("invalid OTLP JSON: {0}")]
     Json(String),
     #[error("invalid snappy block: {0}")]
@@ -61,10 +63,10 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// A short label for metrics: `protobuf`, `json`, `snappy`, `gzip`, `too_large`.
+    /// A short label for metrics: `protobuf` (OTLP or remote-write), `json`, `snappy`, `gzip`, `too_large`.
     pub fn reason(&self) -> &'static str {
         match self {
-            DecodeError::Protobuf(_) => "protobuf",
+            DecodeError::Protobuf(_) | DecodeError::RemoteWrite(_) => "protobuf",
             DecodeError::Json(_) => "json",
             DecodeError::Snappy(_) => "snappy",
             DecodeError::Gzip(_) => "gzip",

@@ -253,7 +253,15 @@ pub struct ScanSummary {
 /// label: calls `f(name, labels, samples)` once per series with a name
 /// (labels without `__name__`, in wire order; sample times in ms). Series
 /// without `__name__` are counted as rejected.
-pub fn scan_remote_write<'a>(raw: &'a [u8], mut f: impl FnMut(&'a str, &[(&'a str, &'a str)], &[(Timestamp, f64)])) -> Result<ScanSummary, DecodeError> {
+pub fn scan_remote_write<'a>(raw: &'a [u8], f: impl FnMut(&'a str, &[(&'a str, &'a str)], &[(Timestamp, f64)])) -> Result<ScanSummary, DecodeError> {
+    // The wire reader speaks of protobuf in general; say which protocol.
+    scan_write_request(raw, f).map_err(|e| match e {
+        DecodeError::Protobuf(m) => DecodeError::RemoteWrite(m),
+        e => e,
+    })
+}
+
+fn scan_write_request<'a>(raw: &'a [u8], mut f: impl FnMut(&'a str, &[(&'a str, &'a str)], &[(Timestamp, f64)])) -> Result<ScanSummary, DecodeError> {
     use crate::wire::{FIXED64, LEN, Reader, VARINT};
     let mut out = ScanSummary::default();
     let mut labels: Vec<(&'a str, &'a str)> = Vec::with_capacity(16);

@@ -252,6 +252,10 @@ fn garbage_and_truncation_are_typed_errors_never_panics() {
     let err = decode_traces_protobuf(&[0x0a, 0xff, 0xff, 0x01]).unwrap_err();
     assert_eq!(err.to_string(), "invalid OTLP protobuf: length-delimited field runs past the end at byte 4");
     assert!(matches!(decode_otlp_traces(b"{\"resourceSpans\": 3}", Encoding::Json), Err(DecodeError::Json(_))));
+    // Remote-write is not OTLP, and its errors say so.
+    let raw = [0x0a, 0xff, 0xff, 0x01];
+    let err = decode_remote_write(&snap::raw::Encoder::new().compress_vec(&raw).unwrap(), 1 << 20).unwrap_err();
+    assert_eq!(err.to_string(), "invalid remote-write protobuf: length-delimited field runs past the end at byte 4");
 }
 
 #[test]

@@ -376,6 +376,64 @@ async fn an_unauthenticated_sender_is_refused_before_its_body_is_read() {
     assert_eq!(&head, b"HTTP/1.1 401");
 }
 
+/// Sends raw bytes as a gRPC message; ignores the answer's body.
+#[derive(Clone, Copy, Default)]
+struct Garbage;
+struct GarbageEncoder;
+struct IgnoreDecoder;
+
+impl tonic::codec::Codec for Garbage {
+    type Encode = Vec<u8>;
+    type Decode = ();
+    type Encoder = GarbageEncoder;
+    type Decoder = IgnoreDecoder;
+    fn encoder(&mut self) -> GarbageEncoder {
+        GarbageEncoder
+    }
+    fn decoder(&mut self) -> IgnoreDecoder {
+        IgnoreDecoder
+    }
+}
+
+impl tonic::codec::Encoder for GarbageEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for IgnoreDecoder {
+    type Item = ();
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+        use bytes::Buf;
+        src.advance(src.remaining());
+        Ok(Some(()))
+    }
+}
+
+/// An undecodable message is the sender's error (INVALID_ARGUMENT, not
+/// retried), not ours (INTERNAL, which OTLP senders retry forever).
+#[tokio::test]
+async fn undecodable_grpc_messages_are_invalid_argument_on_every_service() {
+    install_crypto();
+    let ingest = Ingest::new(IngestConfig::default());
+    let addr = grpc_server(&ingest).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    for service in ["trace.v1.TraceService", "metrics.v1.MetricsService", "logs.v1.LogsService"] {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.unwrap();
+        let path: tonic::codegen::http::uri::PathAndQuery = format!("/opentelemetry.proto.collector.{service}/Export").parse().unwrap();
+        // A length-delimited field that runs past the end.
+        let err = grpc.unary(tonic::Request::new(vec![0x0a, 0xff, 0xff, 0x01]), path, Garbage).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{service}: {err:?}");
+        assert!(err.message().starts_with("invalid OTLP protobuf"), "{service}: {}", err.message());
+    }
+}
+
 fn base64_encode(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
