@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::IngestAccess;
-use super::error::ApiError;
+use super::error::{ApiBytes, ApiError};
 
 /// Longest accepted summary (PagerDuty's limit).
 const MAX_SUMMARY: usize = 1024;
@@ -448,7 +448,7 @@ fn signals(alerts: Vec<ExternalAlert>) -> Vec<Signal> {
     alerts.into_iter().map(Signal::Alert).collect()
 }
 
-pub async fn alertmanager_v2(State(state): State<AppState>, _access: IngestAccess, body: axum::body::Bytes) -> Response {
+pub async fn alertmanager_v2(State(state): State<AppState>, _access: IngestAccess, ApiBytes(body): ApiBytes) -> Response {
     accept(&state, |now| {
         let alerts = decode_am_v2(&body, now).map_err(invalid)?;
         Ok((signals(alerts), StatusCode::OK.into_response()))
@@ -456,7 +456,7 @@ pub async fn alertmanager_v2(State(state): State<AppState>, _access: IngestAcces
     .await
 }
 
-pub async fn alertmanager_webhook(State(state): State<AppState>, _access: IngestAccess, body: axum::body::Bytes) -> Response {
+pub async fn alertmanager_webhook(State(state): State<AppState>, _access: IngestAccess, ApiBytes(body): ApiBytes) -> Response {
     accept(&state, |now| {
         let alerts = decode_am_webhook(&body, now).map_err(invalid)?;
         let n = alerts.len();
@@ -467,7 +467,7 @@ pub async fn alertmanager_webhook(State(state): State<AppState>, _access: Ingest
 
 /// PagerDuty answers in its own shape, not Faultline's error shape, so
 /// existing PagerDuty clients understand the reply.
-pub async fn pagerduty_enqueue(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+pub async fn pagerduty_enqueue(State(state): State<AppState>, headers: HeaderMap, ApiBytes(body): ApiBytes) -> Response {
     if let Err(e) = authorize_pagerduty(&state, &headers, &body).await {
         return e.into_response();
     }
@@ -496,7 +496,7 @@ pub async fn pagerduty_enqueue(State(state): State<AppState>, headers: HeaderMap
     }
 }
 
-pub async fn generic(State(state): State<AppState>, _access: IngestAccess, body: axum::body::Bytes) -> Response {
+pub async fn generic(State(state): State<AppState>, _access: IngestAccess, ApiBytes(body): ApiBytes) -> Response {
     accept(&state, |now| {
         let (alert, key) = decode_generic(&body, now).map_err(invalid)?;
         Ok((signals(vec![alert]), (StatusCode::ACCEPTED, Json(json!({"status": "success", "dedup_key": key}))).into_response()))
@@ -520,7 +520,7 @@ struct PushedProbe {
 /// `POST /api/v1/probes/results`: a probe result (or an array of them) from
 /// a runner in another location, for the partition matrix and the probe
 /// detectors.
-pub async fn probe_results(State(state): State<AppState>, _access: IngestAccess, body: axum::body::Bytes) -> Response {
+pub async fn probe_results(State(state): State<AppState>, _access: IngestAccess, ApiBytes(body): ApiBytes) -> Response {
     accept(&state, |now| {
         let pushed: Vec<PushedProbe> = match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Array(_)) => serde_json::from_slice(&body),

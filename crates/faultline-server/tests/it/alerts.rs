@@ -218,6 +218,21 @@ async fn ingest_auth_none_opens_ingest_and_nothing_else() {
 }
 
 #[tokio::test]
+async fn oversize_alert_bodies_are_413_in_the_error_shape_and_webhook_alerts_need_labels() {
+    let h = start(Config::default()).await;
+    let big = format!("[{}]", " ".repeat(2 << 20));
+    for path in ["/api/v2/alerts", "/api/v1/alerts", "/api/v1/alerts/alertmanager", "/api/v1/probes/results", "/v2/enqueue"] {
+        let (s, body, _) = h.post(path, &big).await;
+        assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")), "{path}: {body}");
+    }
+    // Like v2: an alert without labels is refused, not correlated as "alert".
+    let webhook = r#"{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{},"annotations":{"summary":"x"}}]}"#;
+    let (s, body, _) = h.post("/api/v1/alerts/alertmanager", webhook).await;
+    assert_eq!((s, body["error"]["message"].as_str()), (StatusCode::BAD_REQUEST, Some("alerts[0].labels: at least one label is required")), "{body}");
+    assert!(h.incidents().await.is_empty());
+}
+
+#[tokio::test]
 async fn a_full_engine_queue_answers_503_with_retry_after() {
     // Engine not started and a queue of one, already taken: the request finds
     // it full. (An accepted alert waits for the engine's commit, so a request
