@@ -439,10 +439,14 @@ pub struct FindingView {
     pub active: bool,
 }
 
-/// `GET /api/v1/incidents`
+/// `GET /api/v1/incidents`: one page, newest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IncidentList {
     pub incidents: Vec<Incident>,
+    /// When the page is full: pass it as `?cursor=` (with the same filters)
+    /// for the next page. Opaque; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// One detector finding with its evidence (`GET /api/v1/findings`).

@@ -37,8 +37,12 @@ enum IncidentsCommand {
         /// SEV1, SEV2 or SEV3.
         #[arg(long)]
         severity: Option<String>,
-        #[arg(long)]
+        /// At most this many (the CLI follows the API's pages) [default: 100].
+        #[arg(long, conflicts_with = "all", value_parser = clap::value_parser!(u32).range(1..))]
         limit: Option<u32>,
+        /// Every incident that matches, page after page.
+        #[arg(long)]
+        all: bool,
     },
     /// Show one incident with its timeline.
     Show { id: String },
@@ -106,7 +110,7 @@ enum IncidentsCommand {
 pub async fn run(args: IncidentsArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.url, args.token.clone())?;
     let one = match args.command {
-        IncidentsCommand::List { open, status, severity, limit } => {
+        IncidentsCommand::List { open, status, severity, limit, all } => {
             let mut q = Vec::new();
             if open {
                 q.push(("open", "true".to_owned()));
@@ -117,10 +121,24 @@ pub async fn run(args: IncidentsArgs) -> anyhow::Result<()> {
             if let Some(s) = severity {
                 q.push(("severity", s));
             }
-            if let Some(l) = limit {
-                q.push(("limit", l.to_string()));
+            // Follow next_cursor until the limit, or to the end with --all.
+            let want = if all { usize::MAX } else { limit.unwrap_or(100) as usize };
+            let mut list = api::IncidentList { incidents: Vec::new(), next_cursor: None };
+            loop {
+                let remaining = want - list.incidents.len();
+                let mut page_q = q.clone();
+                page_q.push(("limit", remaining.min(1000).to_string()));
+                if let Some(c) = list.next_cursor.take() {
+                    page_q.push(("cursor", c));
+                }
+                let page = client.list_incidents(&page_q).await?;
+                let done = page.incidents.is_empty() || page.next_cursor.is_none();
+                list.incidents.extend(page.incidents);
+                list.next_cursor = page.next_cursor;
+                if done || list.incidents.len() >= want {
+                    break;
+                }
             }
-            let list = client.list_incidents(&q).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {

@@ -182,6 +182,10 @@ pub struct IncidentFilter {
     pub opened_from: Option<Timestamp>,
     /// Only incidents opened before this instant.
     pub opened_before: Option<Timestamp>,
+    /// Only incidents after this one in the listing order (newest first:
+    /// `opened_at` descending, then id descending): the last row of the
+    /// previous page, so a listing pages through any number of incidents.
+    pub after: Option<(Timestamp, IncidentId)>,
 }
 
 #[async_trait]

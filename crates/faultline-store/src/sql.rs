@@ -473,6 +473,7 @@ impl Store for SqlStore {
             "SELECT state_json FROM incidents
              WHERE ($1 = '' OR status = $1) AND ($2 = '' OR severity = $2) AND ($3 = 0 OR status <> 'resolved')
                AND opened_at >= $5 AND opened_at < $6
+               AND ($7 = 0 OR opened_at < $8 OR (opened_at = $8 AND id < $9))
              ORDER BY opened_at DESC, id DESC LIMIT $4",
         )
         .bind(filter.status.map_or("", IncidentStatus::as_str))
@@ -481,6 +482,9 @@ impl Store for SqlStore {
         .bind(limit)
         .bind(filter.opened_from.map_or(i64::MIN, Timestamp::as_millis))
         .bind(filter.opened_before.map_or(i64::MAX, Timestamp::as_millis))
+        .bind(i64::from(filter.after.is_some()))
+        .bind(filter.after.map_or(0, |(at, _)| at.as_millis()))
+        .bind(filter.after.map_or_else(String::new, |(_, id)| id.to_string()))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

@@ -94,6 +94,40 @@ fn cli_errors_are_one_line() {
     assert!(e.contains("invalid --listen"), "{e}");
 }
 
+/// `incidents list` follows the API's cursor past the 1,000 of one page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_list_follows_the_cursor_past_a_thousand() {
+    use faultline_store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let store = faultline_store::SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let now = faultline_core::Timestamp::from_secs(1_800_000_000);
+    for i in 0..1005 {
+        let opened = faultline_core::Incident::open(
+            &format!("incident {i}"),
+            faultline_core::incident::Severity::Sev3,
+            None,
+            now,
+            faultline_core::incident::Actor::System("test".into()),
+        )
+        .unwrap();
+        store.create_incident(faultline_engine::new_incident_id(now), &opened).await.unwrap();
+    }
+    store.close().await;
+    let read = create_token(dir.path(), "read");
+    let server = Server::start(dir.path(), &[]);
+    let count = |args: &[&str]| {
+        let mut all = vec!["incidents", "--url", &server.url, "--token", &read, "--json", "list"];
+        all.extend_from_slice(args);
+        let v: serde_json::Value = serde_json::from_str(&ok(faultline(&all))).unwrap();
+        let ids: std::collections::BTreeSet<String> = v["incidents"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect();
+        (v["incidents"].as_array().unwrap().len(), ids.len())
+    };
+    assert_eq!(count(&["--all"]), (1005, 1005));
+    assert_eq!(count(&["--limit", "1003"]), (1003, 1003));
+    assert_eq!(count(&[]), (100, 100), "100 by default, as the API");
+    server.stop();
+}
+
 #[test]
 fn token_revoke_and_list() {
     let dir = tempfile::tempdir().unwrap();

@@ -47,7 +47,26 @@ pub struct ListQuery {
     severity: Option<String>,
     /// `true`: only incidents that are not resolved.
     open: Option<bool>,
+    /// Page size (default 100, at most 1000).
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Default and largest page of `GET /api/v1/incidents`.
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+/// A listing position as an opaque cursor: the last incident's opened-at
+/// (ms) and id, which is the store's listing order (`IncidentFilter::after`).
+fn cursor_of(i: &Incident) -> String {
+    format!("{}.{}", i.opened_at.as_millis(), i.id)
+}
+
+fn parse_cursor(s: &str) -> Result<(faultline_core::Timestamp, IncidentId), ApiError> {
+    let bad = || ApiError::bad_request("invalid_query", format!("cursor {s:?} is not a next_cursor from a previous page"));
+    let (at, id) = s.split_once('.').ok_or_else(bad)?;
+    Ok((faultline_core::Timestamp::from_millis(at.parse().map_err(|_| bad())?), id.parse().map_err(|_| bad())?))
 }
 
 pub async fn list(
@@ -56,15 +75,19 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<api::IncidentList>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let filter = IncidentFilter {
         status: q.status.as_deref().map(str::parse::<IncidentStatus>).transpose().map_err(|e| ApiError::bad_request("invalid_query", e))?,
         severity: q.severity.as_deref().map(parse_severity).transpose()?,
         open_only: q.open.unwrap_or(false),
-        limit: q.limit,
+        limit: Some(limit),
+        after: q.cursor.as_deref().map(parse_cursor).transpose()?,
         ..IncidentFilter::default()
     };
     let incidents = state.store.list_incidents(&filter).await?;
-    Ok(Json(api::IncidentList { incidents: incidents.iter().map(|i| convert::incident(i, None)).collect() }))
+    // A full page may have a next one (at worst the next page is empty).
+    let next_cursor = incidents.last().filter(|_| incidents.len() as u32 >= limit).map(cursor_of);
+    Ok(Json(api::IncidentList { incidents: incidents.iter().map(|i| convert::incident(i, None)).collect(), next_cursor }))
 }
 
 pub async fn show(State(state): State<AppState>, _: ReadAccess, Path(id): Path<String>) -> Result<Json<api::Incident>, ApiError> {

@@ -172,6 +172,47 @@ async fn list_filters() {
     assert!(list.body["incidents"][0].get("timeline").is_none(), "lists omit timelines");
 }
 
+/// More incidents than the largest page: the list pages with a cursor
+/// instead of stopping at 1,000 (all opened in the same millisecond here,
+/// so the cursor must break ties by id).
+#[tokio::test]
+async fn the_incident_list_pages_with_a_cursor_past_a_thousand() {
+    let h = harness().await;
+    let now = Timestamp::from_millis(NOW);
+    let mut created = std::collections::BTreeSet::new();
+    for i in 0..1005 {
+        let opened = faultline_core::Incident::open(
+            &format!("incident {i}"),
+            faultline_core::incident::Severity::Sev3,
+            None,
+            now,
+            faultline_core::incident::Actor::System("test".into()),
+        )
+        .unwrap();
+        let id = faultline_engine::new_incident_id(now);
+        h.store.create_incident(id, &opened).await.unwrap();
+        created.insert(id.to_string());
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/incidents?limit=1000".to_owned();
+    let mut pages = 0;
+    loop {
+        let r = h.call("GET", &path, Some(&h.read), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        pages += 1;
+        seen.extend(r.body["incidents"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+        match r.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/incidents?limit=1000&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!((pages, seen.len()), (2, 1005));
+    assert_eq!(seen.iter().cloned().collect::<std::collections::BTreeSet<_>>(), created, "every incident once");
+    let r = h.call("GET", "/api/v1/incidents?limit=5000", Some(&h.read), None).await;
+    assert_eq!(r.body["incidents"].as_array().unwrap().len(), 1000, "a page is at most 1,000");
+    assert_error(&h.call("GET", "/api/v1/incidents?cursor=yesterday", Some(&h.read), None).await, StatusCode::BAD_REQUEST, "invalid_query");
+}
+
 #[tokio::test]
 async fn bad_input_gets_clear_errors_and_loses_nothing() {
     let h = harness().await;

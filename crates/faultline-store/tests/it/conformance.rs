@@ -186,6 +186,32 @@ pub async fn list_filters_and_orders_newest_first(store: SqlStore) {
     assert_eq!(from_a.iter().map(|i| i.id).collect::<Vec<_>>(), [a], "from is inclusive, before is exclusive");
 }
 
+/// Keyset paging: every incident exactly once, newest first, across pages,
+/// including several opened in the same millisecond (ordered by id).
+pub async fn listing_pages_with_a_cursor(store: SqlStore) {
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        // Three pairs share an opened_at: the cursor must break the tie by id.
+        ids.push(open(&store, &format!("incident {i}"), Severity::Sev2, t(i / 2)).await);
+    }
+    let all: Vec<_> = store.list_incidents(&IncidentFilter::default()).await.unwrap().iter().map(|i| i.id).collect();
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_incidents(&IncidentFilter { limit: Some(3), after, ..Default::default() }).await.unwrap();
+        paged.extend(page.iter().map(|i| i.id));
+        match page.last() {
+            Some(last) if page.len() == 3 => after = Some((last.opened_at, last.id)),
+            _ => break,
+        }
+    }
+    assert_eq!(paged, all);
+    assert_eq!(paged.len(), 7);
+    ids.sort();
+    paged.sort();
+    assert_eq!(paged, ids, "each incident once");
+}
+
 pub async fn duplicate_incident_id_is_rejected(store: SqlStore) {
     let id = open(&store, "dup", Severity::Sev3, t(0)).await;
     let opened = Incident::open("dup again", Severity::Sev3, None, t(1), alice()).unwrap();
@@ -367,6 +393,7 @@ macro_rules! store_suite {
                 concurrent_writers_never_lose_an_event,
                 racing_acknowledgements_record_one,
                 list_filters_and_orders_newest_first,
+                listing_pages_with_a_cursor,
                 duplicate_incident_id_is_rejected,
                 tokens_are_stored_by_hash_and_revocable,
                 engine_state_round_trips_and_replaces,
