@@ -164,6 +164,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FAULTLINE_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
         .with_writer(std::io::stderr)
         .init();
+    // Every connection is a descriptor: take all the process may have
+    // (the connection cap is fitted below it, `serve::effective_max_connections`).
+    match faultline_server::serve::raise_fd_limit() {
+        Ok(n) => tracing::info!(limit = n, "file descriptors"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the file-descriptor limit"),
+    }
     let mut config = args.store.config()?;
     if let Some(l) = &args.listen {
         config.listen = faultline_server::config::parse_listen("--listen", l)?;

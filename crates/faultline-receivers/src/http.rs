@@ -9,7 +9,8 @@
 //! (`Authorization: Bearer`, or Basic with the token as the password), 403
 //! for a token whose scope is not ingest.
 //! Remote-write answers 204, and 503 + Retry-After on backpressure (senders
-//! must retry 5xx). Not here: decoding itself or the graph.
+//! must retry 5xx); 408 when a request, reading its body included, takes
+//! longer than `request_timeout`. Not here: decoding itself or the graph.
 
 #![allow(clippy::result_large_err)] // responses are the error type, built once per request
 
@@ -51,6 +52,7 @@ pub(crate) struct ProtoAny {
 
 /// gRPC codes used in error bodies.
 const INVALID_ARGUMENT: i32 = 3;
+const DEADLINE_EXCEEDED: i32 = 4;
 const RESOURCE_EXHAUSTED: i32 = 8;
 const PERMISSION_DENIED: i32 = 7;
 const UNAVAILABLE: i32 = 14;
@@ -69,6 +71,19 @@ impl Ingest {
             // Before the body is read: a stranger's body is never buffered.
             .route_layer(axum::middleware::from_fn_with_state(self.clone(), authenticate))
             .layer(DefaultBodyLimit::max(self.shared.cfg.max_body_bytes))
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(axum::error_handling::HandleErrorLayer::new(|_: tower::BoxError| async {
+                        error(
+                            StatusCode::REQUEST_TIMEOUT,
+                            Encoding::Json,
+                            DEADLINE_EXCEEDED,
+                            "request took too long (the body arrived too slowly)".into(),
+                            None,
+                        )
+                    }))
+                    .timeout(self.shared.cfg.request_timeout),
+            )
             .with_state(self.clone())
     }
 }

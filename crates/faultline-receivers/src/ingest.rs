@@ -40,6 +40,9 @@ pub struct IngestConfig {
     pub auth: crate::auth::IngestAuth,
     /// Seconds in the Retry-After / RetryInfo hint on backpressure (default 1).
     pub retry_after_secs: u32,
+    /// A request taking longer than this, reading its body included, is
+    /// answered 408 (default 60 s): a slow body cannot hold a request open.
+    pub request_timeout: StdDuration,
     /// How often the graph is ticked (default 1 s).
     pub tick_interval: StdDuration,
     /// Where closed edge windows, metric points and error logs go for the
@@ -90,6 +93,7 @@ impl Default for IngestConfig {
             max_decoded_bytes: 32 << 20,
             auth: crate::auth::IngestAuth::Open,
             retry_after_secs: 1,
+            request_timeout: StdDuration::from_secs(60),
             tick_interval: StdDuration::from_secs(1),
             signals: None,
             clock: IngestClock::wall(),

@@ -23,8 +23,19 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
-    /// Requests taking longer than this are answered 408.
+    /// API and alert requests taking longer than this (reading the body
+    /// included) are answered 408.
     pub request_timeout: Duration,
+    /// The same deadline for OTLP/HTTP and remote-write requests (larger bodies).
+    pub ingest_request_timeout: Duration,
+    /// A request's headers must arrive within this (also closes connections
+    /// that send nothing, fresh or between keep-alive requests).
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Open client connections across every listener, at most; lowered at
+    /// start to fit the file-descriptor limit (`serve::effective_max_connections`).
+    pub max_connections: usize,
     /// How long shutdown waits for in-flight requests to finish.
     pub shutdown_grace: Duration,
     /// Whether ingest (alerts, probes, check-ins, OTLP, remote-write) needs a
@@ -153,6 +164,10 @@ impl Default for Config {
             database_url: None,
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            ingest_request_timeout: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
             shutdown_grace: Duration::from_secs(30),
             ingest_auth: IngestAuthMode::Token,
             pagerduty_routing_keys: Vec::new(),
@@ -179,6 +194,10 @@ struct FileConfig {
     database_url: Option<String>,
     max_body_bytes: Option<usize>,
     request_timeout_secs: Option<u64>,
+    ingest_request_timeout_secs: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
     shutdown_grace_secs: Option<u64>,
     /// Removed; present only to refuse it with a clear message.
     alert_ingest_token: Option<String>,
@@ -264,6 +283,18 @@ impl Config {
             }
             if let Some(s) = f.request_timeout_secs {
                 c.request_timeout = Duration::from_secs(s);
+            }
+            if let Some(s) = f.ingest_request_timeout_secs {
+                c.ingest_request_timeout = Duration::from_secs(s);
+            }
+            if let Some(s) = f.header_read_timeout_secs {
+                c.header_read_timeout = Duration::from_secs(s);
+            }
+            if let Some(s) = f.idle_timeout_secs {
+                c.idle_timeout = Duration::from_secs(s);
+            }
+            if let Some(m) = f.max_connections {
+                c.max_connections = m;
             }
             if let Some(s) = f.shutdown_grace_secs {
                 c.shutdown_grace = Duration::from_secs(s);
@@ -359,6 +390,18 @@ impl Config {
         if let Some(s) = env("FAULTLINE_REQUEST_TIMEOUT_SECS") {
             c.request_timeout = Duration::from_secs(parse_secs("FAULTLINE_REQUEST_TIMEOUT_SECS", &s)?);
         }
+        if let Some(s) = env("FAULTLINE_INGEST_REQUEST_TIMEOUT_SECS") {
+            c.ingest_request_timeout = Duration::from_secs(parse_secs("FAULTLINE_INGEST_REQUEST_TIMEOUT_SECS", &s)?);
+        }
+        if let Some(s) = env("FAULTLINE_HEADER_READ_TIMEOUT_SECS") {
+            c.header_read_timeout = Duration::from_secs(parse_secs("FAULTLINE_HEADER_READ_TIMEOUT_SECS", &s)?);
+        }
+        if let Some(s) = env("FAULTLINE_IDLE_TIMEOUT_SECS") {
+            c.idle_timeout = Duration::from_secs(parse_secs("FAULTLINE_IDLE_TIMEOUT_SECS", &s)?);
+        }
+        if let Some(m) = env("FAULTLINE_MAX_CONNECTIONS") {
+            c.max_connections = parse_whole("FAULTLINE_MAX_CONNECTIONS", &m)?;
+        }
         if let Some(a) = env("FAULTLINE_ALLOW_PRIVATE_SUBSCRIBER_TARGETS") {
             c.subscribers.allow_private_targets = match a.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" => true,
@@ -431,8 +474,18 @@ impl Config {
         if self.subscribers.creations_per_source_per_minute == 0 {
             return Err(ConfigError::Invalid { key: "subscriber_creations_per_source_per_minute".into(), reason: "must be at least 1".into() });
         }
-        if self.request_timeout.is_zero() {
-            return Err(ConfigError::Invalid { key: "request_timeout_secs".into(), reason: "must be at least 1".into() });
+        for (key, d) in [
+            ("request_timeout_secs", self.request_timeout),
+            ("ingest_request_timeout_secs", self.ingest_request_timeout),
+            ("header_read_timeout_secs", self.header_read_timeout),
+            ("idle_timeout_secs", self.idle_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::Invalid { key: key.into(), reason: "must be at least 1".into() });
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid { key: "max_connections".into(), reason: "must be at least 1".into() });
         }
         if let Some(u) = &self.database_url
             && !(u.starts_with("postgres://") || u.starts_with("postgresql://") || u.starts_with("sqlite:"))

@@ -36,6 +36,7 @@ pub fn start(config: &Config, auth: faultline_receivers::auth::IngestAuth, engin
     let graph_clock = clock.clone();
     let ingest = Ingest::new(IngestConfig {
         auth,
+        request_timeout: config.ingest_request_timeout,
         signals: Some(tx),
         tick_interval: config.tick_interval,
         clock: faultline_receivers::IngestClock::new(move || graph_clock.now()),
@@ -84,20 +85,18 @@ pub fn start(config: &Config, auth: faultline_receivers::auth::IngestAuth, engin
 
 /// Binds and serves the separate OTLP listeners from the config. Fails if a
 /// configured address cannot be bound (a user who asked for 4317 must know).
-pub async fn serve_listeners(config: &Config, ingest: &Ingest, stop: watch::Receiver<bool>) -> anyhow::Result<Vec<JoinHandle<()>>> {
+pub async fn serve_listeners(config: &Config, ingest: &Ingest, gate: &crate::serve::Gate, stop: watch::Receiver<bool>) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let mut tasks = Vec::new();
     if let Some(addr) = config.otlp_http_listen {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen for OTLP/HTTP on {addr}: {e}"))?;
         tracing::info!(addr = %listener.local_addr()?, "OTLP/HTTP listening");
         let router = ingest.router();
-        let mut stop = stop.clone();
+        let (mut stop, gate) = (stop.clone(), gate.clone());
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
-                tracing::error!(error = %e, "OTLP/HTTP listener failed");
-            }
+            crate::serve::serve(listener, router, gate, shutdown).await;
         }));
     }
     if let Some(addr) = config.otlp_grpc_listen {

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod probes;
 pub mod ratelimit;
 pub mod response_config;
+pub mod serve;
 
 pub use config::Config;
 
@@ -49,6 +50,8 @@ pub struct App {
     state: http::AppState,
     /// The engine and its queue until `start_engine` moves them into a task.
     engine: Option<(Engine, mpsc::Receiver<Event>)>,
+    /// The connection budget every listener shares (`serve`).
+    gate: serve::Gate,
 }
 
 impl App {
@@ -87,6 +90,19 @@ impl App {
         let findings = engine.findings_view();
         let (handle, rx) = Engine::channel(config.engine_queue);
         let mut metrics = metrics::Metrics::new();
+        let limits = serve::ConnectionLimits {
+            max_connections: serve::effective_max_connections(config.max_connections, serve::fd_limit()),
+            header_read_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
+        };
+        if limits.max_connections < config.max_connections {
+            tracing::warn!(
+                configured = config.max_connections,
+                effective = limits.max_connections,
+                "max_connections lowered to fit the file-descriptor limit (raise `ulimit -n`)"
+            );
+        }
+        let gate = serve::Gate::new(limits, &mut metrics.registry);
         let ingest_auth = match config.ingest_auth {
             config::IngestAuthMode::Token => {
                 faultline_receivers::auth::IngestAuth::Required(Arc::new(auth::IngestTokens { store: shared.clone(), failures: metrics.auth_failures.clone() }))
@@ -108,7 +124,7 @@ impl App {
             response: http::response::ResponseState::new(config.response.as_deref(), &store, &config.subscribers),
             trusted_proxies: config.trusted_proxies.clone().into(),
         };
-        App { config, store, state, engine: Some((engine, rx)) }
+        App { config, store, state, engine: Some((engine, rx)), gate }
     }
 
     /// Starts the correlation engine as a task on the current runtime (once;
@@ -121,6 +137,11 @@ impl App {
 
     pub fn state(&self) -> &http::AppState {
         &self.state
+    }
+
+    /// The connection budget and its limits (as lowered to the fd limit).
+    pub fn gate(&self) -> &serve::Gate {
+        &self.gate
     }
 
     /// The API plus OTLP/HTTP and remote-write ingest on the same listener.
@@ -148,7 +169,7 @@ impl App {
         let addr: SocketAddr = listener.local_addr()?;
         tracing::info!(%addr, backend = ?self.store.backend(), "faultline listening");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let ingest_tasks = ingest::serve_listeners(&self.config, &self.state.ingest, stop_rx.clone()).await?;
+        let ingest_tasks = ingest::serve_listeners(&self.config, &self.state.ingest, &self.gate, stop_rx.clone()).await?;
         let clock = self.state.clock.clone();
         let probe_tasks = probes::start(&self.config.probes, self.state.engine.clone(), move || clock.now(), stop_rx.clone());
         let mut engine_stop = stop_rx.clone();
@@ -157,16 +178,14 @@ impl App {
         });
         // Response workflow (driver + outbox worker); catches up on start.
         let response_tasks = self.state.response.start(self.state.clock.clone(), self.config.tick_interval, stop_rx.clone());
-        // With the peer's address, which per-client budgets count against (`http::client_ip`).
-        let service = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+        let server = serve::serve(listener, self.router(), self.gate.clone(), async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
         let grace = self.config.shutdown_grace;
         let mut stop_rx2 = stop_rx.clone();
         tokio::select! {
-            r = server => r?,
+            () = server => {},
             // Stop waiting for slow clients once the grace period after the
             // shutdown signal has passed.
             () = async move {

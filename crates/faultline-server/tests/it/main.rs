@@ -3,5 +3,6 @@
 //! store with a fixed clock.
 
 mod alerts;
+mod connections;
 mod http_api;
 mod response;

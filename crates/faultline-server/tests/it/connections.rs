@@ -1,0 +1,170 @@
+//! Connections cannot starve the server: a bounded slowloris on loopback
+//! against a served `App` (real sockets), with its timeouts set small by
+//! config. A few hundred slow-header, silent and stalled-body connections
+//! are held open; a normal client's request still completes; every slow
+//! connection is then closed by the server (the client reads EOF or a
+//! reset), and `/metrics` says why. Past the connection cap a new
+//! connection is told so at once and closed.
+//!
+//! Synchronisation is on what the sockets report (a completed answer, an
+//! end of stream), never on a sleep; the only time bound is a guard that
+//! turns a hang into a failure.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use faultline_core::Timestamp;
+use faultline_server::{App, Config};
+use faultline_store::{SqlStore, TokenScope};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A guard against hanging (a failure, not a synchronisation).
+const GUARD: Duration = Duration::from_secs(60);
+
+struct Served {
+    addr: std::net::SocketAddr,
+    ingest_token: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    async fn start(config: Config) -> Served {
+        let _ = faultline_server::serve::raise_fd_limit();
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+        let (_, ingest_token) = faultline_server::auth::create_token(&store, "prometheus", TokenScope::Ingest, Timestamp::from_secs(0)).await.unwrap();
+        let config = Config { listen: "127.0.0.1:0".parse().unwrap(), otlp_grpc_listen: None, otlp_http_listen: None, ..config };
+        let app = App::with_store(config, store, Arc::new(faultline_server::clock::SystemClock));
+        let listener = app.bind().await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run(listener, async move {
+            let _ = rx.await;
+        }));
+        Served { addr, ingest_token, stop: Some(tx), task: Some(task), _dir: dir }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(format!("http://{}{path}", self.addr)).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+/// Reads until the server closes the connection; what it had sent before.
+async fn until_closed(mut c: TcpStream) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match c.read(&mut buf).await {
+            Ok(0) | Err(_) => return seen,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn counter(metrics: &str, name_and_labels: &str) -> f64 {
+    metrics.lines().find_map(|l| l.strip_prefix(name_and_labels).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounded_slowloris_does_not_stop_a_normal_client_and_is_closed_by_the_server() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let s = Served::start(Config {
+        header_read_timeout: Duration::from_millis(400),
+        idle_timeout: Duration::from_millis(600),
+        max_connections: 1000,
+        ..Config::default()
+    })
+    .await;
+    const EACH: usize = 100;
+    let mut slow = Vec::new();
+    for i in 0..3 * EACH {
+        let mut c = TcpStream::connect(s.addr).await.unwrap();
+        match i % 3 {
+            // Slow headers: a request line and one header, then nothing.
+            0 => c.write_all(b"POST /api/v2/alerts HTTP/1.1\r\nhost: x\r\n").await.unwrap(),
+            // Silent: connected, never a byte.
+            1 => {}
+            // A stalled body: whole headers with a valid token, a few bytes of 4 KiB.
+            _ => c
+                .write_all(
+                    format!("POST /api/v2/alerts HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 4096\r\n\r\n[{{\"la", s.ingest_token)
+                        .as_bytes(),
+                )
+                .await
+                .unwrap(),
+        }
+        slow.push(c);
+    }
+    // A normal client is answered while all of them are held open.
+    let (status, body) = tokio::time::timeout(GUARD, s.get("/healthz")).await.expect("a normal request completes during the slowloris");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+
+    // Every slow connection is closed by the server, none by us.
+    let closed =
+        tokio::time::timeout(GUARD, futures_join_all(slow.into_iter().map(until_closed).collect())).await.expect("the server closes every slow connection");
+    assert_eq!(closed.len(), 3 * EACH);
+    let (_, metrics) = s.get("/metrics").await;
+    let header = counter(&metrics, "faultline_connections_closed_total{reason=\"header_timeout\"}");
+    let idle = counter(&metrics, "faultline_connections_closed_total{reason=\"idle_timeout\"}");
+    assert!(header >= (2 * EACH) as f64, "slow-header and silent connections end at the header timeout: {header}\n{metrics}");
+    assert!(idle >= EACH as f64, "stalled bodies end at the idle timeout: {idle}");
+    assert_eq!(counter(&metrics, "faultline_connections_refused_total"), 0.0);
+    // And the server still answers.
+    assert_eq!(s.get("/healthz").await.0, 200);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_connection_cap_a_new_connection_is_refused_clearly() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let s = Served::start(Config { max_connections: 5, header_read_timeout: Duration::from_secs(30), ..Config::default() }).await;
+    // Five silent connections take every place; the server holds them
+    // (until its header timeout), so each is admitted once it is accepted:
+    // a request on one of them proves the accept loop has seen them all.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(s.addr).await.unwrap());
+    }
+    let mut fifth = TcpStream::connect(s.addr).await.unwrap();
+    fifth.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 12];
+    fifth.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200");
+    held.push(fifth);
+    // The sixth is told why, and closed.
+    let refused = tokio::time::timeout(GUARD, until_closed(TcpStream::connect(s.addr).await.unwrap())).await.unwrap();
+    let text = String::from_utf8(refused).unwrap();
+    assert!(text.starts_with("HTTP/1.1 503") && text.contains("\"code\":\"too_many_connections\""), "{text}");
+    assert!(text.to_ascii_lowercase().contains("retry-after: 1"), "{text}");
+    // One place freed (we close, the server closes in turn, having given
+    // the place back first): the next connection is served.
+    let mut fifth = held.pop().unwrap();
+    fifth.shutdown().await.unwrap();
+    tokio::time::timeout(GUARD, until_closed(fifth)).await.unwrap();
+    let (status, _) = tokio::time::timeout(GUARD, s.get("/healthz")).await.unwrap();
+    assert_eq!(status, 200);
+    drop(held);
+    s.stop().await;
+}
+
+/// Awaits every future (concurrently) and collects their outputs.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(futures: Vec<F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
