@@ -15,6 +15,9 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse};
@@ -310,13 +313,75 @@ impl Otlp {
 impl Ingest {
     /// Serves OTLP/gRPC (traces, metrics, logs) on `listener` until `shutdown` resolves.
     pub async fn serve_grpc(&self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), tonic::transport::Error> {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let accept = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                if tx.send(stream).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let served = self.serve_grpc_connections(rx, shutdown).await;
+        accept.abort();
+        served
+    }
+
+    /// Serves OTLP/gRPC on connections the caller accepted (and bounded:
+    /// the server's connection cap and idle timeout) until `shutdown`
+    /// resolves or the sender is dropped.
+    pub async fn serve_grpc_connections<IO>(
+        &self,
+        connections: tokio::sync::mpsc::Receiver<IO>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let otlp = Otlp(self.clone());
         let max_decoding = self.shared.cfg.max_decoded_bytes;
         tonic::transport::Server::builder()
+            // The same whole-request deadline as OTLP/HTTP.
+            .timeout(self.shared.cfg.request_timeout)
             .add_service(RawServer::<TraceExport> { otlp: otlp.clone(), max_decoding, _export: PhantomData })
             .add_service(RawServer::<MetricsExport> { otlp: otlp.clone(), max_decoding, _export: PhantomData })
             .add_service(RawServer::<LogsExport> { otlp, max_decoding, _export: PhantomData })
-            .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
+            .serve_with_incoming_shutdown(Incoming(connections), shutdown)
             .await
+    }
+}
+
+/// The accepted connections as the stream tonic serves.
+struct Incoming<IO>(tokio::sync::mpsc::Receiver<IO>);
+
+impl<IO> futures_core::Stream for Incoming<IO> {
+    type Item = Result<Accepted<IO>, std::io::Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|c| c.map(|io| Ok(Accepted(io))))
+    }
+}
+
+/// One accepted connection, for tonic (which asks each for its `connect_info`).
+struct Accepted<IO>(IO);
+
+impl<IO> tonic::transport::server::Connected for Accepted<IO> {
+    type ConnectInfo = ();
+    fn connect_info(&self) {}
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Accepted<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Accepted<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>, data: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, data)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }

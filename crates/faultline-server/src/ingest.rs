@@ -83,7 +83,8 @@ pub fn start(config: &Config, auth: faultline_receivers::auth::IngestAuth, engin
     ingest
 }
 
-/// Binds and serves the separate OTLP listeners from the config. Fails if a
+/// Binds and serves the separate OTLP listeners from the config, under the
+/// shared connection bounds (`serve`). Fails if a
 /// configured address cannot be bound (a user who asked for 4317 must know).
 pub async fn serve_listeners(config: &Config, ingest: &Ingest, gate: &crate::serve::Gate, stop: watch::Receiver<bool>) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let mut tasks = Vec::new();
@@ -103,12 +104,36 @@ pub async fn serve_listeners(config: &Config, ingest: &Ingest, gate: &crate::ser
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen for OTLP/gRPC on {addr}: {e}"))?;
         tracing::info!(addr = %listener.local_addr()?, "OTLP/gRPC listening");
         let ingest = ingest.clone();
-        let mut stop = stop.clone();
+        let (mut stop, mut accept_stop, gate) = (stop.clone(), stop.clone(), gate.clone());
+        // Connections are admitted under the shared cap and idle timeout
+        // (`serve::Gate`) before tonic sees them.
+        let (tx, rx) = mpsc::channel(64);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "OTLP/gRPC accept failed");
+                            // Back off (out of descriptors) rather than spin.
+                            tokio::time::sleep(StdDuration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                    () = async { let _ = accept_stop.wait_for(|s| *s).await; } => break,
+                };
+                if let Some(conn) = gate.admit(stream)
+                    && tx.send(conn).await.is_err()
+                {
+                    break;
+                }
+            }
+        }));
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = ingest.serve_grpc(listener, shutdown).await {
+            if let Err(e) = ingest.serve_grpc_connections(rx, shutdown).await {
                 tracing::error!(error = %e, "OTLP/gRPC listener failed");
             }
         }));

@@ -32,11 +32,19 @@ struct Served {
 
 impl Served {
     async fn start(config: Config) -> Served {
+        Served::start_config(Config { otlp_grpc_listen: None, ..config }).await
+    }
+
+    async fn start_with_grpc(config: Config, grpc: std::net::SocketAddr) -> Served {
+        Served::start_config(Config { otlp_grpc_listen: Some(grpc), ..config }).await
+    }
+
+    async fn start_config(config: Config) -> Served {
         let _ = faultline_server::serve::raise_fd_limit();
         let dir = tempfile::tempdir().unwrap();
         let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
         let (_, ingest_token) = faultline_server::auth::create_token(&store, "prometheus", TokenScope::Ingest, Timestamp::from_secs(0)).await.unwrap();
-        let config = Config { listen: "127.0.0.1:0".parse().unwrap(), otlp_grpc_listen: None, otlp_http_listen: None, ..config };
+        let config = Config { listen: "127.0.0.1:0".parse().unwrap(), otlp_http_listen: None, ..config };
         let app = App::with_store(config, store, Arc::new(faultline_server::clock::SystemClock));
         let listener = app.bind().await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -153,6 +161,29 @@ async fn past_the_connection_cap_a_new_connection_is_refused_clearly() {
     let (status, _) = tokio::time::timeout(GUARD, s.get("/healthz")).await.unwrap();
     assert_eq!(status, 200);
     drop(held);
+    s.stop().await;
+}
+
+/// The OTLP/gRPC listener shares the bounds: silent connections to it are
+/// closed at the idle timeout and count in `faultline_connections_*`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_connections_are_bounded_too() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // A free port for the gRPC listener (the App binds it by address).
+    let grpc = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let s = Served::start_with_grpc(Config { idle_timeout: Duration::from_millis(300), ..Config::default() }, grpc).await;
+    // `App::run` binds the OTLP listeners before it serves the API: an
+    // answer from the API means the gRPC port is listening.
+    assert_eq!(s.get("/healthz").await.0, 200);
+    let mut silent = Vec::new();
+    for _ in 0..50 {
+        silent.push(TcpStream::connect(grpc).await.unwrap());
+    }
+    let closed =
+        tokio::time::timeout(GUARD, futures_join_all(silent.into_iter().map(until_closed).collect())).await.expect("silent gRPC connections are closed");
+    assert_eq!(closed.len(), 50);
+    let (_, metrics) = s.get("/metrics").await;
+    assert!(counter(&metrics, "faultline_connections_closed_total{reason=\"idle_timeout\"}") >= 50.0, "{metrics}");
     s.stop().await;
 }
 
