@@ -626,6 +626,27 @@ trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]
     }
 
     #[test]
+    fn connection_bounds_load_and_zero_is_refused() {
+        let c = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(
+            (c.header_read_timeout, c.idle_timeout, c.ingest_request_timeout, c.max_connections),
+            (Duration::from_secs(10), Duration::from_secs(60), Duration::from_secs(60), 4096)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faultline.toml");
+        std::fs::write(&path, "header_read_timeout_secs = 5\nidle_timeout_secs = 20\ningest_request_timeout_secs = 90\nmax_connections = 512\n").unwrap();
+        let c = Config::load(Some(&path), &env(&[("FAULTLINE_MAX_CONNECTIONS", "256")])).unwrap();
+        assert_eq!(
+            (c.header_read_timeout, c.idle_timeout, c.ingest_request_timeout, c.max_connections),
+            (Duration::from_secs(5), Duration::from_secs(20), Duration::from_secs(90), 256)
+        );
+        let e = Config::load(None, &env(&[("FAULTLINE_HEADER_READ_TIMEOUT_SECS", "0")])).unwrap_err().to_string();
+        assert_eq!(e, "invalid header_read_timeout_secs: must be at least 1");
+        let e = Config::load(None, &env(&[("FAULTLINE_MAX_CONNECTIONS", "many")])).unwrap_err().to_string();
+        assert_eq!(e, "invalid FAULTLINE_MAX_CONNECTIONS: \"many\" is not a whole number");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
