@@ -35,6 +35,15 @@ pub enum IncidentAction {
         event: IncidentEvent,
         at: Timestamp,
     },
+    /// `group` is a recurrence of `previous` soon enough to be the same
+    /// incident: map `group` to `previous`'s incident and reopen it (a no-op
+    /// when a person already reopened it).
+    Reopen {
+        group: GroupId,
+        previous: GroupId,
+        reason: String,
+        at: Timestamp,
+    },
     /// `group` recurs `previous` (record `LinkedTo` on `group`).
     Link {
         group: GroupId,
@@ -79,6 +88,16 @@ impl Pipeline {
     /// Continues from a saved correlator (after a restart).
     pub fn restore_correlator(&mut self, correlator: Correlator) {
         self.correlator = correlator;
+    }
+
+    /// Closes the group of an incident a person resolved
+    /// (`Correlator::close`); later symptoms open (or reopen) and page.
+    pub fn close_group(&mut self, group: GroupId, at: Timestamp) -> bool {
+        let closed = self.correlator.close(group, at);
+        if closed {
+            self.severities.remove(&group);
+        }
+        closed
     }
 
     /// What the correlator changed since the last call, for the driver to
@@ -184,16 +203,25 @@ impl Pipeline {
                     let chain = self.correlator.group(group).map(|g| g.chain.clone()).unwrap_or_default();
                     let (severity, _) = self.suggest(&chain);
                     self.severities.insert(group, severity);
-                    out.push(IncidentAction::Open {
-                        group,
-                        title: member.to_string(),
-                        severity,
-                        summary: Some("Opened by the correlator; the diagnosis on the timeline updates as symptoms arrive.".into()),
-                        at,
-                    });
+                    let reopen = related_to.filter(|&previous| self.correlator.reopens(previous, at));
+                    match reopen {
+                        Some(previous) => out.push(IncidentAction::Reopen {
+                            group,
+                            previous,
+                            reason: format!("{member} fired again soon after the resolve; reopened rather than opening another incident"),
+                            at,
+                        }),
+                        None => out.push(IncidentAction::Open {
+                            group,
+                            title: member.to_string(),
+                            severity,
+                            summary: Some("Opened by the correlator; the diagnosis on the timeline updates as symptoms arrive.".into()),
+                            at,
+                        }),
+                    }
                     let (member, evidence) = self.describe(group, &member);
                     out.push(IncidentAction::Record { group, event: IncidentEvent::SymptomAttached { member, evidence }, at });
-                    if let Some(previous) = related_to {
+                    if let Some(previous) = related_to.filter(|_| reopen.is_none()) {
                         out.push(IncidentAction::Link { group, previous, at });
                     }
                 }
@@ -228,6 +256,16 @@ impl Pipeline {
                             at,
                         });
                     }
+                }
+                CorrelationEvent::Quiet { group, resolves_at, at } => {
+                    out.push(IncidentAction::Record {
+                        group,
+                        event: IncidentEvent::SystemNote {
+                            component: "correlator".into(),
+                            text: format!("every symptom has cleared; resolves automatically at {resolves_at} unless a symptom returns"),
+                        },
+                        at,
+                    });
                 }
                 CorrelationEvent::Resolved { group, at } => {
                     self.severities.remove(&group);
