@@ -78,7 +78,7 @@ impl App {
         let flows = config.response.as_ref().map(|r| r.setup.catalogue.flows.clone()).unwrap_or_default();
         let pipeline = Pipeline::new(
             detectors,
-            CorrelatorConfig::default(),
+            config.correlator,
             Topology::new(Vec::new(), flows.clone()),
             // Severity rules from the response config (validated on load).
             config.response.as_ref().map_or_else(|| SeverityDefinitions::standard(Vec::new()), |r| r.severity.clone()),

@@ -271,3 +271,26 @@ async fn a_new_alert_after_a_hand_resolve_opens_an_incident_and_pages() {
         .collect();
     assert!(after_resolve.is_empty(), "nothing attached to the resolved incident: {old:#}");
 }
+
+/// `faultline incidents list | head` must not print a panic when the reader
+/// has gone: the pipe's read end is closed before the binary writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_the_cli_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = create_token(dir.path(), "admin");
+    let server = Server::start(dir.path(), &[]);
+    cli(&server, &token, &["incidents", "declare", "checkout errors", "--severity", "SEV2"]);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["incidents", "list"])
+        .env("FAULTLINE_URL", &server.url)
+        .env("FAULTLINE_TOKEN", &token)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+}
