@@ -13,7 +13,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use faultline_core::correlate::{CorrelatorConfig, Topology};
+use faultline_core::correlate::Topology;
 use faultline_core::detect::DetectorSet;
 use faultline_core::pipeline::Pipeline;
 use faultline_core::severity::SeverityDefinitions;
