@@ -117,6 +117,28 @@ impl Ingress {
     }
 }
 
+/// What `EdgeDetectors` keeps across a restart: each interaction's
+/// baselines (error ratio, p99, request rate) and each service's ingress
+/// baseline, as the values they hold. Firing state is not kept: a condition
+/// that still holds fires again from the restored baseline within its
+/// hysteresis, and one that stopped is cleared by the pipeline's re-check.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedEdgeDetectors {
+    edges: Vec<SavedEdgeBaselines>,
+    ingress: Vec<(String, Vec<f64>)>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedEdgeBaselines {
+    interaction: Interaction,
+    errors: Vec<f64>,
+    p99_ms: Vec<f64>,
+    requests: Vec<f64>,
+}
+
+/// Most interactions (and services) a relearn takes back.
+const MAX_RELEARNED: usize = 100_000;
+
 /// Per-interaction detectors: error-rate change, latency change, retry
 /// amplification, timeout saturation. State lives in hash maps with a fixed
 /// (unkeyed, deterministic) hasher: nothing iterates them, so order does not
@@ -167,6 +189,48 @@ impl Detector for EdgeDetectors {
     }
     fn clears(&self, kind: &str) -> bool {
         matches!(kind, "error_rate_change" | "latency_change" | "retry_amplification" | "timeout_saturation")
+    }
+    fn learned(&self) -> Option<serde_json::Value> {
+        let mut edges: Vec<SavedEdgeBaselines> = self
+            .edges
+            .iter()
+            .map(|(i, (_, _, st))| SavedEdgeBaselines {
+                interaction: i.clone(),
+                errors: st.err_base.values().collect(),
+                p99_ms: st.p99_base.values().collect(),
+                requests: st.rate_base.values().collect(),
+            })
+            .collect();
+        // Hash-map order is not stable: sort so the same state saves the same.
+        edges.sort_by(|a, b| a.interaction.cmp(&b.interaction));
+        let mut ingress: Vec<(String, Vec<f64>)> =
+            self.ingress_ids.iter().filter_map(|(s, &i)| Some((s.clone(), self.ingress.get(i as usize)?.base.values().collect()))).collect();
+        ingress.sort_by(|a, b| a.0.cmp(&b.0));
+        serde_json::to_value(SavedEdgeDetectors { edges, ingress }).ok()
+    }
+    fn relearn(&mut self, saved: serde_json::Value) -> Result<(), String> {
+        let saved: SavedEdgeDetectors = serde_json::from_value(saved).map_err(|e| format!("not edge baselines: {e}"))?;
+        if saved.edges.len() > MAX_RELEARNED || saved.ingress.len() > MAX_RELEARNED {
+            return Err(format!("more than {MAX_RELEARNED} saved interactions or services"));
+        }
+        let c = self.config;
+        for s in saved.ingress {
+            let i = self.ingress_id(&s.0);
+            if let Some(ing) = self.ingress.get_mut(i as usize) {
+                // `push` keeps only finite values and at most its capacity.
+                s.1.into_iter().for_each(|v| ing.base.push(v));
+            }
+        }
+        for e in saved.edges {
+            let caller = self.ingress_id(e.interaction.caller.as_str());
+            let callee = self.ingress_id(e.interaction.callee.as_str());
+            let mut st = EdgeState::new(&c);
+            e.errors.into_iter().for_each(|v| st.err_base.push(v));
+            e.p99_ms.into_iter().for_each(|v| st.p99_base.push(v));
+            e.requests.into_iter().for_each(|v| st.rate_base.push(v));
+            self.edges.insert(e.interaction, (caller, callee, st));
+        }
+        Ok(())
     }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Edge(w) = signal else { return Vec::new() };

@@ -192,6 +192,10 @@ impl RobustBaseline {
             self.cached = None;
         }
     }
+    /// The values the baseline holds, oldest first (what a restart keeps).
+    pub fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        self.values.iter().copied()
+    }
     pub fn len(&self) -> usize {
         self.values.len()
     }

@@ -553,3 +553,23 @@ fn sorted_median_mad_matches_selection_and_the_baseline_stays_in_step() {
         assert_eq!(b.sorted_values(), want.as_slice());
     }
 }
+
+/// After a restart the edge detectors start from their saved baselines:
+/// a fault in the first window after it is judged at once (a fresh detector
+/// needs its warm-up first), and bad saved state is refused, not trusted.
+#[test]
+fn edge_baselines_survive_a_restart() {
+    let mut d = EdgeDetectors::default();
+    for step in 0..40 {
+        d.observe(&edge("checkout", "payments", step, 200, 1, 0, 0, 40.0 + (step % 3) as f64), at(step));
+    }
+    let saved = serde_json::to_string(&d.learned().unwrap()).unwrap();
+    let fault = |step| edge("checkout", "payments", step, 200, 80, 0, 0, 41.0);
+    let mut fresh = EdgeDetectors::default();
+    assert!(fresh.observe(&fault(40), at(40)).is_empty(), "a fresh detector is still warming up");
+    let mut restored = EdgeDetectors::default();
+    restored.relearn(serde_json::from_str(&saved).unwrap()).unwrap();
+    let fired = restored.observe(&fault(40), at(40));
+    assert!(fired.iter().any(|f| f.kind == "error_rate_change"), "{fired:#?}");
+    assert!(EdgeDetectors::default().relearn(serde_json::json!({"edges": 3})).is_err());
+}
