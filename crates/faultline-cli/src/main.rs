@@ -184,7 +184,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Every connection is a descriptor: take all the process may have
     // (the connection cap is fitted below it, `serve::effective_max_connections`).
     match faultline_server::serve::raise_fd_limit() {
-        Ok(n) => tracing::info!(limit = n, "file descriptors"),
+        Ok(n) => tracing::debug!(limit = n, "file descriptors"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the file-descriptor limit"),
     }
     let mut config = args.store.config()?;
