@@ -178,3 +178,15 @@ pub async fn add_note(
 ) -> Result<Json<api::Incident>, ApiError> {
     run(&state, &admin, &id, Command::AddNote { text: body.text }).await
 }
+
+/// Renames the incident (`title`) or sets its public title (`public: true`);
+/// recorded on the timeline as `title_changed` / `public_title_changed`.
+pub async fn change_title(
+    State(state): State<AppState>,
+    admin: AdminAccess,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<api::TitleRequest>,
+) -> Result<Json<api::Incident>, ApiError> {
+    let command = if body.public { Command::ChangePublicTitle { title: body.title } } else { Command::ChangeTitle { title: body.title } };
+    run(&state, &admin, &id, command).await
+}
