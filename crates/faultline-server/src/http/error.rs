@@ -141,6 +141,22 @@ fn problem(bytes: &[u8], path: &str, e: serde_json::Error) -> JsonProblem {
     }
 }
 
+/// A query-string rejection in the sender's terms (`limit: expected a whole
+/// number, found "ten"`), not axum's and serde's wording.
+pub fn query_problem(e: &axum::extract::rejection::QueryRejection) -> ApiError {
+    let text = e.body_text();
+    let detail = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
+    let (field, what) = match detail.split_once(": ") {
+        Some((f, w)) if !f.contains(' ') => (Some(f), w),
+        _ => (None, detail),
+    };
+    let what = plain_data_error(what);
+    let what = if what == "invalid digit found in string" { "expected a whole number".to_owned() } else { what };
+    // An unknown field's message names it already.
+    let field = field.filter(|_| !what.starts_with("unknown field"));
+    ApiError::bad_request("invalid_query", field.map_or_else(|| format!("query: {what}"), |f| format!("{f}: {what}")))
+}
+
 /// serde's data error in plain words: no location suffix, quotes instead of
 /// backticks, JSON's names for types (object, list, text, number).
 fn plain_data_error(msg: &str) -> String {

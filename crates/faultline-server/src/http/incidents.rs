@@ -55,7 +55,7 @@ pub async fn list(
     _: ReadAccess,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<api::IncidentList>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(q) = query.map_err(|e| super::error::query_problem(&e))?;
     let filter = IncidentFilter {
         status: q.status.as_deref().map(str::parse::<IncidentStatus>).transpose().map_err(|e| ApiError::bad_request("invalid_query", e))?,
         severity: q.severity.as_deref().map(parse_severity).transpose()?,

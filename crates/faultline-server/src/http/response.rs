@@ -325,7 +325,7 @@ struct OnCallQuery {
 }
 
 fn query<T: Default>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    q.map(|Query(v)| v).map_err(|e| super::error::query_problem(&e))
 }
 
 async fn oncall(

@@ -168,6 +168,10 @@ async fn list_filters() {
     assert_eq!(titles(h.call("GET", "/api/v1/incidents?status=resolved", Some(&h.read), None).await), ["a"]);
     assert_error(&h.call("GET", "/api/v1/incidents?status=sleeping", Some(&h.read), None).await, StatusCode::BAD_REQUEST, "invalid_query");
     assert_error(&h.call("GET", "/api/v1/incidents?limit=-1", Some(&h.read), None).await, StatusCode::BAD_REQUEST, "invalid_query");
+    let r = h.call("GET", "/api/v1/incidents?limit=ten", Some(&h.read), None).await;
+    assert_eq!(r.body["error"]["message"], "limit: expected a whole number", "no parser wording");
+    let r = h.call("GET", "/api/v1/incidents?colour=red", Some(&h.read), None).await;
+    assert!(r.body["error"]["message"].as_str().unwrap().starts_with("query: unknown field \"colour\""), "{}", r.text);
     let list = h.call("GET", "/api/v1/incidents", Some(&h.read), None).await;
     assert!(list.body["incidents"][0].get("timeline").is_none(), "lists omit timelines");
 }
