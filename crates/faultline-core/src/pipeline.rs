@@ -171,7 +171,8 @@ impl Pipeline {
                         None => format!("{} = {:.4} (strength {:.2}) since {}", e.measure, e.observed, f.strength, f.started_at),
                     }
                 }
-                (None, Some(a)) => format!("{} since {}", a.summary, a.starts_at),
+                // Named as the alert names itself (alertname, service, summary), not by fingerprint.
+                (None, Some(a)) => format!("{} since {}", alert_title(a), a.starts_at),
                 (None, None) => String::new(),
             },
             None => String::new(),
@@ -457,7 +458,13 @@ mod source_tests {
     #[test]
     fn a_critical_alert_opens_a_sev1_incident_named_by_its_alertname() {
         let mut p = pipeline();
-        let actions = render(&p.observe_signal(&alert("CheckoutErrors", "critical", 0), t(0)));
+        let raw = p.observe_signal(&alert("CheckoutErrors", "critical", 0), t(0));
+        let evidence = raw.iter().find_map(|a| match a {
+            IncidentAction::Record { event: IncidentEvent::SymptomAttached { evidence, .. }, .. } => Some(evidence.clone()),
+            _ => None,
+        });
+        assert!(evidence.as_deref().is_some_and(|e| e.starts_with("CheckoutErrors on payments: CheckoutErrors summary since")), "{evidence:?}");
+        let actions = render(&raw);
         assert_eq!(actions[0], "open SEV1 \"CheckoutErrors on payments: CheckoutErrors summary\"", "{actions:#?}");
         assert_eq!(actions[1], "note severity: opened at SEV1: alert CheckoutErrors has severity \"critical\" (alert_severities)");
     }
