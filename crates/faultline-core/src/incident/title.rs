@@ -53,7 +53,10 @@ fn condition(f: &Finding) -> String {
         "latency_change" => format!("p99 {observed:.0} ms"),
         "retry_amplification" => format!("retries {}", pct(observed)),
         "timeout_saturation" => format!("timeouts {}", pct(observed)),
-        "slo_burn_rate" => format!("SLO burning {observed:.1}× budget"),
+        "slo_burn" => format!("SLO burning {observed:.1}× budget"),
+        "missed_check_in" => "check-in missed".to_owned(),
+        "check_in_failed" => "check-in reported failure".to_owned(),
+        "wrong_answers" => format!("wrong answers {}", pct(observed)),
         other => other.replace('_', " "),
     }
 }
@@ -129,5 +132,10 @@ mod tests {
         assert_eq!(finding_title(&f, Some(&edge)), "checkout → payments: errors 31 %", "the origin is the subject itself");
         let pool = Finding { kind: "resource_exhaustion".into(), subject: Subject::Resource { service: svc("fraud-db"), resource: "pool".into() }, ..f };
         assert_eq!(finding_title(&pool, None), "fraud-db/pool: resource exhaustion");
+        let burn = Finding { kind: "slo_burn".into(), subject: Subject::Flow { flow: crate::ids::FlowName::new("checkout").unwrap() }, ..pool };
+        assert_eq!(
+            finding_title(&Finding { evidence: Evidence { observed: 14.4, ..burn.evidence.clone() }, ..burn }, None),
+            "flow checkout: SLO burning 14.4× budget"
+        );
     }
 }
