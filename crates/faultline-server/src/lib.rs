@@ -13,7 +13,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use faultline_core::correlate::{CorrelatorConfig, Topology};
+use faultline_core::correlate::Topology;
 use faultline_core::detect::DetectorSet;
 use faultline_core::pipeline::Pipeline;
 use faultline_core::severity::SeverityDefinitions;
@@ -78,7 +78,7 @@ impl App {
         let flows = config.response.as_ref().map(|r| r.setup.catalogue.flows.clone()).unwrap_or_default();
         let pipeline = Pipeline::new(
             detectors,
-            CorrelatorConfig::default(),
+            config.correlator,
             Topology::new(Vec::new(), flows.clone()),
             // Severity rules from the response config (validated on load).
             config.response.as_ref().map_or_else(|| SeverityDefinitions::standard(Vec::new()), |r| r.severity.clone()),

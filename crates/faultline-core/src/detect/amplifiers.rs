@@ -165,6 +165,9 @@ impl Detector for EdgeDetectors {
     fn take_cleared(&mut self) -> Vec<(String, Subject)> {
         std::mem::take(&mut self.cleared)
     }
+    fn clears(&self, kind: &str) -> bool {
+        matches!(kind, "error_rate_change" | "latency_change" | "retry_amplification" | "timeout_saturation")
+    }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Edge(w) = signal else { return Vec::new() };
         let end = w.start + w.length;

@@ -46,6 +46,13 @@ pub trait Detector {
     fn take_cleared(&mut self) -> Vec<(String, Subject)> {
         Vec::new()
     }
+    /// Whether this detector reports a clear for findings of `kind` (it
+    /// emits them and overrides `take_cleared`). A finding of such a kind
+    /// carried across a restart is re-evaluated: a fresh detector that does
+    /// not fire it again will never clear it either.
+    fn clears(&self, _kind: &str) -> bool {
+        false
+    }
 }
 
 /// A finding with its evidence, in one call.
@@ -178,6 +185,10 @@ impl DetectorSet {
             }
         }
         out
+    }
+    /// Whether some detector reports clears for findings of `kind`.
+    pub fn clears(&self, kind: &str) -> bool {
+        self.detectors.iter().any(|d| d.clears(kind))
     }
     /// Everything that cleared since the last call, across detectors.
     pub fn take_cleared(&mut self) -> Vec<(String, Subject)> {

@@ -188,6 +188,10 @@ async fn the_status_page_is_public_statuspage_shaped_and_waits_for_the_comms_lea
     // Named by what is affected, not by the internal title.
     assert!(atom.text.contains("<title>Partial outage affecting checkout</title>"), "{}", atom.text);
     assert!(!atom.text.contains("checkout errors") && !html.text.contains("checkout errors"), "{}", atom.text);
+    // The feed's self link resolves (it was a 404).
+    let self_href = atom.text.split("rel=\"self\" type=\"application/atom+xml\" href=\"").nth(1).and_then(|r| r.split('"').next()).unwrap();
+    let self_path = self_href.split_once("://").map_or(self_href, |(_, rest)| &rest[rest.find('/').unwrap_or(rest.len())..]);
+    assert_eq!(h.call("GET", self_path, None, None).await.status, StatusCode::OK, "self link {self_href}");
 
     // Resolve: a new draft says resolved; published, the page is operational.
     h.call("POST", &format!("/api/v1/incidents/{id}/resolve"), Some(&h.admin), Some(json!({}))).await;
