@@ -202,7 +202,7 @@ async fn prometheus_sends_alerts_to_faultline_unchanged() {
 
     std::fs::write(
         dir.path().join("rules.yml"),
-        "groups:\n- name: faultline-test\n  interval: 1s\n  rules:\n  - alert: CheckoutErrors\n    expr: vector(1)\n    labels: {service: gateway, severity: page}\n    annotations: {summary: checkout errors above budget}\n",
+        "groups:\n- name: faultline-test\n  interval: 1s\n  rules:\n  - alert: CheckoutErrors\n    expr: vector(1)\n    labels: {service: gateway, severity: critical}\n    annotations: {summary: checkout errors above budget}\n",
     )
     .unwrap();
     std::fs::write(
@@ -244,6 +244,9 @@ async fn prometheus_sends_alerts_to_faultline_unchanged() {
     server.await.unwrap().unwrap();
 
     assert_eq!(incidents.len(), 1, "Prometheus's alert should have opened one incident within 60 s");
+    // Named by its alertname, at the SEV its severity label maps to (issue 13).
+    assert_eq!(incidents[0].title, "CheckoutErrors on gateway: checkout errors above budget");
+    assert_eq!(incidents[0].severity, faultline_core::incident::Severity::Sev1);
     let store = SqlStore::open_sqlite(&dir.path().join("data")).await.unwrap();
     let (_, timeline) = store.incident(incidents[0].id).await.unwrap().unwrap();
     let attached = timeline.iter().find(|e| e.event.kind() == "symptom_attached").unwrap();
