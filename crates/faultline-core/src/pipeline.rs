@@ -172,7 +172,7 @@ impl Pipeline {
     pub fn close_group(&mut self, group: GroupId, at: Timestamp) -> bool {
         let closed = self.correlator.close(group, at);
         if closed {
-            self.severities.remove(&group);
+            self.forget(group);
         }
         closed
     }
@@ -605,6 +605,19 @@ mod source_tests {
         defs.alert_severities.insert("page".into(), Severity::Sev1);
         let mut p = Pipeline::new(DetectorSet::empty(), CorrelatorConfig::default(), Topology::default(), defs);
         assert!(render(&p.observe_signal(&alert("X", "page", 0), t(0)))[0].starts_with("open SEV1"));
+    }
+
+    #[test]
+    fn a_reopened_incident_is_raised_by_a_more_severe_alert() {
+        let config = CorrelatorConfig { reopen_window: Duration::from_mins(30), ..CorrelatorConfig::default() };
+        let mut p = Pipeline::new(DetectorSet::empty(), config, Topology::default(), SeverityDefinitions::standard(vec![]));
+        p.observe_signal(&alert("PaymentsSlow", "warning", 0), t(0));
+        let group = p.correlator().groups().next().map(|g| g.id).unwrap();
+        assert!(p.close_group(group, t(60)), "a person resolved it");
+        let again = render(&p.observe_signal(&alert("PaymentsDown", "critical", 120), t(120)));
+        assert!(again[0].starts_with("Reopen"), "{again:#?}");
+        assert!(again[0].contains("PaymentsDown on payments: PaymentsDown summary fired again"), "titled, not by fingerprint: {again:#?}");
+        assert_eq!(again[1], "severity SEV3→SEV1: suggested: SEV1: alert PaymentsDown has severity \"critical\" (alert_severities)");
     }
 
     #[test]
