@@ -500,12 +500,12 @@ struct PushedProbe {
 /// detectors.
 pub async fn probe_results(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     accept(&state, &headers, |now| {
-        let pushed: Vec<PushedProbe> = match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Array(_)) => serde_json::from_slice(&body),
-            Ok(_) => serde_json::from_slice::<PushedProbe>(&body).map(|p| vec![p]),
-            Err(e) => Err(e),
-        }
-        .map_err(|e| invalid(vec![format!("body: {e}")]))?;
+        // One result or an array of them.
+        let pushed: Vec<PushedProbe> = if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            decode(&body).map_err(invalid)?
+        } else {
+            decode::<PushedProbe>(&body).map(|p| vec![p]).map_err(invalid)?
+        };
         let mut signals = Vec::with_capacity(pushed.len());
         for (i, p) in pushed.into_iter().enumerate() {
             let mut errs = Vec::new();
