@@ -741,7 +741,11 @@ async fn publish_as_person(
         }
         other => other?,
     };
-    let note = Command::Record(IncidentEvent::SystemNote { component: "status_page".into(), text: status_note(&p, how) });
+    // What the public was told, on the timeline (for the review), bounded.
+    let told: String = words.chars().take(500).collect();
+    let ellipsis = if told.len() < words.len() { "…" } else { "" };
+    let text = format!("{} — said: \"{told}{ellipsis}\"", status_note(&p, how));
+    let note = Command::Record(IncidentEvent::SystemNote { component: "status_page".into(), text });
     let actor: Actor = admin.actor();
     if let Err(e) = commands::execute(state.store.as_ref(), id, note, actor, now).await {
         // The update is public already; a missing note is logged, not a failure.

@@ -261,6 +261,7 @@ async fn the_comms_lead_posts_free_text_updates_under_the_public_title() {
         .collect();
     assert_eq!(notes.len(), 2, "{notes:?}");
     assert!(notes[0].starts_with("token:ops-admin status page update") && notes[0].contains("posted by the comms lead: identified"), "{notes:?}");
+    assert!(notes[0].ends_with("said: \"Card payments are failing; we know why and are fixing it.\""), "what the public was told: {notes:?}");
 
     let r = post(json!({"status": "found", "body": "x"})).await;
     assert_eq!(
