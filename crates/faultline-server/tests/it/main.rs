@@ -3,5 +3,7 @@
 //! store with a fixed clock.
 
 mod alerts;
+mod full_disk;
 mod http_api;
 mod response;
+mod telemetry;
