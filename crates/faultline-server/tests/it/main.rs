@@ -5,6 +5,7 @@
 mod acknowledged;
 mod alerts;
 mod full_disk;
+mod fuzz;
 mod http_api;
 mod response;
 mod telemetry;
