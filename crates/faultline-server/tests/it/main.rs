@@ -2,7 +2,11 @@
 //! in-process through `Router::oneshot` (no sockets), on a temporary SQLite
 //! store with a fixed clock.
 
+mod acknowledged;
 mod alerts;
 mod connections;
+mod full_disk;
+mod fuzz;
 mod http_api;
 mod response;
+mod telemetry;
