@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod config;
 mod demo;
 mod drill;
 mod findings;
@@ -43,7 +44,12 @@ enum Command {
     /// The demo: a simulated payment outage through the real engine, explained.
     Demo(demo::DemoArgs),
     /// Run the Faultline server (HTTP API, embedded SQLite by default).
+    #[command(after_help = "Response configuration (users, schedules, escalation policies, routing, receivers, channels, status page): \
+                      --response-config FILE, documented key by key with a complete example in docs/response-config.md. \
+                      Check it before deploying with `faultline config check FILE`.")]
     Serve(ServeArgs),
+    /// Check configuration files (`config check FILE`) as `serve` would load them.
+    Config(config::ConfigArgs),
     /// Create, list and revoke API tokens (works on the data dir directly).
     Token(tokens::TokenArgs),
     /// Incidents on a running server: list, show, declare, ack, mitigate, resolve,
@@ -109,6 +115,10 @@ struct ServeArgs {
     /// [default: 127.0.0.1:4318; env FAULTLINE_OTLP_HTTP_LISTEN].
     #[arg(long)]
     otlp_http_listen: Option<String>,
+    /// The response configuration: users, schedules, escalation policies,
+    /// routing, channels (docs/response-config.md) [env FAULTLINE_RESPONSE_CONFIG].
+    #[arg(long)]
+    response_config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -127,6 +137,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve(args).await,
+            Command::Config(args) => config::run(args),
             Command::Token(args) => tokens::run(args).await,
             Command::Incidents(args) => incidents::run(args).await,
             Command::Findings(args) => findings::run(args).await,
@@ -173,6 +184,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(l) = &args.otlp_http_listen {
         config.otlp_http_listen = faultline_server::config::parse_optional_listen("--otlp-http-listen", l)?;
+    }
+    if let Some(p) = &args.response_config {
+        let r = faultline_server::response_config::ResponseConfig::load(p, &|k| std::env::var(k).ok())?;
+        config.response = Some(std::sync::Arc::new(r));
     }
     let app = faultline_server::App::open(config).await?;
     let listener = app.bind().await?;

@@ -59,12 +59,12 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use faultline_core::catalogue::Catalogue;
-use faultline_core::escalation::{EscalationPolicy, StaticDirectory};
+use faultline_core::escalation::{EscalationPolicy, StaticDirectory, Target};
 use faultline_core::oncall::ScheduleConfig;
-use faultline_core::routing::RoutingConfig;
+use faultline_core::routing::{MatchOp, RouteConfig, RoutingConfig};
 use faultline_core::severity::{Rule, SeverityDefinitions};
 use faultline_core::status_page::{ComponentConfig, PageInfo, components_from_flows};
-use faultline_core::{Timestamp, UserId};
+use faultline_core::{TeamId, Timestamp, UserId};
 use faultline_engine::notify::email::{SmtpSettings, SmtpTls};
 use faultline_engine::notify::worker::RetryPolicy;
 use faultline_engine::notify::{Channel, ChannelKind, PAGERDUTY_EVENTS_URL, Secret};
@@ -238,11 +238,82 @@ pub struct ResponseConfig {
     pub severity: SeverityDefinitions,
 }
 
+/// A refused response configuration: the file (the response config, or the
+/// catalogue it names), the line of the offending name when it can be found,
+/// and the reason naming the key and the unknown name.
 #[derive(Debug, thiserror::Error)]
-#[error("response config {path}: {reason}")]
+#[error("response config {}: {reason}", location(path, *line))]
 pub struct ResponseConfigError {
     pub path: String,
+    /// 1-based line of the offending name, when it can be found.
+    pub line: Option<usize>,
     pub reason: String,
+}
+
+fn location(path: &str, line: Option<usize>) -> String {
+    match line {
+        Some(l) => format!("{path}:{l}"),
+        None => path.to_owned(),
+    }
+}
+
+/// Why `build` refused, and where to point: the name to look for and the
+/// top-level section it sits under (and whether it is in the catalogue file).
+#[derive(Debug)]
+struct Fail {
+    reason: String,
+    at: Option<Spot>,
+}
+
+#[derive(Debug)]
+struct Spot {
+    in_catalogue: bool,
+    section: &'static str,
+    name: String,
+}
+
+impl From<String> for Fail {
+    fn from(reason: String) -> Fail {
+        Fail { reason, at: None }
+    }
+}
+
+/// A refusal pointing at `name` under the response file's `section`.
+fn refuse(section: &'static str, name: &str, reason: String) -> Fail {
+    Fail { reason, at: Some(Spot { in_catalogue: false, section, name: name.to_owned() }) }
+}
+
+/// The 1-based line where `name` first appears as a whole word at or after
+/// the top-level `section` (a YAML `section:` key or a TOML `[section]`,
+/// `[[section]]`, `[section.…]` or `section =` line), comments skipped.
+/// The parsers used here keep no positions for values, so the line is found
+/// in the text: the name is unknown, so its first occurrence in its section
+/// is the reference being refused.
+fn line_of(text: &str, section: &str, name: &str) -> Option<usize> {
+    let header = |l: &str| {
+        let t = l.trim_end();
+        (t.starts_with(section) && t[section.len()..].trim_start().starts_with([':', '=']))
+            || ["[", "[["].iter().any(|open| t.strip_prefix(open).is_some_and(|r| r.starts_with(section) && r[section.len()..].starts_with([']', '.'])))
+    };
+    let start = text.lines().position(header).unwrap_or(0);
+    let word = |c: char| c.is_alphanumeric() || "-_.@".contains(c);
+    let has = |line: &str| {
+        let line = line.split(" #").next().unwrap_or(line);
+        if line.trim_start().starts_with('#') {
+            return false;
+        }
+        line.match_indices(name).any(|(i, _)| {
+            let before = line[..i].chars().next_back();
+            let after = line[i + name.len()..].chars().next();
+            !before.is_some_and(word) && !after.is_some_and(word)
+        })
+    };
+    text.lines().enumerate().skip(start).find(|(_, l)| has(l)).map(|(i, _)| i + 1)
+}
+
+fn names<'a>(known: impl Iterator<Item = &'a str>) -> String {
+    let v: Vec<&str> = known.collect();
+    if v.is_empty() { "none declared".to_owned() } else { v.join(", ") }
 }
 
 impl ResponseConfig {
@@ -262,22 +333,29 @@ impl ResponseConfig {
 
     /// Reads and validates the file; `env` resolves `*_env` secrets.
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<ResponseConfig, ResponseConfigError> {
-        let err = |reason: String| ResponseConfigError { path: path.display().to_string(), reason };
+        let err = |reason: String| ResponseConfigError { path: path.display().to_string(), line: None, reason };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
         let file: File = if path.extension().is_some_and(|e| e == "toml") {
             toml::from_str(&text).map_err(|e| err(e.to_string()))?
         } else {
             serde_saphyr::from_str(&text).map_err(|e| err(e.to_string()))?
         };
-        let catalogue = match &file.catalogue_file {
+        let (catalogue, catalogue_text) = match &file.catalogue_file {
             Some(rel) => {
                 let p = path.parent().unwrap_or(Path::new(".")).join(rel);
                 let t = std::fs::read_to_string(&p).map_err(|e| err(format!("catalogue_file {}: {e}", p.display())))?;
-                Catalogue::from_yaml(&t).map_err(|e| err(format!("catalogue_file {}: {e}", p.display())))?
+                let c = Catalogue::from_yaml(&t).map_err(|e| err(format!("catalogue_file {}: {e}", p.display())))?;
+                (c, Some((p, t)))
             }
-            None => Catalogue::default(),
+            None => (Catalogue::default(), None),
         };
-        build(file, catalogue, path.parent().unwrap_or(Path::new(".")), env).map_err(err)
+        build(file, catalogue, path.parent().unwrap_or(Path::new(".")), env).map_err(|f| {
+            let Some(spot) = f.at else { return err(f.reason) };
+            match (&catalogue_text, spot.in_catalogue) {
+                (Some((p, t)), true) => ResponseConfigError { path: p.display().to_string(), line: line_of(t, spot.section, &spot.name), reason: f.reason },
+                _ => ResponseConfigError { path: path.display().to_string(), line: line_of(&text, spot.section, &spot.name), reason: f.reason },
+            }
+        })
     }
 }
 
@@ -285,17 +363,18 @@ fn default_page() -> PageInfo {
     PageInfo { id: "faultline".into(), name: "Status".into(), url: "http://localhost:8080/status".into(), time_zone: "Etc/UTC".into() }
 }
 
-fn secret(channel: &str, key: &str, inline: Option<String>, env_key: Option<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, String> {
+fn secret(channel: &str, key: &str, inline: Option<String>, env_key: Option<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, Fail> {
     match (inline, env_key) {
-        (_, Some(var)) => {
-            env(&var).filter(|v| !v.is_empty()).map(Secret::new).ok_or_else(|| format!("channel {channel}: environment variable {var} ({key}_env) is not set"))
-        }
+        (_, Some(var)) => env(&var)
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+            .ok_or_else(|| refuse("channels", &var, format!("channel {channel}: environment variable {var} ({key}_env) is not set"))),
         (Some(v), None) => Ok(Secret::new(v)),
-        (None, None) => Err(format!("channel {channel}: set {key} or {key}_env")),
+        (None, None) => Err(refuse("channels", channel, format!("channel {channel}: set {key} or {key}_env"))),
     }
 }
 
-fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<ResponseConfig, String> {
+fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<ResponseConfig, Fail> {
     let mut channels = BTreeMap::new();
     let mut ack_channels = BTreeSet::new();
     for c in file.channels {
@@ -313,15 +392,19 @@ fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -
                 let password = if password.is_some() || password_env.is_some() { Some(secret(&name, "password", password, password_env, env)?) } else { None };
                 let loopback = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1" | "[::1]");
                 if tls == SmtpTls::None && (username.is_some() || password.is_some()) && !loopback {
-                    return Err(format!("channel {name}: username/password need tls: starttls or implicit (credentials would cross the network in clear)"));
+                    return Err(refuse(
+                        "channels",
+                        &name,
+                        format!("channel {name}: username/password need tls: starttls or implicit (credentials would cross the network in clear)"),
+                    ));
                 }
                 if tls == SmtpTls::None && ca_file.is_some() {
-                    return Err(format!("channel {name}: ca_file needs tls: starttls or implicit"));
+                    return Err(refuse("channels", &name, format!("channel {name}: ca_file needs tls: starttls or implicit")));
                 }
                 let ca_pem = match ca_file {
                     Some(rel) => {
                         let p = base_dir.join(&rel);
-                        Some(std::fs::read_to_string(&p).map_err(|e| format!("channel {name}: ca_file {}: {e}", p.display()))?)
+                        Some(std::fs::read_to_string(&p).map_err(|e| refuse("channels", &rel, format!("channel {name}: ca_file {}: {e}", p.display())))?)
                     }
                     None => None,
                 };
@@ -335,7 +418,7 @@ fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -
             }
         };
         if channels.contains_key(&name) {
-            return Err(format!("channel {name} is defined twice"));
+            return Err(refuse("channels", &name, format!("channel {name} is defined twice")));
         }
         channels.insert(name.clone(), Channel { name, kind, max_per_sec });
     }
@@ -345,48 +428,109 @@ fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -
         let mut methods = Vec::new();
         for c in u.contacts {
             if !channels.contains_key(&c.channel) {
-                return Err(format!("user {}: unknown channel {}", u.id, c.channel));
+                return Err(refuse("users", &c.channel, format!("user {}: unknown channel {}", u.id, c.channel)));
             }
             methods.push(ContactMethod { channel: c.channel, address: c.address });
         }
+        if contacts.contains_key(&u.id) {
+            return Err(refuse("users", u.id.as_str(), format!("user {} is defined twice", u.id)));
+        }
         users.push((u.id.clone(), u.name));
         contacts.insert(u.id, methods);
+    }
+    // Every person a page can reach must be a declared user: a typo here
+    // (`bobb`) would otherwise page nobody, silently.
+    let known_users = || names(contacts.keys().map(UserId::as_str));
+    for s in &file.schedules {
+        let people = s.layers.iter().flat_map(|l| l.participants.iter().map(move |p| (format!("layer {}: participant", l.name), p)));
+        let overrides = s.overrides.iter().map(|o| ("override: user".to_owned(), &o.user));
+        for (what, user) in people.chain(overrides) {
+            if !contacts.contains_key(user) {
+                return Err(refuse(
+                    "schedules",
+                    user.as_str(),
+                    format!("schedule {}: {what} \"{user}\" is not a declared user (users: {})", s.name, known_users()),
+                ));
+            }
+        }
     }
     let mut directory = StaticDirectory::default();
     for team in &catalogue.teams {
         directory.teams.insert(team.id.clone(), team.members.clone());
     }
     for s in &file.schedules {
-        let built = s.build().map_err(|e| format!("schedule {}: {e}", s.name))?;
+        let built = s.build().map_err(|e| refuse("schedules", &s.name, format!("schedule {}: {e}", s.name)))?;
         if directory.schedules.insert(s.name.clone(), built).is_some() {
-            return Err(format!("schedule {} is defined twice", s.name));
+            return Err(refuse("schedules", &s.name, format!("schedule {} is defined twice", s.name)));
         }
     }
     let mut policies = BTreeMap::new();
     for p in file.escalation_policies {
-        p.validate().map_err(|e| e.to_string())?;
+        p.validate().map_err(|e| refuse("escalation_policies", &p.name, e.to_string()))?;
         let unknown = p.unknown_targets(&|s| directory.schedules.contains_key(s), &|t| directory.teams.contains_key(t));
-        if !unknown.is_empty() {
-            let names: Vec<String> = unknown.iter().map(ToString::to_string).collect();
-            return Err(format!("escalation policy {}: unknown targets {}", p.name, names.join(", ")));
+        if let Some(t) = unknown.first() {
+            let (name, known) = match t {
+                Target::Schedule(s) => (s.clone(), format!("schedules: {}", names(directory.schedules.keys().map(String::as_str)))),
+                Target::Team(team) => (team.to_string(), format!("teams in the catalogue: {}", names(directory.teams.keys().map(TeamId::as_str)))),
+                Target::User(u) => (u.to_string(), String::new()),
+            };
+            return Err(refuse("escalation_policies", &name, format!("escalation policy {}: unknown target {t} ({known})", p.name)));
+        }
+        for t in p.levels.iter().flat_map(|l| &l.targets) {
+            match t {
+                Target::User(u) if !contacts.contains_key(u) => {
+                    return Err(refuse(
+                        "escalation_policies",
+                        u.as_str(),
+                        format!("escalation policy {}: target {t}: \"{u}\" is not a declared user (users: {})", p.name, known_users()),
+                    ));
+                }
+                // A team's members are paged one by one: each must be a user.
+                Target::Team(team) => {
+                    if let Some(m) = directory.teams.get(team).into_iter().flatten().find(|m| !contacts.contains_key(*m)) {
+                        return Err(Fail {
+                            reason: format!(
+                                "team {team} (paged by escalation policy {}): member \"{m}\" is not a declared user in the response config (users: {})",
+                                p.name,
+                                known_users()
+                            ),
+                            at: Some(Spot { in_catalogue: true, section: "teams", name: m.to_string() }),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        if policies.contains_key(&p.name) {
+            return Err(refuse("escalation_policies", &p.name, format!("escalation policy {} is defined twice", p.name)));
         }
         policies.insert(p.name.clone(), p);
     }
+    let known_policies = || names(policies.keys().map(String::as_str));
     if let Some(d) = &file.default_policy
         && !policies.contains_key(d)
     {
-        return Err(format!("default_policy {d} is not an escalation policy"));
+        return Err(refuse("default_policy", d, format!("default_policy {d:?} is not an escalation policy (escalation_policies: {})", known_policies())));
     }
-    let router = file.routing.as_ref().map(|r| r.build().map_err(|e| format!("routing: {e}"))).transpose()?;
     let mut receivers = BTreeMap::new();
     for r in file.receivers {
         for c in &r.channels {
             if !channels.contains_key(c) {
-                return Err(format!("receiver {}: unknown channel {c}", r.name));
+                return Err(refuse("receivers", c, format!("receiver {}: unknown channel {c}", r.name)));
             }
+        }
+        if receivers.contains_key(&r.name) {
+            return Err(refuse("receivers", &r.name, format!("receiver {} is defined twice", r.name)));
         }
         receivers.insert(r.name, r.channels);
     }
+    let router = match &file.routing {
+        Some(r) => {
+            check_routes(&r.route, &receivers, &policies, &directory.teams)?;
+            Some(r.build().map_err(|e| Fail::from(format!("routing: {e}")))?)
+        }
+        None => None,
+    };
     let sp = file.status_page;
     let page = PageInfo {
         id: "faultline".into(),
@@ -429,8 +573,8 @@ fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -
             }
         }
     };
-    severity.validate().map_err(|e| format!("severity: {e}"))?;
-    severity.validate_flows(&flows).map_err(|e| format!("severity: {e}"))?;
+    severity.validate().map_err(|e| Fail::from(format!("severity: {e}")))?;
+    severity.validate_flows(&flows).map_err(|e| Fail::from(format!("severity: {e}")))?;
     let setup = ResponseSetup {
         catalogue,
         directory,
@@ -446,6 +590,42 @@ fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -
         page: page.clone(),
     };
     Ok(ResponseConfig { setup: Arc::new(setup), channels, retry, page, schedules: file.schedules, users, severity })
+}
+
+/// Every route's receiver must be declared under `receivers:`, its
+/// escalation policy configured, and a `team="…"` matcher must name a
+/// catalogue team (the `team` label comes from the catalogue's ownership, so
+/// any other value never matches): each is a route that pages nobody.
+fn check_routes(
+    route: &RouteConfig,
+    receivers: &BTreeMap<String, Vec<String>>,
+    policies: &BTreeMap<String, EscalationPolicy>,
+    teams: &BTreeMap<TeamId, Vec<UserId>>,
+) -> Result<(), Fail> {
+    if let Some(r) = &route.receiver
+        && !receivers.contains_key(r)
+    {
+        return Err(refuse("routing", r, format!("routing: route to undefined receiver {r:?} (receivers: {})", names(receivers.keys().map(String::as_str)))));
+    }
+    if let Some(p) = &route.escalation_policy
+        && !policies.contains_key(p)
+    {
+        return Err(refuse(
+            "routing",
+            p,
+            format!("routing: route names unknown escalation_policy {p:?} (escalation_policies: {})", names(policies.keys().map(String::as_str))),
+        ));
+    }
+    for m in route.matchers.iter().filter(|m| m.name == "team" && m.op == MatchOp::Equal) {
+        if !teams.keys().any(|t| t.as_str() == m.value) {
+            return Err(refuse(
+                "routing",
+                &m.value,
+                format!("routing: matcher {m} names unknown team {:?} (teams in the catalogue: {})", m.value, names(teams.keys().map(TeamId::as_str))),
+            ));
+        }
+    }
+    route.routes.iter().try_for_each(|r| check_routes(r, receivers, policies, teams))
 }
 
 #[cfg(test)]
@@ -536,5 +716,103 @@ mod tests {
         assert!(e.contains("severity") && e.contains("SEV4"), "{e}");
         let e = load_toml("[[severity.rules]]\nseverity = \"SEV1\"\nwhen = { min_burn = 1.0 }\n").unwrap_err();
         assert!(e.contains("min_burn"), "{e}");
+    }
+
+    /// A config that pages correctly; each case below breaks one reference.
+    const GOOD: &str = "\
+catalogue_file: catalogue.yaml
+users:
+  - {id: alice, contacts: [{channel: hook}]}
+  - {id: bob, contacts: [{channel: hook}]}
+schedules:
+  - name: payments-primary
+    time_zone: Europe/London
+    layers:
+      - {name: weekly, start: \"2026-01-05T09:00:00\", rotation: weekly, participants: [alice, bob]}
+escalation_policies:
+  - name: payments
+    levels:
+      - {delay_minutes: 5, targets: [{schedule: payments-primary}]}
+      - {delay_minutes: 10, targets: [{team: payments}]}
+default_policy: payments
+routing:
+  route:
+    receiver: default
+    routes:
+      - {matchers: ['team=\"payments\"'], receiver: payments-chat, escalation_policy: payments}
+receivers:
+  - {name: default}
+  - {name: payments-chat, channels: [hook]}
+channels:
+  - {name: hook, type: webhook, url: \"http://127.0.0.1:9/hook\"}
+";
+
+    fn load_yaml(body: &str, catalogue: &str) -> Result<ResponseConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("catalogue.yaml"), catalogue).unwrap();
+        let p = dir.path().join("response.yaml");
+        std::fs::write(&p, body).unwrap();
+        ResponseConfig::load(&p, &|_| None).map_err(|e| e.to_string().replace(&dir.path().display().to_string(), "DIR"))
+    }
+
+    #[test]
+    fn typos_that_would_page_nobody_are_refused_with_file_line_and_name() {
+        let catalogue = "teams: [{id: payments, name: Payments, members: [alice]}]\n";
+        let c = load_yaml(GOOD, catalogue).unwrap();
+        assert_eq!(c.setup.policies.len(), 1);
+        let cases = [
+            (
+                GOOD.replace("participants: [alice, bob]", "participants: [alice, bobb]"),
+                "response config DIR/response.yaml:9: schedule payments-primary: layer weekly: participant \"bobb\" is not a declared user (users: alice, bob)",
+            ),
+            (
+                GOOD.replace("receiver: payments-chat", "receiver: payments-chta"),
+                "response config DIR/response.yaml:20: routing: route to undefined receiver \"payments-chta\" (receivers: default, payments-chat)",
+            ),
+            (
+                GOOD.replace("receiver: default\n", "receiver: defualt\n"),
+                "response config DIR/response.yaml:18: routing: route to undefined receiver \"defualt\" (receivers: default, payments-chat)",
+            ),
+            (
+                GOOD.replace("escalation_policy: payments}", "escalation_policy: paymnets}"),
+                "response config DIR/response.yaml:20: routing: route names unknown escalation_policy \"paymnets\" (escalation_policies: payments)",
+            ),
+            (
+                GOOD.replace("team=\"payments\"", "team=\"paymnets\""),
+                "response config DIR/response.yaml:20: routing: matcher team=\"paymnets\" names unknown team \"paymnets\" (teams in the catalogue: payments)",
+            ),
+            (
+                GOOD.replace("{team: payments}", "{team: paymnets}"),
+                "response config DIR/response.yaml:14: escalation policy payments: unknown target team:paymnets (teams in the catalogue: payments)",
+            ),
+            (
+                GOOD.replace("{schedule: payments-primary}", "{schedule: payments-primray}"),
+                "response config DIR/response.yaml:13: escalation policy payments: unknown target schedule:payments-primray (schedules: payments-primary)",
+            ),
+            (
+                GOOD.replace("{team: payments}", "{user: carol}"),
+                "response config DIR/response.yaml:14: escalation policy payments: target user:carol: \"carol\" is not a declared user (users: alice, bob)",
+            ),
+            (
+                GOOD.replace("default_policy: payments", "default_policy: paymnts"),
+                "response config DIR/response.yaml:15: default_policy \"paymnts\" is not an escalation policy (escalation_policies: payments)",
+            ),
+            (GOOD.replace("channels: [hook]}", "channels: [hok]}"), "response config DIR/response.yaml:23: receiver payments-chat: unknown channel hok"),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(load_yaml(&yaml, catalogue).unwrap_err(), want);
+        }
+        // A member of a paged team who is not a user: the catalogue's line.
+        let e = load_yaml(GOOD, "teams:\n  - id: payments\n    name: Payments\n    members: [alice, erin]\n").unwrap_err();
+        assert_eq!(
+            e,
+            "response config DIR/catalogue.yaml:4: team payments (paged by escalation policy payments): member \"erin\" is not a declared user in the response config (users: alice, bob)"
+        );
+    }
+
+    #[test]
+    fn toml_typos_are_refused_with_their_line_too() {
+        let e = load_toml("[[users]]\nid = \"alice\"\n\n[[schedules]]\nname = \"s\"\ntime_zone = \"Etc/UTC\"\n\n[[schedules.layers]]\nname = \"l\"\nstart = \"2026-01-05T09:00:00\"\nrotation = \"daily\"\nparticipants = [\"alice\", \"bobb\"]\n").unwrap_err();
+        assert!(e.contains("response.toml:13: schedule s: layer l: participant \"bobb\" is not a declared user (users: alice)"), "{e}");
     }
 }
