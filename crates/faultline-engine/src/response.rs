@@ -35,11 +35,11 @@ use std::time::Duration as StdDuration;
 use faultline_core::catalogue::Catalogue;
 use faultline_core::escalation::{Effect, Escalation, EscalationInput, EscalationPolicy, Notification, NotifyKind, StaticDirectory};
 use faultline_core::incident::{Actor, Command, Incident, IncidentEvent, TimelineEvent};
-use faultline_core::routing::{CompiledSilence, Labels, Outcome, Router, RoutingInput, decide_ownership, routing_labels};
+use faultline_core::routing::{CompiledSilence, Involvement, Labels, Outcome, Router, RoutingInput, TeamInvolvement, decide_ownership, routing_labels};
 use faultline_core::status_page::{
     ComponentConfig, DraftUpdate, ImpactFacts, PageInfo, PublicIncident, ScheduledMaintenance, StatusPageView, WebhookMeta, draft_update, publish,
 };
-use faultline_core::{FlowName, IncidentId, ServiceName, Timestamp, UserId};
+use faultline_core::{FlowName, IncidentId, ServiceName, TeamId, Timestamp, UserId};
 use faultline_store::response::{DraftRecord, EscalationRecord, OutboxItem, ResponseBatch, ResponseStore, Subscriber};
 use faultline_store::{Store, StoreError, commands};
 use serde::{Deserialize, Serialize};
@@ -163,6 +163,9 @@ pub struct IncidentFacts {
     pub services: Vec<ServiceName>,
     pub origin_identified: bool,
     pub parent: Option<IncidentId>,
+    /// The team a person declared as owning the incident: it owns it,
+    /// whatever the catalogue would say.
+    pub team: Option<TeamId>,
 }
 
 impl ResponseSetup {
@@ -186,6 +189,19 @@ impl ResponseSetup {
         let mut flows_named = Vec::new();
         for ev in timeline {
             match &ev.event {
+                IncidentEvent::Opened { scope, .. } => {
+                    for svc in &scope.services {
+                        if !f.services.contains(svc) {
+                            f.services.push(svc.clone());
+                        }
+                    }
+                    for flow in &scope.flows {
+                        if !flows_named.contains(flow) {
+                            flows_named.push(flow.clone());
+                        }
+                    }
+                    f.team = scope.team.clone();
+                }
                 IncidentEvent::SymptomAttached { member, .. } => {
                     mentioned(member, &mut f.services);
                     for flow in &self.catalogue.flows {
@@ -459,7 +475,14 @@ impl ResponseDriver {
     pub fn plan(&self, incident: &Incident, facts: &IncidentFacts, silences: &[CompiledSilence], now: Timestamp) -> RoutePlan {
         let setup = &self.setup;
         let mut plan = RoutePlan { pages: true, ..RoutePlan::default() };
-        let ownership = decide_ownership(&setup.catalogue, &facts.impacted_flows, &facts.origins);
+        let mut ownership = decide_ownership(&setup.catalogue, &facts.impacted_flows, &facts.origins);
+        if let Some(team) = &facts.team {
+            // Declared by a person: that team alone owns the response,
+            // whatever the catalogue says the named services belong to.
+            let flows = facts.impacted_flows.clone();
+            ownership.teams = vec![TeamInvolvement { team: team.clone(), involvement: Involvement::Owner, flows, origins: facts.origins.clone() }];
+            ownership.reason = format!("declared owned by team {team} (the catalogue would say: {})", ownership.reason);
+        }
         plan.notes.push(format!("ownership: {}", ownership.reason));
         let mut extra = Labels::new();
         extra.insert("alertname".into(), incident.title.clone());
@@ -547,6 +570,16 @@ impl ResponseDriver {
         plan.pages = any_pages;
         if !any_pages && plan.deferred_until.is_none() {
             plan.policies.clear();
+        } else if plan.policies.is_empty() && setup.router.is_some() {
+            // The routing tree matched (or only its root did) but named no
+            // policy: the default applies whenever nothing else does.
+            match &setup.default_policy {
+                Some(p) => {
+                    plan.notes.push(format!("no route names an escalation policy: default_policy {p}"));
+                    plan.policies.insert(p.clone());
+                }
+                None => plan.notes.push("no route names an escalation policy and there is no default_policy: nobody paged".into()),
+            }
         }
         plan
     }

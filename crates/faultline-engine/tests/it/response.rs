@@ -222,3 +222,86 @@ async fn symptoms_after_the_page_only_move_the_cursor() {
     d.step(t(400)).await.unwrap();
     assert_eq!(pages(&store, id).await.len(), 1, "acknowledged among symptoms: level 2 never pages");
 }
+
+/// A routing tree whose only child route is for the search team.
+fn routed_setup() -> ResponseSetup {
+    let mut s = setup();
+    let routing: faultline_core::routing::RoutingConfig = serde_json::from_value(serde_json::json!({
+        "route": {"receiver": "default", "routes": [{"matchers": ["team=\"search\""], "receiver": "search", "escalation_policy": "search"}]}
+    }))
+    .unwrap();
+    s.router = Some(routing.build().unwrap());
+    let search: EscalationPolicy =
+        serde_json::from_value(serde_json::json!({"name": "search", "levels": [{"delay_minutes": 5, "targets": [{"team": "search"}]}]})).unwrap();
+    s.policies.insert("search".into(), search);
+    s.default_policy = Some("payments".into());
+    s
+}
+
+fn notes(timeline: &[faultline_core::incident::TimelineEvent]) -> Vec<String> {
+    timeline
+        .iter()
+        .filter_map(|e| match &e.event {
+            IncidentEvent::SystemNote { component, text } => Some(format!("{component}: {text}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_default_policy_applies_when_the_routing_tree_matches_no_route_with_a_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let d = driver(&store, routed_setup());
+    // Names no known service, so no team: no child route matches and the
+    // root names no policy (a bare `incidents declare` is this case).
+    let id = open(&store, "something is wrong", t(0)).await;
+    d.step(t(0)).await.unwrap();
+    assert_eq!(pages(&store, id).await, [("alice".to_owned(), "trigger".to_owned())], "default_policy payments pages its on-call");
+    let (_, timeline) = store.incident(id).await.unwrap().unwrap();
+    assert!(notes(&timeline).contains(&"routing: routed: no route names an escalation policy: default_policy payments".to_owned()), "{:#?}", notes(&timeline));
+
+    // Without a default, the timeline says nobody is paged, and why.
+    let mut s = routed_setup();
+    s.default_policy = None;
+    let d = driver(&store, s);
+    let lonely = open(&store, "something else is wrong", t(10)).await;
+    d.step(t(10)).await.unwrap();
+    assert!(pages(&store, lonely).await.is_empty());
+    let (_, timeline) = store.incident(lonely).await.unwrap().unwrap();
+    assert!(notes(&timeline).iter().any(|n| n.ends_with("no route names an escalation policy and there is no default_policy: nobody paged")));
+}
+
+#[tokio::test]
+async fn a_declared_incident_is_routed_on_its_declared_service_flow_and_team() {
+    use faultline_core::incident::DeclaredScope;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let d = driver(&store, routed_setup());
+    let declare = |title: &str, scope: DeclaredScope| {
+        let store = store.clone();
+        let title = title.to_owned();
+        async move {
+            let id = IncidentId::from_uuid(uuid::Uuid::now_v7());
+            let opened = Incident::declare(&title, Severity::Sev1, None, scope, t(0), Actor::User(user("alice"))).unwrap();
+            store.create_incident(id, &opened).await.unwrap();
+            id
+        }
+    };
+    // A service the search team owns: the search route, the search team paged.
+    let by_service = declare("results are empty", DeclaredScope { services: vec!["search-api".parse().unwrap()], ..DeclaredScope::default() }).await;
+    // The search flow: its owner.
+    let by_flow = declare("results are empty", DeclaredScope { flows: vec!["search".parse().unwrap()], ..DeclaredScope::default() }).await;
+    // A team named outright, though the service belongs to payments.
+    let by_team = declare(
+        "checkout slow",
+        DeclaredScope { services: vec!["checkout".parse().unwrap()], team: Some("search".parse().unwrap()), ..DeclaredScope::default() },
+    )
+    .await;
+    d.step(t(0)).await.unwrap();
+    for id in [by_service, by_flow, by_team] {
+        assert_eq!(pages(&store, id).await, [("carol".to_owned(), "trigger".to_owned())], "the search policy");
+    }
+    let (_, timeline) = store.incident(by_team).await.unwrap().unwrap();
+    assert!(notes(&timeline).iter().any(|n| n.contains("declared owned by team search")), "{:#?}", notes(&timeline));
+}

@@ -637,3 +637,28 @@ async fn unsubscribed_subscribers_are_deleted_after_their_retention() {
     assert!(found(&ids[2]).await, "a live subscriber is never deleted");
     assert_eq!(h.call("DELETE", &format!("/api/v2/subscribers/{}", ids[0]), None, None).await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_declared_incident_names_its_services_flows_and_team_and_is_routed_on_them() {
+    let h = harness().await;
+    let declare = |body: Value| h.call("POST", "/api/v1/incidents", Some(&h.admin), Some(body));
+    let inc =
+        declare(json!({"title": "card payments failing", "severity": "SEV1", "flows": ["checkout"], "services": ["payments-db"], "team": "payments"})).await;
+    assert_eq!(inc.status, StatusCode::CREATED, "{}", inc.text);
+    let id = inc.body["id"].as_str().unwrap().to_owned();
+    let opened = &inc.body["timeline"][0];
+    assert_eq!(opened["details"]["scope"], json!({"services": ["payments-db"], "flows": ["checkout"], "team": "payments"}), "{opened}");
+    h.step().await;
+    let r = h.call("GET", &format!("/api/v1/incidents/{id}/notifications"), Some(&h.read), None).await;
+    assert_eq!(r.body["notifications"][0]["recipient"], "alice", "the payments team's policy: {}", r.text);
+
+    for (body, want) in [
+        (json!({"title": "x", "severity": "SEV1", "team": "paymnts"}), "team: unknown team \"paymnts\" (known: payments, search, platform)"),
+        (json!({"title": "x", "severity": "SEV1", "flows": ["chekout"]}), "flows: unknown flow \"chekout\" (known: checkout, search)"),
+        (json!({"title": "x", "severity": "SEV1", "services": ["nope"]}), "services: unknown service \"nope\" (known: checkout, payments-db, search-api)"),
+    ] {
+        let r = declare(body).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(r.body["error"]["message"], want);
+    }
+}
