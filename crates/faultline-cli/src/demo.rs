@@ -142,7 +142,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(app.run(listener, async move {
         let _ = stop_rx.await;
     }));
-    let (_, token) = faultline_server::auth::create_token(&store, SECOND_LEVEL, faultline_store::TokenScope::Admin, clock.now()).await?;
+    let (_, token) = faultline_server::auth::create_token(
+        &store,
+        SECOND_LEVEL,
+        faultline_store::TokenScope::Admin,
+        Some(faultline_core::UserId::new(SECOND_LEVEL)?),
+        clock.now(),
+    )
+    .await?;
 
     println!("Faultline demo: {} — {}", sc.name, sc.description);
     println!("store:    {}/faultline.db (SQLite)", dir.display());

@@ -84,12 +84,21 @@ pub struct StoreArgs {
     /// Use PostgreSQL instead of SQLite, e.g. postgres://faultline@localhost/faultline.
     #[arg(long)]
     database_url: Option<String>,
+    /// The response configuration: users, schedules, escalation policies,
+    /// routing, channels (docs/response-config.md) [env FAULTLINE_RESPONSE_CONFIG].
+    #[arg(long)]
+    response_config: Option<PathBuf>,
 }
 
 impl StoreArgs {
     /// Config file, then environment, then these flags.
     pub fn config(&self) -> anyhow::Result<faultline_server::Config> {
-        let mut c = faultline_server::Config::load(self.config.as_deref(), &|k| std::env::var(k).ok())?;
+        let env = |k: &str| match (k, &self.response_config) {
+            // The flag wins over the environment and the config file's key.
+            ("FAULTLINE_RESPONSE_CONFIG", Some(p)) => Some(p.display().to_string()),
+            _ => std::env::var(k).ok(),
+        };
+        let mut c = faultline_server::Config::load(self.config.as_deref(), &env)?;
         if let Some(d) = &self.data_dir {
             c.data_dir = d.clone();
         }
@@ -115,10 +124,6 @@ struct ServeArgs {
     /// [default: 127.0.0.1:4318; env FAULTLINE_OTLP_HTTP_LISTEN].
     #[arg(long)]
     otlp_http_listen: Option<String>,
-    /// The response configuration: users, schedules, escalation policies,
-    /// routing, channels (docs/response-config.md) [env FAULTLINE_RESPONSE_CONFIG].
-    #[arg(long)]
-    response_config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -184,10 +189,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(l) = &args.otlp_http_listen {
         config.otlp_http_listen = faultline_server::config::parse_optional_listen("--otlp-http-listen", l)?;
-    }
-    if let Some(p) = &args.response_config {
-        let r = faultline_server::response_config::ResponseConfig::load(p, &|k| std::env::var(k).ok())?;
-        config.response = Some(std::sync::Arc::new(r));
     }
     let app = faultline_server::App::open(config).await?;
     let listener = app.bind().await?;

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use faultline_core::escalation::Escalation;
 use faultline_core::routing::Silence;
 use faultline_core::status_page::{DraftUpdate, PublicIncident, ScheduledMaintenance};
-use faultline_core::{IncidentId, Timestamp};
+use faultline_core::{IncidentId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -258,6 +258,9 @@ pub trait ResponseStore: Send + Sync {
     /// statement deletes at most `batch` rows, so a large backlog never holds
     /// the write lock for long.
     async fn purge_unsubscribed(&self, before: Timestamp, batch: u32) -> Result<u64>;
+    /// Records the use of the one-click acknowledge link `nonce`: true the
+    /// first time, false ever after (a link is single use, whoever races).
+    async fn use_ack_link(&self, nonce: &str, incident: IncidentId, user: &UserId, at: Timestamp) -> Result<bool>;
 }
 
 /// Key of the PostgreSQL advisory lock that serialises capped subscribes.
@@ -886,6 +889,19 @@ impl ResponseStore for SqlStore {
             .map_err(db)?
             .rows_affected();
         Ok(n > 0)
+    }
+
+    async fn use_ack_link(&self, nonce: &str, incident: IncidentId, user: &UserId, at: Timestamp) -> Result<bool> {
+        let n = sqlx::query("INSERT INTO ack_link_uses (nonce, incident_id, user_id, used_at) VALUES ($1, $2, $3, $4) ON CONFLICT (nonce) DO NOTHING")
+            .bind(nonce)
+            .bind(incident.to_string())
+            .bind(user.as_str())
+            .bind(at.as_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        Ok(n == 1)
     }
 
     async fn purge_unsubscribed(&self, before: Timestamp, batch: u32) -> Result<u64> {

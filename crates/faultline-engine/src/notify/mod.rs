@@ -73,6 +73,9 @@ pub enum MessageKind {
     Acknowledge,
     /// The incident is resolved.
     Resolve,
+    /// Any other change a chat channel or a person is told about (mitigated,
+    /// a role assigned, severity changed): `Message::change` says what.
+    Update,
 }
 
 impl MessageKind {
@@ -81,6 +84,17 @@ impl MessageKind {
             MessageKind::Trigger => "trigger",
             MessageKind::Acknowledge => "acknowledge",
             MessageKind::Resolve => "resolve",
+            MessageKind::Update => "update",
+        }
+    }
+
+    /// The word a person reads for it: `FIRING`, `ACKNOWLEDGED`, …
+    pub fn verb(self) -> &'static str {
+        match self {
+            MessageKind::Trigger => "FIRING",
+            MessageKind::Acknowledge => "ACKNOWLEDGED",
+            MessageKind::Resolve => "RESOLVED",
+            MessageKind::Update => "UPDATE",
         }
     }
 }
@@ -114,6 +128,12 @@ pub struct Message {
     pub url: Option<String>,
     /// The routing receiver that led here.
     pub receiver: String,
+    /// What changed, in words, with who did it ("acknowledged by alice").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
+    /// A page's one-click acknowledge link (signed, expiring, single use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_url: Option<String>,
 }
 
 /// A configured channel.

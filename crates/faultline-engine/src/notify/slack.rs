@@ -26,13 +26,21 @@ fn esc(s: &str) -> String {
 }
 
 pub fn body(msg: &Message) -> Value {
-    let (emoji, verb) = match msg.kind {
-        MessageKind::Trigger => (":rotating_light:", "FIRING"),
-        MessageKind::Acknowledge => (":eyes:", "ACKNOWLEDGED"),
-        MessageKind::Resolve => (":white_check_mark:", "RESOLVED"),
+    let emoji = match msg.kind {
+        MessageKind::Trigger => ":rotating_light:",
+        MessageKind::Acknowledge => ":eyes:",
+        MessageKind::Resolve => ":white_check_mark:",
+        MessageKind::Update => ":memo:",
     };
-    let text = format!("[{verb}] {} {} ({})", msg.severity, msg.title, msg.incident);
+    let verb = msg.kind.verb();
+    let text = match &msg.change {
+        Some(c) => format!("[{verb}] {} {} ({}): {c}", msg.severity, msg.title, msg.incident),
+        None => format!("[{verb}] {} {} ({})", msg.severity, msg.title, msg.incident),
+    };
     let mut facts = format!("*Severity:* {}\n*Status:* {}\n*Incident:* `{}`", msg.severity, msg.status, msg.incident);
+    if let Some(c) = &msg.change {
+        facts = format!("*{}*\n{facts}", esc(c));
+    }
     if let Some(r) = &msg.recipient {
         facts.push_str(&format!("\n*Paged:* {}", esc(r)));
     }
@@ -44,6 +52,9 @@ pub fn body(msg: &Message) -> Value {
     }
     if let Some(u) = &msg.url {
         facts.push_str(&format!("\n<{}|Open in Faultline>", esc(u)));
+    }
+    if let Some(u) = &msg.ack_url {
+        facts.push_str(&format!("\n<{}|Acknowledge>", esc(u)));
     }
     let labels = msg.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
     json!({

@@ -28,6 +28,8 @@ fn msg(kind: MessageKind) -> Message {
         at: Timestamp::from_secs(1_800_000_060),
         url: None,
         receiver: "payments-pager".into(),
+        change: None,
+        ack_url: None,
     }
 }
 

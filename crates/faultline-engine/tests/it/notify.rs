@@ -46,6 +46,8 @@ fn message(incident: IncidentId, kind: MessageKind, recipient: &str) -> Message 
         at: t(0),
         url: None,
         receiver: "payments".into(),
+        change: None,
+        ack_url: None,
     }
 }
 

@@ -75,6 +75,8 @@ fn message() -> Message {
         at: Timestamp::from_secs(1_800_000_000),
         url: None,
         receiver: "payments".into(),
+        change: None,
+        ack_url: None,
     }
 }
 

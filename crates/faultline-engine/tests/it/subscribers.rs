@@ -504,4 +504,13 @@ impl ResponseStore for RacingResponses {
     async fn purge_unsubscribed(&self, before: Timestamp, batch: u32) -> faultline_store::Result<u64> {
         self.inner.purge_unsubscribed(before, batch).await
     }
+    async fn use_ack_link(
+        &self,
+        nonce: &str,
+        incident: faultline_core::IncidentId,
+        user: &faultline_core::UserId,
+        at: Timestamp,
+    ) -> faultline_store::Result<bool> {
+        self.inner.use_ack_link(nonce, incident, user, at).await
+    }
 }

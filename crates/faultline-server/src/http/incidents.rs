@@ -187,10 +187,21 @@ pub async fn assign_role(
 ) -> Result<Json<api::Incident>, ApiError> {
     let role = Role::from(body.role);
     let command = match body.user {
-        Some(u) => Command::AssignRole {
-            role,
-            user: UserId::new(u).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("user: {e}")))?,
-        },
+        Some(u) => {
+            let user = UserId::new(&u).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("user: {e}")))?;
+            // A role for someone who does not exist is a role nobody holds.
+            let users = &state.response.config.users;
+            if !users.iter().any(|(known, _)| known == &user) {
+                let known: Vec<&str> = users.iter().map(|(k, _)| k.as_str()).collect();
+                let known = if known.is_empty() { "none configured".to_owned() } else { known.join(", ") };
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_user",
+                    format!("user: {u:?} is not a user of the response configuration (users: {known})"),
+                ));
+            }
+            Command::AssignRole { role, user }
+        }
         None => Command::UnassignRole { role },
     };
     run(&state, &admin, &id, command).await

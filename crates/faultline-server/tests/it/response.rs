@@ -68,8 +68,8 @@ async fn harness_config(config: Config, clock: Arc<dyn faultline_server::clock::
     let rc = ResponseConfig::load(&dir.path().join("response.yaml"), &|_| None).unwrap();
     let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
     let now = Timestamp::from_millis(NOW);
-    let (_, admin) = faultline_server::auth::create_token(&store, "ops-admin", TokenScope::Admin, now).await.unwrap();
-    let (_, read) = faultline_server::auth::create_token(&store, "viewer", TokenScope::Read, now).await.unwrap();
+    let (_, admin) = faultline_server::auth::create_token(&store, "ops-admin", TokenScope::Admin, None, now).await.unwrap();
+    let (_, read) = faultline_server::auth::create_token(&store, "viewer", TokenScope::Read, None, now).await.unwrap();
     let config = Config { response: Some(Arc::new(rc)), ..config };
     let app = App::with_store(config, store, clock);
     H { router: app.router(), app, admin, read, _dir: dir }

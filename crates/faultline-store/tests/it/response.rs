@@ -441,6 +441,17 @@ async fn status_version_is_backfilled_on_upgrade_on_postgres() {
     status_version_is_backfilled_on_upgrade(&url).await;
 }
 
+pub async fn an_ack_link_is_used_once(store: SqlStore) {
+    let inc = IncidentId::from_uuid(uuid::Uuid::now_v7());
+    let alice = faultline_core::UserId::new("alice").unwrap();
+    assert!(store.use_ack_link("n1", inc, &alice, t(1)).await.unwrap());
+    assert!(!store.use_ack_link("n1", inc, &alice, t(2)).await.unwrap(), "single use");
+    assert!(store.use_ack_link("n2", inc, &alice, t(3)).await.unwrap());
+    // Racing uses of one link: exactly one wins.
+    let (a, b) = tokio::join!(store.use_ack_link("n3", inc, &alice, t(4)), store.use_ack_link("n3", inc, &alice, t(4)));
+    assert_eq!(u8::from(a.unwrap()) + u8::from(b.unwrap()), 1);
+}
+
 macro_rules! response_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -457,6 +468,7 @@ macro_rules! response_suite {
                 racing_publishes_from_the_same_state_write_one,
                 subscribers_are_capped_atomically,
                 unsubscribed_subscribers_are_purged_after_their_retention,
+                an_ack_link_is_used_once,
             );
         }
     };

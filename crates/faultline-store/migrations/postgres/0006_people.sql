@@ -1,0 +1,12 @@
+-- Faultline schema v6 (postgres): people are identities. A token may belong to a
+-- user of the response configuration (actions through it are recorded as
+-- that user); a one-click acknowledge link from a page is used once, and
+-- its use is recorded here (the nonce is derived from the page's key).
+ALTER TABLE api_tokens ADD COLUMN user_id TEXT;
+
+CREATE TABLE ack_link_uses (
+    nonce       TEXT PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    user_id     TEXT NOT NULL,
+    used_at     BIGINT NOT NULL
+);
