@@ -45,6 +45,7 @@ use faultline_store::{Store, StoreError, commands};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::ack_link::{AckLinkKey, LINK_LIFETIME_HOURS};
 use crate::notify::worker::OutboxWorker;
 use crate::notify::{Message, MessageKind, NowFn};
 
@@ -266,7 +267,12 @@ pub struct ResponseDriver {
     setup: Arc<ResponseSetup>,
     worker: Option<Arc<OutboxWorker>>,
     wake: Notify,
+    /// Signs pages' acknowledge links; generated once, kept in the store.
+    ack_key: tokio::sync::OnceCell<AckLinkKey>,
 }
+
+/// `engine_state` row holding the acknowledge-link key (hex).
+const ACK_LINK_KEY_STATE: &str = "ack_link_key";
 
 fn user_of(actor: &Actor) -> Option<UserId> {
     match actor {
@@ -277,7 +283,35 @@ fn user_of(actor: &Actor) -> Option<UserId> {
 
 impl ResponseDriver {
     pub fn new(store: Arc<dyn Store>, responses: Arc<dyn ResponseStore>, setup: Arc<ResponseSetup>, worker: Option<Arc<OutboxWorker>>) -> ResponseDriver {
-        ResponseDriver { store, responses, setup, worker, wake: Notify::new() }
+        ResponseDriver { store, responses, setup, worker, wake: Notify::new(), ack_key: tokio::sync::OnceCell::new() }
+    }
+
+    /// The key that signs acknowledge links: read from the store, or made
+    /// and stored on first use (then read back, so two servers starting at
+    /// once settle on the one that was written last).
+    pub async fn ack_key(&self, now: Timestamp) -> Result<AckLinkKey, StoreError> {
+        self.ack_key
+            .get_or_try_init(|| async {
+                if let Some(k) = self.store.load_state(ACK_LINK_KEY_STATE).await?.as_deref().and_then(AckLinkKey::from_hex) {
+                    return Ok(k);
+                }
+                let fresh = AckLinkKey::generate().map_err(StoreError::Database)?;
+                self.store.save_state(ACK_LINK_KEY_STATE, &fresh.to_hex(), now).await?;
+                let stored = self.store.load_state(ACK_LINK_KEY_STATE).await?;
+                Ok(stored.as_deref().and_then(AckLinkKey::from_hex).unwrap_or(fresh))
+            })
+            .await
+            .cloned()
+    }
+
+    /// A new step's context, with the link signer when links can be made
+    /// (they need the server's public URL).
+    async fn step_for<'a>(&self, incident: &'a Incident, timeline: &'a [TimelineEvent], now: Timestamp) -> Result<Step<'a>, StoreError> {
+        let mut ctx = Step::new(incident, timeline, self.setup.facts(incident, timeline));
+        if self.setup.base_url.is_some() {
+            ctx.ack_key = Some(self.ack_key(now).await?);
+        }
+        Ok(ctx)
     }
 
     pub fn setup(&self) -> &ResponseSetup {
@@ -337,7 +371,7 @@ impl ResponseDriver {
         }
         for (id, recs) in by_incident {
             let Some((incident, timeline)) = self.store.incident(id).await? else { continue };
-            let mut ctx = Step::new(&incident, &timeline, self.setup.facts(&incident, &timeline));
+            let mut ctx = self.step_for(&incident, &timeline, now).await?;
             for rec in recs {
                 let mut state = rec.state.clone();
                 match self.setup.policies.get(&rec.policy) {
@@ -373,8 +407,7 @@ impl ResponseDriver {
             return Ok(());
         }
         let Some((incident, timeline)) = self.store.incident(id).await? else { return Ok(()) };
-        let facts = self.setup.facts(&incident, &timeline);
-        let mut ctx = Step::new(&incident, &timeline, facts);
+        let mut ctx = self.step_for(&incident, &timeline, now).await?;
         let mut states: BTreeMap<String, Escalation> = self.responses.escalations(id).await?.into_iter().map(|r| (r.policy, r.state)).collect();
         let silences = self.active_silences(now).await?;
         let mut status_changed = false;
@@ -822,11 +855,13 @@ struct Step<'a> {
     enqueue: Vec<OutboxItem>,
     /// Who this step paged, and through which policy first.
     paged_now: BTreeMap<UserId, String>,
+    /// Signs each page's acknowledge link (none without a public URL).
+    ack_key: Option<AckLinkKey>,
 }
 
 impl<'a> Step<'a> {
     fn new(incident: &'a Incident, timeline: &'a [TimelineEvent], facts: IncidentFacts) -> Step<'a> {
-        Step { incident, timeline, facts, notes: Vec::new(), escalations: Vec::new(), enqueue: Vec::new(), paged_now: BTreeMap::new() }
+        Step { incident, timeline, facts, notes: Vec::new(), escalations: Vec::new(), enqueue: Vec::new(), paged_now: BTreeMap::new(), ack_key: None }
     }
 
     /// The incident as it was when `ev` was recorded (for routing on its
@@ -983,6 +1018,10 @@ impl<'a> Step<'a> {
             msg.round = Some(n.round);
             msg.labels.insert("escalation_policy".into(), policy.to_owned());
             msg.labels.insert("target".into(), n.target.to_string());
+            if let (MessageKind::Trigger, Some(key), Some(base)) = (kind, &self.ack_key, &setup.base_url) {
+                let expires = now + faultline_core::Duration::from_mins(LINK_LIFETIME_HOURS * 60);
+                msg.ack_url = Some(format!("{}/ack/{}", base.trim_end_matches('/'), key.sign(n.incident, &n.recipient, &n.idempotency_key, expires)));
+            }
             self.enqueue.push(OutboxItem {
                 idempotency_key: format!("{}/{}", n.idempotency_key, m.channel),
                 incident: n.incident,
