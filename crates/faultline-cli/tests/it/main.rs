@@ -4,6 +4,7 @@
 
 mod config;
 mod e2e;
+mod people;
 mod response;
 mod storm;
 mod support;
