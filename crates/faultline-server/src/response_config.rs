@@ -21,6 +21,7 @@
 //! channels:
 //!   - {name: ops-webhook, type: webhook, url_env: OPS_WEBHOOK_URL}
 //!   - {name: payments-slack, type: slack, url_env: SLACK_WEBHOOK_URL, max_per_sec: 1}
+//!   - {name: payments-room, type: slack, token_env: SLACK_BOT_TOKEN, channel: C0123ABCD}  # edits one message per incident
 //!   - {name: mail, type: email, host: 127.0.0.1, port: 25, from: faultline@example.com}
 //!   - {name: smtp, type: email, host: smtp.example.com, tls: starttls, username: faultline, password_env: SMTP_PASSWORD, from: faultline@example.com}
 //!     # tls: none (default, port 25) | starttls (587) | implicit (SMTPS, 465); ca_file: private CA (PEM)
@@ -67,7 +68,7 @@ use faultline_core::status_page::{ComponentConfig, PageInfo, components_from_flo
 use faultline_core::{TeamId, Timestamp, UserId};
 use faultline_engine::notify::email::{SmtpSettings, SmtpTls};
 use faultline_engine::notify::worker::RetryPolicy;
-use faultline_engine::notify::{Channel, ChannelKind, PAGERDUTY_EVENTS_URL, Secret};
+use faultline_engine::notify::{Channel, ChannelKind, PAGERDUTY_EVENTS_URL, SLACK_API_URL, Secret};
 use faultline_engine::response::{ContactMethod, ResponseSetup};
 use serde::Deserialize;
 
@@ -149,12 +150,23 @@ enum ChannelDecl {
         #[serde(default)]
         max_per_sec: Option<f64>,
     },
+    /// An incoming webhook (`url`/`url_env`: every message is new) or the
+    /// Web API (`token`/`token_env` and `channel`: an incident's messages
+    /// edit one message in place).
     Slack {
         name: String,
         #[serde(default)]
         url: Option<String>,
         #[serde(default)]
         url_env: Option<String>,
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default)]
+        token_env: Option<String>,
+        #[serde(default)]
+        channel: Option<String>,
+        #[serde(default)]
+        api_url: Option<String>,
         #[serde(default)]
         max_per_sec: Option<f64>,
     },
@@ -383,10 +395,29 @@ fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -
                 let url = secret(&name, "url", url, url_env, env)?;
                 (name, ChannelKind::Webhook { url }, max_per_sec)
             }
-            ChannelDecl::Slack { name, url, url_env, max_per_sec } => {
-                let webhook_url = secret(&name, "url", url, url_env, env)?;
-                // Slack allows about one message per second per webhook.
-                (name, ChannelKind::Slack { webhook_url }, Some(max_per_sec.unwrap_or(1.0)))
+            ChannelDecl::Slack { name, url, url_env, token, token_env, channel, api_url, max_per_sec } => {
+                let web_api = token.is_some() || token_env.is_some();
+                if web_api && (url.is_some() || url_env.is_some()) {
+                    return Err(refuse("channels", &name, format!("channel {name}: set url (incoming webhook) or token (Web API), not both")));
+                }
+                let kind = if web_api {
+                    let token = secret(&name, "token", token, token_env, env)?;
+                    let Some(channel) = channel.filter(|c| !c.trim().is_empty()) else {
+                        return Err(refuse("channels", &name, format!("channel {name}: a Slack token needs channel (the channel id, e.g. C0123ABCD)")));
+                    };
+                    ChannelKind::SlackApi { token, channel, api_url: api_url.unwrap_or_else(|| SLACK_API_URL.into()) }
+                } else {
+                    if channel.is_some() || api_url.is_some() {
+                        return Err(refuse(
+                            "channels",
+                            &name,
+                            format!("channel {name}: channel and api_url need token (the Web API); an incoming webhook posts where it was made for"),
+                        ));
+                    }
+                    ChannelKind::Slack { webhook_url: secret(&name, "url", url, url_env, env)? }
+                };
+                // Slack allows about one message per second per webhook (and channel).
+                (name, kind, Some(max_per_sec.unwrap_or(1.0)))
             }
             ChannelDecl::Email { name, host, port, tls, ca_file, from, default_to, username, password, password_env, max_per_sec } => {
                 let password = if password.is_some() || password_env.is_some() { Some(secret(&name, "password", password, password_env, env)?) } else { None };
@@ -814,5 +845,26 @@ channels:
     fn toml_typos_are_refused_with_their_line_too() {
         let e = load_toml("[[users]]\nid = \"alice\"\n\n[[schedules]]\nname = \"s\"\ntime_zone = \"Etc/UTC\"\n\n[[schedules.layers]]\nname = \"l\"\nstart = \"2026-01-05T09:00:00\"\nrotation = \"daily\"\nparticipants = [\"alice\", \"bobb\"]\n").unwrap_err();
         assert!(e.contains("response.toml:13: schedule s: layer l: participant \"bobb\" is not a declared user (users: alice)"), "{e}");
+    }
+
+    #[test]
+    fn slack_is_an_incoming_webhook_or_the_web_api_that_edits_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("response.yaml");
+        let load = |yaml: &str| {
+            std::fs::write(&p, yaml).unwrap();
+            ResponseConfig::load(&p, &|k| (k == "SLACK_BOT_TOKEN").then(|| "xoxb-1".to_owned())).map_err(|e| e.to_string())
+        };
+        let c = load("channels:\n  - {name: room, type: slack, token_env: SLACK_BOT_TOKEN, channel: C0123ABCD}\n").unwrap();
+        match &c.channels["room"].kind {
+            ChannelKind::SlackApi { channel, api_url, .. } => assert_eq!((channel.as_str(), api_url.as_str()), ("C0123ABCD", SLACK_API_URL)),
+            other => panic!("{other:?}"),
+        }
+        let e = load("channels:\n  - {name: room, type: slack, token_env: SLACK_BOT_TOKEN}\n").unwrap_err();
+        assert!(e.ends_with(":2: channel room: a Slack token needs channel (the channel id, e.g. C0123ABCD)"), "{e}");
+        let e = load("channels:\n  - {name: room, type: slack, url: \"https://hooks.slack.com/x\", token: t, channel: C1}\n").unwrap_err();
+        assert!(e.ends_with("channel room: set url (incoming webhook) or token (Web API), not both"), "{e}");
+        let e = load("channels:\n  - {name: room, type: slack, url: \"https://hooks.slack.com/x\", channel: C1}\n").unwrap_err();
+        assert!(e.contains("channel and api_url need token"), "{e}");
     }
 }

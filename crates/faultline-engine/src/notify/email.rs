@@ -129,7 +129,7 @@ pub async fn send(settings: &SmtpSettings, msg: &Message, key: &str, timeout: St
     }
     let mailer = builder.build();
     match mailer.send(email).await {
-        Ok(resp) => Ok(Sent { detail: format!("SMTP {}", resp.code()) }),
+        Ok(resp) => Ok(Sent::new(format!("SMTP {}", resp.code()))),
         Err(e) => {
             let code = e.status().map(|c| format!("SMTP {c}")).unwrap_or_else(|| {
                 if e.is_timeout() {

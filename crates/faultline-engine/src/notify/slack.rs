@@ -5,6 +5,12 @@
 //! worker's per-channel limiter and `SendError::Retryable { retry_after }`
 //! honour both.
 //!
+//! The Web API form (`ChannelKind::SlackApi`): the same blocks with the
+//! channel (and, to edit, the `ts` of the message being replaced) for
+//! `chat.postMessage` / `chat.update`; Slack answers 200 with `ok: false`
+//! and an error code, which [`api_outcome`] classifies into our own words
+//! (the ledger never carries a remote body).
+//!
 //! Not here: sending or retries.
 
 use serde_json::{Value, json};
@@ -65,4 +71,46 @@ pub fn body(msg: &Message) -> Value {
             {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(&format!("via {} · {}", esc(&msg.receiver), esc(&labels)), MAX_SECTION)}]}
         ]
     })
+}
+
+/// The Web API body: `chat.postMessage` (no `ts`) or `chat.update`.
+pub fn api_body(msg: &Message, channel: &str, ts: Option<&str>) -> Value {
+    let mut v = body(msg);
+    v["channel"] = json!(channel);
+    if let Some(ts) = ts {
+        v["ts"] = json!(ts);
+    }
+    v
+}
+
+/// Slack's answer to a Web API call: delivered with the message's `ts`, or
+/// an error class. Only Slack's fixed error codes are named, never free text.
+pub fn api_outcome(method: &str, v: &Value) -> Result<super::Sent, super::SendError> {
+    use super::{SendError, Sent};
+    if v["ok"].as_bool() == Some(true) {
+        let ts = v["ts"].as_str().map(str::to_owned);
+        return Ok(Sent { detail: format!("Slack {method} ok"), message_ref: ts });
+    }
+    let code = v["error"].as_str().unwrap_or("");
+    let known = [
+        "ratelimited",
+        "message_not_found",
+        "channel_not_found",
+        "not_in_channel",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "cant_update_message",
+        "edit_window_closed",
+        "is_archived",
+        "msg_too_long",
+        "invalid_blocks",
+    ];
+    let named = known.iter().find(|k| **k == code).copied().unwrap_or("error");
+    let detail = format!("Slack {method}: {named}");
+    match named {
+        "ratelimited" => Err(SendError::Retryable { detail, retry_after: None }),
+        _ => Err(SendError::Permanent { detail }),
+    }
 }

@@ -513,4 +513,10 @@ impl ResponseStore for RacingResponses {
     ) -> faultline_store::Result<bool> {
         self.inner.use_ack_link(nonce, incident, user, at).await
     }
+    async fn channel_message_ref(&self, incident: faultline_core::IncidentId, channel: &str) -> faultline_store::Result<Option<String>> {
+        self.inner.channel_message_ref(incident, channel).await
+    }
+    async fn put_channel_message_ref(&self, incident: faultline_core::IncidentId, channel: &str, r: &str, at: Timestamp) -> faultline_store::Result<()> {
+        self.inner.put_channel_message_ref(incident, channel, r, at).await
+    }
 }

@@ -452,6 +452,16 @@ pub async fn an_ack_link_is_used_once(store: SqlStore) {
     assert_eq!(u8::from(a.unwrap()) + u8::from(b.unwrap()), 1);
 }
 
+pub async fn channel_message_refs_round_trip_and_replace(store: SqlStore) {
+    let inc = IncidentId::from_uuid(uuid::Uuid::now_v7());
+    assert_eq!(store.channel_message_ref(inc, "slack").await.unwrap(), None);
+    store.put_channel_message_ref(inc, "slack", "1700000000.000100", t(1)).await.unwrap();
+    store.put_channel_message_ref(inc, "other", "x", t(1)).await.unwrap();
+    assert_eq!(store.channel_message_ref(inc, "slack").await.unwrap().as_deref(), Some("1700000000.000100"));
+    store.put_channel_message_ref(inc, "slack", "1700000000.000200", t(2)).await.unwrap();
+    assert_eq!(store.channel_message_ref(inc, "slack").await.unwrap().as_deref(), Some("1700000000.000200"));
+}
+
 macro_rules! response_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -469,6 +479,7 @@ macro_rules! response_suite {
                 subscribers_are_capped_atomically,
                 unsubscribed_subscribers_are_purged_after_their_retention,
                 an_ack_link_is_used_once,
+                channel_message_refs_round_trip_and_replace,
             );
         }
     };
