@@ -276,12 +276,99 @@ pub fn print_one(i: &api::Incident) {
     }
     if let Some(timeline) = &i.timeline {
         println!("timeline:");
-        for e in timeline {
-            let details = match &e.details {
-                serde_json::Value::Object(m) if !m.is_empty() => format!(" {}", serde_json::Value::Object(m.clone())),
-                _ => String::new(),
-            };
-            println!("  #{:<3} {}  {:<16} by {}{details}", e.seq, e.at, e.kind, e.actor);
+        for line in render_timeline(timeline) {
+            println!("  {line}");
         }
+    }
+}
+
+/// The timeline as a person reads it: in time order (events are appended in
+/// the order they were recorded, but a symptom's time is when it began),
+/// each event in words rather than JSON, and a system note repeated word for
+/// word folded into its first line with a count (`--json` keeps it raw).
+pub fn render_timeline(timeline: &[api::TimelineEntry]) -> Vec<String> {
+    let mut ordered: Vec<&api::TimelineEntry> = timeline.iter().collect();
+    // RFC 3339 UTC strings of one format sort as times; stable, so ties keep seq order.
+    ordered.sort_by(|a, b| a.at.cmp(&b.at));
+    let mut lines: Vec<(String, usize, String)> = Vec::new();
+    let mut seen_notes: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for e in ordered {
+        let text = describe_event(e);
+        if e.kind == "system_note" {
+            if let Some(&at) = seen_notes.get(&text) {
+                lines[at].1 += 1;
+                lines[at].2.clone_from(&e.at);
+                continue;
+            }
+            seen_notes.insert(text.clone(), lines.len());
+        }
+        lines.push((format!("#{:<3} {}  {}  by {}", e.seq, e.at, text, e.actor), 1, e.at.clone()));
+    }
+    lines.into_iter().map(|(l, n, last)| if n > 1 { format!("{l}  (×{n}, last at {last})") } else { l }).collect()
+}
+
+fn describe_event(e: &api::TimelineEntry) -> String {
+    let d = &e.details;
+    let s = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let with = |what: &str, extra: &str| if extra.is_empty() { what.to_owned() } else { format!("{what}: {extra}") };
+    match e.kind.as_str() {
+        "opened" => format!("opened {} {:?}", s("severity"), s("title")),
+        "acknowledged" => "acknowledged".into(),
+        "mitigated" => with("mitigated", s("note")),
+        "resolved" => with("resolved", s("note")),
+        "reopened" => with("reopened", s("reason")),
+        "severity_changed" => format!("severity {} → {}: {}", s("from"), s("to"), s("reason")),
+        "role_assigned" => format!("{} is now {}", s("user"), s("role")),
+        "role_unassigned" => format!("{} unassigned", s("role")),
+        "note_added" => format!("note: {}", s("text")),
+        "summary_updated" => format!("summary: {}", s("summary")),
+        "symptom_attached" => with(&format!("symptom {}", s("member")), s("evidence")),
+        "symptom_cleared" => format!("symptom cleared: {}", s("member")),
+        "diagnosis_updated" => format!("diagnosis: {}", s("sentence")),
+        "absorbed" => format!("absorbed incident {}", s("from")),
+        "merged_into" => format!("merged into incident {}", s("into")),
+        "linked_to" => format!("recurrence of incident {}", s("previous")),
+        "system_note" => format!("[{}] {}", s("component"), s("text")),
+        other => match d {
+            serde_json::Value::Object(m) if !m.is_empty() => format!("{other} {d}"),
+            _ => other.to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, at: &str, kind: &str, details: serde_json::Value) -> api::TimelineEntry {
+        api::TimelineEntry { seq, at: at.into(), actor: "system:routing".into(), kind: kind.into(), details }
+    }
+
+    /// In time order, in words, and a note repeated word for word is one
+    /// line with its count (it was repeated after every diagnosis update).
+    #[test]
+    fn the_timeline_reads_in_time_order_with_repeats_folded() {
+        let note = || serde_json::json!({"component": "routing", "text": "re-routed after diagnosis_updated: payments"});
+        let t = vec![
+            entry(1, "2026-12-04T10:00:05.000Z", "opened", serde_json::json!({"title": "checkout errors", "severity": "SEV2"})),
+            entry(
+                2,
+                "2026-12-04T10:00:00.000Z",
+                "symptom_attached",
+                serde_json::json!({"member": "error_rate_change on a → b", "evidence": "error_ratio = 0.31"}),
+            ),
+            entry(3, "2026-12-04T10:00:06.000Z", "system_note", note()),
+            entry(4, "2026-12-04T10:00:07.000Z", "diagnosis_updated", serde_json::json!({"sentence": "b is the origin"})),
+            entry(5, "2026-12-04T10:00:08.000Z", "system_note", note()),
+        ];
+        let lines = render_timeline(&t);
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert!(lines[0].starts_with("#2 ") && lines[0].contains("symptom error_rate_change on a → b: error_ratio = 0.31"), "{lines:#?}");
+        assert!(lines[1].contains("opened SEV2 \"checkout errors\""), "{lines:#?}");
+        assert!(
+            lines[2].contains("[routing] re-routed after diagnosis_updated: payments") && lines[2].ends_with("(×2, last at 2026-12-04T10:00:08.000Z)"),
+            "{lines:#?}"
+        );
+        assert!(lines.iter().all(|l| !l.contains("{\"")), "no raw JSON: {lines:#?}");
     }
 }

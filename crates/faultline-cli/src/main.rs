@@ -126,7 +126,22 @@ struct ServeArgs {
     otlp_http_listen: Option<String>,
 }
 
+/// A reader that stopped reading (`faultline incidents list | head`) is not
+/// an error: Rust's `println!` panics on a closed pipe, so that one panic
+/// ends the process quietly, as `cat` would, instead of printing a panic.
+fn exit_quietly_on_a_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload().downcast_ref::<String>().map(String::as_str).or_else(|| info.payload().downcast_ref::<&str>().copied()).unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    exit_quietly_on_a_closed_pipe();
     let cli = Cli::parse();
     // One crypto provider for every TLS user in the process (reqwest, sqlx):
     // reqwest is built without a default provider to avoid a second one.
@@ -179,6 +194,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FAULTLINE_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, never into a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut config = args.store.config()?;
     if let Some(l) = &args.listen {

@@ -18,7 +18,7 @@ use crate::ids::{FlowName, ServiceName};
 use crate::incident::{IncidentEvent, Severity};
 use crate::severity::{SeverityDefinitions, SeverityFacts, SloBurn};
 use crate::signal::{ExternalAlert, Signal};
-use crate::time::Timestamp;
+use crate::time::{Duration, Timestamp};
 
 /// What the driver must do to incidents.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +33,15 @@ pub enum IncidentAction {
     Record {
         group: GroupId,
         event: IncidentEvent,
+        at: Timestamp,
+    },
+    /// `group` is a recurrence of `previous` soon enough to be the same
+    /// incident: map `group` to `previous`'s incident and reopen it (a no-op
+    /// when a person already reopened it).
+    Reopen {
+        group: GroupId,
+        previous: GroupId,
+        reason: String,
         at: Timestamp,
     },
     /// `group` recurs `previous` (record `LinkedTo` on `group`).
@@ -56,11 +65,54 @@ pub struct Pipeline {
     severity: SeverityDefinitions,
     /// Current severity per open group, to raise (never silently lower) it.
     severities: BTreeMap<GroupId, Severity>,
+    /// Active findings carried across a restart whose detectors report
+    /// clears, with the time by which they must fire again (set on the first
+    /// `now` after the restart). A fresh detector that does not fire one
+    /// again would never clear it, so at the deadline it is cleared.
+    carried: BTreeMap<MemberKey, Option<Timestamp>>,
+    /// How long a carried finding has to fire again.
+    carry_grace: Duration,
 }
+
+/// Default time a finding carried across a restart has to fire again: the
+/// detectors' warm-up (about 150 s of windows) with room to spare.
+pub const DEFAULT_CARRY_GRACE: Duration = Duration::from_mins(5);
 
 impl Pipeline {
     pub fn new(detectors: DetectorSet, config: CorrelatorConfig, topology: Topology, severity: SeverityDefinitions) -> Pipeline {
-        Pipeline { detectors, correlator: Correlator::new(config), topology, severity, severities: BTreeMap::new() }
+        Pipeline {
+            detectors,
+            correlator: Correlator::new(config),
+            topology,
+            severity,
+            severities: BTreeMap::new(),
+            carried: BTreeMap::new(),
+            carry_grace: DEFAULT_CARRY_GRACE,
+        }
+    }
+
+    /// How long a finding carried across a restart has to fire again before
+    /// it is cleared (`DEFAULT_CARRY_GRACE`).
+    pub fn with_carry_grace(mut self, grace: Duration) -> Pipeline {
+        self.carry_grace = grace;
+        self
+    }
+
+    /// The detectors' baselines worth keeping across a restart
+    /// (`DetectorSet::learned`).
+    pub fn learned(&self) -> BTreeMap<String, serde_json::Value> {
+        self.detectors.learned()
+    }
+
+    /// Gives the detectors back their baselines from an earlier run; the
+    /// names of those that refused theirs, with why.
+    pub fn relearn(&mut self, saved: BTreeMap<String, serde_json::Value>) -> Vec<String> {
+        self.detectors.relearn(saved)
+    }
+
+    /// Findings carried across a restart still waiting to fire again.
+    pub fn carried(&self) -> impl Iterator<Item = &MemberKey> {
+        self.carried.keys()
     }
 
     /// Replaces the topology (the graph learns new edges over time).
@@ -76,9 +128,52 @@ impl Pipeline {
         &self.correlator
     }
 
-    /// Continues from a saved correlator (after a restart).
+    /// Continues from a saved correlator (after a restart). Its active
+    /// findings of kinds whose detectors report clears are carried: they
+    /// must fire again within the carry grace or they are cleared, so an
+    /// incident whose failure ended during the restart still resolves.
     pub fn restore_correlator(&mut self, correlator: Correlator) {
         self.correlator = correlator;
+        self.carried = self
+            .correlator
+            .open_groups()
+            .flat_map(|g| g.members.values())
+            .filter(|m| m.active && m.finding.as_ref().is_some_and(|f| self.detectors.clears(&f.kind)))
+            .map(|m| (m.key.clone(), None))
+            .collect();
+    }
+
+    /// Clears the carried findings whose deadline passed.
+    fn expire_carried(&mut self, now: Timestamp) -> Vec<IncidentAction> {
+        if self.carried.is_empty() {
+            return Vec::new();
+        }
+        let grace = self.carry_grace;
+        let mut due = Vec::new();
+        for (key, deadline) in &mut self.carried {
+            let d = *deadline.get_or_insert(now + grace);
+            if d <= now {
+                due.push(key.clone());
+            }
+        }
+        let mut out = Vec::new();
+        for key in due {
+            self.carried.remove(&key);
+            if let MemberKey::Finding { kind, subject } = key {
+                out.extend(self.observe(Observation::Cleared { kind, subject, at: now }, now));
+            }
+        }
+        out
+    }
+
+    /// Closes the group of an incident a person resolved
+    /// (`Correlator::close`); later symptoms open (or reopen) and page.
+    pub fn close_group(&mut self, group: GroupId, at: Timestamp) -> bool {
+        let closed = self.correlator.close(group, at);
+        if closed {
+            self.severities.remove(&group);
+        }
+        closed
     }
 
     /// What the correlator changed since the last call, for the driver to
@@ -123,6 +218,7 @@ impl Pipeline {
         let findings = self.detectors.tick(now);
         let mut actions: Vec<IncidentAction> = findings.into_iter().flat_map(|f| self.observe(Observation::Fired(f), now)).collect();
         actions.extend(self.drain_cleared(now));
+        actions.extend(self.expire_carried(now));
         let events = self.correlator.tick(now);
         actions.extend(self.translate(events));
         actions
@@ -142,6 +238,18 @@ impl Pipeline {
     }
 
     fn observe(&mut self, obs: Observation, now: Timestamp) -> Vec<IncidentAction> {
+        if !self.carried.is_empty() {
+            // A carried finding that fires (or clears) again is the
+            // detector's own again.
+            let key = match &obs {
+                Observation::Fired(f) => Some(MemberKey::Finding { kind: f.kind.clone(), subject: f.subject.clone() }),
+                Observation::Cleared { kind, subject, .. } => Some(MemberKey::Finding { kind: kind.clone(), subject: subject.clone() }),
+                Observation::Alert { .. } => None,
+            };
+            if let Some(k) = key {
+                self.carried.remove(&k);
+            }
+        }
         let events = self.correlator.observe(obs, &self.topology, now);
         self.translate(events)
     }
@@ -184,16 +292,25 @@ impl Pipeline {
                     let chain = self.correlator.group(group).map(|g| g.chain.clone()).unwrap_or_default();
                     let (severity, _) = self.suggest(&chain);
                     self.severities.insert(group, severity);
-                    out.push(IncidentAction::Open {
-                        group,
-                        title: member.to_string(),
-                        severity,
-                        summary: Some("Opened by the correlator; the diagnosis on the timeline updates as symptoms arrive.".into()),
-                        at,
-                    });
+                    let reopen = related_to.filter(|&previous| self.correlator.reopens(previous, at));
+                    match reopen {
+                        Some(previous) => out.push(IncidentAction::Reopen {
+                            group,
+                            previous,
+                            reason: format!("{member} fired again soon after the resolve; reopened rather than opening another incident"),
+                            at,
+                        }),
+                        None => out.push(IncidentAction::Open {
+                            group,
+                            title: member.to_string(),
+                            severity,
+                            summary: Some("Opened by the correlator; the diagnosis on the timeline updates as symptoms arrive.".into()),
+                            at,
+                        }),
+                    }
                     let (member, evidence) = self.describe(group, &member);
                     out.push(IncidentAction::Record { group, event: IncidentEvent::SymptomAttached { member, evidence }, at });
-                    if let Some(previous) = related_to {
+                    if let Some(previous) = related_to.filter(|_| reopen.is_none()) {
                         out.push(IncidentAction::Link { group, previous, at });
                     }
                 }
@@ -228,6 +345,16 @@ impl Pipeline {
                             at,
                         });
                     }
+                }
+                CorrelationEvent::Quiet { group, resolves_at, at } => {
+                    out.push(IncidentAction::Record {
+                        group,
+                        event: IncidentEvent::SystemNote {
+                            component: "correlator".into(),
+                            text: format!("every symptom has cleared; resolves automatically at {resolves_at} unless a symptom returns"),
+                        },
+                        at,
+                    });
                 }
                 CorrelationEvent::Resolved { group, at } => {
                     self.severities.remove(&group);
@@ -357,5 +484,84 @@ mod clearing_tests {
         assert!(kinds.contains(&"symptom_cleared".to_owned()), "the error finding cleared: {kinds:?}");
         let resolved = p.tick(last + Duration::from_mins(11));
         assert!(resolved.iter().any(|a| matches!(a, IncidentAction::Record { event: IncidentEvent::Resolved { .. }, .. })), "{resolved:?}");
+    }
+}
+
+#[cfg(test)]
+mod restart_tests {
+    use super::*;
+    use crate::finding::{Evidence, FailureModel};
+    use crate::model::Interaction;
+
+    fn svc(s: &str) -> ServiceName {
+        ServiceName::new(s).unwrap()
+    }
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_secs(1_800_000_000 + s)
+    }
+    fn edge_errors(at: i64) -> Finding {
+        Finding {
+            kind: "error_rate_change".into(),
+            subject: Subject::Interaction { interaction: Interaction { caller: svc("checkout"), callee: svc("payments"), operation: String::new() } },
+            failure_model: FailureModel::Unknown,
+            started_at: t(at),
+            strength: 3.0,
+            evidence: Evidence {
+                measure: "error_ratio".into(),
+                observed: 0.3,
+                baseline: Some(0.01),
+                threshold: None,
+                window: Duration::from_secs(10),
+                exemplar_trace_ids: vec![],
+            },
+        }
+    }
+    fn pipeline() -> Pipeline {
+        Pipeline::new(DetectorSet::standard(), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]))
+    }
+
+    /// Fresh detectors after a restart never clear a finding they did not
+    /// fire, so a carried finding that does not fire again within the grace
+    /// is cleared and its incident resolves after the hold-down.
+    #[test]
+    fn a_finding_carried_across_a_restart_that_does_not_fire_again_is_cleared() {
+        let mut before = pipeline();
+        before.observe_finding(edge_errors(0), t(0));
+        let mut after = pipeline();
+        after.restore_correlator(before.correlator().clone());
+        assert_eq!(after.carried().count(), 1);
+        assert!(after.tick(t(100)).is_empty(), "the grace starts at the first tick after the restart");
+        let cleared = after.tick(t(100 + 300));
+        assert!(cleared.iter().any(|a| matches!(a, IncidentAction::Record { event: IncidentEvent::SymptomCleared { .. }, .. })), "{cleared:#?}");
+        assert_eq!(after.carried().count(), 0);
+        let resolved = after.tick(t(400 + 600));
+        assert!(resolved.iter().any(|a| matches!(a, IncidentAction::Record { event: IncidentEvent::Resolved { .. }, .. })), "{resolved:#?}");
+    }
+
+    /// A carried finding its detector fires again is the detector's own:
+    /// it is not cleared at the deadline.
+    #[test]
+    fn a_carried_finding_that_fires_again_stays() {
+        let mut before = pipeline();
+        before.observe_finding(edge_errors(0), t(0));
+        let mut after = pipeline();
+        after.restore_correlator(before.correlator().clone());
+        after.tick(t(100));
+        after.observe_finding(edge_errors(0), t(150));
+        assert_eq!(after.carried().count(), 0);
+        assert!(after.tick(t(1000)).is_empty());
+        assert!(after.correlator().open_groups().next().is_some_and(|g| g.members.values().all(|m| m.active)));
+    }
+
+    /// Findings of detectors that never report clears (a missed check-in)
+    /// are not carried: only a person or their alert resolves them.
+    #[test]
+    fn fire_only_findings_are_not_carried() {
+        let mut before = pipeline();
+        let missed = Finding { kind: "missed_checkin".into(), subject: Subject::Service { service: svc("nightly-backup") }, ..edge_errors(0) };
+        before.observe_finding(missed, t(0));
+        let mut after = pipeline();
+        after.restore_correlator(before.correlator().clone());
+        assert_eq!(after.carried().count(), 0);
     }
 }

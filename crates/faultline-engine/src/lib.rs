@@ -68,6 +68,11 @@ pub enum Event {
         fingerprint: String,
     },
     Topology(Topology),
+    /// An incident was resolved outside the correlator (a person, the API):
+    /// if it is still resolved when this is processed, the correlator groups
+    /// that became it are closed, so the next symptom opens (or reopens) an
+    /// incident and is paged instead of attaching to the resolved one.
+    IncidentResolved(IncidentId),
     /// Let time pass (hold-down resolution, silence detectors).
     Tick,
     /// Reply once every event sent before it has been processed.
@@ -104,6 +109,24 @@ impl EngineHandle {
         let (committed, rx) = oneshot::channel();
         self.try_send(Event::DurableSignals { signals, committed })?;
         Ok(rx)
+    }
+
+    /// Tells the engine an incident was resolved outside it. Never waits: a
+    /// full queue hands the event to a task that waits for room (a person's
+    /// resolve must not fail because telemetry is busy). If the engine never
+    /// hears of it, nothing goes quiet: a symptom for a resolved incident
+    /// reopens it (`Incident::decide_correlated`), and a restart closes the
+    /// groups of resolved incidents (`Engine::restore`).
+    pub fn incident_resolved(&self, id: IncidentId) {
+        match self.tx.try_send(Event::IncidentResolved(id)) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(event).await;
+                });
+            }
+        }
     }
 
     /// Waits until everything queued before this call has been processed.
@@ -227,6 +250,7 @@ impl Engine {
                 if from_legacy {
                     tracing::info!("correlator read from a whole-state save; the next turn saves it as rows");
                 }
+                self.close_resolved_groups(None).await?;
                 self.refresh_findings();
                 Ok(true)
             }
@@ -236,6 +260,62 @@ impl Engine {
                 Ok(false)
             }
         }
+    }
+
+    /// Closes the open groups whose incident is resolved in the store — all
+    /// of them (`only: None`, after a restart: a person may have resolved an
+    /// incident while the engine was down or before it heard of it), or
+    /// those of one incident. Returns how many were closed; their rows are
+    /// saved with the next commit.
+    async fn close_resolved_groups(&mut self, only: Option<IncidentId>) -> Result<usize, StoreError> {
+        let candidates: BTreeSet<IncidentId> =
+            self.pipeline.correlator().open_groups().filter_map(|g| self.incidents.get(&g.id).copied()).filter(|id| only.is_none_or(|o| o == *id)).collect();
+        let mut resolved = BTreeSet::new();
+        for id in candidates {
+            if let Some(state) = self.store.incident_state(id).await?
+                && !state.status.is_open()
+            {
+                resolved.insert((id, state.resolved_at.unwrap_or(state.updated_at)));
+            }
+        }
+        let mut closed = 0;
+        for (id, resolved_at) in resolved {
+            let groups: Vec<GroupId> = self.pipeline.correlator().open_groups().map(|g| g.id).filter(|g| self.incidents.get(g) == Some(&id)).collect();
+            for g in groups {
+                if self.pipeline.close_group(g, resolved_at) {
+                    closed += 1;
+                    tracing::info!(incident = %id, group = %g, "correlator group closed: its incident was resolved outside the correlator");
+                }
+            }
+        }
+        Ok(closed)
+    }
+
+    /// Gives the detectors back the baselines an earlier run saved
+    /// (`save_learned`), so detection needs no warm-up after a restart. An
+    /// unreadable save is logged and detection learns afresh.
+    pub async fn restore_learned(&mut self) -> Result<(), StoreError> {
+        let Some(json) = self.store.load_state(LEARNED_STATE_KEY).await? else { return Ok(()) };
+        match serde_json::from_str(&json) {
+            Ok(saved) => {
+                for refusal in self.pipeline.relearn(saved) {
+                    tracing::warn!(%refusal, "a detector's saved baselines were refused; it learns afresh");
+                }
+                tracing::info!("detector baselines restored");
+            }
+            Err(e) => tracing::warn!(error = %e, "saved detector baselines unreadable; detection learns afresh"),
+        }
+        Ok(())
+    }
+
+    /// Saves the detectors' baselines (`Pipeline::learned`): every
+    /// `LEARNED_SAVE_TICKS` ticks and at shutdown.
+    /// The baselines are encoded before the returned future is awaited, so
+    /// it holds no borrow of the engine (whose detectors are not `Sync`).
+    pub fn save_learned(&self, now: Timestamp) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let json = serde_json::to_string(&self.pipeline.learned()).map_err(|e| StoreError::Corrupt(format!("cannot encode detector baselines: {e}")));
+        let store = self.store.clone();
+        async move { store.save_state(LEARNED_STATE_KEY, &json?, now).await }
     }
 
     /// Puts the correlator and the group → incident map back to the last
@@ -269,10 +349,22 @@ impl Engine {
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "could not read correlator state"),
         }
+        if let Err(e) = self.restore_learned().await {
+            tracing::warn!(error = %e, "could not read detector baselines; detection learns afresh");
+        }
+        let mut ticks: u32 = 0;
         loop {
             let event = tokio::select! {
                 e = rx.recv() => match e { Some(e) => e, None => break },
-                _ = interval.tick() => Event::Tick,
+                _ = interval.tick() => {
+                    ticks = ticks.wrapping_add(1);
+                    if ticks.is_multiple_of(LEARNED_SAVE_TICKS)
+                        && let Err(e) = self.save_learned(now()).await
+                    {
+                        tracing::warn!(error = %e, "could not save detector baselines");
+                    }
+                    Event::Tick
+                }
                 () = &mut shutdown => break,
             };
             // Group commit: everything already waiting joins this turn, so
@@ -287,6 +379,9 @@ impl Engine {
             if let Err(e) = self.process_turn(events, now()).await {
                 tracing::error!(error = %e, "engine could not record a correlation decision");
             }
+        }
+        if let Err(e) = self.save_learned(now()).await {
+            tracing::warn!(error = %e, "could not save detector baselines at shutdown");
         }
         tracing::info!("engine stopped");
     }
@@ -327,6 +422,7 @@ impl Engine {
         let mut flushes = Vec::new();
         let mut turn = TurnBuilder::default();
         let mut changed = false;
+        let mut changed_correlator = false;
         let mut ticked = false;
         let mut result = Ok(());
         for event in events {
@@ -353,6 +449,16 @@ impl Engine {
                     }
                     Vec::new()
                 }
+                Event::IncidentResolved(id) => {
+                    match self.close_resolved_groups(Some(id)).await {
+                        Ok(0) => {}
+                        // Closing changes no incident, but its rows must be
+                        // saved before anything decided on it is.
+                        Ok(_) => changed_correlator = true,
+                        Err(e) => tracing::warn!(incident = %id, error = %e, "could not read a resolved incident; its groups stay open until a restart"),
+                    }
+                    Vec::new()
+                }
                 Event::Flush(reply) => {
                     flushes.push(reply);
                     Vec::new()
@@ -373,7 +479,7 @@ impl Engine {
         // an incident).
         let correlator = self.pipeline.correlator();
         let refreshes_due = (ticked && correlator.has_changes()) || correlator.changed_members() >= MAX_DEFERRED_MEMBERS;
-        if changed || !turn.is_empty() || refreshes_due || self.full_save {
+        if changed || changed_correlator || !turn.is_empty() || refreshes_due || self.full_save {
             if changed {
                 self.refresh_findings();
             }
@@ -420,6 +526,16 @@ impl Engine {
             IncidentAction::Record { group, event, at } => {
                 if let Some(id) = self.incidents.get(&group).copied() {
                     turn.record(id, Command::Record(event), at.min(now));
+                }
+            }
+            IncidentAction::Reopen { group, previous, reason, at } => {
+                if let Some(id) = self.incidents.get(&previous).copied() {
+                    self.incidents.insert(group, id);
+                    self.remapped.insert(group);
+                    turn.record(id, Command::Reopen { reason }, at.min(now));
+                    tracing::info!(%id, %group, "incident reopened by the correlator");
+                } else {
+                    tracing::warn!(%group, %previous, "recurrence of a group without an incident; nothing to reopen");
                 }
             }
             IncidentAction::Link { group, previous, at } => {
@@ -603,10 +719,15 @@ fn decide_all(incident: &Incident, cmds: Vec<(Command, Timestamp)>, actor: &Acto
     let mut out = Vec::with_capacity(cmds.len());
     for (command, at) in cmds {
         let name = command.name();
-        match current.next_event(command, at, actor.clone()) {
-            Ok(ev) => {
-                current.apply(&ev)?;
-                out.push(ev);
+        // The core decides what a correlator command becomes here (a symptom
+        // for a resolved incident reopens it first).
+        match current.decide_correlated(command) {
+            Ok(events) => {
+                for event in events {
+                    let ev = TimelineEvent { seq: current.version + 1, at, actor: actor.clone(), event };
+                    current.apply(&ev)?;
+                    out.push(ev);
+                }
             }
             Err(e @ (TransitionError::AlreadyInStatus(_) | TransitionError::NotAllowed { .. })) => {
                 tracing::debug!(id = %incident.id, error = %e, "correlator {name} not applied");
@@ -626,6 +747,13 @@ const MAX_DEFERRED_MEMBERS: usize = 2048;
 
 /// A turn whose commit takes this long (milliseconds) is logged as a warning.
 const SLOW_TURN_MS: u128 = 1000;
+
+/// The `engine_state` row the detectors' baselines are kept in.
+pub const LEARNED_STATE_KEY: &str = "detector_baselines";
+
+/// How often (in ticks) the detectors' baselines are saved while running;
+/// a crash loses at most this much learning, a clean stop none.
+const LEARNED_SAVE_TICKS: u32 = 60;
 
 /// The `engine_state` name of the whole-state save older versions wrote
 /// after every turn; read once, then replaced by the correlator rows.

@@ -58,6 +58,11 @@ pub struct Config {
     /// names the client; empty (the default): the header is never believed
     /// and the client is the connection's peer (`http::client_ip`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Correlation: `hold_down_secs` (how long every symptom must stay clear
+    /// before an incident resolves itself, 600), `reopen_window_secs` (a
+    /// recurrence this soon after a resolve reopens the incident instead of
+    /// opening a linked one; 0, the default, always opens a new one).
+    pub correlator: faultline_core::correlate::CorrelatorConfig,
 }
 
 /// Limits on status-page subscriber webhooks. Subscribing needs no token
@@ -124,6 +129,7 @@ impl Default for Config {
             tick_interval: Duration::from_secs(1),
             subscribers: SubscriberLimits::default(),
             trusted_proxies: Vec::new(),
+            correlator: faultline_core::correlate::CorrelatorConfig::default(),
         }
     }
 }
@@ -138,6 +144,8 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     request_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
+    hold_down_secs: Option<u64>,
+    reopen_window_secs: Option<u64>,
     alert_ingest_token: Option<String>,
     engine_queue: Option<usize>,
     otlp_grpc_listen: Option<String>,
@@ -197,6 +205,16 @@ fn parse_secs(key: &str, s: &str) -> Result<u64, ConfigError> {
     s.parse().map_err(|_| ConfigError::Invalid { key: key.to_owned(), reason: format!("{s:?} is not a whole number of seconds") })
 }
 
+/// A correlation period in whole seconds, at most a week.
+fn correlation_secs(key: &str, secs: u64) -> Result<faultline_core::Duration, ConfigError> {
+    const WEEK: u64 = 7 * 24 * 3600;
+    if secs > WEEK {
+        return Err(ConfigError::Invalid { key: key.into(), reason: format!("{secs} s is more than a week ({WEEK} s)") });
+    }
+    // Invariant: secs <= WEEK, so the cast cannot overflow.
+    Ok(faultline_core::Duration::from_secs(secs as i64))
+}
+
 impl Config {
     /// Defaults, then the file (if given), then the environment.
     /// `env` is passed in (not read here) so tests stay hermetic.
@@ -221,6 +239,12 @@ impl Config {
             }
             if let Some(s) = f.shutdown_grace_secs {
                 c.shutdown_grace = Duration::from_secs(s);
+            }
+            if let Some(s) = f.hold_down_secs {
+                c.correlator.hold_down = correlation_secs("hold_down_secs", s)?;
+            }
+            if let Some(s) = f.reopen_window_secs {
+                c.correlator.reopen_window = correlation_secs("reopen_window_secs", s)?;
             }
             c.alert_ingest_token = f.alert_ingest_token.or(c.alert_ingest_token);
             if let Some(q) = f.engine_queue {
@@ -381,6 +405,32 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/faultline"));
         assert_eq!(c.request_timeout, Duration::from_secs(5));
+    }
+
+    /// The hold-down and the reopen window are settings, not constants.
+    #[test]
+    fn correlation_periods_are_configurable_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faultline.toml");
+        std::fs::write(
+            &path,
+            "hold_down_secs = 120
+reopen_window_secs = 900
+",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), &env(&[])).unwrap();
+        assert_eq!(c.correlator.hold_down, faultline_core::Duration::from_secs(120));
+        assert_eq!(c.correlator.reopen_window, faultline_core::Duration::from_mins(15));
+        assert_eq!(Config::default().correlator.reopen_window, faultline_core::Duration::ZERO);
+        std::fs::write(
+            &path,
+            "hold_down_secs = 99999999
+",
+        )
+        .unwrap();
+        let e = Config::load(Some(&path), &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("hold_down_secs") && e.contains("more than a week"), "{e}");
     }
 
     #[test]

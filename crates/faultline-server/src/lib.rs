@@ -13,7 +13,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use faultline_core::correlate::{CorrelatorConfig, Topology};
+use faultline_core::correlate::Topology;
 use faultline_core::detect::DetectorSet;
 use faultline_core::pipeline::Pipeline;
 use faultline_core::severity::SeverityDefinitions;
@@ -78,7 +78,7 @@ impl App {
         let flows = config.response.as_ref().map(|r| r.setup.catalogue.flows.clone()).unwrap_or_default();
         let pipeline = Pipeline::new(
             detectors,
-            CorrelatorConfig::default(),
+            config.correlator,
             Topology::new(Vec::new(), flows.clone()),
             // Severity rules from the response config (validated on load).
             config.response.as_ref().map_or_else(|| SeverityDefinitions::standard(Vec::new()), |r| r.severity.clone()),
@@ -137,6 +137,9 @@ impl App {
         let addr: SocketAddr = listener.local_addr()?;
         tracing::info!(%addr, backend = ?self.store.backend(), "faultline listening");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        ingest::restore_graph(&self.store, &self.state.ingest, self.state.clock.now()).await;
+        let graph_keeper =
+            ingest::keep_graph(self.state.store.clone(), self.state.ingest.clone(), self.state.clock.clone(), self.config.tick_interval, stop_rx.clone());
         let ingest_tasks = ingest::serve_listeners(&self.config, &self.state.ingest, stop_rx.clone()).await?;
         let clock = self.state.clock.clone();
         let probe_tasks = probes::start(&self.config.probes, self.state.engine.clone(), move || clock.now(), stop_rx.clone());
@@ -166,6 +169,8 @@ impl App {
         for task in probe_tasks.into_iter().chain(ingest_tasks) {
             let _ = task.await;
         }
+        // The graph's last save, after ingest stopped and before the store closes.
+        let _ = graph_keeper.await;
         // The engine finishes the event in hand and stops; then the database closes.
         if let Some(task) = engine_task {
             let _ = task.await;

@@ -207,6 +207,14 @@ pub trait Store: Send + Sync {
     /// The incident's state and full timeline.
     async fn incident(&self, id: IncidentId) -> Result<Option<(Incident, Vec<TimelineEvent>)>>;
 
+    /// The incident's current state alone, without its timeline: for a
+    /// reader that needs only the status (the engine checking whether a
+    /// person resolved it). This default folds the timeline; `SqlStore`
+    /// reads the snapshot row written with the last event.
+    async fn incident_state(&self, id: IncidentId) -> Result<Option<Incident>> {
+        Ok(self.incident(id).await?.map(|(incident, _)| incident))
+    }
+
     /// The incident's timeline events after `seq`, in order (empty for an
     /// unknown incident). For a reader that keeps a cursor and would
     /// otherwise re-read a long timeline to find its few new events; this

@@ -434,6 +434,13 @@ impl Store for SqlStore {
         Ok(Some((incident, timeline)))
     }
 
+    async fn incident_state(&self, id: IncidentId) -> Result<Option<Incident>> {
+        // The snapshot is written in the same transaction as the events it
+        // folds, so it is never behind a committed timeline.
+        let row = sqlx::query("SELECT state_json FROM incidents WHERE id = $1").bind(id.to_string()).fetch_optional(&self.pool).await.map_err(db)?;
+        row.as_ref().map(incident_from_row).transpose()
+    }
+
     async fn timeline_after(&self, id: IncidentId, seq: u64) -> Result<Vec<TimelineEvent>> {
         let rows = sqlx::query("SELECT event_json FROM timeline_events WHERE incident_id = $1 AND seq > $2 ORDER BY seq")
             .bind(id.to_string())

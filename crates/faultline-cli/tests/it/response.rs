@@ -184,6 +184,9 @@ async fn lifecycle_verbs_under_incidents_and_response_times() {
     assert!(rt["time_to_acknowledge_seconds"].as_f64().unwrap() >= 0.0 && rt["time_to_resolve_seconds"].as_f64().is_some(), "{rt}");
     let text = cli(&server, &token, &["incidents", "show", &id]);
     assert!(text.contains("response: acknowledged after ") && text.contains(" · reopened 1×"), "{text}");
+    // The timeline reads in words, not JSON.
+    assert!(text.contains("note: rolled back the deploy") && text.contains("severity SEV2 → SEV1: all card payments failing"), "{text}");
+    assert!(!text.contains("{\""), "no raw JSON in the timeline: {text}");
 
     let metrics = cli(&server, &token, &["incidents", "metrics"]);
     assert!(metrics.starts_with("all incidents: 1 counted, 0 merged (left out), 0 unacknowledged, 0 unresolved"), "{metrics}");
@@ -199,4 +202,137 @@ async fn lifecycle_verbs_under_incidents_and_response_times() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("severity is already SEV1"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The worst defect an incident platform can have, as an on-call engineer
+/// meets it: an Alertmanager alert opens an incident and pages; the engineer
+/// resolves it by hand with the CLI; a new alert for the same service must
+/// open a new incident (a recurrence of the first) and page again — never
+/// attach to the resolved one in silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_alert_after_a_hand_resolve_opens_an_incident_and_pages() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rx = Receiver::default();
+    let hook = rx.clone().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("response.yaml");
+    std::fs::write(
+        &cfg,
+        "users:\n  - {id: alice, contacts: [{channel: hook}]}\n\
+         escalation_policies:\n  - name: oncall\n    levels:\n      - {delay_minutes: 30, targets: [{user: alice}]}\n\
+         default_policy: oncall\n\
+         channels:\n  - {name: hook, type: webhook, url_env: TEST_HOOK_URL}\n\
+         retry: {base_ms: 200, max_backoff_ms: 2000, lease_ms: 3000}\n",
+    )
+    .unwrap();
+    let token = create_token(dir.path(), "admin");
+    let server = start(dir.path(), &cfg, &hook);
+    let client = reqwest::Client::new();
+    let alert = |name: &str| {
+        json!([{"labels": {"alertname": name, "service": "payments-db", "severity": "critical"},
+                "annotations": {"summary": format!("{name} on payments-db")},
+                "startsAt": "2026-12-04T10:00:00Z"}])
+    };
+    let post_alert = |name: &'static str| {
+        let (client, url, token, body) = (client.clone(), format!("{}/api/v2/alerts", server.url), token.clone(), alert(name));
+        async move {
+            let resp = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            assert!(resp.status().is_success(), "{}", resp.status());
+        }
+    };
+    let incidents = || {
+        let (client, url, token) = (client.clone(), format!("{}/api/v1/incidents", server.url), token.clone());
+        async move { api(&client, reqwest::Method::GET, url, &token, None).await["incidents"].as_array().unwrap().clone() }
+    };
+
+    post_alert("PaymentsDbDown").await;
+    let first = incidents().await;
+    assert_eq!(first.len(), 1, "{first:#?}");
+    let first_id = first[0]["id"].as_str().unwrap().to_owned();
+    let paged = |id: String| move |k: &BTreeSet<String>| k.iter().any(|x| x.starts_with(id.as_str()) && x.contains("/alice/trigger"));
+    rx.wait_for("the first page", Duration::from_secs(30), paged(first_id.clone())).await;
+
+    cli(&server, &token, &["incidents", "resolve", &first_id, "--note", "restarted the primary"]);
+    post_alert("PaymentsDbReplicationLag").await;
+    let all = incidents().await;
+    assert_eq!(all.len(), 2, "the new alert opened a new incident: {all:#?}");
+    let second = all.iter().find(|i| i["id"] != first_id.as_str()).unwrap();
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    assert_ne!(second["status"], "resolved");
+    rx.wait_for("the page for the recurrence", Duration::from_secs(30), paged(second_id.clone())).await;
+
+    let shown = api(&client, reqwest::Method::GET, format!("{}/api/v1/incidents/{second_id}", server.url), &token, None).await;
+    assert!(shown.to_string().contains(&first_id), "linked to the resolved incident as a recurrence: {shown:#}");
+    let old = api(&client, reqwest::Method::GET, format!("{}/api/v1/incidents/{first_id}", server.url), &token, None).await;
+    let after_resolve: Vec<&str> = old["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .skip_while(|k| *k != "resolved")
+        .filter(|k| *k == "symptom_attached")
+        .collect();
+    assert!(after_resolve.is_empty(), "nothing attached to the resolved incident: {old:#}");
+}
+
+/// `faultline incidents list | head` must not print a panic when the reader
+/// has gone: the pipe's read end is closed before the binary writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_the_cli_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = create_token(dir.path(), "admin");
+    let server = Server::start(dir.path(), &[]);
+    cli(&server, &token, &["incidents", "declare", "checkout errors", "--severity", "SEV2"]);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["incidents", "list"])
+        .env("FAULTLINE_URL", &server.url)
+        .env("FAULTLINE_TOKEN", &token)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+}
+
+/// A restart keeps what was learned: spans teach the graph an interaction,
+/// the server stops, and after it starts again `faultline graph` still shows
+/// it (it showed nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_learned_graph_survives_a_restart() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let token = create_token(dir.path(), "admin");
+    let server = Server::start(dir.path(), &[]);
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 - 5_000_000_000;
+    let span = |service: &str, kind: u8, id: &str, parent: &str, start: u64| {
+        json!({"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+               "scopeSpans": [{"spans": [{"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": id, "parentSpanId": parent,
+                   "name": "GET /cart", "kind": kind, "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 20_000_000).to_string()}]}]})
+    };
+    let body = json!({"resourceSpans": [span("frontend", 3, "b7ad6b7169203331", "a7ad6b7169203331", now_ns), span("cart", 2, "c7ad6b7169203331", "b7ad6b7169203331", now_ns + 1_000_000)]});
+    let resp = reqwest::Client::new().post(format!("{}/v1/traces", server.url)).bearer_auth(&token).json(&body).send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let graph = |server: &Server| {
+        let out = Command::new(BIN).args(["graph", "--json"]).env("FAULTLINE_URL", &server.url).env("FAULTLINE_TOKEN", &token).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The spans are taken in by the receivers' consumer; the graph shows them once paired.
+    let mut seen = String::new();
+    for _ in 0..200 {
+        seen = graph(&server);
+        if seen.contains("\"cart\"") && seen.contains("\"frontend\"") && seen.contains("\"requests\": 1") {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(seen.contains("\"requests\": 1"), "before the restart: {seen}");
+    server.stop();
+    let server = Server::start(dir.path(), &[]);
+    let after = graph(&server);
+    assert!(after.contains("\"cart\"") && after.contains("\"frontend\"") && after.contains("\"requests\": 1"), "after the restart: {after}");
 }

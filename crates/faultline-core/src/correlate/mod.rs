@@ -11,8 +11,11 @@
 //! within `join_window`. A symptom that connects several open groups merges
 //! them into the oldest (both histories kept: the loser is `merged_into`). A
 //! group resolves when every member has cleared and stayed clear for
-//! `hold_down`; a failure on the same services within `relink_window` of a
-//! resolution opens a new group linked to the old one.
+//! `hold_down`, or when a person resolves its incident (`Correlator::close`:
+//! the driver tells the correlator, so the group stops taking symptoms). A
+//! failure on the same services within `relink_window` of a resolution opens
+//! a new group linked to the old one; within `reopen_window` the driver is
+//! told to reopen the old group's incident instead of opening another.
 //!
 //! Invariant INV-CORR-1: a member (finding key or alert fingerprint) belongs
 //! to at most one open group; checked by a property test.
@@ -239,6 +242,13 @@ pub enum CorrelationEvent {
         group: GroupId,
         at: Timestamp,
     },
+    /// Every member of the group has cleared: unless a symptom returns, the
+    /// group resolves at `resolves_at` (the hold-down is never silent).
+    Quiet {
+        group: GroupId,
+        resolves_at: Timestamp,
+        at: Timestamp,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -252,11 +262,22 @@ pub struct CorrelatorConfig {
     /// A failure this soon after a resolution, on the same services, links
     /// to the resolved group.
     pub relink_window: Duration,
+    /// A failure this soon after a resolution, on the same services, reopens
+    /// the resolved group's incident instead of opening a new one linked to
+    /// it. Zero (the default) always opens a new incident, as a recurrence.
+    #[serde(default)]
+    pub reopen_window: Duration,
 }
 
 impl Default for CorrelatorConfig {
     fn default() -> CorrelatorConfig {
-        CorrelatorConfig { join_window: Duration::from_mins(15), max_hops: 2, hold_down: Duration::from_mins(10), relink_window: Duration::from_mins(60) }
+        CorrelatorConfig {
+            join_window: Duration::from_mins(15),
+            max_hops: 2,
+            hold_down: Duration::from_mins(10),
+            relink_window: Duration::from_mins(60),
+            reopen_window: Duration::ZERO,
+        }
     }
 }
 
@@ -446,6 +467,33 @@ impl Correlator {
         self.groups.values().filter(|g| g.is_open()).filter_map(|g| g.quiet_since).map(|q| q + self.config.hold_down).min()
     }
 
+    /// Closes an open group whose incident was resolved outside the
+    /// correlator (by a person, through the API). Its members leave the open
+    /// membership, so a symptom after this — a new one, a re-sent alert, a
+    /// finding that fires again — opens a new group (related to this one, so
+    /// the driver links or reopens) and is paged, instead of attaching to a
+    /// resolved incident. Returns false if the group was not open.
+    pub fn close(&mut self, id: GroupId, at: Timestamp) -> bool {
+        let Some(g) = self.groups.get_mut(&id) else { return false };
+        if !g.is_open() {
+            return false;
+        }
+        self.pending.group(id);
+        g.resolved_at = Some(at);
+        for key in g.members.keys() {
+            self.open_members.remove(key);
+        }
+        self.digests.remove(&id);
+        true
+    }
+
+    /// Whether a new group related to `previous` should reopen its incident
+    /// (it resolved within `reopen_window` of `now`) rather than open one.
+    pub fn reopens(&self, previous: GroupId, now: Timestamp) -> bool {
+        let window = self.config.reopen_window;
+        window > Duration::ZERO && self.groups.get(&previous).and_then(|g| g.resolved_at).is_some_and(|r| now - r <= window)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn fire(
         &mut self,
@@ -630,6 +678,7 @@ impl Correlator {
         };
         if d.active == 0 {
             g.quiet_since = Some(at);
+            events.push(CorrelationEvent::Quiet { group: gid, resolves_at: at + self.config.hold_down, at });
         }
         Some(gid)
     }

@@ -240,6 +240,47 @@ fn external_alerts_join_by_mapped_service_and_clear_on_resolve() {
     c.check_invariants().unwrap();
 }
 
+/// A person's resolve closes the group: the same symptom afterwards (a
+/// re-sent alert, a finding firing again) opens a new group related to the
+/// closed one instead of attaching to it.
+#[test]
+fn a_closed_group_takes_no_more_symptoms_and_its_recurrence_is_related() {
+    let topo = payments();
+    let mut c = Correlator::new(CorrelatorConfig::default());
+    let pool = finding("resource_exhaustion", on_resource("fraud-check", "db-pool"), FailureModel::Exhaustion, 0, 2.0, "ratio", 0.9, Some(0.1));
+    let ev = c.observe(Observation::Fired(pool.clone()), &topo, t(0));
+    assert_eq!(groups_opened(&ev), 1);
+    assert!(c.close(GroupId(1), t(60)));
+    assert!(!c.close(GroupId(1), t(61)), "closing twice is a no-op");
+    c.check_invariants().unwrap();
+    assert_eq!(c.group_of(&MemberKey::Finding { kind: pool.kind.clone(), subject: pool.subject.clone() }), None);
+    // The still-active finding is refreshed by its detector: a new group.
+    let ev = c.observe(Observation::Fired(Finding { started_at: t(70), ..pool.clone() }), &topo, t(70));
+    assert!(matches!(&ev[0], CorrelationEvent::Opened { group: GroupId(2), related_to: Some(GroupId(1)), .. }), "{ev:#?}");
+    assert!(!c.reopens(GroupId(1), t(70)), "no reopen window by default");
+    let windowed = Correlator::new(CorrelatorConfig { reopen_window: Duration::from_mins(30), ..CorrelatorConfig::default() });
+    let mut w = windowed;
+    w.observe(Observation::Fired(pool.clone()), &topo, t(0));
+    w.close(GroupId(1), t(60));
+    assert!(w.reopens(GroupId(1), t(60 + 1800)));
+    assert!(!w.reopens(GroupId(1), t(60 + 1801)));
+}
+
+/// The hold-down is never silent: the moment everything has cleared, the
+/// correlator says when the group resolves unless a symptom returns.
+#[test]
+fn the_last_clear_announces_when_the_group_resolves() {
+    let topo = payments();
+    let config = CorrelatorConfig { hold_down: Duration::from_mins(3), ..CorrelatorConfig::default() };
+    let mut c = Correlator::new(config);
+    let pool = finding("resource_exhaustion", on_resource("fraud-check", "db-pool"), FailureModel::Exhaustion, 0, 2.0, "ratio", 0.9, Some(0.1));
+    c.observe(Observation::Fired(pool.clone()), &topo, t(0));
+    let ev = c.observe(Observation::Cleared { kind: pool.kind.clone(), subject: pool.subject.clone(), at: t(40) }, &topo, t(40));
+    assert!(ev.iter().any(|e| matches!(e, CorrelationEvent::Quiet { resolves_at, .. } if *resolves_at == t(40 + 180))), "{ev:#?}");
+    assert!(c.tick(t(219)).is_empty());
+    assert_eq!(c.tick(t(220)), vec![CorrelationEvent::Resolved { group: GroupId(1), at: t(220) }]);
+}
+
 #[test]
 fn firing_alerts_expire_when_their_sender_stops_refreshing_them() {
     let topo = payments();
@@ -259,7 +300,10 @@ fn firing_alerts_expire_when_their_sender_stops_refreshing_them() {
     c.observe(Observation::Alert { alert: ExternalAlert { ends_at: Some(t(120)), ..alert }, services }, &topo, t(50));
     assert!(c.tick(t(90)).is_empty());
     let ev = c.tick(t(130));
-    assert!(matches!(&ev[..], [CorrelationEvent::MemberCleared { at, .. }] if *at == t(120)), "{ev:#?}");
+    assert!(
+        matches!(&ev[..], [CorrelationEvent::MemberCleared { at, .. }, CorrelationEvent::Quiet { resolves_at, .. }] if *at == t(120) && *resolves_at == t(720)),
+        "{ev:#?}"
+    );
     assert_eq!(c.tick(t(120 + 600)), vec![CorrelationEvent::Resolved { group: GroupId(1), at: t(720) }]);
 }
 
@@ -307,10 +351,26 @@ const KINDS: &[&str] = &["error_rate_change", "latency_change", "retry_amplifica
 
 #[derive(Clone, Debug)]
 enum Op {
-    Fire { kind: usize, svc: usize },
-    Clear { kind: usize, svc: usize },
-    Alert { fp: usize, svc: usize, firing: bool },
-    Advance { secs: i64 },
+    Fire {
+        kind: usize,
+        svc: usize,
+    },
+    Clear {
+        kind: usize,
+        svc: usize,
+    },
+    Alert {
+        fp: usize,
+        svc: usize,
+        firing: bool,
+    },
+    Advance {
+        secs: i64,
+    },
+    /// A person resolves the incident of the `pick`-th open group.
+    Close {
+        pick: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -319,6 +379,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..KINDS.len(), 0..8usize).prop_map(|(kind, svc)| Op::Clear { kind, svc }),
         1 => (0..3usize, 0..8usize, any::<bool>()).prop_map(|(fp, svc, firing)| Op::Alert { fp, svc, firing }),
         2 => (1..1200i64).prop_map(|secs| Op::Advance { secs }),
+        1 => (0..4usize).prop_map(|pick| Op::Close { pick }),
     ]
 }
 
@@ -350,6 +411,13 @@ fn apply(c: &mut Correlator, op: &Op, names: &[ServiceName], topo: &Topology, no
             *now = *now + Duration::from_secs(secs);
             c.tick(*now)
         }
+        Op::Close { pick } => {
+            let open: Vec<GroupId> = c.open_groups().map(|g| g.id).collect();
+            if let Some(&g) = open.get(pick % open.len().max(1)) {
+                assert!(c.close(g, *now));
+            }
+            Vec::new()
+        }
     }
 }
 
@@ -361,7 +429,13 @@ fn prop_world(edges: &[(usize, usize)]) -> (Vec<ServiceName>, Topology, Correlat
 }
 
 fn prop_config() -> CorrelatorConfig {
-    CorrelatorConfig { join_window: Duration::from_mins(5), max_hops: 1, hold_down: Duration::from_mins(3), relink_window: Duration::from_mins(30) }
+    CorrelatorConfig {
+        join_window: Duration::from_mins(5),
+        max_hops: 1,
+        hold_down: Duration::from_mins(3),
+        relink_window: Duration::from_mins(30),
+        reopen_window: Duration::ZERO,
+    }
 }
 
 /// A saved copy kept the way a driver's store keeps it: one entry per group

@@ -46,6 +46,23 @@ pub trait Detector {
     fn take_cleared(&mut self) -> Vec<(String, Subject)> {
         Vec::new()
     }
+    /// Whether this detector reports a clear for findings of `kind` (it
+    /// emits them and overrides `take_cleared`). A finding of such a kind
+    /// carried across a restart is re-evaluated: a fresh detector that does
+    /// not fire it again will never clear it either.
+    fn clears(&self, _kind: &str) -> bool {
+        false
+    }
+    /// What this detector has learnt that is worth keeping across a restart
+    /// (its baselines, never its firing state), as JSON; `None`: nothing.
+    fn learned(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Takes back what `learned` returned in an earlier run. Bad input is
+    /// an error and leaves the detector as it was.
+    fn relearn(&mut self, _saved: serde_json::Value) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A finding with its evidence, in one call.
@@ -178,6 +195,33 @@ impl DetectorSet {
             }
         }
         out
+    }
+    /// Every detector's baselines worth keeping across a restart, by name.
+    pub fn learned(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut out = std::collections::BTreeMap::new();
+        for d in &self.detectors {
+            if let Some(v) = d.learned() {
+                out.entry(d.name().to_owned()).or_insert(v);
+            }
+        }
+        out
+    }
+    /// Gives each detector back what it learnt in an earlier run; returns
+    /// the names of those that refused theirs (with why).
+    pub fn relearn(&mut self, mut saved: std::collections::BTreeMap<String, serde_json::Value>) -> Vec<String> {
+        let mut refused = Vec::new();
+        for d in &mut self.detectors {
+            if let Some(v) = saved.remove(d.name())
+                && let Err(e) = d.relearn(v)
+            {
+                refused.push(format!("{}: {e}", d.name()));
+            }
+        }
+        refused
+    }
+    /// Whether some detector reports clears for findings of `kind`.
+    pub fn clears(&self, kind: &str) -> bool {
+        self.detectors.iter().any(|d| d.clears(kind))
     }
     /// Everything that cleared since the last call, across detectors.
     pub fn take_cleared(&mut self) -> Vec<(String, Subject)> {

@@ -191,6 +191,9 @@ impl Detector for ExhaustionDetector {
     fn take_cleared(&mut self) -> Vec<(String, crate::finding::Subject)> {
         std::mem::take(&mut self.cleared)
     }
+    fn clears(&self, kind: &str) -> bool {
+        matches!(kind, "resource_exhaustion")
+    }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
         let (used_name, size_name) = match m.name.as_str() {
@@ -302,6 +305,9 @@ impl Detector for QueueGrowthDetector {
     }
     fn take_cleared(&mut self) -> Vec<(String, crate::finding::Subject)> {
         std::mem::take(&mut self.cleared)
+    }
+    fn clears(&self, kind: &str) -> bool {
+        matches!(kind, "queue_growth")
     }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };

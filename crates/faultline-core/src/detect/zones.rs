@@ -67,6 +67,9 @@ impl Detector for ZonePartitionDetector {
     fn take_cleared(&mut self) -> Vec<(String, Subject)> {
         std::mem::take(&mut self.cleared)
     }
+    fn clears(&self, kind: &str) -> bool {
+        matches!(kind, "zone_partition")
+    }
     fn observe(&mut self, signal: &Signal, now: crate::time::Timestamp) -> Vec<Finding> {
         let Signal::Edge(w) = signal else { return Vec::new() };
         if w.zones.is_empty() {

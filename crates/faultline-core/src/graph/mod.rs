@@ -32,6 +32,7 @@ pub mod sketch;
 pub mod span;
 mod window;
 
+mod persist;
 mod query;
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,7 @@ use crate::model::{Interaction, ServiceKind};
 use crate::signal::{EdgeWindow, MetricPoint, Signal};
 use crate::time::{Duration, Timestamp};
 
+pub use persist::{GraphSnapshot, RestoreReport};
 pub use query::{
     CatalogueDrift, DiffThresholds, EdgeChange, EdgeSummary, GraphDiff, GraphView, IngressSummary, MetricSeriesView, MetricWindowView, NodeView, ServiceView,
 };

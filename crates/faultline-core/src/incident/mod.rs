@@ -596,8 +596,32 @@ impl Incident {
             }
             Command::Record(event) => event,
         };
+        // Not in `check`: timelines written before this rule may hold a
+        // symptom after a resolve and must still fold.
+        if matches!(event, IncidentEvent::SymptomAttached { .. }) && self.status == IncidentStatus::Resolved {
+            return Err(TransitionError::NotAllowed { from: self.status, action: "attach a symptom to" });
+        }
         self.check(&event)?;
         Ok(event)
+    }
+
+    /// The events a correlator command becomes on this incident, in order.
+    /// A symptom never attaches to a resolved incident: one that arrives
+    /// for it (the correlator tied them together before it learnt of a
+    /// person's resolve) reopens the incident first, so it is paged again.
+    pub fn decide_correlated(&self, command: Command) -> Result<Vec<IncidentEvent>, TransitionError> {
+        if let Command::Record(IncidentEvent::SymptomAttached { member, .. }) = &command
+            && self.status == IncidentStatus::Resolved
+        {
+            let reopened = IncidentEvent::Reopened { reason: format!("symptom returned after the resolve: {member}") };
+            self.check(&reopened)?;
+            // The symptom is decided on the reopened state (time and actor do
+            // not matter to the rules; the caller stamps both events).
+            let mut after = self.clone();
+            after.apply(&TimelineEvent { seq: self.version + 1, at: self.updated_at, actor: Actor::System("correlator".into()), event: reopened.clone() })?;
+            return Ok(vec![reopened, after.decide(command)?]);
+        }
+        Ok(vec![self.decide(command)?])
     }
 
     /// Decides and wraps the event as the next timeline entry.

@@ -169,3 +169,25 @@ proptest! {
         prop_assert_eq!(inc.resolved_at.is_some(), inc.status == IncidentStatus::Resolved);
     }
 }
+
+/// A symptom never attaches to a resolved incident: decided directly it is
+/// refused; decided as a correlator command it reopens the incident first
+/// (so the response driver pages again), and on an open incident it is just
+/// the symptom.
+#[test]
+fn a_symptom_for_a_resolved_incident_reopens_it_first() {
+    let symptom = || Command::Record(IncidentEvent::SymptomAttached { member: "alertmanager alert f00d".into(), evidence: String::new() });
+    let (inc, _, results) = run(vec![Command::Resolve { note: None }, symptom()]);
+    assert_eq!(results, ["ok", "cannot attach a symptom to an incident that is resolved"]);
+    let events = inc.decide_correlated(symptom()).unwrap();
+    let kinds: Vec<&str> = events.iter().map(IncidentEvent::kind).collect();
+    assert_eq!(kinds, ["reopened", "symptom_attached"]);
+    let IncidentEvent::Reopened { reason } = &events[0] else { unreachable!("checked above") };
+    assert!(reason.contains("alertmanager alert f00d"), "{reason}");
+    let (open, _, _) = run(vec![Command::Acknowledge]);
+    let kinds: Vec<&str> = open.decide_correlated(symptom()).unwrap().iter().map(IncidentEvent::kind).collect();
+    assert_eq!(kinds, ["symptom_attached"]);
+    // Other correlator events on a resolved incident are decided as before.
+    let cleared = Command::Record(IncidentEvent::SymptomCleared { member: "x".into() });
+    assert_eq!(inc.decide_correlated(cleared).unwrap().len(), 1);
+}

@@ -109,6 +109,7 @@ async fn related_findings_and_an_alert_make_one_incident_that_resolves_itself() 
             "symptom_cleared",
             "symptom_cleared",
             "symptom_cleared",
+            "system_note",
             "resolved"
         ]
     );

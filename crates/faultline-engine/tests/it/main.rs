@@ -4,6 +4,7 @@
 mod correlation;
 mod notify;
 mod peers;
+mod resolve;
 mod response;
 mod smtp_tls;
 mod subscriber_proxy;

@@ -109,6 +109,11 @@ async fn run(state: &AppState, admin: &AdminAccess, id: &str, command: Command) 
     let id = parse_id(id)?;
     let (incident, event) = commands::execute(state.store.as_ref(), id, command, admin.actor(), state.clock.now()).await?;
     state.metrics.timeline_events.get_or_create(&EventLabels { kind: event.event.kind() }).inc();
+    if !incident.status.is_open() {
+        // The correlator must stop attaching symptoms to it: the next one
+        // opens (or reopens) an incident and pages.
+        state.engine.incident_resolved(id);
+    }
     // Return the full incident with its timeline, as GET does.
     let (incident, timeline) = match state.store.incident(id).await? {
         Some(found) => found,

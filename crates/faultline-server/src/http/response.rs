@@ -197,6 +197,9 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/api/v2/subscribers/{id}", axum::routing::delete(unsubscribe))
         .route("/status", get(status_html))
         .route("/history.atom", get(atom))
+        // The feed's self link is the page URL (default `/status`) plus
+        // `/history.atom`, as on Statuspage: serve it there too.
+        .route("/status/history.atom", get(atom))
         .route("/api/v1/status-page/drafts", get(drafts))
         .route("/api/v1/status-page/drafts/{id}/publish", post(publish_draft))
         .route("/api/v1/status-page/drafts/{id}", axum::routing::delete(discard_draft))

@@ -190,6 +190,10 @@ async fn the_status_page_is_public_statuspage_shaped_and_waits_for_the_comms_lea
     let atom = h.call("GET", "/history.atom", None, None).await;
     assert!(atom.ctype.starts_with("application/atom+xml"));
     assert!(atom.text.contains("<title>checkout errors</title>"), "{}", atom.text);
+    // The feed's self link resolves (it was a 404).
+    let self_href = atom.text.split("rel=\"self\" type=\"application/atom+xml\" href=\"").nth(1).and_then(|r| r.split('"').next()).unwrap();
+    let self_path = self_href.split_once("://").map_or(self_href, |(_, rest)| &rest[rest.find('/').unwrap_or(rest.len())..]);
+    assert_eq!(h.call("GET", self_path, None, None).await.status, StatusCode::OK, "self link {self_href}");
 
     // Resolve: a new draft says resolved; published, the page is operational.
     h.call("POST", &format!("/api/v1/incidents/{id}/resolve"), Some(&h.admin), Some(json!({}))).await;
