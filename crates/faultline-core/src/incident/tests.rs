@@ -134,9 +134,15 @@ fn timeline_events_serialize_with_snake_case_tags() {
     let json = serde_json::to_string(&ev).unwrap();
     assert_eq!(
         json,
-        r#"{"seq":2,"at":1800000001000,"actor":{"kind":"system","name":"correlator"},"event":{"type":"role_assigned","role":"comms_lead","user":"carol"}}"#
+        r#"{"seq":2,"at":"2027-01-15T08:00:01.000Z","actor":{"kind":"system","name":"correlator"},"event":{"type":"role_assigned","role":"comms_lead","user":"carol"}}"#
     );
     assert_eq!(serde_json::from_str::<TimelineEvent>(&json).unwrap(), ev);
+    // Rows written by older versions carry the time as milliseconds: still read.
+    let old = json.replace(r#""2027-01-15T08:00:01.000Z""#, "1800000001000");
+    assert_eq!(serde_json::from_str::<TimelineEvent>(&old).unwrap(), ev);
+    // No real instant, but still written and read back, never a panic.
+    let far = Timestamp::from_millis(i64::MAX);
+    assert_eq!(serde_json::from_str::<Timestamp>(&serde_json::to_string(&far).unwrap()).unwrap(), far);
 }
 
 fn command_strategy() -> impl Strategy<Value = Command> {
