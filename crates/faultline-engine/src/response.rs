@@ -443,11 +443,6 @@ impl ResponseDriver {
                     if input.is_none() && !ctx.incident.status.is_open() {
                         continue;
                     }
-                    for (receiver, channel) in &plan.channels {
-                        if plan.pages || is_reopen {
-                            ctx.channel_message(&self.setup, receiver, channel, MessageKind::Trigger, states_epoch(&states), None, now);
-                        }
-                    }
                     for policy_name in &plan.policies {
                         let Some(policy) = self.setup.policies.get(policy_name) else {
                             ctx.note("routing", format!("escalation policy {policy_name} is not configured: nobody paged through it"), ev.at);
@@ -471,6 +466,18 @@ impl ResponseDriver {
                                 let fx = state.observe(policy, &self.setup.directory, EscalationInput::Reopened, now);
                                 ctx.effects(&self.setup, name, fx, state, now);
                             }
+                        }
+                    }
+                    // After the policies: a reopen moved them to a new epoch,
+                    // and the channels' trigger belongs to that epoch (in the
+                    // old one it would be taken for the first trigger's repeat).
+                    let change = match &ev.event {
+                        IncidentEvent::Reopened { reason } => Some(format!("reopened by {}: {reason}", who(&ev.actor))),
+                        _ => None,
+                    };
+                    for (receiver, channel) in &plan.channels {
+                        if plan.pages || is_reopen {
+                            ctx.channel_message(&self.setup, receiver, channel, MessageKind::Trigger, states_epoch(&states), change.clone(), now);
                         }
                     }
                 }

@@ -382,6 +382,12 @@ async fn every_state_change_reaches_the_chat_channels_and_a_role_holder_is_told(
     assert!(notes.contains(&"notify: told bob via hook: you are now incident_commander of this incident (assigned by alice)".to_owned()), "{notes:#?}");
     assert!(notes.contains(&"escalation: payments: acknowledged by alice: escalation stopped".to_owned()), "{notes:#?}");
 
+    // Reopened: the channels are paged anew, saying who and why.
+    commands::execute(&store, id, Command::Reopen { reason: "errors are back".into() }, as_user("alice"), t(70)).await.unwrap();
+    d.step(t(70)).await.unwrap();
+    let got = channel_messages(&store, id).await;
+    assert!(got.contains(&("chat".into(), "trigger".into(), "reopened by alice: errors are back".into())), "{got:#?}");
+
     // Mitigated without an acknowledgement first: the forward gets an acknowledge.
     let other = open(&store, "checkout slow", t(100)).await;
     d.step(t(100)).await.unwrap();
