@@ -485,6 +485,20 @@ fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -
             }
         }
     }
+    // An owner that is not a declared team routes to a `team` label no
+    // route and no policy knows.
+    if !catalogue.teams.is_empty() {
+        let known_teams = || names(catalogue.teams.iter().map(|t| t.id.as_str()));
+        let is_team = |o: &TeamId| catalogue.teams.iter().any(|t| &t.id == o);
+        let owners = catalogue.services.iter().filter_map(|s| s.owner.as_ref().map(|o| ("services", format!("service {}", s.name), o)));
+        let flow_owners = catalogue.flows.iter().map(|f| ("flows", format!("flow {}", f.name), &f.owner));
+        if let Some((section, what, owner)) = owners.chain(flow_owners).find(|(_, _, o)| !is_team(o)) {
+            return Err(Fail {
+                reason: format!("catalogue: {what}: owner \"{owner}\" is not a declared team (teams: {})", known_teams()),
+                at: Some(Spot { in_catalogue: true, section, name: owner.to_string() }),
+            });
+        }
+    }
     let mut directory = StaticDirectory::default();
     for team in &catalogue.teams {
         directory.teams.insert(team.id.clone(), team.members.clone());
@@ -577,6 +591,15 @@ fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -
         Some(c) => c,
         None => components_from_flows(&catalogue.flows, Timestamp::EPOCH),
     };
+    // A component showing a flow the catalogue does not have never changes.
+    for c in &components {
+        if let Some(f) = &c.flow
+            && !catalogue.flows.iter().any(|x| &x.name == f)
+        {
+            let known = names(catalogue.flows.iter().map(|x| x.name.as_str()));
+            return Err(refuse("status_page", f.as_str(), format!("status_page: component {}: unknown flow \"{f}\" (flows in the catalogue: {known})", c.id)));
+        }
+    }
     let mut retry = RetryPolicy::default();
     if let Some(r) = file.retry {
         if let Some(b) = r.base_ms {
@@ -833,6 +856,15 @@ channels:
         for (yaml, want) in cases {
             assert_eq!(load_yaml(&yaml, catalogue).unwrap_err(), want);
         }
+        // An owner that is not a declared team: the catalogue's line.
+        let e = load_yaml(GOOD, "teams: [{id: payments, name: Payments, members: [alice]}]\nservices:\n  - {name: checkout, owner: paymnts}\n").unwrap_err();
+        assert_eq!(e, "response config DIR/catalogue.yaml:3: catalogue: service checkout: owner \"paymnts\" is not a declared team (teams: payments)");
+        let flows = "teams: [{id: payments, name: Payments, members: [alice]}]\nflows:\n  - {name: checkout, owner: payment, interactions: [{caller: web, callee: checkout}]}\n";
+        let e = load_yaml(GOOD, flows).unwrap_err();
+        assert_eq!(e, "response config DIR/catalogue.yaml:3: catalogue: flow checkout: owner \"payment\" is not a declared team (teams: payments)");
+        let bad_component = format!("{GOOD}status_page:\n  components: [{{id: c1, name: Checkout, flow: chekout, created_at: 0}}]\n");
+        let e = load_yaml(&bad_component, catalogue).unwrap_err();
+        assert_eq!(e, "response config DIR/response.yaml:27: status_page: component c1: unknown flow \"chekout\" (flows in the catalogue: none declared)");
         // A member of a paged team who is not a user: the catalogue's line.
         let e = load_yaml(GOOD, "teams:\n  - id: payments\n    name: Payments\n    members: [alice, erin]\n").unwrap_err();
         assert_eq!(
