@@ -521,7 +521,7 @@ fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -
             };
             return Err(refuse("escalation_policies", &name, format!("escalation policy {}: unknown target {t} ({known})", p.name)));
         }
-        for t in p.levels.iter().flat_map(|l| &l.targets) {
+        for t in p.levels.iter().flat_map(|l| &l.targets).chain(&p.fallback) {
             match t {
                 Target::User(u) if !contacts.contains_key(u) => {
                     return Err(refuse(
@@ -846,6 +846,10 @@ channels:
             (
                 GOOD.replace("{team: payments}", "{user: carol}"),
                 "response config DIR/response.yaml:14: escalation policy payments: target user:carol: \"carol\" is not a declared user (users: alice, bob)",
+            ),
+            (
+                GOOD.replace("default_policy: payments", "    fallback: [{user: erin}]\ndefault_policy: payments"),
+                "response config DIR/response.yaml:15: escalation policy payments: target user:erin: \"erin\" is not a declared user (users: alice, bob)",
             ),
             (
                 GOOD.replace("default_policy: payments", "default_policy: paymnts"),

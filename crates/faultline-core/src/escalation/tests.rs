@@ -390,12 +390,15 @@ fn policy_strategy() -> impl Strategy<Value = EscalationPolicy> {
         prop::sample::select(vec!["alice", "erin", "frank"]).prop_map(|u| Target::User(UserId::new(u).unwrap())),
     ];
     let level = (prop::collection::vec(target, 1..3), 1u32..30).prop_map(|(targets, delay_minutes)| EscalationLevel { targets, delay_minutes });
-    (prop::collection::vec(level, 1..4), 0u32..3, prop::option::of(5u32..60)).prop_map(|(levels, repeat, ack_timeout_minutes)| EscalationPolicy {
-        fallback: Vec::new(),
-        name: "p".into(),
-        levels,
-        repeat,
-        ack_timeout_minutes,
+    // Half the policies have a fallback, so exhaustion's pages replay too.
+    (prop::collection::vec(level, 1..4), 0u32..3, prop::option::of(5u32..60), any::<bool>()).prop_map(|(levels, repeat, ack_timeout_minutes, fallback)| {
+        EscalationPolicy {
+            fallback: if fallback { vec![Target::Team(TeamId::new("payments").unwrap()), Target::User(UserId::new("erin").unwrap())] } else { Vec::new() },
+            name: "p".into(),
+            levels,
+            repeat,
+            ack_timeout_minutes,
+        }
     })
 }
 
