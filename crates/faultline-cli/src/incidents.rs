@@ -1,5 +1,5 @@
 //! `faultline incidents list|show|declare|ack|mitigate|resolve|reopen|
-//! severity|role|note|metrics` (also spelled `faultline incident …`): a
+//! severity|title|role|note|status-update|metrics` (also spelled `faultline incident …`): a
 //! client of the HTTP API (`--url`, `--token` or
 //! `FAULTLINE_URL`/`FAULTLINE_TOKEN`) through `faultline-api`'s typed client.
 //! Prints tables for people and `--json` for scripts. Not here: any rule —
@@ -87,6 +87,31 @@ enum IncidentsCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Rename the incident, or with --public set the title the status page shows.
+    Title {
+        id: String,
+        title: String,
+        /// Set the public status-page title (the internal title is unchanged).
+        #[arg(long)]
+        public: bool,
+    },
+    /// Post a status-page update in your own words, published at once.
+    #[command(name = "status-update")]
+    StatusUpdate {
+        id: String,
+        /// The text customers read.
+        #[arg(long)]
+        message: String,
+        /// investigating, identified, monitoring or resolved [default: the page's current status].
+        #[arg(long)]
+        status: Option<String>,
+        /// Component impact, repeatable: `flow-checkout=partial_outage`.
+        #[arg(long = "component", value_name = "ID=STATUS")]
+        components: Vec<String>,
+        /// Also set the public title.
+        #[arg(long)]
+        public_title: Option<String>,
+    },
     /// Assign a role (incident_commander, comms_lead, scribe, or any name); omit --user to unassign.
     #[command(alias = "roles")]
     Role {
@@ -148,6 +173,23 @@ pub async fn run(args: IncidentsArgs) -> anyhow::Result<()> {
         IncidentsCommand::Severity { id, severity, reason } => client.change_severity(&id, &api::SeverityRequest { severity, reason }).await?,
         IncidentsCommand::Role { id, role, user } => client.assign_role(&id, &api::RoleRequest { role, user }).await?,
         IncidentsCommand::Note { id, text } => client.add_note(&id, &api::NoteRequest { text }).await?,
+        IncidentsCommand::Title { id, title, public } => client.change_title(&id, &api::TitleRequest { title, public }).await?,
+        IncidentsCommand::StatusUpdate { id, message, status, components, public_title } => {
+            let mut impact = std::collections::BTreeMap::new();
+            for c in components {
+                let (component, status) =
+                    c.split_once('=').ok_or_else(|| anyhow::anyhow!("--component {c:?}: expected ID=STATUS, e.g. flow-checkout=partial_outage"))?;
+                impact.insert(component.trim().to_owned(), status.trim().to_owned());
+            }
+            let p = client.post_status_update(&id, &api::StatusUpdateRequest { status, body: message, components: impact, title: public_title }).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&p)?);
+            } else {
+                let u = &p.published;
+                println!("published status-page update {}: {} ({} subscriber notification(s))", u.update_id, u.status, u.subscriber_notifications);
+            }
+            return Ok(());
+        }
         IncidentsCommand::Metrics { from, to, severity } => {
             let q: Vec<(&str, String)> = [("from", from), ("to", to), ("severity", severity)].into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
             let m = client.response_metrics(&q).await?;
@@ -215,6 +257,9 @@ fn print_metrics(m: &api::ResponseMetrics) {
 pub fn print_one(i: &api::Incident) {
     println!("{}  {}  {}", i.severity, i.status, i.title);
     println!("id:      {}", i.id);
+    if let Some(t) = &i.public_title {
+        println!("public:  {t}");
+    }
     println!("opened:  {}", i.opened_at);
     if let Some(s) = &i.summary {
         println!("summary: {s}");

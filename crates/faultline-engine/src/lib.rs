@@ -103,6 +103,14 @@ impl EngineHandle {
         })
     }
 
+    /// Queues an event, waiting for room. Only for a bridge whose own
+    /// senders are told about backpressure further up (the telemetry
+    /// receivers' queue fills while this waits); request handlers use
+    /// `try_send` and answer 503 themselves.
+    pub async fn send(&self, event: Event) -> Result<(), SendError> {
+        self.tx.send(event).await.map_err(|_| SendError::Stopped)
+    }
+
     /// Queues signals without waiting for room; the receiver resolves to
     /// `true` once they are committed (see `Event::DurableSignals`).
     pub fn try_send_durable(&self, signals: Vec<Signal>) -> Result<oneshot::Receiver<bool>, SendError> {
@@ -729,7 +737,13 @@ fn decide_all(incident: &Incident, cmds: Vec<(Command, Timestamp)>, actor: &Acto
                     out.push(ev);
                 }
             }
-            Err(e @ (TransitionError::AlreadyInStatus(_) | TransitionError::NotAllowed { .. })) => {
+            Err(
+                e @ (TransitionError::AlreadyInStatus(_)
+                | TransitionError::NotAllowed { .. }
+                | TransitionError::NotRaised { .. }
+                | TransitionError::TitleSetByPerson
+                | TransitionError::Unchanged(_)),
+            ) => {
                 tracing::debug!(id = %incident.id, error = %e, "correlator {name} not applied");
             }
             Err(e) => return Err(e),

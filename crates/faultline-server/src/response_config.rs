@@ -36,7 +36,15 @@
 //!     - {severity: SEV1, name: several flows burning, when: {min_impacted_flows: 2, min_burn_rate: 6, min_burning_slos: 2}}
 //!     - {severity: SEV2, name: SLO burning, when: {min_burn_rate: 6}}
 //!     - {severity: SEV2, when: {any_flow: [login, search]}}
+//!   alert_severities: {page: SEV1, p1: SEV1}   # over the built-in map below
 //! ```
+//!
+//! Alert severities: an alert's own `severity` label (PagerDuty's
+//! `payload.severity`) suggests a SEV through `alert_severities`; the
+//! built-in map is `critical` → SEV1; `error`, `high`, `major`, `page` →
+//! SEV2; `warning`, `minor`, `info`, `low`, `ticket`, `none` → SEV3 (and
+//! `sev1`–`sev3`). Keys given replace or extend it. An incident takes the
+//! most severe suggestion and is never lowered by one (a lower one is noted).
 //!
 //! Severity rules: each rule's `when` holds when every condition it sets
 //! holds — `critical_flow_impacted` (a `critical_flows` flow is impacted, or
@@ -110,6 +118,25 @@ struct SeverityDecl {
     rules: Option<Vec<Rule>>,
     #[serde(default)]
     default: Option<faultline_core::incident::Severity>,
+    /// Alert severity (label value) → SEV, over the built-in map.
+    #[serde(default)]
+    alert_severities: Option<BTreeMap<String, faultline_core::incident::Severity>>,
+}
+
+/// The configured alert severities laid over the built-in ones (a key given
+/// replaces the built-in mapping of that name; keys are matched lowercased).
+fn merged_alert_severities(
+    mut standard: BTreeMap<String, faultline_core::incident::Severity>,
+    given: Option<BTreeMap<String, faultline_core::incident::Severity>>,
+) -> Result<BTreeMap<String, faultline_core::incident::Severity>, String> {
+    for (k, v) in given.unwrap_or_default() {
+        let key = k.trim().to_lowercase();
+        if key.is_empty() {
+            return Err("severity: alert_severities: an empty severity name cannot match any alert".into());
+        }
+        standard.insert(key, v);
+    }
+    Ok(standard)
 }
 
 #[derive(Debug, Deserialize)]
@@ -347,28 +374,41 @@ impl ResponseConfig {
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<ResponseConfig, ResponseConfigError> {
         let err = |reason: String| ResponseConfigError { path: path.display().to_string(), line: None, reason };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let file: File = if path.extension().is_some_and(|e| e == "toml") {
-            toml::from_str(&text).map_err(|e| err(e.to_string()))?
-        } else {
-            serde_saphyr::from_str(&text).map_err(|e| err(e.to_string()))?
-        };
-        let (catalogue, catalogue_text) = match &file.catalogue_file {
-            Some(rel) => {
-                let p = path.parent().unwrap_or(Path::new(".")).join(rel);
-                let t = std::fs::read_to_string(&p).map_err(|e| err(format!("catalogue_file {}: {e}", p.display())))?;
-                let c = Catalogue::from_yaml(&t).map_err(|e| err(format!("catalogue_file {}: {e}", p.display())))?;
-                (c, Some((p, t)))
-            }
-            None => (Catalogue::default(), None),
-        };
-        build(file, catalogue, path.parent().unwrap_or(Path::new(".")), env).map_err(|f| {
+        let toml = path.extension().is_some_and(|e| e == "toml");
+        parse(&text, toml, path.parent().unwrap_or(Path::new(".")), env).map_err(|(f, catalogue)| {
             let Some(spot) = f.at else { return err(f.reason) };
-            match (&catalogue_text, spot.in_catalogue) {
+            match (&catalogue, spot.in_catalogue) {
                 (Some((p, t)), true) => ResponseConfigError { path: p.display().to_string(), line: line_of(t, spot.section, &spot.name), reason: f.reason },
                 _ => ResponseConfigError { path: path.display().to_string(), line: line_of(&text, spot.section, &spot.name), reason: f.reason },
             }
         })
     }
+
+    /// Parses and validates a configuration's text (TOML if `toml`, else
+    /// YAML) as `load` does a file's; a `catalogue_file` is read relative to
+    /// `base_dir`. The error is the reason alone (`load` adds the path and line).
+    pub fn from_text(text: &str, toml: bool, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<ResponseConfig, String> {
+        parse(text, toml, base_dir, env).map_err(|(f, _)| f.reason)
+    }
+}
+
+/// The catalogue file's path and text, for pointing at a line in it.
+type CatalogueText = Option<(std::path::PathBuf, String)>;
+
+fn parse(text: &str, toml: bool, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<ResponseConfig, (Fail, CatalogueText)> {
+    let plain = |reason: String| (Fail::from(reason), None);
+    let file: File =
+        if toml { toml::from_str(text).map_err(|e| plain(e.to_string()))? } else { serde_saphyr::from_str(text).map_err(|e| plain(e.to_string()))? };
+    let (catalogue, catalogue_text) = match &file.catalogue_file {
+        Some(rel) => {
+            let p = base_dir.join(rel);
+            let t = std::fs::read_to_string(&p).map_err(|e| plain(format!("catalogue_file {}: {e}", p.display())))?;
+            let c = Catalogue::from_yaml(&t).map_err(|e| plain(format!("catalogue_file {}: {e}", p.display())))?;
+            (c, Some((p, t)))
+        }
+        None => (Catalogue::default(), None),
+    };
+    build(file, catalogue, base_dir, env).map_err(|f| (f, catalogue_text))
 }
 
 fn default_page() -> PageInfo {
@@ -624,6 +664,7 @@ fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -
                 critical_flows: d.critical_flows.unwrap_or(standard.critical_flows),
                 rules: d.rules.unwrap_or(standard.rules),
                 default: d.default.unwrap_or(standard.default),
+                alert_severities: merged_alert_severities(standard.alert_severities, d.alert_severities)?,
             }
         }
     };

@@ -20,10 +20,12 @@ use faultline_core::incident::{Incident, IncidentStatus, Severity, TimelineEvent
 use faultline_core::{IncidentId, Timestamp, UserId};
 
 pub mod commands;
+pub mod health;
 mod migrate;
 pub mod response;
 mod sql;
 
+pub use health::{Fatal, StoreHealth};
 pub use sql::{Backend, SqlStore};
 
 /// Errors from a store. `Conflict` and `StatusPageConflict` are the ones
@@ -51,6 +53,11 @@ pub enum StoreError {
     Open(String),
     #[error("database error: {0}")]
     Database(String),
+    /// The database cannot take writes now — the disk is full, an I/O
+    /// error, the connection was lost (`Fatal`): nothing was written, the
+    /// connection was discarded, and the caller answers "retry later" (503).
+    #[error("the database cannot take writes ({}): {message}", reason.as_str())]
+    Unavailable { reason: Fatal, message: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -261,4 +268,12 @@ pub trait Store: Send + Sync {
 
     /// Cheap liveness check of the database connection.
     async fn ping(&self) -> Result<()>;
+
+    /// Whether the store can take writes (`/readyz`): `ping` by default.
+    /// `SqlStore` answers `Unavailable` while writes are failing (since a
+    /// write met a fatal error), trying a small write to learn whether they
+    /// have recovered, and pings otherwise.
+    async fn check_writable(&self) -> Result<()> {
+        self.ping().await
+    }
 }
