@@ -789,14 +789,16 @@ async fn a_silence_without_created_by_is_the_token_users_or_a_clear_refusal() {
 
 #[tokio::test]
 async fn a_pages_acknowledge_link_works_once_without_logging_in_as_the_paged_user() {
-    let response = format!("base_url: https://faultline.example.com\n{RESPONSE}");
+    // The incident's chat channel is the receiver's `hook`.
+    let response = format!(
+        "base_url: https://faultline.example.com\n{RESPONSE}default_policy: payments\nrouting: {{route: {{receiver: chat}}}}\nreceivers: [{{name: chat, channels: [hook]}}]\n"
+    );
     let h = harness_response(Config::default(), Arc::new(FixedClock(Timestamp::from_millis(NOW))), &response).await;
     let inc = h.call("POST", "/api/v1/incidents", Some(&h.admin), Some(json!({"title": "checkout errors", "severity": "SEV1"}))).await;
     let id = inc.body["id"].as_str().unwrap().to_owned();
     h.step().await;
     let r = h.call("GET", &format!("/api/v1/incidents/{id}/notifications"), Some(&h.read), None).await;
-    let page = &r.body["notifications"][0];
-    assert_eq!((page["recipient"].as_str(), page["kind"].as_str()), (Some("alice"), Some("trigger")));
+    let page = r.body["notifications"].as_array().unwrap().iter().find(|n| n["recipient"] == "alice" && n["kind"] == "trigger").unwrap();
     let link = h.app.state().response.responses.notification(page["idempotency_key"].as_str().unwrap()).await.unwrap().unwrap().payload["ack_url"]
         .as_str()
         .unwrap()
@@ -830,6 +832,16 @@ async fn a_pages_acknowledge_link_works_once_without_logging_in_as_the_paged_use
     assert_eq!(r.body["status"], "acknowledged");
     let ack = r.body["timeline"].as_array().unwrap().iter().find(|e| e["type"] == "acknowledged").unwrap().clone();
     assert_eq!(ack["actor"], "user:alice", "attributed to the paged user");
+    // …and posted to the incident's chat channel, saying who.
+    h.step().await;
+    let r = h.call("GET", &format!("/api/v1/incidents/{id}/notifications"), Some(&h.read), None).await;
+    let posted = r.body["notifications"].as_array().unwrap().iter().any(|n| n["recipient"] == "chat" && n["kind"] == "acknowledge");
+    assert!(posted, "{}", r.text);
+    let (_, timeline) = h.app.state().store.incident(id.parse().unwrap()).await.unwrap().unwrap();
+    assert!(
+        timeline.iter().any(|e| matches!(&e.event, faultline_core::incident::IncidentEvent::SystemNote { text, .. } if text == "acknowledgement posted to channel hook (receiver chat) (acknowledged by alice)")),
+        "{timeline:#?}"
+    );
 
     let r = h.call("POST", &path, None, None).await;
     assert_eq!(r.status, StatusCode::GONE);
