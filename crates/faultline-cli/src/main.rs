@@ -93,10 +93,25 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// Config file, then environment, then these flags.
     pub fn config(&self) -> anyhow::Result<faultline_server::Config> {
+        self.load(false)
+    }
+
+    /// The same for commands that send nothing (`token`): a channel secret
+    /// (`*_env`) not set in this shell is taken as set, so a token can be
+    /// made where the server's secrets are not exported.
+    pub fn config_without_secrets(&self) -> anyhow::Result<faultline_server::Config> {
+        self.load(true)
+    }
+
+    fn load(&self, secrets_optional: bool) -> anyhow::Result<faultline_server::Config> {
         let env = |k: &str| match (k, &self.response_config) {
             // The flag wins over the environment and the config file's key.
             ("FAULTLINE_RESPONSE_CONFIG", Some(p)) => Some(p.display().to_string()),
-            _ => std::env::var(k).ok(),
+            _ => std::env::var(k).ok().or_else(|| {
+                // Faultline's own settings and the proxy variables keep "unset".
+                let own = k.starts_with("FAULTLINE_") || k.to_ascii_uppercase().ends_with("_PROXY");
+                (secrets_optional && !own).then(|| "unset-here".to_owned())
+            }),
         };
         let mut c = faultline_server::Config::load(self.config.as_deref(), &env)?;
         if let Some(d) = &self.data_dir {

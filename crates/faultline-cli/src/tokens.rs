@@ -73,7 +73,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     let now = SystemClock.now();
     match args.command {
         TokenCommand::Create { store, scope, name, user } => {
-            let config = store.config()?;
+            let config = store.config_without_secrets()?;
             let user = user.map(|u| token_user(&config, &u)).transpose()?;
             let store = faultline_server::open_store(&config).await?;
             let scope = match scope {

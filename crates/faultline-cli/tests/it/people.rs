@@ -30,8 +30,6 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
 fn faultline(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
-        // `token create --user` reads the response config as `serve` does.
-        .env("PEOPLE_HOOK_URL", "http://127.0.0.1:9/hook")
         .env_remove("FAULTLINE_TOKEN")
         .env_remove("FAULTLINE_URL")
         .env_remove("FAULTLINE_CONFIG")
