@@ -1023,8 +1023,12 @@ impl<'a> Step<'a> {
             let mut msg = self.message(setup, kind, policy, now);
             msg.recipient = Some(n.recipient.to_string());
             msg.address = m.address.clone();
-            msg.level = Some(n.level);
-            msg.round = Some(n.round);
+            // Level 0: the fallback told when a policy was exhausted.
+            msg.level = (n.level > 0).then_some(n.level);
+            msg.round = (n.level > 0).then_some(n.round);
+            if n.level == 0 && kind == MessageKind::Trigger {
+                msg.change = Some(format!("escalation policy {policy} exhausted: nobody acknowledged; you are its fallback"));
+            }
             msg.labels.insert("escalation_policy".into(), policy.to_owned());
             msg.labels.insert("target".into(), n.target.to_string());
             if let (MessageKind::Trigger, Some(key), Some(base)) = (kind, &self.ack_key, &setup.base_url) {

@@ -441,3 +441,25 @@ async fn one_person_on_two_policies_is_paged_once_per_step() {
     let resolves = pages(&store, id).await.into_iter().filter(|(r, k)| r == "alice" && k == "resolve").count();
     assert_eq!(resolves, 1);
 }
+
+#[tokio::test]
+async fn an_exhausted_policy_pages_its_fallback_and_the_timeline_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let mut s = setup();
+    let policy: EscalationPolicy = serde_json::from_value(serde_json::json!({
+        "name": "payments", "levels": [{"delay_minutes": 5, "targets": [{"schedule": "payments-primary"}]}], "fallback": [{"user": "carol"}]
+    }))
+    .unwrap();
+    s.policies.insert("payments".into(), policy);
+    let d = driver(&store, s);
+    let id = open(&store, "checkout errors", t(0)).await;
+    d.step(t(0)).await.unwrap();
+    d.step(t(300)).await.unwrap();
+    assert_eq!(pages(&store, id).await, [("alice".to_owned(), "trigger".to_owned()), ("carol".to_owned(), "trigger".to_owned())]);
+    let carol = store.notifications(id).await.unwrap().into_iter().find(|r| r.recipient == "carol").unwrap();
+    assert_eq!(carol.payload["change"], "escalation policy payments exhausted: nobody acknowledged; you are its fallback");
+    let (_, timeline) = store.incident(id).await.unwrap().unwrap();
+    let want = "escalation: payments: escalation policy payments exhausted: nobody acknowledged after 1 round(s); fallback notified: carol (via user:carol)";
+    assert!(notes(&timeline).contains(&want.to_owned()), "{:#?}", notes(&timeline));
+}
