@@ -214,6 +214,18 @@ pub trait Store: Send + Sync {
     /// The incident's state and full timeline.
     async fn incident(&self, id: IncidentId) -> Result<Option<(Incident, Vec<TimelineEvent>)>>;
 
+    /// The short numbers (#42) of these incidents, where they have one
+    /// (numbers are handed out at creation, in order, and never reused).
+    /// The default knows none.
+    async fn incident_numbers(&self, _ids: &[IncidentId]) -> Result<std::collections::HashMap<IncidentId, u64>> {
+        Ok(std::collections::HashMap::new())
+    }
+
+    /// The incident with this short number, if any. The default knows none.
+    async fn incident_by_number(&self, _number: u64) -> Result<Option<IncidentId>> {
+        Ok(None)
+    }
+
     /// The incident's current state alone, without its timeline: for a
     /// reader that needs only the status (the engine checking whether a
     /// person resolved it). This default folds the timeline; `SqlStore`
