@@ -143,7 +143,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let store = faultline_server::open_store(&config).await?;
     // Ingest needs a token: the simulator and the demo's Prometheus alert
     // send this one (scope ingest, so it can do nothing else).
-    let (_, ingest_token) = faultline_server::auth::create_token(&store, "demo-simulator", faultline_store::TokenScope::Ingest, clock.now()).await?;
+    let (_, ingest_token) = faultline_server::auth::create_token(&store, "demo-simulator", faultline_store::TokenScope::Ingest, None, clock.now()).await?;
     let app = faultline_server::App::with_store(config, store.clone(), clock.clone());
     let listener = app.bind().await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -151,7 +151,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(app.run(listener, async move {
         let _ = stop_rx.await;
     }));
-    let (_, token) = faultline_server::auth::create_token(&store, SECOND_LEVEL, faultline_store::TokenScope::Admin, clock.now()).await?;
+    let (_, token) = faultline_server::auth::create_token(
+        &store,
+        SECOND_LEVEL,
+        faultline_store::TokenScope::Admin,
+        Some(faultline_core::UserId::new(SECOND_LEVEL)?),
+        clock.now(),
+    )
+    .await?;
 
     println!("Faultline demo: {} — {}", sc.name, sc.description);
     println!("store:    {}/faultline.db (SQLite)", dir.display());

@@ -53,6 +53,15 @@ enum IncidentsCommand {
         severity: String,
         #[arg(long)]
         summary: Option<String>,
+        /// A service it concerns (repeatable): its owner team is paged.
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// A flow it impacts (repeatable): the flow's owner team is paged.
+        #[arg(long = "flow")]
+        flows: Vec<String>,
+        /// The team that owns the response (overrides the catalogue's owners).
+        #[arg(long)]
+        team: Option<String>,
     },
     /// Acknowledge: someone is on it.
     Ack { id: String },
@@ -172,7 +181,9 @@ pub async fn run(args: IncidentsArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         IncidentsCommand::Show { id } => client.incident(&id).await?,
-        IncidentsCommand::Declare { title, severity, summary } => client.create_incident(&api::CreateIncident { title, severity, summary }).await?,
+        IncidentsCommand::Declare { title, severity, summary, services, flows, team } => {
+            client.create_incident(&api::CreateIncident { title, severity, summary, services, flows, team }).await?
+        }
         IncidentsCommand::Ack { id } => client.transition(&id, "ack", &api::TransitionRequest::default()).await?,
         IncidentsCommand::Mitigate { id, note } => client.transition(&id, "mitigate", &api::TransitionRequest { note }).await?,
         IncidentsCommand::Resolve { id, note } => client.transition(&id, "resolve", &api::TransitionRequest { note }).await?,

@@ -17,7 +17,7 @@
 
 use async_trait::async_trait;
 use faultline_core::incident::{Incident, IncidentStatus, Severity, TimelineEvent, TransitionError};
-use faultline_core::{IncidentId, Timestamp};
+use faultline_core::{IncidentId, Timestamp, UserId};
 
 pub mod commands;
 pub mod health;
@@ -174,6 +174,9 @@ pub struct TokenRecord {
     pub token_hash: String,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// The user (of the response configuration) the token belongs to:
+    /// actions through it are recorded as that user. `None` for automation.
+    pub user: Option<UserId>,
 }
 
 /// Which incidents to list. Newest first.
@@ -219,6 +222,18 @@ pub trait Store: Send + Sync {
 
     /// The incident's state and full timeline.
     async fn incident(&self, id: IncidentId) -> Result<Option<(Incident, Vec<TimelineEvent>)>>;
+
+    /// The short numbers (#42) of these incidents, where they have one
+    /// (numbers are handed out at creation, in order, and never reused).
+    /// The default knows none.
+    async fn incident_numbers(&self, _ids: &[IncidentId]) -> Result<std::collections::HashMap<IncidentId, u64>> {
+        Ok(std::collections::HashMap::new())
+    }
+
+    /// The incident with this short number, if any. The default knows none.
+    async fn incident_by_number(&self, _number: u64) -> Result<Option<IncidentId>> {
+        Ok(None)
+    }
 
     /// The incident's current state alone, without its timeline: for a
     /// reader that needs only the status (the engine checking whether a

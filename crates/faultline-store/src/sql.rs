@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use faultline_core::incident::{Incident, IncidentStatus, Severity, TimelineEvent};
-use faultline_core::{IncidentId, Timestamp};
+use faultline_core::{IncidentId, Timestamp, UserId};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Executor, Row};
@@ -291,6 +291,11 @@ fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
         token_hash: row.try_get("token_hash").map_err(db)?,
         created_at: Timestamp::from_millis(row.try_get("created_at").map_err(db)?),
         revoked_at: row.try_get::<Option<i64>, _>("revoked_at").map_err(db)?.map(Timestamp::from_millis),
+        user: row
+            .try_get::<Option<String>, _>("user_id")
+            .map_err(db)?
+            .map(|u| UserId::new(&u).map_err(|e| StoreError::Corrupt(format!("token user {u:?}: {e}"))))
+            .transpose()?,
     })
 }
 
@@ -316,20 +321,32 @@ async fn insert_events(conn: &mut sqlx::AnyConnection, id: IncidentId, events: &
     Ok(())
 }
 
-async fn create_in(conn: &mut sqlx::AnyConnection, id: IncidentId, opened: &TimelineEvent) -> Result<Incident> {
+/// Serialises the numbering of new incidents on PostgreSQL (SQLite has one
+/// writer anyway), so two creations never draw the same short number.
+const PG_NUMBER_LOCK: i64 = 0x666c_6e75_6d62;
+
+async fn create_in(conn: &mut sqlx::AnyConnection, backend: Backend, id: IncidentId, opened: &TimelineEvent) -> Result<Incident> {
     let incident = Incident::fold(id, std::slice::from_ref(opened))?;
-    sqlx::query("INSERT INTO incidents (id, title, severity, status, version, opened_at, updated_at, state_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-        .bind(id.to_string())
-        .bind(&incident.title)
-        .bind(incident.severity.as_str())
-        .bind(incident.status.as_str())
-        .bind(to_i64(incident.version))
-        .bind(incident.opened_at.as_millis())
-        .bind(incident.updated_at.as_millis())
-        .bind(to_json(&incident)?)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("incident {id}")) } else { busy_or_db(e) })?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_NUMBER_LOCK).execute(&mut *conn).await.map_err(db)?;
+    }
+    // The short number: one more than the highest handed out (never reused:
+    // incidents are never deleted).
+    sqlx::query(
+        "INSERT INTO incidents (id, title, severity, status, version, opened_at, updated_at, state_json, number)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT COALESCE(MAX(number), 0) + 1 FROM incidents))",
+    )
+    .bind(id.to_string())
+    .bind(&incident.title)
+    .bind(incident.severity.as_str())
+    .bind(incident.status.as_str())
+    .bind(to_i64(incident.version))
+    .bind(incident.opened_at.as_millis())
+    .bind(incident.updated_at.as_millis())
+    .bind(to_json(&incident)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("incident {id}")) } else { busy_or_db(e) })?;
     insert_events(conn, id, std::slice::from_ref(opened)).await?;
     Ok(incident)
 }
@@ -440,7 +457,7 @@ fn group_id_from_row(row: &AnyRow) -> Result<u64> {
 #[async_trait]
 impl Store for SqlStore {
     async fn create_incident(&self, id: IncidentId, opened: &TimelineEvent) -> Result<Incident> {
-        transaction!(self, |tx| create_in(tx, id, opened).await)
+        transaction!(self, |tx| create_in(tx, self.backend, id, opened).await)
     }
 
     async fn append(&self, id: IncidentId, expected_version: u64, events: &[TimelineEvent]) -> Result<Incident> {
@@ -499,7 +516,7 @@ impl Store for SqlStore {
         transaction!(self, |tx| {
             let mut out = Vec::with_capacity(turn.create.len() + turn.update.len());
             for (id, opened) in &turn.create {
-                out.push((*id, create_in(tx, *id, opened).await?));
+                out.push((*id, create_in(tx, self.backend, *id, opened).await?));
             }
             for (id, decide) in turn.update {
                 out.push((id, update_in(tx, id, decide).await?.0));
@@ -528,6 +545,36 @@ impl Store for SqlStore {
         let timeline = rows.iter().map(event_from_row).collect::<Result<Vec<_>>>()?;
         let incident = Incident::fold(id, &timeline).map_err(|e| StoreError::Corrupt(format!("incident {id}: {e}")))?;
         Ok(Some((incident, timeline)))
+    }
+
+    async fn incident_numbers(&self, ids: &[IncidentId]) -> Result<std::collections::HashMap<IncidentId, u64>> {
+        let mut out = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(crate::MAX_BATCH_IDS) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            // Only numbered placeholders are formatted in; values are bound.
+            let sql = format!("SELECT id, number FROM incidents WHERE id IN ({}) AND number IS NOT NULL", placeholders.join(", "));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            for row in q.fetch_all(&self.pool).await.map_err(db)? {
+                let id: String = row.try_get("id").map_err(db)?;
+                let n: i64 = row.try_get("number").map_err(db)?;
+                let id = id.parse().map_err(|_| StoreError::Corrupt(format!("incident id {id:?} in the incidents table")))?;
+                out.insert(id, u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("incident number {n}")))?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn incident_by_number(&self, number: u64) -> Result<Option<IncidentId>> {
+        let Ok(n) = i64::try_from(number) else { return Ok(None) };
+        let row = sqlx::query("SELECT id FROM incidents WHERE number = $1").bind(n).fetch_optional(&self.pool).await.map_err(db)?;
+        row.map(|r| {
+            let id: String = r.try_get("id").map_err(db)?;
+            id.parse().map_err(|_| StoreError::Corrupt(format!("incident id {id:?} in the incidents table")))
+        })
+        .transpose()
     }
 
     async fn incident_state(&self, id: IncidentId) -> Result<Option<Incident>> {
@@ -600,13 +647,14 @@ impl Store for SqlStore {
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<()> {
-        let q = sqlx::query("INSERT INTO api_tokens (id, name, scope, token_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        let q = sqlx::query("INSERT INTO api_tokens (id, name, scope, token_hash, created_at, revoked_at, user_id) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&token.id)
             .bind(&token.name)
             .bind(token.scope.as_str())
             .bind(&token.token_hash)
             .bind(token.created_at.as_millis())
-            .bind(token.revoked_at.map(Timestamp::as_millis));
+            .bind(token.revoked_at.map(Timestamp::as_millis))
+            .bind(token.user.as_ref().map(|u| u.as_str().to_owned()));
         self.execute_write(q, |e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("token named {:?}", token.name)) } else { db(e) }).await?;
         Ok(())
     }

@@ -3,8 +3,10 @@
 //! free port, the incidents commands, SIGTERM and restart.
 
 mod comms;
+mod config;
 mod e2e;
 mod ingest;
+mod people;
 mod response;
 mod storm;
 mod support;

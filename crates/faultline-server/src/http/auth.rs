@@ -33,9 +33,13 @@ pub struct AdminAccess(pub TokenRecord);
 pub struct IngestAccess(pub Option<TokenRecord>);
 
 impl AdminAccess {
-    /// Who the timeline records as having acted.
+    /// Who the timeline records as having acted: the token's user, else
+    /// the token (automation).
     pub fn actor(&self) -> Actor {
-        Actor::Token(self.0.name.clone())
+        match &self.0.user {
+            Some(u) => Actor::User(u.clone()),
+            None => Actor::Token(self.0.name.clone()),
+        }
     }
 }
 

@@ -478,6 +478,17 @@ fn percent_decode(s: &str) -> String {
 }
 
 async fn post_silence(State(state): State<AppState>, admin: AdminAccess, ApiJson(mut s): ApiJson<Silence>) -> Result<Json<api::SilenceCreated>, ApiError> {
+    if s.created_by.trim().is_empty() {
+        match &admin.0.user {
+            Some(u) => s.created_by = u.to_string(),
+            None => {
+                return Err(ApiError::bad_request(
+                    "invalid_silence",
+                    format!("createdBy is required: token {:?} belongs to no user (faultline silences add --created-by NAME)", admin.0.name),
+                ));
+            }
+        }
+    }
     s.validate().map_err(|e| ApiError::bad_request("invalid_silence", e.to_string()))?;
     let now = state.clock.now();
     let r = rs(&state);

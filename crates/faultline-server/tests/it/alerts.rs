@@ -32,7 +32,7 @@ async fn start(config: Config) -> H {
     app.start_engine(std::future::pending());
     let token = |name: &'static str, scope| {
         let store = store.clone();
-        async move { faultline_server::auth::create_token(&store, name, scope, Timestamp::from_secs(0)).await.unwrap().1 }
+        async move { faultline_server::auth::create_token(&store, name, scope, None, Timestamp::from_secs(0)).await.unwrap().1 }
     };
     let (ingest, read, admin) = (token("prometheus", TokenScope::Ingest).await, token("viewer", TokenScope::Read).await, token("ops", TokenScope::Admin).await);
     H { app_router: app.router(), ingest, read, admin, engine: app.state().engine.clone(), store, _dir: dir }
@@ -296,7 +296,7 @@ async fn a_full_engine_queue_answers_503_with_retry_after() {
     // cannot be the one that fills the queue here.)
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
-    let (_, token) = faultline_server::auth::create_token(&store, "prometheus", TokenScope::Ingest, Timestamp::from_secs(0)).await.unwrap();
+    let (_, token) = faultline_server::auth::create_token(&store, "prometheus", TokenScope::Ingest, None, Timestamp::from_secs(0)).await.unwrap();
     let app = App::with_store(Config { engine_queue: 1, ..Config::default() }, store, Arc::new(FixedClock(Timestamp::from_secs(0))));
     let router = app.router();
     let post = |router: axum::Router| async move {
@@ -329,7 +329,7 @@ async fn prometheus_sends_alerts_to_faultline_unchanged() {
     let config = Config { listen: "127.0.0.1:0".parse().unwrap(), otlp_grpc_listen: None, otlp_http_listen: None, ..Config::default() };
     // Prometheus sends alerts with `authorization` (Bearer) and remote-writes
     // with `basic_auth` (the token as the password): both with one ingest token.
-    let (_, token) = faultline_server::auth::create_token(&store, "prometheus", TokenScope::Ingest, Timestamp::from_secs(0)).await.unwrap();
+    let (_, token) = faultline_server::auth::create_token(&store, "prometheus", TokenScope::Ingest, None, Timestamp::from_secs(0)).await.unwrap();
     let app = App::with_store(config, store.clone(), Arc::new(faultline_server::clock::SystemClock));
     let ingest = app.state().ingest.clone();
     let listener = app.bind().await.unwrap();

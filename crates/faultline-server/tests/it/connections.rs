@@ -43,7 +43,7 @@ impl Served {
         let _ = faultline_server::serve::raise_fd_limit();
         let dir = tempfile::tempdir().unwrap();
         let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
-        let (_, ingest_token) = faultline_server::auth::create_token(&store, "prometheus", TokenScope::Ingest, Timestamp::from_secs(0)).await.unwrap();
+        let (_, ingest_token) = faultline_server::auth::create_token(&store, "prometheus", TokenScope::Ingest, None, Timestamp::from_secs(0)).await.unwrap();
         let config = Config { listen: "127.0.0.1:0".parse().unwrap(), otlp_http_listen: None, ..config };
         let app = App::with_store(config, store, Arc::new(faultline_server::clock::SystemClock));
         let listener = app.bind().await.unwrap();
