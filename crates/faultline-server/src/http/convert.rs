@@ -76,7 +76,7 @@ fn findings(timeline: &[TimelineEvent]) -> Vec<api::FindingView> {
     let mut out: Vec<api::FindingView> = Vec::new();
     for ev in timeline {
         match &ev.event {
-            IncidentEvent::SymptomAttached { member, evidence } => match out.iter_mut().find(|f| &f.member == member) {
+            IncidentEvent::SymptomAttached { member, evidence, .. } => match out.iter_mut().find(|f| &f.member == member) {
                 Some(f) => {
                     f.evidence = evidence.clone();
                     f.active = true;
