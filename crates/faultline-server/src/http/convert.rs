@@ -11,6 +11,8 @@ use faultline_core::incident::{Incident, IncidentEvent, TimelineEvent};
 pub fn incident(inc: &Incident, timeline: Option<&[TimelineEvent]>) -> api::Incident {
     api::Incident {
         id: inc.id.to_string(),
+        // The store's, not the timeline's: filled in by `incidents::numbered`.
+        number: None,
         title: inc.title.clone(),
         public_title: inc.public_title.clone(),
         summary: inc.summary.clone(),
