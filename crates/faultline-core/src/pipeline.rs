@@ -157,6 +157,37 @@ impl Pipeline {
             .filter(|m| m.active && m.finding.as_ref().is_some_and(|f| self.detectors.clears(&f.kind)))
             .map(|m| (m.key.clone(), None))
             .collect();
+        self.rederive_group_state();
+    }
+
+    /// What this pipeline keeps per open group beside the correlator (alert
+    /// floors, current severities, automatic titles), derived again from the
+    /// restored groups, so after a restart an alert still raises its
+    /// incident and a finding-born title still follows the origin. The
+    /// severity is taken as the group's suggestion: the incident may stand
+    /// higher (a person raised it), and the core refuses a suggested change
+    /// that would not raise it.
+    fn rederive_group_state(&mut self) {
+        self.severities.clear();
+        self.alert_floors.clear();
+        self.noted_lower.clear();
+        self.auto_titles.clear();
+        let open: Vec<(GroupId, CausalChain)> = self.correlator.open_groups().map(|g| (g.id, g.chain.clone())).collect();
+        for (gid, chain) in open {
+            let Some(g) = self.correlator.group(gid) else { continue };
+            let floor = g.members.keys().filter_map(|k| self.alert_suggestion(gid, k)).min_by(|a, b| a.0.cmp(&b.0));
+            // The member that opened the group: the earliest seen.
+            let opener = g.members.values().min_by_key(|m| (m.first_seen, m.key.clone()));
+            let auto = opener.and_then(|m| m.finding.as_ref().map(|f| (m.key.clone(), finding_title(f, chain.origins.first().map(|o| &o.subject)))));
+            if let Some(f) = floor {
+                self.alert_floors.insert(gid, f);
+            }
+            let (severity, _) = self.effective_suggestion(gid, &chain);
+            self.severities.insert(gid, severity);
+            if let Some(a) = auto {
+                self.auto_titles.insert(gid, a);
+            }
+        }
     }
 
     /// Clears the carried findings whose deadline passed.
@@ -812,6 +843,39 @@ mod restart_tests {
         assert_eq!(after.carried().count(), 0);
         assert!(after.tick(t(1000)).is_empty());
         assert!(after.correlator().open_groups().next().is_some_and(|g| g.members.values().all(|m| m.active)));
+    }
+
+    /// After a restart an alert still raises its incident: a critical alert
+    /// joining a warning-born incident makes it SEV1 (the pipeline's
+    /// per-group severities were lost with the process).
+    #[test]
+    fn after_a_restart_a_more_severe_alert_still_raises_the_incident() {
+        use crate::signal::{AlertState, ExternalAlert};
+        let alert = |fp: &str, severity: &str| {
+            Signal::Alert(ExternalAlert {
+                source: "alertmanager".into(),
+                fingerprint: fp.into(),
+                state: AlertState::Firing,
+                summary: String::new(),
+                labels: BTreeMap::from([
+                    ("alertname".into(), "PaymentsErrors".into()),
+                    ("service".into(), "payments".into()),
+                    ("severity".into(), severity.into()),
+                ]),
+                starts_at: t(0),
+                ends_at: None,
+            })
+        };
+        let mut before = pipeline();
+        let opened = before.observe_signal(&alert("a1", "warning"), t(0));
+        assert!(opened.iter().any(|a| matches!(a, IncidentAction::Open { severity: Severity::Sev3, .. })), "{opened:#?}");
+        let mut after = pipeline();
+        after.restore_correlator(before.correlator().clone());
+        let joined = after.observe_signal(&alert("a2", "critical"), t(10));
+        assert!(
+            joined.iter().any(|a| matches!(a, IncidentAction::Record { event: IncidentEvent::SeverityChanged { to: Severity::Sev1, .. }, .. })),
+            "{joined:#?}"
+        );
     }
 
     /// Findings of detectors that never report clears (a missed check-in)
