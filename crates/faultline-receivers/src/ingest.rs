@@ -311,7 +311,7 @@ fn forward(shared: &Shared, s: Signal) {
 
 fn publish_counters(shared: &Shared, c: GraphCounters) {
     let mut last = shared.last_counters.lock().unwrap_or_else(|p| p.into_inner());
-    let pairs: [(&str, u64, u64); 16] = [
+    let pairs: [(&str, u64, u64); 20] = [
         ("spans_observed", c.spans_observed, last.spans_observed),
         ("spans_out_of_range", c.spans_out_of_range, last.spans_out_of_range),
         ("spans_invalid_service", c.spans_invalid_service, last.spans_invalid_service),
@@ -328,6 +328,10 @@ fn publish_counters(shared: &Shared, c: GraphCounters) {
         ("metric_series_dropped", c.metric_series_dropped, last.metric_series_dropped),
         ("late_after_emit", c.late_after_emit, last.late_after_emit),
         ("names_dropped", c.names_dropped, last.names_dropped),
+        ("services_evicted", c.services_evicted, last.services_evicted),
+        ("services_aged_out", c.services_aged_out, last.services_aged_out),
+        ("interactions_evicted", c.interactions_evicted, last.interactions_evicted),
+        ("metric_series_evicted", c.metric_series_evicted, last.metric_series_evicted),
     ];
     for (name, now, before) in pairs {
         if now > before {
