@@ -553,3 +553,61 @@ fn sorted_median_mad_matches_selection_and_the_baseline_stays_in_step() {
         assert_eq!(b.sorted_values(), want.as_slice());
     }
 }
+
+/// Feeds `steps` (a tick after each) and returns (kind, step) of every finding.
+fn run(d: &mut dyn Detector, steps: Vec<Vec<Signal>>) -> Vec<(String, usize)> {
+    let mut got = Vec::new();
+    for (i, signals) in steps.into_iter().enumerate() {
+        for s in &signals {
+            got.extend(d.observe(s, at(i)).into_iter().map(|f| (f.kind, i)));
+        }
+        got.extend(d.tick(at(i) + Duration::from_secs(1)).into_iter().map(|f| (f.kind, i)));
+    }
+    got
+}
+
+/// Puts a flood of `super::MAX_TRACKED_KEYS - 1` distinct keys, then the
+/// step's own signals, then one more distinct key into step `at_step`: the
+/// table fills, the real key is seen again, and the last junk key evicts
+/// the least recently seen — the first junk key, not the real one.
+fn flood(mut steps: Vec<Vec<Signal>>, at_step: usize, junk: impl Fn(usize) -> Vec<Signal>) -> Vec<Vec<Signal>> {
+    let own = std::mem::take(&mut steps[at_step]);
+    let n = super::MAX_TRACKED_KEYS - 1;
+    steps[at_step] = (0..n).flat_map(&junk).chain(own).chain(junk(n)).collect();
+    steps
+}
+
+#[test]
+fn the_canary_table_is_capped_and_evicts_the_least_recently_seen_metric() {
+    let make = |i, bad| {
+        vec![
+            metric("order_total", "checkout", &[("role", "baseline")], i, 100.0 + (i % 3) as f64),
+            metric("order_total", "checkout", &[("role", "canary")], i, if bad { 160.0 } else { 100.0 + (i % 2) as f64 }),
+        ]
+    };
+    let junk = |n: usize| vec![metric(&format!("junk_{n}"), "checkout", &[("role", "canary")], 10, 1.0)];
+    let mut d = CanaryDetector::default();
+    let got = run(&mut d, flood(healthy_then(40, 20, make), 10, junk));
+    // One entry per distinct metric name, never removed, was 1.47 GB under a flood.
+    assert_eq!(d.evicted(), 1);
+    // The real canary was not the one evicted: it fires as without the flood.
+    assert_eq!(got, vec![("canary_divergence".to_owned(), 22)]);
+}
+
+#[test]
+fn the_exhaustion_table_is_capped_and_evicts_the_least_recently_seen_resource() {
+    let make = |i: usize, bad: bool| {
+        let used = if bad { (10 + 2 * (i as i64 - 20)).min(50) } else { 10 } as f64;
+        vec![metric("pool_size", "payments", &[("resource", "db-pool")], i, 50.0), metric("pool_in_use", "payments", &[("resource", "db-pool")], i, used)]
+    };
+    // One entry per distinct `resource` label, never removed, before the cap.
+    let junk = |n: usize| {
+        let r = format!("junk-{n}");
+        vec![metric("pool_size", "payments", &[("resource", &r)], 10, 100.0), metric("pool_in_use", "payments", &[("resource", &r)], 10, 1.0)]
+    };
+    let mut d = ExhaustionDetector::default();
+    let got = run(&mut d, flood(healthy_then(40, 20, make), 10, junk));
+    // One junk size and one junk series evicted; the real pool kept its history.
+    assert_eq!(d.evicted(), 2);
+    assert_eq!(got, vec![("resource_exhaustion".to_owned(), 36)]);
+}
