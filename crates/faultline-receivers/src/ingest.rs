@@ -378,8 +378,14 @@ async fn consume(mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>) {
                                     g.observe_metric_samples(name, &l, None, samples, t);
                                 }
                                 if forward_points {
-                                    let labels: std::collections::BTreeMap<String, String> =
-                                        labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+                                    // Clipped like the graph's copy (and the OTLP decoder's):
+                                    // the detectors hold what they are sent.
+                                    use faultline_core::bounded::{MAX_LABEL_NAME_BYTES, MAX_LABEL_VALUE_BYTES, clip};
+                                    let labels: std::collections::BTreeMap<String, String> = labels
+                                        .iter()
+                                        .map(|(k, v)| (clip(k, MAX_LABEL_NAME_BYTES).to_owned(), clip(v, MAX_LABEL_VALUE_BYTES).to_owned()))
+                                        .collect();
+                                    let name = clip(name, MAX_LABEL_NAME_BYTES);
                                     for &(at, value) in samples {
                                         points.push(MetricPoint { name: name.to_owned(), labels: labels.clone(), service: None, at, value });
                                     }
