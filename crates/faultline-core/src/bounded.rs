@@ -60,6 +60,14 @@ pub struct LruMap<K: Ord + Clone, V> {
     evicted: u64,
 }
 
+/// An unbounded map that still keeps the recency order (for an owner that
+/// evicts by its own rule, with `pop_oldest`).
+impl<K: Ord + Clone, V> Default for LruMap<K, V> {
+    fn default() -> LruMap<K, V> {
+        LruMap::new(usize::MAX)
+    }
+}
+
 impl<K: Ord + Clone, V> LruMap<K, V> {
     /// A map of at most `cap` entries (at least one).
     pub fn new(cap: usize) -> LruMap<K, V> {

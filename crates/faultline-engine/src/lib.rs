@@ -219,6 +219,7 @@ impl Engine {
 
     fn refresh_bounds(&self) {
         let mut all: Vec<(String, u64)> = self.pipeline.detectors().evicted().into_iter().map(|(name, n)| (format!("detector:{name}"), n)).collect();
+        all.push(("correlator_members".to_owned(), self.pipeline.correlator().evicted()));
         all.sort();
         *self.bounds.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = all;
     }

@@ -41,6 +41,9 @@ const MAX_DEDUP_KEY: usize = 255;
 /// Labels per alert and bytes per label: bounded so an alert cannot grow memory.
 const MAX_LABELS: usize = faultline_core::bounded::MAX_LABELS;
 const MAX_LABEL_BYTES: usize = faultline_core::bounded::MAX_LABEL_VALUE_BYTES;
+/// Most label bytes of one alert in all: with the correlator's member cap
+/// (`max_members`, 20,000) this bounds what alerts held can take (≈ 160 MiB).
+const MAX_ALERT_LABEL_BYTES: usize = 8 << 10;
 /// Longest identifier (fingerprint, routing key, probe name or location):
 /// refused rather than clipped, since clipping would merge distinct alerts.
 const MAX_KEY_BYTES: usize = faultline_core::bounded::MAX_KEY_BYTES;
@@ -96,6 +99,9 @@ fn bounded_labels(field: &str, labels: BTreeMap<String, String>, errors: &mut Ve
     }
     if labels.iter().any(|(k, v)| k.len() + v.len() > MAX_LABEL_BYTES) {
         errors.push(format!("{field}: a label is longer than {MAX_LABEL_BYTES} bytes"));
+    }
+    if labels.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() > MAX_ALERT_LABEL_BYTES {
+        errors.push(format!("{field}: more than {MAX_ALERT_LABEL_BYTES} bytes of labels in all"));
     }
     labels
 }
@@ -677,6 +683,9 @@ mod tests {
         let service = "s".repeat(MAX_LABEL_BYTES + 1);
         let generic = format!(r#"{{"title":"x","service":"{service}"}}"#);
         assert_eq!(decode_generic(generic.as_bytes(), now()).unwrap_err(), [format!("labels: a label is longer than {MAX_LABEL_BYTES} bytes")]);
+        let many: BTreeMap<String, String> = (0..20).map(|i| (format!("l{i}"), "v".repeat(500))).collect();
+        let body = serde_json::to_vec(&json!([{ "labels": many }])).unwrap();
+        assert_eq!(decode_am_v2(&body, now()).unwrap_err(), [format!("[0].labels: more than {MAX_ALERT_LABEL_BYTES} bytes of labels in all")]);
         // At the limit they are accepted as they are.
         let ok = "k".repeat(MAX_KEY_BYTES);
         let generic = format!(r#"{{"title":"x","dedup_key":"{ok}"}}"#);
