@@ -98,6 +98,18 @@ impl Pipeline {
         self
     }
 
+    /// The detectors' baselines worth keeping across a restart
+    /// (`DetectorSet::learned`).
+    pub fn learned(&self) -> BTreeMap<String, serde_json::Value> {
+        self.detectors.learned()
+    }
+
+    /// Gives the detectors back their baselines from an earlier run; the
+    /// names of those that refused theirs, with why.
+    pub fn relearn(&mut self, saved: BTreeMap<String, serde_json::Value>) -> Vec<String> {
+        self.detectors.relearn(saved)
+    }
+
     /// Findings carried across a restart still waiting to fire again.
     pub fn carried(&self) -> impl Iterator<Item = &MemberKey> {
         self.carried.keys()

@@ -317,6 +317,33 @@ impl Engine {
         Ok(closed)
     }
 
+    /// Gives the detectors back the baselines an earlier run saved
+    /// (`save_learned`), so detection needs no warm-up after a restart. An
+    /// unreadable save is logged and detection learns afresh.
+    pub async fn restore_learned(&mut self) -> Result<(), StoreError> {
+        let Some(json) = self.store.load_state(LEARNED_STATE_KEY).await? else { return Ok(()) };
+        match serde_json::from_str(&json) {
+            Ok(saved) => {
+                for refusal in self.pipeline.relearn(saved) {
+                    tracing::warn!(%refusal, "a detector's saved baselines were refused; it learns afresh");
+                }
+                tracing::info!("detector baselines restored");
+            }
+            Err(e) => tracing::warn!(error = %e, "saved detector baselines unreadable; detection learns afresh"),
+        }
+        Ok(())
+    }
+
+    /// Saves the detectors' baselines (`Pipeline::learned`): every
+    /// `LEARNED_SAVE_TICKS` ticks and at shutdown.
+    /// The baselines are encoded before the returned future is awaited, so
+    /// it holds no borrow of the engine (whose detectors are not `Sync`).
+    pub fn save_learned(&self, now: Timestamp) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let json = serde_json::to_string(&self.pipeline.learned()).map_err(|e| StoreError::Corrupt(format!("cannot encode detector baselines: {e}")));
+        let store = self.store.clone();
+        async move { store.save_state(LEARNED_STATE_KEY, &json?, now).await }
+    }
+
     /// Puts the correlator and the group → incident map back to the last
     /// committed state (a fresh correlator if nothing was ever committed).
     async fn reload_committed(&mut self) -> Result<(), StoreError> {
@@ -348,10 +375,22 @@ impl Engine {
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "could not read correlator state"),
         }
+        if let Err(e) = self.restore_learned().await {
+            tracing::warn!(error = %e, "could not read detector baselines; detection learns afresh");
+        }
+        let mut ticks: u32 = 0;
         loop {
             let event = tokio::select! {
                 e = rx.recv() => match e { Some(e) => e, None => break },
-                _ = interval.tick() => Event::Tick,
+                _ = interval.tick() => {
+                    ticks = ticks.wrapping_add(1);
+                    if ticks.is_multiple_of(LEARNED_SAVE_TICKS)
+                        && let Err(e) = self.save_learned(now()).await
+                    {
+                        tracing::warn!(error = %e, "could not save detector baselines");
+                    }
+                    Event::Tick
+                }
                 () = &mut shutdown => break,
             };
             // Group commit: everything already waiting joins this turn, so
@@ -366,6 +405,9 @@ impl Engine {
             if let Err(e) = self.process_turn(events, now()).await {
                 tracing::error!(error = %e, "engine could not record a correlation decision");
             }
+        }
+        if let Err(e) = self.save_learned(now()).await {
+            tracing::warn!(error = %e, "could not save detector baselines at shutdown");
         }
         tracing::info!("engine stopped");
     }
@@ -732,6 +774,13 @@ const MAX_DEFERRED_MEMBERS: usize = 2048;
 
 /// A turn whose commit takes this long (milliseconds) is logged as a warning.
 const SLOW_TURN_MS: u128 = 1000;
+
+/// The `engine_state` row the detectors' baselines are kept in.
+pub const LEARNED_STATE_KEY: &str = "detector_baselines";
+
+/// How often (in ticks) the detectors' baselines are saved while running;
+/// a crash loses at most this much learning, a clean stop none.
+const LEARNED_SAVE_TICKS: u32 = 60;
 
 /// The `engine_state` name of the whole-state save older versions wrote
 /// after every turn; read once, then replaced by the correlator rows.

@@ -15,7 +15,8 @@ use std::time::{Duration as StdDuration, SystemTime, UNIX_EPOCH};
 
 use faultline_core::catalogue::Catalogue;
 use faultline_core::graph::{
-    CatalogueDrift, DependencyGraph, DiffThresholds, EdgeSummary, GraphConfig, GraphCounters, GraphDiff, GraphView, MemoryStats, ServiceView, Span,
+    CatalogueDrift, DependencyGraph, DiffThresholds, EdgeSummary, GraphConfig, GraphCounters, GraphDiff, GraphSnapshot, GraphView, MemoryStats, RestoreReport,
+    ServiceView, Span,
 };
 use faultline_core::signal::{EdgeWindow, LogEvent, MetricPoint, Signal};
 use faultline_core::time::Timestamp;
@@ -247,6 +248,17 @@ impl Ingest {
         // A panic while holding the lock would poison it; the graph holds
         // only derived statistics, so keep serving what is there.
         self.shared.graph.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The learned graph as a bounded snapshot (`DependencyGraph::snapshot`),
+    /// for the server to keep across a restart.
+    pub fn save_graph(&self, now: Timestamp) -> GraphSnapshot {
+        self.graph().snapshot(now)
+    }
+
+    /// Takes a snapshot from an earlier run back into the graph.
+    pub fn restore_graph(&self, snapshot: GraphSnapshot, now: Timestamp) -> RestoreReport {
+        self.graph().restore(snapshot, now)
     }
 
     /// The graph over `[from, to)` (`GET /api/v1/graph`).

@@ -116,3 +116,63 @@ pub async fn serve_listeners(config: &Config, ingest: &Ingest, stop: watch::Rece
     }
     Ok(tasks)
 }
+
+/// The `engine_state` row the learned graph is kept in across restarts.
+pub const GRAPH_STATE: &str = "graph";
+
+/// How often the learned graph is saved while running (and once more at
+/// shutdown), in ticks: a crash loses at most this much of it.
+const GRAPH_SAVE_TICKS: u32 = 60;
+
+/// Puts the graph saved by an earlier run back (before traffic arrives), so
+/// `faultline graph` and the correlator's topology survive a restart. An
+/// unreadable save is logged and ignored: the graph is derived data.
+pub async fn restore_graph(store: &dyn faultline_store::Store, ingest: &Ingest, now: faultline_core::Timestamp) {
+    match store.load_state(GRAPH_STATE).await {
+        Ok(Some(json)) => match serde_json::from_str(&json) {
+            Ok(snapshot) => {
+                let r = ingest.restore_graph(snapshot, now);
+                tracing::info!(services = r.services, edges = r.edges, windows = r.windows, skipped = r.skipped, "learned graph restored");
+            }
+            Err(e) => tracing::warn!(error = %e, "saved graph unreadable; learning it afresh"),
+        },
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the saved graph; learning it afresh"),
+    }
+}
+
+async fn save_graph(store: &dyn faultline_store::Store, ingest: &Ingest, now: faultline_core::Timestamp) {
+    let snapshot = ingest.save_graph(now);
+    match serde_json::to_string(&snapshot) {
+        Ok(json) => {
+            if let Err(e) = store.save_state(GRAPH_STATE, &json, now).await {
+                tracing::warn!(error = %e, "could not save the learned graph");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not encode the learned graph"),
+    }
+}
+
+/// Saves the learned graph every `GRAPH_SAVE_TICKS` ticks and once more
+/// when `stop` turns true.
+pub fn keep_graph(
+    store: Arc<dyn faultline_store::Store>,
+    ingest: Ingest,
+    clock: Arc<dyn Clock>,
+    tick: StdDuration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(tick * GRAPH_SAVE_TICKS);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            tokio::select! {
+                _ = every.tick() => save_graph(store.as_ref(), &ingest, clock.now()).await,
+                // The guard `wait_for` returns is not Send: drop it at once.
+                () = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            }
+        }
+        save_graph(store.as_ref(), &ingest, clock.now()).await;
+    })
+}

@@ -138,6 +138,9 @@ impl App {
         let addr: SocketAddr = listener.local_addr()?;
         tracing::info!(%addr, backend = ?self.store.backend(), "faultline listening");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        ingest::restore_graph(&self.store, &self.state.ingest, self.state.clock.now()).await;
+        let graph_keeper =
+            ingest::keep_graph(self.state.store.clone(), self.state.ingest.clone(), self.state.clock.clone(), self.config.tick_interval, stop_rx.clone());
         let ingest_tasks = ingest::serve_listeners(&self.config, &self.state.ingest, stop_rx.clone()).await?;
         let clock = self.state.clock.clone();
         let probe_tasks = probes::start(&self.config.probes, self.state.engine.clone(), move || clock.now(), stop_rx.clone());
@@ -167,6 +170,8 @@ impl App {
         for task in probe_tasks.into_iter().chain(ingest_tasks) {
             let _ = task.await;
         }
+        // The graph's last save, after ingest stopped and before the store closes.
+        let _ = graph_keeper.await;
         // The engine finishes the event in hand and stops; then the database closes.
         if let Some(task) = engine_task {
             let _ = task.await;

@@ -294,3 +294,42 @@ async fn a_closed_pipe_ends_the_cli_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
 }
+
+/// A restart keeps what was learned: spans teach the graph an interaction,
+/// the server stops, and after it starts again `faultline graph` still shows
+/// it (it showed nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_learned_graph_survives_a_restart() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let token = create_token(dir.path(), "admin");
+    let server = Server::start(dir.path(), &[]);
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 - 5_000_000_000;
+    let span = |service: &str, kind: u8, id: &str, parent: &str, start: u64| {
+        json!({"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+               "scopeSpans": [{"spans": [{"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": id, "parentSpanId": parent,
+                   "name": "GET /cart", "kind": kind, "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 20_000_000).to_string()}]}]})
+    };
+    let body = json!({"resourceSpans": [span("frontend", 3, "b7ad6b7169203331", "a7ad6b7169203331", now_ns), span("cart", 2, "c7ad6b7169203331", "b7ad6b7169203331", now_ns + 1_000_000)]});
+    let resp = reqwest::Client::new().post(format!("{}/v1/traces", server.url)).bearer_auth(&token).json(&body).send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let graph = |server: &Server| {
+        let out = Command::new(BIN).args(["graph", "--json"]).env("FAULTLINE_URL", &server.url).env("FAULTLINE_TOKEN", &token).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The spans are taken in by the receivers' consumer; the graph shows them once paired.
+    let mut seen = String::new();
+    for _ in 0..200 {
+        seen = graph(&server);
+        if seen.contains("\"cart\"") && seen.contains("\"frontend\"") && seen.contains("\"requests\": 1") {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(seen.contains("\"requests\": 1"), "before the restart: {seen}");
+    server.stop();
+    let server = Server::start(dir.path(), &[]);
+    let after = graph(&server);
+    assert!(after.contains("\"cart\"") && after.contains("\"frontend\"") && after.contains("\"requests\": 1"), "after the restart: {after}");
+}

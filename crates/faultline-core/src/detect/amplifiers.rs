@@ -38,6 +38,20 @@ pub struct EdgeConfig {
     pub timeout_ratio: f64,
     pub hysteresis: HysteresisConfig,
     pub latency_hysteresis: HysteresisConfig,
+    /// Low traffic: windows with fewer than `latency_min_requests` requests
+    /// are pooled with the next ones into one longer effective window, of at
+    /// most this many windows (6: a minute of 10 s windows).
+    pub max_pool_windows: u32,
+    /// A pooled p99 is judged from this many requests (30): at a few
+    /// requests per second a minute's p99 is nearly its maximum, so it is
+    /// compared with a baseline of the same statistic, never with busy
+    /// windows' p99.
+    pub latency_min_pooled: u64,
+    /// An error-rate change must also be unlikely as chance: the exact
+    /// binomial probability of at least this many errors at the baseline
+    /// rate must be below this (1e-4), so a few errors among a few dozen
+    /// requests are not an incident.
+    pub error_alpha: f64,
 }
 
 impl Default for EdgeConfig {
@@ -57,9 +71,100 @@ impl Default for EdgeConfig {
             // maximum): it must hold for 3 windows. With 2, an hour of the
             // simulator's fault-free worlds produced two findings.
             latency_hysteresis: HysteresisConfig::counted(1.0, 0.5, 3, CLEAR_WINDOWS),
+            max_pool_windows: 6,
+            latency_min_pooled: 30,
+            error_alpha: 1e-4,
         }
     }
 }
+
+/// Windows of a quiet interaction added up until there is enough to judge.
+#[derive(Clone, Debug, Default)]
+struct Pool {
+    start: Option<Timestamp>,
+    end: Option<Timestamp>,
+    windows: u32,
+    requests: u64,
+    errors: u64,
+    timeouts: u64,
+    retries: u64,
+    /// The largest window p99 (at a few requests a window, each window's
+    /// p99 is near its maximum, so this is near the pooled p99).
+    p99_ms: f64,
+    p50_weighted: f64,
+}
+
+impl Pool {
+    fn add(&mut self, w: &EdgeWindow) {
+        self.start = Some(self.start.map_or(w.start, |s| s.min(w.start)));
+        self.end = Some(self.end.map_or(w.start + w.length, |e| e.max(w.start + w.length)));
+        self.windows += 1;
+        self.requests += w.requests;
+        self.errors += w.errors;
+        self.timeouts += w.timeouts;
+        self.retries += w.retries;
+        if w.requests > 0 {
+            self.p99_ms = self.p99_ms.max(w.p99_ms);
+            self.p50_weighted += w.p50_ms * w.requests as f64;
+        }
+    }
+
+    /// The pool as one window (exemplars of the last window kept).
+    fn window(&self, last: &EdgeWindow) -> EdgeWindow {
+        let start = self.start.unwrap_or(last.start);
+        let end = self.end.unwrap_or(last.start + last.length);
+        EdgeWindow {
+            interaction: last.interaction.clone(),
+            start,
+            length: end - start,
+            requests: self.requests,
+            errors: self.errors,
+            timeouts: self.timeouts,
+            retries: self.retries,
+            p50_ms: if self.requests > 0 { self.p50_weighted / self.requests as f64 } else { 0.0 },
+            p99_ms: self.p99_ms,
+            in_flight: last.in_flight,
+            zones: Vec::new(),
+            exemplar_trace_ids: last.exemplar_trace_ids.clone(),
+        }
+    }
+}
+
+/// P(X ≥ k) for X ~ Binomial(n, p), exactly (summed in log space from k up
+/// while the terms matter). Only called with k above the mean, where the
+/// terms fall, and n bounded by `EXACT_TEST_MAX_N`.
+pub(crate) fn binomial_upper_tail(n: u64, k: u64, p: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n || p <= 0.0 {
+        return if k > n { 0.0 } else { f64::from(u8::from(p > 0.0)) };
+    }
+    if p >= 1.0 {
+        return 1.0;
+    }
+    // ln C(n, k) = Σ_{i=1..k} ln((n − k + i) / i)
+    let ln_choose: f64 = (1..=k).map(|i| ((n - k + i) as f64 / i as f64).ln()).sum();
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    let mut ln_term = ln_choose + k as f64 * lp + (n - k) as f64 * lq;
+    let mut total = 0.0;
+    let mut j = k;
+    loop {
+        let term = ln_term.exp();
+        total += term;
+        if j == n || term < total * 1e-12 {
+            break;
+        }
+        // term(j+1) / term(j) = (n − j) / (j + 1) · p / q
+        ln_term += ((n - j) as f64 / (j + 1) as f64).ln() + lp - lq;
+        j += 1;
+    }
+    total.min(1.0)
+}
+
+/// Above this many requests the error band (4 MAD, at least
+/// `error_abs_delta`) already excludes chance; the exact test is skipped.
+const EXACT_TEST_MAX_N: u64 = 10_000;
 
 #[derive(Clone, Debug)]
 struct EdgeState {
@@ -70,6 +175,13 @@ struct EdgeState {
     lat_h: Hysteresis,
     retry_h: Hysteresis,
     timeout_h: Hysteresis,
+    /// Low-traffic windows waiting to be judged together: for the counts,
+    /// and (separately, it needs more requests) for the p99.
+    pool: Pool,
+    lat_pool: Pool,
+    /// Baseline of pooled p99s (a pool's p99 is nearly its maximum, so it
+    /// is never compared with busy windows' p99).
+    p99_pool_base: RobustBaseline,
 }
 
 impl EdgeState {
@@ -82,6 +194,9 @@ impl EdgeState {
             lat_h: Hysteresis::default(),
             retry_h: Hysteresis::default(),
             timeout_h: Hysteresis::default(),
+            pool: Pool::default(),
+            lat_pool: Pool::default(),
+            p99_pool_base: RobustBaseline::new(c.baseline_windows, c.warmup_windows),
         }
     }
 }
@@ -116,6 +231,30 @@ impl Ingress {
         }
     }
 }
+
+/// What `EdgeDetectors` keeps across a restart: each interaction's
+/// baselines (error ratio, p99, request rate) and each service's ingress
+/// baseline, as the values they hold. Firing state is not kept: a condition
+/// that still holds fires again from the restored baseline within its
+/// hysteresis, and one that stopped is cleared by the pipeline's re-check.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedEdgeDetectors {
+    edges: Vec<SavedEdgeBaselines>,
+    ingress: Vec<(String, Vec<f64>)>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedEdgeBaselines {
+    interaction: Interaction,
+    errors: Vec<f64>,
+    p99_ms: Vec<f64>,
+    requests: Vec<f64>,
+    #[serde(default)]
+    p99_pooled_ms: Vec<f64>,
+}
+
+/// Most interactions (and services) a relearn takes back.
+const MAX_RELEARNED: usize = 100_000;
 
 /// Per-interaction detectors: error-rate change, latency change, retry
 /// amplification, timeout saturation. State lives in hash maps with a fixed
@@ -168,6 +307,50 @@ impl Detector for EdgeDetectors {
     fn clears(&self, kind: &str) -> bool {
         matches!(kind, "error_rate_change" | "latency_change" | "retry_amplification" | "timeout_saturation")
     }
+    fn learned(&self) -> Option<serde_json::Value> {
+        let mut edges: Vec<SavedEdgeBaselines> = self
+            .edges
+            .iter()
+            .map(|(i, (_, _, st))| SavedEdgeBaselines {
+                interaction: i.clone(),
+                errors: st.err_base.values().collect(),
+                p99_ms: st.p99_base.values().collect(),
+                requests: st.rate_base.values().collect(),
+                p99_pooled_ms: st.p99_pool_base.values().collect(),
+            })
+            .collect();
+        // Hash-map order is not stable: sort so the same state saves the same.
+        edges.sort_by(|a, b| a.interaction.cmp(&b.interaction));
+        let mut ingress: Vec<(String, Vec<f64>)> =
+            self.ingress_ids.iter().filter_map(|(s, &i)| Some((s.clone(), self.ingress.get(i as usize)?.base.values().collect()))).collect();
+        ingress.sort_by(|a, b| a.0.cmp(&b.0));
+        serde_json::to_value(SavedEdgeDetectors { edges, ingress }).ok()
+    }
+    fn relearn(&mut self, saved: serde_json::Value) -> Result<(), String> {
+        let saved: SavedEdgeDetectors = serde_json::from_value(saved).map_err(|e| format!("not edge baselines: {e}"))?;
+        if saved.edges.len() > MAX_RELEARNED || saved.ingress.len() > MAX_RELEARNED {
+            return Err(format!("more than {MAX_RELEARNED} saved interactions or services"));
+        }
+        let c = self.config;
+        for s in saved.ingress {
+            let i = self.ingress_id(&s.0);
+            if let Some(ing) = self.ingress.get_mut(i as usize) {
+                // `push` keeps only finite values and at most its capacity.
+                s.1.into_iter().for_each(|v| ing.base.push(v));
+            }
+        }
+        for e in saved.edges {
+            let caller = self.ingress_id(e.interaction.caller.as_str());
+            let callee = self.ingress_id(e.interaction.callee.as_str());
+            let mut st = EdgeState::new(&c);
+            e.errors.into_iter().for_each(|v| st.err_base.push(v));
+            e.p99_ms.into_iter().for_each(|v| st.p99_base.push(v));
+            e.requests.into_iter().for_each(|v| st.rate_base.push(v));
+            e.p99_pooled_ms.into_iter().for_each(|v| st.p99_pool_base.push(v));
+            self.edges.insert(e.interaction, (caller, callee, st));
+        }
+        Ok(())
+    }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Edge(w) = signal else { return Vec::new() };
         let end = w.start + w.length;
@@ -185,8 +368,74 @@ impl Detector for EdgeDetectors {
         if let Some(ing) = self.ingress.get_mut(*callee as usize) {
             ing.add(end, w.requests);
         }
+        // Low traffic: windows too quiet to judge are pooled with the next
+        // ones into a longer effective window (at most `max_pool_windows`),
+        // separately for the counts (errors, retries, timeouts: enough at
+        // `min_requests`) and for the p99 (enough at `latency_min_requests`;
+        // a pool's p99 is judged from `latency_min_pooled` against a
+        // baseline of pooled p99s). Busy windows are judged alone, as before.
+        let max_pool = c.max_pool_windows.max(1);
+        let (counts_pooled, latency_pooled);
+        let cw: Option<&EdgeWindow> = if w.requests >= c.min_requests && st.pool.windows == 0 {
+            Some(w)
+        } else {
+            st.pool.add(w);
+            if st.pool.requests < c.min_requests && st.pool.windows < max_pool {
+                None
+            } else {
+                counts_pooled = std::mem::take(&mut st.pool).window(w);
+                Some(&counts_pooled)
+            }
+        };
+        let lw: Option<(&EdgeWindow, bool)> = if w.requests >= c.latency_min_requests && st.lat_pool.windows == 0 {
+            Some((w, false))
+        } else {
+            st.lat_pool.add(w);
+            if st.lat_pool.requests < c.latency_min_requests && st.lat_pool.windows < max_pool {
+                None
+            } else {
+                latency_pooled = std::mem::take(&mut st.lat_pool).window(w);
+                Some((&latency_pooled, true))
+            }
+        };
+        let mut out: Vec<Finding> = Vec::new();
+        // Latency change (p99), only where p99 means something.
+        if let Some((lw, pooled)) = lw
+            && (!pooled || lw.requests >= c.latency_min_pooled)
+        {
+            let subject = || Subject::Interaction { interaction: lw.interaction.clone() };
+            let baseline = if pooled { &mut st.p99_pool_base } else { &mut st.p99_base };
+            if let Some((base, mad)) = baseline.stats() {
+                let limit = (base * c.latency_factor).max(base + 4.0 * mad).max(base + 5.0);
+                let value = lw.p99_ms / limit;
+                let t = st.lat_h.update(&c.latency_hysteresis, value, now);
+                if matches!(t, Transition::Cleared) {
+                    self.cleared.push(("latency_change".to_owned(), subject()));
+                }
+                if let Transition::Fired { since } = t {
+                    out.push(finding(
+                        "latency_change",
+                        subject(),
+                        FailureModel::Exhaustion,
+                        since,
+                        value,
+                        "p99_ms",
+                        lw.p99_ms,
+                        Some(base),
+                        Some(limit),
+                        lw.length,
+                    ));
+                }
+            }
+            if !pending_or_firing(&st.lat_h) {
+                let baseline = if pooled { &mut st.p99_pool_base } else { &mut st.p99_base };
+                baseline.push(lw.p99_ms);
+            }
+        }
+        let Some(w) = cw else { return out };
+        let end = w.start + w.length;
         if w.requests < c.min_requests {
-            return Vec::new();
+            return out;
         }
         let ingress = self.ingress.get_mut(*caller as usize).and_then(|ing| last_ingress(ing, end));
         let subject = || Subject::Interaction { interaction: w.interaction.clone() };
@@ -194,12 +443,17 @@ impl Detector for EdgeDetectors {
         let err = w.errors as f64 / req;
         let retry = w.retries as f64 / req;
         let timeout = w.timeouts as f64 / req;
-        let mut out: Vec<Finding> = Vec::new();
 
         // Error-rate change.
         if let Some((base, mad)) = st.err_base.stats() {
             let band = c.error_abs_delta.max(4.0 * mad);
-            let value = if err >= 2.0 * base { (err - base) / band } else { 0.0 };
+            // Chance alone, at the baseline rate? The rate is the larger of
+            // the median and the mean (at low traffic most windows hold no
+            // error, so the median says 0 while the rate is not), floored at
+            // 0.1 %: a clean baseline must not make one error a change.
+            let rate = base.max(st.err_base.mean().unwrap_or(0.0)).max(0.001);
+            let chance = w.requests <= EXACT_TEST_MAX_N && binomial_upper_tail(w.requests, w.errors, rate) >= c.error_alpha;
+            let value = if err >= 2.0 * base && !chance { (err - base) / band } else { 0.0 };
             let t = st.err_h.update(&c.hysteresis, value, now);
             if matches!(t, Transition::Cleared) {
                 self.cleared.push(("error_rate_change".to_owned(), subject()));
@@ -221,22 +475,6 @@ impl Detector for EdgeDetectors {
         }
         if !pending_or_firing(&st.err_h) {
             st.err_base.push(err);
-        }
-        // Latency change (p99), only where p99 means something.
-        let p99_ok = w.requests >= c.latency_min_requests;
-        if let Some((base, mad)) = st.p99_base.stats().filter(|_| p99_ok) {
-            let limit = (base * c.latency_factor).max(base + 4.0 * mad).max(base + 5.0);
-            let value = w.p99_ms / limit;
-            let t = st.lat_h.update(&c.latency_hysteresis, value, now);
-            if matches!(t, Transition::Cleared) {
-                self.cleared.push(("latency_change".to_owned(), subject()));
-            }
-            if let Transition::Fired { since } = t {
-                out.push(finding("latency_change", subject(), FailureModel::Exhaustion, since, value, "p99_ms", w.p99_ms, Some(base), Some(limit), w.length));
-            }
-        }
-        if p99_ok && !pending_or_firing(&st.lat_h) {
-            st.p99_base.push(w.p99_ms);
         }
         // Retry amplification: retries over budget, with the rate evidence.
         let rate_base = st.rate_base.stats().map(|(b, _)| b);

@@ -192,6 +192,18 @@ impl RobustBaseline {
             self.cached = None;
         }
     }
+    /// The mean of the values held (`None` when empty). Not robust, but
+    /// unbiased where the median is not: of sparse counts (a few errors
+    /// among dozens of requests) most windows hold none, so the median
+    /// is 0 while the rate is not.
+    pub fn mean(&self) -> Option<f64> {
+        (!self.values.is_empty()).then(|| self.values.iter().sum::<f64>() / self.values.len() as f64)
+    }
+
+    /// The values the baseline holds, oldest first (what a restart keeps).
+    pub fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        self.values.iter().copied()
+    }
     pub fn len(&self) -> usize {
         self.values.len()
     }

@@ -59,6 +59,16 @@ pub trait Detector {
     fn evicted(&self) -> u64 {
         0
     }
+    /// What this detector has learnt that is worth keeping across a restart
+    /// (its baselines, never its firing state), as JSON; `None`: nothing.
+    fn learned(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Takes back what `learned` returned in an earlier run. Bad input is
+    /// an error and leaves the detector as it was.
+    fn relearn(&mut self, _saved: serde_json::Value) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The most keys one detector table tracks (a service × metric name, a
@@ -199,6 +209,29 @@ impl DetectorSet {
             }
         }
         out
+    }
+    /// Every detector's baselines worth keeping across a restart, by name.
+    pub fn learned(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut out = std::collections::BTreeMap::new();
+        for d in &self.detectors {
+            if let Some(v) = d.learned() {
+                out.entry(d.name().to_owned()).or_insert(v);
+            }
+        }
+        out
+    }
+    /// Gives each detector back what it learnt in an earlier run; returns
+    /// the names of those that refused theirs (with why).
+    pub fn relearn(&mut self, mut saved: std::collections::BTreeMap<String, serde_json::Value>) -> Vec<String> {
+        let mut refused = Vec::new();
+        for d in &mut self.detectors {
+            if let Some(v) = saved.remove(d.name())
+                && let Err(e) = d.relearn(v)
+            {
+                refused.push(format!("{}: {e}", d.name()));
+            }
+        }
+        refused
     }
     /// Whether some detector reports clears for findings of `kind`.
     pub fn clears(&self, kind: &str) -> bool {

@@ -39,6 +39,7 @@ pub mod sketch;
 pub mod span;
 mod window;
 
+mod persist;
 mod query;
 #[cfg(test)]
 mod tests;
@@ -51,6 +52,7 @@ use crate::model::{Interaction, ServiceKind};
 use crate::signal::{EdgeWindow, MetricPoint, Signal};
 use crate::time::{Duration, Timestamp};
 
+pub use persist::{GraphSnapshot, RestoreReport};
 pub use query::{
     CatalogueDrift, DiffThresholds, EdgeChange, EdgeSummary, GraphDiff, GraphView, IngressSummary, MetricSeriesView, MetricWindowView, NodeView, ServiceView,
 };
@@ -541,7 +543,8 @@ impl DependencyGraph {
                 self.counters.services_dropped += 1;
                 return None;
             }
-            if let Some(&(_, oldest)) = self.service_order.first() {
+            // pop_first, then evict: an order entry never outlives its pop.
+            if let Some((_, oldest)) = self.service_order.pop_first() {
                 self.evict_service(oldest);
                 self.counters.services_evicted += 1;
             }
@@ -601,6 +604,16 @@ impl DependencyGraph {
         }
         self.ingress.remove(&sid);
         self.quarantine.push_back((sid, self.rotations));
+    }
+
+    /// Marks an interaction seen at `ms`, keeping its place in the eviction order.
+    pub(crate) fn touch_edge(&mut self, idx: u32, ms: i64) {
+        let Some(edge) = self.edges.get_mut(idx as usize).and_then(Option::as_mut) else { return };
+        if edge.series.last_seen_ms != ms {
+            self.edge_order.remove(&(edge.series.last_seen_ms, idx));
+            self.edge_order.insert((ms, idx));
+            edge.series.last_seen_ms = ms;
+        }
     }
 
     /// Removes one interaction from every index.
@@ -903,12 +916,8 @@ impl DependencyGraph {
         let wlen = self.window_ms();
         let Some(idx) = self.edge_index(call.caller, call.callee, call.operation, now_ms) else { return };
         // Invariant: edge_index returns the index of an occupied slot.
+        self.touch_edge(idx, now_ms);
         let Some(edge) = self.edges[idx as usize].as_mut() else { return };
-        if edge.series.last_seen_ms != now_ms {
-            self.edge_order.remove(&(edge.series.last_seen_ms, idx));
-            self.edge_order.insert((now_ms, idx));
-            edge.series.last_seen_ms = now_ms;
-        }
         let w = align(at_ms, wlen);
         if w < edge.series.emitted_before_ms {
             self.counters.late_after_emit += 1;
@@ -954,7 +963,7 @@ impl DependencyGraph {
             return None;
         }
         if self.edge_ids.len() >= self.cfg.max_interactions.max(1)
-            && let Some(&(_, oldest)) = self.edge_order.first()
+            && let Some((_, oldest)) = self.edge_order.pop_first()
         {
             self.remove_edge(oldest);
             self.counters.interactions_evicted += 1;
@@ -1117,7 +1126,7 @@ impl DependencyGraph {
                 return;
             }
             if self.metrics.len() >= self.cfg.max_metric_series.max(1)
-                && let Some(&(_, oldest)) = self.metric_order.first()
+                && let Some((_, oldest)) = self.metric_order.pop_first()
             {
                 self.remove_metric(oldest);
                 self.counters.metric_series_evicted += 1;

@@ -212,6 +212,48 @@ impl LatencySketch {
     }
 }
 
+/// A sketch as saved across a restart (`graph::persist`): its fields as
+/// they are, checked on the way back in, since a saved file is input too.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedSketch {
+    pub offset: i32,
+    pub bins: Vec<u32>,
+    pub zero: u64,
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl LatencySketch {
+    pub fn to_saved(&self) -> SavedSketch {
+        SavedSketch { offset: self.offset, bins: self.bins.clone(), zero: self.zero, count: self.count, sum: self.sum, min: self.min, max: self.max }
+    }
+
+    /// The sketch back from its saved form, or why it cannot be: too many
+    /// buckets, an offset no value in range maps to (bucket arithmetic
+    /// must not overflow), counts that do not add up, non-finite sums.
+    pub fn from_saved(s: SavedSketch) -> Result<LatencySketch, String> {
+        // Values are clamped to [MIN_VALUE_MS, ~1e15 ms] in practice; a
+        // wider margin still keeps `offset + MAX_BINS` far from i32's ends.
+        let (lo, hi) = (bucket_index(MIN_VALUE_MS) - 1, bucket_index(1e18));
+        if s.bins.len() > MAX_BINS {
+            return Err(format!("{} buckets (at most {MAX_BINS})", s.bins.len()));
+        }
+        if !s.bins.is_empty() && !(lo..=hi).contains(&s.offset) {
+            return Err(format!("bucket offset {} outside {lo}..={hi}", s.offset));
+        }
+        let binned: u64 = s.bins.iter().map(|&b| u64::from(b)).sum();
+        if binned.checked_add(s.zero) != Some(s.count) {
+            return Err(format!("count {} is not zero {} + buckets {binned}", s.count, s.zero));
+        }
+        if !(s.sum.is_finite() && s.min.is_finite() && s.max.is_finite()) || s.min > s.max {
+            return Err("sum, min or max is not a finite, ordered value".into());
+        }
+        Ok(LatencySketch { offset: s.offset, bins: s.bins, zero: s.zero, count: s.count, sum: s.sum, min: s.min, max: s.max })
+    }
+}
+
 #[inline]
 fn bucket_index(v: f64) -> i32 {
     (v.ln() / ln_gamma()).ceil() as i32

@@ -391,3 +391,49 @@ async fn a_restart_closes_the_groups_of_incidents_resolved_meanwhile() {
     assert_eq!(all.len(), 2);
     assert!(all.iter().any(|i| i.id != first && i.status.is_open()));
 }
+
+/// The detectors' baselines are saved and taken back by a restarted engine:
+/// the first faulty window after the restart opens an incident (a fresh
+/// engine would still be warming up).
+#[tokio::test]
+async fn detector_baselines_survive_a_restart() {
+    use faultline_core::signal::EdgeWindow;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let standard = |store: &SqlStore| {
+        let p = Pipeline::new(DetectorSet::standard(), config(false), Topology::default(), SeverityDefinitions::standard(vec![]));
+        Engine::new(p, Arc::new(store.clone()))
+    };
+    let window = |i: i64, errors: u64| {
+        Signal::Edge(EdgeWindow {
+            interaction: Interaction { caller: svc("checkout"), callee: svc("payments"), operation: String::new() },
+            start: t(i * 10),
+            length: Duration::from_secs(10),
+            requests: 200,
+            errors,
+            timeouts: 0,
+            retries: 0,
+            p50_ms: 20.0,
+            p99_ms: 80.0 + (i % 3) as f64,
+            in_flight: None,
+            zones: Vec::new(),
+            exemplar_trace_ids: Vec::new(),
+        })
+    };
+    let mut e = standard(&store);
+    for i in 0..40 {
+        e.process(Event::Signals(vec![window(i, 1)]), t(i * 10 + 10)).await.unwrap();
+    }
+    e.save_learned(t(400)).await.unwrap();
+    let mut after = standard(&store);
+    after.restore().await.unwrap();
+    after.restore_learned().await.unwrap();
+    after.process(Event::Signals(vec![window(41, 90)]), t(420)).await.unwrap();
+    assert_eq!(store.list_incidents(&IncidentFilter::default()).await.unwrap().len(), 1, "the restored baseline judged the first window");
+    // Without the saved baselines the same window is not judged yet.
+    let other = tempfile::tempdir().unwrap();
+    let fresh_store = SqlStore::open_sqlite(other.path()).await.unwrap();
+    let mut fresh = standard(&fresh_store);
+    fresh.process(Event::Signals(vec![window(41, 90)]), t(420)).await.unwrap();
+    assert!(fresh_store.list_incidents(&IncidentFilter::default()).await.unwrap().is_empty());
+}
