@@ -4,8 +4,10 @@
 //!
 //! Backpressure: receivers `try_send` into the queue; a full queue is
 //! answered with a retryable error (HTTP 429/503 + Retry-After, gRPC
-//! RESOURCE_EXHAUSTED/UNAVAILABLE) instead of buffering. Memory is bounded by
-//! `queue_capacity × max_decoded_bytes` plus the graph's own limits.
+//! RESOURCE_EXHAUSTED/UNAVAILABLE) instead of buffering. The queue is sized
+//! in bytes as well as batches: memory is bounded by `queue_max_bytes` (plus
+//! one batch of at most `max_decoded_bytes` taken into an empty queue) plus
+//! the graph's own limits — not `queue_capacity × max_decoded_bytes` (8 GiB).
 //!
 //! Not here: protocol decoding (`traces.rs`, `metrics.rs`) or routing
 //! (`http.rs`, `grpc.rs`).
@@ -32,6 +34,11 @@ pub struct IngestConfig {
     pub graph: GraphConfig,
     /// Batches (one per request) the queue holds before answering with backpressure (default 256).
     pub queue_capacity: usize,
+    /// Bytes the queued batches may hold in all before answering with
+    /// backpressure (default 64 MiB): what bounds the queue's memory, since
+    /// one batch may be up to `max_decoded_bytes`. A batch larger than this
+    /// is still taken when the queue is empty.
+    pub queue_max_bytes: usize,
     /// Largest request body accepted, compressed (default 8 MiB).
     pub max_body_bytes: usize,
     /// Largest body after gzip/snappy decompression (default 32 MiB).
@@ -86,6 +93,7 @@ impl Default for IngestConfig {
         IngestConfig {
             graph: GraphConfig::default(),
             queue_capacity: 256,
+            queue_max_bytes: 64 << 20,
             max_body_bytes: 8 << 20,
             max_decoded_bytes: 32 << 20,
             token: None,
@@ -107,6 +115,43 @@ pub(crate) enum Batch {
     Flush(oneshot::Sender<()>),
 }
 
+impl Batch {
+    /// What the batch holds in memory, roughly: its structs and the strings
+    /// they own (for the queue's byte budget, not exact accounting).
+    fn weight(&self) -> usize {
+        fn opt(s: &Option<std::borrow::Cow<'_, str>>) -> usize {
+            s.as_ref().map_or(0, |s| s.len())
+        }
+        match self {
+            Batch::Spans(spans) => spans
+                .iter()
+                .map(|s| {
+                    let a = &s.attributes;
+                    std::mem::size_of::<Span<'static>>()
+                        + s.name.len()
+                        + s.service.len()
+                        + s.links.len() * std::mem::size_of::<faultline_core::graph::SpanContext>()
+                        + opt(&a.peer_service)
+                        + opt(&a.server_address)
+                        + opt(&a.url)
+                        + opt(&a.db_system)
+                        + opt(&a.messaging_system)
+                        + opt(&a.messaging_destination)
+                        + opt(&a.error_type)
+                        + opt(&a.availability_zone)
+                })
+                .sum(),
+            Batch::Metrics(points) => points
+                .iter()
+                .map(|p| std::mem::size_of::<MetricPoint>() + p.name.len() + p.labels.iter().map(|(k, v)| 48 + k.len() + v.len()).sum::<usize>())
+                .sum(),
+            Batch::Logs(events) => events.iter().map(|e| std::mem::size_of::<LogEvent>() + e.severity.len() + e.body.len() + e.trace_id.as_ref().map_or(0, String::len)).sum(),
+            Batch::RemoteWrite(raw) => raw.len(),
+            Batch::Flush(_) => 0,
+        }
+    }
+}
+
 pub(crate) type Labels = Vec<(String, String)>;
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -124,6 +169,8 @@ pub(crate) struct IngestMetrics {
     pub graph_events: Family<Labels, Counter>,
     pub signals_dropped: Counter,
     pub queue_depth: Gauge,
+    /// Bytes held by queued batches (`Batch::weight`).
+    pub queue_bytes: Gauge,
 }
 
 impl IngestMetrics {
@@ -173,6 +220,8 @@ pub(crate) struct Shared {
     pub graph: Mutex<DependencyGraph>,
     pub metrics: IngestMetrics,
     last_counters: Mutex<GraphCounters>,
+    /// Bytes of the batches queued and not yet consumed (`Batch::weight`).
+    queued_bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// The receivers and the live dependency graph they feed. Cheap to clone
@@ -206,6 +255,7 @@ impl Ingest {
             cfg,
             metrics: IngestMetrics::default(),
             last_counters: Mutex::new(GraphCounters::default()),
+            queued_bytes: std::sync::atomic::AtomicUsize::new(0),
         });
         (Ingest { tx, shared: shared.clone() }, consume(rx, shared))
     }
@@ -222,18 +272,41 @@ impl Ingest {
         registry.register("faultline_graph_events", "Dependency-graph learner events (pairs, expiries, drops)", m.graph_events.clone());
         registry.register("faultline_ingest_signals_dropped", "Signals dropped because the detector queue was full", m.signals_dropped.clone());
         registry.register("faultline_ingest_queue_depth", "Batches waiting in the ingest queue", m.queue_depth.clone());
+        registry.register("faultline_ingest_queue_bytes", "Bytes held by the batches waiting in the ingest queue", m.queue_bytes.clone());
     }
 
     /// Sends a batch without waiting; `Err` carries whether the queue is full (true) or closed.
+    /// A batch that would take the queued bytes past `queue_max_bytes` is
+    /// refused as full (unless the queue holds nothing: one oversized batch
+    /// must not be refused for ever).
     pub(crate) fn offer(&self, b: Batch) -> Result<(), bool> {
-        match self.tx.try_send(b) {
+        use std::sync::atomic::Ordering;
+        let weight = b.weight();
+        let budget = self.shared.cfg.queue_max_bytes;
+        // Reserve first, so concurrent offers cannot all pass the check.
+        let before = self.shared.queued_bytes.fetch_add(weight, Ordering::AcqRel);
+        if before > 0 && before.saturating_add(weight) > budget {
+            self.shared.queued_bytes.fetch_sub(weight, Ordering::AcqRel);
+            return Err(true);
+        }
+        let sent = self.tx.try_send(b);
+        if sent.is_err() {
+            self.shared.queued_bytes.fetch_sub(weight, Ordering::AcqRel);
+        }
+        match sent {
             Ok(()) => {
                 self.shared.metrics.queue_depth.set((self.tx.max_capacity() - self.tx.capacity()) as i64);
+                self.shared.metrics.queue_bytes.set(self.shared.queued_bytes.load(Ordering::Acquire) as i64);
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(_)) => Err(true),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(false),
         }
+    }
+
+    /// Bytes held by queued batches now.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued_bytes.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Waits until everything queued before this call is in the graph.
@@ -361,6 +434,9 @@ async fn consume(mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>) {
             b = rx.recv() => {
                 let Some(b) = b else { break };
                 shared.metrics.queue_depth.set(rx.len() as i64);
+                // Out of the queue: its bytes no longer count against the budget.
+                let left = shared.queued_bytes.fetch_sub(b.weight(), std::sync::atomic::Ordering::AcqRel).saturating_sub(b.weight());
+                shared.metrics.queue_bytes.set(left as i64);
                 let counters = {
                     let mut g = shared.graph.lock().unwrap_or_else(|p| p.into_inner());
                     let t = shared.cfg.clock.now();

@@ -446,3 +446,32 @@ async fn remote_write_label_values_are_clipped_on_the_queued_path() {
     let Some(faultline_core::signal::Signal::Metric(p)) = rx.recv().await else { panic!("a metric point reaches the detectors") };
     assert_eq!(p.labels["junk"].len(), max);
 }
+
+/// The queue is sized in bytes, not only in batches: 256 batches of up to
+/// 32 MiB each allowed ≈ 8 GiB (3.67 GB reached with no 429/503).
+#[tokio::test]
+async fn the_queue_answers_backpressure_at_its_byte_budget() {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let value = "v".repeat(600);
+    let body = crate::decode::remote_write_body(&[("up", &[("job", "x"), ("big", &value)], &[(1.0, now)])]);
+    let (ingest, consumer) = Ingest::unstarted(IngestConfig { queue_capacity: 100, queue_max_bytes: 1000, ..IngestConfig::default() });
+    let addr = http_server(&ingest).await;
+    let c = client();
+    let send = || {
+        c.post(format!("http://{addr}/api/v1/write"))
+            .header("content-type", "application/x-protobuf")
+            .header("content-encoding", "snappy")
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 204, "an empty queue takes a batch");
+    assert!(ingest.queued_bytes() > 600);
+    let r = send().await.unwrap();
+    assert_eq!(r.status(), 503, "a second batch would pass 1000 bytes, though 99 batch slots are free");
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(ingest.stats().backpressure, 1);
+    tokio::spawn(consumer);
+    ingest.flush().await;
+    assert_eq!(ingest.queued_bytes(), 0, "consumed batches give their bytes back");
+    assert_eq!(send().await.unwrap().status(), 204);
+}
