@@ -145,7 +145,9 @@ impl Batch {
                 .iter()
                 .map(|p| std::mem::size_of::<MetricPoint>() + p.name.len() + p.labels.iter().map(|(k, v)| 48 + k.len() + v.len()).sum::<usize>())
                 .sum(),
-            Batch::Logs(events) => events.iter().map(|e| std::mem::size_of::<LogEvent>() + e.severity.len() + e.body.len() + e.trace_id.as_ref().map_or(0, String::len)).sum(),
+            Batch::Logs(events) => {
+                events.iter().map(|e| std::mem::size_of::<LogEvent>() + e.severity.len() + e.body.len() + e.trace_id.as_ref().map_or(0, String::len)).sum()
+            }
             Batch::RemoteWrite(raw) => raw.len(),
             Batch::Flush(_) => 0,
         }

@@ -222,7 +222,13 @@ pub struct CanaryDetector {
 
 impl Default for CanaryDetector {
     fn default() -> Self {
-        CanaryDetector { k: 4.0, relative_floor: 0.1, window: 5, hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS), cohorts: LruMap::new(MAX_TRACKED_KEYS) }
+        CanaryDetector {
+            k: 4.0,
+            relative_floor: 0.1,
+            window: 5,
+            hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS),
+            cohorts: LruMap::new(MAX_TRACKED_KEYS),
+        }
     }
 }
 

@@ -581,10 +581,7 @@ fn an_evicted_service_takes_its_interactions_and_a_waiting_half_is_not_misattrib
 fn a_full_interaction_table_evicts_the_least_recently_seen_interaction() {
     let mut g = DependencyGraph::new(GraphConfig { max_interactions: 2, ..GraphConfig::default() });
     let call = |callee: &str, trace: u8, at: i64| {
-        vec![
-            span("web", SpanKind::Client, "GET", trace, 2, Some(1)).at(at, 5.0),
-            span(callee, SpanKind::Server, "GET /", trace, 3, Some(2)).at(at + 1, 3.0),
-        ]
+        vec![span("web", SpanKind::Client, "GET", trace, 2, Some(1)).at(at, 5.0), span(callee, SpanKind::Server, "GET /", trace, 3, Some(2)).at(at + 1, 3.0)]
     };
     feed(&mut g, call("a", 1, T0), T0 + 100);
     feed(&mut g, call("b", 2, T0), T0 + 200);
