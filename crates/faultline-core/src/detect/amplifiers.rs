@@ -182,6 +182,8 @@ struct EdgeState {
     /// Baseline of pooled p99s (a pool's p99 is nearly its maximum, so it
     /// is never compared with busy windows' p99).
     p99_pool_base: RobustBaseline,
+    /// When this interaction was last observed (`EdgeDetectors::seq`), for eviction.
+    last_seen: u64,
 }
 
 impl EdgeState {
@@ -197,6 +199,7 @@ impl EdgeState {
             pool: Pool::default(),
             lat_pool: Pool::default(),
             p99_pool_base: RobustBaseline::new(c.baseline_windows, c.warmup_windows),
+            last_seen: 0,
         }
     }
 }
@@ -271,11 +274,52 @@ pub struct EdgeDetectors {
     ingress_ids: HashMap<String, u32, crate::graph::FxBuild>,
     /// Findings whose condition stopped holding, for `take_cleared`.
     cleared: Vec<(String, Subject)>,
+    /// Observations so far: the recency stamp of `EdgeState::last_seen`.
+    seq: u64,
+    /// Interactions evicted under `MAX_TRACKED_KEYS`.
+    evicted: u64,
 }
 
 impl EdgeDetectors {
     pub fn new(config: EdgeConfig) -> EdgeDetectors {
         EdgeDetectors { config, ..Default::default() }
+    }
+
+    /// Makes room under `MAX_TRACKED_KEYS`: evicts the least recently seen
+    /// eighth of the interactions at once (one scan pays for many inserts,
+    /// and the hot path stays a single hash lookup), then drops the ingress
+    /// entries no remaining interaction points at, renumbering the rest.
+    fn evict_least_recent(&mut self) {
+        let n = self.edges.len();
+        let k = (n / 8).max(1);
+        let mut stamps: Vec<u64> = self.edges.values().map(|e| e.2.last_seen).collect();
+        stamps.select_nth_unstable(k - 1);
+        let cutoff = stamps[k - 1];
+        // Stamps are distinct (one per observation), so exactly k go.
+        self.edges.retain(|_, e| e.2.last_seen > cutoff);
+        self.evicted += (n - self.edges.len()) as u64;
+        let mut renumber: HashMap<u32, u32, crate::graph::FxBuild> = HashMap::default();
+        let mut kept = Vec::new();
+        for (caller, callee, _) in self.edges.values_mut() {
+            for id in [caller, callee] {
+                let next = kept.len() as u32;
+                let new = *renumber.entry(*id).or_insert_with(|| {
+                    kept.push(*id);
+                    next
+                });
+                *id = new;
+            }
+        }
+        let mut old = std::mem::take(&mut self.ingress);
+        self.ingress =
+            kept.iter().map(|&i| std::mem::replace(&mut old[i as usize], Ingress { recent: VecDeque::new(), base: RobustBaseline::new(1, 1) })).collect();
+        self.ingress_ids.retain(|_, id| match renumber.get(id) {
+            Some(&new) => {
+                *id = new;
+                true
+            }
+            None => false,
+        });
     }
 
     fn ingress_id(&mut self, service: &str) -> u32 {
@@ -300,6 +344,9 @@ fn last_ingress(ing: &mut Ingress, end: Timestamp) -> Option<(f64, f64)> {
 impl Detector for EdgeDetectors {
     fn name(&self) -> &'static str {
         "edge_symptoms"
+    }
+    fn evicted(&self) -> u64 {
+        self.evicted
     }
     fn take_cleared(&mut self) -> Vec<(String, Subject)> {
         std::mem::take(&mut self.cleared)
@@ -340,6 +387,9 @@ impl Detector for EdgeDetectors {
             }
         }
         for e in saved.edges {
+            if self.edges.len() >= super::MAX_TRACKED_KEYS {
+                break; // The cap holds for relearnt state too.
+            }
             let caller = self.ingress_id(e.interaction.caller.as_str());
             let callee = self.ingress_id(e.interaction.callee.as_str());
             let mut st = EdgeState::new(&c);
@@ -355,15 +405,21 @@ impl Detector for EdgeDetectors {
         let Signal::Edge(w) = signal else { return Vec::new() };
         let end = w.start + w.length;
         let c = self.config;
+        self.seq += 1;
+        let stamp = self.seq;
         // One hash lookup on the common path (the edge is known).
         let (caller, callee, st) = match self.edges.get_mut(&w.interaction) {
             Some(e) => e,
             None => {
+                if self.edges.len() >= super::MAX_TRACKED_KEYS {
+                    self.evict_least_recent();
+                }
                 let caller = self.ingress_id(w.interaction.caller.as_str());
                 let callee = self.ingress_id(w.interaction.callee.as_str());
                 self.edges.entry(w.interaction.clone()).or_insert_with(|| (caller, callee, EdgeState::new(&c)))
             }
         };
+        st.last_seen = stamp;
         // Ingress bookkeeping for the callee (bounded to a few windows).
         if let Some(ing) = self.ingress.get_mut(*callee as usize) {
             ing.add(end, w.requests);

@@ -726,3 +726,30 @@ fn the_exact_binomial_tail() {
     assert!((tail(100, 5, 0.02) - 0.050_830).abs() < 1e-5, "{}", tail(100, 5, 0.02));
     assert_eq!(tail(5, 6, 0.5), 0.0);
 }
+
+/// The edge detectors kept one state per interaction ever seen (and one
+/// ingress per service), never removed. Past `MAX_TRACKED_KEYS` the least
+/// recently seen eighth goes at once, with the ingress entries only they used.
+#[test]
+fn the_edge_detector_table_is_capped_and_evicts_the_least_recently_seen() {
+    let mut d = EdgeDetectors::default();
+    let n = super::MAX_TRACKED_KEYS;
+    for i in 0..n {
+        d.observe(&edge("web", &format!("svc-{i}"), 0, 100, 0, 0, 0, 10.0), at(0));
+    }
+    // svc-0 is seen again: now svc-1 … are the least recently seen.
+    d.observe(&edge("web", "svc-0", 1, 100, 0, 0, 0, 10.0), at(1));
+    d.observe(&edge("web", "new", 1, 100, 0, 0, 0, 10.0), at(1));
+    assert_eq!(d.evicted(), (n / 8) as u64);
+    let saved = d.learned().unwrap();
+    let callees: std::collections::BTreeSet<String> =
+        saved["edges"].as_array().unwrap().iter().map(|e| e["interaction"]["callee"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(callees.len(), n - n / 8 + 1);
+    assert!(callees.contains("svc-0") && callees.contains("new") && !callees.contains("svc-1") && !callees.contains(&format!("svc-{}", n / 8)));
+    assert!(callees.contains(&format!("svc-{}", n / 8 + 1)));
+    // Ingress entries went with them: web and the callees still tracked.
+    assert_eq!(saved["ingress"].as_array().unwrap().len(), callees.len() + 1);
+    // The survivors still work after the renumbering: svc-0's history is intact.
+    let mut d2 = d.clone();
+    assert!(d2.relearn(saved).is_ok());
+}
