@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::hysteresis::{CLEAR_WINDOWS, Hysteresis, HysteresisConfig, RobustBaseline, Transition};
 use super::{Detector, finding, literal_service, resource_subject};
+use crate::bounded::LruMap;
 use crate::finding::{FailureModel, Finding, Subject};
 use crate::model::Interaction;
 use crate::signal::{EdgeWindow, Signal};
@@ -642,7 +643,7 @@ pub struct LoadSkewDetector {
     pub hysteresis: HysteresisConfig,
     pub min_shards: usize,
     groups: WindowGroups,
-    state: BTreeMap<String, Hysteresis>,
+    state: LruMap<String, Hysteresis>,
 }
 
 impl Default for LoadSkewDetector {
@@ -652,7 +653,7 @@ impl Default for LoadSkewDetector {
             hysteresis: HysteresisConfig::counted(3.0, 2.0, 1, CLEAR_WINDOWS),
             min_shards: 3,
             groups: WindowGroups::default(),
-            state: BTreeMap::new(),
+            state: LruMap::new(super::MAX_TRACKED_KEYS),
         }
     }
 }
@@ -681,7 +682,7 @@ impl LoadSkewDetector {
                 } else {
                     0.0
                 };
-                let h = self.state.entry(base.clone()).or_default();
+                let h = self.state.get_or_insert_with(base.clone(), Hysteresis::default);
                 if let Transition::Fired { since } = h.update(&self.hysteresis, value, end) {
                     let Some(subject) = resource_subject(&base, &hot) else { continue };
                     out.push(finding(
@@ -706,6 +707,9 @@ impl LoadSkewDetector {
 impl Detector for LoadSkewDetector {
     fn name(&self) -> &'static str {
         "load_skew"
+    }
+    fn evicted(&self) -> u64 {
+        self.state.evicted()
     }
     fn observe(&mut self, signal: &Signal, _now: Timestamp) -> Vec<Finding> {
         let Signal::Edge(w) = signal else { return Vec::new() };
@@ -891,7 +895,7 @@ pub struct CacheCollapseDetector {
     pub drop: f64,
     /// Origin load × baseline that counts as a spike (3).
     pub origin_factor: f64,
-    state: BTreeMap<(String, String), CacheState>,
+    state: LruMap<(String, String), CacheState>,
 }
 
 #[derive(Clone, Debug)]
@@ -904,7 +908,12 @@ struct CacheState {
 
 impl Default for CacheCollapseDetector {
     fn default() -> Self {
-        CacheCollapseDetector { hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS), drop: 0.3, origin_factor: 3.0, state: BTreeMap::new() }
+        CacheCollapseDetector {
+            hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS),
+            drop: 0.3,
+            origin_factor: 3.0,
+            state: LruMap::new(super::MAX_TRACKED_KEYS),
+        }
     }
 }
 
@@ -915,6 +924,9 @@ impl Detector for CacheCollapseDetector {
     fn name(&self) -> &'static str {
         "cache_collapse"
     }
+    fn evicted(&self) -> u64 {
+        self.state.evicted()
+    }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
         if !matches!(m.name.as_str(), "cache_recomputes" | "cache_misses" | "cache_hit_ratio") {
@@ -922,7 +934,7 @@ impl Detector for CacheCollapseDetector {
         }
         let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
         let key = (svc.clone(), m.labels.get("resource").cloned().unwrap_or_else(|| "cache".into()));
-        let st = self.state.entry(key.clone()).or_insert_with(|| CacheState {
+        let st = self.state.get_or_insert_with(key.clone(), || CacheState {
             hit_base: RobustBaseline::new(60, 5),
             origin_base: RobustBaseline::new(60, 5),
             last_origin: None,
@@ -986,13 +998,13 @@ impl Detector for CacheCollapseDetector {
 #[derive(Clone, Debug)]
 pub struct LeaderConflictDetector {
     pub hysteresis: HysteresisConfig,
-    state: BTreeMap<String, (Hysteresis, f64)>,
+    state: LruMap<String, (Hysteresis, f64)>,
 }
 
 impl Default for LeaderConflictDetector {
     fn default() -> Self {
         // value = leaders - 1 (+1 if writes diverged): fire at 1, clear below 0.5.
-        LeaderConflictDetector { hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS), state: BTreeMap::new() }
+        LeaderConflictDetector { hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS), state: LruMap::new(super::MAX_TRACKED_KEYS) }
     }
 }
 
@@ -1003,13 +1015,16 @@ impl Detector for LeaderConflictDetector {
     fn name(&self) -> &'static str {
         "leader_conflict"
     }
+    fn evicted(&self) -> u64 {
+        self.state.evicted()
+    }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
         if !matches!(m.name.as_str(), "writes_divergent" | "leaders") {
             return Vec::new();
         }
         let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
-        let st = self.state.entry(svc.clone()).or_insert((Hysteresis::default(), 0.0));
+        let st = self.state.get_or_insert_with(svc.clone(), || (Hysteresis::default(), 0.0));
         let value = match m.name.as_str() {
             "writes_divergent" => {
                 st.1 = m.value;
