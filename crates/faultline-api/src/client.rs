@@ -10,6 +10,7 @@ use crate::{
     CoverageGaps, CreateIncident, ErrorBody, Incident, IncidentList, NoteRequest, NotificationList, OnCallList, ReopenRequest, ResponseMetrics, RoleRequest,
     SeverityRequest, TransitionRequest,
 };
+use crate::{Published, StatusUpdateRequest, TitleRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -89,6 +90,16 @@ impl Client {
 
     pub async fn add_note(&self, id: &str, body: &NoteRequest) -> Result<Incident, ClientError> {
         self.send(self.request(reqwest::Method::POST, &format!("/api/v1/incidents/{id}/notes")).json(body)).await
+    }
+
+    /// Renames the incident, or sets its public title (`body.public`).
+    pub async fn change_title(&self, id: &str, body: &TitleRequest) -> Result<Incident, ClientError> {
+        self.send(self.request(reqwest::Method::POST, &format!("/api/v1/incidents/{id}/title")).json(body)).await
+    }
+
+    /// Publishes the comms lead's status-page update for the incident.
+    pub async fn post_status_update(&self, id: &str, body: &StatusUpdateRequest) -> Result<Published, ClientError> {
+        self.send(self.request(reqwest::Method::POST, &format!("/api/v1/incidents/{id}/status-updates")).json(body)).await
     }
 
     pub async fn reopen(&self, id: &str, body: &ReopenRequest) -> Result<Incident, ClientError> {

@@ -67,6 +67,9 @@ pub struct TimelineEntry {
 pub struct Incident {
     pub id: String,
     pub title: String,
+    /// What the public status page calls the incident, when a person set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_title: Option<String>,
     pub summary: Option<String>,
     pub severity: String,
     /// `triggered`, `acknowledged`, `mitigated` or `resolved`.
@@ -168,6 +171,37 @@ pub struct RoleRequest {
     pub role: String,
     #[serde(default)]
     pub user: Option<String>,
+}
+
+/// `POST /api/v1/incidents/{id}/title`: renames the incident, or (with
+/// `public: true`) sets the title the public status page shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TitleRequest {
+    pub title: String,
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// `POST /api/v1/incidents/{id}/status-updates`: the comms lead's own
+/// status-page update, published at once (no state change needed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusUpdateRequest {
+    /// `investigating`, `identified`, `monitoring` or `resolved`; the page's
+    /// current status when absent (`investigating` for a first update).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The text customers read.
+    pub body: String,
+    /// Component id → `operational`, `degraded_performance`, `partial_outage`,
+    /// `major_outage`; components not named keep their status (a first
+    /// update starts from the components the incident affects).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub components: BTreeMap<String, String>,
+    /// Sets the public title too (as `POST …/title` with `public: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// `POST /api/v1/incidents/{id}/notes`

@@ -387,6 +387,8 @@ fn describe(ev: &IncidentEvent) -> Option<String> {
         IncidentEvent::RoleAssigned { role, user } => format!("{role:?} → {user}"),
         IncidentEvent::SystemNote { component, text } => format!("[{component}] {text}"),
         IncidentEvent::LinkedTo { previous } => format!("linked to earlier incident {previous}"),
+        IncidentEvent::TitleChanged { title, .. } => format!("renamed: {title}"),
+        IncidentEvent::PublicTitleChanged { title } => format!("public title: {title}"),
         _ => return None,
     })
 }

@@ -1,5 +1,5 @@
 //! `faultline incidents list|show|declare|ack|mitigate|resolve|reopen|
-//! severity|role|note|metrics` (also spelled `faultline incident …`): a
+//! severity|title|role|note|status-update|metrics` (also spelled `faultline incident …`): a
 //! client of the HTTP API (`--url`, `--token` or
 //! `FAULTLINE_URL`/`FAULTLINE_TOKEN`) through `faultline-api`'s typed client.
 //! Prints tables for people and `--json` for scripts. Not here: any rule —
@@ -78,6 +78,31 @@ enum IncidentsCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Rename the incident, or with --public set the title the status page shows.
+    Title {
+        id: String,
+        title: String,
+        /// Set the public status-page title (the internal title is unchanged).
+        #[arg(long)]
+        public: bool,
+    },
+    /// Post a status-page update in your own words, published at once.
+    #[command(name = "status-update")]
+    StatusUpdate {
+        id: String,
+        /// The text customers read.
+        #[arg(long)]
+        message: String,
+        /// investigating, identified, monitoring or resolved [default: the page's current status].
+        #[arg(long)]
+        status: Option<String>,
+        /// Component impact, repeatable: `flow-checkout=partial_outage`.
+        #[arg(long = "component", value_name = "ID=STATUS")]
+        components: Vec<String>,
+        /// Also set the public title.
+        #[arg(long)]
+        public_title: Option<String>,
+    },
     /// Assign a role (incident_commander, comms_lead, scribe, or any name); omit --user to unassign.
     #[command(alias = "roles")]
     Role {
@@ -137,6 +162,23 @@ pub async fn run(args: IncidentsArgs) -> anyhow::Result<()> {
         IncidentsCommand::Severity { id, severity, reason } => client.change_severity(&id, &api::SeverityRequest { severity, reason }).await?,
         IncidentsCommand::Role { id, role, user } => client.assign_role(&id, &api::RoleRequest { role, user }).await?,
         IncidentsCommand::Note { id, text } => client.add_note(&id, &api::NoteRequest { text }).await?,
+        IncidentsCommand::Title { id, title, public } => client.change_title(&id, &api::TitleRequest { title, public }).await?,
+        IncidentsCommand::StatusUpdate { id, message, status, components, public_title } => {
+            let mut impact = std::collections::BTreeMap::new();
+            for c in components {
+                let (component, status) =
+                    c.split_once('=').ok_or_else(|| anyhow::anyhow!("--component {c:?}: expected ID=STATUS, e.g. flow-checkout=partial_outage"))?;
+                impact.insert(component.trim().to_owned(), status.trim().to_owned());
+            }
+            let p = client.post_status_update(&id, &api::StatusUpdateRequest { status, body: message, components: impact, title: public_title }).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&p)?);
+            } else {
+                let u = &p.published;
+                println!("published status-page update {}: {} ({} subscriber notification(s))", u.update_id, u.status, u.subscriber_notifications);
+            }
+            return Ok(());
+        }
         IncidentsCommand::Metrics { from, to, severity } => {
             let q: Vec<(&str, String)> = [("from", from), ("to", to), ("severity", severity)].into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
             let m = client.response_metrics(&q).await?;
@@ -204,6 +246,9 @@ fn print_metrics(m: &api::ResponseMetrics) {
 pub fn print_one(i: &api::Incident) {
     println!("{}  {}  {}", i.severity, i.status, i.title);
     println!("id:      {}", i.id);
+    if let Some(t) = &i.public_title {
+        println!("public:  {t}");
+    }
     println!("opened:  {}", i.opened_at);
     if let Some(s) = &i.summary {
         println!("summary: {s}");
@@ -265,12 +310,99 @@ pub fn print_one(i: &api::Incident) {
     }
     if let Some(timeline) = &i.timeline {
         println!("timeline:");
-        for e in timeline {
-            let details = match &e.details {
-                serde_json::Value::Object(m) if !m.is_empty() => format!(" {}", serde_json::Value::Object(m.clone())),
-                _ => String::new(),
-            };
-            println!("  #{:<3} {}  {:<16} by {}{details}", e.seq, e.at, e.kind, e.actor);
+        for line in render_timeline(timeline) {
+            println!("  {line}");
         }
+    }
+}
+
+/// The timeline as a person reads it: in time order (events are appended in
+/// the order they were recorded, but a symptom's time is when it began),
+/// each event in words rather than JSON, and a system note repeated word for
+/// word folded into its first line with a count (`--json` keeps it raw).
+pub fn render_timeline(timeline: &[api::TimelineEntry]) -> Vec<String> {
+    let mut ordered: Vec<&api::TimelineEntry> = timeline.iter().collect();
+    // RFC 3339 UTC strings of one format sort as times; stable, so ties keep seq order.
+    ordered.sort_by(|a, b| a.at.cmp(&b.at));
+    let mut lines: Vec<(String, usize, String)> = Vec::new();
+    let mut seen_notes: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for e in ordered {
+        let text = describe_event(e);
+        if e.kind == "system_note" {
+            if let Some(&at) = seen_notes.get(&text) {
+                lines[at].1 += 1;
+                lines[at].2.clone_from(&e.at);
+                continue;
+            }
+            seen_notes.insert(text.clone(), lines.len());
+        }
+        lines.push((format!("#{:<3} {}  {}  by {}", e.seq, e.at, text, e.actor), 1, e.at.clone()));
+    }
+    lines.into_iter().map(|(l, n, last)| if n > 1 { format!("{l}  (×{n}, last at {last})") } else { l }).collect()
+}
+
+fn describe_event(e: &api::TimelineEntry) -> String {
+    let d = &e.details;
+    let s = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let with = |what: &str, extra: &str| if extra.is_empty() { what.to_owned() } else { format!("{what}: {extra}") };
+    match e.kind.as_str() {
+        "opened" => format!("opened {} {:?}", s("severity"), s("title")),
+        "acknowledged" => "acknowledged".into(),
+        "mitigated" => with("mitigated", s("note")),
+        "resolved" => with("resolved", s("note")),
+        "reopened" => with("reopened", s("reason")),
+        "severity_changed" => format!("severity {} → {}: {}", s("from"), s("to"), s("reason")),
+        "role_assigned" => format!("{} is now {}", s("user"), s("role")),
+        "role_unassigned" => format!("{} unassigned", s("role")),
+        "note_added" => format!("note: {}", s("text")),
+        "summary_updated" => format!("summary: {}", s("summary")),
+        "symptom_attached" => with(&format!("symptom {}", s("member")), s("evidence")),
+        "symptom_cleared" => format!("symptom cleared: {}", s("member")),
+        "diagnosis_updated" => format!("diagnosis: {}", s("sentence")),
+        "absorbed" => format!("absorbed incident {}", s("from")),
+        "merged_into" => format!("merged into incident {}", s("into")),
+        "linked_to" => format!("recurrence of incident {}", s("previous")),
+        "system_note" => format!("[{}] {}", s("component"), s("text")),
+        other => match d {
+            serde_json::Value::Object(m) if !m.is_empty() => format!("{other} {d}"),
+            _ => other.to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, at: &str, kind: &str, details: serde_json::Value) -> api::TimelineEntry {
+        api::TimelineEntry { seq, at: at.into(), actor: "system:routing".into(), kind: kind.into(), details }
+    }
+
+    /// In time order, in words, and a note repeated word for word is one
+    /// line with its count (it was repeated after every diagnosis update).
+    #[test]
+    fn the_timeline_reads_in_time_order_with_repeats_folded() {
+        let note = || serde_json::json!({"component": "routing", "text": "re-routed after diagnosis_updated: payments"});
+        let t = vec![
+            entry(1, "2026-12-04T10:00:05.000Z", "opened", serde_json::json!({"title": "checkout errors", "severity": "SEV2"})),
+            entry(
+                2,
+                "2026-12-04T10:00:00.000Z",
+                "symptom_attached",
+                serde_json::json!({"member": "error_rate_change on a → b", "evidence": "error_ratio = 0.31"}),
+            ),
+            entry(3, "2026-12-04T10:00:06.000Z", "system_note", note()),
+            entry(4, "2026-12-04T10:00:07.000Z", "diagnosis_updated", serde_json::json!({"sentence": "b is the origin"})),
+            entry(5, "2026-12-04T10:00:08.000Z", "system_note", note()),
+        ];
+        let lines = render_timeline(&t);
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert!(lines[0].starts_with("#2 ") && lines[0].contains("symptom error_rate_change on a → b: error_ratio = 0.31"), "{lines:#?}");
+        assert!(lines[1].contains("opened SEV2 \"checkout errors\""), "{lines:#?}");
+        assert!(
+            lines[2].contains("[routing] re-routed after diagnosis_updated: payments") && lines[2].ends_with("(×2, last at 2026-12-04T10:00:08.000Z)"),
+            "{lines:#?}"
+        );
+        assert!(lines.iter().all(|l| !l.contains("{\"")), "no raw JSON: {lines:#?}");
     }
 }

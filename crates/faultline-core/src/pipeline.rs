@@ -11,10 +11,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::correlate::{CorrelationEvent, Correlator, CorrelatorChanges, CorrelatorConfig, GroupId, MemberKey, Observation, Topology};
+use crate::correlate::{CorrelationEvent, Correlator, CorrelatorChanges, CorrelatorConfig, GroupId, Member, MemberKey, Observation, Topology};
 use crate::detect::DetectorSet;
 use crate::finding::{CausalChain, Finding, Subject};
 use crate::ids::{FlowName, ServiceName};
+use crate::incident::title::{alert_title, finding_title};
 use crate::incident::{IncidentEvent, Severity};
 use crate::severity::{SeverityDefinitions, SeverityFacts, SloBurn};
 use crate::signal::{ExternalAlert, Signal};
@@ -65,6 +66,15 @@ pub struct Pipeline {
     severity: SeverityDefinitions,
     /// Current severity per open group, to raise (never silently lower) it.
     severities: BTreeMap<GroupId, Severity>,
+    /// The most severe suggestion of any alert in each open group, with its
+    /// reason: alerts stay part of the group, so their word keeps holding.
+    alert_floors: BTreeMap<GroupId, (Severity, String)>,
+    /// The lower suggestion last noted per group, so a lower suggestion is
+    /// noted once when it appears rather than at every diagnosis update.
+    noted_lower: BTreeMap<GroupId, Severity>,
+    /// Groups a finding opened: the opening member and the title last given,
+    /// so the title follows the diagnosis's origin (until a person sets one).
+    auto_titles: BTreeMap<GroupId, (MemberKey, String)>,
     /// Active findings carried across a restart whose detectors report
     /// clears, with the time by which they must fire again (set on the first
     /// `now` after the restart). A fresh detector that does not fire one
@@ -86,6 +96,9 @@ impl Pipeline {
             topology,
             severity,
             severities: BTreeMap::new(),
+            alert_floors: BTreeMap::new(),
+            noted_lower: BTreeMap::new(),
+            auto_titles: BTreeMap::new(),
             carried: BTreeMap::new(),
             carry_grace: DEFAULT_CARRY_GRACE,
         }
@@ -175,7 +188,7 @@ impl Pipeline {
     pub fn close_group(&mut self, group: GroupId, at: Timestamp) -> bool {
         let closed = self.correlator.close(group, at);
         if closed {
-            self.severities.remove(&group);
+            self.forget(group);
         }
         closed
     }
@@ -233,12 +246,7 @@ impl Pipeline {
     /// otherwise the label value as given (it may name a service we have not
     /// seen traffic for yet).
     pub fn alert_services(&self, alert: &ExternalAlert) -> BTreeSet<ServiceName> {
-        ["service", "service_name", "job", "app", "component"]
-            .iter()
-            .filter_map(|k| alert.labels.get(*k))
-            .filter_map(|v| ServiceName::new(v.as_str()).ok())
-            .take(1)
-            .collect()
+        ExternalAlert::SERVICE_LABELS.iter().filter_map(|k| alert.labels.get(*k)).filter_map(|v| ServiceName::new(v.as_str()).ok()).take(1).collect()
     }
 
     fn observe(&mut self, obs: Observation, now: Timestamp) -> Vec<IncidentAction> {
@@ -269,12 +277,81 @@ impl Pipeline {
                         None => format!("{} = {:.4} (strength {:.2}) since {}", e.measure, e.observed, f.strength, f.started_at),
                     }
                 }
-                (None, Some(a)) => format!("{} since {}", a.summary, a.starts_at),
+                // Named as the alert names itself (alertname, service, summary), not by fingerprint.
+                (None, Some(a)) => format!("{} since {}", alert_title(a), a.starts_at),
                 (None, None) => String::new(),
             },
             None => String::new(),
         };
         (member.to_string(), evidence)
+    }
+
+    /// The title an incident opened by `member` gets: what the alert says,
+    /// or the finding's subject and condition with the diagnosis's origin.
+    fn title(&self, group: GroupId, member: &MemberKey) -> String {
+        let g = self.correlator.group(group);
+        match g.and_then(|g| g.members.get(member)) {
+            Some(Member { alert: Some(a), .. }) => alert_title(a),
+            Some(Member { finding: Some(f), .. }) => finding_title(f, g.and_then(|g| g.chain.origins.first()).map(|o| &o.subject)),
+            _ => member.to_string(),
+        }
+    }
+
+    /// An alert member's own severity suggestion, if it carries one the map knows.
+    fn alert_suggestion(&self, group: GroupId, member: &MemberKey) -> Option<(Severity, String)> {
+        let alert = self.correlator.group(group)?.members.get(member)?.alert.as_ref()?;
+        self.severity.suggest_for_alert(alert).map(|s| (s.severity, s.reason))
+    }
+
+    /// The most severe of the group's suggestions: flows and burn from its
+    /// chain, and the alert floor.
+    fn effective_suggestion(&self, group: GroupId, chain: &CausalChain) -> (Severity, String) {
+        let flows = self.suggest(chain);
+        match self.alert_floors.get(&group) {
+            Some((s, reason)) if *s < flows.0 => (*s, reason.clone()),
+            _ => flows,
+        }
+    }
+
+    /// Raises the group's severity to the suggestion, or notes (once) a
+    /// suggestion lower than the current severity without applying it.
+    fn reconcile_severity(&mut self, group: GroupId, chain: &CausalChain, at: Timestamp, out: &mut Vec<IncidentAction>) {
+        let Some(current) = self.severities.get(&group).copied() else { return };
+        let (suggested, reason) = self.effective_suggestion(group, chain);
+        if suggested < current {
+            self.severities.insert(group, suggested);
+            self.noted_lower.remove(&group);
+            out.push(IncidentAction::Record {
+                group,
+                event: IncidentEvent::SeverityChanged { from: current, to: suggested, reason: format!("suggested: {reason}") },
+                at,
+            });
+        } else if suggested > current && self.noted_lower.get(&group) != Some(&suggested) {
+            self.noted_lower.insert(group, suggested);
+            let text = format!("suggested {reason}; kept {current}: a suggestion never lowers the severity (a person can)");
+            out.push(IncidentAction::Record { group, event: IncidentEvent::SystemNote { component: "severity".into(), text }, at });
+        }
+    }
+
+    /// A finding-born incident's title follows the diagnosis's origin (the
+    /// incident refuses the rename once a person set a title).
+    fn retitle(&mut self, group: GroupId, chain: &CausalChain, at: Timestamp, out: &mut Vec<IncidentAction>) {
+        let Some((member, last)) = self.auto_titles.get(&group) else { return };
+        let Some(f) = self.correlator.group(group).and_then(|g| g.members.get(member)).and_then(|m| m.finding.as_ref()) else { return };
+        let title = finding_title(f, chain.origins.first().map(|o| &o.subject));
+        if title != *last {
+            out.push(IncidentAction::Record { group, event: IncidentEvent::TitleChanged { title: title.clone(), automatic: true }, at });
+            if let Some(entry) = self.auto_titles.get_mut(&group) {
+                entry.1 = title;
+            }
+        }
+    }
+
+    fn forget(&mut self, group: GroupId) {
+        self.severities.remove(&group);
+        self.alert_floors.remove(&group);
+        self.noted_lower.remove(&group);
+        self.auto_titles.remove(&group);
     }
 
     fn suggest(&self, chain: &CausalChain) -> (Severity, String) {
@@ -294,23 +371,44 @@ impl Pipeline {
             match e {
                 CorrelationEvent::Opened { group, member, related_to, at } => {
                     let chain = self.correlator.group(group).map(|g| g.chain.clone()).unwrap_or_default();
-                    let (severity, _) = self.suggest(&chain);
+                    if let Some(floor) = self.alert_suggestion(group, &member) {
+                        self.alert_floors.insert(group, floor);
+                    }
+                    let (severity, reason) = self.effective_suggestion(group, &chain);
                     self.severities.insert(group, severity);
+                    let title = self.title(group, &member);
+                    if matches!(member, MemberKey::Finding { .. }) {
+                        self.auto_titles.insert(group, (member.clone(), title.clone()));
+                    }
                     let reopen = related_to.filter(|&previous| self.correlator.reopens(previous, at));
                     match reopen {
-                        Some(previous) => out.push(IncidentAction::Reopen {
-                            group,
-                            previous,
-                            reason: format!("{member} fired again soon after the resolve; reopened rather than opening another incident"),
-                            at,
-                        }),
-                        None => out.push(IncidentAction::Open {
-                            group,
-                            title: member.to_string(),
-                            severity,
-                            summary: Some("Opened by the correlator; the diagnosis on the timeline updates as symptoms arrive.".into()),
-                            at,
-                        }),
+                        Some(previous) => {
+                            out.push(IncidentAction::Reopen {
+                                group,
+                                previous,
+                                reason: format!("{title} fired again soon after the resolve; reopened rather than opening another incident"),
+                                at,
+                            });
+                            if severity < Severity::Sev3 {
+                                // The reopened incident keeps its severity unless this suggestion raises it.
+                                let event = IncidentEvent::SeverityChanged { from: Severity::Sev3, to: severity, reason: format!("suggested: {reason}") };
+                                out.push(IncidentAction::Record { group, event, at });
+                            }
+                        }
+                        None => {
+                            out.push(IncidentAction::Open {
+                                group,
+                                title,
+                                severity,
+                                summary: Some("Opened by the correlator; the diagnosis on the timeline updates as symptoms arrive.".into()),
+                                at,
+                            });
+                            if self.alert_floors.get(&group).is_some_and(|(s, _)| *s == severity) {
+                                // Say why an alert-born incident has the severity it has.
+                                let text = format!("opened at {reason}");
+                                out.push(IncidentAction::Record { group, event: IncidentEvent::SystemNote { component: "severity".into(), text }, at });
+                            }
+                        }
                     }
                     let (member, evidence) = self.describe(group, &member);
                     out.push(IncidentAction::Record { group, event: IncidentEvent::SymptomAttached { member, evidence }, at });
@@ -319,14 +417,33 @@ impl Pipeline {
                     }
                 }
                 CorrelationEvent::Joined { group, member, at } | CorrelationEvent::MemberRefired { group, member, at } => {
+                    let raised = match self.alert_suggestion(group, &member) {
+                        Some(s) if self.alert_floors.get(&group).is_none_or(|(floor, _)| s.0 < *floor) => {
+                            self.alert_floors.insert(group, s);
+                            true
+                        }
+                        _ => false,
+                    };
                     let (member, evidence) = self.describe(group, &member);
                     out.push(IncidentAction::Record { group, event: IncidentEvent::SymptomAttached { member, evidence }, at });
+                    if raised {
+                        // Only when an alert raised the floor: a storm's
+                        // thousands of alerts do not each recompute the chain.
+                        let chain = self.correlator.group(group).map(|g| g.chain.clone()).unwrap_or_default();
+                        self.reconcile_severity(group, &chain, at, &mut out);
+                    }
                 }
                 CorrelationEvent::MemberCleared { group, member, at } => {
                     out.push(IncidentAction::Record { group, event: IncidentEvent::SymptomCleared { member: member.to_string() }, at });
                 }
                 CorrelationEvent::Merged { into, from, at } => {
-                    self.severities.remove(&from);
+                    // The floor of the merged group's alerts carries over.
+                    if let Some(floor) = self.alert_floors.get(&from).cloned()
+                        && self.alert_floors.get(&into).is_none_or(|(s, _)| floor.0 < *s)
+                    {
+                        self.alert_floors.insert(into, floor);
+                    }
+                    self.forget(from);
                     out.push(IncidentAction::Merge { into, from, at });
                 }
                 CorrelationEvent::DiagnosisChanged { group, chain, sentence, at } => {
@@ -338,17 +455,8 @@ impl Pipeline {
                         chain: chain.clone(),
                     };
                     out.push(IncidentAction::Record { group, event, at });
-                    let (suggested, reason) = self.suggest(&chain);
-                    if let Some(current) = self.severities.get(&group).copied()
-                        && suggested < current
-                    {
-                        self.severities.insert(group, suggested);
-                        out.push(IncidentAction::Record {
-                            group,
-                            event: IncidentEvent::SeverityChanged { from: current, to: suggested, reason: format!("suggested: {reason}") },
-                            at,
-                        });
-                    }
+                    self.retitle(group, &chain, at, &mut out);
+                    self.reconcile_severity(group, &chain, at, &mut out);
                 }
                 CorrelationEvent::Quiet { group, resolves_at, at } => {
                     out.push(IncidentAction::Record {
@@ -361,7 +469,7 @@ impl Pipeline {
                     });
                 }
                 CorrelationEvent::Resolved { group, at } => {
-                    self.severities.remove(&group);
+                    self.forget(group);
                     out.push(IncidentAction::Record {
                         group,
                         event: IncidentEvent::Resolved { note: Some("every symptom cleared and stayed clear for the hold-down period".into()) },
@@ -437,6 +545,141 @@ mod tests {
         p.observe_cleared("slo_burn_rate".into(), Subject::Flow { flow: FlowName::new("checkout").unwrap() }, t(100));
         let done = p.tick(t(100 + 600));
         assert!(matches!(&done[..], [IncidentAction::Record { event: IncidentEvent::Resolved { .. }, .. }]), "{done:#?}");
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    //! What the source says names the incident and sets its severity.
+    use super::*;
+    use crate::finding::{Evidence, FailureModel};
+    use crate::model::Interaction;
+    use crate::signal::AlertState;
+    use crate::time::Duration;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_secs(1_800_000_000 + s)
+    }
+    fn alert(name: &str, severity: &str, at: i64) -> Signal {
+        let labels = [("alertname", name), ("service", "payments"), ("severity", severity)];
+        Signal::Alert(ExternalAlert {
+            source: "alertmanager".into(),
+            fingerprint: format!("fp-{name}"),
+            state: AlertState::Firing,
+            summary: format!("{name} summary"),
+            labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            starts_at: t(at),
+            ends_at: Some(t(at + 300)),
+        })
+    }
+    fn pipeline() -> Pipeline {
+        Pipeline::new(DetectorSet::empty(), CorrelatorConfig::default(), Topology::default(), SeverityDefinitions::standard(vec![]))
+    }
+    fn render(actions: &[IncidentAction]) -> Vec<String> {
+        actions
+            .iter()
+            .map(|a| match a {
+                IncidentAction::Open { title, severity, .. } => format!("open {severity} {title:?}"),
+                IncidentAction::Record { event: IncidentEvent::SeverityChanged { from, to, reason }, .. } => format!("severity {from}→{to}: {reason}"),
+                IncidentAction::Record { event: IncidentEvent::SystemNote { component, text }, .. } => format!("note {component}: {text}"),
+                IncidentAction::Record { event: IncidentEvent::TitleChanged { title, .. }, .. } => format!("title {title:?}"),
+                IncidentAction::Record { event, .. } => event.kind().to_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_critical_alert_opens_a_sev1_incident_named_by_its_alertname() {
+        let mut p = pipeline();
+        let raw = p.observe_signal(&alert("CheckoutErrors", "critical", 0), t(0));
+        let evidence = raw.iter().find_map(|a| match a {
+            IncidentAction::Record { event: IncidentEvent::SymptomAttached { evidence, .. }, .. } => Some(evidence.clone()),
+            _ => None,
+        });
+        assert!(evidence.as_deref().is_some_and(|e| e.starts_with("CheckoutErrors on payments: CheckoutErrors summary since")), "{evidence:?}");
+        let actions = render(&raw);
+        assert_eq!(actions[0], "open SEV1 \"CheckoutErrors on payments: CheckoutErrors summary\"", "{actions:#?}");
+        assert_eq!(actions[1], "note severity: opened at SEV1: alert CheckoutErrors has severity \"critical\" (alert_severities)");
+    }
+
+    #[test]
+    fn alert_severities_take_the_highest_and_never_lower_silently() {
+        let mut p = pipeline();
+        let opened = render(&p.observe_signal(&alert("PaymentsSlow", "warning", 0), t(0)));
+        assert_eq!(opened[0], "open SEV3 \"PaymentsSlow on payments: PaymentsSlow summary\"");
+        let raised = render(&p.observe_signal(&alert("PaymentsDown", "critical", 10), t(10)));
+        assert!(
+            raised.contains(&"severity SEV3→SEV1: suggested: SEV1: alert PaymentsDown has severity \"critical\" (alert_severities)".to_owned()),
+            "{raised:#?}"
+        );
+        // A later, lower alert neither lowers nor re-notes anything.
+        let later = render(&p.observe_signal(&alert("PaymentsLatency", "error", 20), t(20)));
+        assert!(!later.iter().any(|a| a.starts_with("severity")), "{later:#?}");
+        // A configured map wins over the defaults.
+        let mut defs = SeverityDefinitions::standard(vec![]);
+        defs.alert_severities.insert("page".into(), Severity::Sev1);
+        let mut p = Pipeline::new(DetectorSet::empty(), CorrelatorConfig::default(), Topology::default(), defs);
+        assert!(render(&p.observe_signal(&alert("X", "page", 0), t(0)))[0].starts_with("open SEV1"));
+    }
+
+    #[test]
+    fn a_reopened_incident_is_raised_by_a_more_severe_alert() {
+        let config = CorrelatorConfig { reopen_window: Duration::from_mins(30), ..CorrelatorConfig::default() };
+        let mut p = Pipeline::new(DetectorSet::empty(), config, Topology::default(), SeverityDefinitions::standard(vec![]));
+        p.observe_signal(&alert("PaymentsSlow", "warning", 0), t(0));
+        let group = p.correlator().groups().next().map(|g| g.id).unwrap();
+        assert!(p.close_group(group, t(60)), "a person resolved it");
+        let again = render(&p.observe_signal(&alert("PaymentsDown", "critical", 120), t(120)));
+        assert!(again[0].starts_with("Reopen"), "{again:#?}");
+        assert!(again[0].contains("PaymentsDown on payments: PaymentsDown summary fired again"), "titled, not by fingerprint: {again:#?}");
+        assert_eq!(again[1], "severity SEV3→SEV1: suggested: SEV1: alert PaymentsDown has severity \"critical\" (alert_severities)");
+    }
+
+    #[test]
+    fn a_lower_flow_suggestion_is_noted_not_applied() {
+        let mut p = pipeline();
+        p.observe_signal(&alert("PaymentsDown", "critical", 0), t(0));
+        let mut out = Vec::new();
+        let group = p.correlator().groups().next().map(|g| g.id).unwrap();
+        p.alert_floors.clear(); // as if only the flows spoke now (SEV3)
+        p.reconcile_severity(group, &CausalChain::default(), t(5), &mut out);
+        p.reconcile_severity(group, &CausalChain::default(), t(6), &mut out);
+        assert_eq!(
+            render(&out),
+            ["note severity: suggested SEV3: no severity rule matched (default); kept SEV1: a suggestion never lowers the severity (a person can)"],
+            "noted once"
+        );
+    }
+
+    #[test]
+    fn a_telemetry_incident_names_the_interaction_and_follows_the_origin() {
+        let svc = |s: &str| ServiceName::new(s).unwrap();
+        let edge = |a: &str, b: &str| Interaction { caller: svc(a), callee: svc(b), operation: String::new() };
+        let topo = Topology::new([edge("checkout", "payments"), edge("payments", "payments-db")], vec![]);
+        let mut p = Pipeline::new(DetectorSet::empty(), CorrelatorConfig::default(), topo, SeverityDefinitions::standard(vec![]));
+        let finding = |subject: Subject, kind: &str, at: i64, observed: f64| Finding {
+            kind: kind.into(),
+            subject,
+            failure_model: FailureModel::Unknown,
+            started_at: t(at),
+            strength: 3.0,
+            evidence: Evidence {
+                measure: "error_ratio".into(),
+                observed,
+                baseline: Some(0.01),
+                threshold: None,
+                window: Duration::from_secs(10),
+                exemplar_trace_ids: vec![],
+            },
+        };
+        let opened =
+            render(&p.observe_finding(finding(Subject::Interaction { interaction: edge("checkout", "payments") }, "error_rate_change", 0, 0.31), t(0)));
+        assert_eq!(opened[0], "open SEV3 \"checkout → payments: errors 31 %\"", "{opened:#?}");
+        // The database fails first and hardest: the origin moves there and the title says so.
+        let db = finding(Subject::Resource { service: svc("payments-db"), resource: "connections".into() }, "resource_exhaustion", -30, 0.99);
+        let later = render(&p.observe_finding(db, t(5)));
+        assert!(later.contains(&"title \"checkout → payments: errors 31 %; origin payments-db/connections\"".to_owned()), "{later:#?}");
     }
 }
 

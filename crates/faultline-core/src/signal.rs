@@ -110,6 +110,19 @@ pub struct ExternalAlert {
     pub ends_at: Option<Timestamp>,
 }
 
+impl ExternalAlert {
+    /// Label keys that name the service an alert is about, in the order
+    /// they are tried (Prometheus and OpenTelemetry conventions, PagerDuty's
+    /// `component`).
+    pub const SERVICE_LABELS: [&'static str; 5] = ["service", "service_name", "job", "app", "component"];
+
+    /// The service the alert names, if any: the first non-empty value of
+    /// `SERVICE_LABELS` it carries.
+    pub fn service_label(&self) -> Option<&str> {
+        Self::SERVICE_LABELS.iter().filter_map(|k| self.labels.get(*k)).map(|v| v.trim()).find(|v| !v.is_empty())
+    }
+}
+
 /// A structured log record worth keeping (errors, not every line).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEvent {

@@ -11,10 +11,45 @@ use std::ops::{Add, Sub};
 
 use serde::{Deserialize, Serialize};
 
-/// An instant, in milliseconds since 1970-01-01T00:00:00Z.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+/// An instant, in milliseconds since 1970-01-01T00:00:00Z. Serialised as
+/// RFC 3339 in UTC with milliseconds (`2026-11-21T18:00:00.000Z`), so every
+/// JSON Faultline writes — the API's graph and chain views, files, its own
+/// rows — says a time a person can read; an instant beyond ±9999 years
+/// (no real one) is written as its milliseconds. Read back from either
+/// form, so rows written as numbers by older versions still load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match jiff::Timestamp::from_millisecond(self.0) {
+            Ok(t) => s.collect_str(&format_args!("{t:.3}")),
+            Err(_) => s.serialize_i64(self.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 time such as 2026-11-21T18:00:00Z, or milliseconds since 1970")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Timestamp, E> {
+                i64::try_from(v).map(Timestamp).map_err(|_| E::custom(format!("{v} ms is out of range")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Timestamp, E> {
+                Timestamp::parse_rfc3339(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
 
 /// A span of time in milliseconds. Negative durations are allowed (differences).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]

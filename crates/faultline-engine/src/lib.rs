@@ -756,7 +756,13 @@ fn decide_all(incident: &Incident, cmds: Vec<(Command, Timestamp)>, actor: &Acto
                     out.push(ev);
                 }
             }
-            Err(e @ (TransitionError::AlreadyInStatus(_) | TransitionError::NotAllowed { .. })) => {
+            Err(
+                e @ (TransitionError::AlreadyInStatus(_)
+                | TransitionError::NotAllowed { .. }
+                | TransitionError::NotRaised { .. }
+                | TransitionError::TitleSetByPerson
+                | TransitionError::Unchanged(_)),
+            ) => {
                 tracing::debug!(id = %incident.id, error = %e, "correlator {name} not applied");
             }
             Err(e) => return Err(e),

@@ -37,7 +37,8 @@ use faultline_core::escalation::{Effect, Escalation, EscalationInput, Escalation
 use faultline_core::incident::{Actor, Command, Incident, IncidentEvent, TimelineEvent};
 use faultline_core::routing::{CompiledSilence, Labels, Outcome, Router, RoutingInput, decide_ownership, routing_labels};
 use faultline_core::status_page::{
-    ComponentConfig, DraftUpdate, ImpactFacts, PageInfo, PublicIncident, ScheduledMaintenance, StatusPageView, WebhookMeta, draft_update, publish,
+    ComponentConfig, DraftUpdate, ImpactFacts, PageInfo, PublicIncident, ScheduledMaintenance, StatusPageView, WebhookMeta, diagnosis_is_confident,
+    draft_update, public_name, publish,
 };
 use faultline_core::{FlowName, IncidentId, ServiceName, Timestamp, UserId};
 use faultline_store::response::{DraftRecord, EscalationRecord, OutboxItem, ResponseBatch, ResponseStore, Subscriber};
@@ -161,7 +162,6 @@ pub struct IncidentFacts {
     pub impacted_flows: Vec<FlowName>,
     pub origins: Vec<ServiceName>,
     pub services: Vec<ServiceName>,
-    pub origin_identified: bool,
     pub parent: Option<IncidentId>,
 }
 
@@ -196,12 +196,11 @@ impl ResponseSetup {
                         }
                     }
                 }
-                IncidentEvent::DiagnosisUpdated { origin: Some(o), confidence_pct, .. } => {
+                IncidentEvent::DiagnosisUpdated { origin: Some(o), .. } => {
                     let mut os = Vec::new();
                     mentioned(o, &mut os);
                     if !os.is_empty() {
                         f.origins = os;
-                        f.origin_identified = confidence_pct.is_some_and(|c| c >= 50);
                     }
                 }
                 _ => {}
@@ -581,7 +580,9 @@ impl ResponseDriver {
         let based_on = previous.as_ref().map_or(0, |p| p.updates.len());
         let update_id = format!("{}-u{}", incident.id, based_on + 1);
         let public_id = previous.as_ref().map_or_else(|| incident.id.to_string(), |p| p.id.clone());
-        let public = publish(&self.setup.components, previous, (&public_id, &incident.title, incident.opened_at), draft, edited_body, &update_id, now);
+        // Named by the public title, never the internal one.
+        let name = public_name(incident, previous.as_ref(), &self.setup.components, draft);
+        let public = publish(&self.setup.components, previous, (&public_id, &name, incident.opened_at), draft, edited_body, &update_id, now);
         let mut incidents = self.responses.public_incidents().await?;
         incidents.retain(|i| i.id != public.id);
         incidents.push(public.clone());
@@ -603,7 +604,8 @@ impl ResponseDriver {
             incident,
             impacted_flows: &ctx.facts.impacted_flows,
             impacted_services: &ctx.facts.services,
-            origin_identified: ctx.facts.origin_identified,
+            // "Identified" only on a steady, confident diagnosis (or a person's word).
+            origin_identified: diagnosis_is_confident(ctx.timeline, now),
         };
         let mut attempt = 1;
         loop {

@@ -35,7 +35,15 @@
 //!     - {severity: SEV1, name: several flows burning, when: {min_impacted_flows: 2, min_burn_rate: 6, min_burning_slos: 2}}
 //!     - {severity: SEV2, name: SLO burning, when: {min_burn_rate: 6}}
 //!     - {severity: SEV2, when: {any_flow: [login, search]}}
+//!   alert_severities: {page: SEV1, p1: SEV1}   # over the built-in map below
 //! ```
+//!
+//! Alert severities: an alert's own `severity` label (PagerDuty's
+//! `payload.severity`) suggests a SEV through `alert_severities`; the
+//! built-in map is `critical` → SEV1; `error`, `high`, `major`, `page` →
+//! SEV2; `warning`, `minor`, `info`, `low`, `ticket`, `none` → SEV3 (and
+//! `sev1`–`sev3`). Keys given replace or extend it. An incident takes the
+//! most severe suggestion and is never lowered by one (a lower one is noted).
 //!
 //! Severity rules: each rule's `when` holds when every condition it sets
 //! holds — `critical_flow_impacted` (a `critical_flows` flow is impacted, or
@@ -109,6 +117,25 @@ struct SeverityDecl {
     rules: Option<Vec<Rule>>,
     #[serde(default)]
     default: Option<faultline_core::incident::Severity>,
+    /// Alert severity (label value) → SEV, over the built-in map.
+    #[serde(default)]
+    alert_severities: Option<BTreeMap<String, faultline_core::incident::Severity>>,
+}
+
+/// The configured alert severities laid over the built-in ones (a key given
+/// replaces the built-in mapping of that name; keys are matched lowercased).
+fn merged_alert_severities(
+    mut standard: BTreeMap<String, faultline_core::incident::Severity>,
+    given: Option<BTreeMap<String, faultline_core::incident::Severity>>,
+) -> Result<BTreeMap<String, faultline_core::incident::Severity>, String> {
+    for (k, v) in given.unwrap_or_default() {
+        let key = k.trim().to_lowercase();
+        if key.is_empty() {
+            return Err("severity: alert_severities: an empty severity name cannot match any alert".into());
+        }
+        standard.insert(key, v);
+    }
+    Ok(standard)
 }
 
 #[derive(Debug, Deserialize)]
@@ -426,6 +453,7 @@ fn build(file: File, catalogue: Catalogue, base_dir: &Path, env: &dyn Fn(&str) -
                 critical_flows: d.critical_flows.unwrap_or(standard.critical_flows),
                 rules: d.rules.unwrap_or(standard.rules),
                 default: d.default.unwrap_or(standard.default),
+                alert_severities: merged_alert_severities(standard.alert_severities, d.alert_severities)?,
             }
         }
     };

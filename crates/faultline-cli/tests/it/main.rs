@@ -2,6 +2,7 @@
 //! executable, run as a user would — token creation, a server process on a
 //! free port, the incidents commands, SIGTERM and restart.
 
+mod comms;
 mod e2e;
 mod response;
 mod storm;

@@ -184,6 +184,9 @@ async fn lifecycle_verbs_under_incidents_and_response_times() {
     assert!(rt["time_to_acknowledge_seconds"].as_f64().unwrap() >= 0.0 && rt["time_to_resolve_seconds"].as_f64().is_some(), "{rt}");
     let text = cli(&server, &token, &["incidents", "show", &id]);
     assert!(text.contains("response: acknowledged after ") && text.contains(" · reopened 1×"), "{text}");
+    // The timeline reads in words, not JSON.
+    assert!(text.contains("note: rolled back the deploy") && text.contains("severity SEV2 → SEV1: all card payments failing"), "{text}");
+    assert!(!text.contains("{\""), "no raw JSON in the timeline: {text}");
 
     let metrics = cli(&server, &token, &["incidents", "metrics"]);
     assert!(metrics.starts_with("all incidents: 1 counted, 0 merged (left out), 0 unacknowledged, 0 unresolved"), "{metrics}");

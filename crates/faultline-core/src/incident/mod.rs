@@ -27,6 +27,7 @@ use crate::time::Timestamp;
 pub mod metrics;
 #[cfg(test)]
 mod tests;
+pub mod title;
 
 /// SEV1 core flow down / SLO fast burn; SEV2 degraded, workaround exists;
 /// SEV3 minor. Ordered so that `Sev1 < Sev2`: "more severe sorts first".
@@ -216,6 +217,19 @@ pub enum IncidentEvent {
     SummaryUpdated {
         summary: String,
     },
+    /// The internal title changed. `automatic`: Faultline renamed the
+    /// incident as its diagnosis became clearer; that never replaces a title
+    /// a person set.
+    TitleChanged {
+        title: String,
+        #[serde(default)]
+        automatic: bool,
+    },
+    /// The title the public status page shows changed (always a person's
+    /// words: internal titles name services customers do not know).
+    PublicTitleChanged {
+        title: String,
+    },
     /// The correlator attached a symptom (a finding or an external alert).
     SymptomAttached {
         member: String,
@@ -269,6 +283,8 @@ impl IncidentEvent {
             IncidentEvent::RoleUnassigned { .. } => "role_unassigned",
             IncidentEvent::NoteAdded { .. } => "note_added",
             IncidentEvent::SummaryUpdated { .. } => "summary_updated",
+            IncidentEvent::TitleChanged { .. } => "title_changed",
+            IncidentEvent::PublicTitleChanged { .. } => "public_title_changed",
             IncidentEvent::SymptomAttached { .. } => "symptom_attached",
             IncidentEvent::SymptomCleared { .. } => "symptom_cleared",
             IncidentEvent::DiagnosisUpdated { .. } => "diagnosis_updated",
@@ -320,8 +336,17 @@ pub enum Command {
     UpdateSummary {
         summary: String,
     },
+    /// A person renames the incident (internal title).
+    ChangeTitle {
+        title: String,
+    },
+    /// A person sets the status page's title for this incident.
+    ChangePublicTitle {
+        title: String,
+    },
     /// Record a system event (correlator, escalation) as it is, after the
-    /// same checks. `Opened` cannot be recorded this way.
+    /// same checks. `Opened` cannot be recorded this way; a `SeverityChanged`
+    /// is a suggestion: it only raises, from the current severity.
     Record(IncidentEvent),
 }
 
@@ -337,6 +362,8 @@ impl Command {
             Command::UnassignRole { .. } => "unassign role",
             Command::AddNote { .. } => "add note",
             Command::UpdateSummary { .. } => "update summary",
+            Command::ChangeTitle { .. } => "change title",
+            Command::ChangePublicTitle { .. } => "change public title",
             Command::Record(_) => "record event",
         }
     }
@@ -357,6 +384,12 @@ pub enum TransitionError {
     Invalid { field: &'static str, reason: &'static str },
     #[error("invalid {field}: must be at most {max} characters")]
     TooLong { field: &'static str, max: usize },
+    #[error("the {0} is already that")]
+    Unchanged(&'static str),
+    #[error("a person set the title; automatic titles no longer replace it")]
+    TitleSetByPerson,
+    #[error("severity is {current}: a suggested {suggested} would not raise it, and a suggestion never lowers")]
+    NotRaised { current: Severity, suggested: Severity },
     #[error("timeline is corrupt: {0}")]
     CorruptTimeline(String),
 }
@@ -380,6 +413,12 @@ pub struct Incident {
     pub mitigated_at: Option<Timestamp>,
     pub resolved_at: Option<Timestamp>,
     pub reopen_count: u32,
+    /// What the public status page calls this incident, when a person set it.
+    #[serde(default)]
+    pub public_title: Option<String>,
+    /// A person set the internal title (so automatic renames stop).
+    #[serde(default)]
+    pub title_set_by_person: bool,
     /// The correlator's latest explanation, if the incident came from it.
     #[serde(default)]
     pub diagnosis: Option<String>,
@@ -448,6 +487,8 @@ impl Incident {
             mitigated_at: None,
             resolved_at: None,
             reopen_count: 0,
+            public_title: None,
+            title_set_by_person: false,
             diagnosis: None,
             causal_chain: None,
             class: None,
@@ -505,6 +546,11 @@ impl Incident {
             }
             IncidentEvent::NoteAdded { .. } => {}
             IncidentEvent::SummaryUpdated { summary } => self.summary = Some(summary.clone()),
+            IncidentEvent::TitleChanged { title, automatic } => {
+                self.title = title.clone();
+                self.title_set_by_person |= !automatic;
+            }
+            IncidentEvent::PublicTitleChanged { title } => self.public_title = Some(title.clone()),
             IncidentEvent::SymptomAttached { .. } => self.symptoms += 1,
             IncidentEvent::SymptomCleared { .. } | IncidentEvent::SystemNote { .. } => {}
             IncidentEvent::DiagnosisUpdated { sentence, chain, .. } => {
@@ -543,8 +589,19 @@ impl Incident {
             Command::UnassignRole { role } => IncidentEvent::RoleUnassigned { role },
             Command::AddNote { text } => IncidentEvent::NoteAdded { text },
             Command::UpdateSummary { summary } => IncidentEvent::SummaryUpdated { summary },
+            Command::ChangeTitle { title } => IncidentEvent::TitleChanged { title: title.trim().to_owned(), automatic: false },
+            Command::ChangePublicTitle { title } => IncidentEvent::PublicTitleChanged { title: title.trim().to_owned() },
             Command::Record(IncidentEvent::Opened { .. }) => {
                 return Err(TransitionError::Invalid { field: "event", reason: "an incident is opened only once" });
+            }
+            // A recorded severity change is a suggestion (the correlator's):
+            // it raises from whatever the severity is now — a person may
+            // have changed it since the suggester last looked — and never lowers.
+            Command::Record(IncidentEvent::SeverityChanged { to, reason, .. }) => {
+                if to >= self.severity {
+                    return Err(TransitionError::NotRaised { current: self.severity, suggested: to });
+                }
+                IncidentEvent::SeverityChanged { from: self.severity, to, reason }
             }
             Command::Record(event) => event,
         };
@@ -645,6 +702,23 @@ impl Incident {
             }
             IncidentEvent::NoteAdded { text } => check_text("text", text, MAX_TEXT_CHARS, true),
             IncidentEvent::SummaryUpdated { summary } => check_text("summary", summary, MAX_TEXT_CHARS, true),
+            IncidentEvent::TitleChanged { title, automatic } => {
+                check_text("title", title, MAX_TITLE_CHARS, true)?;
+                if *automatic && self.title_set_by_person {
+                    return Err(TransitionError::TitleSetByPerson);
+                }
+                if *title == self.title {
+                    return Err(TransitionError::Unchanged("title"));
+                }
+                Ok(())
+            }
+            IncidentEvent::PublicTitleChanged { title } => {
+                check_text("public title", title, MAX_TITLE_CHARS, true)?;
+                if self.public_title.as_ref() == Some(title) {
+                    return Err(TransitionError::Unchanged("public title"));
+                }
+                Ok(())
+            }
             // Correlator events are facts about telemetry, recorded whatever
             // the response status (symptoms can clear after a resolve).
             IncidentEvent::SymptomAttached { .. }

@@ -134,9 +134,56 @@ fn timeline_events_serialize_with_snake_case_tags() {
     let json = serde_json::to_string(&ev).unwrap();
     assert_eq!(
         json,
-        r#"{"seq":2,"at":1800000001000,"actor":{"kind":"system","name":"correlator"},"event":{"type":"role_assigned","role":"comms_lead","user":"carol"}}"#
+        r#"{"seq":2,"at":"2027-01-15T08:00:01.000Z","actor":{"kind":"system","name":"correlator"},"event":{"type":"role_assigned","role":"comms_lead","user":"carol"}}"#
     );
     assert_eq!(serde_json::from_str::<TimelineEvent>(&json).unwrap(), ev);
+    // Rows written by older versions carry the time as milliseconds: still read.
+    let old = json.replace(r#""2027-01-15T08:00:01.000Z""#, "1800000001000");
+    assert_eq!(serde_json::from_str::<TimelineEvent>(&old).unwrap(), ev);
+    // No real instant, but still written and read back, never a panic.
+    let far = Timestamp::from_millis(i64::MAX);
+    assert_eq!(serde_json::from_str::<Timestamp>(&serde_json::to_string(&far).unwrap()).unwrap(), far);
+}
+
+/// Titles are editable; the public title is separate from the internal one;
+/// an automatic rename (from the diagnosis) never replaces a person's title.
+#[test]
+fn titles_are_editable_and_a_persons_title_is_kept() {
+    let auto = |t: &str| Command::Record(IncidentEvent::TitleChanged { title: t.into(), automatic: true });
+    let (inc, timeline, results) = run(vec![
+        auto("web → api: errors 31 %; origin api-db"),
+        Command::ChangeTitle { title: " Checkout payments failing ".into() },
+        auto("web → api: errors 40 %; origin api"),
+        Command::ChangeTitle { title: "Checkout payments failing".into() },
+        Command::ChangePublicTitle { title: "Payments are failing".into() },
+        Command::ChangeTitle { title: " ".into() },
+    ]);
+    assert_eq!(
+        results,
+        ["ok", "ok", "a person set the title; automatic titles no longer replace it", "the title is already that", "ok", "invalid title: must not be empty",]
+    );
+    assert_eq!((inc.title.as_str(), inc.public_title.as_deref(), inc.title_set_by_person), ("Checkout payments failing", Some("Payments are failing"), true));
+    assert_eq!(timeline[2].event.kind(), "title_changed");
+    assert_eq!(timeline[3].event.kind(), "public_title_changed");
+    assert_eq!(Incident::fold(id(), &timeline).unwrap(), inc);
+}
+
+/// A recorded severity change is a suggestion: it raises from the current
+/// severity (even when a person changed it since) and never lowers.
+#[test]
+fn a_suggested_severity_only_raises() {
+    let suggest = |to| Command::Record(IncidentEvent::SeverityChanged { from: Severity::Sev3, to, reason: "suggested".into() });
+    let (inc, timeline, results) = run(vec![suggest(Severity::Sev3), suggest(Severity::Sev1), suggest(Severity::Sev2)]);
+    assert_eq!(
+        results,
+        [
+            "severity is SEV2: a suggested SEV3 would not raise it, and a suggestion never lowers",
+            "ok",
+            "severity is SEV1: a suggested SEV2 would not raise it, and a suggestion never lowers",
+        ]
+    );
+    assert_eq!(inc.severity, Severity::Sev1);
+    assert!(matches!(timeline[1].event, IncidentEvent::SeverityChanged { from: Severity::Sev2, to: Severity::Sev1, .. }), "from the actual severity");
 }
 
 fn command_strategy() -> impl Strategy<Value = Command> {
@@ -151,6 +198,9 @@ fn command_strategy() -> impl Strategy<Value = Command> {
         role.clone().prop_map(|role| Command::AssignRole { role, user: UserId::new("u").unwrap() }),
         role.prop_map(|role| Command::UnassignRole { role }),
         "[a-z ]{0,3}".prop_map(|text| Command::AddNote { text }),
+        "[a-z ]{0,3}".prop_map(|title| Command::ChangeTitle { title }),
+        "[a-z ]{0,3}".prop_map(|title| Command::ChangePublicTitle { title }),
+        ("[a-z ]{0,3}", any::<bool>()).prop_map(|(title, automatic)| Command::Record(IncidentEvent::TitleChanged { title, automatic })),
     ]
 }
 

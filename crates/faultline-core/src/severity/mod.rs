@@ -9,6 +9,14 @@
 //! or two or more flows burning ≥ 6×; SEV2 = any SLO burning ≥ 6× or a
 //! critical flow impacted; SEV3 otherwise.
 //!
+//! Alerts carry their own severity (Prometheus's `severity` label,
+//! PagerDuty's `payload.severity`): [`SeverityDefinitions::suggest_for_alert`]
+//! maps it through `alert_severities` (defaults in [`default_alert_severities`]:
+//! `critical` → SEV1; `error`, `high`, `major`, `page` → SEV2; `warning`,
+//! `minor`, `info`, `low`, `ticket`, `none` → SEV3; `sev1`–`sev3` as named).
+//! An incident takes the most severe of its suggestions (flows and burn, and
+//! every alert in it); a suggestion only ever raises the severity.
+//!
 //! What it is not: the decision. A suggestion is applied or overridden by a
 //! person (`Command::ChangeSeverity` with a reason); burn rates come from the
 //! SLO engine, impacted flows from the correlator.
@@ -16,10 +24,13 @@
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ids::FlowName;
 use crate::incident::Severity;
+use crate::signal::ExternalAlert;
 
 /// How fast one flow's SLO is burning its error budget right now.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,6 +86,38 @@ pub struct SeverityDefinitions {
     pub rules: Vec<Rule>,
     #[serde(default = "default_sev")]
     pub default: Severity,
+    /// An alert's own severity (its `severity` label, lowercased) → SEV.
+    #[serde(default = "default_alert_severities")]
+    pub alert_severities: BTreeMap<String, Severity>,
+}
+
+/// The built-in alert severity map. Every peer's scale tops out at
+/// `critical` (Prometheus rule conventions, PagerDuty Events, Keep, Grafana
+/// IRM), and a `critical` alert is the sender saying "wake someone now": SEV1.
+/// `error` / `high` / `major` (PagerDuty's second level, Keep's `high`) and
+/// `page` (the SRE workbook's page-vs-ticket split, which says urgent but not
+/// how broad) are SEV2; everything below is SEV3, the floor anyway.
+pub fn default_alert_severities() -> BTreeMap<String, Severity> {
+    use Severity::*;
+    [
+        ("critical", Sev1),
+        ("sev1", Sev1),
+        ("error", Sev2),
+        ("high", Sev2),
+        ("major", Sev2),
+        ("page", Sev2),
+        ("sev2", Sev2),
+        ("warning", Sev3),
+        ("minor", Sev3),
+        ("info", Sev3),
+        ("low", Sev3),
+        ("ticket", Sev3),
+        ("none", Sev3),
+        ("sev3", Sev3),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }
 
 fn default_sev() -> Severity {
@@ -127,7 +170,17 @@ impl SeverityDefinitions {
                 rule(Severity::Sev2, "critical flow impacted", Conditions { critical_flow_impacted: Some(true), ..Conditions::default() }),
             ],
             default: Severity::Sev3,
+            alert_severities: default_alert_severities(),
         }
+    }
+
+    /// What an alert's own severity suggests, through `alert_severities`;
+    /// `None` when it carries none or one the map does not know.
+    pub fn suggest_for_alert(&self, alert: &ExternalAlert) -> Option<SeveritySuggestion> {
+        let given = alert.labels.get("severity")?.trim();
+        let severity = *self.alert_severities.get(&given.to_lowercase())?;
+        let name = alert.labels.get("alertname").map_or_else(|| format!("{} alert", alert.source), |n| format!("alert {n}"));
+        Some(SeveritySuggestion { severity, rule: None, reason: format!("{severity}: {name} has severity {given:?} (alert_severities)") })
     }
 
     pub fn validate(&self) -> Result<(), SeverityConfigError> {

@@ -12,6 +12,18 @@
 //! public), and serde structs whose field names match Statuspage's public API
 //! v2, so status aggregators read us unchanged.
 //!
+//! The comms lead speaks through `comms_update`: any status, any text, any
+//! component statuses, as often as needed (no state change required). What
+//! Faultline drafts on its own is careful: it says "investigating" until a
+//! person has said more or the diagnosis is confident — the same top origin
+//! named with at least `IDENTIFIED_MIN_CONFIDENCE_PCT` % confidence for at
+//! least `IDENTIFIED_MIN_STEADY` (`diagnosis_is_confident`) — it never takes
+//! back what a person published (their status stands until the internal
+//! incident moves on; their component statuses stand until it is mitigated or
+//! resolved), and the public incident is named by the public title a person
+//! set, else by what is affected ("Partial outage affecting checkout"),
+//! never by the internal title (`public_name`).
+//!
 //! What it is not: HTTP serving, storage, or sending subscriber notifications.
 //! Drafts never contain internal details (services, causal chain) unless the
 //! comms lead writes them in.
@@ -25,9 +37,16 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{FlowName, ServiceName};
-use crate::incident::{Incident, IncidentStatus as InternalStatus, Severity};
+use crate::incident::{Incident, IncidentEvent, IncidentStatus as InternalStatus, Severity, TimelineEvent};
 use crate::model::Flow;
-use crate::time::Timestamp;
+use crate::time::{Duration, Timestamp};
+
+/// An automatic draft says "identified" only when the diagnosis's top origin
+/// has at least this confidence...
+pub const IDENTIFIED_MIN_CONFIDENCE_PCT: u8 = 80;
+/// ...and has been the same, that confident, for at least this long (a first
+/// guess a second after detection is not "we have identified the cause").
+pub const IDENTIFIED_MIN_STEADY: Duration = Duration::from_mins(10);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -37,6 +56,22 @@ pub enum ComponentStatus {
     DegradedPerformance,
     PartialOutage,
     MajorOutage,
+}
+
+impl std::str::FromStr for ComponentStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ComponentStatus, String> {
+        match s.trim() {
+            "operational" => Ok(ComponentStatus::Operational),
+            "degraded_performance" => Ok(ComponentStatus::DegradedPerformance),
+            "partial_outage" => Ok(ComponentStatus::PartialOutage),
+            "major_outage" => Ok(ComponentStatus::MajorOutage),
+            "under_maintenance" => Ok(ComponentStatus::UnderMaintenance),
+            other => {
+                Err(format!("component status {other:?} is not one of operational, degraded_performance, partial_outage, major_outage, under_maintenance"))
+            }
+        }
+    }
 }
 
 impl ComponentStatus {
@@ -95,6 +130,30 @@ impl PublicIncidentStatus {
     }
     pub fn is_open(self) -> bool {
         !matches!(self, PublicIncidentStatus::Resolved | PublicIncidentStatus::Postmortem)
+    }
+    /// How far along the lifecycle: investigating < identified < monitoring < resolved.
+    fn stage(self) -> u8 {
+        match self {
+            PublicIncidentStatus::Investigating => 0,
+            PublicIncidentStatus::Identified => 1,
+            PublicIncidentStatus::Monitoring => 2,
+            PublicIncidentStatus::Resolved => 3,
+            PublicIncidentStatus::Postmortem => 4,
+        }
+    }
+}
+
+impl std::str::FromStr for PublicIncidentStatus {
+    type Err = String;
+    /// The four statuses a comms lead posts (`postmortem` comes with the review).
+    fn from_str(s: &str) -> Result<PublicIncidentStatus, String> {
+        match s.trim() {
+            "investigating" => Ok(PublicIncidentStatus::Investigating),
+            "identified" => Ok(PublicIncidentStatus::Identified),
+            "monitoring" => Ok(PublicIncidentStatus::Monitoring),
+            "resolved" => Ok(PublicIncidentStatus::Resolved),
+            other => Err(format!("status {other:?} is not one of investigating, identified, monitoring, resolved")),
+        }
     }
 }
 
@@ -176,6 +235,9 @@ pub struct PublicUpdate {
     pub body: String,
     pub created_at: Timestamp,
     pub affected_components: Vec<AffectedComponent>,
+    /// A person published it (their words, or a draft they approved).
+    #[serde(default)]
+    pub by_person: bool,
 }
 
 /// The public face of an incident: what customers see.
@@ -303,11 +365,20 @@ fn join_names(names: &[&str]) -> String {
 /// incident as last published (if any).
 pub fn draft_update(components: &[ComponentConfig], facts: &ImpactFacts<'_>, previous: Option<&PublicIncident>) -> DraftUpdate {
     let inc = facts.incident;
-    let status = public_status_for(inc.status, facts.origin_identified);
+    let mut status = public_status_for(inc.status, facts.origin_identified);
+    // What a person said stands until the internal incident moves past it.
+    if let Some(p) = previous.filter(|p| p.status.is_open() && inc.status.is_open() && p.status.stage() > status.stage()) {
+        status = p.status;
+    }
     let comp_status = component_status_for(inc.severity, inc.status);
     let affected = affected_components(components, facts);
     let mut map: BTreeMap<String, ComponentStatus> = previous.map(|p| p.components.clone()).unwrap_or_default();
+    let person_set_components = previous.is_some_and(|p| p.updates.iter().any(|u| u.by_person));
+    let lifecycle_moved = matches!(inc.status, InternalStatus::Mitigated | InternalStatus::Resolved);
     for c in &affected {
+        if person_set_components && !lifecycle_moved && map.contains_key(&c.id) {
+            continue; // the comms lead's status for it stands
+        }
         map.insert(c.id.clone(), comp_status);
     }
     if inc.status == InternalStatus::Resolved {
@@ -336,8 +407,12 @@ pub fn draft_update(components: &[ComponentConfig], facts: &ImpactFacts<'_>, pre
     DraftUpdate { status, impact, body, components: map, changed }
 }
 
-/// Publishes a draft (approved as is, or with the comms lead's `body`) as a
-/// new update of `incident`, creating the public incident if needed.
+/// Publishes a draft as a new update of `incident`, creating the public
+/// incident if needed. `edited_body` is what a person published (their own
+/// text, or the draft's when they approved it as is); `None` is an automatic
+/// publish of the draft's text. `new_incident` is (public id, public name,
+/// started at); the name is applied on every publish, so a public title set
+/// later renames the incident with its next update.
 pub fn publish(
     components: &[ComponentConfig],
     previous: Option<PublicIncident>,
@@ -372,6 +447,7 @@ pub fn publish(
             new_status: *new,
         })
         .collect();
+    inc.name = name.to_owned();
     inc.status = draft.status;
     inc.impact = draft.impact;
     inc.components = draft.components.clone();
@@ -387,8 +463,84 @@ pub fn publish(
         body: edited_body.unwrap_or(&draft.body).to_owned(),
         created_at: now,
         affected_components: affected,
+        by_person: edited_body.is_some(),
     });
     inc
+}
+
+/// Whether the diagnosis is confident enough for an automatic draft to say
+/// "identified": its latest top origin has had at least
+/// `IDENTIFIED_MIN_CONFIDENCE_PCT` % confidence, without changing, for at
+/// least `IDENTIFIED_MIN_STEADY` by `now`.
+pub fn diagnosis_is_confident(timeline: &[TimelineEvent], now: Timestamp) -> bool {
+    let mut steady: Option<(&str, Timestamp)> = None;
+    for ev in timeline {
+        if let IncidentEvent::DiagnosisUpdated { origin, confidence_pct, .. } = &ev.event {
+            steady = match (origin.as_deref(), confidence_pct) {
+                (Some(o), Some(c)) if *c >= IDENTIFIED_MIN_CONFIDENCE_PCT => match steady {
+                    Some((same, since)) if same == o => Some((same, since)),
+                    _ => Some((o, ev.at)),
+                },
+                _ => None,
+            };
+        }
+    }
+    steady.is_some_and(|(_, since)| now - since >= IDENTIFIED_MIN_STEADY)
+}
+
+/// What the public page calls an incident: the public title a person set;
+/// else the name it already has on the page; else what is affected, in the
+/// page's own words ("Partial outage affecting checkout"). Never the internal
+/// title, which names services and alerts customers do not know.
+pub fn public_name(incident: &Incident, previous: Option<&PublicIncident>, components: &[ComponentConfig], draft: &DraftUpdate) -> String {
+    if let Some(t) = &incident.public_title {
+        return t.clone();
+    }
+    if let Some(p) = previous {
+        return p.name.clone();
+    }
+    let worst = draft.components.values().fold(ComponentStatus::Operational, |w, s| w.worst(*s));
+    let names: Vec<&str> = components.iter().filter(|c| draft.components.contains_key(&c.id)).map(|c| c.name.as_str()).collect();
+    let what = match worst {
+        ComponentStatus::MajorOutage => "Major outage",
+        ComponentStatus::PartialOutage => "Partial outage",
+        ComponentStatus::DegradedPerformance => "Degraded performance",
+        ComponentStatus::Operational | ComponentStatus::UnderMaintenance => "Service disruption",
+    };
+    format!("{what} affecting {}", join_names(&names))
+}
+
+/// The comms lead's own update: `status` (else the page's current one, else
+/// investigating), their `body`, and component statuses — those `given`,
+/// over the page's current ones (a first update starts from what the draft
+/// would say is affected; `resolved` makes the others operational). Always
+/// publishable: a second update needs no state change. An unknown component
+/// id is an error naming it.
+pub fn comms_update(
+    components: &[ComponentConfig],
+    facts: &ImpactFacts<'_>,
+    previous: Option<&PublicIncident>,
+    status: Option<PublicIncidentStatus>,
+    given: &BTreeMap<String, ComponentStatus>,
+    body: &str,
+) -> Result<DraftUpdate, String> {
+    if let Some(bad) = given.keys().find(|id| !components.iter().any(|c| &c.id == *id)) {
+        let known: Vec<&str> = components.iter().map(|c| c.id.as_str()).collect();
+        return Err(format!("components: no component {bad:?} on the status page (known: {})", known.join(", ")));
+    }
+    let status = status.or_else(|| previous.filter(|p| p.status.is_open()).map(|p| p.status)).unwrap_or(PublicIncidentStatus::Investigating);
+    let mut map = match previous {
+        Some(p) if p.status.is_open() => p.components.clone(),
+        _ => draft_update(components, facts, previous).components,
+    };
+    if status == PublicIncidentStatus::Resolved {
+        for v in map.values_mut() {
+            *v = ComponentStatus::Operational;
+        }
+    }
+    map.extend(given.iter().map(|(k, v)| (k.clone(), *v)));
+    let impact = previous.map_or(impact_for(facts.incident.severity), |p| p.impact.max(impact_for(facts.incident.severity)));
+    Ok(DraftUpdate { status, impact, body: body.to_owned(), components: map, changed: true })
 }
 
 /// The current status of every component: the worst status any unresolved

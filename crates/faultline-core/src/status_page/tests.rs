@@ -213,6 +213,7 @@ fn atom_feed_lists_incidents_newest_first_with_escaped_content() {
             body: body.into(),
             created_at: at,
             affected_components: vec![],
+            by_person: false,
         }],
     };
     let incs = [mk("a", "Old one", t(0), "fixed"), mk("b", "Slow <login> & \"more\"", t(30), "x < y")];
@@ -310,4 +311,81 @@ fn list_documents_filter_and_order() {
     );
     assert_eq!(mids(view.maintenances_doc(t(0), &[MaintenanceStatus::InProgress])), [("now".to_owned(), MaintenanceStatus::InProgress)]);
     assert_eq!(view.components_doc(t(0)).components.len(), 2);
+}
+
+fn diagnosis(origin: &str, pct: u8, at: Timestamp, seq: u64) -> crate::incident::TimelineEvent {
+    crate::incident::TimelineEvent {
+        seq,
+        at,
+        actor: Actor::System("correlator".into()),
+        event: IncidentEvent::DiagnosisUpdated {
+            sentence: String::new(),
+            chain: crate::finding::CausalChain::default(),
+            origin: Some(origin.into()),
+            confidence_pct: Some(pct),
+        },
+    }
+}
+
+/// Issue 13: the page said "We have identified the cause" a second after
+/// detection. An automatic draft says so only on a steady, confident diagnosis.
+#[test]
+fn identified_needs_a_steady_confident_diagnosis() {
+    let second = t(0) + crate::time::Duration::from_secs(1);
+    let first = [diagnosis("fraud-db", 100, t(0), 2)];
+    assert!(!diagnosis_is_confident(&first, second), "a first guess a second after detection");
+    assert!(diagnosis_is_confident(&first, t(10)), "the same origin, confident, for 10 minutes");
+    let moved = [diagnosis("fraud-db", 100, t(0), 2), diagnosis("gateway", 90, t(8), 3)];
+    assert!(!diagnosis_is_confident(&moved, t(12)), "the origin moved at t(8): steady for 4 minutes only");
+    assert!(diagnosis_is_confident(&moved, t(18)));
+    let doubtful = [diagnosis("fraud-db", 100, t(0), 2), diagnosis("fraud-db", 60, t(5), 3)];
+    assert!(!diagnosis_is_confident(&doubtful, t(30)), "below {IDENTIFIED_MIN_CONFIDENCE_PCT} %");
+    assert!(!diagnosis_is_confident(&[], t(30)));
+}
+
+/// The comms lead speaks: any status, their words, their component
+/// statuses, a second update without a state change; the page is named by
+/// the public title, never the internal one; automatic drafts do not take
+/// back what they said until the incident moves on.
+#[test]
+fn the_comms_lead_speaks_and_drafts_do_not_talk_over_them() {
+    let comps = components_from_flows(&flows(), t(-60));
+    let flows = [FlowName::new("checkout").unwrap()];
+    let inc = incident(vec![]);
+    let facts = ImpactFacts { incident: &inc, impacted_flows: &flows, impacted_services: &[], origin_identified: false };
+
+    // A first automatic publish: named by what is affected, not "checkout errors".
+    let d = draft_update(&comps, &facts, None);
+    let name = public_name(&inc, None, &comps, &d);
+    assert_eq!(name, "Partial outage affecting checkout");
+    let p1 = publish(&comps, None, ("inc-1", &name, t(0)), &d, None, "u1", t(1));
+    assert!(!p1.updates[0].by_person);
+
+    // The comms lead: identified, their words, login degraded too.
+    let given = BTreeMap::from([("flow-login".to_owned(), ComponentStatus::DegradedPerformance)]);
+    let u = comms_update(&comps, &facts, Some(&p1), Some(PublicIncidentStatus::Identified), &given, "A card processor is failing; we are switching.").unwrap();
+    let titled = incident(vec![Command::ChangePublicTitle { title: "Card payments failing".into() }]);
+    let p2 = publish(&comps, Some(p1), ("inc-1", &public_name(&titled, None, &comps, &u), t(0)), &u, Some(&u.body), "u2", t(2));
+    assert_eq!((p2.name.as_str(), p2.status), ("Card payments failing", PublicIncidentStatus::Identified));
+    assert_eq!(p2.components["flow-login"], ComponentStatus::DegradedPerformance);
+    assert!(p2.updates[1].by_person);
+    // A second update with nothing changed is still published.
+    let again = comms_update(&comps, &facts, Some(&p2), None, &BTreeMap::new(), "Still switching; next update in 30 minutes.").unwrap();
+    assert!(again.changed);
+    assert_eq!((again.status, again.components.clone()), (PublicIncidentStatus::Identified, p2.components.clone()));
+
+    // The next automatic draft (nothing identified internally) keeps their
+    // status and their component statuses: nothing to publish.
+    let d = draft_update(&comps, &facts, Some(&p2));
+    assert_eq!(d.status, PublicIncidentStatus::Identified);
+    assert!(!d.changed, "{d:?}");
+    // Once the incident is resolved the draft says so and clears every component.
+    let resolved = incident(vec![Command::Resolve { note: None }]);
+    let d = draft_update(&comps, &ImpactFacts { incident: &resolved, ..facts.clone() }, Some(&p2));
+    assert_eq!(d.status, PublicIncidentStatus::Resolved);
+    assert!(d.components.values().all(|s| *s == ComponentStatus::Operational));
+
+    let e = comms_update(&comps, &facts, Some(&p2), None, &BTreeMap::from([("flow-chekout".to_owned(), ComponentStatus::MajorOutage)]), "x").unwrap_err();
+    assert_eq!(e, "components: no component \"flow-chekout\" on the status page (known: flow-checkout, flow-login)");
+    assert_eq!("found".parse::<PublicIncidentStatus>().unwrap_err(), "status \"found\" is not one of investigating, identified, monitoring, resolved");
 }

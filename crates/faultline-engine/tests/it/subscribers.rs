@@ -350,6 +350,7 @@ async fn the_automatic_publish_that_loses_a_race_drafts_again_and_publishes_its_
             body: "comms lead".into(),
             created_at: t(0),
             affected_components: vec![],
+            by_person: false,
         }],
     };
     let racing = Arc::new(RacingResponses { inner: store.clone(), competitor: std::sync::Mutex::new(Some(theirs)) });

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, JsonProblem, decode_json};
 
 /// Longest accepted summary (PagerDuty's limit).
 const MAX_SUMMARY: usize = 1024;
@@ -76,6 +76,17 @@ pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
         eat(&[0xff]);
     }
     format!("{h:016x}")
+}
+
+/// A body as `T`, or the one error saying what is wrong with it in the
+/// sender's terms (`body: …` when the problem is the whole document).
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Vec<String>> {
+    decode_json(body).map_err(|p| {
+        let m = p.message();
+        // A field path already says where; a bare problem is about the body.
+        let located = m.split_once(": ").is_some_and(|(path, _)| !path.contains(' '));
+        vec![if matches!(p, JsonProblem::Malformed(_)) || located { m.to_owned() } else { format!("body: {m}") }]
+    })
 }
 
 fn parse_time(field: &str, v: Option<&str>, errors: &mut Vec<String>) -> Option<Timestamp> {
@@ -133,7 +144,7 @@ fn summary_of(labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, 
 /// `endsAt` has passed is resolved; otherwise it is firing until `endsAt`
 /// (senders re-send firing alerts before that).
 pub fn decode_am_v2(body: &[u8], now: Timestamp) -> Result<Vec<ExternalAlert>, Vec<String>> {
-    let alerts: Vec<PostableAlert> = serde_json::from_slice(body).map_err(|e| vec![format!("body: {e}")])?;
+    let alerts: Vec<PostableAlert> = decode(body)?;
     let mut errors = Vec::new();
     let mut out = Vec::with_capacity(alerts.len());
     for (i, a) in alerts.into_iter().enumerate() {
@@ -185,7 +196,7 @@ struct WebhookAlert {
 
 /// Alertmanager webhook (version "4") body → alerts.
 pub fn decode_am_webhook(body: &[u8], now: Timestamp) -> Result<Vec<ExternalAlert>, Vec<String>> {
-    let msg: WebhookMessage = serde_json::from_slice(body).map_err(|e| vec![format!("body: {e}")])?;
+    let msg: WebhookMessage = decode(body)?;
     if msg.version != "4" {
         return Err(vec![format!("version: {:?} is not supported (expected \"4\")", msg.version)]);
     }
@@ -235,7 +246,7 @@ pub enum PdEvent {
 /// PagerDuty Events API v2 body → event. `new_key` supplies a dedup key
 /// when a trigger omits one (PagerDuty generates a UUID).
 pub fn decode_pd(body: &[u8], now: Timestamp, new_key: impl FnOnce() -> String) -> Result<(PdEvent, String), Vec<String>> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| vec![format!("body: {e}")])?;
+    let v: Value = decode(body)?;
     let mut errors = Vec::new();
     let str_field = |v: &Value, name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned);
     let routing_key = str_field(&v, "routing_key").unwrap_or_default();
@@ -274,7 +285,8 @@ pub fn decode_pd(body: &[u8], now: Timestamp, new_key: impl FnOnce() -> String) 
             Some(s @ ("critical" | "error" | "warning" | "info")) => {
                 labels.insert("severity".into(), s.to_owned());
             }
-            other => errors.push(format!("payload.severity: {other:?} must be critical, error, warning or info")),
+            Some(other) => errors.push(format!("payload.severity: {other:?} is not one of critical, error, warning, info")),
+            None => errors.push("payload.severity: required (critical, error, warning or info)".into()),
         }
         for k in ["component", "group", "class"] {
             if let Some(s) = str_field(&payload, k) {
@@ -324,7 +336,7 @@ struct GenericAlert {
 /// The generic JSON alert → alert. The dedup key defaults to a fingerprint of
 /// title and labels, so re-sending the same alert deduplicates.
 pub fn decode_generic(body: &[u8], now: Timestamp) -> Result<(ExternalAlert, String), Vec<String>> {
-    let a: GenericAlert = serde_json::from_slice(body).map_err(|e| vec![format!("body: {e}")])?;
+    let a: GenericAlert = decode(body)?;
     let mut errors = Vec::new();
     if a.title.trim().is_empty() {
         errors.push("title: must not be empty".into());
@@ -341,7 +353,7 @@ pub fn decode_generic(body: &[u8], now: Timestamp) -> Result<(ExternalAlert, Str
     if let Some(s) = a.service {
         labels.insert("service".into(), s);
     }
-    let labels = bounded_labels("labels", labels, &mut errors);
+    let mut labels = bounded_labels("labels", labels, &mut errors);
     if let Some(k) = &a.dedup_key {
         bounded_key("dedup_key", k, &mut errors);
     }
@@ -354,6 +366,9 @@ pub fn decode_generic(body: &[u8], now: Timestamp) -> Result<(ExternalAlert, Str
         l.insert("__title__".into(), a.title.clone());
         fingerprint(&l)
     });
+    // The title names the alert as `alertname` does in Alertmanager's
+    // format (after the dedup key, so keys stay what they were).
+    labels.entry("alertname".into()).or_insert_with(|| a.title.chars().take(MAX_SUMMARY).collect());
     let summary = a.description.filter(|d| !d.is_empty()).unwrap_or(a.title).chars().take(MAX_SUMMARY).collect();
     Ok((
         ExternalAlert {
@@ -511,12 +526,12 @@ struct PushedProbe {
 /// detectors.
 pub async fn probe_results(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     accept(&state, &headers, |now| {
-        let pushed: Vec<PushedProbe> = match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Array(_)) => serde_json::from_slice(&body),
-            Ok(_) => serde_json::from_slice::<PushedProbe>(&body).map(|p| vec![p]),
-            Err(e) => Err(e),
-        }
-        .map_err(|e| invalid(vec![format!("body: {e}")]))?;
+        // One result or an array of them.
+        let pushed: Vec<PushedProbe> = if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            decode(&body).map_err(invalid)?
+        } else {
+            decode::<PushedProbe>(&body).map(|p| vec![p]).map_err(invalid)?
+        };
         let mut signals = Vec::with_capacity(pushed.len());
         for (i, p) in pushed.into_iter().enumerate() {
             let mut errs = Vec::new();
@@ -626,7 +641,9 @@ mod tests {
         let e = decode_am_v2(br#"[{"labels":{}},{"labels":{"a":"b"},"startsAt":"noon"}]"#, now()).unwrap_err();
         assert_eq!(e[0], "[0].labels: at least one label is required");
         assert!(e[1].starts_with("[1].startsAt: invalid timestamp \"noon\""), "{e:?}");
-        assert!(decode_am_v2(b"{}", now()).unwrap_err()[0].starts_with("body: invalid type"));
+        assert_eq!(decode_am_v2(b"{}", now()).unwrap_err(), ["body: expected a list, found an object"]);
+        assert_eq!(decode_am_v2(b"[{labels", now()).unwrap_err(), ["the body is not valid JSON (line 1, column 3)"]);
+        assert_eq!(decode_am_v2(br#"[{"labels":{"a":1}}]"#, now()).unwrap_err(), ["[0].labels.a: expected text, found 1"]);
     }
 
     #[test]
@@ -656,7 +673,9 @@ mod tests {
         );
         let e = decode_pd(br#"{"routing_key":"R","event_action":"trigger","payload":{"summary":"x","source":"s","severity":"fatal"}}"#, now(), || "k".into())
             .unwrap_err();
-        assert_eq!(e, ["payload.severity: Some(\"fatal\") must be critical, error, warning or info"]);
+        assert_eq!(e, ["payload.severity: \"fatal\" is not one of critical, error, warning, info"]);
+        let e = decode_pd(br#"{"routing_key":"R","event_action":"trigger","payload":{"summary":"x","source":"s"}}"#, now(), || "k".into()).unwrap_err();
+        assert_eq!(e, ["payload.severity: required (critical, error, warning or info)"], "no parser or Rust words (None, Some)");
     }
 
     #[test]
@@ -665,7 +684,8 @@ mod tests {
         let (_, k2) = decode_generic(br#"{"title":"Disk full","service":"ledger"}"#, now()).unwrap();
         assert_eq!((k1.clone(), a.labels["service"].as_str()), (k2, "ledger"));
         assert!(decode_generic(br#"{"title":" "}"#, now()).unwrap_err()[0].starts_with("title"));
-        assert!(decode_generic(br#"{"title":"x","colour":"red"}"#, now()).unwrap_err()[0].contains("unknown field"));
+        assert!(decode_generic(br#"{"title":"x","colour":"red"}"#, now()).unwrap_err()[0].starts_with("body: unknown field \"colour\""));
+        assert_eq!(a.labels["alertname"], "Disk full", "the title names the alert");
     }
 
     /// Identifiers that arrive from the network are bounded: before this,

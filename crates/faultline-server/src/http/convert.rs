@@ -12,6 +12,7 @@ pub fn incident(inc: &Incident, timeline: Option<&[TimelineEvent]>) -> api::Inci
     api::Incident {
         id: inc.id.to_string(),
         title: inc.title.clone(),
+        public_title: inc.public_title.clone(),
         summary: inc.summary.clone(),
         severity: inc.severity.to_string(),
         status: inc.status.to_string(),

@@ -62,7 +62,7 @@ pub async fn diff(
     _: ReadAccess,
     q: Result<Query<DiffQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(q) = q.map_err(|e| super::error::query_problem(&e))?;
     let now = state.clock.now();
     let a = (parse_time("a_from", Some(&q.a_from), now)?, parse_time("a_to", Some(&q.a_to), now)?);
     let b = (parse_time("b_from", Some(&q.b_from), now)?, parse_time("b_to", Some(&q.b_to), now)?);

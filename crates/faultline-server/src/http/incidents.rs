@@ -55,7 +55,7 @@ pub async fn list(
     _: ReadAccess,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<api::IncidentList>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(q) = query.map_err(|e| super::error::query_problem(&e))?;
     let filter = IncidentFilter {
         status: q.status.as_deref().map(str::parse::<IncidentStatus>).transpose().map_err(|e| ApiError::bad_request("invalid_query", e))?,
         severity: q.severity.as_deref().map(parse_severity).transpose()?,
@@ -182,4 +182,16 @@ pub async fn add_note(
     ApiJson(body): ApiJson<NoteBody>,
 ) -> Result<Json<api::Incident>, ApiError> {
     run(&state, &admin, &id, Command::AddNote { text: body.text }).await
+}
+
+/// Renames the incident (`title`) or sets its public title (`public: true`);
+/// recorded on the timeline as `title_changed` / `public_title_changed`.
+pub async fn change_title(
+    State(state): State<AppState>,
+    admin: AdminAccess,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<api::TitleRequest>,
+) -> Result<Json<api::Incident>, ApiError> {
+    let command = if body.public { Command::ChangePublicTitle { title: body.title } } else { Command::ChangeTitle { title: body.title } };
+    run(&state, &admin, &id, command).await
 }

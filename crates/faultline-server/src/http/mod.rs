@@ -77,6 +77,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/incidents/{id}/severity", post(incidents::change_severity))
         .route("/incidents/{id}/roles", post(incidents::assign_role))
         .route("/incidents/{id}/notes", post(incidents::add_note))
+        .route("/incidents/{id}/title", post(incidents::change_title))
         .route("/findings", get(findings::list))
         .route("/slos", get(slos::list))
         .route("/graph", get(graph::graph))

@@ -32,7 +32,9 @@ use faultline_api as api;
 use faultline_core::incident::metrics::{response_times, summarize};
 use faultline_core::incident::{Actor, Command, IncidentEvent, Severity};
 use faultline_core::routing::{Silence, SilenceState};
-use faultline_core::status_page::{MaintenanceStatus, ScheduledMaintenance, StatusPageView, xml};
+use faultline_core::status_page::{
+    ComponentStatus, ImpactFacts, MaintenanceStatus, PublicIncidentStatus, ScheduledMaintenance, StatusPageView, comms_update, xml,
+};
 use faultline_core::{Duration, IncidentId, Timestamp};
 use faultline_engine::notify::worker::OutboxWorker;
 use faultline_engine::notify::{Sender, target};
@@ -197,6 +199,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/api/v2/subscribers/{id}", axum::routing::delete(unsubscribe))
         .route("/status", get(status_html))
         .route("/history.atom", get(atom))
+        .route("/api/v1/incidents/{id}/status-updates", post(post_status_update))
         // The feed's self link is the page URL (default `/status`) plus
         // `/history.atom`, as on Statuspage: serve it there too.
         .route("/status/history.atom", get(atom))
@@ -325,7 +328,7 @@ struct OnCallQuery {
 }
 
 fn query<T: Default>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    q.map(|Query(v)| v).map_err(|e| super::error::query_problem(&e))
 }
 
 async fn oncall(
@@ -694,15 +697,36 @@ async fn publish_draft(
     let id = parse_id(&id)?;
     let r = rs(&state);
     let draft = r.responses.draft(id).await?.ok_or_else(|| ApiError::not_found(format!("no draft for incident {id}")))?;
-    if let Some(b) = &body.body
-        && (b.trim().is_empty() || b.chars().count() > 10_000)
-    {
-        return Err(invalid("body: must be 1 to 10000 characters"));
+    if let Some(b) = &body.body {
+        check_update_body(b)?;
     }
     let (incident, _) = state.store.incident(id).await?.ok_or_else(|| ApiError::not_found(format!("no incident with id {id}")))?;
     let previous = r.responses.public_incident_for(id).await?;
+    let how = if body.body.is_some() { "published with edits" } else { "published as drafted" };
+    // A person's words either way: the draft's text when approved as is.
+    let words = body.body.as_deref().unwrap_or(&draft.draft.body);
+    publish_as_person(&state, &admin, &incident, previous, &draft.draft, words, how).await
+}
+
+fn check_update_body(b: &str) -> Result<(), ApiError> {
+    if b.trim().is_empty() || b.chars().count() > 10_000 { Err(invalid("body: must be 1 to 10000 characters")) } else { Ok(()) }
+}
+
+/// Publishes `draft` with a person's `words`, answers 409 when another
+/// publish of the incident won the race, and notes who published what on
+/// the timeline.
+async fn publish_as_person(
+    state: &AppState,
+    admin: &AdminAccess,
+    incident: &faultline_core::Incident,
+    previous: Option<faultline_core::status_page::PublicIncident>,
+    draft: &faultline_core::status_page::DraftUpdate,
+    words: &str,
+    how: &str,
+) -> Result<Json<api::Published>, ApiError> {
+    let id = incident.id;
     let now = state.clock.now();
-    let p = match r.driver.publish_status(&incident, previous, &draft.draft, body.body.as_deref(), now).await {
+    let p = match rs(state).driver.publish_status(incident, previous, draft, Some(words), now).await {
         Err(faultline_store::StoreError::StatusPageConflict { .. }) => {
             // Another publish of this incident (automatic, or another
             // person's) was written while this one was prepared: nothing was
@@ -717,8 +741,11 @@ async fn publish_draft(
         }
         other => other?,
     };
-    let how = if body.body.is_some() { "published with edits" } else { "published as drafted" };
-    let note = Command::Record(IncidentEvent::SystemNote { component: "status_page".into(), text: status_note(&p, how) });
+    // What the public was told, on the timeline (for the review), bounded.
+    let told: String = words.chars().take(500).collect();
+    let ellipsis = if told.len() < words.len() { "…" } else { "" };
+    let text = format!("{} — said: \"{told}{ellipsis}\"", status_note(&p, how));
+    let note = Command::Record(IncidentEvent::SystemNote { component: "status_page".into(), text });
     let actor: Actor = admin.actor();
     if let Err(e) = commands::execute(state.store.as_ref(), id, note, actor, now).await {
         // The update is public already; a missing note is logged, not a failure.
@@ -733,6 +760,38 @@ async fn publish_draft(
             subscriber_notifications: p.subscriber_notifications as u64,
         },
     }))
+}
+
+/// `POST /api/v1/incidents/{id}/status-updates`: the comms lead's own
+/// update — chosen status, free text, component impact, optionally the
+/// public title — published at once, whether or not anything changed since
+/// the last one.
+async fn post_status_update(
+    State(state): State<AppState>,
+    admin: AdminAccess,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<api::StatusUpdateRequest>,
+) -> Result<Json<api::Published>, ApiError> {
+    let id = parse_id(&id)?;
+    check_update_body(&body.body)?;
+    let status = body.status.as_deref().map(str::parse::<PublicIncidentStatus>).transpose().map_err(invalid)?;
+    let mut given = std::collections::BTreeMap::new();
+    for (component, s) in &body.components {
+        given.insert(component.clone(), s.parse::<ComponentStatus>().map_err(|e| invalid(format!("components.{component}: {e}")))?);
+    }
+    if let Some(title) = body.title {
+        match commands::execute(state.store.as_ref(), id, Command::ChangePublicTitle { title }, admin.actor(), state.clock.now()).await {
+            Ok(_) | Err(faultline_store::StoreError::Invalid(faultline_core::incident::TransitionError::Unchanged(_))) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let r = rs(&state);
+    let (incident, timeline) = state.store.incident(id).await?.ok_or_else(|| ApiError::not_found(format!("no incident with id {id}")))?;
+    let facts = r.driver.setup().facts(&incident, &timeline);
+    let impact = ImpactFacts { incident: &incident, impacted_flows: &facts.impacted_flows, impacted_services: &facts.services, origin_identified: false };
+    let previous = r.responses.public_incident_for(id).await?;
+    let draft = comms_update(&r.config.setup.components, &impact, previous.as_ref(), status, &given, &body.body).map_err(invalid)?;
+    publish_as_person(&state, &admin, &incident, previous, &draft, &body.body, "posted by the comms lead").await
 }
 
 async fn discard_draft(State(state): State<AppState>, _: AdminAccess, Path(id): Path<String>) -> Result<Response, ApiError> {

@@ -31,7 +31,14 @@ async fn start(config: Config) -> H {
 
 impl H {
     async fn post(&self, path: &str, body: &str, token: Option<&str>) -> (StatusCode, Value, axum::http::HeaderMap) {
-        let mut req = Request::builder().method("POST").uri(path).header(header::CONTENT_TYPE, "application/json");
+        self.post_as(path, body, token, Some("application/json")).await
+    }
+
+    async fn post_as(&self, path: &str, body: &str, token: Option<&str>, content_type: Option<&str>) -> (StatusCode, Value, axum::http::HeaderMap) {
+        let mut req = Request::builder().method("POST").uri(path);
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
@@ -63,6 +70,44 @@ async fn alertmanager_alerts_open_one_incident_and_dedup_on_resend() {
     let (_, timeline) = h.store.incident(incidents[0].id).await.unwrap().unwrap();
     assert_eq!(timeline.iter().filter(|e| e.event.kind() == "symptom_attached").count(), 1, "a re-sent alert is the same symptom");
     assert_eq!(timeline[0].actor.to_string(), "system:correlator");
+}
+
+/// Issue 13: an alert was named by its fingerprint and its `severity:
+/// critical` left a SEV3. Sent as Prometheus and curl send it (no JSON
+/// content type), it opens an incident named by its alertname, service and
+/// summary, at the SEV its severity maps to, with the reason on the timeline.
+#[tokio::test]
+async fn an_alert_is_named_by_its_alertname_at_the_sev_its_severity_maps_to() {
+    let h = start(Config::default()).await;
+    let critical = r#"[{"labels":{"alertname":"CheckoutErrors","service":"payments","severity":"critical"},
+      "annotations":{"summary":"checkout 5xx above 5%"},"startsAt":"2026-11-21T11:59:00Z"}]"#;
+    let (s, body, _) = h.post_as("/api/v2/alerts", critical, None, None).await;
+    assert_eq!(s, StatusCode::OK, "no Content-Type is fine: {body}");
+    let (s, _, _) = h.post_as("/api/v2/alerts", critical, None, Some("application/x-www-form-urlencoded")).await;
+    assert_eq!(s, StatusCode::OK, "curl -d's default content type is fine too");
+    let incidents = h.incidents().await;
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].title, "CheckoutErrors on payments: checkout 5xx above 5%");
+    assert_eq!(incidents[0].severity.as_str(), "SEV1");
+    let (_, timeline) = h.store.incident(incidents[0].id).await.unwrap().unwrap();
+    assert!(
+        timeline.iter().any(|e| matches!(&e.event, faultline_core::incident::IncidentEvent::SystemNote { component, text } if component == "severity" && text.contains("severity \"critical\""))),
+        "{timeline:#?}"
+    );
+
+    // PagerDuty: the summary is the title, payload.severity the SEV.
+    let (s, _, _) = h
+        .post_as("/v2/enqueue", r#"{"routing_key":"R1","event_action":"trigger","dedup_key":"l1","payload":{"summary":"ledger writes failing","source":"db9","severity":"error","component":"ledger"}}"#, None, None)
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let incidents = h.incidents().await;
+    let ledger = incidents.iter().find(|i| i.title == "ledger writes failing").expect("titled by the PagerDuty summary");
+    assert_eq!(ledger.severity.as_str(), "SEV2");
+
+    // Not JSON: a clear 400 in the sender's terms, no parser internals.
+    let (s, body, _) = h.post_as("/api/v2/alerts", "alertname=X", None, None).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_alert")));
+    assert_eq!(body["error"]["message"], "the body is not valid JSON (line 1, column 1)");
 }
 
 #[tokio::test]
@@ -157,7 +202,7 @@ async fn prometheus_sends_alerts_to_faultline_unchanged() {
 
     std::fs::write(
         dir.path().join("rules.yml"),
-        "groups:\n- name: faultline-test\n  interval: 1s\n  rules:\n  - alert: CheckoutErrors\n    expr: vector(1)\n    labels: {service: gateway, severity: page}\n    annotations: {summary: checkout errors above budget}\n",
+        "groups:\n- name: faultline-test\n  interval: 1s\n  rules:\n  - alert: CheckoutErrors\n    expr: vector(1)\n    labels: {service: gateway, severity: critical}\n    annotations: {summary: checkout errors above budget}\n",
     )
     .unwrap();
     std::fs::write(
@@ -199,6 +244,9 @@ async fn prometheus_sends_alerts_to_faultline_unchanged() {
     server.await.unwrap().unwrap();
 
     assert_eq!(incidents.len(), 1, "Prometheus's alert should have opened one incident within 60 s");
+    // Named by its alertname, at the SEV its severity label maps to (issue 13).
+    assert_eq!(incidents[0].title, "CheckoutErrors on gateway: checkout errors above budget");
+    assert_eq!(incidents[0].severity, faultline_core::incident::Severity::Sev1);
     let store = SqlStore::open_sqlite(&dir.path().join("data")).await.unwrap();
     let (_, timeline) = store.incident(incidents[0].id).await.unwrap().unwrap();
     let attached = timeline.iter().find(|e| e.event.kind() == "symptom_attached").unwrap();

@@ -168,8 +168,35 @@ async fn list_filters() {
     assert_eq!(titles(h.call("GET", "/api/v1/incidents?status=resolved", Some(&h.read), None).await), ["a"]);
     assert_error(&h.call("GET", "/api/v1/incidents?status=sleeping", Some(&h.read), None).await, StatusCode::BAD_REQUEST, "invalid_query");
     assert_error(&h.call("GET", "/api/v1/incidents?limit=-1", Some(&h.read), None).await, StatusCode::BAD_REQUEST, "invalid_query");
+    let r = h.call("GET", "/api/v1/incidents?limit=ten", Some(&h.read), None).await;
+    assert_eq!(r.body["error"]["message"], "limit: expected a whole number", "no parser wording");
+    let r = h.call("GET", "/api/v1/incidents?colour=red", Some(&h.read), None).await;
+    assert!(r.body["error"]["message"].as_str().unwrap().starts_with("query: unknown field \"colour\""), "{}", r.text);
     let list = h.call("GET", "/api/v1/incidents", Some(&h.read), None).await;
     assert!(list.body["incidents"][0].get("timeline").is_none(), "lists omit timelines");
+}
+
+/// Titles are editable by API and recorded on the timeline; the public
+/// title is separate from the internal one.
+#[tokio::test]
+async fn titles_are_editable_and_the_public_title_is_separate() {
+    let h = harness().await;
+    let id = h.create("alertmanager alert 9e8060cd64bb5676", "SEV2").await["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/incidents/{id}/title");
+    let r = h.call("POST", &path, Some(&h.admin), Some(r#"{"title":"Checkout payments failing"}"#)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["title"], "Checkout payments failing");
+    let r = h.call("POST", &path, Some(&h.admin), Some(r#"{"title":"Payments are failing for some customers","public":true}"#)).await;
+    assert_eq!(
+        (r.body["title"].as_str(), r.body["public_title"].as_str()),
+        (Some("Checkout payments failing"), Some("Payments are failing for some customers"))
+    );
+    let kinds: Vec<&str> = r.body["timeline"].as_array().unwrap().iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(kinds, ["opened", "title_changed", "public_title_changed"]);
+    assert_eq!(r.body["timeline"][1]["actor"], "token:ops-admin");
+    assert_error(&h.call("POST", &path, Some(&h.admin), Some(r#"{"title":"  "}"#)).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_error(&h.call("POST", &path, Some(&h.admin), Some(r#"{"title":"Checkout payments failing"}"#)).await, StatusCode::CONFLICT, "invalid_transition");
+    assert_error(&h.call("POST", &path, Some(&h.read), Some(r#"{"title":"x"}"#)).await, StatusCode::FORBIDDEN, "forbidden");
 }
 
 #[tokio::test]
@@ -186,8 +213,19 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
     assert_eq!(r.body["error"]["message"], "severity: unknown severity \"SEV7\": expected SEV1, SEV2 or SEV3");
     assert_error(&post(r#"{"title": "  ", "severity": "SEV1"}"#).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
-    let r = h.call_with("POST", "/api/v1/incidents", Some(&h.admin), Some(r#"{"title":"x","severity":"SEV1"}"#), Some("text/plain")).await;
-    assert_error(&r, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    // Issue 13: JSON is JSON whatever the Content-Type says (curl -d sends a
+    // form type, many scripts none); it used to be a 415.
+    for ct in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
+        let r = h.call_with("POST", "/api/v1/incidents", Some(&h.admin), Some(r#"{"title":"x","severity":"SEV1"}"#), ct).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{ct:?}: {}", r.text);
+    }
+    // Errors say what is wrong in the sender's terms, not the parser's.
+    let r = post("{nope").await;
+    assert_eq!(r.body["error"]["message"], "the body is not valid JSON (line 1, column 2)");
+    let r = post(r#"{"title": 5, "severity": "SEV1"}"#).await;
+    assert_eq!(r.body["error"]["message"], "title: expected text, found 5");
+    let r = post(r#"{"severity": "SEV1"}"#).await;
+    assert_eq!(r.body["error"]["message"], "missing field \"title\"");
     let huge = format!(r#"{{"title":"x","severity":"SEV1","summary":"{}"}}"#, "a".repeat(10_000));
     let r = h.call("POST", "/api/v1/incidents", Some(&h.admin), Some(&huge)).await;
     assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
@@ -201,9 +239,10 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
     assert_error(&h.call("GET", "/api/v2/nothing", None, None).await, StatusCode::NOT_FOUND, "not_found");
     assert_error(&h.call("DELETE", "/api/v1/incidents", Some(&h.admin), None).await, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
 
-    // Nothing accepted before was lost or changed by the failed requests.
+    // Nothing accepted before was lost or changed by the failed requests
+    // (beside it, the three declared without a JSON content type).
     let list = h.call("GET", "/api/v1/incidents", Some(&h.read), None).await;
-    assert_eq!(list.body["incidents"].as_array().unwrap().len(), 1);
+    assert_eq!(list.body["incidents"].as_array().unwrap().len(), 4);
     let r = h.call("GET", &format!("/api/v1/incidents/{}", kept["id"].as_str().unwrap()), Some(&h.read), None).await;
     assert_eq!((r.body["status"].as_str(), r.body["version"].as_u64()), (Some("triggered"), Some(1)));
 }

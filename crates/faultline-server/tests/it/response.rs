@@ -185,7 +185,9 @@ async fn the_status_page_is_public_statuspage_shaped_and_waits_for_the_comms_lea
     assert!(html.text.contains("checkout") && html.text.contains("partial outage") && html.text.contains(edited));
     let atom = h.call("GET", "/history.atom", None, None).await;
     assert!(atom.ctype.starts_with("application/atom+xml"));
-    assert!(atom.text.contains("<title>checkout errors</title>"), "{}", atom.text);
+    // Named by what is affected, not by the internal title.
+    assert!(atom.text.contains("<title>Partial outage affecting checkout</title>"), "{}", atom.text);
+    assert!(!atom.text.contains("checkout errors") && !html.text.contains("checkout errors"), "{}", atom.text);
     // The feed's self link resolves (it was a 404).
     let self_href = atom.text.split("rel=\"self\" type=\"application/atom+xml\" href=\"").nth(1).and_then(|r| r.split('"').next()).unwrap();
     let self_path = self_href.split_once("://").map_or(self_href, |(_, rest)| &rest[rest.find('/').unwrap_or(rest.len())..]);
@@ -215,6 +217,62 @@ async fn the_status_page_is_public_statuspage_shaped_and_waits_for_the_comms_lea
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = h.call("POST", "/api/v2/subscribers", None, Some(json!({"endpoint": "ftp://x"}))).await;
     assert_eq!(r.body["error"]["code"], "invalid_field");
+}
+
+/// Issue 13: the comms lead could not speak — no update without a draft, no
+/// second update without a state change, no chosen status, and the page
+/// showed the internal title. Now: free text with a chosen status and
+/// component impact, as often as needed, under a public title.
+#[tokio::test]
+async fn the_comms_lead_posts_free_text_updates_under_the_public_title() {
+    let h = harness().await;
+    let inc = h.call("POST", "/api/v1/incidents", Some(&h.admin), Some(json!({"title": "payments-db pool exhausted", "severity": "SEV1"}))).await;
+    let id = inc.body["id"].as_str().unwrap().to_owned();
+    h.step().await;
+    let path = format!("/api/v1/incidents/{id}/status-updates");
+    let post = |body: Value| h.call("POST", &path, Some(&h.admin), Some(body));
+    let r = post(json!({"status": "identified", "body": "Card payments are failing; we know why and are fixing it.", "title": "Card payments failing",
+        "components": {"flow-checkout": "partial_outage"}}))
+    .await;
+    assert_eq!((r.status, r.body["published"]["status"].as_str()), (StatusCode::OK, Some("identified")), "{}", r.text);
+    // A second update, nothing changed: still published.
+    let r = post(json!({"body": "Still working on it; next update at 09:30."})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    let r = h.call("GET", "/api/v2/summary.json", None, None).await;
+    let public = &r.body["incidents"][0];
+    assert_eq!((public["name"].as_str(), public["status"].as_str()), (Some("Card payments failing"), Some("identified")));
+    let bodies: Vec<&str> = public["incident_updates"].as_array().unwrap().iter().map(|u| u["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["Still working on it; next update at 09:30.", "Card payments are failing; we know why and are fixing it."]);
+    let comp = r.body["components"].as_array().unwrap().iter().find(|c| c["id"] == "flow-checkout").unwrap().clone();
+    assert_eq!(comp["status"], "partial_outage", "the comms lead's impact, not SEV1's major outage");
+    let html = h.call("GET", "/status", None, None).await;
+    assert!(html.text.contains("Card payments failing") && !html.text.contains("payments-db"), "{}", html.text);
+
+    // Who said what is on the timeline; the internal title is untouched.
+    let r = h.call("GET", &format!("/api/v1/incidents/{id}"), Some(&h.read), None).await;
+    assert_eq!((r.body["title"].as_str(), r.body["public_title"].as_str()), (Some("payments-db pool exhausted"), Some("Card payments failing")));
+    let notes: Vec<String> = r.body["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"]["component"] == "status_page")
+        .map(|e| format!("{} {}", e["actor"].as_str().unwrap(), e["details"]["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[0].starts_with("token:ops-admin status page update") && notes[0].contains("posted by the comms lead: identified"), "{notes:?}");
+    assert!(notes[0].ends_with("said: \"Card payments are failing; we know why and are fixing it.\""), "what the public was told: {notes:?}");
+
+    let r = post(json!({"status": "found", "body": "x"})).await;
+    assert_eq!(
+        (r.status, r.body["error"]["message"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("status \"found\" is not one of investigating, identified, monitoring, resolved"))
+    );
+    let r = post(json!({"body": "x", "components": {"flow-chekout": "major_outage"}})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.body["error"]["message"].as_str().unwrap().starts_with("components: no component \"flow-chekout\""), "{}", r.text);
+    let r = post(json!({"body": " "})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
 }
 
 #[tokio::test]

@@ -354,6 +354,7 @@ fn public_with(id: &str, n: usize, body: &str) -> PublicIncident {
                 body: if i == n { body.into() } else { format!("update {i}") },
                 created_at: t(i as i64),
                 affected_components: vec![],
+                by_person: false,
             })
             .collect(),
     }
