@@ -35,7 +35,7 @@ pub struct IngestConfig {
     /// Batches (one per request) the queue holds before answering with backpressure (default 256).
     pub queue_capacity: usize,
     /// Bytes the queued batches may hold in all before answering with
-    /// backpressure (default 64 MiB): what bounds the queue's memory, since
+    /// backpressure (default 32 MiB): what bounds the queue's memory, since
     /// one batch may be up to `max_decoded_bytes`. A batch larger than this
     /// is still taken when the queue is empty.
     pub queue_max_bytes: usize,
@@ -93,7 +93,7 @@ impl Default for IngestConfig {
         IngestConfig {
             graph: GraphConfig::default(),
             queue_capacity: 256,
-            queue_max_bytes: 64 << 20,
+            queue_max_bytes: 32 << 20,
             max_body_bytes: 8 << 20,
             max_decoded_bytes: 32 << 20,
             token: None,

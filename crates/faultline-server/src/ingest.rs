@@ -24,6 +24,12 @@ use crate::clock::Clock;
 
 /// Signals handed to the engine per batch, at most.
 const BATCH: usize = 512;
+/// Telemetry signals the bridge lets wait in the engine's queue before it
+/// waits for the engine to take them in (`EngineHandle::flush`). The engine
+/// queue is sized in events (`engine_queue`, 10,000), and one event here is
+/// up to `BATCH` signals: without this, a metric flood the detectors are
+/// slower at than the receivers parked up to 5M signals there (≈ 1 GB).
+const MAX_BRIDGED_SIGNALS: usize = 16 * 1024;
 /// How often the engine's topology is refreshed from the learned graph.
 const TOPOLOGY_EVERY: StdDuration = StdDuration::from_secs(5);
 /// How much graph history the topology covers.
@@ -49,6 +55,7 @@ pub fn start(config: &Config, engine: EngineHandle, clock: Arc<dyn Clock>, regis
         let mut refresh = tokio::time::interval(refresh_every);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut known_edges = 0usize;
+        let mut bridged = 0usize;
         loop {
             tokio::select! {
                 first = rx.recv() => {
@@ -63,8 +70,16 @@ pub fn start(config: &Config, engine: EngineHandle, clock: Arc<dyn Clock>, regis
                     // A full engine queue drops this batch: the receivers
                     // already answered their clients; the loss is counted in
                     // the log rather than buffered without bound.
+                    let n = batch.len();
                     if let Err(e) = engine.try_send(Event::Signals(batch)) {
                         tracing::warn!(error = %e, "dropped a batch of telemetry signals");
+                    } else {
+                        bridged += n;
+                    }
+                    if bridged >= MAX_BRIDGED_SIGNALS {
+                        // Everything sent so far is processed once this returns.
+                        let _ = engine.flush().await;
+                        bridged = 0;
                     }
                 }
                 _ = refresh.tick() => {
