@@ -1,17 +1,8 @@
-//! Fuzz target: OTLP metrics decoding (protobuf and JSON) never panics, and
-//! decoded points feed the graph's metric windows.
+//! Fuzz target `otlp_metrics`: see `bodies::otlp_metrics` (shared with the seeded mutation
+//! run in the normal test suite).
 #![no_main]
 
-use faultline_core::graph::DependencyGraph;
-use faultline_receivers::{Encoding, decode_otlp_metrics};
-use libfuzzer_sys::fuzz_target;
+#[path = "../bodies.rs"]
+mod bodies;
 
-fuzz_target!(|data: &[u8]| {
-    let enc = if data.first() == Some(&b'{') { Encoding::Json } else { Encoding::Protobuf };
-    if let Ok(d) = decode_otlp_metrics(data, enc) {
-        let mut g = DependencyGraph::default();
-        for p in &d.points {
-            g.observe_metric(p, p.at);
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::otlp_metrics(data));

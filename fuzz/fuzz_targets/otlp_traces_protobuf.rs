@@ -21,8 +21,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(d) = fast {
         let mut g = DependencyGraph::default();
-        let now =
-            d.spans.first().map_or(Timestamp::EPOCH, |s| Timestamp::from_millis((s.end_unix_nanos / 1_000_000) as i64));
+        let now = d.spans.first().map_or(Timestamp::EPOCH, |s| Timestamp::from_millis((s.end_unix_nanos / 1_000_000) as i64));
         g.observe_spans(&d.spans, now);
         let _ = g.tick(Timestamp::from_millis(now.as_millis().saturating_add(60_000)));
         let _ = g.graph(Timestamp::from_millis(i64::MIN), Timestamp::from_millis(i64::MAX));

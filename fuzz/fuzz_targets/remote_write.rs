@@ -1,12 +1,8 @@
-//! Fuzz target: Prometheus remote-write decoding, both on raw bytes (snappy
-//! framing errors) and on snappy-compressed fuzz bytes (protobuf errors).
+//! Fuzz target `remote_write`: see `bodies::remote_write` (shared with the seeded mutation
+//! run in the normal test suite).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../bodies.rs"]
+mod bodies;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = faultline_receivers::decode_remote_write(data, 1 << 20);
-    if let Ok(c) = snap::raw::Encoder::new().compress_vec(data) {
-        let _ = faultline_receivers::decode_remote_write(&c, 1 << 20);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::remote_write(data));

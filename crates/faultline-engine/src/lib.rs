@@ -102,6 +102,14 @@ impl EngineHandle {
         })
     }
 
+    /// Queues an event, waiting for room. Only for a bridge whose own
+    /// senders are told about backpressure further up (the telemetry
+    /// receivers' queue fills while this waits); request handlers use
+    /// `try_send` and answer 503 themselves.
+    pub async fn send(&self, event: Event) -> Result<(), SendError> {
+        self.tx.send(event).await.map_err(|_| SendError::Stopped)
+    }
+
     /// Queues signals without waiting for room; the receiver resolves to
     /// `true` once they are committed (see `Event::DurableSignals`).
     pub fn try_send_durable(&self, signals: Vec<Signal>) -> Result<oneshot::Receiver<bool>, SendError> {

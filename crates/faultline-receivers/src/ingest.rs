@@ -4,10 +4,15 @@
 //!
 //! Backpressure: receivers `try_send` into the queue; a full queue is
 //! answered with a retryable error (HTTP 429/503 + Retry-After, gRPC
-//! RESOURCE_EXHAUSTED/UNAVAILABLE) instead of buffering. The queue is sized
-//! in bytes as well as batches: memory is bounded by `queue_max_bytes` (plus
-//! one batch of at most `max_decoded_bytes` taken into an empty queue) plus
-//! the graph's own limits — not `queue_capacity × max_decoded_bytes` (8 GiB).
+//! RESOURCE_EXHAUSTED/UNAVAILABLE) instead of buffering. The consumer waits
+//! for room in the detector queue (`IngestConfig::signals`) rather than
+//! dropping signals, so a full queue behind it fills this one and senders
+//! are told in the same way: nothing answered as accepted is dropped for
+//! want of room. The queue is sized in bytes as well as batches: memory is
+//! bounded by `queue_max_bytes` (plus one batch of at most
+//! `max_decoded_bytes` taken into an empty queue, and the batch being
+//! forwarded) plus the graph's own limits — not `queue_capacity ×
+//! max_decoded_bytes` (8 GiB).
 //!
 //! Not here: protocol decoding (`traces.rs`, `metrics.rs`) or routing
 //! (`http.rs`, `grpc.rs`).
@@ -50,7 +55,9 @@ pub struct IngestConfig {
     /// How often the graph is ticked (default 1 s).
     pub tick_interval: StdDuration,
     /// Where closed edge windows, metric points and error logs go for the
-    /// detectors; `try_send`, drops are counted.
+    /// detectors. The consumer waits for room (backpressure reaches the
+    /// senders through the ingest queue); only a closed channel drops, and
+    /// that is counted.
     pub signals: Option<mpsc::Sender<Signal>>,
     /// What "now" is for the graph (pairing deadlines, window closing). The
     /// wall clock by default; the demo runs the whole server on an
@@ -272,7 +279,11 @@ impl Ingest {
         registry.register("faultline_ingest_requests", "Ingest requests by transport, signal and outcome", m.requests.clone());
         registry.register("faultline_ingest_records", "Ingested records by signal and outcome", m.records.clone());
         registry.register("faultline_graph_events", "Dependency-graph learner events (pairs, expiries, drops)", m.graph_events.clone());
-        registry.register("faultline_ingest_signals_dropped", "Signals dropped because the detector queue was full", m.signals_dropped.clone());
+        registry.register(
+            "faultline_ingest_signals_dropped",
+            "Signals dropped because the detector queue was closed (shutting down)",
+            m.signals_dropped.clone(),
+        );
         registry.register("faultline_ingest_queue_depth", "Batches waiting in the ingest queue", m.queue_depth.clone());
         registry.register("faultline_ingest_queue_bytes", "Bytes held by the batches waiting in the ingest queue", m.queue_bytes.clone());
     }
@@ -388,9 +399,12 @@ impl Ingest {
     }
 }
 
-fn forward(shared: &Shared, s: Signal) {
+/// Hands a signal to the detectors, waiting while their queue is full: the
+/// ingest queue then fills and receivers answer with backpressure, instead
+/// of accepting what would be dropped here.
+async fn forward(shared: &Shared, s: Signal) {
     if let Some(tx) = &shared.cfg.signals
-        && tx.try_send(s).is_err()
+        && tx.send(s).await.is_err()
     {
         shared.metrics.signals_dropped.inc();
     }
@@ -439,20 +453,21 @@ async fn consume(mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>) {
                 // Out of the queue: its bytes no longer count against the budget.
                 let left = shared.queued_bytes.fetch_sub(b.weight(), std::sync::atomic::Ordering::AcqRel).saturating_sub(b.weight());
                 shared.metrics.queue_bytes.set(left as i64);
-                let counters = {
+                // The graph lock is held only inside this block: forwarding
+                // below may wait for room in the detector queue.
+                let (signals, counters) = {
                     let mut g = shared.graph.lock().unwrap_or_else(|p| p.into_inner());
                     let t = shared.cfg.clock.now();
                     match b {
-                        Batch::Spans(spans) => g.observe_spans(&spans, t),
+                        Batch::Spans(spans) => {
+                            g.observe_spans(&spans, t);
+                            (Vec::new(), Some(g.counters()))
+                        }
                         Batch::Metrics(points) => {
                             for p in &points {
                                 g.observe_metric(p, t);
                             }
-                            drop(g);
-                            for p in points {
-                                forward(&shared, Signal::Metric(p));
-                            }
-                            continue;
+                            (points.into_iter().map(Signal::Metric).collect(), None)
                         }
                         Batch::RemoteWrite(raw) => {
                             let forward_points = shared.cfg.signals.is_some();
@@ -477,31 +492,25 @@ async fn consume(mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>) {
                                         .collect();
                                     let name = clip(name, MAX_LABEL_NAME_BYTES);
                                     for &(at, value) in samples {
-                                        points.push(MetricPoint { name: name.to_owned(), labels: labels.clone(), service: None, at, value });
+                                        points.push(Signal::Metric(MetricPoint { name: name.to_owned(), labels: labels.clone(), service: None, at, value }));
                                     }
                                 }
                             });
-                            drop(g);
-                            for p in points {
-                                forward(&shared, Signal::Metric(p));
-                            }
-                            continue;
+                            (points, None)
                         }
-                        Batch::Logs(events) => {
-                            drop(g);
-                            for e in events {
-                                forward(&shared, Signal::Log(e));
-                            }
-                            continue;
-                        }
+                        Batch::Logs(events) => (events.into_iter().map(Signal::Log).collect(), None),
                         Batch::Flush(done) => {
                             let _ = done.send(());
-                            continue;
+                            (Vec::new(), None)
                         }
                     }
-                    g.counters()
                 };
-                publish_counters(&shared, counters);
+                if let Some(counters) = counters {
+                    publish_counters(&shared, counters);
+                }
+                for s in signals {
+                    forward(&shared, s).await;
+                }
             }
             _ = tick.tick() => {
                 let (signals, counters) = {
@@ -510,7 +519,7 @@ async fn consume(mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>) {
                 };
                 publish_counters(&shared, counters);
                 for s in signals {
-                    forward(&shared, s);
+                    forward(&shared, s).await;
                 }
             }
         }

@@ -3,8 +3,8 @@
 //! dependency graph becomes the engine's topology.
 //!
 //! What it is: a bridge task (receivers' bounded signal queue → engine
-//! queue, in batches; the graph's edges → `Event::Topology` every few
-//! seconds) and the optional separate OTLP listeners. What it is not:
+//! queue, in batches, waiting for room so backpressure reaches the senders;
+//! the graph's edges → `Event::Topology` every few seconds) and the optional separate OTLP listeners. What it is not:
 //! protocol decoding (the receivers crate) or detection (the core).
 
 use std::time::Duration as StdDuration;
@@ -67,18 +67,21 @@ pub fn start(config: &Config, engine: EngineHandle, clock: Arc<dyn Clock>, regis
                             Err(_) => break,
                         }
                     }
-                    // A full engine queue drops this batch: the receivers
-                    // already answered their clients; the loss is counted in
-                    // the log rather than buffered without bound.
+                    // A full engine queue is waited out, not dropped: while
+                    // this waits the signal queue fills, then the receivers'
+                    // queue, and senders are answered 429/503 with
+                    // Retry-After (gRPC RESOURCE_EXHAUSTED) for what cannot
+                    // be taken, so nothing answered as accepted is lost here.
                     let n = batch.len();
-                    if let Err(e) = engine.try_send(Event::Signals(batch)) {
-                        tracing::warn!(error = %e, "dropped a batch of telemetry signals");
-                    } else {
-                        bridged += n;
+                    if engine.send(Event::Signals(batch)).await.is_err() {
+                        break;
                     }
+                    bridged += n;
                     if bridged >= MAX_BRIDGED_SIGNALS {
                         // Everything sent so far is processed once this returns.
-                        let _ = engine.flush().await;
+                        if engine.flush().await.is_err() {
+                            break;
+                        }
                         bridged = 0;
                     }
                 }

@@ -5,9 +5,14 @@
 //! `faultline_<subsystem>_<name>_<unit>[_total]`. Not here: telemetry about
 //! the systems Faultline watches — that is ingest, not self-monitoring.
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use std::sync::Arc;
+
+use faultline_store::{Fatal, StoreHealth};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -90,6 +95,15 @@ impl Metrics {
         }
     }
 
+    /// Adds the store's write health, read at each scrape:
+    /// `faultline_store_write_failures_total{reason}` (writes refused because
+    /// the database could not take them: disk_full, io_error, …),
+    /// `faultline_store_connections_discarded_total` and
+    /// `faultline_store_writable` (0 while writes fail).
+    pub fn register_store(&mut self, health: Arc<StoreHealth>) {
+        self.registry.register_collector(Box::new(StoreHealthCollector(health)));
+    }
+
     pub fn render(&self) -> String {
         if let Some(view) = self.engine_bounds.get() {
             // The view holds totals; the counters catch up to them.
@@ -102,6 +116,45 @@ impl Metrics {
         // Encoding into a String cannot fail (fmt::Write on String is infallible).
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug)]
+struct StoreHealthCollector(Arc<StoreHealth>);
+
+impl Collector for StoreHealthCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let health = &self.0;
+        let template = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "faultline_store_write_failures",
+            "Writes refused (503) because the database could not take them, by reason",
+            None,
+            template.metric_type(),
+        )?;
+        for reason in Fatal::ALL {
+            ConstCounter::new(health.failures(reason)).encode(family.encode_family(&ReasonLabels { reason: reason.as_str() })?)?;
+        }
+        let discarded = ConstCounter::new(health.connections_discarded());
+        discarded.encode(encoder.encode_descriptor(
+            "faultline_store_connections_discarded",
+            "Database connections closed instead of returned to the pool (after a fatal error or a failed commit)",
+            None,
+            discarded.metric_type(),
+        )?)?;
+        let writable = ConstGauge::new(i64::from(health.failing().is_none()));
+        writable.encode(encoder.encode_descriptor(
+            "faultline_store_writable",
+            "1 while database writes commit, 0 from a write that failed for want of disk, I/O or connection until one commits",
+            None,
+            writable.metric_type(),
+        )?)?;
+        Ok(())
     }
 }
 

@@ -291,20 +291,24 @@ impl ResponseConfig {
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<ResponseConfig, ResponseConfigError> {
         let err = |reason: String| ResponseConfigError { path: path.display().to_string(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let file: File = if path.extension().is_some_and(|e| e == "toml") {
-            toml::from_str(&text).map_err(|e| err(e.to_string()))?
-        } else {
-            serde_saphyr::from_str(&text).map_err(|e| err(e.to_string()))?
-        };
+        let toml = path.extension().is_some_and(|e| e == "toml");
+        ResponseConfig::from_text(&text, toml, path.parent().unwrap_or(Path::new(".")), env).map_err(err)
+    }
+
+    /// Parses and validates a configuration's text (TOML if `toml`, else
+    /// YAML) as `load` does a file's; a `catalogue_file` is read relative to
+    /// `base_dir`. The error is the reason alone (`load` adds the path).
+    pub fn from_text(text: &str, toml: bool, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<ResponseConfig, String> {
+        let file: File = if toml { toml::from_str(text).map_err(|e| e.to_string())? } else { serde_saphyr::from_str(text).map_err(|e| e.to_string())? };
         let catalogue = match &file.catalogue_file {
             Some(rel) => {
-                let p = path.parent().unwrap_or(Path::new(".")).join(rel);
-                let t = std::fs::read_to_string(&p).map_err(|e| err(format!("catalogue_file {}: {e}", p.display())))?;
-                Catalogue::from_yaml(&t).map_err(|e| err(format!("catalogue_file {}: {e}", p.display())))?
+                let p = base_dir.join(rel);
+                let t = std::fs::read_to_string(&p).map_err(|e| format!("catalogue_file {}: {e}", p.display()))?;
+                Catalogue::from_yaml(&t).map_err(|e| format!("catalogue_file {}: {e}", p.display()))?
             }
             None => Catalogue::default(),
         };
-        build(file, catalogue, path.parent().unwrap_or(Path::new(".")), env).map_err(err)
+        build(file, catalogue, base_dir, env)
     }
 }
 

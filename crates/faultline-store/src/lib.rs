@@ -20,10 +20,12 @@ use faultline_core::incident::{Incident, IncidentStatus, Severity, TimelineEvent
 use faultline_core::{IncidentId, Timestamp};
 
 pub mod commands;
+pub mod health;
 mod migrate;
 pub mod response;
 mod sql;
 
+pub use health::{Fatal, StoreHealth};
 pub use sql::{Backend, SqlStore};
 
 /// Errors from a store. `Conflict` and `StatusPageConflict` are the ones
@@ -51,6 +53,11 @@ pub enum StoreError {
     Open(String),
     #[error("database error: {0}")]
     Database(String),
+    /// The database cannot take writes now — the disk is full, an I/O
+    /// error, the connection was lost (`Fatal`): nothing was written, the
+    /// connection was discarded, and the caller answers "retry later" (503).
+    #[error("the database cannot take writes ({}): {message}", reason.as_str())]
+    Unavailable { reason: Fatal, message: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -204,6 +211,18 @@ pub trait Store: Send + Sync {
     /// The incident's state and full timeline.
     async fn incident(&self, id: IncidentId) -> Result<Option<(Incident, Vec<TimelineEvent>)>>;
 
+    /// The short numbers (#42) of these incidents, where they have one
+    /// (numbers are handed out at creation, in order, and never reused).
+    /// The default knows none.
+    async fn incident_numbers(&self, _ids: &[IncidentId]) -> Result<std::collections::HashMap<IncidentId, u64>> {
+        Ok(std::collections::HashMap::new())
+    }
+
+    /// The incident with this short number, if any. The default knows none.
+    async fn incident_by_number(&self, _number: u64) -> Result<Option<IncidentId>> {
+        Ok(None)
+    }
+
     /// The incident's current state alone, without its timeline: for a
     /// reader that needs only the status (the engine checking whether a
     /// person resolved it). This default folds the timeline; `SqlStore`
@@ -258,4 +277,12 @@ pub trait Store: Send + Sync {
 
     /// Cheap liveness check of the database connection.
     async fn ping(&self) -> Result<()>;
+
+    /// Whether the store can take writes (`/readyz`): `ping` by default.
+    /// `SqlStore` answers `Unavailable` while writes are failing (since a
+    /// write met a fatal error), trying a small write to learn whether they
+    /// have recovered, and pings otherwise.
+    async fn check_writable(&self) -> Result<()> {
+        self.ping().await
+    }
 }

@@ -23,6 +23,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 3, name: "engine_state", sql: include_str!("../migrations/sqlite/0003_engine_state.sql") },
     Migration { version: 4, name: "status_version", sql: include_str!("../migrations/sqlite/0004_status_version.sql") },
     Migration { version: 5, name: "correlator_rows", sql: include_str!("../migrations/sqlite/0005_correlator_rows.sql") },
+    Migration { version: 7, name: "incident_numbers", sql: include_str!("../migrations/sqlite/0007_incident_numbers.sql") },
 ];
 const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/postgres/0001_init.sql") },
@@ -30,6 +31,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 3, name: "engine_state", sql: include_str!("../migrations/postgres/0003_engine_state.sql") },
     Migration { version: 4, name: "status_version", sql: include_str!("../migrations/postgres/0004_status_version.sql") },
     Migration { version: 5, name: "correlator_rows", sql: include_str!("../migrations/postgres/0005_correlator_rows.sql") },
+    Migration { version: 7, name: "incident_numbers", sql: include_str!("../migrations/postgres/0007_incident_numbers.sql") },
 ];
 
 /// Arbitrary, fixed key for `pg_advisory_xact_lock`: "fltmigr" in spirit.

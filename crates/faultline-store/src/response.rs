@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::sql::SqlStore;
+use crate::sql::{SqlStore, db, transaction};
 use crate::{Result, StoreError};
 
 /// Whether a notification still needs sending.
@@ -263,10 +263,6 @@ pub trait ResponseStore: Send + Sync {
 /// Key of the PostgreSQL advisory lock that serialises capped subscribes.
 const PG_SUBSCRIBERS_LOCK: i64 = 0x666c_7473_7562;
 
-fn db(e: sqlx::Error) -> StoreError {
-    StoreError::Database(e.to_string())
-}
-
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -432,77 +428,77 @@ impl SqlStore {
     /// line, in one transaction. `None` status means retry at `next`.
     async fn finish(&self, key: &str, owner: &str, now: Timestamp, outcome: (&str, Option<DeliveryStatus>, Option<Timestamp>), detail: &str) -> Result<bool> {
         let (outcome, status, next) = outcome;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let status_s = status.unwrap_or(DeliveryStatus::Pending).as_str();
-        let delivered_at = (status == Some(DeliveryStatus::Delivered)).then_some(now.as_millis());
-        let last_error = (status != Some(DeliveryStatus::Delivered)).then(|| clip(detail));
-        let n = sqlx::query(
-            "UPDATE notification_outbox SET status = $1, lease_owner = NULL, lease_until = NULL, updated_at = $2,
+        transaction!(self, |tx| {
+            let status_s = status.unwrap_or(DeliveryStatus::Pending).as_str();
+            let delivered_at = (status == Some(DeliveryStatus::Delivered)).then_some(now.as_millis());
+            let last_error = (status != Some(DeliveryStatus::Delivered)).then(|| clip(detail));
+            let n = sqlx::query(
+                "UPDATE notification_outbox SET status = $1, lease_owner = NULL, lease_until = NULL, updated_at = $2,
                  delivered_at = COALESCE($3, delivered_at), last_error = COALESCE($4, last_error),
                  next_attempt_at = COALESCE($5, next_attempt_at)
              WHERE idempotency_key = $6 AND lease_owner = $7 AND status = 'pending'",
-        )
-        .bind(status_s)
-        .bind(now.as_millis())
-        .bind(delivered_at)
-        .bind(last_error)
-        .bind(next.map(Timestamp::as_millis))
-        .bind(key)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        if n != 1 {
-            return Ok(false);
-        }
-        let row = sqlx::query("SELECT * FROM notification_outbox WHERE idempotency_key = $1").bind(key).fetch_one(&mut *tx).await.map_err(db)?;
-        let rec = outbox_from_row(&row)?;
-        let inc = rec.incident.to_string();
-        ledger_line(&mut tx, (&inc, key, &rec.channel, &rec.recipient, &rec.kind), now, outcome, rec.attempts, detail).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(true)
+            )
+            .bind(status_s)
+            .bind(now.as_millis())
+            .bind(delivered_at)
+            .bind(last_error)
+            .bind(next.map(Timestamp::as_millis))
+            .bind(key)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            if n != 1 {
+                return Ok(false);
+            }
+            let row = sqlx::query("SELECT * FROM notification_outbox WHERE idempotency_key = $1").bind(key).fetch_one(&mut *tx).await.map_err(db)?;
+            let rec = outbox_from_row(&row)?;
+            let inc = rec.incident.to_string();
+            ledger_line(tx, (&inc, key, &rec.channel, &rec.recipient, &rec.kind), now, outcome, rec.attempts, detail).await?;
+            Ok(true)
+        })
     }
 }
 
 #[async_trait]
 impl ResponseStore for SqlStore {
     async fn commit_response(&self, batch: &ResponseBatch, now: Timestamp) -> Result<CommitOutcome> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let mut out = CommitOutcome::default();
-        // Cursor first: a write as the first statement takes SQLite's write
-        // lock for the whole step.
-        if let Some((incident, seq)) = batch.cursor {
-            sqlx::query(
-                "INSERT INTO response_cursors (incident_id, seq, updated_at) VALUES ($1, $2, $3)
+        transaction!(self, |tx| {
+            let mut out = CommitOutcome::default();
+            // Cursor first: a write as the first statement takes SQLite's write
+            // lock for the whole step.
+            if let Some((incident, seq)) = batch.cursor {
+                sqlx::query(
+                    "INSERT INTO response_cursors (incident_id, seq, updated_at) VALUES ($1, $2, $3)
                  ON CONFLICT (incident_id) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at
                  WHERE response_cursors.seq < excluded.seq",
-            )
-            .bind(incident.to_string())
-            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
-            .bind(now.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
-        for e in &batch.escalations {
-            sqlx::query(
-                "INSERT INTO escalations (incident_id, policy, state_json, next_wake_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+                )
+                .bind(incident.to_string())
+                .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+            for e in &batch.escalations {
+                sqlx::query(
+                    "INSERT INTO escalations (incident_id, policy, state_json, next_wake_at, updated_at) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (incident_id, policy) DO UPDATE SET state_json = excluded.state_json,
                      next_wake_at = excluded.next_wake_at, updated_at = excluded.updated_at",
-            )
-            .bind(e.incident.to_string())
-            .bind(&e.policy)
-            .bind(to_json(&e.state)?)
-            .bind(e.next_wake_at.map(Timestamp::as_millis))
-            .bind(e.updated_at.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
-        enqueue_rows(&mut tx, &batch.enqueue, now, &mut out).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(out)
+                )
+                .bind(e.incident.to_string())
+                .bind(&e.policy)
+                .bind(to_json(&e.state)?)
+                .bind(e.next_wake_at.map(Timestamp::as_millis))
+                .bind(e.updated_at.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+            enqueue_rows(tx, &batch.enqueue, now, &mut out).await?;
+            Ok(out)
+        })
     }
 
     async fn response_cursor(&self, incident: IncidentId) -> Result<u64> {
@@ -587,19 +583,21 @@ impl ResponseStore for SqlStore {
     }
 
     async fn defer(&self, key: &str, owner: &str, now: Timestamp, next_attempt_at: Timestamp) -> Result<bool> {
-        let n = sqlx::query(
-            "UPDATE notification_outbox SET lease_owner = NULL, lease_until = NULL, attempts = attempts - 1,
+        let n = self
+            .execute_write(
+                sqlx::query(
+                    "UPDATE notification_outbox SET lease_owner = NULL, lease_until = NULL, attempts = attempts - 1,
                  next_attempt_at = $1, updated_at = $2
              WHERE idempotency_key = $3 AND lease_owner = $4 AND status = 'pending' AND attempts > 0",
-        )
-        .bind(next_attempt_at.as_millis())
-        .bind(now.as_millis())
-        .bind(key)
-        .bind(owner)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?
-        .rows_affected();
+                )
+                .bind(next_attempt_at.as_millis())
+                .bind(now.as_millis())
+                .bind(key)
+                .bind(owner),
+                db,
+            )
+            .await?
+            .rows_affected();
         Ok(n == 1)
     }
 
@@ -661,19 +659,20 @@ impl ResponseStore for SqlStore {
         if silence.id.is_empty() {
             return Err(StoreError::Corrupt("a stored silence needs an id".into()));
         }
-        sqlx::query(
-            "INSERT INTO silences (id, silence_json, starts_at, ends_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+        self.execute_write(
+            sqlx::query(
+                "INSERT INTO silences (id, silence_json, starts_at, ends_at, updated_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (id) DO UPDATE SET silence_json = excluded.silence_json, starts_at = excluded.starts_at,
                  ends_at = excluded.ends_at, updated_at = excluded.updated_at",
+            )
+            .bind(&silence.id)
+            .bind(to_json(silence)?)
+            .bind(silence.starts_at.as_millisecond())
+            .bind(silence.ends_at.as_millisecond())
+            .bind(now.as_millis()),
+            db,
         )
-        .bind(&silence.id)
-        .bind(to_json(silence)?)
-        .bind(silence.starts_at.as_millisecond())
-        .bind(silence.ends_at.as_millisecond())
-        .bind(now.as_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        .await?;
         Ok(())
     }
 
@@ -688,20 +687,21 @@ impl ResponseStore for SqlStore {
     }
 
     async fn put_public_incident(&self, incident: Option<IncidentId>, public: &PublicIncident) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO status_incidents (id, incident_id, json, created_at, updated_at, update_count) VALUES ($1, $2, $3, $4, $5, $6)
+        self.execute_write(
+            sqlx::query(
+                "INSERT INTO status_incidents (id, incident_id, json, created_at, updated_at, update_count) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (id) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at, update_count = excluded.update_count,
                  incident_id = COALESCE(excluded.incident_id, status_incidents.incident_id)",
+            )
+            .bind(&public.id)
+            .bind(incident.map(|i| i.to_string()))
+            .bind(to_json(public)?)
+            .bind(public.created_at.as_millis())
+            .bind(public.updated_at.as_millis())
+            .bind(count_i64(public.updates.len())),
+            db,
         )
-        .bind(&public.id)
-        .bind(incident.map(|i| i.to_string()))
-        .bind(to_json(public)?)
-        .bind(public.created_at.as_millis())
-        .bind(public.updated_at.as_millis())
-        .bind(count_i64(public.updates.len()))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        .await?;
         Ok(())
     }
 
@@ -720,16 +720,17 @@ impl ResponseStore for SqlStore {
     }
 
     async fn put_draft(&self, draft: &DraftRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO status_drafts (incident_id, json, created_at) VALUES ($1, $2, $3)
+        self.execute_write(
+            sqlx::query(
+                "INSERT INTO status_drafts (incident_id, json, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (incident_id) DO UPDATE SET json = excluded.json, created_at = excluded.created_at",
+            )
+            .bind(draft.incident.to_string())
+            .bind(to_json(&draft.draft)?)
+            .bind(draft.created_at.as_millis()),
+            db,
         )
-        .bind(draft.incident.to_string())
-        .bind(to_json(&draft.draft)?)
-        .bind(draft.created_at.as_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        .await?;
         Ok(())
     }
 
@@ -751,22 +752,22 @@ impl ResponseStore for SqlStore {
     }
 
     async fn delete_draft(&self, incident: IncidentId) -> Result<bool> {
-        let n =
-            sqlx::query("DELETE FROM status_drafts WHERE incident_id = $1").bind(incident.to_string()).execute(&self.pool).await.map_err(db)?.rows_affected();
+        let n = self.execute_write(sqlx::query("DELETE FROM status_drafts WHERE incident_id = $1").bind(incident.to_string()), db).await?.rows_affected();
         Ok(n > 0)
     }
 
     async fn put_maintenance(&self, m: &ScheduledMaintenance) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO status_maintenances (id, json, scheduled_for) VALUES ($1, $2, $3)
+        self.execute_write(
+            sqlx::query(
+                "INSERT INTO status_maintenances (id, json, scheduled_for) VALUES ($1, $2, $3)
              ON CONFLICT (id) DO UPDATE SET json = excluded.json, scheduled_for = excluded.scheduled_for",
+            )
+            .bind(&m.id)
+            .bind(to_json(m)?)
+            .bind(m.scheduled_for.as_millis()),
+            db,
         )
-        .bind(&m.id)
-        .bind(to_json(m)?)
-        .bind(m.scheduled_for.as_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        .await?;
         Ok(())
     }
 
@@ -776,41 +777,42 @@ impl ResponseStore for SqlStore {
     }
 
     async fn add_subscriber(&self, s: &Subscriber) -> Result<()> {
-        sqlx::query("INSERT INTO status_subscribers (id, kind, target, created_at, unsubscribed_at) VALUES ($1, $2, $3, $4, $5)")
+        self.execute_write(
+            sqlx::query("INSERT INTO status_subscribers (id, kind, target, created_at, unsubscribed_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&s.id)
+                .bind(&s.kind)
+                .bind(&s.target)
+                .bind(s.created_at.as_millis())
+                .bind(s.unsubscribed_at.map(Timestamp::as_millis)),
+            |e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("subscriber {}", s.id)) } else { db(e) },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn add_subscriber_within(&self, s: &Subscriber, max_live: u64) -> Result<bool> {
+        transaction!(self, |tx| {
+            // SQLite runs the statement below under its one write lock; PostgreSQL
+            // needs a lock, or two racing inserts would both count below the cap.
+            if self.backend() == crate::Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_SUBSCRIBERS_LOCK).execute(&mut *tx).await.map_err(db)?;
+            }
+            let n = sqlx::query(
+                "INSERT INTO status_subscribers (id, kind, target, created_at, unsubscribed_at)
+             SELECT $1, $2, $3, $4, $5 WHERE (SELECT COUNT(*) FROM status_subscribers WHERE unsubscribed_at IS NULL) < $6",
+            )
             .bind(&s.id)
             .bind(&s.kind)
             .bind(&s.target)
             .bind(s.created_at.as_millis())
             .bind(s.unsubscribed_at.map(Timestamp::as_millis))
-            .execute(&self.pool)
+            .bind(i64::try_from(max_live).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
             .await
-            .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("subscriber {}", s.id)) } else { db(e) })?;
-        Ok(())
-    }
-
-    async fn add_subscriber_within(&self, s: &Subscriber, max_live: u64) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        // SQLite runs the statement below under its one write lock; PostgreSQL
-        // needs a lock, or two racing inserts would both count below the cap.
-        if self.backend() == crate::Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_SUBSCRIBERS_LOCK).execute(&mut *tx).await.map_err(db)?;
-        }
-        let n = sqlx::query(
-            "INSERT INTO status_subscribers (id, kind, target, created_at, unsubscribed_at)
-             SELECT $1, $2, $3, $4, $5 WHERE (SELECT COUNT(*) FROM status_subscribers WHERE unsubscribed_at IS NULL) < $6",
-        )
-        .bind(&s.id)
-        .bind(&s.kind)
-        .bind(&s.target)
-        .bind(s.created_at.as_millis())
-        .bind(s.unsubscribed_at.map(Timestamp::as_millis))
-        .bind(i64::try_from(max_live).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("subscriber {}", s.id)) } else { db(e) })?
-        .rows_affected();
-        tx.commit().await.map_err(db)?;
-        Ok(n == 1)
+            .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("subscriber {}", s.id)) } else { db(e) })?
+            .rows_affected();
+            Ok(n == 1)
+        })
     }
 
     async fn subscribers(&self) -> Result<Vec<Subscriber>> {
@@ -832,58 +834,58 @@ impl ResponseStore for SqlStore {
         enqueue: &[OutboxItem],
         now: Timestamp,
     ) -> Result<CommitOutcome> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let mut out = CommitOutcome::default();
-        let json = to_json(public)?;
-        // Compare-and-set as the transaction's first statement: it takes
-        // SQLite's write lock and PostgreSQL's row lock, so a racing publish
-        // waits, then finds the count moved on and matches no row.
-        let set = sqlx::query(
-            "UPDATE status_incidents SET json = $1, updated_at = $2, update_count = $3, incident_id = $4
+        transaction!(self, |tx| {
+            let mut out = CommitOutcome::default();
+            let json = to_json(public)?;
+            // Compare-and-set as the transaction's first statement: it takes
+            // SQLite's write lock and PostgreSQL's row lock, so a racing publish
+            // waits, then finds the count moved on and matches no row.
+            let set = sqlx::query(
+                "UPDATE status_incidents SET json = $1, updated_at = $2, update_count = $3, incident_id = $4
              WHERE id = $5 AND update_count = $6",
-        )
-        .bind(&json)
-        .bind(public.updated_at.as_millis())
-        .bind(count_i64(public.updates.len()))
-        .bind(incident.to_string())
-        .bind(&public.id)
-        .bind(count_i64(based_on))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        if set != 1 {
-            let conflict = || StoreError::StatusPageConflict { incident, based_on: based_on as u64 };
-            let exists = sqlx::query("SELECT id FROM status_incidents WHERE id = $1").bind(&public.id).fetch_optional(&mut *tx).await.map_err(db)?;
-            if exists.is_some() || based_on != 0 {
-                return Err(conflict());
+            )
+            .bind(&json)
+            .bind(public.updated_at.as_millis())
+            .bind(count_i64(public.updates.len()))
+            .bind(incident.to_string())
+            .bind(&public.id)
+            .bind(count_i64(based_on))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            if set != 1 {
+                let conflict = || StoreError::StatusPageConflict { incident, based_on: based_on as u64 };
+                let exists = sqlx::query("SELECT id FROM status_incidents WHERE id = $1").bind(&public.id).fetch_optional(&mut *tx).await.map_err(db)?;
+                if exists.is_some() || based_on != 0 {
+                    return Err(conflict());
+                }
+                // The first publish creates it; a racing first publish makes this
+                // a unique violation, i.e. the same conflict.
+                sqlx::query("INSERT INTO status_incidents (id, incident_id, json, created_at, updated_at, update_count) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(&public.id)
+                    .bind(incident.to_string())
+                    .bind(&json)
+                    .bind(public.created_at.as_millis())
+                    .bind(public.updated_at.as_millis())
+                    .bind(count_i64(public.updates.len()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| if is_unique_violation(&e) { conflict() } else { db(e) })?;
             }
-            // The first publish creates it; a racing first publish makes this
-            // a unique violation, i.e. the same conflict.
-            sqlx::query("INSERT INTO status_incidents (id, incident_id, json, created_at, updated_at, update_count) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(&public.id)
-                .bind(incident.to_string())
-                .bind(&json)
-                .bind(public.created_at.as_millis())
-                .bind(public.updated_at.as_millis())
-                .bind(count_i64(public.updates.len()))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| if is_unique_violation(&e) { conflict() } else { db(e) })?;
-        }
-        sqlx::query("DELETE FROM status_drafts WHERE incident_id = $1").bind(incident.to_string()).execute(&mut *tx).await.map_err(db)?;
-        enqueue_rows(&mut tx, enqueue, now, &mut out).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(out)
+            sqlx::query("DELETE FROM status_drafts WHERE incident_id = $1").bind(incident.to_string()).execute(&mut *tx).await.map_err(db)?;
+            enqueue_rows(tx, enqueue, now, &mut out).await?;
+            Ok(out)
+        })
     }
 
     async fn unsubscribe(&self, id: &str, at: Timestamp) -> Result<bool> {
-        let n = sqlx::query("UPDATE status_subscribers SET unsubscribed_at = $1 WHERE id = $2 AND unsubscribed_at IS NULL")
-            .bind(at.as_millis())
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?
+        let n = self
+            .execute_write(
+                sqlx::query("UPDATE status_subscribers SET unsubscribed_at = $1 WHERE id = $2 AND unsubscribed_at IS NULL").bind(at.as_millis()).bind(id),
+                db,
+            )
+            .await?
             .rows_affected();
         Ok(n > 0)
     }
@@ -893,16 +895,18 @@ impl ResponseStore for SqlStore {
         let mut total = 0;
         loop {
             // The sub-select bounds each statement (neither backend takes LIMIT on DELETE portably).
-            let n = sqlx::query(
-                "DELETE FROM status_subscribers WHERE id IN
+            let n = self
+                .execute_write(
+                    sqlx::query(
+                        "DELETE FROM status_subscribers WHERE id IN
                  (SELECT id FROM status_subscribers WHERE unsubscribed_at IS NOT NULL AND unsubscribed_at < $1 LIMIT $2)",
-            )
-            .bind(before.as_millis())
-            .bind(i64::from(batch))
-            .execute(&self.pool)
-            .await
-            .map_err(db)?
-            .rows_affected();
+                    )
+                    .bind(before.as_millis())
+                    .bind(i64::from(batch)),
+                    db,
+                )
+                .await?
+                .rows_affected();
             total += n;
             if n < u64::from(batch) {
                 return Ok(total);

@@ -9,14 +9,17 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use faultline_core::incident::{Incident, IncidentStatus, Severity, TimelineEvent};
 use faultline_core::{IncidentId, Timestamp};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Executor, Row};
 
+use crate::health::{Fatal, StoreHealth};
 use crate::{CorrelatorWrite, Decide, IncidentFilter, Result, SavedCorrelator, SavedGroup, SavedMember, Store, StoreError, TokenRecord, TokenScope, Turn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,20 +28,26 @@ pub enum Backend {
     Postgres,
 }
 
-/// A SQL-backed store. Cheap to clone (the pool is shared).
+/// A SQL-backed store. Cheap to clone (the pool and the health are shared).
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    pub(crate) health: Arc<StoreHealth>,
 }
 
-fn db(e: sqlx::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+/// A driver error as a `StoreError`: a fatal one (`Fatal::classify`) is
+/// `Unavailable`, anything else `Database`.
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    match Fatal::classify(&e) {
+        Some(reason) => StoreError::Unavailable { reason, message: e.to_string() },
+        None => StoreError::Database(e.to_string()),
+    }
 }
 
 /// SQLite's SQLITE_BUSY family (5, and extended codes 261, 517, 773) means
 /// "another writer holds the lock": retryable, not a failure.
-fn busy_or_db(e: sqlx::Error) -> StoreError {
+pub(crate) fn busy_or_db(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e
         && let Some(code) = d.code()
         && code.parse::<i32>().is_ok_and(|c| c & 0xff == 5)
@@ -47,6 +56,79 @@ fn busy_or_db(e: sqlx::Error) -> StoreError {
     }
     db(e)
 }
+
+/// A pooled connection held for one write. `settle` hands it back to the
+/// pool, or closes it instead when the write met a fatal error or left the
+/// connection's transaction state unknown (see `health`): a connection that
+/// hit `SQLITE_FULL`, an I/O error or a lost link is never reused.
+pub(crate) struct WriteConn<'s> {
+    pub(crate) conn: PoolConnection<Any>,
+    health: &'s StoreHealth,
+}
+
+impl WriteConn<'_> {
+    /// `clean` is false when a COMMIT, ROLLBACK or BEGIN failed.
+    pub(crate) fn settle<T>(mut self, out: Result<T>, clean: bool) -> Result<T> {
+        match &out {
+            Ok(_) => self.health.record_success(),
+            Err(StoreError::Unavailable { reason, message }) => {
+                self.conn.close_on_drop();
+                self.health.record_failure(*reason, message);
+            }
+            Err(e) if !clean => {
+                self.conn.close_on_drop();
+                self.health.record_discard(&e.to_string());
+            }
+            Err(_) => {}
+        }
+        out
+    }
+}
+
+/// Runs `$body` — an expression of type `Result<T>` that uses
+/// `$tx: &mut AnyConnection` — in a transaction on a connection of its own:
+/// committed if it is `Ok`, rolled back otherwise, and the connection
+/// settled (`WriteConn::settle`). Evaluates to `Result<T>` and must be used
+/// in a function returning `Result`. A macro rather than a function taking
+/// a closure, so the body can borrow the caller's arguments.
+macro_rules! transaction {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let mut conn = $store.write_conn().await?;
+        let mut clean = true;
+        let out = async {
+            let mut tx = match sqlx::Connection::begin(&mut *conn.conn).await {
+                Ok(tx) => tx,
+                Err(e) => {
+                    clean = false;
+                    return Err(crate::sql::busy_or_db(e));
+                }
+            };
+            let body = {
+                let $tx: &mut sqlx::AnyConnection = &mut tx;
+                async { $body }.await
+            };
+            match body {
+                Ok(v) => match tx.commit().await {
+                    Ok(()) => Ok(v),
+                    Err(e) => {
+                        clean = false;
+                        Err(crate::sql::busy_or_db(e))
+                    }
+                },
+                Err(e) => {
+                    if tx.rollback().await.is_err() {
+                        clean = false;
+                    }
+                    Err(e)
+                }
+            }
+        }
+        .await;
+        conn.settle(out, clean)
+    }};
+}
+
+pub(crate) use transaction;
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
@@ -104,7 +186,7 @@ impl SqlStore {
             .connect(url)
             .await
             .map_err(|e| StoreError::Open(format!("cannot open SQLite database {url}: {e}")))?;
-        let store = SqlStore { pool, backend: Backend::Sqlite };
+        let store = SqlStore { pool, backend: Backend::Sqlite, health: Arc::default() };
         crate::migrate::run(&store.pool, store.backend).await?;
         Ok(store)
     }
@@ -119,7 +201,7 @@ impl SqlStore {
             .connect(url)
             .await
             .map_err(|e| StoreError::Open(format!("cannot connect to PostgreSQL at {}: {e}", redact_url(url))))?;
-        let store = SqlStore { pool, backend: Backend::Postgres };
+        let store = SqlStore { pool, backend: Backend::Postgres, health: Arc::default() };
         crate::migrate::run(&store.pool, store.backend).await?;
         Ok(store)
     }
@@ -139,6 +221,31 @@ impl SqlStore {
         self.backend
     }
 
+    /// Write health: failures by reason, discarded connections, whether
+    /// writes are failing now (`/readyz`, `/metrics`).
+    pub fn health(&self) -> Arc<StoreHealth> {
+        self.health.clone()
+    }
+
+    /// Runs one autocommit write statement on a connection of its own and
+    /// settles it (`WriteConn::settle`); `map` turns a driver error into the
+    /// caller's `StoreError` (`db` unless some error means more).
+    pub(crate) async fn execute_write<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+        map: impl FnOnce(sqlx::Error) -> StoreError + Send,
+    ) -> Result<sqlx::any::AnyQueryResult> {
+        let mut conn = self.write_conn().await?;
+        let out = q.execute(&mut *conn.conn).await.map_err(map);
+        conn.settle(out, true)
+    }
+
+    /// A connection of the pool for one write (see `transaction!`).
+    pub(crate) async fn write_conn(&self) -> Result<WriteConn<'_>> {
+        let conn = self.pool.acquire().await.map_err(busy_or_db)?;
+        Ok(WriteConn { conn, health: &self.health })
+    }
+
     /// Closes the pool, waiting for in-flight queries (graceful shutdown).
     pub async fn close(&self) {
         self.pool.close().await;
@@ -156,6 +263,10 @@ impl SqlStore {
         Ok(())
     }
 }
+
+/// The `engine_state` row `check_writable` rewrites to learn whether writes
+/// have recovered; nothing reads it.
+const WRITE_PROBE_STATE: &str = "write_probe";
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -205,20 +316,32 @@ async fn insert_events(conn: &mut sqlx::AnyConnection, id: IncidentId, events: &
     Ok(())
 }
 
-async fn create_in(conn: &mut sqlx::AnyConnection, id: IncidentId, opened: &TimelineEvent) -> Result<Incident> {
+/// Serialises the numbering of new incidents on PostgreSQL (SQLite has one
+/// writer anyway), so two creations never draw the same short number.
+const PG_NUMBER_LOCK: i64 = 0x666c_6e75_6d62;
+
+async fn create_in(conn: &mut sqlx::AnyConnection, backend: Backend, id: IncidentId, opened: &TimelineEvent) -> Result<Incident> {
     let incident = Incident::fold(id, std::slice::from_ref(opened))?;
-    sqlx::query("INSERT INTO incidents (id, title, severity, status, version, opened_at, updated_at, state_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-        .bind(id.to_string())
-        .bind(&incident.title)
-        .bind(incident.severity.as_str())
-        .bind(incident.status.as_str())
-        .bind(to_i64(incident.version))
-        .bind(incident.opened_at.as_millis())
-        .bind(incident.updated_at.as_millis())
-        .bind(to_json(&incident)?)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("incident {id}")) } else { busy_or_db(e) })?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_NUMBER_LOCK).execute(&mut *conn).await.map_err(db)?;
+    }
+    // The short number: one more than the highest handed out (never reused:
+    // incidents are never deleted).
+    sqlx::query(
+        "INSERT INTO incidents (id, title, severity, status, version, opened_at, updated_at, state_json, number)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT COALESCE(MAX(number), 0) + 1 FROM incidents))",
+    )
+    .bind(id.to_string())
+    .bind(&incident.title)
+    .bind(incident.severity.as_str())
+    .bind(incident.status.as_str())
+    .bind(to_i64(incident.version))
+    .bind(incident.opened_at.as_millis())
+    .bind(incident.updated_at.as_millis())
+    .bind(to_json(&incident)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("incident {id}")) } else { busy_or_db(e) })?;
     insert_events(conn, id, std::slice::from_ref(opened)).await?;
     Ok(incident)
 }
@@ -255,7 +378,7 @@ async fn update_in(conn: &mut sqlx::AnyConnection, id: IncidentId, decide: Decid
     Ok((incident, events))
 }
 
-async fn save_state_in(conn: &mut sqlx::AnyConnection, name: &str, state_json: &str, at: Timestamp) -> Result<()> {
+fn save_state_query<'q>(name: &'q str, state_json: &'q str, at: Timestamp) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
     sqlx::query(
         "INSERT INTO engine_state (name, state_json, updated_at) VALUES ($1, $2, $3)
          ON CONFLICT (name) DO UPDATE SET state_json = excluded.state_json, updated_at = excluded.updated_at",
@@ -263,10 +386,6 @@ async fn save_state_in(conn: &mut sqlx::AnyConnection, name: &str, state_json: &
     .bind(name)
     .bind(state_json)
     .bind(at.as_millis())
-    .execute(&mut *conn)
-    .await
-    .map_err(busy_or_db)?;
-    Ok(())
 }
 
 /// Writes what a turn changed in the saved correlator (see `CorrelatorWrite`
@@ -333,84 +452,78 @@ fn group_id_from_row(row: &AnyRow) -> Result<u64> {
 #[async_trait]
 impl Store for SqlStore {
     async fn create_incident(&self, id: IncidentId, opened: &TimelineEvent) -> Result<Incident> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let incident = create_in(&mut tx, id, opened).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(incident)
+        transaction!(self, |tx| create_in(tx, self.backend, id, opened).await)
     }
 
     async fn append(&self, id: IncidentId, expected_version: u64, events: &[TimelineEvent]) -> Result<Incident> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        // Claim the version first: a write as the transaction's first statement
-        // takes SQLite's write lock (waiting on busy_timeout) and PostgreSQL's
-        // row lock, so a concurrent appender either waits and then sees the new
-        // version, or loses with Conflict. Nothing is written on Conflict.
-        let new_version = expected_version + events.len() as u64;
-        let claimed = sqlx::query("UPDATE incidents SET version = $1 WHERE id = $2 AND version = $3")
-            .bind(to_i64(new_version))
-            .bind(id.to_string())
-            .bind(to_i64(expected_version))
-            .execute(&mut *tx)
-            .await
-            .map_err(busy_or_db)?
-            .rows_affected();
-        if claimed != 1 {
-            let found = sqlx::query("SELECT version FROM incidents WHERE id = $1").bind(id.to_string()).fetch_optional(&mut *tx).await.map_err(db)?;
-            return match found {
-                None => Err(StoreError::NotFound(id)),
-                Some(row) => {
-                    let found: i64 = row.try_get("version").map_err(db)?;
-                    Err(StoreError::Conflict { id, expected: expected_version, found: found as u64 })
-                }
-            };
-        }
-        let row = sqlx::query("SELECT state_json FROM incidents WHERE id = $1").bind(id.to_string()).fetch_one(&mut *tx).await.map_err(db)?;
-        let mut incident = incident_from_row(&row)?;
-        // The snapshot is at `expected_version` (we hold the lock); apply the
-        // new events through the state machine so an invalid one aborts the
-        // whole append.
-        for ev in events {
-            incident.apply(ev)?;
-        }
-        sqlx::query("UPDATE incidents SET title = $1, severity = $2, status = $3, updated_at = $4, state_json = $5 WHERE id = $6")
-            .bind(&incident.title)
-            .bind(incident.severity.as_str())
-            .bind(incident.status.as_str())
-            .bind(incident.updated_at.as_millis())
-            .bind(to_json(&incident)?)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        insert_events(&mut tx, id, events).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(incident)
+        transaction!(self, |tx| {
+            // Claim the version first: a write as the transaction's first statement
+            // takes SQLite's write lock (waiting on busy_timeout) and PostgreSQL's
+            // row lock, so a concurrent appender either waits and then sees the new
+            // version, or loses with Conflict. Nothing is written on Conflict.
+            let new_version = expected_version + events.len() as u64;
+            let claimed = sqlx::query("UPDATE incidents SET version = $1 WHERE id = $2 AND version = $3")
+                .bind(to_i64(new_version))
+                .bind(id.to_string())
+                .bind(to_i64(expected_version))
+                .execute(&mut *tx)
+                .await
+                .map_err(busy_or_db)?
+                .rows_affected();
+            if claimed != 1 {
+                let found = sqlx::query("SELECT version FROM incidents WHERE id = $1").bind(id.to_string()).fetch_optional(&mut *tx).await.map_err(db)?;
+                return match found {
+                    None => Err(StoreError::NotFound(id)),
+                    Some(row) => {
+                        let found: i64 = row.try_get("version").map_err(db)?;
+                        Err(StoreError::Conflict { id, expected: expected_version, found: found as u64 })
+                    }
+                };
+            }
+            let row = sqlx::query("SELECT state_json FROM incidents WHERE id = $1").bind(id.to_string()).fetch_one(&mut *tx).await.map_err(db)?;
+            let mut incident = incident_from_row(&row)?;
+            // The snapshot is at `expected_version` (we hold the lock); apply the
+            // new events through the state machine so an invalid one aborts the
+            // whole append.
+            for ev in events {
+                incident.apply(ev)?;
+            }
+            sqlx::query("UPDATE incidents SET title = $1, severity = $2, status = $3, updated_at = $4, state_json = $5 WHERE id = $6")
+                .bind(&incident.title)
+                .bind(incident.severity.as_str())
+                .bind(incident.status.as_str())
+                .bind(incident.updated_at.as_millis())
+                .bind(to_json(&incident)?)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            insert_events(tx, id, events).await?;
+            Ok(incident)
+        })
     }
 
     async fn update(&self, id: IncidentId, decide: Decide) -> Result<(Incident, Vec<TimelineEvent>)> {
-        let mut tx = self.pool.begin().await.map_err(busy_or_db)?;
-        let out = update_in(&mut tx, id, decide).await?;
-        tx.commit().await.map_err(busy_or_db)?;
-        Ok(out)
+        transaction!(self, |tx| update_in(tx, id, decide).await)
     }
 
     async fn commit_turn(&self, turn: Turn) -> Result<Vec<(IncidentId, Incident)>> {
-        let mut tx = self.pool.begin().await.map_err(busy_or_db)?;
-        let mut out = Vec::with_capacity(turn.create.len() + turn.update.len());
-        for (id, opened) in &turn.create {
-            out.push((*id, create_in(&mut tx, *id, opened).await?));
-        }
-        for (id, decide) in turn.update {
-            out.push((id, update_in(&mut tx, id, decide).await?.0));
-        }
-        if let Some(write) = &turn.correlator {
-            save_correlator_in(&mut tx, write, turn.at).await?;
-        }
-        if let Some(name) = &turn.retire_state {
-            sqlx::query("DELETE FROM engine_state WHERE name = $1").bind(name).execute(&mut *tx).await.map_err(busy_or_db)?;
-        }
-        tx.commit().await.map_err(busy_or_db)?;
-        Ok(out)
+        transaction!(self, |tx| {
+            let mut out = Vec::with_capacity(turn.create.len() + turn.update.len());
+            for (id, opened) in &turn.create {
+                out.push((*id, create_in(tx, self.backend, *id, opened).await?));
+            }
+            for (id, decide) in turn.update {
+                out.push((id, update_in(tx, id, decide).await?.0));
+            }
+            if let Some(write) = &turn.correlator {
+                save_correlator_in(tx, write, turn.at).await?;
+            }
+            if let Some(name) = &turn.retire_state {
+                sqlx::query("DELETE FROM engine_state WHERE name = $1").bind(name).execute(&mut *tx).await.map_err(busy_or_db)?;
+            }
+            Ok(out)
+        })
     }
 
     async fn incident(&self, id: IncidentId) -> Result<Option<(Incident, Vec<TimelineEvent>)>> {
@@ -427,6 +540,36 @@ impl Store for SqlStore {
         let timeline = rows.iter().map(event_from_row).collect::<Result<Vec<_>>>()?;
         let incident = Incident::fold(id, &timeline).map_err(|e| StoreError::Corrupt(format!("incident {id}: {e}")))?;
         Ok(Some((incident, timeline)))
+    }
+
+    async fn incident_numbers(&self, ids: &[IncidentId]) -> Result<std::collections::HashMap<IncidentId, u64>> {
+        let mut out = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(crate::MAX_BATCH_IDS) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            // Only numbered placeholders are formatted in; values are bound.
+            let sql = format!("SELECT id, number FROM incidents WHERE id IN ({}) AND number IS NOT NULL", placeholders.join(", "));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            for row in q.fetch_all(&self.pool).await.map_err(db)? {
+                let id: String = row.try_get("id").map_err(db)?;
+                let n: i64 = row.try_get("number").map_err(db)?;
+                let id = id.parse().map_err(|_| StoreError::Corrupt(format!("incident id {id:?} in the incidents table")))?;
+                out.insert(id, u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("incident number {n}")))?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn incident_by_number(&self, number: u64) -> Result<Option<IncidentId>> {
+        let Ok(n) = i64::try_from(number) else { return Ok(None) };
+        let row = sqlx::query("SELECT id FROM incidents WHERE number = $1").bind(n).fetch_optional(&self.pool).await.map_err(db)?;
+        row.map(|r| {
+            let id: String = r.try_get("id").map_err(db)?;
+            id.parse().map_err(|_| StoreError::Corrupt(format!("incident id {id:?} in the incidents table")))
+        })
+        .transpose()
     }
 
     async fn incident_state(&self, id: IncidentId) -> Result<Option<Incident>> {
@@ -495,16 +638,14 @@ impl Store for SqlStore {
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<()> {
-        sqlx::query("INSERT INTO api_tokens (id, name, scope, token_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        let q = sqlx::query("INSERT INTO api_tokens (id, name, scope, token_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&token.id)
             .bind(&token.name)
             .bind(token.scope.as_str())
             .bind(&token.token_hash)
             .bind(token.created_at.as_millis())
-            .bind(token.revoked_at.map(Timestamp::as_millis))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("token named {:?}", token.name)) } else { db(e) })?;
+            .bind(token.revoked_at.map(Timestamp::as_millis));
+        self.execute_write(q, |e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("token named {:?}", token.name)) } else { db(e) }).await?;
         Ok(())
     }
 
@@ -519,14 +660,8 @@ impl Store for SqlStore {
     }
 
     async fn revoke_token(&self, id_or_name: &str, at: Timestamp) -> Result<bool> {
-        let n = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE (id = $2 OR name = $2) AND revoked_at IS NULL")
-            .bind(at.as_millis())
-            .bind(id_or_name)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        Ok(n > 0)
+        let q = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE (id = $2 OR name = $2) AND revoked_at IS NULL").bind(at.as_millis()).bind(id_or_name);
+        Ok(self.execute_write(q, db).await?.rows_affected() > 0)
     }
 
     async fn load_state(&self, name: &str) -> Result<Option<String>> {
@@ -535,8 +670,8 @@ impl Store for SqlStore {
     }
 
     async fn save_state(&self, name: &str, state_json: &str, at: Timestamp) -> Result<()> {
-        let mut conn = self.pool.acquire().await.map_err(busy_or_db)?;
-        save_state_in(&mut conn, name, state_json, at).await
+        self.execute_write(save_state_query(name, state_json, at), busy_or_db).await?;
+        Ok(())
     }
 
     async fn load_correlator(&self) -> Result<Option<SavedCorrelator>> {
@@ -576,6 +711,17 @@ impl Store for SqlStore {
 
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn check_writable(&self) -> Result<()> {
+        if self.health.failing().is_none() {
+            return self.ping().await;
+        }
+        // Writes were failing: only a write that commits says they are back.
+        // A kilobyte, so it needs room in the log as a real write does.
+        let padding = "x".repeat(1024);
+        self.execute_write(save_state_query(WRITE_PROBE_STATE, &padding, Timestamp::from_millis(0)), db).await?;
         Ok(())
     }
 }

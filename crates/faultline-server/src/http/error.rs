@@ -49,6 +49,10 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"faultline\""));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 is "retry later": say when, so clients back off.
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         resp
     }
 }
@@ -75,6 +79,14 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(t) => t.into(),
             StoreError::Conflict { .. } | StoreError::StatusPageConflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             StoreError::AlreadyExists(_) => ApiError::new(StatusCode::CONFLICT, "already_exists", e.to_string()),
+            StoreError::Unavailable { reason, .. } => {
+                // Logged (with the reason) by the store when it happened.
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    format!("the database cannot take writes ({}); nothing was written, retry later", reason.as_str()),
+                )
+            }
             StoreError::Open(_) | StoreError::Database(_) | StoreError::Busy(_) => {
                 tracing::error!(error = %e, "store error");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database is unavailable; retry later")

@@ -3,7 +3,7 @@
 //! unknown routes and wrong methods.
 //!
 //! Route map (all under `/api/v1` need a token; see `http::auth`):
-//! `GET /healthz` (process alive), `GET /readyz` (database answers),
+//! `GET /healthz` (process alive), `GET /readyz` (database answers and takes writes),
 //! `GET /metrics` (Prometheus text), `http::incidents`, and the alert ingest
 //! endpoints of `http::alerts` (`/api/v2/alerts`, `/v2/enqueue`, …).
 //! Not here: business rules (core) or SQL (store).
@@ -113,9 +113,16 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Ready when the database answers and takes writes: while writes fail
+/// (disk full, I/O errors) the store tries a small write on each call, so
+/// readiness comes back by itself once one commits.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
+    match state.store.check_writable().await {
         Ok(()) => "ready\n".into_response(),
+        Err(faultline_store::StoreError::Unavailable { reason, message }) => {
+            tracing::warn!(reason = reason.as_str(), error = %message, "not ready: database writes are failing");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("the database cannot take writes ({})", reason.as_str())).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "database is not answering").into_response()

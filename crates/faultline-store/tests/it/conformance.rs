@@ -355,6 +355,35 @@ pub async fn the_timeline_after_a_cursor_is_its_tail(store: SqlStore) {
     assert!(store.timeline_after(new_id(), 0).await.unwrap().is_empty(), "unknown incident");
 }
 
+/// Short numbers (#1, #2, …) are handed out in creation order, by the API's
+/// creation and by a correlator turn alike, concurrently without a repeat,
+/// and lead back to their incident.
+pub async fn incidents_get_short_numbers_in_creation_order(store: SqlStore) {
+    let first = open(&store, "first", Severity::Sev3, t(0)).await;
+    let fresh = new_id();
+    let opened = Incident::open("opened in a turn", Severity::Sev2, None, t(1), alice()).unwrap();
+    let turn = faultline_store::Turn { create: vec![(fresh, opened)], update: vec![], correlator: None, retire_state: None, at: t(1) };
+    store.commit_turn(turn).await.unwrap();
+    let numbers = store.incident_numbers(&[first, fresh]).await.unwrap();
+    assert_eq!((numbers[&first], numbers[&fresh]), (1, 2));
+    assert_eq!(store.incident_by_number(2).await.unwrap(), Some(fresh));
+    assert_eq!(store.incident_by_number(99).await.unwrap(), None);
+    // Concurrent creations never share a number.
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { open(&store, &format!("racing {i}"), Severity::Sev3, t(2)).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap());
+    }
+    let numbers = store.incident_numbers(&ids).await.unwrap();
+    let distinct: std::collections::BTreeSet<u64> = numbers.values().copied().collect();
+    assert_eq!(distinct, (3..=10).collect());
+}
+
 macro_rules! store_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -374,6 +403,7 @@ macro_rules! store_suite {
                 correlator_rows_are_saved_incrementally,
                 the_timeline_after_a_cursor_is_its_tail,
                 batched_timelines_equal_the_incidents_read_one_by_one,
+                incidents_get_short_numbers_in_creation_order,
             );
         }
     };

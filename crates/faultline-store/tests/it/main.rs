@@ -4,4 +4,5 @@
 //! unreachable, and `.ci/run` fails if PostgreSQL is not running).
 
 mod conformance;
+mod fatal;
 mod response;
