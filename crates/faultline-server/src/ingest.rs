@@ -78,10 +78,10 @@ pub fn start(config: &Config, engine: EngineHandle, clock: Arc<dyn Clock>, regis
                     }
                     bridged += n;
                     if bridged >= MAX_BRIDGED_SIGNALS {
-                        // Everything sent so far is processed once this returns.
-                        if engine.flush().await.is_err() {
-                            break;
-                        }
+                        // Everything sent so far is processed once this returns
+                        // (an unanswered flush is no reason to stop: a stopped
+                        // engine fails the next send).
+                        let _ = engine.flush().await;
                         bridged = 0;
                     }
                 }
