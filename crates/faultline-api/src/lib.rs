@@ -39,6 +39,16 @@ pub struct CreateIncident {
     pub severity: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// Services the incident concerns: routed to their owners, as a
+    /// detector's symptoms on them would be.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    /// Flows (critical user journeys) impacted: routed to their owners.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flows: Vec<String>,
+    /// The team that owns the response, whatever the catalogue says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 /// Optional body of `POST /api/v1/incidents/{id}/ack|resolve|mitigate`.
@@ -66,6 +76,9 @@ pub struct TimelineEntry {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub id: String,
+    /// The short number (`#42`), accepted in paths wherever the id is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
     pub title: String,
     /// What the public status page calls the incident, when a person set it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

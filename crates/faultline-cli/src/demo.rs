@@ -142,7 +142,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(app.run(listener, async move {
         let _ = stop_rx.await;
     }));
-    let (_, token) = faultline_server::auth::create_token(&store, SECOND_LEVEL, faultline_store::TokenScope::Admin, clock.now()).await?;
+    let (_, token) = faultline_server::auth::create_token(
+        &store,
+        SECOND_LEVEL,
+        faultline_store::TokenScope::Admin,
+        Some(faultline_core::UserId::new(SECOND_LEVEL)?),
+        clock.now(),
+    )
+    .await?;
 
     println!("Faultline demo: {} — {}", sc.name, sc.description);
     println!("store:    {}/faultline.db (SQLite)", dir.display());
@@ -380,7 +387,7 @@ fn describe(ev: &IncidentEvent) -> Option<String> {
         IncidentEvent::Acknowledged => "acknowledged".into(),
         IncidentEvent::Mitigated { .. } => "mitigated".into(),
         IncidentEvent::Resolved { note } => format!("resolved{}", note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()),
-        IncidentEvent::SymptomAttached { member, evidence } => format!("finding: {member} — {evidence}"),
+        IncidentEvent::SymptomAttached { member, evidence, .. } => format!("finding: {member} — {evidence}"),
         IncidentEvent::SymptomCleared { member } => format!("cleared: {member}"),
         IncidentEvent::DiagnosisUpdated { sentence, .. } => format!("diagnosis: {sentence}"),
         IncidentEvent::SeverityChanged { to, reason, .. } => format!("severity → {to}: {reason}"),

@@ -49,6 +49,15 @@ enum IncidentsCommand {
         severity: String,
         #[arg(long)]
         summary: Option<String>,
+        /// A service it concerns (repeatable): its owner team is paged.
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// A flow it impacts (repeatable): the flow's owner team is paged.
+        #[arg(long = "flow")]
+        flows: Vec<String>,
+        /// The team that owns the response (overrides the catalogue's owners).
+        #[arg(long)]
+        team: Option<String>,
     },
     /// Acknowledge: someone is on it.
     Ack { id: String },
@@ -154,7 +163,9 @@ pub async fn run(args: IncidentsArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         IncidentsCommand::Show { id } => client.incident(&id).await?,
-        IncidentsCommand::Declare { title, severity, summary } => client.create_incident(&api::CreateIncident { title, severity, summary }).await?,
+        IncidentsCommand::Declare { title, severity, summary, services, flows, team } => {
+            client.create_incident(&api::CreateIncident { title, severity, summary, services, flows, team }).await?
+        }
         IncidentsCommand::Ack { id } => client.transition(&id, "ack", &api::TransitionRequest::default()).await?,
         IncidentsCommand::Mitigate { id, note } => client.transition(&id, "mitigate", &api::TransitionRequest { note }).await?,
         IncidentsCommand::Resolve { id, note } => client.transition(&id, "resolve", &api::TransitionRequest { note }).await?,
@@ -204,9 +215,10 @@ fn print_list(incidents: &[api::Incident]) {
         return;
     }
     let mut table = comfy_table::Table::new();
-    table.load_style(comfy_table::presets::NOTHING).set_header(["ID", "SEV", "STATUS", "OPENED", "TITLE"]);
+    table.load_style(comfy_table::presets::NOTHING).set_header(["#", "ID", "SEV", "STATUS", "OPENED", "TITLE"]);
     for i in incidents {
-        table.add_row([&i.id, &i.severity, &i.status, &i.opened_at, &i.title]);
+        let number = i.number.map(|n| format!("#{n}")).unwrap_or_default();
+        table.add_row([&number, &i.id, &i.severity, &i.status, &i.opened_at, &i.title]);
     }
     println!("{table}");
 }
@@ -246,6 +258,9 @@ fn print_metrics(m: &api::ResponseMetrics) {
 pub fn print_one(i: &api::Incident) {
     println!("{}  {}  {}", i.severity, i.status, i.title);
     println!("id:      {}", i.id);
+    if let Some(n) = i.number {
+        println!("number:  #{n} (use it anywhere the id goes)");
+    }
     if let Some(t) = &i.public_title {
         println!("public:  {t}");
     }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod config;
 mod demo;
 mod drill;
 mod findings;
@@ -43,7 +44,12 @@ enum Command {
     /// The demo: a simulated payment outage through the real engine, explained.
     Demo(demo::DemoArgs),
     /// Run the Faultline server (HTTP API, embedded SQLite by default).
+    #[command(after_help = "Response configuration (users, schedules, escalation policies, routing, receivers, channels, status page): \
+                      --response-config FILE, documented key by key with a complete example in docs/response-config.md. \
+                      Check it before deploying with `faultline config check FILE`.")]
     Serve(ServeArgs),
+    /// Check configuration files (`config check FILE`) as `serve` would load them.
+    Config(config::ConfigArgs),
     /// Create, list and revoke API tokens (works on the data dir directly).
     Token(tokens::TokenArgs),
     /// Incidents on a running server: list, show, declare, ack, mitigate, resolve,
@@ -78,12 +84,36 @@ pub struct StoreArgs {
     /// Use PostgreSQL instead of SQLite, e.g. postgres://faultline@localhost/faultline.
     #[arg(long)]
     database_url: Option<String>,
+    /// The response configuration: users, schedules, escalation policies,
+    /// routing, channels (docs/response-config.md) [env FAULTLINE_RESPONSE_CONFIG].
+    #[arg(long)]
+    response_config: Option<PathBuf>,
 }
 
 impl StoreArgs {
     /// Config file, then environment, then these flags.
     pub fn config(&self) -> anyhow::Result<faultline_server::Config> {
-        let mut c = faultline_server::Config::load(self.config.as_deref(), &|k| std::env::var(k).ok())?;
+        self.load(false)
+    }
+
+    /// The same for commands that send nothing (`token`): a channel secret
+    /// (`*_env`) not set in this shell is taken as set, so a token can be
+    /// made where the server's secrets are not exported.
+    pub fn config_without_secrets(&self) -> anyhow::Result<faultline_server::Config> {
+        self.load(true)
+    }
+
+    fn load(&self, secrets_optional: bool) -> anyhow::Result<faultline_server::Config> {
+        let env = |k: &str| match (k, &self.response_config) {
+            // The flag wins over the environment and the config file's key.
+            ("FAULTLINE_RESPONSE_CONFIG", Some(p)) => Some(p.display().to_string()),
+            _ => std::env::var(k).ok().or_else(|| {
+                // Faultline's own settings and the proxy variables keep "unset".
+                let own = k.starts_with("FAULTLINE_") || k.to_ascii_uppercase().ends_with("_PROXY");
+                (secrets_optional && !own).then(|| "unset-here".to_owned())
+            }),
+        };
+        let mut c = faultline_server::Config::load(self.config.as_deref(), &env)?;
         if let Some(d) = &self.data_dir {
             c.data_dir = d.clone();
         }
@@ -142,6 +172,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve(args).await,
+            Command::Config(args) => config::run(args),
             Command::Token(args) => tokens::run(args).await,
             Command::Incidents(args) => incidents::run(args).await,
             Command::Findings(args) => findings::run(args).await,

@@ -88,8 +88,9 @@ enum SilencesCommand {
         duration: String,
         #[arg(long)]
         comment: String,
-        #[arg(long, env = "USER")]
-        created_by: String,
+        /// Who is silencing [default: the token's user, else $USER].
+        #[arg(long)]
+        created_by: Option<String>,
     },
     /// Expire a silence now.
     Expire { id: String },
@@ -260,14 +261,31 @@ pub async fn run(cmd: ResponseCommand) -> anyhow::Result<()> {
                         let p = faultline_core::routing::Matcher::parse(m)?;
                         api.push(p.to_api());
                     }
-                    let body = json!({
+                    let mut body = json!({
                         "matchers": api,
                         "startsAt": faultline_core::Timestamp::from_millis(now).to_string(),
                         "endsAt": faultline_core::Timestamp::from_millis(now + ms).to_string(),
-                        "createdBy": created_by,
                         "comment": comment,
                     });
-                    let v = http.call(reqwest::Method::POST, "/api/v2/silences", &[], Some(body)).await?;
+                    // Absent, the server takes the token's user; $USER only
+                    // when the token belongs to nobody.
+                    if let Some(by) = created_by {
+                        body["createdBy"] = json!(by);
+                    }
+                    let v = match http.call(reqwest::Method::POST, "/api/v2/silences", &[], Some(body.clone())).await {
+                        Err(e) if body.get("createdBy").is_none() && e.to_string().contains("createdBy is required") => {
+                            match std::env::var("USER").ok().filter(|u| !u.trim().is_empty()) {
+                                Some(user) => {
+                                    body["createdBy"] = json!(user);
+                                    http.call(reqwest::Method::POST, "/api/v2/silences", &[], Some(body)).await?
+                                }
+                                None => anyhow::bail!(
+                                    "silences add: say who is silencing with --created-by NAME (the token belongs to no user and $USER is not set)"
+                                ),
+                            }
+                        }
+                        other => other?,
+                    };
                     if a.conn.json {
                         println!("{}", serde_json::to_string_pretty(&v)?);
                     } else {

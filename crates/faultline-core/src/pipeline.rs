@@ -84,6 +84,9 @@ pub struct Pipeline {
     carry_grace: Duration,
 }
 
+/// Most labels of an alert a symptom event carries.
+const MAX_SYMPTOM_LABELS: usize = 32;
+
 /// Default time a finding carried across a restart has to fire again: the
 /// detectors' warm-up (about 150 s of windows) with room to spare.
 pub const DEFAULT_CARRY_GRACE: Duration = Duration::from_mins(5);
@@ -266,6 +269,21 @@ impl Pipeline {
         self.translate(events)
     }
 
+    /// A symptom as its timeline event: the member, its evidence in words,
+    /// and an alert's labels (at most `MAX_SYMPTOM_LABELS`, values clipped)
+    /// for routing to match on.
+    fn symptom(&self, group: GroupId, member: &MemberKey) -> IncidentEvent {
+        let (member_text, evidence) = self.describe(group, member);
+        let labels = self
+            .correlator
+            .group(group)
+            .and_then(|g| g.members.get(member))
+            .and_then(|m| m.alert.as_ref())
+            .map(|a| a.labels.iter().take(MAX_SYMPTOM_LABELS).map(|(k, v)| (k.chars().take(128).collect(), v.chars().take(256).collect())).collect())
+            .unwrap_or_default();
+        IncidentEvent::SymptomAttached { member: member_text, evidence, labels }
+    }
+
     fn describe(&self, group: GroupId, member: &MemberKey) -> (String, String) {
         let m = self.correlator.group(group).and_then(|g| g.members.get(member));
         let evidence = match m {
@@ -410,8 +428,8 @@ impl Pipeline {
                             }
                         }
                     }
-                    let (member, evidence) = self.describe(group, &member);
-                    out.push(IncidentAction::Record { group, event: IncidentEvent::SymptomAttached { member, evidence }, at });
+                    let event = self.symptom(group, &member);
+                    out.push(IncidentAction::Record { group, event, at });
                     if let Some(previous) = related_to.filter(|_| reopen.is_none()) {
                         out.push(IncidentAction::Link { group, previous, at });
                     }
@@ -424,8 +442,8 @@ impl Pipeline {
                         }
                         _ => false,
                     };
-                    let (member, evidence) = self.describe(group, &member);
-                    out.push(IncidentAction::Record { group, event: IncidentEvent::SymptomAttached { member, evidence }, at });
+                    let event = self.symptom(group, &member);
+                    out.push(IncidentAction::Record { group, event, at });
                     if raised {
                         // Only when an alert raised the floor: a storm's
                         // thousands of alerts do not each recompute the chain.

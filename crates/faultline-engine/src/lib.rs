@@ -38,6 +38,7 @@ use faultline_core::{Finding, IncidentId, Subject, Timestamp};
 use faultline_store::{CorrelatorWrite, SavedCorrelator, SavedGroup, SavedMember, Store, StoreError, Turn, commands};
 use tokio::sync::{mpsc, oneshot};
 
+pub mod ack_link;
 pub mod notify;
 pub mod response;
 

@@ -35,17 +35,18 @@ use std::time::Duration as StdDuration;
 use faultline_core::catalogue::Catalogue;
 use faultline_core::escalation::{Effect, Escalation, EscalationInput, EscalationPolicy, Notification, NotifyKind, StaticDirectory};
 use faultline_core::incident::{Actor, Command, Incident, IncidentEvent, TimelineEvent};
-use faultline_core::routing::{CompiledSilence, Labels, Outcome, Router, RoutingInput, decide_ownership, routing_labels};
+use faultline_core::routing::{CompiledSilence, Involvement, Labels, Outcome, Router, RoutingInput, TeamInvolvement, decide_ownership, routing_labels};
 use faultline_core::status_page::{
     ComponentConfig, DraftUpdate, ImpactFacts, PageInfo, PublicIncident, ScheduledMaintenance, StatusPageView, WebhookMeta, diagnosis_is_confident,
     draft_update, public_name, publish,
 };
-use faultline_core::{FlowName, IncidentId, ServiceName, Timestamp, UserId};
+use faultline_core::{FlowName, IncidentId, ServiceName, TeamId, Timestamp, UserId};
 use faultline_store::response::{DraftRecord, EscalationRecord, OutboxItem, ResponseBatch, ResponseStore, Subscriber};
 use faultline_store::{Store, StoreError, commands};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::ack_link::{AckLinkKey, LINK_LIFETIME_HOURS};
 use crate::notify::worker::OutboxWorker;
 use crate::notify::{Message, MessageKind, NowFn};
 
@@ -163,6 +164,12 @@ pub struct IncidentFacts {
     pub origins: Vec<ServiceName>,
     pub services: Vec<ServiceName>,
     pub parent: Option<IncidentId>,
+    /// The team a person declared as owning the incident: it owns it,
+    /// whatever the catalogue would say.
+    pub team: Option<TeamId>,
+    /// The labels its alerts carried (the first value of each name), which
+    /// the routing tree matches as Alertmanager's would (`alertname`, …).
+    pub alert_labels: Labels,
 }
 
 impl ResponseSetup {
@@ -186,7 +193,23 @@ impl ResponseSetup {
         let mut flows_named = Vec::new();
         for ev in timeline {
             match &ev.event {
-                IncidentEvent::SymptomAttached { member, .. } => {
+                IncidentEvent::Opened { scope, .. } => {
+                    for svc in &scope.services {
+                        if !f.services.contains(svc) {
+                            f.services.push(svc.clone());
+                        }
+                    }
+                    for flow in &scope.flows {
+                        if !flows_named.contains(flow) {
+                            flows_named.push(flow.clone());
+                        }
+                    }
+                    f.team = scope.team.clone();
+                }
+                IncidentEvent::SymptomAttached { member, labels, .. } => {
+                    for (k, v) in labels {
+                        f.alert_labels.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
                     mentioned(member, &mut f.services);
                     for flow in &self.catalogue.flows {
                         if member.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).any(|t| t == flow.name.as_str())
@@ -249,7 +272,12 @@ pub struct ResponseDriver {
     setup: Arc<ResponseSetup>,
     worker: Option<Arc<OutboxWorker>>,
     wake: Notify,
+    /// Signs pages' acknowledge links; generated once, kept in the store.
+    ack_key: tokio::sync::OnceCell<AckLinkKey>,
 }
+
+/// `engine_state` row holding the acknowledge-link key (hex).
+const ACK_LINK_KEY_STATE: &str = "ack_link_key";
 
 fn user_of(actor: &Actor) -> Option<UserId> {
     match actor {
@@ -260,7 +288,35 @@ fn user_of(actor: &Actor) -> Option<UserId> {
 
 impl ResponseDriver {
     pub fn new(store: Arc<dyn Store>, responses: Arc<dyn ResponseStore>, setup: Arc<ResponseSetup>, worker: Option<Arc<OutboxWorker>>) -> ResponseDriver {
-        ResponseDriver { store, responses, setup, worker, wake: Notify::new() }
+        ResponseDriver { store, responses, setup, worker, wake: Notify::new(), ack_key: tokio::sync::OnceCell::new() }
+    }
+
+    /// The key that signs acknowledge links: read from the store, or made
+    /// and stored on first use (then read back, so two servers starting at
+    /// once settle on the one that was written last).
+    pub async fn ack_key(&self, now: Timestamp) -> Result<AckLinkKey, StoreError> {
+        self.ack_key
+            .get_or_try_init(|| async {
+                if let Some(k) = self.store.load_state(ACK_LINK_KEY_STATE).await?.as_deref().and_then(AckLinkKey::from_hex) {
+                    return Ok(k);
+                }
+                let fresh = AckLinkKey::generate().map_err(StoreError::Database)?;
+                self.store.save_state(ACK_LINK_KEY_STATE, &fresh.to_hex(), now).await?;
+                let stored = self.store.load_state(ACK_LINK_KEY_STATE).await?;
+                Ok(stored.as_deref().and_then(AckLinkKey::from_hex).unwrap_or(fresh))
+            })
+            .await
+            .cloned()
+    }
+
+    /// A new step's context, with the link signer when links can be made
+    /// (they need the server's public URL).
+    async fn step_for<'a>(&self, incident: &'a Incident, timeline: &'a [TimelineEvent], now: Timestamp) -> Result<Step<'a>, StoreError> {
+        let mut ctx = Step::new(incident, timeline, self.setup.facts(incident, timeline));
+        if self.setup.base_url.is_some() {
+            ctx.ack_key = Some(self.ack_key(now).await?);
+        }
+        Ok(ctx)
     }
 
     pub fn setup(&self) -> &ResponseSetup {
@@ -308,25 +364,33 @@ impl ResponseDriver {
         Ok(n)
     }
 
-    /// Fires every escalation step due at `now`.
+    /// Fires every escalation step due at `now`. The due escalations of one
+    /// incident (one per policy) are one step with one commit, so a person
+    /// on two of its policies is paged once for it.
     pub async fn tick(&self, now: Timestamp) -> Result<usize, StoreError> {
         let due = self.responses.due_escalations(now, 200).await?;
         let n = due.len();
+        let mut by_incident: BTreeMap<IncidentId, Vec<EscalationRecord>> = BTreeMap::new();
         for rec in due {
-            let Some((incident, timeline)) = self.store.incident(rec.incident).await? else { continue };
-            let mut ctx = Step::new(&incident, &timeline, self.setup.facts(&incident, &timeline));
-            let mut state = rec.state.clone();
-            match self.setup.policies.get(&rec.policy) {
-                Some(policy) => {
-                    let fx = state.tick(policy, &self.setup.directory, now);
-                    ctx.effects(&self.setup, &rec.policy, fx, &mut state, now);
+            by_incident.entry(rec.incident).or_default().push(rec);
+        }
+        for (id, recs) in by_incident {
+            let Some((incident, timeline)) = self.store.incident(id).await? else { continue };
+            let mut ctx = self.step_for(&incident, &timeline, now).await?;
+            for rec in recs {
+                let mut state = rec.state.clone();
+                match self.setup.policies.get(&rec.policy) {
+                    Some(policy) => {
+                        let fx = state.tick(policy, &self.setup.directory, now);
+                        ctx.effects(&self.setup, &rec.policy, fx, &mut state, now);
+                    }
+                    None => {
+                        ctx.note("escalation", format!("escalation policy {} is no longer configured: its timer is dropped", rec.policy), now);
+                    }
                 }
-                None => {
-                    ctx.note("escalation", format!("escalation policy {} is no longer configured: its timer is dropped", rec.policy), now);
-                }
+                let next_wake_at = if self.setup.policies.contains_key(&rec.policy) { state.next_wake() } else { None };
+                ctx.escalations.push(EscalationRecord { incident: rec.incident, policy: rec.policy.clone(), state, next_wake_at, updated_at: now });
             }
-            let next_wake_at = if self.setup.policies.contains_key(&rec.policy) { state.next_wake() } else { None };
-            ctx.escalations.push(EscalationRecord { incident: rec.incident, policy: rec.policy.clone(), state, next_wake_at, updated_at: now });
             self.commit(ctx, None, now).await?;
         }
         Ok(n)
@@ -348,17 +412,27 @@ impl ResponseDriver {
             return Ok(());
         }
         let Some((incident, timeline)) = self.store.incident(id).await? else { return Ok(()) };
-        let facts = self.setup.facts(&incident, &timeline);
-        let mut ctx = Step::new(&incident, &timeline, facts);
+        let mut ctx = self.step_for(&incident, &timeline, now).await?;
         let mut states: BTreeMap<String, Escalation> = self.responses.escalations(id).await?.into_iter().map(|r| (r.policy, r.state)).collect();
         let silences = self.active_silences(now).await?;
         let mut status_changed = false;
         let mut last = cursor;
         for ev in timeline.iter().filter(|e| e.seq > cursor) {
             last = ev.seq;
-            let Some(input) = response_input(ev) else { continue };
+            let Some(reaction) = response_input(ev) else { continue };
             status_changed = true;
+            // Each event is its own step: a reopen read in the same batch as
+            // the first trigger pages again.
+            ctx.paged_now.clear();
             let kind = ev.event.kind();
+            let input = match reaction {
+                Reaction::Announce => {
+                    self.announce(&mut ctx, ev, states_epoch(&states), now).await?;
+                    continue;
+                }
+                Reaction::Reroute => None,
+                Reaction::Escalate(i) => Some(i),
+            };
             match input {
                 Some(EscalationInput::Triggered) | Some(EscalationInput::Reopened) | None => {
                     // (Re)route: start policies newly in play.
@@ -368,13 +442,11 @@ impl ResponseDriver {
                     for n in &plan.notes {
                         ctx.note("routing", format!("{route_note}: {n}"), ev.at);
                     }
+                    if input.is_none() && matches!(ev.event, IncidentEvent::SeverityChanged { .. }) {
+                        self.announce(&mut ctx, ev, states_epoch(&states), now).await?;
+                    }
                     if input.is_none() && !ctx.incident.status.is_open() {
                         continue;
-                    }
-                    for (receiver, channel) in &plan.channels {
-                        if plan.pages || is_reopen {
-                            ctx.channel_message(&self.setup, receiver, channel, MessageKind::Trigger, states_epoch(&states), now);
-                        }
                     }
                     for policy_name in &plan.policies {
                         let Some(policy) = self.setup.policies.get(policy_name) else {
@@ -401,6 +473,18 @@ impl ResponseDriver {
                             }
                         }
                     }
+                    // After the policies: a reopen moved them to a new epoch,
+                    // and the channels' trigger belongs to that epoch (in the
+                    // old one it would be taken for the first trigger's repeat).
+                    let change = match &ev.event {
+                        IncidentEvent::Reopened { reason } => Some(format!("reopened by {}: {reason}", who(&ev.actor))),
+                        _ => None,
+                    };
+                    for (receiver, channel) in &plan.channels {
+                        if plan.pages || is_reopen {
+                            ctx.channel_message(&self.setup, receiver, channel, MessageKind::Trigger, states_epoch(&states), change.clone(), now);
+                        }
+                    }
                 }
                 Some(inp) => {
                     let is_resolve = matches!(inp, EscalationInput::Resolved);
@@ -414,8 +498,7 @@ impl ResponseDriver {
                             ctx.effects(&self.setup, name, fx, state, now);
                         }
                     }
-                    let kind = if is_resolve { MessageKind::Resolve } else { MessageKind::Acknowledge };
-                    self.follow_up_channels(&mut ctx, id, kind, states_epoch(&states), now).await?;
+                    self.announce(&mut ctx, ev, states_epoch(&states), now).await?;
                 }
             }
         }
@@ -429,10 +512,29 @@ impl ResponseDriver {
         self.commit(ctx, Some((id, last)), now).await
     }
 
-    /// Incident-level channels that got a trigger get the acknowledgement
-    /// (forwarding channels only) or the resolve too. The outbox is the record
-    /// of what was sent, so this holds across restarts.
-    async fn follow_up_channels(&self, ctx: &mut Step<'_>, id: IncidentId, kind: MessageKind, epoch: u32, now: Timestamp) -> Result<(), StoreError> {
+    /// Tells the incident's channels about a state change: every incident-
+    /// level channel that got this epoch's trigger (the outbox is the record
+    /// of what was sent, so this holds across restarts) gets the
+    /// acknowledgement, the resolve, or an update (mitigated, a role, the
+    /// severity), saying who did it; forwarding channels (PagerDuty) get
+    /// only what their protocol has — acknowledge and resolve. A role's new
+    /// holder is told directly too.
+    async fn announce(&self, ctx: &mut Step<'_>, ev: &TimelineEvent, epoch: u32, now: Timestamp) -> Result<(), StoreError> {
+        let id = ctx.incident.id;
+        let by = who(&ev.actor);
+        let (kind, change) = match &ev.event {
+            IncidentEvent::Acknowledged => (MessageKind::Acknowledge, format!("acknowledged by {by}")),
+            IncidentEvent::Mitigated { note } => (MessageKind::Update, with_note(format!("mitigated by {by}"), note.as_deref())),
+            IncidentEvent::Resolved { note } => (MessageKind::Resolve, with_note(format!("resolved by {by}"), note.as_deref())),
+            IncidentEvent::MergedInto { into } => (MessageKind::Resolve, format!("merged into incident {into} by {by}")),
+            IncidentEvent::RoleAssigned { role, user } => (MessageKind::Update, format!("{user} is now {role} (assigned by {by})")),
+            IncidentEvent::RoleUnassigned { role } => (MessageKind::Update, format!("{role} unassigned by {by}")),
+            IncidentEvent::SeverityChanged { from, to, reason } => (MessageKind::Update, format!("severity {from} → {to} by {by}: {reason}")),
+            _ => return Ok(()),
+        };
+        if let IncidentEvent::RoleAssigned { role, user } = &ev.event {
+            ctx.tell_user(&self.setup, user, ev.seq, format!("you are now {role} of this incident (assigned by {by})"), now);
+        }
         let prefix = format!("{id}/e{epoch}/channel/");
         let mut triggered: BTreeSet<(String, String)> = self
             .responses
@@ -446,10 +548,16 @@ impl ResponseDriver {
             ctx.enqueue.iter().filter(|i| i.idempotency_key.starts_with(&prefix) && i.kind == "trigger").map(|i| (i.recipient.clone(), i.channel.clone())),
         );
         for (receiver, channel) in triggered {
-            if kind == MessageKind::Acknowledge && !self.setup.ack_channels.contains(&channel) {
-                continue;
-            }
-            ctx.channel_message(&self.setup, &receiver, &channel, kind, epoch, now);
+            let kind = match (self.setup.ack_channels.contains(&channel), kind, &ev.event) {
+                // Forwarding channels know acknowledge and resolve only; for
+                // them mitigation is an acknowledgement (as it is for escalation).
+                (true, MessageKind::Update, IncidentEvent::Mitigated { .. }) => MessageKind::Acknowledge,
+                (true, MessageKind::Update, _) => continue,
+                (_, k, _) => k,
+            };
+            // Updates are many per epoch: each event is its own message.
+            let seq = (kind == MessageKind::Update).then_some(ev.seq);
+            ctx.channel_message_with(&self.setup, &receiver, &channel, kind, epoch, seq, Some(change.clone()), now);
         }
         Ok(())
     }
@@ -458,10 +566,20 @@ impl ResponseDriver {
     pub fn plan(&self, incident: &Incident, facts: &IncidentFacts, silences: &[CompiledSilence], now: Timestamp) -> RoutePlan {
         let setup = &self.setup;
         let mut plan = RoutePlan { pages: true, ..RoutePlan::default() };
-        let ownership = decide_ownership(&setup.catalogue, &facts.impacted_flows, &facts.origins);
+        let mut ownership = decide_ownership(&setup.catalogue, &facts.impacted_flows, &facts.origins);
+        if let Some(team) = &facts.team {
+            // Declared by a person: that team alone owns the response,
+            // whatever the catalogue says the named services belong to.
+            let flows = facts.impacted_flows.clone();
+            ownership.teams = vec![TeamInvolvement { team: team.clone(), involvement: Involvement::Owner, flows, origins: facts.origins.clone() }];
+            ownership.reason = format!("declared owned by team {team} (the catalogue would say: {})", ownership.reason);
+        }
         plan.notes.push(format!("ownership: {}", ownership.reason));
-        let mut extra = Labels::new();
-        extra.insert("alertname".into(), incident.title.clone());
+        // What the alerts said (`alertname`, `service`, …), as Alertmanager's
+        // tree would see it; `alertname` is the title when no alert named
+        // one. Faultline's own labels below take precedence.
+        let mut extra: Labels = facts.alert_labels.clone();
+        extra.entry("alertname".into()).or_insert_with(|| incident.title.clone());
         extra.insert("incident_id".into(), incident.id.to_string());
         let label_sets: Vec<Labels> = if ownership.teams.is_empty() {
             let mut l = extra.clone();
@@ -546,6 +664,16 @@ impl ResponseDriver {
         plan.pages = any_pages;
         if !any_pages && plan.deferred_until.is_none() {
             plan.policies.clear();
+        } else if plan.policies.is_empty() && setup.router.is_some() {
+            // The routing tree matched (or only its root did) but named no
+            // policy: the default applies whenever nothing else does.
+            match &setup.default_policy {
+                Some(p) => {
+                    plan.notes.push(format!("no route names an escalation policy: default_policy {p}"));
+                    plan.policies.insert(p.clone());
+                }
+                None => plan.notes.push("no route names an escalation policy and there is no default_policy: nobody paged".into()),
+            }
         }
         plan
     }
@@ -680,17 +808,42 @@ pub fn status_note(p: &PublishedUpdate, how: &str) -> String {
     text
 }
 
-/// What a timeline event asks of the response: `None` if nothing (symptoms,
-/// notes, roles…), `Some(None)` to route again (severity or diagnosis
-/// changed), else the input for the escalations.
-fn response_input(ev: &TimelineEvent) -> Option<Option<EscalationInput>> {
+/// What a timeline event asks of the response.
+enum Reaction {
+    /// An input for the escalations (trigger, acknowledge, resolve, reopen).
+    Escalate(EscalationInput),
+    /// Route again: severity or diagnosis changed.
+    Reroute,
+    /// Nothing for the escalations; the channels (and a role's holder) are told.
+    Announce,
+}
+
+/// `None` if the response does nothing for `ev` (symptoms, notes…).
+fn response_input(ev: &TimelineEvent) -> Option<Reaction> {
     match &ev.event {
-        IncidentEvent::Opened { .. } => Some(Some(EscalationInput::Triggered)),
-        IncidentEvent::Acknowledged | IncidentEvent::Mitigated { .. } => Some(Some(EscalationInput::Acknowledged { by: user_of(&ev.actor) })),
-        IncidentEvent::Resolved { .. } | IncidentEvent::MergedInto { .. } => Some(Some(EscalationInput::Resolved)),
-        IncidentEvent::Reopened { .. } => Some(Some(EscalationInput::Reopened)),
-        IncidentEvent::SeverityChanged { .. } | IncidentEvent::DiagnosisUpdated { .. } => Some(None),
+        IncidentEvent::Opened { .. } => Some(Reaction::Escalate(EscalationInput::Triggered)),
+        IncidentEvent::Acknowledged | IncidentEvent::Mitigated { .. } => Some(Reaction::Escalate(EscalationInput::Acknowledged { by: user_of(&ev.actor) })),
+        IncidentEvent::Resolved { .. } | IncidentEvent::MergedInto { .. } => Some(Reaction::Escalate(EscalationInput::Resolved)),
+        IncidentEvent::Reopened { .. } => Some(Reaction::Escalate(EscalationInput::Reopened)),
+        IncidentEvent::SeverityChanged { .. } | IncidentEvent::DiagnosisUpdated { .. } => Some(Reaction::Reroute),
+        IncidentEvent::RoleAssigned { .. } | IncidentEvent::RoleUnassigned { .. } => Some(Reaction::Announce),
         _ => None,
+    }
+}
+
+/// Who did it, as a person reads it: `alice`, `token ci`, `Faultline (correlator)`.
+fn who(actor: &Actor) -> String {
+    match actor {
+        Actor::User(u) => u.to_string(),
+        Actor::Token(t) => format!("token {t}"),
+        Actor::System(s) => format!("Faultline ({s})"),
+    }
+}
+
+fn with_note(text: String, note: Option<&str>) -> String {
+    match note.filter(|n| !n.trim().is_empty()) {
+        Some(n) => format!("{text}: {n}"),
+        None => text,
     }
 }
 
@@ -706,6 +859,7 @@ fn placeholder_policy(name: &str) -> EscalationPolicy {
         levels: vec![faultline_core::escalation::EscalationLevel { targets: vec![], delay_minutes: 1 }],
         repeat: 0,
         ack_timeout_minutes: None,
+        fallback: Vec::new(),
     }
 }
 
@@ -717,11 +871,15 @@ struct Step<'a> {
     notes: Vec<(String, String, Timestamp)>,
     escalations: Vec<EscalationRecord>,
     enqueue: Vec<OutboxItem>,
+    /// Who this step paged, and through which policy first.
+    paged_now: BTreeMap<UserId, String>,
+    /// Signs each page's acknowledge link (none without a public URL).
+    ack_key: Option<AckLinkKey>,
 }
 
 impl<'a> Step<'a> {
     fn new(incident: &'a Incident, timeline: &'a [TimelineEvent], facts: IncidentFacts) -> Step<'a> {
-        Step { incident, timeline, facts, notes: Vec::new(), escalations: Vec::new(), enqueue: Vec::new() }
+        Step { incident, timeline, facts, notes: Vec::new(), escalations: Vec::new(), enqueue: Vec::new(), paged_now: BTreeMap::new(), ack_key: None }
     }
 
     /// The incident as it was when `ev` was recorded (for routing on its
@@ -754,17 +912,41 @@ impl<'a> Step<'a> {
             at: now,
             url: setup.base_url.as_ref().map(|b| format!("{}/api/v1/incidents/{}", b.trim_end_matches('/'), self.incident.id)),
             receiver: receiver.to_owned(),
+            change: None,
+            ack_url: None,
         }
     }
 
     /// An incident-level message to a receiver's channel.
-    fn channel_message(&mut self, setup: &ResponseSetup, receiver: &str, channel: &str, kind: MessageKind, epoch: u32, now: Timestamp) {
-        let key = format!("{}/e{epoch}/channel/{receiver}/{channel}/{}", self.incident.id, kind.as_str());
+    #[allow(clippy::too_many_arguments)]
+    fn channel_message(&mut self, setup: &ResponseSetup, receiver: &str, channel: &str, kind: MessageKind, epoch: u32, change: Option<String>, now: Timestamp) {
+        self.channel_message_with(setup, receiver, channel, kind, epoch, None, change, now);
+    }
+
+    /// `seq`: the timeline event an update is about (its key's last part;
+    /// trigger, acknowledge and resolve are once per epoch).
+    #[allow(clippy::too_many_arguments)]
+    fn channel_message_with(
+        &mut self,
+        setup: &ResponseSetup,
+        receiver: &str,
+        channel: &str,
+        kind: MessageKind,
+        epoch: u32,
+        seq: Option<u64>,
+        change: Option<String>,
+        now: Timestamp,
+    ) {
+        let mut key = format!("{}/e{epoch}/channel/{receiver}/{channel}/{}", self.incident.id, kind.as_str());
+        if let Some(seq) = seq {
+            key.push_str(&format!("/{seq}"));
+        }
         if self.enqueue.iter().any(|i| i.idempotency_key == key) {
             return;
         }
         let mut msg = self.message(setup, kind, receiver, now);
         msg.labels.insert("receiver".into(), receiver.to_owned());
+        msg.change = change.clone();
         self.enqueue.push(OutboxItem {
             idempotency_key: key,
             incident: self.incident.id,
@@ -777,10 +959,40 @@ impl<'a> Step<'a> {
         });
         let verb = match kind {
             MessageKind::Trigger => "notified",
-            MessageKind::Acknowledge => "acknowledgement forwarded to",
+            MessageKind::Acknowledge => "acknowledgement posted to",
             MessageKind::Resolve => "resolve sent to",
+            MessageKind::Update => "update posted to",
         };
-        self.note("notify", format!("{verb} channel {channel} (receiver {receiver})"), now);
+        let what = change.map(|c| format!(" ({c})")).unwrap_or_default();
+        self.note("notify", format!("{verb} channel {channel} (receiver {receiver}){what}"), now);
+    }
+
+    /// A direct message to a person (a role given to them): each contact
+    /// method but forwarding ones (PagerDuty pages, it does not chat).
+    fn tell_user(&mut self, setup: &ResponseSetup, user: &UserId, seq: u64, change: String, now: Timestamp) {
+        let methods: Vec<ContactMethod> =
+            setup.contacts.get(user).into_iter().flatten().filter(|m| !setup.ack_channels.contains(&m.channel)).cloned().collect();
+        if methods.is_empty() {
+            self.note("notify", format!("{user} has no contact method to be told: {change}"), now);
+            return;
+        }
+        for m in &methods {
+            let mut msg = self.message(setup, MessageKind::Update, "direct", now);
+            msg.recipient = Some(user.to_string());
+            msg.address = m.address.clone();
+            msg.change = Some(change.clone());
+            self.enqueue.push(OutboxItem {
+                idempotency_key: format!("{}/tell/{seq}/{user}/{}", self.incident.id, m.channel),
+                incident: self.incident.id,
+                channel: m.channel.clone(),
+                recipient: user.to_string(),
+                kind: MessageKind::Update.as_str().to_owned(),
+                payload: serde_json::to_value(&msg).unwrap_or(serde_json::Value::Null),
+                not_before: now,
+            });
+        }
+        let via: Vec<&str> = methods.iter().map(|m| m.channel.as_str()).collect();
+        self.note("notify", format!("told {user} via {}: {change}", via.join(", ")), now);
     }
 
     /// Carries out escalation effects: pages become outbox rows (one per
@@ -800,6 +1012,17 @@ impl<'a> Step<'a> {
             NotifyKind::Trigger => MessageKind::Trigger,
             NotifyKind::Resolve => MessageKind::Resolve,
         };
+        if kind == MessageKind::Trigger {
+            // One page per person per incident step, whichever policies
+            // name them (their own resolve is still owed once: its key is
+            // the same across policies).
+            if let Some(first) = self.paged_now.get(&n.recipient).filter(|p| p.as_str() != policy) {
+                let text = format!("{} already paged by escalation policy {first} in this step: not paged again by {policy}", n.recipient);
+                self.note("notify", text, now);
+                return;
+            }
+            self.paged_now.insert(n.recipient.clone(), policy.to_owned());
+        }
         let methods = setup.contacts.get(&n.recipient).cloned().unwrap_or_default();
         if methods.is_empty() {
             self.note("notify", format!("{} has no contact method: {} not sent", n.recipient, kind.as_str()), now);
@@ -809,10 +1032,18 @@ impl<'a> Step<'a> {
             let mut msg = self.message(setup, kind, policy, now);
             msg.recipient = Some(n.recipient.to_string());
             msg.address = m.address.clone();
-            msg.level = Some(n.level);
-            msg.round = Some(n.round);
+            // Level 0: the fallback told when a policy was exhausted.
+            msg.level = (n.level > 0).then_some(n.level);
+            msg.round = (n.level > 0).then_some(n.round);
+            if n.level == 0 && kind == MessageKind::Trigger {
+                msg.change = Some(format!("escalation policy {policy} exhausted: nobody acknowledged; you are its fallback"));
+            }
             msg.labels.insert("escalation_policy".into(), policy.to_owned());
             msg.labels.insert("target".into(), n.target.to_string());
+            if let (MessageKind::Trigger, Some(key), Some(base)) = (kind, &self.ack_key, &setup.base_url) {
+                let expires = now + faultline_core::Duration::from_mins(LINK_LIFETIME_HOURS * 60);
+                msg.ack_url = Some(format!("{}/ack/{}", base.trim_end_matches('/'), key.sign(n.incident, &n.recipient, &n.idempotency_key, expires)));
+            }
             self.enqueue.push(OutboxItem {
                 idempotency_key: format!("{}/{}", n.idempotency_key, m.channel),
                 incident: n.incident,

@@ -5,7 +5,7 @@
 //! secret is random and long, not a human password. What this module is not:
 //! HTTP — the request extractors live in `http::auth`.
 
-use faultline_core::Timestamp;
+use faultline_core::{Timestamp, UserId};
 use faultline_store::{Store, StoreError, TokenRecord, TokenScope};
 use sha2::{Digest, Sha256};
 
@@ -31,7 +31,9 @@ pub enum TokenError {
 
 /// Creates and stores a token; returns the record and the secret, which is
 /// shown once and never stored.
-pub async fn create_token(store: &dyn Store, name: &str, scope: TokenScope, now: Timestamp) -> Result<(TokenRecord, String), TokenError> {
+/// `user`: the person the token belongs to (actions are recorded as them);
+/// the caller checks it is a user of the response configuration.
+pub async fn create_token(store: &dyn Store, name: &str, scope: TokenScope, user: Option<UserId>, now: Timestamp) -> Result<(TokenRecord, String), TokenError> {
     if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         return Err(TokenError::BadName(name.to_owned()));
     }
@@ -40,8 +42,15 @@ pub async fn create_token(store: &dyn Store, name: &str, scope: TokenScope, now:
     let secret = format!("{TOKEN_PREFIX}{}", hex(&secret_bytes));
     let mut id_bytes = [0u8; 6];
     getrandom::fill(&mut id_bytes).map_err(|e| TokenError::Random(e.to_string()))?;
-    let record =
-        TokenRecord { id: format!("tok_{}", hex(&id_bytes)), name: name.to_owned(), scope, token_hash: hash_token(&secret), created_at: now, revoked_at: None };
+    let record = TokenRecord {
+        id: format!("tok_{}", hex(&id_bytes)),
+        name: name.to_owned(),
+        scope,
+        token_hash: hash_token(&secret),
+        created_at: now,
+        revoked_at: None,
+        user,
+    };
     store.insert_token(&record).await?;
     Ok((record, secret))
 }

@@ -17,7 +17,7 @@
 
 use async_trait::async_trait;
 use faultline_core::incident::{Incident, IncidentStatus, Severity, TimelineEvent, TransitionError};
-use faultline_core::{IncidentId, Timestamp};
+use faultline_core::{IncidentId, Timestamp, UserId};
 
 pub mod commands;
 pub mod health;
@@ -169,6 +169,9 @@ pub struct TokenRecord {
     pub token_hash: String,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// The user (of the response configuration) the token belongs to:
+    /// actions through it are recorded as that user. `None` for automation.
+    pub user: Option<UserId>,
 }
 
 /// Which incidents to list. Newest first.

@@ -23,6 +23,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 3, name: "engine_state", sql: include_str!("../migrations/sqlite/0003_engine_state.sql") },
     Migration { version: 4, name: "status_version", sql: include_str!("../migrations/sqlite/0004_status_version.sql") },
     Migration { version: 5, name: "correlator_rows", sql: include_str!("../migrations/sqlite/0005_correlator_rows.sql") },
+    Migration { version: 6, name: "people", sql: include_str!("../migrations/sqlite/0006_people.sql") },
     Migration { version: 7, name: "incident_numbers", sql: include_str!("../migrations/sqlite/0007_incident_numbers.sql") },
 ];
 const POSTGRES: &[Migration] = &[
@@ -31,6 +32,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 3, name: "engine_state", sql: include_str!("../migrations/postgres/0003_engine_state.sql") },
     Migration { version: 4, name: "status_version", sql: include_str!("../migrations/postgres/0004_status_version.sql") },
     Migration { version: 5, name: "correlator_rows", sql: include_str!("../migrations/postgres/0005_correlator_rows.sql") },
+    Migration { version: 6, name: "people", sql: include_str!("../migrations/postgres/0006_people.sql") },
     Migration { version: 7, name: "incident_numbers", sql: include_str!("../migrations/postgres/0007_incident_numbers.sql") },
 ];
 

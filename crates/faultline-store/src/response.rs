@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use faultline_core::escalation::Escalation;
 use faultline_core::routing::Silence;
 use faultline_core::status_page::{DraftUpdate, PublicIncident, ScheduledMaintenance};
-use faultline_core::{IncidentId, Timestamp};
+use faultline_core::{IncidentId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -258,6 +258,13 @@ pub trait ResponseStore: Send + Sync {
     /// statement deletes at most `batch` rows, so a large backlog never holds
     /// the write lock for long.
     async fn purge_unsubscribed(&self, before: Timestamp, batch: u32) -> Result<u64>;
+    /// Records the use of the one-click acknowledge link `nonce`: true the
+    /// first time, false ever after (a link is single use, whoever races).
+    async fn use_ack_link(&self, nonce: &str, incident: IncidentId, user: &UserId, at: Timestamp) -> Result<bool>;
+    /// The message `incident` has on `channel`, where the channel edits in
+    /// place (a Slack `ts`), if one was posted.
+    async fn channel_message_ref(&self, incident: IncidentId, channel: &str) -> Result<Option<String>>;
+    async fn put_channel_message_ref(&self, incident: IncidentId, channel: &str, message_ref: &str, at: Timestamp) -> Result<()>;
 }
 
 /// Key of the PostgreSQL advisory lock that serialises capped subscribes.
@@ -888,6 +895,44 @@ impl ResponseStore for SqlStore {
             .await?
             .rows_affected();
         Ok(n > 0)
+    }
+
+    async fn use_ack_link(&self, nonce: &str, incident: IncidentId, user: &UserId, at: Timestamp) -> Result<bool> {
+        let n = sqlx::query("INSERT INTO ack_link_uses (nonce, incident_id, user_id, used_at) VALUES ($1, $2, $3, $4) ON CONFLICT (nonce) DO NOTHING")
+            .bind(nonce)
+            .bind(incident.to_string())
+            .bind(user.as_str())
+            .bind(at.as_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn channel_message_ref(&self, incident: IncidentId, channel: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT message_ref FROM channel_message_refs WHERE incident_id = $1 AND channel = $2")
+            .bind(incident.to_string())
+            .bind(channel)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|r| r.try_get::<String, _>("message_ref").map_err(db)).transpose()
+    }
+
+    async fn put_channel_message_ref(&self, incident: IncidentId, channel: &str, message_ref: &str, at: Timestamp) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO channel_message_refs (incident_id, channel, message_ref, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (incident_id, channel) DO UPDATE SET message_ref = excluded.message_ref, updated_at = excluded.updated_at",
+        )
+        .bind(incident.to_string())
+        .bind(channel)
+        .bind(message_ref)
+        .bind(at.as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
     }
 
     async fn purge_unsubscribed(&self, before: Timestamp, batch: u32) -> Result<u64> {

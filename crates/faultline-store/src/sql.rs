@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use faultline_core::incident::{Incident, IncidentStatus, Severity, TimelineEvent};
-use faultline_core::{IncidentId, Timestamp};
+use faultline_core::{IncidentId, Timestamp, UserId};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Executor, Row};
@@ -291,6 +291,11 @@ fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
         token_hash: row.try_get("token_hash").map_err(db)?,
         created_at: Timestamp::from_millis(row.try_get("created_at").map_err(db)?),
         revoked_at: row.try_get::<Option<i64>, _>("revoked_at").map_err(db)?.map(Timestamp::from_millis),
+        user: row
+            .try_get::<Option<String>, _>("user_id")
+            .map_err(db)?
+            .map(|u| UserId::new(&u).map_err(|e| StoreError::Corrupt(format!("token user {u:?}: {e}"))))
+            .transpose()?,
     })
 }
 
@@ -638,13 +643,14 @@ impl Store for SqlStore {
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<()> {
-        let q = sqlx::query("INSERT INTO api_tokens (id, name, scope, token_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        let q = sqlx::query("INSERT INTO api_tokens (id, name, scope, token_hash, created_at, revoked_at, user_id) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&token.id)
             .bind(&token.name)
             .bind(token.scope.as_str())
             .bind(&token.token_hash)
             .bind(token.created_at.as_millis())
-            .bind(token.revoked_at.map(Timestamp::as_millis));
+            .bind(token.revoked_at.map(Timestamp::as_millis))
+            .bind(token.user.as_ref().map(|u| u.as_str().to_owned()));
         self.execute_write(q, |e| if is_unique_violation(&e) { StoreError::AlreadyExists(format!("token named {:?}", token.name)) } else { db(e) }).await?;
         Ok(())
     }

@@ -163,7 +163,7 @@ fn demo_explains_pages_escalates_and_resolves_the_payment_outage() {
     let alice = pos("page delivered: trigger to alice");
     let bob = pos("page delivered: trigger to bob");
     let ack = pos("  acknowledged\n");
-    let stopped = pos("payments: acknowledged by someone: escalation stopped");
+    let stopped = pos("payments: acknowledged by bob: escalation stopped");
     let resolved = pos("resolved: every symptom cleared");
     let resolve_alice = pos("page delivered: resolve to alice");
     let resolve_bob = pos("page delivered: resolve to bob");

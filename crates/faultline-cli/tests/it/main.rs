@@ -3,7 +3,9 @@
 //! free port, the incidents commands, SIGTERM and restart.
 
 mod comms;
+mod config;
 mod e2e;
+mod people;
 mod response;
 mod storm;
 mod support;

@@ -38,6 +38,7 @@
 //! levels:
 //!   - {delay_minutes: 5, targets: [{schedule: payments-primary}]}
 //!   - {delay_minutes: 10, targets: [{team: payments}, {user: carol}]}
+//! fallback: [{team: platform}]  # told when nobody acknowledged (default: the team named like the policy)
 //! ```
 //!
 //! What it is not: it does not choose the policy (routing does), send anything
@@ -98,6 +99,10 @@ pub struct EscalationPolicy {
     /// escalation restarts at the first level.
     #[serde(default)]
     pub ack_timeout_minutes: Option<u32>,
+    /// Told when every level of every round fired and nobody acknowledged.
+    /// Empty: the team named like the policy, if there is one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<Target>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,6 +145,9 @@ impl EscalationPolicy {
         if self.ack_timeout_minutes == Some(0) {
             return Err(PolicyError::InvalidAckTimeout(self.name.clone()));
         }
+        if self.fallback.len() > MAX_TARGETS {
+            return Err(PolicyError::InvalidLevel { policy: self.name.clone(), level: 0, reason: "fallback has more than 50 targets" });
+        }
         Ok(())
     }
 
@@ -147,7 +155,7 @@ impl EscalationPolicy {
     /// validation reports these before a page silently resolves to nobody.
     pub fn unknown_targets(&self, is_known_schedule: &dyn Fn(&str) -> bool, is_known_team: &dyn Fn(&TeamId) -> bool) -> Vec<Target> {
         let mut out: Vec<Target> = Vec::new();
-        for t in self.levels.iter().flat_map(|l| &l.targets) {
+        for t in self.levels.iter().flat_map(|l| &l.targets).chain(&self.fallback) {
             let unknown = match t {
                 Target::User(_) => false,
                 Target::Schedule(s) => !is_known_schedule(s),
@@ -239,7 +247,8 @@ pub struct Notification {
     /// the first page).
     pub target: Target,
     pub kind: NotifyKind,
-    /// 1-based level and round of the page (of the first page, for a resolve).
+    /// 1-based level and round of the page (of the first page, for a
+    /// resolve); 0 and 0 for the fallback told when the policy is exhausted.
     pub level: u32,
     pub round: u32,
 }
@@ -417,10 +426,7 @@ impl Escalation {
                         break;
                     }
                     if next_step >= policy.steps() {
-                        fx.push(record(
-                            next_at,
-                            format!("escalation policy {} exhausted: nobody acknowledged after {} round(s)", policy.name, policy.repeat + 1),
-                        ));
+                        self.exhaust(policy, dir, next_at, &mut fx);
                         self.phase = Phase::Exhausted { at: next_at };
                         continue;
                     }
@@ -436,6 +442,52 @@ impl Escalation {
             None => fx.push(Effect::CancelWake),
         }
         fx
+    }
+
+    /// Nobody acknowledged: tell the policy's fallback (or the team named
+    /// like the policy) once per cycle, and say so — an exhausted policy
+    /// must never go quiet.
+    fn exhaust(&mut self, policy: &EscalationPolicy, dir: &dyn Directory, at: Timestamp, fx: &mut Vec<Effect>) {
+        let head = format!("escalation policy {} exhausted: nobody acknowledged after {} round(s)", policy.name, policy.repeat + 1);
+        let targets: Vec<Target> = if policy.fallback.is_empty() {
+            TeamId::new(&policy.name).ok().filter(|t| !dir.team_members(t).is_empty()).map(Target::Team).into_iter().collect()
+        } else {
+            policy.fallback.clone()
+        };
+        if targets.is_empty() {
+            fx.push(record(at, format!("{head}; no fallback and no team named {}: nobody else notified", policy.name)));
+            return;
+        }
+        let mut names = Vec::new();
+        let mut sent: BTreeSet<UserId> = BTreeSet::new();
+        for target in &targets {
+            let users = match target {
+                Target::User(u) => vec![u.clone()],
+                Target::Schedule(s) => dir.on_call(s, at),
+                Target::Team(t) => dir.team_members(t),
+            };
+            if users.is_empty() {
+                names.push(format!("{target} resolves to nobody"));
+            }
+            for user in users {
+                if !sent.insert(user.clone()) {
+                    continue;
+                }
+                names.push(format!("{user} (via {target})"));
+                self.paged.entry(user.clone()).or_insert(Paged { target: target.clone(), level: 0, round: 0, resolve_sent: false });
+                fx.push(Effect::Notify(Notification {
+                    idempotency_key: format!("{}/e{}/c{}/exhausted/{}/trigger", self.incident, self.epoch, self.cycle, user),
+                    incident: self.incident,
+                    recipient: user,
+                    target: target.clone(),
+                    kind: NotifyKind::Trigger,
+                    level: 0,
+                    round: 0,
+                }));
+            }
+        }
+        let which = if policy.fallback.is_empty() { "the policy's team notified" } else { "fallback notified" };
+        fx.push(record(at, format!("{head}; {which}: {}", names.join(", "))));
     }
 
     fn fire_step(&mut self, policy: &EscalationPolicy, dir: &dyn Directory, step: u32, at: Timestamp, fx: &mut Vec<Effect>) {

@@ -120,7 +120,9 @@ fn escalates_through_every_level_and_round_then_exhausts() {
         +35 notify dan trigger L2R2 via team:payments [e0/c0/s3/dan/trigger]
         +35 record level 2 round 2: paged carol (via team:payments), dan (via team:payments)
         +35 wake +50
-        +50 record escalation policy payments exhausted: nobody acknowledged after 2 round(s)
+        +50 notify carol trigger L0R0 via team:payments [e0/c0/exhausted/carol/trigger]
+        +50 notify dan trigger L0R0 via team:payments [e0/c0/exhausted/dan/trigger]
+        +50 record escalation policy payments exhausted: nobody acknowledged after 2 round(s); the policy's team notified: carol (via team:payments), dan (via team:payments)
         +50 wake none
         ",
     );
@@ -268,6 +270,46 @@ fn reopened_incident_pages_again_under_a_new_epoch() {
     );
 }
 
+/// An exhausted policy tells its fallback once (and the resolve reaches
+/// them); without a fallback or a team of its name it says nobody is told.
+#[test]
+fn an_exhausted_policy_notifies_its_fallback_and_says_so() {
+    check(
+        "name: checkout\nlevels:\n  - {delay_minutes: 5, targets: [{user: alice}]}\nfallback: [{user: erin}, {team: payments}]\n",
+        "0 trigger\n5 tick\n9 tick\n20 resolve",
+        "
+        +0 record escalation policy checkout started
+        +0 notify alice trigger L1R1 via user:alice [e0/c0/s0/alice/trigger]
+        +0 record level 1 round 1: paged alice (via user:alice)
+        +0 wake +5
+        +5 notify erin trigger L0R0 via user:erin [e0/c0/exhausted/erin/trigger]
+        +5 notify carol trigger L0R0 via team:payments [e0/c0/exhausted/carol/trigger]
+        +5 notify dan trigger L0R0 via team:payments [e0/c0/exhausted/dan/trigger]
+        +5 record escalation policy checkout exhausted: nobody acknowledged after 1 round(s); fallback notified: erin (via user:erin), carol (via team:payments), dan (via team:payments)
+        +5 wake none
+        +9 wake none
+        +20 notify alice resolve L1R1 via user:alice [e0/alice/resolve]
+        +20 notify carol resolve L0R0 via team:payments [e0/carol/resolve]
+        +20 notify dan resolve L0R0 via team:payments [e0/dan/resolve]
+        +20 notify erin resolve L0R0 via user:erin [e0/erin/resolve]
+        +20 record resolved: resolve sent to everyone paged (alice, carol, dan, erin)
+        +20 wake none
+        ",
+    );
+    check(
+        "name: checkout\nlevels:\n  - {delay_minutes: 5, targets: [{user: alice}]}\n",
+        "0 trigger\n5 tick",
+        "
+        +0 record escalation policy checkout started
+        +0 notify alice trigger L1R1 via user:alice [e0/c0/s0/alice/trigger]
+        +0 record level 1 round 1: paged alice (via user:alice)
+        +0 wake +5
+        +5 record escalation policy checkout exhausted: nobody acknowledged after 1 round(s); no fallback and no team named checkout: nobody else notified
+        +5 wake none
+        ",
+    );
+}
+
 #[test]
 fn a_late_tick_catches_up_every_overdue_level_in_order() {
     check(
@@ -286,7 +328,9 @@ fn a_late_tick_catches_up_every_overdue_level_in_order() {
         +60 notify carol trigger L2R2 via team:payments [e0/c0/s3/carol/trigger]
         +60 notify dan trigger L2R2 via team:payments [e0/c0/s3/dan/trigger]
         +35 record level 2 round 2: paged carol (via team:payments), dan (via team:payments)
-        +50 record escalation policy payments exhausted: nobody acknowledged after 2 round(s)
+        +60 notify carol trigger L0R0 via team:payments [e0/c0/exhausted/carol/trigger]
+        +60 notify dan trigger L0R0 via team:payments [e0/c0/exhausted/dan/trigger]
+        +50 record escalation policy payments exhausted: nobody acknowledged after 2 round(s); the policy's team notified: carol (via team:payments), dan (via team:payments)
         +60 wake none
         ",
     );
@@ -346,11 +390,15 @@ fn policy_strategy() -> impl Strategy<Value = EscalationPolicy> {
         prop::sample::select(vec!["alice", "erin", "frank"]).prop_map(|u| Target::User(UserId::new(u).unwrap())),
     ];
     let level = (prop::collection::vec(target, 1..3), 1u32..30).prop_map(|(targets, delay_minutes)| EscalationLevel { targets, delay_minutes });
-    (prop::collection::vec(level, 1..4), 0u32..3, prop::option::of(5u32..60)).prop_map(|(levels, repeat, ack_timeout_minutes)| EscalationPolicy {
-        name: "p".into(),
-        levels,
-        repeat,
-        ack_timeout_minutes,
+    // Half the policies have a fallback, so exhaustion's pages replay too.
+    (prop::collection::vec(level, 1..4), 0u32..3, prop::option::of(5u32..60), any::<bool>()).prop_map(|(levels, repeat, ack_timeout_minutes, fallback)| {
+        EscalationPolicy {
+            fallback: if fallback { vec![Target::Team(TeamId::new("payments").unwrap()), Target::User(UserId::new("erin").unwrap())] } else { Vec::new() },
+            name: "p".into(),
+            levels,
+            repeat,
+            ack_timeout_minutes,
+        }
     })
 }
 
@@ -497,6 +545,7 @@ proptest! {
 fn regression_ack_expiring_inside_a_silence_replayed_late() {
     let primary = || EscalationLevel { targets: vec![Target::Schedule("primary".into())], delay_minutes: 0 };
     let policy = EscalationPolicy {
+        fallback: Vec::new(),
         name: "p".into(),
         levels: vec![EscalationLevel { delay_minutes: 4, ..primary() }, EscalationLevel { delay_minutes: 2, ..primary() }],
         repeat: 1,

@@ -205,7 +205,7 @@ mod tests {
             seq: 1,
             at: t(0),
             actor: sys(),
-            event: IncidentEvent::Opened { title: "checkout failing".into(), severity: Severity::Sev2, summary: None },
+            event: IncidentEvent::Opened { title: "checkout failing".into(), severity: Severity::Sev2, summary: None, scope: Default::default() },
         }];
         for (i, (s, actor, event)) in events.into_iter().enumerate() {
             out.push(TimelineEvent { seq: i as u64 + 2, at: t(s), actor, event });

@@ -21,7 +21,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::finding::{CausalChain, FailureModel, IncidentClass};
-use crate::ids::{IncidentId, UserId};
+use crate::ids::{FlowName, IncidentId, ServiceName, TeamId, UserId};
 use crate::time::Timestamp;
 
 pub mod metrics;
@@ -180,6 +180,30 @@ impl fmt::Display for Actor {
     }
 }
 
+/// The services, flows and owning team a person names when declaring an
+/// incident by hand: the response routes on them as it routes on the
+/// services and flows a detector's symptoms name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredScope {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceName>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flows: Vec<FlowName>,
+    /// The team that owns the response, whatever the catalogue says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<TeamId>,
+}
+
+/// Most services (or flows) a declaration may name.
+pub const MAX_DECLARED: usize = 32;
+
+impl DeclaredScope {
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.flows.is_empty() && self.team.is_none()
+    }
+}
+
 /// Something that happened to an incident. Always past tense.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -188,6 +212,10 @@ pub enum IncidentEvent {
         title: String,
         severity: Severity,
         summary: Option<String>,
+        /// What the person who declared it said it concerns (empty for
+        /// incidents the correlator opened: their symptoms say it).
+        #[serde(default, skip_serializing_if = "DeclaredScope::is_empty")]
+        scope: DeclaredScope,
     },
     Acknowledged,
     Mitigated {
@@ -231,9 +259,13 @@ pub enum IncidentEvent {
         title: String,
     },
     /// The correlator attached a symptom (a finding or an external alert).
+    /// An alert's labels come along (bounded), so routing can match on what
+    /// the sender said (`alertname`, `service`, …) as Alertmanager does.
     SymptomAttached {
         member: String,
         evidence: String,
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        labels: BTreeMap<String, String>,
     },
     /// A symptom stopped holding.
     SymptomCleared {
@@ -454,22 +486,42 @@ fn check_text(field: &'static str, s: &str, max: usize, required: bool) -> Resul
 impl Incident {
     /// Validates a new incident and returns its first timeline event.
     pub fn open(title: &str, severity: Severity, summary: Option<&str>, at: Timestamp, actor: Actor) -> Result<TimelineEvent, TransitionError> {
+        Incident::declare(title, severity, summary, DeclaredScope::default(), at, actor)
+    }
+
+    /// [`Incident::open`] with the services, flows and team a person declared.
+    pub fn declare(
+        title: &str,
+        severity: Severity,
+        summary: Option<&str>,
+        scope: DeclaredScope,
+        at: Timestamp,
+        actor: Actor,
+    ) -> Result<TimelineEvent, TransitionError> {
         check_text("title", title, MAX_TITLE_CHARS, true)?;
         if let Some(s) = summary {
             check_text("summary", s, MAX_TEXT_CHARS, false)?;
+        }
+        if scope.services.len() > MAX_DECLARED || scope.flows.len() > MAX_DECLARED {
+            return Err(TransitionError::Invalid { field: "scope", reason: "name at most 32 services and 32 flows" });
         }
         Ok(TimelineEvent {
             seq: 1,
             at,
             actor,
-            event: IncidentEvent::Opened { title: title.trim().to_owned(), severity, summary: summary.map(str::to_owned).filter(|s| !s.trim().is_empty()) },
+            event: IncidentEvent::Opened {
+                title: title.trim().to_owned(),
+                severity,
+                summary: summary.map(str::to_owned).filter(|s| !s.trim().is_empty()),
+                scope,
+            },
         })
     }
 
     /// Folds a whole timeline into the incident's state.
     pub fn fold(id: IncidentId, timeline: &[TimelineEvent]) -> Result<Incident, TransitionError> {
         let (first, rest) = timeline.split_first().ok_or_else(|| TransitionError::CorruptTimeline("timeline is empty".into()))?;
-        let IncidentEvent::Opened { title, severity, summary } = &first.event else {
+        let IncidentEvent::Opened { title, severity, summary, .. } = &first.event else {
             return Err(TransitionError::CorruptTimeline(format!("first event is {}, expected opened", first.event.kind())));
         };
         if first.seq != 1 {

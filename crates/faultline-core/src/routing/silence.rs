@@ -39,6 +39,9 @@ pub struct Silence {
     pub matchers: Vec<ApiMatcher>,
     pub starts_at: jiff::Timestamp,
     pub ends_at: jiff::Timestamp,
+    /// Required by validation; absent in a request, the server fills it
+    /// from the token's user.
+    #[serde(default)]
     pub created_by: String,
     pub comment: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -22,7 +22,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::Deserialize;
 
-use super::{Message, MessageKind, Secret, SendError, Sent};
+use super::{Message, Secret, SendError, Sent};
 
 /// How the SMTP connection is secured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -63,12 +63,14 @@ pub struct SmtpSettings {
 }
 
 pub fn subject(msg: &Message) -> String {
-    let verb = match msg.kind {
-        MessageKind::Trigger => "FIRING",
-        MessageKind::Acknowledge => "ACKNOWLEDGED",
-        MessageKind::Resolve => "RESOLVED",
-    };
-    format!("[{verb}] {} {}", msg.severity, msg.title).chars().take(200).collect()
+    let verb = msg.kind.verb();
+    match &msg.change {
+        Some(c) => format!("[{verb}] {} {}: {c}", msg.severity, msg.title),
+        None => format!("[{verb}] {} {}", msg.severity, msg.title),
+    }
+    .chars()
+    .take(200)
+    .collect()
 }
 
 pub fn text(msg: &Message) -> String {
@@ -87,6 +89,9 @@ pub fn text(msg: &Message) -> String {
     }
     if let Some(u) = &msg.url {
         s.push_str(&format!("\n{u}\n"));
+    }
+    if let Some(u) = &msg.ack_url {
+        s.push_str(&format!("\nAcknowledge (one click, no login): {u}\n"));
     }
     s
 }
@@ -124,7 +129,7 @@ pub async fn send(settings: &SmtpSettings, msg: &Message, key: &str, timeout: St
     }
     let mailer = builder.build();
     match mailer.send(email).await {
-        Ok(resp) => Ok(Sent { detail: format!("SMTP {}", resp.code()) }),
+        Ok(resp) => Ok(Sent::new(format!("SMTP {}", resp.code()))),
         Err(e) => {
             let code = e.status().map(|c| format!("SMTP {c}")).unwrap_or_else(|| {
                 if e.is_timeout() {

@@ -73,6 +73,9 @@ pub enum MessageKind {
     Acknowledge,
     /// The incident is resolved.
     Resolve,
+    /// Any other change a chat channel or a person is told about (mitigated,
+    /// a role assigned, severity changed): `Message::change` says what.
+    Update,
 }
 
 impl MessageKind {
@@ -81,6 +84,17 @@ impl MessageKind {
             MessageKind::Trigger => "trigger",
             MessageKind::Acknowledge => "acknowledge",
             MessageKind::Resolve => "resolve",
+            MessageKind::Update => "update",
+        }
+    }
+
+    /// The word a person reads for it: `FIRING`, `ACKNOWLEDGED`, …
+    pub fn verb(self) -> &'static str {
+        match self {
+            MessageKind::Trigger => "FIRING",
+            MessageKind::Acknowledge => "ACKNOWLEDGED",
+            MessageKind::Resolve => "RESOLVED",
+            MessageKind::Update => "UPDATE",
         }
     }
 }
@@ -114,6 +128,12 @@ pub struct Message {
     pub url: Option<String>,
     /// The routing receiver that led here.
     pub receiver: String,
+    /// What changed, in words, with who did it ("acknowledged by alice").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
+    /// A page's one-click acknowledge link (signed, expiring, single use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_url: Option<String>,
 }
 
 /// A configured channel.
@@ -129,8 +149,15 @@ pub struct Channel {
 pub enum ChannelKind {
     /// POSTs an Alertmanager webhook (version 4) body.
     Webhook { url: Secret },
-    /// Slack incoming webhook: blocks plus a text fallback.
+    /// Slack incoming webhook: blocks plus a text fallback. A webhook cannot
+    /// edit what it posted: every message is a new one.
     Slack { webhook_url: Secret },
+    /// Slack Web API with a bot token: an incident's first message on the
+    /// channel is `chat.postMessage`, every later one edits it in place
+    /// (`chat.update`), so the channel holds one live message per incident.
+    /// Pages to a person go to their `address` (a member or DM id) as new
+    /// messages.
+    SlackApi { token: Secret, channel: String, api_url: String },
     /// Email over SMTP (plain on `port`, or STARTTLS when `starttls`).
     Email(email::SmtpSettings),
     /// PagerDuty Events API v2.
@@ -141,7 +168,7 @@ impl ChannelKind {
     pub fn type_name(&self) -> &'static str {
         match self {
             ChannelKind::Webhook { .. } => "webhook",
-            ChannelKind::Slack { .. } => "slack",
+            ChannelKind::Slack { .. } | ChannelKind::SlackApi { .. } => "slack",
             ChannelKind::Email(_) => "email",
             ChannelKind::PagerDuty { .. } => "pagerduty",
         }
@@ -150,6 +177,9 @@ impl ChannelKind {
 
 /// The driver's clock: real time in the server, a chosen time in tests.
 pub type NowFn = std::sync::Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Slack's Web API.
+pub const SLACK_API_URL: &str = "https://slack.com/api";
 
 /// PagerDuty's public Events v2 endpoint.
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -170,6 +200,15 @@ pub enum SendError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sent {
     pub detail: String,
+    /// The message the peer made, where it can be edited later (a Slack
+    /// message's `ts`): the incident's next message on this channel edits it.
+    pub message_ref: Option<String>,
+}
+
+impl Sent {
+    pub fn new(detail: impl Into<String>) -> Sent {
+        Sent { detail: detail.into(), message_ref: None }
+    }
 }
 
 /// Sends messages over HTTP and SMTP. One per worker; cheap to clone.
@@ -232,9 +271,21 @@ impl Sender {
         Ok(Sender { http, subscriber_http, subscriber_http_open, lookup, timeout })
     }
 
-    /// Sends `msg` on `channel` with the outbox idempotency key.
-    pub async fn send(&self, channel: &Channel, msg: &Message, key: &str) -> Result<Sent, SendError> {
+    /// Sends `msg` on `channel` with the outbox idempotency key; `edit` is
+    /// the message to edit in place, where the channel can (`SlackApi`).
+    pub async fn send(&self, channel: &Channel, msg: &Message, key: &str, edit: Option<&str>) -> Result<Sent, SendError> {
         match &channel.kind {
+            ChannelKind::SlackApi { token, channel: default_channel, api_url } => {
+                let to = msg.address.as_deref().filter(|_| msg.recipient.is_some()).unwrap_or(default_channel);
+                if let Some(ts) = edit {
+                    match self.slack_api(token, api_url, "chat.update", &slack::api_body(msg, to, Some(ts)), key).await {
+                        // The message was deleted in Slack: post a new one.
+                        Err(SendError::Permanent { detail }) if detail.contains("message_not_found") => {}
+                        other => return other,
+                    }
+                }
+                self.slack_api(token, api_url, "chat.postMessage", &slack::api_body(msg, to, None), key).await
+            }
             ChannelKind::Webhook { url } => {
                 let body = webhook::body(&channel.name, msg);
                 self.post_json(url, &body, key).await
@@ -281,6 +332,26 @@ impl Sender {
         self.post_json_with(&self.subscriber_http, url, body, key).await
     }
 
+    /// A Slack Web API call: HTTP errors as any peer's, then Slack's own
+    /// `ok`/`error` (Slack answers 200 with `ok: false`).
+    async fn slack_api(&self, token: &Secret, api_url: &str, method: &str, body: &serde_json::Value, key: &str) -> Result<Sent, SendError> {
+        let resp = self
+            .http
+            .post(format!("{}/{method}", api_url.trim_end_matches('/')))
+            .bearer_auth(token.expose())
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| classify_transport(&e))?;
+        let code = resp.status().as_u16();
+        let after = retry_after(resp.headers());
+        classify_status(code, after)?;
+        let v: serde_json::Value =
+            resp.json().await.map_err(|_| SendError::Retryable { detail: format!("Slack {method}: bad response body"), retry_after: None })?;
+        slack::api_outcome(method, &v)
+    }
+
     async fn post_json(&self, url: &Secret, body: &serde_json::Value, key: &str) -> Result<Sent, SendError> {
         self.post_json_with(&self.http, url, body, key).await
     }
@@ -319,7 +390,7 @@ fn retry_after(h: &reqwest::header::HeaderMap) -> Option<StdDuration> {
 /// 2xx is delivered; 408, 429 and 5xx are worth retrying; other 4xx are not.
 pub fn classify_status(code: u16, retry_after: Option<StdDuration>) -> Result<Sent, SendError> {
     match code {
-        200..=299 => Ok(Sent { detail: format!("HTTP {code}") }),
+        200..=299 => Ok(Sent::new(format!("HTTP {code}"))),
         408 | 425 | 429 | 500..=599 => Err(SendError::Retryable { detail: format!("HTTP {code}"), retry_after }),
         _ => Err(SendError::Permanent { detail: format!("HTTP {code}") }),
     }

@@ -28,6 +28,8 @@ fn msg(kind: MessageKind) -> Message {
         at: Timestamp::from_secs(1_800_000_060),
         url: None,
         receiver: "payments-pager".into(),
+        change: None,
+        ack_url: None,
     }
 }
 
@@ -99,4 +101,19 @@ fn secrets_never_print() {
     assert_eq!(format!("{s} {s:?}"), "*** ***");
     let c = Channel { name: "pd".into(), kind: ChannelKind::PagerDuty { routing_key: s, events_url: PAGERDUTY_EVENTS_URL.into() }, max_per_sec: None };
     assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn a_change_and_an_acknowledge_link_reach_every_rendering() {
+    let m =
+        Message { change: Some("acknowledged by alice".into()), ack_url: Some("https://faultline.example.com/ack/v1.x".into()), ..msg(MessageKind::Update) };
+    let w = webhook::body("ops", &m);
+    assert_eq!(w["status"], "firing", "an update is not a resolve");
+    assert_eq!(w["commonAnnotations"]["faultline_change"], "acknowledged by alice");
+    assert_eq!(w["commonAnnotations"]["faultline_ack_url"], "https://faultline.example.com/ack/v1.x");
+    let s = slack::body(&m);
+    assert!(s["text"].as_str().unwrap().starts_with("[UPDATE] SEV1 Checkout errors") && s["text"].as_str().unwrap().ends_with(": acknowledged by alice"));
+    assert!(s["blocks"][1]["text"]["text"].as_str().unwrap().contains("<https://faultline.example.com/ack/v1.x|Acknowledge>"));
+    assert_eq!(email::subject(&m), "[UPDATE] SEV1 Checkout errors: acknowledged by alice");
+    assert!(email::text(&m).contains("Acknowledge (one click, no login): https://faultline.example.com/ack/v1.x"));
 }

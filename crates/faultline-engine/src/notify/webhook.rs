@@ -16,7 +16,7 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 pub fn body(receiver: &str, msg: &Message) -> Value {
     let status = match msg.kind {
         MessageKind::Resolve => "resolved",
-        MessageKind::Trigger | MessageKind::Acknowledge => "firing",
+        MessageKind::Trigger | MessageKind::Acknowledge | MessageKind::Update => "firing",
     };
     let mut labels = msg.labels.clone();
     labels.insert("alertname".into(), msg.title.clone());
@@ -33,6 +33,12 @@ pub fn body(receiver: &str, msg: &Message) -> Value {
     }
     if let (Some(l), Some(r)) = (msg.level, msg.round) {
         annotations.insert("escalation".into(), json!(format!("level {l} round {r}")));
+    }
+    if let Some(c) = &msg.change {
+        annotations.insert("faultline_change".into(), json!(c));
+    }
+    if let Some(u) = &msg.ack_url {
+        annotations.insert("faultline_ack_url".into(), json!(u));
     }
     let ends_at = if msg.kind == MessageKind::Resolve { msg.at.to_string() } else { ZERO_TIME.to_owned() };
     json!({

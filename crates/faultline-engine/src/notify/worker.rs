@@ -257,7 +257,17 @@ impl OutboxWorker {
             }
             let now = round_now + Duration::from_millis(ms(started.elapsed()));
             self.mark_sent(name, channel.max_per_sec, now);
-            let result = self.sender.send(channel, &msg, key).await;
+            // An incident-level message on a channel that edits in place
+            // replaces the incident's last message there.
+            let editable = matches!(channel.kind, super::ChannelKind::SlackApi { .. }) && msg.recipient.is_none();
+            let edit = if editable { self.store.channel_message_ref(row.incident, name).await? } else { None };
+            let result = self.sender.send(channel, &msg, key, edit.as_deref()).await;
+            if editable
+                && let Ok(super::Sent { message_ref: Some(r), .. }) = &result
+                && edit.as_deref() != Some(r.as_str())
+            {
+                self.store.put_channel_message_ref(row.incident, name, r, now).await?;
+            }
             self.record(name, &row, result, round_now, started, &mut s).await?;
         }
         Ok(s)

@@ -46,6 +46,8 @@ fn message(incident: IncidentId, kind: MessageKind, recipient: &str) -> Message 
         at: t(0),
         url: None,
         receiver: "payments".into(),
+        change: None,
+        ack_url: None,
     }
 }
 
@@ -309,7 +311,7 @@ async fn secrets_never_appear_in_errors_ledger_or_logs() {
     let inc = new_id();
     for c in &channels {
         rendered.push_str(&format!("{c:?}\n"));
-        let err = sender.send(c, &message(inc, MessageKind::Trigger, "alice"), "k").await.unwrap_err();
+        let err = sender.send(c, &message(inc, MessageKind::Trigger, "alice"), "k", None).await.unwrap_err();
         rendered.push_str(&format!("{err}\n{err:?}\n"));
     }
     // The worker's retries, failures, ledger and outbox rows.
@@ -369,4 +371,63 @@ async fn a_burst_is_delivered_once_per_key() {
     let keys: std::collections::BTreeSet<_> = got.iter().filter_map(|r| r.idempotency_key.clone()).collect();
     assert_eq!((got.len(), keys.len()), (N, N));
     println!("burst: enqueued {N} in {enq:?} ({:.0}/s), delivered in {took:?} ({:.0}/s)", N as f64 / enq.as_secs_f64(), N as f64 / took.as_secs_f64());
+}
+
+#[tokio::test]
+async fn slack_web_api_edits_the_incidents_message_in_place() {
+    install_crypto();
+    let rx = HttpReceiver::start().await;
+    let ok = r#"{"ok":true,"channel":"C1","ts":"1700000000.000100"}"#;
+    rx.always("/slack-api/chat.postMessage", 200, Some(ok));
+    rx.always("/slack-api/chat.update", 200, Some(ok));
+    rx.always("/slack-gone/chat.postMessage", 200, Some(r#"{"ok":true,"channel":"C2","ts":"1700000000.000900"}"#));
+    rx.always("/slack-gone/chat.update", 200, Some(r#"{"ok":false,"error":"message_not_found"}"#));
+    let (store, _dir) = store().await;
+    let api = |name: &str, path: &str| Channel {
+        name: name.into(),
+        kind: ChannelKind::SlackApi { token: Secret::new("xoxb-S3CRET"), channel: "C1".into(), api_url: rx.url(path) },
+        max_per_sec: None,
+    };
+    let w = worker(&store, vec![api("room", "/slack-api"), api("gone", "/slack-gone")], fast_policy());
+    let inc = new_id();
+    let chat =
+        |kind: MessageKind, change: Option<&str>| Message { recipient: None, address: None, change: change.map(str::to_owned), ..message(inc, kind, "x") };
+    let send = |channel: &str, msg: Message, at: Timestamp| {
+        let store = store.clone();
+        let w = w.clone();
+        let channel = channel.to_owned();
+        async move {
+            let mut it = item(&channel, &msg, at);
+            it.idempotency_key.push_str(&format!("/{}", at.as_millis()));
+            store.commit_response(&ResponseBatch { enqueue: vec![it], ..Default::default() }, at).await.unwrap();
+            drain(&w, &store, at, Duration::from_millis(200), 10).await;
+        }
+    };
+    send("room", chat(MessageKind::Trigger, None), t(0)).await;
+    send("room", chat(MessageKind::Acknowledge, Some("acknowledged by alice")), t(1000)).await;
+    send("room", chat(MessageKind::Update, Some("bob is now incident_commander (assigned by alice)")), t(2000)).await;
+    // A page to a person: a new message to their address, never an edit.
+    send("room", Message { address: Some("U0ALICE".into()), ..message(inc, MessageKind::Trigger, "alice") }, t(3000)).await;
+
+    let posts = rx.received_on("/slack-api/chat.postMessage");
+    let updates = rx.received_on("/slack-api/chat.update");
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    assert_eq!(posts[0].body["channel"], "C1");
+    assert!(posts[0].body["text"].as_str().unwrap().starts_with("[FIRING]"));
+    assert_eq!(posts[1].body["channel"], "U0ALICE");
+    assert_eq!(updates.len(), 2);
+    assert!(updates.iter().all(|u| u.body["ts"] == "1700000000.000100" && u.body["channel"] == "C1"));
+    assert_eq!(updates[0].body["text"].as_str().unwrap(), format!("[ACKNOWLEDGED] SEV1 Checkout errors ({inc}): acknowledged by alice"));
+    assert!(updates[1].body["text"].as_str().unwrap().ends_with("bob is now incident_commander (assigned by alice)"));
+    assert_eq!(store.channel_message_ref(inc, "room").await.unwrap().as_deref(), Some("1700000000.000100"));
+    let ledger = store.ledger(inc).await.unwrap();
+    assert!(ledger.iter().filter(|l| l.outcome == "delivered").any(|l| l.detail == "Slack chat.update ok"), "{ledger:#?}");
+    assert!(!format!("{ledger:?}").contains("S3CRET"));
+
+    // The message was deleted in Slack: the next change posts a new one and edits that from then on.
+    store.put_channel_message_ref(inc, "gone", "1600000000.000001", t(0)).await.unwrap();
+    send("gone", chat(MessageKind::Resolve, Some("resolved by alice")), t(4000)).await;
+    assert_eq!(rx.received_on("/slack-gone/chat.update").len(), 1);
+    assert_eq!(rx.received_on("/slack-gone/chat.postMessage").len(), 1);
+    assert_eq!(store.channel_message_ref(inc, "gone").await.unwrap().as_deref(), Some("1700000000.000900"));
 }

@@ -75,6 +75,8 @@ fn message() -> Message {
         at: Timestamp::from_secs(1_800_000_000),
         url: None,
         receiver: "payments".into(),
+        change: None,
+        ack_url: None,
     }
 }
 
@@ -99,7 +101,7 @@ fn mail(port: u16, tls: SmtpTls, ca_pem: Option<String>, creds: bool) -> Channel
 
 async fn send(ch: &Channel) -> Result<String, SendError> {
     let sender = Sender::new(StdDuration::from_secs(10)).unwrap();
-    let r = sender.send(ch, &message(), "inc/mail/alice/trigger").await.map(|s| s.detail);
+    let r = sender.send(ch, &message(), "inc/mail/alice/trigger", None).await.map(|s| s.detail);
     if let Err(e) = &r {
         assert!(!format!("{e} {e:?}").contains(PASS), "no secret in errors");
     }

@@ -505,4 +505,19 @@ impl ResponseStore for RacingResponses {
     async fn purge_unsubscribed(&self, before: Timestamp, batch: u32) -> faultline_store::Result<u64> {
         self.inner.purge_unsubscribed(before, batch).await
     }
+    async fn use_ack_link(
+        &self,
+        nonce: &str,
+        incident: faultline_core::IncidentId,
+        user: &faultline_core::UserId,
+        at: Timestamp,
+    ) -> faultline_store::Result<bool> {
+        self.inner.use_ack_link(nonce, incident, user, at).await
+    }
+    async fn channel_message_ref(&self, incident: faultline_core::IncidentId, channel: &str) -> faultline_store::Result<Option<String>> {
+        self.inner.channel_message_ref(incident, channel).await
+    }
+    async fn put_channel_message_ref(&self, incident: faultline_core::IncidentId, channel: &str, r: &str, at: Timestamp) -> faultline_store::Result<()> {
+        self.inner.put_channel_message_ref(incident, channel, r, at).await
+    }
 }

@@ -24,9 +24,13 @@ pub struct ReadAccess(pub TokenRecord);
 pub struct AdminAccess(pub TokenRecord);
 
 impl AdminAccess {
-    /// Who the timeline records as having acted.
+    /// Who the timeline records as having acted: the token's user, else
+    /// the token (automation).
     pub fn actor(&self) -> Actor {
-        Actor::Token(self.0.name.clone())
+        match &self.0.user {
+            Some(u) => Actor::User(u.clone()),
+            None => Actor::Token(self.0.name.clone()),
+        }
     }
 }
 

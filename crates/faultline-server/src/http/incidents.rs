@@ -8,8 +8,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use faultline_api as api;
-use faultline_core::incident::{Command, Incident, IncidentStatus, Role, Severity};
-use faultline_core::{IncidentId, UserId};
+use faultline_core::incident::{Command, DeclaredScope, Incident, IncidentStatus, Role, Severity};
+use faultline_core::{FlowName, IncidentId, ServiceName, TeamId, UserId};
 use faultline_store::{IncidentFilter, commands};
 use serde::Deserialize;
 
@@ -19,8 +19,31 @@ use super::convert;
 use super::error::{ApiError, ApiJson, OptionalJson};
 use crate::metrics::EventLabels;
 
-fn parse_id(s: &str) -> Result<IncidentId, ApiError> {
-    s.parse().map_err(|_| ApiError::bad_request("invalid_id", format!("{s:?} is not an incident id (expected a UUID)")))
+/// The incident a path names: its UUID, or its short number (`42`, `#42`,
+/// `%2342` in a URL). An unknown number is 404, like an unknown UUID.
+pub async fn resolve_id(store: &dyn faultline_store::Store, s: &str) -> Result<IncidentId, ApiError> {
+    if let Ok(id) = s.parse() {
+        return Ok(id);
+    }
+    let digits = s.trim().trim_start_matches('#');
+    match digits.parse::<u64>() {
+        Ok(n) => store.incident_by_number(n).await?.ok_or_else(|| ApiError::not_found(format!("no incident #{n}"))),
+        Err(_) => Err(ApiError::bad_request("invalid_id", format!("{s:?} is not an incident id (a UUID, or a number such as #42)"))),
+    }
+}
+
+/// The API form of incidents, with their short numbers.
+pub async fn numbered(store: &dyn faultline_store::Store, mut out: Vec<api::Incident>) -> Result<Vec<api::Incident>, ApiError> {
+    let ids: Vec<IncidentId> = out.iter().filter_map(|i| i.id.parse().ok()).collect();
+    let numbers = store.incident_numbers(&ids).await?;
+    for i in &mut out {
+        i.number = i.id.parse().ok().and_then(|id: IncidentId| numbers.get(&id).copied());
+    }
+    Ok(out)
+}
+
+async fn numbered_one(store: &dyn faultline_store::Store, one: api::Incident) -> Result<api::Incident, ApiError> {
+    Ok(numbered(store, vec![one]).await?.pop().unwrap_or_else(|| unreachable!("numbered returns what it is given")))
 }
 
 fn parse_severity(s: &str) -> Result<Severity, ApiError> {
@@ -30,14 +53,46 @@ fn parse_severity(s: &str) -> Result<Severity, ApiError> {
 
 pub async fn create(State(state): State<AppState>, admin: AdminAccess, ApiJson(body): ApiJson<api::CreateIncident>) -> Result<Response, ApiError> {
     let severity = parse_severity(&body.severity)?;
+    let scope = declared_scope(&state, &body)?;
     let now = state.clock.now();
-    let opened = Incident::open(&body.title, severity, body.summary.as_deref(), now, admin.actor())?;
+    let opened = Incident::declare(&body.title, severity, body.summary.as_deref(), scope, now, admin.actor())?;
     let id = faultline_engine::new_incident_id(now);
     let incident = state.store.create_incident(id, &opened).await?;
     state.metrics.incidents_opened.inc();
     state.metrics.timeline_events.get_or_create(&EventLabels { kind: "opened" }).inc();
-    let body = convert::incident(&incident, Some(std::slice::from_ref(&opened)));
+    let body = numbered_one(state.store.as_ref(), convert::incident(&incident, Some(std::slice::from_ref(&opened)))).await?;
     Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/incidents/{id}"))], Json(body)).into_response())
+}
+
+/// The declared services, flows and team, each known to the catalogue: a
+/// misspelt name would route the incident to nobody (or only the default).
+fn declared_scope(state: &AppState, body: &api::CreateIncident) -> Result<DeclaredScope, ApiError> {
+    let catalogue = &state.response.config.setup.catalogue;
+    let invalid = |msg: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", msg);
+    let known = |v: Vec<&str>| if v.is_empty() { "none in the catalogue".to_owned() } else { v.join(", ") };
+    let mut scope = DeclaredScope::default();
+    for s in &body.services {
+        let name: ServiceName = s.parse().map_err(|e| invalid(format!("services: {s:?}: {e}")))?;
+        if !catalogue.services.iter().any(|c| c.name == name) && !catalogue.flows.iter().any(|f| f.touches(&name)) {
+            return Err(invalid(format!("services: unknown service {s:?} (known: {})", known(catalogue.services.iter().map(|c| c.name.as_str()).collect()))));
+        }
+        scope.services.push(name);
+    }
+    for f in &body.flows {
+        let name: FlowName = f.parse().map_err(|e| invalid(format!("flows: {f:?}: {e}")))?;
+        if !catalogue.flows.iter().any(|c| c.name == name) {
+            return Err(invalid(format!("flows: unknown flow {f:?} (known: {})", known(catalogue.flows.iter().map(|c| c.name.as_str()).collect()))));
+        }
+        scope.flows.push(name);
+    }
+    if let Some(t) = &body.team {
+        let team: TeamId = t.parse().map_err(|e| invalid(format!("team: {t:?}: {e}")))?;
+        if !catalogue.teams.iter().any(|c| c.id == team) {
+            return Err(invalid(format!("team: unknown team {t:?} (known: {})", known(catalogue.teams.iter().map(|c| c.id.as_str()).collect()))));
+        }
+        scope.team = Some(team);
+    }
+    Ok(scope)
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -64,17 +119,18 @@ pub async fn list(
         ..IncidentFilter::default()
     };
     let incidents = state.store.list_incidents(&filter).await?;
-    Ok(Json(api::IncidentList { incidents: incidents.iter().map(|i| convert::incident(i, None)).collect() }))
+    let incidents = numbered(state.store.as_ref(), incidents.iter().map(|i| convert::incident(i, None)).collect()).await?;
+    Ok(Json(api::IncidentList { incidents }))
 }
 
 pub async fn show(State(state): State<AppState>, _: ReadAccess, Path(id): Path<String>) -> Result<Json<api::Incident>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = resolve_id(state.store.as_ref(), &id).await?;
     let (incident, timeline) = state.store.incident(id).await?.ok_or_else(|| ApiError::not_found(format!("no incident with id {id}")))?;
-    Ok(Json(convert::incident(&incident, Some(&timeline))))
+    Ok(Json(numbered_one(state.store.as_ref(), convert::incident(&incident, Some(&timeline))).await?))
 }
 
 async fn run(state: &AppState, admin: &AdminAccess, id: &str, command: Command) -> Result<Json<api::Incident>, ApiError> {
-    let id = parse_id(id)?;
+    let id = resolve_id(state.store.as_ref(), id).await?;
     let (incident, event) = commands::execute(state.store.as_ref(), id, command, admin.actor(), state.clock.now()).await?;
     state.metrics.timeline_events.get_or_create(&EventLabels { kind: event.event.kind() }).inc();
     if !incident.status.is_open() {
@@ -87,7 +143,7 @@ async fn run(state: &AppState, admin: &AdminAccess, id: &str, command: Command) 
         Some(found) => found,
         None => (incident, vec![event]),
     };
-    Ok(Json(convert::incident(&incident, Some(&timeline))))
+    Ok(Json(numbered_one(state.store.as_ref(), convert::incident(&incident, Some(&timeline))).await?))
 }
 
 pub async fn ack(State(state): State<AppState>, admin: AdminAccess, Path(id): Path<String>) -> Result<Json<api::Incident>, ApiError> {
@@ -160,10 +216,22 @@ pub async fn assign_role(
 ) -> Result<Json<api::Incident>, ApiError> {
     let role = Role::from(body.role);
     let command = match body.user {
-        Some(u) => Command::AssignRole {
-            role,
-            user: UserId::new(u).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("user: {e}")))?,
-        },
+        Some(u) => {
+            let user = UserId::new(&u).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("user: {e}")))?;
+            // A role for someone who does not exist is a role nobody holds.
+            // A server that declares no users (no response config) has
+            // nobody to check against: roles stay free-form there.
+            let users = &state.response.config.users;
+            if !users.is_empty() && !users.iter().any(|(known, _)| known == &user) {
+                let known = users.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ");
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_user",
+                    format!("user: {u:?} is not a user of the response configuration (users: {known})"),
+                ));
+            }
+            Command::AssignRole { role, user }
+        }
         None => Command::UnassignRole { role },
     };
     run(&state, &admin, &id, command).await

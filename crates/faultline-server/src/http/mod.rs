@@ -24,6 +24,7 @@ use tower::ServiceBuilder;
 use crate::clock::Clock;
 use crate::metrics::{Metrics, RequestLabels};
 
+pub mod ack;
 pub mod alerts;
 pub mod auth;
 pub mod client_ip;
@@ -95,6 +96,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/v2/enqueue", post(alerts::pagerduty_enqueue))
         .route("/ping/{check}", get(alerts::ping).post(alerts::ping))
         .route("/ping/{check}/{kind}", get(alerts::ping_kind).post(alerts::ping_kind))
+        .route("/ack/{token}", get(ack::confirm).post(ack::acknowledge))
         .nest("/api/v1", api)
         .merge(response::routes())
         .fallback(not_found)

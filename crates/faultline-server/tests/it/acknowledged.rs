@@ -131,7 +131,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let admin = {
         let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
-        let (_, admin) = faultline_server::auth::create_token(&store, "ops-admin", TokenScope::Admin, Timestamp::from_millis(NOW)).await.unwrap();
+        let (_, admin) = faultline_server::auth::create_token(&store, "ops-admin", TokenScope::Admin, None, Timestamp::from_millis(NOW)).await.unwrap();
         store.close().await;
         admin
     };

@@ -124,7 +124,7 @@ async fn a_full_disk_refuses_writes_with_503_loses_nothing_acknowledged_and_reco
     let data = disk.path().join("data");
     let store = SqlStore::open_sqlite(&data).await.unwrap();
     let now = Timestamp::from_millis(NOW);
-    let (_, admin) = faultline_server::auth::create_token(&store, "ops-admin", TokenScope::Admin, now).await.unwrap();
+    let (_, admin) = faultline_server::auth::create_token(&store, "ops-admin", TokenScope::Admin, None, now).await.unwrap();
     let mut app = App::with_store(Config::default(), store.clone(), Arc::new(FixedClock(now)));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let engine = app

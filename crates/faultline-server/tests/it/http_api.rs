@@ -27,8 +27,8 @@ async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
     let now = Timestamp::from_millis(NOW);
-    let (_, admin) = faultline_server::auth::create_token(&store, "ops-admin", TokenScope::Admin, now).await.unwrap();
-    let (_, read) = faultline_server::auth::create_token(&store, "viewer", TokenScope::Read, now).await.unwrap();
+    let (_, admin) = faultline_server::auth::create_token(&store, "ops-admin", TokenScope::Admin, None, now).await.unwrap();
+    let (_, read) = faultline_server::auth::create_token(&store, "viewer", TokenScope::Read, None, now).await.unwrap();
     let config = Config { max_body_bytes: 4096, ..Config::default() };
     let app = App::with_store(config, store.clone(), Arc::new(FixedClock(now)));
     Harness { router: app.router(), store, admin, read, _dir: dir }
@@ -288,7 +288,7 @@ slos:
     let config = Config::load(Some(&dir.path().join("faultline.toml")), &|_| None).unwrap();
     assert_eq!(config.slos.len(), 1);
     let store = SqlStore::open_sqlite(&dir.path().join("data")).await.unwrap();
-    let (_, read) = faultline_server::auth::create_token(&store, "viewer", TokenScope::Read, Timestamp::from_millis(NOW)).await.unwrap();
+    let (_, read) = faultline_server::auth::create_token(&store, "viewer", TokenScope::Read, None, Timestamp::from_millis(NOW)).await.unwrap();
     let app = App::with_store(config, store, Arc::new(FixedClock(Timestamp::from_millis(NOW))));
     let req = Request::builder().uri("/api/v1/slos").header(header::AUTHORIZATION, format!("Bearer {read}")).body(Body::empty()).unwrap();
     let resp = app.router().oneshot(req).await.unwrap();

@@ -62,14 +62,18 @@ async fn harness_with(subscribers: SubscriberLimits, clock: Arc<dyn faultline_se
 }
 
 async fn harness_config(config: Config, clock: Arc<dyn faultline_server::clock::Clock>) -> H {
+    harness_response(config, clock, RESPONSE).await
+}
+
+async fn harness_response(config: Config, clock: Arc<dyn faultline_server::clock::Clock>, response: &str) -> H {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("catalogue.yaml"), CATALOGUE).unwrap();
-    std::fs::write(dir.path().join("response.yaml"), RESPONSE).unwrap();
+    std::fs::write(dir.path().join("response.yaml"), response).unwrap();
     let rc = ResponseConfig::load(&dir.path().join("response.yaml"), &|_| None).unwrap();
     let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
     let now = Timestamp::from_millis(NOW);
-    let (_, admin) = faultline_server::auth::create_token(&store, "ops-admin", TokenScope::Admin, now).await.unwrap();
-    let (_, read) = faultline_server::auth::create_token(&store, "viewer", TokenScope::Read, now).await.unwrap();
+    let (_, admin) = faultline_server::auth::create_token(&store, "ops-admin", TokenScope::Admin, None, now).await.unwrap();
+    let (_, read) = faultline_server::auth::create_token(&store, "viewer", TokenScope::Read, None, now).await.unwrap();
     let config = Config { response: Some(Arc::new(rc)), ..config };
     let app = App::with_store(config, store, clock);
     H { router: app.router(), app, admin, read, _dir: dir }
@@ -698,4 +702,170 @@ async fn unsubscribed_subscribers_are_deleted_after_their_retention() {
     assert!(!found(&ids[1]).await);
     assert!(found(&ids[2]).await, "a live subscriber is never deleted");
     assert_eq!(h.call("DELETE", &format!("/api/v2/subscribers/{}", ids[0]), None, None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_declared_incident_names_its_services_flows_and_team_and_is_routed_on_them() {
+    let h = harness().await;
+    let declare = |body: Value| h.call("POST", "/api/v1/incidents", Some(&h.admin), Some(body));
+    let inc =
+        declare(json!({"title": "card payments failing", "severity": "SEV1", "flows": ["checkout"], "services": ["payments-db"], "team": "payments"})).await;
+    assert_eq!(inc.status, StatusCode::CREATED, "{}", inc.text);
+    let id = inc.body["id"].as_str().unwrap().to_owned();
+    let opened = &inc.body["timeline"][0];
+    assert_eq!(opened["details"]["scope"], json!({"services": ["payments-db"], "flows": ["checkout"], "team": "payments"}), "{opened}");
+    h.step().await;
+    let r = h.call("GET", &format!("/api/v1/incidents/{id}/notifications"), Some(&h.read), None).await;
+    assert_eq!(r.body["notifications"][0]["recipient"], "alice", "the payments team's policy: {}", r.text);
+
+    for (body, want) in [
+        (json!({"title": "x", "severity": "SEV1", "team": "paymnts"}), "team: unknown team \"paymnts\" (known: payments, search, platform)"),
+        (json!({"title": "x", "severity": "SEV1", "flows": ["chekout"]}), "flows: unknown flow \"chekout\" (known: checkout, search)"),
+        (json!({"title": "x", "severity": "SEV1", "services": ["nope"]}), "services: unknown service \"nope\" (known: checkout, payments-db, search-api)"),
+    ] {
+        let r = declare(body).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(r.body["error"]["message"], want);
+    }
+}
+
+/// A token that belongs to a user of the response configuration.
+async fn user_token(h: &H, user: &str) -> String {
+    let store = h.app.state().store.clone();
+    let (_, secret) = faultline_server::auth::create_token(
+        store.as_ref(),
+        user,
+        TokenScope::Admin,
+        Some(faultline_core::UserId::new(user).unwrap()),
+        Timestamp::from_millis(NOW),
+    )
+    .await
+    .unwrap();
+    secret
+}
+
+#[tokio::test]
+async fn actions_through_a_users_token_are_that_users_and_roles_need_a_known_user() {
+    let h = harness().await;
+    let alice = user_token(&h, "alice").await;
+    let inc = h.call("POST", "/api/v1/incidents", Some(&alice), Some(json!({"title": "checkout errors", "severity": "SEV1"}))).await;
+    let id = inc.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(inc.body["timeline"][0]["actor"], "user:alice");
+    h.step().await;
+    let r = h.call("POST", &format!("/api/v1/incidents/{id}/ack"), Some(&alice), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    h.step().await;
+    let r = h.call("GET", &format!("/api/v1/incidents/{id}"), Some(&h.read), None).await;
+    let timeline = r.body["timeline"].as_array().unwrap();
+    let ack = timeline.iter().find(|e| e["type"] == "acknowledged").unwrap();
+    assert_eq!(ack["actor"], "user:alice", "never token:…");
+    assert!(r.text.contains("acknowledged by alice: escalation stopped"), "{}", r.text);
+    assert!(!r.text.contains("acknowledged by someone"), "{}", r.text);
+    // A token without a user still acts, as itself.
+    let r = h.call("POST", &format!("/api/v1/incidents/{id}/notes"), Some(&h.admin), Some(json!({"text": "looking"}))).await;
+    assert_eq!(r.body["timeline"].as_array().unwrap().last().unwrap()["actor"], "token:ops-admin", "{}", r.text);
+
+    let r = h.call("POST", &format!("/api/v1/incidents/{id}/roles"), Some(&alice), Some(json!({"role": "incident_commander", "user": "bobb"}))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.body["error"]["message"], "user: \"bobb\" is not a user of the response configuration (users: alice)");
+    let r = h.call("POST", &format!("/api/v1/incidents/{id}/roles"), Some(&alice), Some(json!({"role": "incident_commander", "user": "alice"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_silence_without_created_by_is_the_token_users_or_a_clear_refusal() {
+    let h = harness().await;
+    let alice = user_token(&h, "alice").await;
+    let body = json!({"matchers": [{"name": "team", "value": "payments", "isRegex": false}], "startsAt": "2027-01-15T07:00:00Z", "endsAt": "2027-01-15T10:00:00Z", "comment": "deploy"});
+    let r = h.call("POST", "/api/v2/silences", Some(&alice), Some(body.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let id = r.body["silenceID"].as_str().unwrap().to_owned();
+    let r = h.call("GET", &format!("/api/v2/silence/{id}"), Some(&h.read), None).await;
+    assert_eq!(r.body["createdBy"], "alice");
+    let r = h.call("POST", "/api/v2/silences", Some(&h.admin), Some(body)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["error"]["message"], "createdBy is required: token \"ops-admin\" belongs to no user (faultline silences add --created-by NAME)");
+}
+
+#[tokio::test]
+async fn a_pages_acknowledge_link_works_once_without_logging_in_as_the_paged_user() {
+    // The incident's chat channel is the receiver's `hook`.
+    let response = format!(
+        "base_url: https://faultline.example.com\n{RESPONSE}default_policy: payments\nrouting: {{route: {{receiver: chat}}}}\nreceivers: [{{name: chat, channels: [hook]}}]\n"
+    );
+    let h = harness_response(Config::default(), Arc::new(FixedClock(Timestamp::from_millis(NOW))), &response).await;
+    let inc = h.call("POST", "/api/v1/incidents", Some(&h.admin), Some(json!({"title": "checkout errors", "severity": "SEV1"}))).await;
+    let id = inc.body["id"].as_str().unwrap().to_owned();
+    h.step().await;
+    let r = h.call("GET", &format!("/api/v1/incidents/{id}/notifications"), Some(&h.read), None).await;
+    let page = r.body["notifications"].as_array().unwrap().iter().find(|n| n["recipient"] == "alice" && n["kind"] == "trigger").unwrap();
+    let link = h.app.state().response.responses.notification(page["idempotency_key"].as_str().unwrap()).await.unwrap().unwrap().payload["ack_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = link.strip_prefix("https://faultline.example.com").unwrap().to_owned();
+    assert!(path.starts_with("/ack/v1."), "{link}");
+
+    // GET only asks; it never acknowledges (link previews fetch with GET).
+    let r = h.call("GET", &path, None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.ctype.starts_with("text/html"));
+    assert!(
+        r.text.contains("checkout errors") && r.text.contains("Acknowledge it as <strong>alice</strong>?") && r.text.contains("method=\"post\""),
+        "{}",
+        r.text
+    );
+    let r = h.call("GET", &format!("/api/v1/incidents/{id}"), Some(&h.read), None).await;
+    assert_eq!(r.body["status"], "triggered");
+
+    // Altered: refused.
+    let tampered = path.replacen(&hex_of("alice"), &hex_of("bob"), 1);
+    assert_ne!(tampered, path);
+    let r = h.call("POST", &tampered, None, None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text.contains("this link has been altered"), "{}", r.text);
+
+    let r = h.call("POST", &path, None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("is acknowledged by alice"), "{}", r.text);
+    let r = h.call("GET", &format!("/api/v1/incidents/{id}"), Some(&h.read), None).await;
+    assert_eq!(r.body["status"], "acknowledged");
+    let ack = r.body["timeline"].as_array().unwrap().iter().find(|e| e["type"] == "acknowledged").unwrap().clone();
+    assert_eq!(ack["actor"], "user:alice", "attributed to the paged user");
+    // …and posted to the incident's chat channel, saying who.
+    h.step().await;
+    let r = h.call("GET", &format!("/api/v1/incidents/{id}/notifications"), Some(&h.read), None).await;
+    let posted = r.body["notifications"].as_array().unwrap().iter().any(|n| n["recipient"] == "chat" && n["kind"] == "acknowledge");
+    assert!(posted, "{}", r.text);
+    let (_, timeline) = h.app.state().store.incident(id.parse().unwrap()).await.unwrap().unwrap();
+    assert!(
+        timeline.iter().any(|e| matches!(&e.event, faultline_core::incident::IncidentEvent::SystemNote { text, .. } if text == "acknowledgement posted to channel hook (receiver chat) (acknowledged by alice)")),
+        "{timeline:#?}"
+    );
+
+    let r = h.call("POST", &path, None, None).await;
+    assert_eq!(r.status, StatusCode::GONE);
+    assert!(r.text.contains("already used"), "{}", r.text);
+
+    // Expired: a link signed with the server's key whose time has passed.
+    let key = h.app.state().response.driver.ack_key(Timestamp::from_millis(NOW)).await.unwrap();
+    let alice = faultline_core::UserId::new("alice").unwrap();
+    let old = key.sign(id.parse().unwrap(), &alice, "some-page", Timestamp::from_millis(NOW - 1));
+    let r = h.call("GET", &format!("/ack/{old}"), None, None).await;
+    assert_eq!(r.status, StatusCode::GONE);
+    assert!(r.text.contains("this link expired at"), "{}", r.text);
+    let r = h.call("POST", "/ack/not-a-link", None, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // A fresh link for an incident resolved meanwhile: nothing to acknowledge.
+    let fresh = key.sign(id.parse().unwrap(), &alice, "another-page", Timestamp::from_millis(NOW + 60_000));
+    let r = h.call("POST", &format!("/api/v1/incidents/{id}/resolve"), Some(&h.admin), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = h.call("POST", &format!("/ack/{fresh}"), None, None).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.text.contains("is already resolved"), "{}", r.text);
+}
+
+fn hex_of(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
 }

@@ -196,7 +196,15 @@ pub async fn duplicate_incident_id_is_rejected(store: SqlStore) {
 }
 
 pub async fn tokens_are_stored_by_hash_and_revocable(store: SqlStore) {
-    let rec = TokenRecord { id: "tok1".into(), name: "ci".into(), scope: TokenScope::Admin, token_hash: "ab".repeat(32), created_at: t(0), revoked_at: None };
+    let rec = TokenRecord {
+        id: "tok1".into(),
+        name: "ci".into(),
+        scope: TokenScope::Admin,
+        token_hash: "ab".repeat(32),
+        created_at: t(0),
+        revoked_at: None,
+        user: Some(faultline_core::UserId::new("alice").unwrap()),
+    };
     store.insert_token(&rec).await.unwrap();
     assert_eq!(store.token_by_hash(&rec.token_hash).await.unwrap(), Some(rec.clone()));
     assert_eq!(store.token_by_hash("nope").await.unwrap(), None);

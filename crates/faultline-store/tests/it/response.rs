@@ -442,6 +442,27 @@ async fn status_version_is_backfilled_on_upgrade_on_postgres() {
     status_version_is_backfilled_on_upgrade(&url).await;
 }
 
+pub async fn an_ack_link_is_used_once(store: SqlStore) {
+    let inc = IncidentId::from_uuid(uuid::Uuid::now_v7());
+    let alice = faultline_core::UserId::new("alice").unwrap();
+    assert!(store.use_ack_link("n1", inc, &alice, t(1)).await.unwrap());
+    assert!(!store.use_ack_link("n1", inc, &alice, t(2)).await.unwrap(), "single use");
+    assert!(store.use_ack_link("n2", inc, &alice, t(3)).await.unwrap());
+    // Racing uses of one link: exactly one wins.
+    let (a, b) = tokio::join!(store.use_ack_link("n3", inc, &alice, t(4)), store.use_ack_link("n3", inc, &alice, t(4)));
+    assert_eq!(u8::from(a.unwrap()) + u8::from(b.unwrap()), 1);
+}
+
+pub async fn channel_message_refs_round_trip_and_replace(store: SqlStore) {
+    let inc = IncidentId::from_uuid(uuid::Uuid::now_v7());
+    assert_eq!(store.channel_message_ref(inc, "slack").await.unwrap(), None);
+    store.put_channel_message_ref(inc, "slack", "1700000000.000100", t(1)).await.unwrap();
+    store.put_channel_message_ref(inc, "other", "x", t(1)).await.unwrap();
+    assert_eq!(store.channel_message_ref(inc, "slack").await.unwrap().as_deref(), Some("1700000000.000100"));
+    store.put_channel_message_ref(inc, "slack", "1700000000.000200", t(2)).await.unwrap();
+    assert_eq!(store.channel_message_ref(inc, "slack").await.unwrap().as_deref(), Some("1700000000.000200"));
+}
+
 macro_rules! response_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -458,6 +479,8 @@ macro_rules! response_suite {
                 racing_publishes_from_the_same_state_write_one,
                 subscribers_are_capped_atomically,
                 unsubscribed_subscribers_are_purged_after_their_retention,
+                an_ack_link_is_used_once,
+                channel_message_refs_round_trip_and_replace,
             );
         }
     };
