@@ -144,6 +144,10 @@ impl Pipeline {
         &self.correlator
     }
 
+    pub fn detectors(&self) -> &DetectorSet {
+        &self.detectors
+    }
+
     /// Continues from a saved correlator (after a restart). Its active
     /// findings of kinds whose detectors report clears are carried: they
     /// must fire again within the carry grace or they are cleared, so an

@@ -87,6 +87,7 @@ impl App {
         let findings = engine.findings_view();
         let (handle, rx) = Engine::channel(config.engine_queue);
         let mut metrics = metrics::Metrics::new();
+        let _ = metrics.engine_bounds.set(engine.bounds_view());
         metrics.register_store(store.health());
         let ingest = ingest::start(&config, handle.clone(), clock.clone(), &mut metrics.registry);
         let state = http::AppState {
