@@ -41,6 +41,8 @@ impl Client {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        // `#42` names incident 42; in a URL `#` would start a fragment.
+        let path = path.replace("/incidents/#", "/incidents/");
         let rb = self.http.request(method, format!("{}{path}", self.base));
         match &self.token {
             Some(t) => rb.bearer_auth(t),

@@ -76,6 +76,9 @@ pub struct TimelineEntry {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub id: String,
+    /// The short number (`#42`), accepted in paths wherever the id is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
     pub title: String,
     /// What the public status page calls the incident, when a person set it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -409,7 +409,7 @@ fn describe(ev: &IncidentEvent) -> Option<String> {
         IncidentEvent::Acknowledged => "acknowledged".into(),
         IncidentEvent::Mitigated { .. } => "mitigated".into(),
         IncidentEvent::Resolved { note } => format!("resolved{}", note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()),
-        IncidentEvent::SymptomAttached { member, evidence } => format!("finding: {member} — {evidence}"),
+        IncidentEvent::SymptomAttached { member, evidence, .. } => format!("finding: {member} — {evidence}"),
         IncidentEvent::SymptomCleared { member } => format!("cleared: {member}"),
         IncidentEvent::DiagnosisUpdated { sentence, .. } => format!("diagnosis: {sentence}"),
         IncidentEvent::SeverityChanged { to, reason, .. } => format!("severity → {to}: {reason}"),

@@ -233,9 +233,10 @@ fn print_list(incidents: &[api::Incident]) {
         return;
     }
     let mut table = comfy_table::Table::new();
-    table.load_style(comfy_table::presets::NOTHING).set_header(["ID", "SEV", "STATUS", "OPENED", "TITLE"]);
+    table.load_style(comfy_table::presets::NOTHING).set_header(["#", "ID", "SEV", "STATUS", "OPENED", "TITLE"]);
     for i in incidents {
-        table.add_row([&i.id, &i.severity, &i.status, &i.opened_at, &i.title]);
+        let number = i.number.map(|n| format!("#{n}")).unwrap_or_default();
+        table.add_row([&number, &i.id, &i.severity, &i.status, &i.opened_at, &i.title]);
     }
     println!("{table}");
 }
@@ -275,6 +276,9 @@ fn print_metrics(m: &api::ResponseMetrics) {
 pub fn print_one(i: &api::Incident) {
     println!("{}  {}  {}", i.severity, i.status, i.title);
     println!("id:      {}", i.id);
+    if let Some(n) = i.number {
+        println!("number:  #{n} (use it anywhere the id goes)");
+    }
     if let Some(t) = &i.public_title {
         println!("public:  {t}");
     }

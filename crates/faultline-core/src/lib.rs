@@ -10,6 +10,7 @@
 //! (real clock) and the simulator (virtual clock) drive exactly the same code.
 //! The tidy test (`tests/tidy.rs`) keeps it that way.
 
+pub mod bounded;
 pub mod catalogue;
 pub mod correlate;
 pub mod detect;

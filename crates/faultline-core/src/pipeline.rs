@@ -84,6 +84,9 @@ pub struct Pipeline {
     carry_grace: Duration,
 }
 
+/// Most labels of an alert a symptom event carries.
+const MAX_SYMPTOM_LABELS: usize = 32;
+
 /// Default time a finding carried across a restart has to fire again: the
 /// detectors' warm-up (about 150 s of windows) with room to spare.
 pub const DEFAULT_CARRY_GRACE: Duration = Duration::from_mins(5);
@@ -141,6 +144,10 @@ impl Pipeline {
         &self.correlator
     }
 
+    pub fn detectors(&self) -> &DetectorSet {
+        &self.detectors
+    }
+
     /// Continues from a saved correlator (after a restart). Its active
     /// findings of kinds whose detectors report clears are carried: they
     /// must fire again within the carry grace or they are cleared, so an
@@ -154,6 +161,37 @@ impl Pipeline {
             .filter(|m| m.active && m.finding.as_ref().is_some_and(|f| self.detectors.clears(&f.kind)))
             .map(|m| (m.key.clone(), None))
             .collect();
+        self.rederive_group_state();
+    }
+
+    /// What this pipeline keeps per open group beside the correlator (alert
+    /// floors, current severities, automatic titles), derived again from the
+    /// restored groups, so after a restart an alert still raises its
+    /// incident and a finding-born title still follows the origin. The
+    /// severity is taken as the group's suggestion: the incident may stand
+    /// higher (a person raised it), and the core refuses a suggested change
+    /// that would not raise it.
+    fn rederive_group_state(&mut self) {
+        self.severities.clear();
+        self.alert_floors.clear();
+        self.noted_lower.clear();
+        self.auto_titles.clear();
+        let open: Vec<(GroupId, CausalChain)> = self.correlator.open_groups().map(|g| (g.id, g.chain.clone())).collect();
+        for (gid, chain) in open {
+            let Some(g) = self.correlator.group(gid) else { continue };
+            let floor = g.members.keys().filter_map(|k| self.alert_suggestion(gid, k)).min_by(|a, b| a.0.cmp(&b.0));
+            // The member that opened the group: the earliest seen.
+            let opener = g.members.values().min_by_key(|m| (m.first_seen, m.key.clone()));
+            let auto = opener.and_then(|m| m.finding.as_ref().map(|f| (m.key.clone(), finding_title(f, chain.origins.first().map(|o| &o.subject)))));
+            if let Some(f) = floor {
+                self.alert_floors.insert(gid, f);
+            }
+            let (severity, _) = self.effective_suggestion(gid, &chain);
+            self.severities.insert(gid, severity);
+            if let Some(a) = auto {
+                self.auto_titles.insert(gid, a);
+            }
+        }
     }
 
     /// Clears the carried findings whose deadline passed.
@@ -260,6 +298,21 @@ impl Pipeline {
         }
         let events = self.correlator.observe(obs, &self.topology, now);
         self.translate(events)
+    }
+
+    /// A symptom as its timeline event: the member, its evidence in words,
+    /// and an alert's labels (at most `MAX_SYMPTOM_LABELS`, values clipped)
+    /// for routing to match on.
+    fn symptom(&self, group: GroupId, member: &MemberKey) -> IncidentEvent {
+        let (member_text, evidence) = self.describe(group, member);
+        let labels = self
+            .correlator
+            .group(group)
+            .and_then(|g| g.members.get(member))
+            .and_then(|m| m.alert.as_ref())
+            .map(|a| a.labels.iter().take(MAX_SYMPTOM_LABELS).map(|(k, v)| (k.chars().take(128).collect(), v.chars().take(256).collect())).collect())
+            .unwrap_or_default();
+        IncidentEvent::SymptomAttached { member: member_text, evidence, labels }
     }
 
     fn describe(&self, group: GroupId, member: &MemberKey) -> (String, String) {
@@ -406,8 +459,8 @@ impl Pipeline {
                             }
                         }
                     }
-                    let (member, evidence) = self.describe(group, &member);
-                    out.push(IncidentAction::Record { group, event: IncidentEvent::SymptomAttached { member, evidence }, at });
+                    let event = self.symptom(group, &member);
+                    out.push(IncidentAction::Record { group, event, at });
                     if let Some(previous) = related_to.filter(|_| reopen.is_none()) {
                         out.push(IncidentAction::Link { group, previous, at });
                     }
@@ -420,8 +473,8 @@ impl Pipeline {
                         }
                         _ => false,
                     };
-                    let (member, evidence) = self.describe(group, &member);
-                    out.push(IncidentAction::Record { group, event: IncidentEvent::SymptomAttached { member, evidence }, at });
+                    let event = self.symptom(group, &member);
+                    out.push(IncidentAction::Record { group, event, at });
                     if raised {
                         // Only when an alert raised the floor: a storm's
                         // thousands of alerts do not each recompute the chain.
@@ -794,6 +847,39 @@ mod restart_tests {
         assert_eq!(after.carried().count(), 0);
         assert!(after.tick(t(1000)).is_empty());
         assert!(after.correlator().open_groups().next().is_some_and(|g| g.members.values().all(|m| m.active)));
+    }
+
+    /// After a restart an alert still raises its incident: a critical alert
+    /// joining a warning-born incident makes it SEV1 (the pipeline's
+    /// per-group severities were lost with the process).
+    #[test]
+    fn after_a_restart_a_more_severe_alert_still_raises_the_incident() {
+        use crate::signal::{AlertState, ExternalAlert};
+        let alert = |fp: &str, severity: &str| {
+            Signal::Alert(ExternalAlert {
+                source: "alertmanager".into(),
+                fingerprint: fp.into(),
+                state: AlertState::Firing,
+                summary: String::new(),
+                labels: BTreeMap::from([
+                    ("alertname".into(), "PaymentsErrors".into()),
+                    ("service".into(), "payments".into()),
+                    ("severity".into(), severity.into()),
+                ]),
+                starts_at: t(0),
+                ends_at: None,
+            })
+        };
+        let mut before = pipeline();
+        let opened = before.observe_signal(&alert("a1", "warning"), t(0));
+        assert!(opened.iter().any(|a| matches!(a, IncidentAction::Open { severity: Severity::Sev3, .. })), "{opened:#?}");
+        let mut after = pipeline();
+        after.restore_correlator(before.correlator().clone());
+        let joined = after.observe_signal(&alert("a2", "critical"), t(10));
+        assert!(
+            joined.iter().any(|a| matches!(a, IncidentAction::Record { event: IncidentEvent::SeverityChanged { to: Severity::Sev1, .. }, .. })),
+            "{joined:#?}"
+        );
     }
 
     /// Findings of detectors that never report clears (a missed check-in)

@@ -151,6 +151,7 @@ pub struct Engine {
     incidents: BTreeMap<GroupId, IncidentId>,
     actor: Actor,
     findings: FindingsView,
+    bounds: BoundsView,
     /// Set when a turn failed to commit: the correlator then knows groups,
     /// members and merges the store does not, so before the next turn it is
     /// reloaded from the last committed state (or started afresh if none).
@@ -179,6 +180,19 @@ pub struct FindingRecord {
 #[derive(Clone, Debug, Default)]
 pub struct FindingsView(Arc<std::sync::RwLock<Vec<FindingRecord>>>);
 
+/// What the engine's bounded tables evicted so far, by table
+/// (`detector:<name>`, `correlator_members`), refreshed on every tick; read by
+/// `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub struct BoundsView(Arc<std::sync::RwLock<Vec<(String, u64)>>>);
+
+impl BoundsView {
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        // A poisoned lock still holds a consistent Vec (see FindingsView).
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
 impl FindingsView {
     pub fn snapshot(&self) -> Vec<FindingRecord> {
         // A poisoned lock means a reader panicked mid-clone; the data is still
@@ -195,6 +209,7 @@ impl Engine {
             incidents: BTreeMap::new(),
             actor: Actor::System("correlator".into()),
             findings: FindingsView::default(),
+            bounds: BoundsView::default(),
             stale: false,
             full_save: false,
             remapped: BTreeSet::new(),
@@ -204,6 +219,18 @@ impl Engine {
     /// The findings snapshot this engine keeps up to date.
     pub fn findings_view(&self) -> FindingsView {
         self.findings.clone()
+    }
+
+    /// The eviction counters this engine keeps up to date.
+    pub fn bounds_view(&self) -> BoundsView {
+        self.bounds.clone()
+    }
+
+    fn refresh_bounds(&self) {
+        let mut all: Vec<(String, u64)> = self.pipeline.detectors().evicted().into_iter().map(|(name, n)| (format!("detector:{name}"), n)).collect();
+        all.push(("correlator_members".to_owned(), self.pipeline.correlator().evicted()));
+        all.sort();
+        *self.bounds.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = all;
     }
 
     fn refresh_findings(&self) {
@@ -448,6 +475,7 @@ impl Engine {
                 }
                 Event::Tick => {
                     ticked = true;
+                    self.refresh_bounds();
                     self.pipeline.tick(now)
                 }
                 Event::AlertAcknowledged { source, fingerprint } => {

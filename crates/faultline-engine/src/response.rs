@@ -167,6 +167,9 @@ pub struct IncidentFacts {
     /// The team a person declared as owning the incident: it owns it,
     /// whatever the catalogue would say.
     pub team: Option<TeamId>,
+    /// The labels its alerts carried (the first value of each name), which
+    /// the routing tree matches as Alertmanager's would (`alertname`, …).
+    pub alert_labels: Labels,
 }
 
 impl ResponseSetup {
@@ -203,7 +206,10 @@ impl ResponseSetup {
                     }
                     f.team = scope.team.clone();
                 }
-                IncidentEvent::SymptomAttached { member, .. } => {
+                IncidentEvent::SymptomAttached { member, labels, .. } => {
+                    for (k, v) in labels {
+                        f.alert_labels.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
                     mentioned(member, &mut f.services);
                     for flow in &self.catalogue.flows {
                         if member.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).any(|t| t == flow.name.as_str())
@@ -569,8 +575,11 @@ impl ResponseDriver {
             ownership.reason = format!("declared owned by team {team} (the catalogue would say: {})", ownership.reason);
         }
         plan.notes.push(format!("ownership: {}", ownership.reason));
-        let mut extra = Labels::new();
-        extra.insert("alertname".into(), incident.title.clone());
+        // What the alerts said (`alertname`, `service`, …), as Alertmanager's
+        // tree would see it; `alertname` is the title when no alert named
+        // one. Faultline's own labels below take precedence.
+        let mut extra: Labels = facts.alert_labels.clone();
+        extra.entry("alertname".into()).or_insert_with(|| incident.title.clone());
         extra.insert("incident_id".into(), incident.id.to_string());
         let label_sets: Vec<Labels> = if ownership.teams.is_empty() {
             let mut l = extra.clone();

@@ -8,8 +8,11 @@
 //! for room in the detector queue (`IngestConfig::signals`) rather than
 //! dropping signals, so a full queue behind it fills this one and senders
 //! are told in the same way: nothing answered as accepted is dropped for
-//! want of room. Memory is bounded by `queue_capacity × max_decoded_bytes`
-//! plus the graph's own limits.
+//! want of room. The queue is sized in bytes as well as batches: memory is
+//! bounded by `queue_max_bytes` (plus one batch of at most
+//! `max_decoded_bytes` taken into an empty queue, and the batch being
+//! forwarded) plus the graph's own limits — not `queue_capacity ×
+//! max_decoded_bytes` (8 GiB).
 //!
 //! Not here: protocol decoding (`traces.rs`, `metrics.rs`) or routing
 //! (`http.rs`, `grpc.rs`).
@@ -36,6 +39,11 @@ pub struct IngestConfig {
     pub graph: GraphConfig,
     /// Batches (one per request) the queue holds before answering with backpressure (default 256).
     pub queue_capacity: usize,
+    /// Bytes the queued batches may hold in all before answering with
+    /// backpressure (default 32 MiB): what bounds the queue's memory, since
+    /// one batch may be up to `max_decoded_bytes`. A batch larger than this
+    /// is still taken when the queue is empty.
+    pub queue_max_bytes: usize,
     /// Largest request body accepted, compressed (default 8 MiB).
     pub max_body_bytes: usize,
     /// Largest body after gzip/snappy decompression (default 32 MiB).
@@ -96,6 +104,7 @@ impl Default for IngestConfig {
         IngestConfig {
             graph: GraphConfig::default(),
             queue_capacity: 256,
+            queue_max_bytes: 32 << 20,
             max_body_bytes: 8 << 20,
             max_decoded_bytes: 32 << 20,
             auth: crate::auth::IngestAuth::Open,
@@ -118,6 +127,45 @@ pub(crate) enum Batch {
     Flush(oneshot::Sender<()>),
 }
 
+impl Batch {
+    /// What the batch holds in memory, roughly: its structs and the strings
+    /// they own (for the queue's byte budget, not exact accounting).
+    fn weight(&self) -> usize {
+        fn opt(s: &Option<std::borrow::Cow<'_, str>>) -> usize {
+            s.as_ref().map_or(0, |s| s.len())
+        }
+        match self {
+            Batch::Spans(spans) => spans
+                .iter()
+                .map(|s| {
+                    let a = &s.attributes;
+                    std::mem::size_of::<Span<'static>>()
+                        + s.name.len()
+                        + s.service.len()
+                        + s.links.len() * std::mem::size_of::<faultline_core::graph::SpanContext>()
+                        + opt(&a.peer_service)
+                        + opt(&a.server_address)
+                        + opt(&a.url)
+                        + opt(&a.db_system)
+                        + opt(&a.messaging_system)
+                        + opt(&a.messaging_destination)
+                        + opt(&a.error_type)
+                        + opt(&a.availability_zone)
+                })
+                .sum(),
+            Batch::Metrics(points) => points
+                .iter()
+                .map(|p| std::mem::size_of::<MetricPoint>() + p.name.len() + p.labels.iter().map(|(k, v)| 48 + k.len() + v.len()).sum::<usize>())
+                .sum(),
+            Batch::Logs(events) => {
+                events.iter().map(|e| std::mem::size_of::<LogEvent>() + e.severity.len() + e.body.len() + e.trace_id.as_ref().map_or(0, String::len)).sum()
+            }
+            Batch::RemoteWrite(raw) => raw.len(),
+            Batch::Flush(_) => 0,
+        }
+    }
+}
+
 pub(crate) type Labels = Vec<(String, String)>;
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -135,6 +183,8 @@ pub(crate) struct IngestMetrics {
     pub graph_events: Family<Labels, Counter>,
     pub signals_dropped: Counter,
     pub queue_depth: Gauge,
+    /// Bytes held by queued batches (`Batch::weight`).
+    pub queue_bytes: Gauge,
 }
 
 impl IngestMetrics {
@@ -184,6 +234,8 @@ pub(crate) struct Shared {
     pub graph: Mutex<DependencyGraph>,
     pub metrics: IngestMetrics,
     last_counters: Mutex<GraphCounters>,
+    /// Bytes of the batches queued and not yet consumed (`Batch::weight`).
+    queued_bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// The receivers and the live dependency graph they feed. Cheap to clone
@@ -217,6 +269,7 @@ impl Ingest {
             cfg,
             metrics: IngestMetrics::default(),
             last_counters: Mutex::new(GraphCounters::default()),
+            queued_bytes: std::sync::atomic::AtomicUsize::new(0),
         });
         (Ingest { tx, shared: shared.clone() }, consume(rx, shared))
     }
@@ -237,18 +290,41 @@ impl Ingest {
             m.signals_dropped.clone(),
         );
         registry.register("faultline_ingest_queue_depth", "Batches waiting in the ingest queue", m.queue_depth.clone());
+        registry.register("faultline_ingest_queue_bytes", "Bytes held by the batches waiting in the ingest queue", m.queue_bytes.clone());
     }
 
     /// Sends a batch without waiting; `Err` carries whether the queue is full (true) or closed.
+    /// A batch that would take the queued bytes past `queue_max_bytes` is
+    /// refused as full (unless the queue holds nothing: one oversized batch
+    /// must not be refused for ever).
     pub(crate) fn offer(&self, b: Batch) -> Result<(), bool> {
-        match self.tx.try_send(b) {
+        use std::sync::atomic::Ordering;
+        let weight = b.weight();
+        let budget = self.shared.cfg.queue_max_bytes;
+        // Reserve first, so concurrent offers cannot all pass the check.
+        let before = self.shared.queued_bytes.fetch_add(weight, Ordering::AcqRel);
+        if before > 0 && before.saturating_add(weight) > budget {
+            self.shared.queued_bytes.fetch_sub(weight, Ordering::AcqRel);
+            return Err(true);
+        }
+        let sent = self.tx.try_send(b);
+        if sent.is_err() {
+            self.shared.queued_bytes.fetch_sub(weight, Ordering::AcqRel);
+        }
+        match sent {
             Ok(()) => {
                 self.shared.metrics.queue_depth.set((self.tx.max_capacity() - self.tx.capacity()) as i64);
+                self.shared.metrics.queue_bytes.set(self.shared.queued_bytes.load(Ordering::Acquire) as i64);
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(_)) => Err(true),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(false),
         }
+    }
+
+    /// Bytes held by queued batches now.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued_bytes.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Waits until everything queued before this call is in the graph.
@@ -341,7 +417,7 @@ async fn forward(shared: &Shared, s: Signal) {
 
 fn publish_counters(shared: &Shared, c: GraphCounters) {
     let mut last = shared.last_counters.lock().unwrap_or_else(|p| p.into_inner());
-    let pairs: [(&str, u64, u64); 16] = [
+    let pairs: [(&str, u64, u64); 20] = [
         ("spans_observed", c.spans_observed, last.spans_observed),
         ("spans_out_of_range", c.spans_out_of_range, last.spans_out_of_range),
         ("spans_invalid_service", c.spans_invalid_service, last.spans_invalid_service),
@@ -358,6 +434,10 @@ fn publish_counters(shared: &Shared, c: GraphCounters) {
         ("metric_series_dropped", c.metric_series_dropped, last.metric_series_dropped),
         ("late_after_emit", c.late_after_emit, last.late_after_emit),
         ("names_dropped", c.names_dropped, last.names_dropped),
+        ("services_evicted", c.services_evicted, last.services_evicted),
+        ("services_aged_out", c.services_aged_out, last.services_aged_out),
+        ("interactions_evicted", c.interactions_evicted, last.interactions_evicted),
+        ("metric_series_evicted", c.metric_series_evicted, last.metric_series_evicted),
     ];
     for (name, now, before) in pairs {
         if now > before {
@@ -375,6 +455,9 @@ async fn consume(mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>) {
             b = rx.recv() => {
                 let Some(b) = b else { break };
                 shared.metrics.queue_depth.set(rx.len() as i64);
+                // Out of the queue: its bytes no longer count against the budget.
+                let left = shared.queued_bytes.fetch_sub(b.weight(), std::sync::atomic::Ordering::AcqRel).saturating_sub(b.weight());
+                shared.metrics.queue_bytes.set(left as i64);
                 // The graph lock is held only inside this block: forwarding
                 // below may wait for room in the detector queue.
                 let (signals, counters) = {
@@ -405,8 +488,14 @@ async fn consume(mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>) {
                                     g.observe_metric_samples(name, &l, None, samples, t);
                                 }
                                 if forward_points {
-                                    let labels: std::collections::BTreeMap<String, String> =
-                                        labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+                                    // Clipped like the graph's copy (and the OTLP decoder's):
+                                    // the detectors hold what they are sent.
+                                    use faultline_core::bounded::{MAX_LABEL_NAME_BYTES, MAX_LABEL_VALUE_BYTES, clip};
+                                    let labels: std::collections::BTreeMap<String, String> = labels
+                                        .iter()
+                                        .map(|(k, v)| (clip(k, MAX_LABEL_NAME_BYTES).to_owned(), clip(v, MAX_LABEL_VALUE_BYTES).to_owned()))
+                                        .collect();
+                                    let name = clip(name, MAX_LABEL_NAME_BYTES);
                                     for &(at, value) in samples {
                                         points.push(Signal::Metric(MetricPoint { name: name.to_owned(), labels: labels.clone(), service: None, at, value }));
                                     }

@@ -212,6 +212,8 @@ async fn send_phase(a: &Args, client: &reqwest::Client, labels: &Arc<Vec<BTreeMa
     let mut tasks = Vec::new();
     for _ in 0..a.concurrency {
         let (batches, next, stats, labels, client, url) = (batches.clone(), next.clone(), stats.clone(), labels.clone(), client.clone(), url.clone());
+        // Faultline's ingest needs a token (admin or ingest); Alertmanager ignores it.
+        let token = a.token.clone();
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -238,7 +240,11 @@ async fn send_phase(a: &Args, client: &reqwest::Client, labels: &Arc<Vec<BTreeMa
                 let first = Instant::now();
                 let mut retries = 0;
                 let ok = loop {
-                    let r = client.post(&url).header("content-type", "application/json").body(body.clone()).send().await;
+                    let mut req = client.post(&url).header("content-type", "application/json").body(body.clone());
+                    if let Some(t) = &token {
+                        req = req.bearer_auth(t);
+                    }
+                    let r = req.send().await;
                     match r.map(|r| r.status()) {
                         Ok(st) if st.is_success() => break true,
                         Ok(st) if (st.as_u16() == 503 || st.as_u16() == 429) && retries < 200 => {

@@ -76,7 +76,9 @@ pub struct Config {
     /// Correlation: `hold_down_secs` (how long every symptom must stay clear
     /// before an incident resolves itself, 600), `reopen_window_secs` (a
     /// recurrence this soon after a resolve reopens the incident instead of
-    /// opening a linked one; 0, the default, always opens a new one).
+    /// opening a linked one; 0, the default, always opens a new one),
+    /// `max_alerts_held` (alert and finding members held over all groups,
+    /// 20,000; past it the least recently seen is evicted).
     pub correlator: faultline_core::correlate::CorrelatorConfig,
 }
 
@@ -207,6 +209,7 @@ struct FileConfig {
     shutdown_grace_secs: Option<u64>,
     hold_down_secs: Option<u64>,
     reopen_window_secs: Option<u64>,
+    max_alerts_held: Option<usize>,
     /// Removed; present only to refuse it with a clear message.
     alert_ingest_token: Option<String>,
     ingest_auth: Option<String>,
@@ -322,6 +325,9 @@ impl Config {
             }
             if let Some(s) = f.reopen_window_secs {
                 c.correlator.reopen_window = correlation_secs("reopen_window_secs", s)?;
+            }
+            if let Some(n) = f.max_alerts_held {
+                c.correlator.max_members = n.max(1);
             }
             if f.alert_ingest_token.is_some() {
                 return Err(removed_ingest_secret("alert_ingest_token"));
@@ -551,12 +557,14 @@ mod tests {
             &path,
             "hold_down_secs = 120
 reopen_window_secs = 900
+max_alerts_held = 500
 ",
         )
         .unwrap();
         let c = Config::load(Some(&path), &env(&[])).unwrap();
         assert_eq!(c.correlator.hold_down, faultline_core::Duration::from_secs(120));
         assert_eq!(c.correlator.reopen_window, faultline_core::Duration::from_mins(15));
+        assert_eq!((c.correlator.max_members, Config::default().correlator.max_members), (500, 20_000));
         assert_eq!(Config::default().correlator.reopen_window, faultline_core::Duration::ZERO);
         std::fs::write(
             &path,

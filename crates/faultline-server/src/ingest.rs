@@ -24,6 +24,12 @@ use crate::clock::Clock;
 
 /// Signals handed to the engine per batch, at most.
 const BATCH: usize = 512;
+/// Telemetry signals the bridge lets wait in the engine's queue before it
+/// waits for the engine to take them in (`EngineHandle::flush`). The engine
+/// queue is sized in events (`engine_queue`, 10,000), and one event here is
+/// up to `BATCH` signals: without this, a metric flood the detectors are
+/// slower at than the receivers parked up to 5M signals there (≈ 1 GB).
+const MAX_BRIDGED_SIGNALS: usize = 16 * 1024;
 /// How often the engine's topology is refreshed from the learned graph.
 const TOPOLOGY_EVERY: StdDuration = StdDuration::from_secs(5);
 /// How much graph history the topology covers.
@@ -50,6 +56,7 @@ pub fn start(config: &Config, auth: faultline_receivers::auth::IngestAuth, engin
         let mut refresh = tokio::time::interval(refresh_every);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut known_edges = 0usize;
+        let mut bridged = 0usize;
         loop {
             tokio::select! {
                 first = rx.recv() => {
@@ -66,8 +73,17 @@ pub fn start(config: &Config, auth: faultline_receivers::auth::IngestAuth, engin
                     // queue, and senders are answered 429/503 with
                     // Retry-After (gRPC RESOURCE_EXHAUSTED) for what cannot
                     // be taken, so nothing answered as accepted is lost here.
+                    let n = batch.len();
                     if engine.send(Event::Signals(batch)).await.is_err() {
                         break;
+                    }
+                    bridged += n;
+                    if bridged >= MAX_BRIDGED_SIGNALS {
+                        // Everything sent so far is processed once this returns
+                        // (an unanswered flush is no reason to stop: a stopped
+                        // engine fails the next send).
+                        let _ = engine.flush().await;
+                        bridged = 0;
                     }
                 }
                 _ = refresh.tick() => {

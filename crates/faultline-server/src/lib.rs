@@ -90,6 +90,7 @@ impl App {
         let findings = engine.findings_view();
         let (handle, rx) = Engine::channel(config.engine_queue);
         let mut metrics = metrics::Metrics::new();
+        let _ = metrics.engine_bounds.set(engine.bounds_view());
         metrics.register_store(store.health());
         let limits = serve::ConnectionLimits {
             max_connections: serve::effective_max_connections(config.max_connections, serve::fd_limit()),

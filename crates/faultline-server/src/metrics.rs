@@ -34,6 +34,12 @@ pub struct AuthLabels {
 pub type AuthFailures = Family<AuthLabels, Counter>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabels {
+    /// A bounded table: `detector:<name>`, `correlator_members`, … (a fixed set).
+    pub table: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
     pub kind: &'static str,
 }
@@ -47,6 +53,10 @@ pub struct Metrics {
     pub incidents_opened: Counter,
     pub alerts_received: Counter,
     pub alerts_rejected: Counter,
+    /// Entries the engine's bounded tables evicted (least recently seen first).
+    pub bounds_evicted: Family<TableLabels, Counter>,
+    /// Where `bounds_evicted` is read from (set once the engine exists).
+    pub engine_bounds: std::sync::OnceLock<faultline_engine::BoundsView>,
 }
 
 impl Metrics {
@@ -68,7 +78,24 @@ impl Metrics {
         registry.register("faultline_incidents_opened", "Incidents opened", incidents_opened.clone());
         registry.register("faultline_alerts_received", "External alerts accepted for correlation", alerts_received.clone());
         registry.register("faultline_alerts_rejected", "External alert requests rejected (bad payload, auth, backpressure)", alerts_rejected.clone());
-        Metrics { registry, http_requests, http_request_duration, auth_failures, timeline_events, incidents_opened, alerts_received, alerts_rejected }
+        let bounds_evicted = Family::<TableLabels, Counter>::default();
+        registry.register(
+            "faultline_bounds_evicted",
+            "Entries evicted from the engine's bounded tables (detector state, correlator members) to stay under their caps",
+            bounds_evicted.clone(),
+        );
+        Metrics {
+            registry,
+            http_requests,
+            http_request_duration,
+            auth_failures,
+            timeline_events,
+            incidents_opened,
+            alerts_received,
+            alerts_rejected,
+            bounds_evicted,
+            engine_bounds: std::sync::OnceLock::new(),
+        }
     }
 
     /// Adds the store's write health, read at each scrape:
@@ -81,6 +108,13 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
+        if let Some(view) = self.engine_bounds.get() {
+            // The view holds totals; the counters catch up to them.
+            for (table, total) in view.snapshot() {
+                let c = self.bounds_evicted.get_or_create(&TableLabels { table });
+                c.inc_by(total.saturating_sub(c.get()));
+            }
+        }
         let mut out = String::new();
         // Encoding into a String cannot fail (fmt::Write on String is infallible).
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

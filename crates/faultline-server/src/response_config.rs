@@ -375,13 +375,25 @@ impl ResponseConfig {
         let err = |reason: String| ResponseConfigError { path: path.display().to_string(), line: None, reason };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
         let toml = path.extension().is_some_and(|e| e == "toml");
-        parse(&text, toml, path.parent().unwrap_or(Path::new(".")), env).map_err(|(f, catalogue)| {
+        let mut config = parse(&text, toml, path.parent().unwrap_or(Path::new(".")), env).map_err(|(f, catalogue)| {
             let Some(spot) = f.at else { return err(f.reason) };
             match (&catalogue, spot.in_catalogue) {
                 (Some((p, t)), true) => ResponseConfigError { path: p.display().to_string(), line: line_of(t, spot.section, &spot.name), reason: f.reason },
                 _ => ResponseConfigError { path: path.display().to_string(), line: line_of(&text, spot.section, &spot.name), reason: f.reason },
             }
-        })
+        })?;
+        // Components made from the catalogue's flows were defined when this
+        // file was last written: say so rather than 1970 on the status page.
+        let written = std::fs::metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        if let Some(d) = written {
+            let at = Timestamp::from_millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            for c in &mut Arc::make_mut(&mut config.setup).components {
+                if c.created_at == Timestamp::EPOCH {
+                    c.created_at = at;
+                }
+            }
+        }
+        Ok(config)
     }
 
     /// Parses and validates a configuration's text (TOML if `toml`, else
@@ -726,6 +738,23 @@ fn check_routes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Status-page components made from the catalogue's flows are dated by
+    /// the config file, never 1970.
+    #[test]
+    fn components_from_flows_are_dated_by_the_file_not_1970() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("response.yaml");
+        std::fs::write(
+            dir.path().join("catalogue.yaml"),
+            "teams:\n  - {id: payments, name: Payments, members: [alice]}\nflows:\n  - {name: checkout, owner: payments, interactions: [{caller: web, callee: checkout}]}\n",
+        )
+        .unwrap();
+        std::fs::write(&p, "catalogue_file: catalogue.yaml\nusers:\n  - {id: alice}\n").unwrap();
+        let c = ResponseConfig::load(&p, &|_| None).unwrap();
+        assert!(!c.setup.components.is_empty());
+        assert!(c.setup.components.iter().all(|c| c.created_at.as_millis() > 1_600_000_000_000), "{:?}", c.setup.components);
+    }
 
     #[test]
     fn secrets_come_from_the_environment_and_errors_name_the_key() {

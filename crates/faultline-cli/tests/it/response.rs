@@ -336,3 +336,26 @@ async fn the_learned_graph_survives_a_restart() {
     let after = graph(&server);
     assert!(after.contains("\"cart\"") && after.contains("\"frontend\"") && after.contains("\"requests\": 1"), "after the restart: {after}");
 }
+
+/// Short incident numbers work everywhere the UUID does: `#2` and `2` in the
+/// CLI, `/api/v1/incidents/2` in the API; an unknown number is a clear 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_incident_numbers_are_accepted_beside_the_uuid() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let token = create_token(dir.path(), "admin");
+    let server = Server::start(dir.path(), &[]);
+    cli(&server, &token, &["incidents", "declare", "first", "--severity", "SEV3"]);
+    let second: Value = serde_json::from_str(&cli(&server, &token, &["incidents", "declare", "second", "--severity", "SEV2", "--json"])).unwrap();
+    assert_eq!(second["number"], 2, "{second:#}");
+    let list = cli(&server, &token, &["incidents", "list"]);
+    assert!(list.contains("#2") && list.contains("#1"), "{list}");
+    cli(&server, &token, &["incidents", "ack", "#2"]);
+    let shown = cli(&server, &token, &["incidents", "show", "2"]);
+    assert!(shown.contains("acknowledged") && shown.contains("number:  #2") && shown.contains(second["id"].as_str().unwrap()), "{shown}");
+    let v = api(&reqwest::Client::new(), reqwest::Method::GET, format!("{}/api/v1/incidents/%231", server.url), &token, None).await;
+    assert_eq!(v["title"], "first");
+    let missing = reqwest::Client::new().get(format!("{}/api/v1/incidents/99", server.url)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(missing.status(), reqwest::StatusCode::NOT_FOUND);
+    assert!(missing.text().await.unwrap().contains("no incident #99"));
+}

@@ -222,6 +222,14 @@ impl Correlator {
             }
             c.groups.insert(id, g);
         }
+        // Recency is not saved: members count as seen in first-seen order.
+        let mut seen: Vec<(Timestamp, GroupId, &MemberKey)> =
+            c.groups.values().flat_map(|g| g.members.values().map(|m| (m.first_seen, g.id, &m.key))).collect();
+        seen.sort();
+        let recency: Vec<(GroupId, MemberKey)> = seen.into_iter().map(|(_, g, k)| (g, k.clone())).collect();
+        for k in recency {
+            c.recency.insert(k, ());
+        }
         Ok(c)
     }
 }

@@ -28,6 +28,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bounded::LruMap;
 use crate::finding::{CausalChain, Finding, Subject};
 use crate::ids::{FlowName, ServiceName};
 use crate::model::{Flow, Interaction};
@@ -267,6 +268,16 @@ pub struct CorrelatorConfig {
     /// it. Zero (the default) always opens a new incident, as a recurrence.
     #[serde(default)]
     pub reopen_window: Duration,
+    /// Most members held in all groups, open and closed (default 20,000). A
+    /// new member past it evicts the least recently seen member (fired,
+    /// refreshed or cleared longest ago); its incident stays, it just no
+    /// longer carries that member. Counted in `Correlator::evicted`.
+    #[serde(default = "default_max_members")]
+    pub max_members: usize,
+}
+
+fn default_max_members() -> usize {
+    20_000
 }
 
 impl Default for CorrelatorConfig {
@@ -277,6 +288,7 @@ impl Default for CorrelatorConfig {
             hold_down: Duration::from_mins(10),
             relink_window: Duration::from_mins(60),
             reopen_window: Duration::ZERO,
+            max_members: default_max_members(),
         }
     }
 }
@@ -344,6 +356,13 @@ pub struct Correlator {
     /// without one gets it recomputed on next use.
     #[serde(skip)]
     digests: BTreeMap<GroupId, digest::Digest>,
+    /// Every (group, member) held, least recently seen first, for
+    /// `max_members`. Derived (rebuilt from first-seen order), never saved.
+    #[serde(skip)]
+    recency: LruMap<(GroupId, MemberKey), ()>,
+    /// Members evicted under `max_members` (only grows; not state).
+    #[serde(skip)]
+    evicted: u64,
 }
 
 /// Equal state: same config, groups, membership index and next id (what is
@@ -363,6 +382,44 @@ impl Correlator {
             next_id: 1,
             pending: changes::Pending::default(),
             digests: BTreeMap::new(),
+            recency: LruMap::default(),
+            evicted: 0,
+        }
+    }
+
+    /// Members evicted under `max_members` since this correlator was made.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Members held in all groups.
+    pub fn members_held(&self) -> usize {
+        self.recency.len()
+    }
+
+    /// Makes room for one more member: evicts the least recently seen until
+    /// fewer than `max_members` are held. The eviction is a saved change (the
+    /// member's row goes, the group's services shrink to its members'); an
+    /// open group left with no member goes quiet now, so it resolves after
+    /// the hold-down instead of waiting for a clear that cannot come.
+    fn make_room(&mut self, now: Timestamp) {
+        while self.recency.len() >= self.config.max_members.max(1) {
+            let Some(((gid, key), ())) = self.recency.pop_oldest() else { return };
+            let Some(g) = self.groups.get_mut(&gid) else { continue };
+            if g.members.remove(&key).is_none() {
+                continue;
+            }
+            self.pending.member(gid, &key);
+            self.pending.group(gid);
+            self.digests.remove(&gid);
+            g.services = g.members.values().flat_map(|m| m.services.iter().cloned()).collect();
+            if self.open_members.get(&key) == Some(&gid) {
+                self.open_members.remove(&key);
+            }
+            if g.is_open() && g.members.is_empty() && g.quiet_since.is_none() {
+                g.quiet_since = Some(now);
+            }
+            self.evicted += 1;
         }
     }
 
@@ -446,6 +503,7 @@ impl Correlator {
         // (and its persisted copy) stays bounded by recent activity.
         let keep = self.config.relink_window;
         let pending = &mut self.pending;
+        let recency = &mut self.recency;
         self.groups.retain(|&id, g| {
             let kept = match (g.resolved_at, g.merged_into) {
                 (Some(r), _) => now - r <= keep,
@@ -454,6 +512,9 @@ impl Correlator {
             };
             if !kept {
                 pending.group(id);
+                for key in g.members.keys() {
+                    recency.remove(&(id, key.clone()));
+                }
             }
             kept
         });
@@ -543,6 +604,7 @@ impl Correlator {
             } else if !was_active && let Some(d) = self.digests.get_mut(&gid) {
                 d.active += 1;
             }
+            self.recency.insert((gid, key.clone()), ());
             if !was_active {
                 events.push(CorrelationEvent::MemberRefired { group: gid, member: key, at: now });
             }
@@ -557,6 +619,8 @@ impl Correlator {
             .collect();
 
         let member = Member { key: key.clone(), services: services.clone(), finding, alert, first_seen: at, active: true };
+        // Eviction removes members, never groups: `related` stays valid.
+        self.make_room(now);
         let gid = match related.split_first() {
             None => {
                 let id = GroupId(self.next_id.max(1));
@@ -614,6 +678,7 @@ impl Correlator {
             // member would leave the digest wrong.
             self.digests.remove(&gid);
         }
+        self.recency.insert((gid, key.clone()), ());
         self.open_members.insert(key, gid);
         Some(gid)
     }
@@ -643,6 +708,10 @@ impl Correlator {
                 self.pending.member(from, &k);
                 self.pending.member(into, &k);
                 self.open_members.insert(k.clone(), into);
+                let seen = self.recency.remove(&(from, k.clone())).is_some();
+                if seen || !winner.members.contains_key(&k) {
+                    self.recency.insert((into, k.clone()), ());
+                }
                 winner.members.entry(k).or_insert(m);
             }
             winner.services.extend(loser.services.iter().cloned());
@@ -666,6 +735,7 @@ impl Correlator {
         self.pending.group(gid);
         self.pending.member(gid, key);
         m.active = false;
+        self.recency.insert((gid, key.clone()), ());
         events.push(CorrelationEvent::MemberCleared { group: gid, member: key.clone(), at });
         // The digest's active count, not a scan of every member per clear.
         let d = match self.digests.entry(gid) {

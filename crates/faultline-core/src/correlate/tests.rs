@@ -435,6 +435,7 @@ fn prop_config() -> CorrelatorConfig {
         hold_down: Duration::from_mins(3),
         relink_window: Duration::from_mins(30),
         reopen_window: Duration::ZERO,
+        ..CorrelatorConfig::default()
     }
 }
 
@@ -624,4 +625,53 @@ fn a_re_sent_alert_with_another_onset_moves_its_services_earliest_alert() {
     assert!(send("b", 40, 80).contains(&t(40).to_string()), "b moved earlier");
     assert!(send("a", 45, 90).contains(&t(40).to_string()), "a moved earlier, but not before b");
     assert!(send("a", 95, 95).contains(&t(40).to_string()), "a moved later; b still holds the earliest");
+}
+
+fn alert_on(fingerprint: &str, service: &str, at: i64) -> Observation {
+    Observation::Alert {
+        alert: ExternalAlert {
+            source: "alertmanager".into(),
+            fingerprint: fingerprint.into(),
+            state: AlertState::Firing,
+            summary: "x".into(),
+            labels: BTreeMap::from([("service".into(), service.into())]),
+            starts_at: t(at),
+            ends_at: None,
+        },
+        services: BTreeSet::from([svc(service)]),
+    }
+}
+
+/// Alerts held had no cap (8,400 large alerts: 625 MB). Past `max_members`
+/// the least recently seen member goes, as a saved change, and is counted.
+#[test]
+fn members_past_the_cap_evict_the_least_recently_seen() {
+    let topo = payments();
+    let mut c = Correlator::new(CorrelatorConfig { max_members: 3, ..CorrelatorConfig::default() });
+    c.observe(alert_on("a", "gateway", 0), &topo, t(0));
+    c.observe(alert_on("b", "gateway", 1), &topo, t(1));
+    c.observe(alert_on("c", "gateway", 2), &topo, t(2));
+    // Re-sent: "a" is now seen more recently than "b".
+    c.observe(alert_on("a", "gateway", 0), &topo, t(3));
+    c.take_changes();
+    c.observe(alert_on("d", "gateway", 4), &topo, t(4));
+    assert_eq!(c.evicted(), 1);
+    assert_eq!(c.members_held(), 3);
+    let key = |f: &str| MemberKey::Alert { source: "alertmanager".into(), fingerprint: f.into() };
+    assert_eq!(c.group_of(&key("b")), None, "the least recently seen is gone");
+    for f in ["a", "c", "d"] {
+        assert!(c.group_of(&key(f)).is_some(), "{f} is held");
+    }
+    // The eviction is saved: the member's row goes.
+    let changes = c.take_changes();
+    assert!(changes.removed_members.iter().any(|(_, k)| *k == key("b")), "{changes:?}");
+    c.check_invariants().unwrap();
+    // A rebuilt correlator keeps the cap.
+    let mut all = c.clone();
+    let everything = all.take_everything();
+    let mut r = Correlator::rebuild(c.config(), everything.next_group_id, everything.groups, everything.members).unwrap();
+    assert_eq!(r.members_held(), 3);
+    r.observe(alert_on("e", "gateway", 5), &topo, t(5));
+    assert_eq!((r.members_held(), r.evicted()), (3, 1));
+    r.check_invariants().unwrap();
 }

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::hysteresis::{CLEAR_WINDOWS, Hysteresis, HysteresisConfig, RobustBaseline, Transition};
 use super::{Detector, finding, literal_service, resource_subject};
+use crate::bounded::LruMap;
 use crate::finding::{FailureModel, Finding, Subject};
 use crate::model::Interaction;
 use crate::signal::{EdgeWindow, Signal};
@@ -182,6 +183,8 @@ struct EdgeState {
     /// Baseline of pooled p99s (a pool's p99 is nearly its maximum, so it
     /// is never compared with busy windows' p99).
     p99_pool_base: RobustBaseline,
+    /// When this interaction was last observed (`EdgeDetectors::seq`), for eviction.
+    last_seen: u64,
 }
 
 impl EdgeState {
@@ -197,6 +200,7 @@ impl EdgeState {
             pool: Pool::default(),
             lat_pool: Pool::default(),
             p99_pool_base: RobustBaseline::new(c.baseline_windows, c.warmup_windows),
+            last_seen: 0,
         }
     }
 }
@@ -271,11 +275,52 @@ pub struct EdgeDetectors {
     ingress_ids: HashMap<String, u32, crate::graph::FxBuild>,
     /// Findings whose condition stopped holding, for `take_cleared`.
     cleared: Vec<(String, Subject)>,
+    /// Observations so far: the recency stamp of `EdgeState::last_seen`.
+    seq: u64,
+    /// Interactions evicted under `MAX_TRACKED_KEYS`.
+    evicted: u64,
 }
 
 impl EdgeDetectors {
     pub fn new(config: EdgeConfig) -> EdgeDetectors {
         EdgeDetectors { config, ..Default::default() }
+    }
+
+    /// Makes room under `MAX_TRACKED_KEYS`: evicts the least recently seen
+    /// eighth of the interactions at once (one scan pays for many inserts,
+    /// and the hot path stays a single hash lookup), then drops the ingress
+    /// entries no remaining interaction points at, renumbering the rest.
+    fn evict_least_recent(&mut self) {
+        let n = self.edges.len();
+        let k = (n / 8).max(1);
+        let mut stamps: Vec<u64> = self.edges.values().map(|e| e.2.last_seen).collect();
+        stamps.select_nth_unstable(k - 1);
+        let cutoff = stamps[k - 1];
+        // Stamps are distinct (one per observation), so exactly k go.
+        self.edges.retain(|_, e| e.2.last_seen > cutoff);
+        self.evicted += (n - self.edges.len()) as u64;
+        let mut renumber: HashMap<u32, u32, crate::graph::FxBuild> = HashMap::default();
+        let mut kept = Vec::new();
+        for (caller, callee, _) in self.edges.values_mut() {
+            for id in [caller, callee] {
+                let next = kept.len() as u32;
+                let new = *renumber.entry(*id).or_insert_with(|| {
+                    kept.push(*id);
+                    next
+                });
+                *id = new;
+            }
+        }
+        let mut old = std::mem::take(&mut self.ingress);
+        self.ingress =
+            kept.iter().map(|&i| std::mem::replace(&mut old[i as usize], Ingress { recent: VecDeque::new(), base: RobustBaseline::new(1, 1) })).collect();
+        self.ingress_ids.retain(|_, id| match renumber.get(id) {
+            Some(&new) => {
+                *id = new;
+                true
+            }
+            None => false,
+        });
     }
 
     fn ingress_id(&mut self, service: &str) -> u32 {
@@ -300,6 +345,9 @@ fn last_ingress(ing: &mut Ingress, end: Timestamp) -> Option<(f64, f64)> {
 impl Detector for EdgeDetectors {
     fn name(&self) -> &'static str {
         "edge_symptoms"
+    }
+    fn evicted(&self) -> u64 {
+        self.evicted
     }
     fn take_cleared(&mut self) -> Vec<(String, Subject)> {
         std::mem::take(&mut self.cleared)
@@ -340,6 +388,9 @@ impl Detector for EdgeDetectors {
             }
         }
         for e in saved.edges {
+            if self.edges.len() >= super::MAX_TRACKED_KEYS {
+                break; // The cap holds for relearnt state too.
+            }
             let caller = self.ingress_id(e.interaction.caller.as_str());
             let callee = self.ingress_id(e.interaction.callee.as_str());
             let mut st = EdgeState::new(&c);
@@ -355,15 +406,21 @@ impl Detector for EdgeDetectors {
         let Signal::Edge(w) = signal else { return Vec::new() };
         let end = w.start + w.length;
         let c = self.config;
+        self.seq += 1;
+        let stamp = self.seq;
         // One hash lookup on the common path (the edge is known).
         let (caller, callee, st) = match self.edges.get_mut(&w.interaction) {
             Some(e) => e,
             None => {
+                if self.edges.len() >= super::MAX_TRACKED_KEYS {
+                    self.evict_least_recent();
+                }
                 let caller = self.ingress_id(w.interaction.caller.as_str());
                 let callee = self.ingress_id(w.interaction.callee.as_str());
                 self.edges.entry(w.interaction.clone()).or_insert_with(|| (caller, callee, EdgeState::new(&c)))
             }
         };
+        st.last_seen = stamp;
         // Ingress bookkeeping for the callee (bounded to a few windows).
         if let Some(ing) = self.ingress.get_mut(*callee as usize) {
             ing.add(end, w.requests);
@@ -586,7 +643,7 @@ pub struct LoadSkewDetector {
     pub hysteresis: HysteresisConfig,
     pub min_shards: usize,
     groups: WindowGroups,
-    state: BTreeMap<String, Hysteresis>,
+    state: LruMap<String, Hysteresis>,
 }
 
 impl Default for LoadSkewDetector {
@@ -596,7 +653,7 @@ impl Default for LoadSkewDetector {
             hysteresis: HysteresisConfig::counted(3.0, 2.0, 1, CLEAR_WINDOWS),
             min_shards: 3,
             groups: WindowGroups::default(),
-            state: BTreeMap::new(),
+            state: LruMap::new(super::MAX_TRACKED_KEYS),
         }
     }
 }
@@ -625,7 +682,7 @@ impl LoadSkewDetector {
                 } else {
                     0.0
                 };
-                let h = self.state.entry(base.clone()).or_default();
+                let h = self.state.get_or_insert_with(base.clone(), Hysteresis::default);
                 if let Transition::Fired { since } = h.update(&self.hysteresis, value, end) {
                     let Some(subject) = resource_subject(&base, &hot) else { continue };
                     out.push(finding(
@@ -650,6 +707,9 @@ impl LoadSkewDetector {
 impl Detector for LoadSkewDetector {
     fn name(&self) -> &'static str {
         "load_skew"
+    }
+    fn evicted(&self) -> u64 {
+        self.state.evicted()
     }
     fn observe(&mut self, signal: &Signal, _now: Timestamp) -> Vec<Finding> {
         let Signal::Edge(w) = signal else { return Vec::new() };
@@ -835,7 +895,7 @@ pub struct CacheCollapseDetector {
     pub drop: f64,
     /// Origin load × baseline that counts as a spike (3).
     pub origin_factor: f64,
-    state: BTreeMap<(String, String), CacheState>,
+    state: LruMap<(String, String), CacheState>,
 }
 
 #[derive(Clone, Debug)]
@@ -848,7 +908,12 @@ struct CacheState {
 
 impl Default for CacheCollapseDetector {
     fn default() -> Self {
-        CacheCollapseDetector { hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS), drop: 0.3, origin_factor: 3.0, state: BTreeMap::new() }
+        CacheCollapseDetector {
+            hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS),
+            drop: 0.3,
+            origin_factor: 3.0,
+            state: LruMap::new(super::MAX_TRACKED_KEYS),
+        }
     }
 }
 
@@ -859,6 +924,9 @@ impl Detector for CacheCollapseDetector {
     fn name(&self) -> &'static str {
         "cache_collapse"
     }
+    fn evicted(&self) -> u64 {
+        self.state.evicted()
+    }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
         if !matches!(m.name.as_str(), "cache_recomputes" | "cache_misses" | "cache_hit_ratio") {
@@ -866,7 +934,7 @@ impl Detector for CacheCollapseDetector {
         }
         let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
         let key = (svc.clone(), m.labels.get("resource").cloned().unwrap_or_else(|| "cache".into()));
-        let st = self.state.entry(key.clone()).or_insert_with(|| CacheState {
+        let st = self.state.get_or_insert_with(key.clone(), || CacheState {
             hit_base: RobustBaseline::new(60, 5),
             origin_base: RobustBaseline::new(60, 5),
             last_origin: None,
@@ -930,13 +998,13 @@ impl Detector for CacheCollapseDetector {
 #[derive(Clone, Debug)]
 pub struct LeaderConflictDetector {
     pub hysteresis: HysteresisConfig,
-    state: BTreeMap<String, (Hysteresis, f64)>,
+    state: LruMap<String, (Hysteresis, f64)>,
 }
 
 impl Default for LeaderConflictDetector {
     fn default() -> Self {
         // value = leaders - 1 (+1 if writes diverged): fire at 1, clear below 0.5.
-        LeaderConflictDetector { hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS), state: BTreeMap::new() }
+        LeaderConflictDetector { hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS), state: LruMap::new(super::MAX_TRACKED_KEYS) }
     }
 }
 
@@ -947,13 +1015,16 @@ impl Detector for LeaderConflictDetector {
     fn name(&self) -> &'static str {
         "leader_conflict"
     }
+    fn evicted(&self) -> u64 {
+        self.state.evicted()
+    }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
         if !matches!(m.name.as_str(), "writes_divergent" | "leaders") {
             return Vec::new();
         }
         let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
-        let st = self.state.entry(svc.clone()).or_insert((Hysteresis::default(), 0.0));
+        let st = self.state.get_or_insert_with(svc.clone(), || (Hysteresis::default(), 0.0));
         let value = match m.name.as_str() {
             "writes_divergent" => {
                 st.1 = m.value;

@@ -53,6 +53,12 @@ pub trait Detector {
     fn clears(&self, _kind: &str) -> bool {
         false
     }
+    /// Keys (services, metrics, resources, probes, …) this detector forgot
+    /// to stay under [`MAX_TRACKED_KEYS`] (only grows). Detectors whose state
+    /// does not grow per key keep the default.
+    fn evicted(&self) -> u64 {
+        0
+    }
     /// What this detector has learnt that is worth keeping across a restart
     /// (its baselines, never its firing state), as JSON; `None`: nothing.
     fn learned(&self) -> Option<serde_json::Value> {
@@ -64,6 +70,14 @@ pub trait Detector {
         Ok(())
     }
 }
+
+/// The most keys one detector table tracks (a service × metric name, a
+/// service × resource, a probe × location, …). A new key in a full table
+/// evicts the least recently seen one ([`crate::bounded::LruMap`]), so a
+/// flood of distinct names costs at most this many entries per table and
+/// pushes out what has been quiet longest. A quiet source evicted this way
+/// is forgotten: a vanished-source finding for it needs it to be seen again.
+pub const MAX_TRACKED_KEYS: usize = 10_000;
 
 /// A finding with its evidence, in one call.
 #[allow(clippy::too_many_arguments)]
@@ -229,5 +243,9 @@ impl DetectorSet {
     }
     pub fn tick(&mut self, now: Timestamp) -> Vec<Finding> {
         self.detectors.iter_mut().flat_map(|d| d.tick(now)).collect()
+    }
+    /// Keys each detector evicted so far, by detector name (for `/metrics`).
+    pub fn evicted(&self) -> Vec<(&'static str, u64)> {
+        self.detectors.iter().map(|d| (d.name(), d.evicted())).filter(|(_, n)| *n > 0).collect()
     }
 }

@@ -5,10 +5,11 @@
 //!
 //! Not here: running probes or evaluating their conditions (see `probe`).
 
+use crate::bounded::LruMap;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::hysteresis::{CLEAR_WINDOWS, Hysteresis, HysteresisConfig, RobustBaseline, Transition, median_in_place};
-use super::{Detector, finding, literal_service, service_subject};
+use super::{Detector, MAX_TRACKED_KEYS, finding, literal_service, service_subject};
 use crate::finding::{FailureModel, Finding, Subject};
 use crate::signal::{ProbeResult, Signal};
 use crate::time::{Duration, Timestamp};
@@ -42,12 +43,12 @@ struct Streak {
 pub struct ProbeFailureDetector {
     pub failure_threshold: u32,
     pub success_threshold: u32,
-    streaks: BTreeMap<(String, String), Streak>,
+    streaks: LruMap<(String, String), Streak>,
 }
 
 impl Default for ProbeFailureDetector {
     fn default() -> Self {
-        ProbeFailureDetector { failure_threshold: 3, success_threshold: 2, streaks: BTreeMap::new() }
+        ProbeFailureDetector { failure_threshold: 3, success_threshold: 2, streaks: LruMap::new(MAX_TRACKED_KEYS) }
     }
 }
 
@@ -58,9 +59,12 @@ impl Detector for ProbeFailureDetector {
     fn name(&self) -> &'static str {
         "probe_failing"
     }
+    fn evicted(&self) -> u64 {
+        self.streaks.evicted()
+    }
     fn observe(&mut self, signal: &Signal, _now: Timestamp) -> Vec<Finding> {
         let Signal::Probe(p) = signal else { return Vec::new() };
-        let s = self.streaks.entry((p.probe.clone(), p.location.clone())).or_default();
+        let s = self.streaks.get_or_insert_with((p.probe.clone(), p.location.clone()), Streak::default);
         if p.success {
             s.failures = 0;
             s.successes += 1;
@@ -114,7 +118,7 @@ pub struct PartitionDetector {
     pub failure_threshold: u32,
     pub success_threshold: u32,
     /// (from, to) → (last at, consecutive failures, consecutive successes).
-    cells: BTreeMap<(String, String), (Timestamp, u32, u32)>,
+    cells: LruMap<(String, String), (Timestamp, u32, u32)>,
     active: BTreeSet<(String, String)>,
 }
 
@@ -125,7 +129,7 @@ impl PartitionDetector {
             stale_after: Duration::from_mins(5),
             failure_threshold: 2,
             success_threshold: 2,
-            cells: BTreeMap::new(),
+            cells: LruMap::new(MAX_TRACKED_KEYS),
             active: BTreeSet::new(),
         }
     }
@@ -141,11 +145,14 @@ impl Detector for PartitionDetector {
     fn name(&self) -> &'static str {
         "network_partition"
     }
+    fn evicted(&self) -> u64 {
+        self.cells.evicted()
+    }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Probe(p) = signal else { return Vec::new() };
         let Some(to) = self.targets.get(&p.probe).cloned() else { return Vec::new() };
         let key = (p.location.clone(), to.clone());
-        let cell = self.cells.entry(key.clone()).or_insert((p.at, 0, 0));
+        let cell = self.cells.get_or_insert_with(key.clone(), || (p.at, 0, 0));
         cell.0 = p.at;
         if p.success {
             cell.1 = 0;
@@ -210,12 +217,18 @@ pub struct CanaryDetector {
     pub relative_floor: f64,
     pub window: usize,
     pub hysteresis: HysteresisConfig,
-    cohorts: BTreeMap<(String, String), (VecDeque<f64>, RobustBaseline, Hysteresis)>,
+    cohorts: LruMap<(String, String), (VecDeque<f64>, RobustBaseline, Hysteresis)>,
 }
 
 impl Default for CanaryDetector {
     fn default() -> Self {
-        CanaryDetector { k: 4.0, relative_floor: 0.1, window: 5, hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS), cohorts: BTreeMap::new() }
+        CanaryDetector {
+            k: 4.0,
+            relative_floor: 0.1,
+            window: 5,
+            hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS),
+            cohorts: LruMap::new(MAX_TRACKED_KEYS),
+        }
     }
 }
 
@@ -226,6 +239,9 @@ impl Detector for CanaryDetector {
     fn name(&self) -> &'static str {
         "canary_divergence"
     }
+    fn evicted(&self) -> u64 {
+        self.cohorts.evicted()
+    }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
         let role = m.labels.get("role").or_else(|| m.labels.get("deployment")).map(String::as_str);
@@ -233,9 +249,9 @@ impl Detector for CanaryDetector {
             return Vec::new();
         }
         let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
-        let key = (svc.clone(), m.name.clone());
+        let key = (svc.clone(), crate::bounded::clip(&m.name, crate::bounded::MAX_KEY_BYTES).to_owned());
         let window = self.window;
-        let entry = self.cohorts.entry(key).or_insert_with(|| (VecDeque::new(), RobustBaseline::new(30, 5), Hysteresis::default()));
+        let entry = self.cohorts.get_or_insert_with(key, || (VecDeque::new(), RobustBaseline::new(30, 5), Hysteresis::default()));
         match role {
             Some("baseline") => {
                 entry.1.push(m.value);
@@ -286,12 +302,12 @@ impl Detector for CanaryDetector {
 pub struct SourceVanishedDetector {
     pub factor: f64,
     pub min_silence: Duration,
-    seen: BTreeMap<String, (Timestamp, RobustBaseline, bool)>,
+    seen: LruMap<String, (Timestamp, RobustBaseline, bool)>,
 }
 
 impl Default for SourceVanishedDetector {
     fn default() -> Self {
-        SourceVanishedDetector { factor: 3.0, min_silence: Duration::from_mins(2), seen: BTreeMap::new() }
+        SourceVanishedDetector { factor: 3.0, min_silence: Duration::from_mins(2), seen: LruMap::new(MAX_TRACKED_KEYS) }
     }
 }
 
@@ -302,10 +318,13 @@ impl Detector for SourceVanishedDetector {
     fn name(&self) -> &'static str {
         "telemetry_vanished"
     }
+    fn evicted(&self) -> u64 {
+        self.seen.evicted()
+    }
     fn observe(&mut self, signal: &Signal, _now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
         let Some(svc) = &m.service else { return Vec::new() };
-        let e = self.seen.entry(svc.as_str().to_owned()).or_insert_with(|| (m.at, RobustBaseline::new(20, 3), false));
+        let e = self.seen.get_or_insert_with(svc.as_str().to_owned(), || (m.at, RobustBaseline::new(20, 3), false));
         if m.at > e.0 {
             e.1.push((m.at - e.0).as_millis() as f64);
             e.0 = m.at;
@@ -349,7 +368,7 @@ impl Detector for SourceVanishedDetector {
 pub struct WrongAnswerDetector {
     pub min_ratio: f64,
     pub hysteresis: HysteresisConfig,
-    state: BTreeMap<(String, String), WrongState>,
+    state: LruMap<(String, String), WrongState>,
 }
 
 #[derive(Clone, Debug)]
@@ -362,7 +381,7 @@ struct WrongState {
 
 impl Default for WrongAnswerDetector {
     fn default() -> Self {
-        WrongAnswerDetector { min_ratio: 0.01, hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS), state: BTreeMap::new() }
+        WrongAnswerDetector { min_ratio: 0.01, hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS), state: LruMap::new(MAX_TRACKED_KEYS) }
     }
 }
 
@@ -373,6 +392,9 @@ impl Detector for WrongAnswerDetector {
     fn name(&self) -> &'static str {
         "wrong_answers"
     }
+    fn evicted(&self) -> u64 {
+        self.state.evicted()
+    }
     fn observe(&mut self, signal: &Signal, now: Timestamp) -> Vec<Finding> {
         let Signal::Metric(m) = signal else { return Vec::new() };
         if !matches!(m.name.as_str(), "wrong_answers" | "answers" | "wrong_answer_ratio") {
@@ -380,7 +402,7 @@ impl Detector for WrongAnswerDetector {
         }
         let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
         let caller = m.labels.get("caller").cloned().unwrap_or_default();
-        let st = self.state.entry((svc.clone(), caller.clone())).or_insert_with(|| WrongState {
+        let st = self.state.get_or_insert_with((svc.clone(), caller.clone()), || WrongState {
             answers: None,
             wrong: None,
             base: RobustBaseline::new(60, 5),

@@ -556,6 +556,64 @@ fn sorted_median_mad_matches_selection_and_the_baseline_stays_in_step() {
     }
 }
 
+/// Feeds `steps` (a tick after each) and returns (kind, step) of every finding.
+fn run(d: &mut dyn Detector, steps: Vec<Vec<Signal>>) -> Vec<(String, usize)> {
+    let mut got = Vec::new();
+    for (i, signals) in steps.into_iter().enumerate() {
+        for s in &signals {
+            got.extend(d.observe(s, at(i)).into_iter().map(|f| (f.kind, i)));
+        }
+        got.extend(d.tick(at(i) + Duration::from_secs(1)).into_iter().map(|f| (f.kind, i)));
+    }
+    got
+}
+
+/// Puts a flood of `super::MAX_TRACKED_KEYS - 1` distinct keys, then the
+/// step's own signals, then one more distinct key into step `at_step`: the
+/// table fills, the real key is seen again, and the last junk key evicts
+/// the least recently seen — the first junk key, not the real one.
+fn flood(mut steps: Vec<Vec<Signal>>, at_step: usize, junk: impl Fn(usize) -> Vec<Signal>) -> Vec<Vec<Signal>> {
+    let own = std::mem::take(&mut steps[at_step]);
+    let n = super::MAX_TRACKED_KEYS - 1;
+    steps[at_step] = (0..n).flat_map(&junk).chain(own).chain(junk(n)).collect();
+    steps
+}
+
+#[test]
+fn the_canary_table_is_capped_and_evicts_the_least_recently_seen_metric() {
+    let make = |i, bad| {
+        vec![
+            metric("order_total", "checkout", &[("role", "baseline")], i, 100.0 + (i % 3) as f64),
+            metric("order_total", "checkout", &[("role", "canary")], i, if bad { 160.0 } else { 100.0 + (i % 2) as f64 }),
+        ]
+    };
+    let junk = |n: usize| vec![metric(&format!("junk_{n}"), "checkout", &[("role", "canary")], 10, 1.0)];
+    let mut d = CanaryDetector::default();
+    let got = run(&mut d, flood(healthy_then(40, 20, make), 10, junk));
+    // One entry per distinct metric name, never removed, was 1.47 GB under a flood.
+    assert_eq!(d.evicted(), 1);
+    // The real canary was not the one evicted: it fires as without the flood.
+    assert_eq!(got, vec![("canary_divergence".to_owned(), 22)]);
+}
+
+#[test]
+fn the_exhaustion_table_is_capped_and_evicts_the_least_recently_seen_resource() {
+    let make = |i: usize, bad: bool| {
+        let used = if bad { (10 + 2 * (i as i64 - 20)).min(50) } else { 10 } as f64;
+        vec![metric("pool_size", "payments", &[("resource", "db-pool")], i, 50.0), metric("pool_in_use", "payments", &[("resource", "db-pool")], i, used)]
+    };
+    // One entry per distinct `resource` label, never removed, before the cap.
+    let junk = |n: usize| {
+        let r = format!("junk-{n}");
+        vec![metric("pool_size", "payments", &[("resource", &r)], 10, 100.0), metric("pool_in_use", "payments", &[("resource", &r)], 10, 1.0)]
+    };
+    let mut d = ExhaustionDetector::default();
+    let got = run(&mut d, flood(healthy_then(40, 20, make), 10, junk));
+    // One junk size and one junk series evicted; the real pool kept its history.
+    assert_eq!(d.evicted(), 2);
+    assert_eq!(got, vec![("resource_exhaustion".to_owned(), 36)]);
+}
+
 /// After a restart the edge detectors start from their saved baselines:
 /// a fault in the first window after it is judged at once (a fresh detector
 /// needs its warm-up first), and bad saved state is refused, not trusted.
@@ -667,4 +725,31 @@ fn the_exact_binomial_tail() {
     assert!((tail(10, 10, 0.5) - 1.0 / 1024.0).abs() < 1e-12);
     assert!((tail(100, 5, 0.02) - 0.050_830).abs() < 1e-5, "{}", tail(100, 5, 0.02));
     assert_eq!(tail(5, 6, 0.5), 0.0);
+}
+
+/// The edge detectors kept one state per interaction ever seen (and one
+/// ingress per service), never removed. Past `MAX_TRACKED_KEYS` the least
+/// recently seen eighth goes at once, with the ingress entries only they used.
+#[test]
+fn the_edge_detector_table_is_capped_and_evicts_the_least_recently_seen() {
+    let mut d = EdgeDetectors::default();
+    let n = super::MAX_TRACKED_KEYS;
+    for i in 0..n {
+        d.observe(&edge("web", &format!("svc-{i}"), 0, 100, 0, 0, 0, 10.0), at(0));
+    }
+    // svc-0 is seen again: now svc-1 … are the least recently seen.
+    d.observe(&edge("web", "svc-0", 1, 100, 0, 0, 0, 10.0), at(1));
+    d.observe(&edge("web", "new", 1, 100, 0, 0, 0, 10.0), at(1));
+    assert_eq!(d.evicted(), (n / 8) as u64);
+    let saved = d.learned().unwrap();
+    let callees: std::collections::BTreeSet<String> =
+        saved["edges"].as_array().unwrap().iter().map(|e| e["interaction"]["callee"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(callees.len(), n - n / 8 + 1);
+    assert!(callees.contains("svc-0") && callees.contains("new") && !callees.contains("svc-1") && !callees.contains(&format!("svc-{}", n / 8)));
+    assert!(callees.contains(&format!("svc-{}", n / 8 + 1)));
+    // Ingress entries went with them: web and the callees still tracked.
+    assert_eq!(saved["ingress"].as_array().unwrap().len(), callees.len() + 1);
+    // The survivors still work after the renumbering: svc-0's history is intact.
+    let mut d2 = d.clone();
+    assert!(d2.relearn(saved).is_ok());
 }

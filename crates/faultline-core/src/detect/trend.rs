@@ -5,10 +5,11 @@
 //!
 //! Not here: storing long series (detectors keep a short bounded window).
 
-use std::collections::{BTreeMap, VecDeque};
+use crate::bounded::LruMap;
+use std::collections::VecDeque;
 
 use super::hysteresis::{CLEAR_WINDOWS, Hysteresis, HysteresisConfig, RobustBaseline, Transition};
-use super::{Detector, finding, resource_subject, service_subject};
+use super::{Detector, MAX_TRACKED_KEYS, finding, resource_subject, service_subject};
 use crate::finding::{FailureModel, Finding};
 use crate::signal::{MetricPoint, Signal};
 use crate::time::{Duration, Timestamp};
@@ -144,8 +145,8 @@ pub struct ExhaustionDetector {
     pub min_t: f64,
     pub points: usize,
     pub hysteresis: HysteresisConfig,
-    sizes: BTreeMap<(String, String), f64>,
-    series: BTreeMap<(String, String), Track>,
+    sizes: LruMap<(String, String), f64>,
+    series: LruMap<(String, String), Track>,
     cleared: Vec<(String, crate::finding::Subject)>,
 }
 
@@ -169,8 +170,8 @@ impl Default for ExhaustionDetector {
             // horizon. One window suffices: the t gate (a 30-point fit) is
             // what rejects noise, and a used-up resource is not noise.
             hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS),
-            sizes: BTreeMap::new(),
-            series: BTreeMap::new(),
+            sizes: LruMap::new(MAX_TRACKED_KEYS),
+            series: LruMap::new(MAX_TRACKED_KEYS),
             cleared: Vec::new(),
         }
     }
@@ -178,7 +179,9 @@ impl Default for ExhaustionDetector {
 
 fn key(m: &MetricPoint) -> (String, String) {
     let svc = m.service.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
-    (svc, m.labels.get("resource").cloned().unwrap_or_default())
+    // The resource label arrives from the network: clipped like every key.
+    let res = m.labels.get("resource").map_or("", |r| crate::bounded::clip(r, crate::bounded::MAX_KEY_BYTES));
+    (svc, res.to_owned())
 }
 
 impl Detector for ExhaustionDetector {
@@ -187,6 +190,9 @@ impl Detector for ExhaustionDetector {
     }
     fn name(&self) -> &'static str {
         "resource_exhaustion"
+    }
+    fn evicted(&self) -> u64 {
+        self.sizes.evicted() + self.series.evicted()
     }
     fn take_cleared(&mut self) -> Vec<(String, crate::finding::Subject)> {
         std::mem::take(&mut self.cleared)
@@ -215,7 +221,7 @@ impl Detector for ExhaustionDetector {
             _ => return Vec::new(),
         };
         let k = (svc, if res.is_empty() { used_name.to_owned() } else { res });
-        let (q, h) = self.series.entry(k.clone()).or_default();
+        let (q, h) = self.series.get_or_insert_with(k.clone(), Track::default);
         push_bounded(q, (m.at, size - used), self.points);
         let pts: Vec<(Timestamp, f64)> = q.iter().copied().collect();
         let usage = used / size;
@@ -276,8 +282,8 @@ pub struct QueueGrowthDetector {
     /// Depth must exceed the baseline by at least this many items (20).
     pub min_depth: f64,
     pub hysteresis: HysteresisConfig,
-    capacity: BTreeMap<String, f64>,
-    series: BTreeMap<String, (Track, RobustBaseline)>,
+    capacity: LruMap<String, f64>,
+    series: LruMap<String, (Track, RobustBaseline)>,
     cleared: Vec<(String, crate::finding::Subject)>,
 }
 
@@ -289,8 +295,8 @@ impl Default for QueueGrowthDetector {
             // value = excess over max(min_depth, 4 MAD, baseline): the queue at
             // least doubled; 2 windows to fire, 3 to clear.
             hysteresis: HysteresisConfig::counted(1.0, 0.5, 2, CLEAR_WINDOWS),
-            capacity: BTreeMap::new(),
-            series: BTreeMap::new(),
+            capacity: LruMap::new(MAX_TRACKED_KEYS),
+            series: LruMap::new(MAX_TRACKED_KEYS),
             cleared: Vec::new(),
         }
     }
@@ -302,6 +308,9 @@ impl Detector for QueueGrowthDetector {
     }
     fn name(&self) -> &'static str {
         "queue_growth"
+    }
+    fn evicted(&self) -> u64 {
+        self.capacity.evicted() + self.series.evicted()
     }
     fn take_cleared(&mut self) -> Vec<(String, crate::finding::Subject)> {
         std::mem::take(&mut self.cleared)
@@ -319,7 +328,7 @@ impl Detector for QueueGrowthDetector {
             self.capacity.insert(svc, m.value);
             return Vec::new();
         }
-        let ((q, h), base) = self.series.entry(svc.clone()).or_insert_with(|| (Track::default(), RobustBaseline::new(60, 5)));
+        let ((q, h), base) = self.series.get_or_insert_with(svc.clone(), || (Track::default(), RobustBaseline::new(60, 5)));
         push_bounded(q, (m.at, m.value), self.points);
         let pts: Vec<(Timestamp, f64)> = q.iter().copied().collect();
         let slope = deriv(&pts).unwrap_or(0.0);

@@ -25,7 +25,7 @@ pub struct ZonePartitionDetector {
     pub healthy_ratio: f64,
     pub min_requests: u64,
     pub hysteresis: HysteresisConfig,
-    state: BTreeMap<(Interaction, String, String), Hysteresis>,
+    state: crate::bounded::LruMap<(Interaction, String, String), Hysteresis>,
     cleared: Vec<(String, Subject)>,
 }
 
@@ -38,7 +38,7 @@ impl Default for ZonePartitionDetector {
             // value = (cross − same) / cross_error_ratio, zero unless the same
             // zone is healthy: fire at 1, clear under 0.5.
             hysteresis: HysteresisConfig::counted(1.0, 0.5, 1, CLEAR_WINDOWS),
-            state: BTreeMap::new(),
+            state: crate::bounded::LruMap::new(super::MAX_TRACKED_KEYS),
             cleared: Vec::new(),
         }
     }
@@ -63,6 +63,9 @@ fn split(w: &EdgeWindow) -> (CrossZone<'_>, (u64, u64)) {
 impl Detector for ZonePartitionDetector {
     fn name(&self) -> &'static str {
         "zone_partition"
+    }
+    fn evicted(&self) -> u64 {
+        self.state.evicted()
     }
     fn take_cleared(&mut self) -> Vec<(String, Subject)> {
         std::mem::take(&mut self.cleared)
@@ -89,7 +92,7 @@ impl Detector for ZonePartitionDetector {
             if !known && value <= 0.0 {
                 continue; // keep state only for pairs that ever looked bad
             }
-            let h = self.state.entry(key).or_default();
+            let h = self.state.get_or_insert_with(key, Hysteresis::default);
             let subject = || Subject::Interaction { interaction: w.interaction.clone() };
             match h.update(&self.hysteresis, value, now) {
                 Transition::Fired { since } => {

@@ -21,10 +21,17 @@
 //!   [`LatencySketch`] and in-flight at the window's end. Per service: ingress
 //!   (its SERVER/CONSUMER spans). Metric points are windowed per service.
 //! - **Bounded memory**: windows older than the retention are dropped,
-//!   interactions unseen for `idle_timeout` age out, each service may have at
-//!   most `max_interactions_per_service` interactions and
-//!   `max_metric_series_per_service` metric series, the join buffer holds at
-//!   most `max_pending` halves; every drop is counted in [`GraphCounters`].
+//!   interactions, metric series and services unseen for `idle_timeout` age
+//!   out. The tables are capped in total — `max_services`, `max_interactions`,
+//!   `max_metric_series` — and a full table evicts its least recently seen
+//!   entry to make room (an evicted service takes its interactions, ingress
+//!   and series with it), so junk never locks a real newcomer out. Per
+//!   service, at most `max_interactions_per_service` interactions and
+//!   `max_metric_series_per_service` series (those refuse: one service's
+//!   cardinality cannot push the others out). Names and label values are
+//!   clipped ([`crate::bounded`]); the join buffer holds at most
+//!   `max_pending` halves. Every eviction and refusal is counted in
+//!   [`GraphCounters`].
 //!
 //! Not here: decoding wire formats, threads, or the clock.
 
@@ -37,7 +44,7 @@ mod query;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use crate::ids::ServiceName;
@@ -70,8 +77,18 @@ pub struct GraphConfig {
     pub idle_timeout: Duration,
     /// Spans ending further than this in the future (clock skew) are rejected (default 5 min).
     pub max_future_skew: Duration,
+    /// Most services (and uninstrumented dependencies) held; a new one
+    /// evicts the least recently seen (default 10,000).
     pub max_services: usize,
+    /// Most interactions held in total; a new one evicts the least recently
+    /// seen (default 20,000).
+    pub max_interactions: usize,
+    /// Most metric series held in total; a new one evicts the least recently
+    /// seen (default 50,000).
+    pub max_metric_series: usize,
+    /// Most interactions one service calls; more are refused (default 1,000).
     pub max_interactions_per_service: usize,
+    /// Most metric series of one service; more are refused (default 5,000).
     pub max_metric_series_per_service: usize,
     /// Most span halves waiting in the join buffer.
     pub max_pending: usize,
@@ -88,6 +105,8 @@ impl Default for GraphConfig {
             idle_timeout: Duration::from_mins(60),
             max_future_skew: Duration::from_mins(5),
             max_services: 10_000,
+            max_interactions: 20_000,
+            max_metric_series: 50_000,
             max_interactions_per_service: 1_000,
             max_metric_series_per_service: 5_000,
             max_pending: 500_000,
@@ -117,8 +136,19 @@ pub struct GraphCounters {
     pub retries_detected: u64,
     /// New interactions refused by `max_interactions_per_service`.
     pub interactions_dropped: u64,
-    /// New services refused by `max_services`.
+    /// New services refused: `max_services` evicted services are still
+    /// waiting for their join-buffer halves to resolve (two join windows).
     pub services_dropped: u64,
+    /// Services evicted (least recently seen) to make room under `max_services`.
+    pub services_evicted: u64,
+    /// Services unseen for `idle_timeout`, forgotten.
+    pub services_aged_out: u64,
+    /// Interactions evicted (least recently seen) under `max_interactions`,
+    /// or with an evicted service.
+    pub interactions_evicted: u64,
+    /// Metric series evicted (least recently seen) under `max_metric_series`,
+    /// or with an evicted service.
+    pub metric_series_evicted: u64,
     pub interactions_aged_out: u64,
     pub metric_points_observed: u64,
     pub metric_series_dropped: u64,
@@ -201,8 +231,16 @@ pub(crate) struct ServiceEntry {
     /// Emits spans itself (rather than being named by its callers).
     pub instrumented: bool,
     pub last_seen_ms: i64,
+    /// Interactions this service calls (for `max_interactions_per_service`).
     pub interactions: usize,
     pub metric_series: usize,
+    /// False once evicted: the slot waits in quarantine until no join-buffer
+    /// half can still name it, then is reused.
+    pub live: bool,
+    /// Edge slots with this service at either end, and its metric series'
+    /// keys: an eviction removes them without scanning every table.
+    edges: HashSet<u32, FxBuild>,
+    series_keys: HashSet<u64, FxBuild>,
 }
 
 #[derive(Clone, Debug)]
@@ -358,6 +396,15 @@ pub struct DependencyGraph {
     previous: Generation,
     rotated_at_ms: i64,
     counters: GraphCounters,
+    /// Least-recently-seen orders: (last seen ms, key).
+    service_order: BTreeSet<(i64, Sid)>,
+    edge_order: BTreeSet<(i64, u32)>,
+    metric_order: BTreeSet<(i64, (Sid, u64))>,
+    /// Evicted service slots and the rotation count at eviction: a slot is
+    /// reused only after two rotations, when every half naming it is resolved.
+    quarantine: VecDeque<(Sid, u64)>,
+    free_sids: Vec<Sid>,
+    rotations: u64,
 }
 
 impl Default for DependencyGraph {
@@ -384,16 +431,7 @@ fn ns_to_ms(ns: u64) -> i64 {
     (ns / 1_000_000).min(i64::MAX as u64) as i64
 }
 
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+use crate::bounded::clip as truncate;
 
 /// The most bytes of a span name kept as an operation.
 const MAX_OPERATION_LEN: usize = 128;
@@ -438,6 +476,12 @@ impl DependencyGraph {
             previous: Generation::default(),
             rotated_at_ms: i64::MIN,
             counters: GraphCounters::default(),
+            service_order: BTreeSet::new(),
+            edge_order: BTreeSet::new(),
+            metric_order: BTreeSet::new(),
+            quarantine: VecDeque::new(),
+            free_sids: Vec::new(),
+            rotations: 0,
         }
     }
 
@@ -477,7 +521,11 @@ impl DependencyGraph {
     fn intern_service(&mut self, name: &str, kind: ServiceKind, instrumented: bool, now_ms: i64) -> Option<Sid> {
         if let Some(&id) = self.service_ids.get(name) {
             let e = &mut self.services[id as usize];
-            e.last_seen_ms = e.last_seen_ms.max(now_ms);
+            if now_ms > e.last_seen_ms {
+                self.service_order.remove(&(e.last_seen_ms, id));
+                self.service_order.insert((now_ms, id));
+                e.last_seen_ms = now_ms;
+            }
             if instrumented && !e.instrumented {
                 e.instrumented = true;
                 e.kind = ServiceKind::Service;
@@ -488,15 +536,105 @@ impl DependencyGraph {
             self.counters.spans_invalid_service += 1;
             return None;
         };
-        if self.services.len() >= self.cfg.max_services {
-            self.counters.services_dropped += 1;
-            return None;
+        if self.service_ids.len() >= self.cfg.max_services.max(1) {
+            if self.quarantine.len() >= self.cfg.max_services.max(1) {
+                // Bounds the dead slots: a flood of new names faster than the
+                // join buffer turns over is refused for at most two join windows.
+                self.counters.services_dropped += 1;
+                return None;
+            }
+            // pop_first, then evict: an order entry never outlives its pop.
+            if let Some((_, oldest)) = self.service_order.pop_first() {
+                self.evict_service(oldest);
+                self.counters.services_evicted += 1;
+            }
         }
-        let id = self.services.len() as Sid;
+        while let Some(&(sid, at)) = self.quarantine.front()
+            && self.rotations >= at + 2
+        {
+            self.quarantine.pop_front();
+            self.free_sids.push(sid);
+        }
         let kind = if instrumented { ServiceKind::Service } else { kind };
-        self.services.push(ServiceEntry { name: sn, kind, instrumented, last_seen_ms: now_ms, interactions: 0, metric_series: 0 });
+        let entry = ServiceEntry {
+            name: sn,
+            kind,
+            instrumented,
+            last_seen_ms: now_ms,
+            interactions: 0,
+            metric_series: 0,
+            live: true,
+            edges: HashSet::default(),
+            series_keys: HashSet::default(),
+        };
+        let id = match self.free_sids.pop() {
+            Some(id) => {
+                self.services[id as usize] = entry;
+                id
+            }
+            None => {
+                self.services.push(entry);
+                (self.services.len() - 1) as Sid
+            }
+        };
         self.service_ids.insert(name.into(), id);
+        self.service_order.insert((now_ms, id));
         Some(id)
+    }
+
+    /// Forgets a service with its interactions (either end), ingress and
+    /// metric series; its slot is quarantined until no half can name it.
+    fn evict_service(&mut self, sid: Sid) {
+        let e = &mut self.services[sid as usize];
+        if !e.live {
+            return;
+        }
+        e.live = false;
+        self.service_order.remove(&(e.last_seen_ms, sid));
+        self.service_ids.remove(e.name.as_str());
+        let edges = std::mem::take(&mut e.edges);
+        let keys = std::mem::take(&mut e.series_keys);
+        self.counters.interactions_evicted += edges.len() as u64;
+        self.counters.metric_series_evicted += keys.len() as u64;
+        for idx in edges {
+            self.remove_edge(idx);
+        }
+        for k in keys {
+            self.remove_metric((sid, k));
+        }
+        self.ingress.remove(&sid);
+        self.quarantine.push_back((sid, self.rotations));
+    }
+
+    /// Marks an interaction seen at `ms`, keeping its place in the eviction order.
+    pub(crate) fn touch_edge(&mut self, idx: u32, ms: i64) {
+        let Some(edge) = self.edges.get_mut(idx as usize).and_then(Option::as_mut) else { return };
+        if edge.series.last_seen_ms != ms {
+            self.edge_order.remove(&(edge.series.last_seen_ms, idx));
+            self.edge_order.insert((ms, idx));
+            edge.series.last_seen_ms = ms;
+        }
+    }
+
+    /// Removes one interaction from every index.
+    fn remove_edge(&mut self, idx: u32) {
+        let Some(e) = self.edges.get_mut(idx as usize).and_then(Option::take) else { return };
+        self.free_edges.push(idx);
+        self.edge_ids.remove(&(e.caller, e.callee, e.op));
+        self.edge_order.remove(&(e.series.last_seen_ms, idx));
+        let caller = &mut self.services[e.caller as usize];
+        caller.interactions = caller.interactions.saturating_sub(1);
+        caller.edges.remove(&idx);
+        self.services[e.callee as usize].edges.remove(&idx);
+    }
+
+    /// Removes one metric series from every index.
+    fn remove_metric(&mut self, key: (Sid, u64)) {
+        let Some(m) = self.metrics.remove(&key) else { return };
+        self.metric_order.remove(&(m.series.last_seen_ms, key));
+        let s = &mut self.services[key.0 as usize];
+        s.metric_series = s.metric_series.saturating_sub(1);
+        s.series_keys.remove(&key.1);
     }
 
     fn in_range(&self, at_ms: i64, now_ms: i64) -> bool {
@@ -771,11 +909,15 @@ impl DependencyGraph {
             self.counters.spans_out_of_range += 1;
             return;
         }
+        if !self.services[call.caller as usize].live || !self.services[call.callee as usize].live {
+            // A half that waited while its service was evicted.
+            return;
+        }
         let wlen = self.window_ms();
         let Some(idx) = self.edge_index(call.caller, call.callee, call.operation, now_ms) else { return };
         // Invariant: edge_index returns the index of an occupied slot.
+        self.touch_edge(idx, now_ms);
         let Some(edge) = self.edges[idx as usize].as_mut() else { return };
-        edge.series.last_seen_ms = now_ms;
         let w = align(at_ms, wlen);
         if w < edge.series.emitted_before_ms {
             self.counters.late_after_emit += 1;
@@ -816,12 +958,16 @@ impl DependencyGraph {
         if let Some(&i) = self.edge_ids.get(&(caller, callee, op)) {
             return Some(i);
         }
-        let svc = &mut self.services[caller as usize];
-        if svc.interactions >= self.cfg.max_interactions_per_service {
+        if self.services[caller as usize].interactions >= self.cfg.max_interactions_per_service {
             self.counters.interactions_dropped += 1;
             return None;
         }
-        svc.interactions += 1;
+        if self.edge_ids.len() >= self.cfg.max_interactions.max(1)
+            && let Some((_, oldest)) = self.edge_order.pop_first()
+        {
+            self.remove_edge(oldest);
+            self.counters.interactions_evicted += 1;
+        }
         let e = EdgeSeries { caller, callee, op, series: Series::new(now_ms) };
         let idx = if let Some(i) = self.free_edges.pop() {
             self.edges[i as usize] = Some(e);
@@ -831,6 +977,11 @@ impl DependencyGraph {
             (self.edges.len() - 1) as u32
         };
         self.edge_ids.insert((caller, callee, op), idx);
+        self.edge_order.insert((now_ms, idx));
+        let svc = &mut self.services[caller as usize];
+        svc.interactions += 1;
+        svc.edges.insert(idx);
+        self.services[callee as usize].edges.insert(idx);
         Some(idx)
     }
 
@@ -860,6 +1011,7 @@ impl DependencyGraph {
     /// Resolves every half in the previous generation and ages the current one.
     fn rotate(&mut self, now_ms: i64) {
         let old = std::mem::replace(&mut self.previous, std::mem::take(&mut self.current));
+        self.rotations += 1;
         self.rotated_at_ms = now_ms;
         for (_, out) in old.outs {
             if out.paired {
@@ -939,9 +1091,22 @@ impl DependencyGraph {
     /// Feeds samples of one series without building a `MetricPoint` per
     /// sample (the remote-write path). `labels` must be sorted by name and
     /// unique (as remote-write requires); otherwise the series is refused.
+    /// Names and values longer than [`crate::bounded`]'s limits are clipped,
+    /// and at most `MAX_LABELS` labels are kept.
     pub fn observe_metric_samples(&mut self, name: &str, labels: &[(&str, &str)], service: Option<&str>, samples: &[(Timestamp, f64)], now: Timestamp) {
+        use crate::bounded::{MAX_LABEL_NAME_BYTES, MAX_LABEL_VALUE_BYTES, MAX_LABELS};
         let now_ms = now.as_millis();
         self.counters.metric_points_observed += samples.len() as u64;
+        let clipped: Vec<(&str, &str)>;
+        let (name, labels) = if name.len() > MAX_LABEL_NAME_BYTES
+            || labels.len() > MAX_LABELS
+            || labels.iter().any(|(k, v)| k.len() > MAX_LABEL_NAME_BYTES || v.len() > MAX_LABEL_VALUE_BYTES)
+        {
+            clipped = labels.iter().take(MAX_LABELS).map(|(k, v)| (truncate(k, MAX_LABEL_NAME_BYTES), truncate(v, MAX_LABEL_VALUE_BYTES))).collect();
+            (truncate(name, MAX_LABEL_NAME_BYTES), &clipped[..])
+        } else {
+            (name, labels)
+        };
         if labels.windows(2).any(|w| w[0].0 >= w[1].0) {
             self.counters.metric_series_dropped += 1;
             return;
@@ -956,14 +1121,22 @@ impl DependencyGraph {
         let key = (sid, fx((name, labels)));
         let wlen = self.window_ms();
         if !self.metrics.contains_key(&key) {
-            let svc = &mut self.services[sid as usize];
-            if svc.metric_series >= self.cfg.max_metric_series_per_service {
+            if self.services[sid as usize].metric_series >= self.cfg.max_metric_series_per_service {
                 self.counters.metric_series_dropped += 1;
                 return;
             }
+            if self.metrics.len() >= self.cfg.max_metric_series.max(1)
+                && let Some((_, oldest)) = self.metric_order.pop_first()
+            {
+                self.remove_metric(oldest);
+                self.counters.metric_series_evicted += 1;
+            }
+            let svc = &mut self.services[sid as usize];
             svc.metric_series += 1;
+            svc.series_keys.insert(key.1);
             let owned: BTreeMap<String, String> = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
             self.metrics.insert(key, MetricSeries { service: sid, name: name.to_owned(), labels: owned, series: Series::new(now_ms) });
+            self.metric_order.insert((now_ms, key));
         }
         let lo = now_ms.saturating_sub(self.cfg.retention.as_millis());
         let hi = now_ms.saturating_add(self.cfg.max_future_skew.as_millis());
@@ -974,7 +1147,11 @@ impl DependencyGraph {
             self.counters.metric_series_dropped += 1;
             return;
         }
-        m.series.last_seen_ms = now_ms;
+        if m.series.last_seen_ms != now_ms {
+            self.metric_order.remove(&(m.series.last_seen_ms, key));
+            self.metric_order.insert((now_ms, key));
+            m.series.last_seen_ms = now_ms;
+        }
         for &(at, value) in samples {
             let at_ms = at.as_millis();
             if at_ms < lo || at_ms > hi {
@@ -1013,12 +1190,7 @@ impl DependencyGraph {
             let Some(e) = self.edges[i].as_mut() else { continue };
             e.series.prune(cutoff);
             if e.series.last_seen_ms < idle_cutoff || e.series.windows.is_empty() && e.series.last_seen_ms < cutoff {
-                let (caller, callee, op) = (e.caller, e.callee, e.op);
-                self.edges[i] = None;
-                self.free_edges.push(i as u32);
-                self.edge_ids.remove(&(caller, callee, op));
-                let svc = &mut self.services[caller as usize];
-                svc.interactions = svc.interactions.saturating_sub(1);
+                self.remove_edge(i as u32);
                 self.counters.interactions_aged_out += 1;
                 continue;
             }
@@ -1056,16 +1228,21 @@ impl DependencyGraph {
             s.prune(cutoff);
             s.last_seen_ms >= idle_cutoff
         });
-        let services = &mut self.services;
-        self.metrics.retain(|_, m| {
+        // The orders are by last seen: the idle are at the front.
+        while let Some(&(seen, key)) = self.metric_order.first()
+            && seen < idle_cutoff
+        {
+            self.remove_metric(key);
+        }
+        for m in self.metrics.values_mut() {
             m.series.prune(cutoff);
-            let keep = m.series.last_seen_ms >= idle_cutoff;
-            if !keep {
-                let s = &mut services[m.service as usize];
-                s.metric_series = s.metric_series.saturating_sub(1);
-            }
-            keep
-        });
+        }
+        while let Some(&(seen, sid)) = self.service_order.first()
+            && seen < idle_cutoff
+        {
+            self.evict_service(sid);
+            self.counters.services_aged_out += 1;
+        }
         out.sort_by(|a, b| match (a, b) {
             (Signal::Edge(x), Signal::Edge(y)) => (x.start, &x.interaction).cmp(&(y.start, &y.interaction)),
             _ => std::cmp::Ordering::Equal,

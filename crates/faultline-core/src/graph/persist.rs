@@ -87,6 +87,7 @@ impl DependencyGraph {
         let services = self
             .services
             .iter()
+            .filter(|s| s.live)
             .map(|s| SavedService { name: s.name.as_str().to_owned(), kind: s.kind, instrumented: s.instrumented, last_seen_ms: s.last_seen_ms })
             .collect();
         let edges = self
@@ -159,9 +160,11 @@ impl DependencyGraph {
                 continue;
             };
             report.edges += 1;
+            if self.edges[idx as usize].as_ref().is_some_and(|e| e.series.last_seen_ms < seen) {
+                self.touch_edge(idx, seen);
+            }
             // Invariant: edge_index returns the index of an occupied slot.
             let Some(edge) = self.edges[idx as usize].as_mut() else { continue };
-            edge.series.last_seen_ms = edge.series.last_seen_ms.max(seen);
             let mut emitted = edge.series.emitted_before_ms;
             for w in e.windows {
                 let aligned = w.start_ms == align(w.start_ms, wlen);

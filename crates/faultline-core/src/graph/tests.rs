@@ -532,6 +532,97 @@ fn findings_on_an_edge_carry_exemplar_trace_ids_of_its_failing_calls() {
     assert!(f.evidence.exemplar_trace_ids.iter().all(|t| failing.contains(t)), "{:?}", f.evidence.exemplar_trace_ids);
 }
 
+/// A root server span: the service is learned (ingress only).
+fn root(service: &str, trace: u8, at: i64) -> B {
+    span(service, SpanKind::Server, "GET /", trace, 1, None).at(at, 5.0)
+}
+
+#[test]
+fn a_full_service_table_evicts_the_least_recently_seen_and_accepts_a_real_newcomer() {
+    let mut g = DependencyGraph::new(GraphConfig { max_services: 3, ..GraphConfig::default() });
+    // A real service, then junk filling the table, then the real one seen again.
+    feed(&mut g, vec![root("checkout", 1, T0)], T0 + 10);
+    feed(&mut g, vec![root("junk-1", 2, T0), root("junk-2", 3, T0)], T0 + 20);
+    feed(&mut g, vec![root("checkout", 4, T0 + 25)], T0 + 30);
+    // More junk evicts the least recently seen — junk-1 — not checkout.
+    feed(&mut g, vec![root("junk-3", 5, T0 + 35)], T0 + 40);
+    assert!(g.service("junk-1", ms(T0), ms(T0 + 3_600_000)).is_none());
+    assert!(g.service("checkout", ms(T0), ms(T0 + 3_600_000)).is_some());
+    assert_eq!(g.counters().services_evicted, 1);
+    // A real new service is accepted at once (before this fix it was refused
+    // until the junk aged out, an hour later).
+    feed(&mut g, vec![root("payments", 6, T0 + 45)], T0 + 50);
+    assert!(g.service("payments", ms(T0), ms(T0 + 3_600_000)).is_some());
+    assert_eq!(g.counters().services_evicted, 2);
+    assert_eq!(g.counters().services_dropped, 0);
+}
+
+#[test]
+fn an_evicted_service_takes_its_interactions_and_a_waiting_half_is_not_misattributed() {
+    let mut g = DependencyGraph::new(GraphConfig { max_services: 2, ..GraphConfig::default() });
+    let client = span("web", SpanKind::Client, "GET", 1, 2, Some(1)).at(T0 + 100, 20.0);
+    let server = span("api", SpanKind::Server, "GET /x", 1, 3, Some(2)).at(T0 + 102, 15.0);
+    feed(&mut g, vec![client, server], T0 + 1000);
+    assert_eq!(edges(&g), vec![e("web → api (GET /x)", 1, 0, 0, 0)]);
+    // A client half of "web" waits in the join buffer; then two newcomers
+    // evict both services (and their edge).
+    feed(&mut g, vec![span("web", SpanKind::Client, "GET", 9, 2, Some(1)).at(T0 + 1500, 5.0)], T0 + 1500);
+    feed(&mut g, vec![root("new-a", 7, T0 + 2000)], T0 + 2000);
+    feed(&mut g, vec![root("new-b", 8, T0 + 2000)], T0 + 2001);
+    assert_eq!(edges(&g), vec![]);
+    assert_eq!(g.counters().interactions_evicted, 1);
+    // The waiting half's server arrives: "api" is new again, "web" is gone —
+    // the call is not recorded under whichever service took web's slot.
+    feed(&mut g, vec![span("api", SpanKind::Server, "GET /x", 9, 3, Some(2)).at(T0 + 1502, 1.0)], T0 + 2500);
+    assert!(edges(&g).iter().all(|(name, ..)| !name.contains("new-")), "{:?}", edges(&g));
+}
+
+#[test]
+fn a_full_interaction_table_evicts_the_least_recently_seen_interaction() {
+    let mut g = DependencyGraph::new(GraphConfig { max_interactions: 2, ..GraphConfig::default() });
+    let call = |callee: &str, trace: u8, at: i64| {
+        vec![span("web", SpanKind::Client, "GET", trace, 2, Some(1)).at(at, 5.0), span(callee, SpanKind::Server, "GET /", trace, 3, Some(2)).at(at + 1, 3.0)]
+    };
+    feed(&mut g, call("a", 1, T0), T0 + 100);
+    feed(&mut g, call("b", 2, T0), T0 + 200);
+    feed(&mut g, call("a", 3, T0 + 250), T0 + 300);
+    feed(&mut g, call("c", 4, T0 + 350), T0 + 400);
+    let names: Vec<String> = edges(&g).into_iter().map(|x| x.0).collect();
+    assert_eq!(names, ["web → a (GET /)", "web → c (GET /)"]);
+    assert_eq!(g.counters().interactions_evicted, 1);
+}
+
+#[test]
+fn a_full_metric_table_evicts_the_least_recently_seen_series_and_clips_labels() {
+    let mut g = DependencyGraph::new(GraphConfig { max_metric_series: 2, ..GraphConfig::default() });
+    let obs = |g: &mut DependencyGraph, job: &str, v: &str, now: i64| {
+        g.observe_metric_samples("up", &[("job", job), ("v", v)], None, &[(ms(now), 1.0)], ms(now));
+    };
+    obs(&mut g, "api", "1", T0);
+    obs(&mut g, "api", "2", T0 + 10);
+    obs(&mut g, "api", "1", T0 + 20);
+    obs(&mut g, "api", "3", T0 + 30);
+    let s = g.service("api", ms(T0), ms(T0 + 60_000)).unwrap();
+    let vs: Vec<&str> = s.metrics.iter().map(|m| m.labels["v"].as_str()).collect();
+    assert_eq!(vs, ["1", "3"]);
+    assert_eq!(g.counters().metric_series_evicted, 1);
+    // A megabyte label value is kept clipped, not whole.
+    let huge = "x".repeat(1 << 20);
+    obs(&mut g, "api", &huge, T0 + 40);
+    let s = g.service("api", ms(T0), ms(T0 + 60_000)).unwrap();
+    assert!(s.metrics.iter().all(|m| m.labels["v"].len() <= crate::bounded::MAX_LABEL_VALUE_BYTES));
+    assert!(s.metrics.iter().any(|m| m.labels["v"].starts_with("xxx")));
+}
+
+#[test]
+fn idle_services_age_out() {
+    let mut g = DependencyGraph::default();
+    feed(&mut g, vec![root("once", 1, T0)], T0 + 10);
+    g.tick(ms(T0 + 10 + 3_600_001));
+    assert!(g.service("once", ms(T0), ms(T0 + 3_600_000)).is_none());
+    assert_eq!(g.counters().services_aged_out, 1);
+}
+
 /// The graph survives a restart: a snapshot through JSON restores the
 /// services and the recent windows (same counts and p99), restored windows
 /// are not emitted to the detectors a second time, and a snapshot entry that

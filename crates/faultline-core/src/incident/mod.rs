@@ -259,9 +259,13 @@ pub enum IncidentEvent {
         title: String,
     },
     /// The correlator attached a symptom (a finding or an external alert).
+    /// An alert's labels come along (bounded), so routing can match on what
+    /// the sender said (`alertname`, `service`, …) as Alertmanager does.
     SymptomAttached {
         member: String,
         evidence: String,
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        labels: BTreeMap<String, String>,
     },
     /// A symptom stopped holding.
     SymptomCleared {

@@ -226,7 +226,8 @@ proptest! {
 /// the symptom.
 #[test]
 fn a_symptom_for_a_resolved_incident_reopens_it_first() {
-    let symptom = || Command::Record(IncidentEvent::SymptomAttached { member: "alertmanager alert f00d".into(), evidence: String::new() });
+    let symptom =
+        || Command::Record(IncidentEvent::SymptomAttached { member: "alertmanager alert f00d".into(), evidence: String::new(), labels: BTreeMap::new() });
     let (inc, _, results) = run(vec![Command::Resolve { note: None }, symptom()]);
     assert_eq!(results, ["ok", "cannot attach a symptom to an incident that is resolved"]);
     let events = inc.decide_correlated(symptom()).unwrap();

@@ -204,7 +204,9 @@ async fn symptoms_after_the_page_only_move_the_cursor() {
     d.step(t(0)).await.unwrap();
     let after_page = store.incident(id).await.unwrap().unwrap().1.len();
     let correlator = Actor::System("correlator".into());
-    let symptom = |i: usize| Command::Record(IncidentEvent::SymptomAttached { member: format!("alertmanager alert fp{i}"), evidence: String::new() });
+    let symptom = |i: usize| {
+        Command::Record(IncidentEvent::SymptomAttached { member: format!("alertmanager alert fp{i}"), evidence: String::new(), labels: BTreeMap::new() })
+    };
     for i in 0..50 {
         commands::execute(&store, id, symptom(i), correlator.clone(), t(10)).await.unwrap();
     }
@@ -462,4 +464,30 @@ async fn an_exhausted_policy_pages_its_fallback_and_the_timeline_says_so() {
     let (_, timeline) = store.incident(id).await.unwrap().unwrap();
     let want = "escalation: payments: escalation policy payments exhausted: nobody acknowledged after 1 round(s); fallback notified: carol (via user:carol)";
     assert!(notes(&timeline).contains(&want.to_owned()), "{:#?}", notes(&timeline));
+}
+
+/// Routes match what the alert said, as Alertmanager's tree would: a route
+/// on `alertname="SearchLatency"` catches the incident its alert opened,
+/// though the incident's title is longer (it saw the title, then the
+/// fingerprint, before).
+#[tokio::test]
+async fn routes_match_the_alerts_own_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::open_sqlite(dir.path()).await.unwrap();
+    let mut s = setup();
+    let routing: faultline_core::routing::RoutingConfig = serde_json::from_value(serde_json::json!({
+        "route": {"receiver": "default", "routes": [{"matchers": ["alertname=\"SearchLatency\"", "region=\"eu\""], "receiver": "search", "escalation_policy": "search"}]}
+    }))
+    .unwrap();
+    s.router = Some(routing.build().unwrap());
+    let search: EscalationPolicy =
+        serde_json::from_value(serde_json::json!({"name": "search", "levels": [{"delay_minutes": 5, "targets": [{"team": "search"}]}]})).unwrap();
+    s.policies.insert("search".into(), search);
+    let d = driver(&store, s);
+    let id = open(&store, "SearchLatency on search-api: p99 above 2 s", t(0)).await;
+    let labels = BTreeMap::from([("alertname".to_owned(), "SearchLatency".to_owned()), ("region".to_owned(), "eu".to_owned())]);
+    let symptom = IncidentEvent::SymptomAttached { member: "alertmanager alert 9e80".into(), evidence: String::new(), labels };
+    commands::execute(&store, id, Command::Record(symptom), Actor::System("correlator".into()), t(0)).await.unwrap();
+    d.step(t(0)).await.unwrap();
+    assert_eq!(pages(&store, id).await, [("carol".to_owned(), "trigger".to_owned())], "the alertname route's policy pages the search team");
 }

@@ -46,8 +46,23 @@ const MAX_SUMMARY: usize = 1024;
 /// Longest dedup key (PagerDuty's limit).
 const MAX_DEDUP_KEY: usize = 255;
 /// Labels per alert and bytes per label: bounded so an alert cannot grow memory.
-const MAX_LABELS: usize = 64;
-const MAX_LABEL_BYTES: usize = 1024;
+const MAX_LABELS: usize = faultline_core::bounded::MAX_LABELS;
+const MAX_LABEL_BYTES: usize = faultline_core::bounded::MAX_LABEL_VALUE_BYTES;
+/// Most label bytes of one alert in all: with the correlator's member cap
+/// (`max_members`, 20,000) this bounds what alerts held can take (≈ 160 MiB).
+const MAX_ALERT_LABEL_BYTES: usize = 8 << 10;
+/// Longest identifier (fingerprint, routing key, probe name or location):
+/// refused rather than clipped, since clipping would merge distinct alerts.
+const MAX_KEY_BYTES: usize = faultline_core::bounded::MAX_KEY_BYTES;
+/// Most failure reasons kept per pushed probe result.
+const MAX_PROBE_FAILURES: usize = 16;
+
+/// An identifier from the network longer than `MAX_KEY_BYTES` is an error.
+fn bounded_key(field: &str, key: &str, errors: &mut Vec<String>) {
+    if key.len() > MAX_KEY_BYTES {
+        errors.push(format!("{field}: at most {MAX_KEY_BYTES} bytes"));
+    }
+}
 
 /// Alertmanager's fingerprint: FNV-1a 64 over label names and values sorted
 /// by name, each followed by the 0xFF separator byte, as 16 hex digits.
@@ -102,6 +117,9 @@ fn bounded_labels(field: &str, labels: BTreeMap<String, String>, errors: &mut Ve
     }
     if labels.iter().any(|(k, v)| k.len() + v.len() > MAX_LABEL_BYTES) {
         errors.push(format!("{field}: a label is longer than {MAX_LABEL_BYTES} bytes"));
+    }
+    if labels.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() > MAX_ALERT_LABEL_BYTES {
+        errors.push(format!("{field}: more than {MAX_ALERT_LABEL_BYTES} bytes of labels in all"));
     }
     labels
 }
@@ -205,6 +223,9 @@ pub fn decode_am_webhook(body: &[u8], now: Timestamp) -> Result<Vec<ExternalAler
             errs.push(format!("alerts[{i}].labels: at least one label is required"));
         }
         let labels = bounded_labels(&format!("alerts[{i}].labels"), a.labels, &mut errs);
+        if let Some(f) = &a.fingerprint {
+            bounded_key(&format!("alerts[{i}].fingerprint"), f, &mut errs);
+        }
         let starts_at = parse_time(&format!("alerts[{i}].startsAt"), a.starts_at.as_deref(), &mut errs).unwrap_or(now);
         let ends_at = parse_time(&format!("alerts[{i}].endsAt"), a.ends_at.as_deref(), &mut errs);
         if !errs.is_empty() {
@@ -242,6 +263,7 @@ pub fn decode_pd(body: &[u8], now: Timestamp, new_key: impl FnOnce() -> String) 
     if routing_key.is_empty() {
         errors.push("routing_key: required".into());
     }
+    bounded_key("routing_key", &routing_key, &mut errors);
     let action = str_field(&v, "event_action").unwrap_or_default();
     if !matches!(action.as_str(), "trigger" | "acknowledge" | "resolve") {
         errors.push(format!("event_action: {action:?} must be trigger, acknowledge or resolve"));
@@ -345,9 +367,13 @@ pub fn decode_generic(body: &[u8], now: Timestamp) -> Result<(ExternalAlert, Str
             AlertState::Firing
         }
     };
-    let mut labels = bounded_labels("labels", a.labels, &mut errors);
+    let mut labels = a.labels;
     if let Some(s) = a.service {
         labels.insert("service".into(), s);
+    }
+    let mut labels = bounded_labels("labels", labels, &mut errors);
+    if let Some(k) = &a.dedup_key {
+        bounded_key("dedup_key", k, &mut errors);
     }
     let starts_at = parse_time("starts_at", a.starts_at.as_deref(), &mut errors).unwrap_or(now);
     if !errors.is_empty() {
@@ -549,6 +575,11 @@ pub async fn probe_results(State(state): State<AppState>, _access: IngestAccess,
             if p.probe.trim().is_empty() || p.location.trim().is_empty() {
                 errs.push(format!("[{i}]: probe and location must not be empty"));
             }
+            bounded_key(&format!("[{i}].probe"), &p.probe, &mut errs);
+            bounded_key(&format!("[{i}].location"), &p.location, &mut errs);
+            if p.failures.len() > MAX_PROBE_FAILURES || p.failures.iter().any(|f| f.len() > MAX_KEY_BYTES) {
+                errs.push(format!("[{i}].failures: at most {MAX_PROBE_FAILURES}, each at most {MAX_KEY_BYTES} bytes"));
+            }
             let at = parse_time(&format!("[{i}].at"), p.at.as_deref(), &mut errs).unwrap_or(now);
             let target = match p.target.as_deref().map(faultline_core::ServiceName::new).transpose() {
                 Ok(t) => t,
@@ -690,5 +721,29 @@ mod tests {
         assert!(decode_generic(br#"{"title":" "}"#, now()).unwrap_err()[0].starts_with("title"));
         assert!(decode_generic(br#"{"title":"x","colour":"red"}"#, now()).unwrap_err()[0].starts_with("body: unknown field \"colour\""));
         assert_eq!(a.labels["alertname"], "Disk full", "the title names the alert");
+    }
+
+    /// Identifiers that arrive from the network are bounded: before this,
+    /// a megabyte fingerprint, routing key, dedup key or service name was
+    /// held as the correlator member's key (704 MB from 150 requests).
+    #[test]
+    fn overlong_identifiers_are_refused_with_the_field_named() {
+        let long = "k".repeat(MAX_KEY_BYTES + 1);
+        let hook = format!(r#"{{"version":"4","status":"firing","alerts":[{{"status":"firing","labels":{{"a":"b"}},"fingerprint":"{long}"}}]}}"#);
+        assert_eq!(decode_am_webhook(hook.as_bytes(), now()).unwrap_err(), [format!("alerts[0].fingerprint: at most {MAX_KEY_BYTES} bytes")]);
+        let pd = format!(r#"{{"routing_key":"{long}","event_action":"trigger","payload":{{"summary":"x","source":"s","severity":"info"}}}}"#);
+        assert_eq!(decode_pd(pd.as_bytes(), now(), || "k".into()).unwrap_err(), [format!("routing_key: at most {MAX_KEY_BYTES} bytes")]);
+        let generic = format!(r#"{{"title":"x","dedup_key":"{long}"}}"#);
+        assert_eq!(decode_generic(generic.as_bytes(), now()).unwrap_err(), [format!("dedup_key: at most {MAX_KEY_BYTES} bytes")]);
+        let service = "s".repeat(MAX_LABEL_BYTES + 1);
+        let generic = format!(r#"{{"title":"x","service":"{service}"}}"#);
+        assert_eq!(decode_generic(generic.as_bytes(), now()).unwrap_err(), [format!("labels: a label is longer than {MAX_LABEL_BYTES} bytes")]);
+        let many: BTreeMap<String, String> = (0..20).map(|i| (format!("l{i}"), "v".repeat(500))).collect();
+        let body = serde_json::to_vec(&json!([{ "labels": many }])).unwrap();
+        assert_eq!(decode_am_v2(&body, now()).unwrap_err(), [format!("[0].labels: more than {MAX_ALERT_LABEL_BYTES} bytes of labels in all")]);
+        // At the limit they are accepted as they are.
+        let ok = "k".repeat(MAX_KEY_BYTES);
+        let generic = format!(r#"{{"title":"x","dedup_key":"{ok}"}}"#);
+        assert_eq!(decode_generic(generic.as_bytes(), now()).unwrap().1, ok);
     }
 }

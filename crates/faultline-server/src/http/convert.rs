@@ -11,6 +11,8 @@ use faultline_core::incident::{Incident, IncidentEvent, TimelineEvent};
 pub fn incident(inc: &Incident, timeline: Option<&[TimelineEvent]>) -> api::Incident {
     api::Incident {
         id: inc.id.to_string(),
+        // The store's, not the timeline's: filled in by `incidents::numbered`.
+        number: None,
         title: inc.title.clone(),
         public_title: inc.public_title.clone(),
         summary: inc.summary.clone(),
@@ -76,7 +78,7 @@ fn findings(timeline: &[TimelineEvent]) -> Vec<api::FindingView> {
     let mut out: Vec<api::FindingView> = Vec::new();
     for ev in timeline {
         match &ev.event {
-            IncidentEvent::SymptomAttached { member, evidence } => match out.iter_mut().find(|f| &f.member == member) {
+            IncidentEvent::SymptomAttached { member, evidence, .. } => match out.iter_mut().find(|f| &f.member == member) {
                 Some(f) => {
                     f.evidence = evidence.clone();
                     f.active = true;

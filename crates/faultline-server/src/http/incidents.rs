@@ -19,8 +19,31 @@ use super::convert;
 use super::error::{ApiError, ApiJson, OptionalJson};
 use crate::metrics::EventLabels;
 
-fn parse_id(s: &str) -> Result<IncidentId, ApiError> {
-    s.parse().map_err(|_| ApiError::bad_request("invalid_id", format!("{s:?} is not an incident id (expected a UUID)")))
+/// The incident a path names: its UUID, or its short number (`42`, `#42`,
+/// `%2342` in a URL). An unknown number is 404, like an unknown UUID.
+pub async fn resolve_id(store: &dyn faultline_store::Store, s: &str) -> Result<IncidentId, ApiError> {
+    if let Ok(id) = s.parse() {
+        return Ok(id);
+    }
+    let digits = s.trim().trim_start_matches('#');
+    match digits.parse::<u64>() {
+        Ok(n) => store.incident_by_number(n).await?.ok_or_else(|| ApiError::not_found(format!("no incident #{n}"))),
+        Err(_) => Err(ApiError::bad_request("invalid_id", format!("{s:?} is not an incident id (a UUID, or a number such as #42)"))),
+    }
+}
+
+/// The API form of incidents, with their short numbers.
+pub async fn numbered(store: &dyn faultline_store::Store, mut out: Vec<api::Incident>) -> Result<Vec<api::Incident>, ApiError> {
+    let ids: Vec<IncidentId> = out.iter().filter_map(|i| i.id.parse().ok()).collect();
+    let numbers = store.incident_numbers(&ids).await?;
+    for i in &mut out {
+        i.number = i.id.parse().ok().and_then(|id: IncidentId| numbers.get(&id).copied());
+    }
+    Ok(out)
+}
+
+async fn numbered_one(store: &dyn faultline_store::Store, one: api::Incident) -> Result<api::Incident, ApiError> {
+    Ok(numbered(store, vec![one]).await?.pop().unwrap_or_else(|| unreachable!("numbered returns what it is given")))
 }
 
 fn parse_severity(s: &str) -> Result<Severity, ApiError> {
@@ -37,7 +60,7 @@ pub async fn create(State(state): State<AppState>, admin: AdminAccess, ApiJson(b
     let incident = state.store.create_incident(id, &opened).await?;
     state.metrics.incidents_opened.inc();
     state.metrics.timeline_events.get_or_create(&EventLabels { kind: "opened" }).inc();
-    let body = convert::incident(&incident, Some(std::slice::from_ref(&opened)));
+    let body = numbered_one(state.store.as_ref(), convert::incident(&incident, Some(std::slice::from_ref(&opened)))).await?;
     Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/incidents/{id}"))], Json(body)).into_response())
 }
 
@@ -119,17 +142,18 @@ pub async fn list(
     let incidents = state.store.list_incidents(&filter).await?;
     // A full page may have a next one (at worst the next page is empty).
     let next_cursor = incidents.last().filter(|_| incidents.len() as u32 >= limit).map(cursor_of);
-    Ok(Json(api::IncidentList { incidents: incidents.iter().map(|i| convert::incident(i, None)).collect(), next_cursor }))
+    let incidents = numbered(state.store.as_ref(), incidents.iter().map(|i| convert::incident(i, None)).collect()).await?;
+    Ok(Json(api::IncidentList { incidents, next_cursor }))
 }
 
 pub async fn show(State(state): State<AppState>, _: ReadAccess, Path(id): Path<String>) -> Result<Json<api::Incident>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = resolve_id(state.store.as_ref(), &id).await?;
     let (incident, timeline) = state.store.incident(id).await?.ok_or_else(|| ApiError::not_found(format!("no incident with id {id}")))?;
-    Ok(Json(convert::incident(&incident, Some(&timeline))))
+    Ok(Json(numbered_one(state.store.as_ref(), convert::incident(&incident, Some(&timeline))).await?))
 }
 
 async fn run(state: &AppState, admin: &AdminAccess, id: &str, command: Command) -> Result<Json<api::Incident>, ApiError> {
-    let id = parse_id(id)?;
+    let id = resolve_id(state.store.as_ref(), id).await?;
     let (incident, event) = commands::execute(state.store.as_ref(), id, command, admin.actor(), state.clock.now()).await?;
     state.metrics.timeline_events.get_or_create(&EventLabels { kind: event.event.kind() }).inc();
     if !incident.status.is_open() {
@@ -142,7 +166,7 @@ async fn run(state: &AppState, admin: &AdminAccess, id: &str, command: Command) 
         Some(found) => found,
         None => (incident, vec![event]),
     };
-    Ok(Json(convert::incident(&incident, Some(&timeline))))
+    Ok(Json(numbered_one(state.store.as_ref(), convert::incident(&incident, Some(&timeline))).await?))
 }
 
 pub async fn ack(State(state): State<AppState>, admin: AdminAccess, Path(id): Path<String>) -> Result<Json<api::Incident>, ApiError> {

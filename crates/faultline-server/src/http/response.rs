@@ -213,10 +213,6 @@ fn rs(state: &AppState) -> &ResponseState {
     &state.response
 }
 
-fn parse_id(s: &str) -> Result<IncidentId, ApiError> {
-    s.parse().map_err(|_| ApiError::bad_request("invalid_id", format!("{s:?} is not an incident id (expected a UUID)")))
-}
-
 fn parse_time(key: &str, s: &str) -> Result<Timestamp, ApiError> {
     Timestamp::parse_rfc3339(s).map_err(|e| ApiError::bad_request("invalid_query", format!("{key}: {e}")))
 }
@@ -226,7 +222,7 @@ fn invalid(msg: impl Into<String>) -> ApiError {
 }
 
 async fn notifications(State(state): State<AppState>, _: ReadAccess, Path(id): Path<String>) -> Result<Json<api::NotificationList>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = super::incidents::resolve_id(state.store.as_ref(), &id).await?;
     if state.store.incident(id).await?.is_none() {
         return Err(ApiError::not_found(format!("no incident with id {id}")));
     }
@@ -705,7 +701,7 @@ async fn publish_draft(
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<api::PublishRequest>,
 ) -> Result<Json<api::Published>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = super::incidents::resolve_id(state.store.as_ref(), &id).await?;
     let r = rs(&state);
     let draft = r.responses.draft(id).await?.ok_or_else(|| ApiError::not_found(format!("no draft for incident {id}")))?;
     if let Some(b) = &body.body {
@@ -783,7 +779,7 @@ async fn post_status_update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<api::StatusUpdateRequest>,
 ) -> Result<Json<api::Published>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = super::incidents::resolve_id(state.store.as_ref(), &id).await?;
     check_update_body(&body.body)?;
     let status = body.status.as_deref().map(str::parse::<PublicIncidentStatus>).transpose().map_err(invalid)?;
     let mut given = std::collections::BTreeMap::new();
@@ -806,7 +802,7 @@ async fn post_status_update(
 }
 
 async fn discard_draft(State(state): State<AppState>, _: AdminAccess, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
+    let id = super::incidents::resolve_id(state.store.as_ref(), &id).await?;
     if rs(&state).responses.delete_draft(id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

@@ -111,3 +111,47 @@ async fn remote_write_is_refused_while_the_engine_queue_is_full_and_no_accepted_
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     assert!(text.contains("faultline_ingest_signals_dropped_total 0"), "{text}");
 }
+
+/// The engine queue is sized in events and one bridged event holds up to
+/// 512 signals: a metric flood the detectors were slower at than the
+/// receivers parked ~1 GB there. The bridge now waits for the engine after
+/// every 16,384 signals it handed over.
+#[tokio::test(start_paused = true)]
+async fn the_bridge_waits_for_the_engine_after_its_signal_budget() {
+    const SAMPLES: usize = 100;
+    let config = Config::default();
+    let (engine, mut queue) = Engine::channel(config.engine_queue);
+    let mut registry = prometheus_client::registry::Registry::default();
+    // The bridge, not authentication, is under test: the receivers are open here.
+    let open = faultline_receivers::auth::IngestAuth::Open;
+    let ingest = faultline_server::ingest::start(&config, open, engine, Arc::new(FixedClock(Timestamp::from_millis(NOW))), &mut registry);
+    let router = ingest.router();
+    let mut accepted = 0;
+    for i in 0..300 {
+        if post_remote_write(&router, remote_write_body(i, SAMPLES)).await.status() != StatusCode::NO_CONTENT {
+            break;
+        }
+        accepted += SAMPLES;
+        settle().await;
+    }
+    assert!(accepted > 20_000, "{accepted}");
+    // Nothing answers the engine's side yet: what waits there is bounded.
+    let (mut before_flush, mut flush) = (0, None);
+    while let Ok(event) = queue.try_recv() {
+        match event {
+            Event::Flush(reply) => {
+                flush = Some(reply);
+                break;
+            }
+            e => before_flush += metric_signals(e),
+        }
+    }
+    let reply = flush.expect("the bridge asked the engine to catch up");
+    assert!((16_384..16_384 + 512).contains(&before_flush), "{before_flush} signals bridged before waiting");
+    settle().await;
+    assert!(queue.try_recv().is_err(), "the bridge waits for the answer");
+    // Answered: the bridge goes on.
+    let _ = reply.send(());
+    settle().await;
+    assert!(queue.try_recv().is_ok());
+}
