@@ -138,8 +138,9 @@ pub(crate) fn binomial_upper_tail(n: u64, k: u64, p: f64) -> f64 {
     if k == 0 {
         return 1.0;
     }
+    // k ≥ 1 here: more errors than requests, or any at a zero rate, cannot happen.
     if k > n || p <= 0.0 {
-        return if k > n { 0.0 } else { f64::from(u8::from(p > 0.0)) };
+        return 0.0;
     }
     if p >= 1.0 {
         return 1.0;
@@ -509,8 +510,9 @@ impl Detector for EdgeDetectors {
             // error, so the median says 0 while the rate is not), floored at
             // 0.1 %: a clean baseline must not make one error a change.
             let rate = base.max(st.err_base.mean().unwrap_or(0.0)).max(0.001);
-            let chance = w.requests <= EXACT_TEST_MAX_N && binomial_upper_tail(w.requests, w.errors, rate) >= c.error_alpha;
-            let value = if err >= 2.0 * base && !chance { (err - base) / band } else { 0.0 };
+            // Only a window already over twice the baseline pays for the exact test.
+            let chance = || w.requests <= EXACT_TEST_MAX_N && binomial_upper_tail(w.requests, w.errors, rate) >= c.error_alpha;
+            let value = if err >= 2.0 * base && !chance() { (err - base) / band } else { 0.0 };
             let t = st.err_h.update(&c.hysteresis, value, now);
             if matches!(t, Transition::Cleared) {
                 self.cleared.push(("error_rate_change".to_owned(), subject()));

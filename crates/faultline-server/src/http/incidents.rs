@@ -42,8 +42,11 @@ pub async fn numbered(store: &dyn faultline_store::Store, mut out: Vec<api::Inci
     Ok(out)
 }
 
-async fn numbered_one(store: &dyn faultline_store::Store, one: api::Incident) -> Result<api::Incident, ApiError> {
-    Ok(numbered(store, vec![one]).await?.pop().unwrap_or_else(|| unreachable!("numbered returns what it is given")))
+async fn numbered_one(store: &dyn faultline_store::Store, mut one: api::Incident) -> Result<api::Incident, ApiError> {
+    if let Ok(id) = one.id.parse::<IncidentId>() {
+        one.number = store.incident_numbers(&[id]).await?.get(&id).copied();
+    }
+    Ok(one)
 }
 
 fn parse_severity(s: &str) -> Result<Severity, ApiError> {
