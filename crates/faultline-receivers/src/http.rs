@@ -68,6 +68,8 @@ impl Ingest {
             .route("/v1/metrics", post(metrics))
             .route("/v1/logs", post(logs))
             .route("/api/v1/write", post(remote_write))
+            // After the sender is known, before its body is read.
+            .route_layer(axum::middleware::from_fn_with_state(self.clone(), admit_body))
             // Before the body is read: a stranger's body is never buffered.
             .route_layer(axum::middleware::from_fn_with_state(self.clone(), authenticate))
             .layer(DefaultBodyLimit::max(self.shared.cfg.max_body_bytes))
@@ -118,12 +120,7 @@ fn encoding_of(headers: &HeaderMap, otlp: bool) -> Option<Encoding> {
 /// Asks the authenticator (`auth`) about the sender's credential before
 /// the handler reads the body; a refusal is answered in the request's encoding.
 async fn authenticate(State(ingest): State<Ingest>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let (signal, otlp) = match req.uri().path() {
-        "/v1/traces" => ("traces", true),
-        "/v1/metrics" => ("metrics", true),
-        "/v1/logs" => ("logs", true),
-        _ => ("remote_write", false),
-    };
+    let (signal, otlp) = signal_of(req.uri().path());
     let Err(refusal) = ingest.shared.cfg.auth.check(req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes)).await else {
         return next.run(req).await;
     };
@@ -137,9 +134,51 @@ async fn authenticate(State(ingest): State<Ingest>, req: axum::extract::Request,
     error(status, encoding_of(req.headers(), otlp).unwrap_or(Encoding::Json), code, refusal.message, retry)
 }
 
+/// Reserves the request's announced body under the bytes-in-flight budget
+/// (`inflight`) for as long as it is handled; past the budget it is
+/// answered as backpressure (429 for OTLP, 503 for remote-write, with
+/// Retry-After) before its body is read.
+async fn admit_body(State(ingest): State<Ingest>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (signal, otlp) = signal_of(req.uri().path());
+    let n = crate::inflight::announced(req.headers(), ingest.shared.cfg.max_body_bytes);
+    let Some(_held) = ingest.shared.cfg.bodies.try_reserve(n) else {
+        return in_flight_refusal(&ingest, signal, encoding_of(req.headers(), otlp).unwrap_or(Encoding::Json), otlp);
+    };
+    next.run(req).await
+}
+
+fn signal_of(path: &str) -> (&'static str, bool) {
+    match path {
+        "/v1/traces" => ("traces", true),
+        "/v1/metrics" => ("metrics", true),
+        "/v1/logs" => ("logs", true),
+        _ => ("remote_write", false),
+    }
+}
+
+fn in_flight_refusal(ingest: &Ingest, signal: &str, enc: Encoding, otlp: bool) -> Response {
+    ingest.shared.metrics.request("http", signal, "backpressure");
+    let status = if otlp { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::SERVICE_UNAVAILABLE };
+    error(status, enc, RESOURCE_EXHAUSTED, "too many request bytes in flight; retry later".into(), Some(ingest.shared.cfg.retry_after_secs))
+}
+
+/// Reserves what a body decompressed to, beside its announced size.
+fn hold_decoded(ingest: &Ingest, signal: &str, enc: Encoding, otlp: bool, n: usize) -> Result<Option<crate::inflight::Reservation>, Response> {
+    if n == 0 {
+        return Ok(None);
+    }
+    ingest.shared.cfg.bodies.try_reserve(n).map(Some).ok_or_else(|| in_flight_refusal(ingest, signal, enc, otlp))
+}
+
 /// Checks the content type and encoding (the sender was authenticated by
 /// `authenticate`), and returns the decoded-ready body.
-fn prepare(ingest: &Ingest, signal: &str, headers: &HeaderMap, body: Result<Bytes, BytesRejection>, otlp: bool) -> Result<(Encoding, Bytes), Response> {
+fn prepare(
+    ingest: &Ingest,
+    signal: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    otlp: bool,
+) -> Result<(Encoding, Bytes, Option<crate::inflight::Reservation>), Response> {
     let m = &ingest.shared.metrics;
     let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let enc = encoding_of(headers, otlp);
@@ -165,19 +204,22 @@ fn prepare(ingest: &Ingest, signal: &str, headers: &HeaderMap, body: Result<Byte
     };
     let coding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
     let coding = coding.trim().to_ascii_lowercase();
-    let body = match coding.as_str() {
+    let (body, held) = match coding.as_str() {
         "gzip" if otlp => match gunzip(&body, ingest.shared.cfg.max_decoded_bytes) {
-            Ok(b) => Bytes::from(b),
+            Ok(b) => {
+                let held = hold_decoded(ingest, signal, enc, otlp, b.len())?;
+                (Bytes::from(b), held)
+            }
             Err(e) => return Err(bad(ingest, signal, enc, &e)),
         },
-        "identity" | "" if otlp => body,
-        "snappy" if !otlp => body,
+        "identity" | "" if otlp => (body, None),
+        "snappy" if !otlp => (body, None),
         _ => {
             m.request("http", signal, "unsupported_media_type");
             return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, enc, INVALID_ARGUMENT, format!("unsupported Content-Encoding {coding:?}"), None));
         }
     };
-    Ok((enc, body))
+    Ok((enc, body, held))
 }
 
 fn bad(ingest: &Ingest, signal: &str, enc: Encoding, e: &DecodeError) -> Response {
@@ -219,7 +261,7 @@ fn partial(p: &PartialSuccess) -> Option<(i64, String)> {
 }
 
 async fn traces(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let (enc, body) = match prepare(&ingest, "traces", &headers, body, true) {
+    let (enc, body, _decoded) = match prepare(&ingest, "traces", &headers, body, true) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -246,7 +288,7 @@ async fn traces(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<B
 }
 
 async fn metrics(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let (enc, body) = match prepare(&ingest, "metrics", &headers, body, true) {
+    let (enc, body, _decoded) = match prepare(&ingest, "metrics", &headers, body, true) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -272,7 +314,7 @@ async fn metrics(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<
 }
 
 async fn logs(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let (enc, body) = match prepare(&ingest, "logs", &headers, body, true) {
+    let (enc, body, _decoded) = match prepare(&ingest, "logs", &headers, body, true) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -296,13 +338,20 @@ async fn logs(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Byt
 }
 
 async fn remote_write(State(ingest): State<Ingest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let (enc, body) = match prepare(&ingest, "remote_write", &headers, body, false) {
+    let (enc, body, _) = match prepare(&ingest, "remote_write", &headers, body, false) {
         Ok(x) => x,
         Err(r) => return r,
     };
     let raw = match crate::unsnappy(&body, ingest.shared.cfg.max_decoded_bytes) {
         Ok(r) => r,
         Err(e) => return bad(&ingest, "remote_write", enc, &e),
+    };
+    // The compressed body is no longer needed: only the decompressed copy
+    // is held (and reserved) from here on.
+    drop(body);
+    let _decoded = match hold_decoded(&ingest, "remote_write", enc, false, raw.len()) {
+        Ok(h) => h,
+        Err(r) => return r,
     };
     // Validate here (a bad payload must be answered, not queued); the
     // consumer walks the same bytes again.

@@ -51,6 +51,10 @@ pub struct IngestConfig {
     /// Who may send (`auth::IngestAuth`): open by default for library
     /// users; the server always asks its token store unless told not to.
     pub auth: crate::auth::IngestAuth,
+    /// Request bytes being read and decoded at once, over every HTTP ingest
+    /// request (and the API's, when the server passes the same budget):
+    /// 64 MiB by default (`inflight`).
+    pub bodies: crate::inflight::BodyBudget,
     /// Seconds in the Retry-After / RetryInfo hint on backpressure (default 1).
     pub retry_after_secs: u32,
     /// A request taking longer than this, reading its body included, is
@@ -108,6 +112,7 @@ impl Default for IngestConfig {
             max_body_bytes: 8 << 20,
             max_decoded_bytes: 32 << 20,
             auth: crate::auth::IngestAuth::Open,
+            bodies: crate::inflight::BodyBudget::default(),
             retry_after_secs: 1,
             request_timeout: StdDuration::from_secs(60),
             tick_interval: StdDuration::from_secs(1),

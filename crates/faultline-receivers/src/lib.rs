@@ -9,6 +9,8 @@
 //!   `DependencyGraph`, the axum [`Ingest::router`], the tonic
 //!   [`Ingest::serve_grpc`], graph queries and Prometheus counters.
 //!
+//! - [`inflight`]: the budget of request bytes being read and decoded at
+//!   once, shared with the server's API routes.
 //! - [`auth`]: reading a sender's credential (`Bearer`, Basic) and the
 //!   [`auth::Authenticator`] seam the server implements over its tokens.
 //!
@@ -18,6 +20,7 @@
 pub mod auth;
 mod grpc;
 mod http;
+pub mod inflight;
 mod ingest;
 mod metrics;
 mod traces;

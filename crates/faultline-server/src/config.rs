@@ -36,6 +36,15 @@ pub struct Config {
     /// Open client connections across every listener, at most; lowered at
     /// start to fit the file-descriptor limit (`serve::effective_max_connections`).
     pub max_connections: usize,
+    /// Open connections from one client (an IPv4 address or an IPv6 /64), at
+    /// most (default 256): one host cannot take every place under
+    /// `max_connections`. Peers in `trusted_proxies` are not held to it
+    /// (every client behind them shares their address).
+    pub max_connections_per_client: usize,
+    /// Request body bytes being read and decoded at once over every route
+    /// (API and ingest share it; default 64 MiB): past it a request is
+    /// answered 503/429 with Retry-After before its body is read.
+    pub max_request_bytes_in_flight: usize,
     /// How long shutdown waits for in-flight requests to finish.
     pub shutdown_grace: Duration,
     /// Whether ingest (alerts, probes, check-ins, OTLP, remote-write) needs a
@@ -175,6 +184,8 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 4096,
+            max_connections_per_client: 256,
+            max_request_bytes_in_flight: faultline_receivers::inflight::DEFAULT_MAX_BYTES,
             shutdown_grace: Duration::from_secs(30),
             ingest_auth: IngestAuthMode::Token,
             pagerduty_routing_keys: Vec::new(),
@@ -206,6 +217,8 @@ struct FileConfig {
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
+    max_request_bytes_in_flight: Option<usize>,
     shutdown_grace_secs: Option<u64>,
     hold_down_secs: Option<u64>,
     reopen_window_secs: Option<u64>,
@@ -316,6 +329,12 @@ impl Config {
             }
             if let Some(m) = f.max_connections {
                 c.max_connections = m;
+            }
+            if let Some(m) = f.max_connections_per_client {
+                c.max_connections_per_client = m;
+            }
+            if let Some(m) = f.max_request_bytes_in_flight {
+                c.max_request_bytes_in_flight = m;
             }
             if let Some(s) = f.shutdown_grace_secs {
                 c.shutdown_grace = Duration::from_secs(s);
@@ -432,6 +451,9 @@ impl Config {
         if let Some(m) = env("FAULTLINE_MAX_CONNECTIONS") {
             c.max_connections = parse_whole("FAULTLINE_MAX_CONNECTIONS", &m)?;
         }
+        if let Some(m) = env("FAULTLINE_MAX_CONNECTIONS_PER_CLIENT") {
+            c.max_connections_per_client = parse_whole("FAULTLINE_MAX_CONNECTIONS_PER_CLIENT", &m)?;
+        }
         if let Some(a) = env("FAULTLINE_ALLOW_PRIVATE_SUBSCRIBER_TARGETS") {
             c.subscribers.allow_private_targets = match a.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" => true,
@@ -516,6 +538,12 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(ConfigError::Invalid { key: "max_connections".into(), reason: "must be at least 1".into() });
+        }
+        if self.max_request_bytes_in_flight == 0 {
+            return Err(ConfigError::Invalid { key: "max_request_bytes_in_flight".into(), reason: "must be at least 1".into() });
+        }
+        if self.max_connections_per_client == 0 {
+            return Err(ConfigError::Invalid { key: "max_connections_per_client".into(), reason: "must be at least 1".into() });
         }
         if let Some(u) = &self.database_url
             && !(u.starts_with("postgres://") || u.starts_with("postgresql://") || u.starts_with("sqlite:"))

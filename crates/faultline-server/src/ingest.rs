@@ -37,11 +37,19 @@ const TOPOLOGY_SPAN: Duration = Duration::from_mins(60);
 
 /// Starts the receivers and the bridge into the engine. Must run inside a
 /// tokio runtime (the receivers spawn their consumer).
-pub fn start(config: &Config, auth: faultline_receivers::auth::IngestAuth, engine: EngineHandle, clock: Arc<dyn Clock>, registry: &mut Registry) -> Ingest {
+pub fn start(
+    config: &Config,
+    auth: faultline_receivers::auth::IngestAuth,
+    bodies: faultline_receivers::inflight::BodyBudget,
+    engine: EngineHandle,
+    clock: Arc<dyn Clock>,
+    registry: &mut Registry,
+) -> Ingest {
     let (tx, mut rx) = mpsc::channel(8192);
     let graph_clock = clock.clone();
     let ingest = Ingest::new(IngestConfig {
         auth,
+        bodies,
         request_timeout: config.ingest_request_timeout,
         signals: Some(tx),
         tick_interval: config.tick_interval,

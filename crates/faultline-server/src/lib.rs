@@ -94,6 +94,7 @@ impl App {
         metrics.register_store(store.health());
         let limits = serve::ConnectionLimits {
             max_connections: serve::effective_max_connections(config.max_connections, serve::fd_limit()),
+            max_connections_per_client: config.max_connections_per_client,
             header_read_timeout: config.header_read_timeout,
             idle_timeout: config.idle_timeout,
         };
@@ -104,14 +105,17 @@ impl App {
                 "max_connections lowered to fit the file-descriptor limit (raise `ulimit -n`)"
             );
         }
-        let gate = serve::Gate::new(limits, &mut metrics.registry);
+        let gate = serve::Gate::new(limits, config.trusted_proxies.clone().into(), &mut metrics.registry);
         let ingest_auth = match config.ingest_auth {
             config::IngestAuthMode::Token => {
                 faultline_receivers::auth::IngestAuth::Required(Arc::new(auth::IngestTokens { store: shared.clone(), failures: metrics.auth_failures.clone() }))
             }
             config::IngestAuthMode::None => faultline_receivers::auth::IngestAuth::Open,
         };
-        let ingest = ingest::start(&config, ingest_auth, handle.clone(), clock.clone(), &mut metrics.registry);
+        // One budget of request bytes in flight for the API's routes and the ingest routes alike.
+        let bodies = faultline_receivers::inflight::BodyBudget::new(config.max_request_bytes_in_flight);
+        bodies.register_metrics(&mut metrics.registry);
+        let ingest = ingest::start(&config, ingest_auth, bodies.clone(), handle.clone(), clock.clone(), &mut metrics.registry);
         let state = http::AppState {
             store: shared,
             metrics: Arc::new(metrics),
@@ -125,6 +129,7 @@ impl App {
             pagerduty_routing_keys: config.pagerduty_routing_keys.clone().into(),
             response: http::response::ResponseState::new(config.response.as_deref(), &store, &config.subscribers),
             trusted_proxies: config.trusted_proxies.clone().into(),
+            bodies,
         };
         App { config, store, state, engine: Some((engine, rx)), gate }
     }

@@ -1,6 +1,9 @@
 //! Serving HTTP/1.1 connections so that no client can starve the server:
 //! a cap on open connections shared by every listener (beyond it a new
 //! connection is answered `503 too_many_connections` and closed at once),
+//! a cap per client under it (an IPv4 address or an IPv6 /64, as the
+//! rate limits count them; peers in `trusted_proxies` exempt, since every
+//! client behind a proxy shares its address), answered the same way,
 //! a header-read timeout (a request's headers must arrive within it, which
 //! also closes a connection that sends nothing, fresh or between
 //! keep-alive requests), and an idle timeout (a connection on which no byte
@@ -32,11 +35,15 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::ratelimit::Source;
+
 /// The connection bounds (from `Config`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Open connections across all listeners, at most.
     pub max_connections: usize,
+    /// Open connections from one client, at most.
+    pub max_connections_per_client: usize,
     /// A request's headers must arrive within this.
     pub header_read_timeout: Duration,
     /// A connection with no byte read or written for this long is closed.
@@ -56,6 +63,12 @@ struct ClosedLabels {
 pub struct Gate {
     permits: Arc<Semaphore>,
     limits: ConnectionLimits,
+    /// Open connections per client. Bounded by `max_connections`: an entry
+    /// exists only while its client holds a connection (removed at zero).
+    per_client: Arc<std::sync::Mutex<std::collections::HashMap<Source, usize>>>,
+    /// Peers not held to the per-client cap (`Config::trusted_proxies`).
+    exempt: Arc<[ipnet::IpNet]>,
+    refused_client: Counter,
     open: Gauge,
     refused: Counter,
     closed: Family<ClosedLabels, Counter>,
@@ -65,17 +78,24 @@ pub struct Gate {
 /// can read before the close, in the API's error shape.
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 106\r\n\r\n{\"error\":{\"code\":\"too_many_connections\",\"message\":\"the server is at its connection limit; retry shortly\"}}";
 
+/// The answer to a connection beyond its client's cap.
+const CLIENT_REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 126\r\n\r\n{\"error\":{\"code\":\"too_many_connections\",\"message\":\"this client is at its connection limit; close idle connections\"}}";
+
 impl Gate {
-    pub fn new(limits: ConnectionLimits, registry: &mut Registry) -> Gate {
+    pub fn new(limits: ConnectionLimits, exempt: Arc<[ipnet::IpNet]>, registry: &mut Registry) -> Gate {
         let gate = Gate {
             permits: Arc::new(Semaphore::new(limits.max_connections)),
             limits,
+            per_client: Arc::default(),
+            exempt,
+            refused_client: Counter::default(),
             open: Gauge::default(),
             refused: Counter::default(),
             closed: Family::default(),
         };
         registry.register("faultline_connections_open", "Client connections open (HTTP and gRPC)", gate.open.clone());
         registry.register("faultline_connections_refused", "Connections refused at the connection cap", gate.refused.clone());
+        registry.register("faultline_connections_refused_client", "Connections refused at the per-client connection cap", gate.refused_client.clone());
         registry.register("faultline_connections_closed", "Connections the server closed, by reason", gate.closed.clone());
         gate
     }
@@ -84,25 +104,78 @@ impl Gate {
         self.limits
     }
 
-    /// The connection, admitted under the cap, or `None` (refused, counted
-    /// and closed) when the cap is reached; the refusal is written without
-    /// waiting.
+    /// The connection, admitted under the cap and its client's, or `None`
+    /// (refused, counted and closed); the refusal is written without
+    /// waiting, so it never holds up the accept loop (a client whose buffer
+    /// is full simply sees the close).
     pub fn admit(&self, stream: TcpStream) -> Option<Guarded> {
+        let client = self.client_of(&stream);
+        if let Some(c) = client
+            && !self.take_client_place(c)
+        {
+            self.refused_client.inc();
+            let _ = stream.try_write(CLIENT_REFUSAL);
+            return None;
+        }
         match self.permits.clone().try_acquire_owned() {
             Ok(permit) => {
                 self.open.inc();
                 let _ = stream.set_nodelay(true);
                 let idle = self.limits.idle_timeout;
-                Some(Guarded { permit: Some(permit), inner: stream, gate: self.clone(), idle, deadline: Box::pin(tokio::time::sleep(idle)) })
+                Some(Guarded { permit: Some(permit), client, inner: stream, gate: self.clone(), idle, deadline: Box::pin(tokio::time::sleep(idle)) })
             }
             Err(_) => {
+                if let Some(c) = client {
+                    self.give_client_place(c);
+                }
                 self.refused.inc();
-                // Non-blocking: a refusal never holds up the accept loop; a
-                // client whose buffer is full simply sees the close.
                 let _ = stream.try_write(REFUSAL);
                 None
             }
         }
+    }
+
+    /// The per-client key of the connection's peer, or `None` when it is not
+    /// held to the per-client cap (a trusted proxy, or no address known).
+    fn client_of(&self, stream: &TcpStream) -> Option<Source> {
+        let peer = stream.peer_addr().ok()?.ip().to_canonical();
+        if self.exempt.iter().any(|n| n.contains(&peer)) {
+            return None;
+        }
+        Some(Source::of(Some(peer)))
+    }
+
+    fn clients(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Source, usize>> {
+        // Only counters are behind the lock; a panic elsewhere cannot leave them half-written.
+        self.per_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn take_client_place(&self, c: Source) -> bool {
+        let mut clients = self.clients();
+        let n = clients.entry(c).or_insert(0);
+        if *n >= self.limits.max_connections_per_client {
+            if *n == 0 {
+                clients.remove(&c);
+            }
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn give_client_place(&self, c: Source) {
+        let mut clients = self.clients();
+        if let Some(n) = clients.get_mut(&c) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                clients.remove(&c);
+            }
+        }
+    }
+
+    /// Clients holding at least one connection now.
+    pub fn clients_connected(&self) -> usize {
+        self.clients().len()
     }
 
     fn closed(&self, reason: &'static str) {
@@ -164,6 +237,8 @@ pub struct Guarded {
     // and field order on drop), so a client that saw the close finds its
     // place free.
     permit: Option<OwnedSemaphorePermit>,
+    /// Whose per-client place this connection holds (given back with the permit).
+    client: Option<Source>,
     inner: TcpStream,
     gate: Gate,
     idle: Duration,
@@ -199,6 +274,9 @@ impl Guarded {
     fn release(&mut self) {
         if self.permit.take().is_some() {
             self.gate.open.dec();
+        }
+        if let Some(c) = self.client.take() {
+            self.gate.give_client_place(c);
         }
     }
 }

@@ -741,11 +741,15 @@ pub struct BroadFailureDetector {
     open: BTreeMap<Timestamp, WindowSummary>,
     h: Hysteresis,
     names: Names,
+    /// Names forgotten to stay under `MAX_TRACKED_KEYS` (only grows).
+    forgotten: u64,
 }
 
 /// Service names seen, interned (ids index `names`), with whether each is
-/// named like a resolver — so a window costs no string allocation. Grows with
-/// the number of distinct services, like the graph's own name table.
+/// named like a resolver — so a window costs no string allocation. At most
+/// `MAX_TRACKED_KEYS` names: when a new one would pass that, the table is
+/// rebuilt from the names the open windows still use (`compact`), so
+/// services that come and go cannot grow it for ever.
 #[derive(Clone, Debug, Default)]
 struct Names {
     ids: HashMap<String, u32, crate::graph::FxBuild>,
@@ -764,6 +768,9 @@ impl Names {
     }
     fn name(&self, id: u32) -> &str {
         self.names.get(id as usize).map_or("", |n| n.0.as_str())
+    }
+    fn is_full_for(&self, name: &str) -> bool {
+        self.names.len() >= super::MAX_TRACKED_KEYS && !self.ids.contains_key(name)
     }
     fn resolver(&self, id: u32) -> bool {
         self.names.get(id as usize).is_some_and(|n| n.1)
@@ -801,11 +808,35 @@ impl Default for BroadFailureDetector {
             open: BTreeMap::new(),
             h: Hysteresis::default(),
             names: Names::default(),
+            forgotten: 0,
         }
     }
 }
 
 impl BroadFailureDetector {
+    /// Rebuilds the name table from the names the open windows use,
+    /// renumbering them; every other name is forgotten (it is interned again
+    /// if it comes back). Windows close within a few seconds, so what the
+    /// open ones use is a handful of services, not the whole table.
+    fn compact(&mut self) {
+        let mut used: BTreeSet<u32> = BTreeSet::new();
+        for w in self.open.values() {
+            used.extend(w.callers.iter().copied());
+            used.extend(w.failing.iter().flat_map(|(a, b)| [*a, *b]));
+            used.extend(w.resolver);
+        }
+        let mut fresh = Names::default();
+        let renumber: HashMap<u32, u32, crate::graph::FxBuild> = used.iter().map(|&old| (old, fresh.id(self.names.name(old)))).collect();
+        let map = |id: &u32| renumber.get(id).copied().unwrap_or(*id);
+        for w in self.open.values_mut() {
+            w.callers = w.callers.iter().map(map).collect();
+            w.failing = w.failing.iter().map(|(a, b)| (map(a), map(b))).collect();
+            w.resolver = w.resolver.as_ref().map(map);
+        }
+        self.forgotten += (self.names.names.len() - fresh.names.len()) as u64;
+        self.names = fresh;
+    }
+
     fn close_before(&mut self, t: Timestamp) -> Vec<Finding> {
         if nothing_before(&self.open, t) {
             return Vec::new();
@@ -861,9 +892,15 @@ impl Detector for BroadFailureDetector {
     fn name(&self) -> &'static str {
         "dependency_resolution_failure"
     }
+    fn evicted(&self) -> u64 {
+        self.forgotten
+    }
     fn observe(&mut self, signal: &Signal, _now: Timestamp) -> Vec<Finding> {
         let Signal::Edge(e) = signal else { return Vec::new() };
         let end = e.start + e.length;
+        if self.names.is_full_for(e.interaction.callee.as_str()) || self.names.is_full_for(e.interaction.caller.as_str()) {
+            self.compact();
+        }
         let callee = self.names.id(e.interaction.callee.as_str());
         let resolver = self.names.resolver(callee);
         // A resolver that stops answering shows first as lookups piling up

@@ -753,3 +753,29 @@ fn the_edge_detector_table_is_capped_and_evicts_the_least_recently_seen() {
     let mut d2 = d.clone();
     assert!(d2.relearn(saved).is_ok());
 }
+
+/// The resolution-failure detector interned every service name it saw and
+/// never forgot one. Past `MAX_TRACKED_KEYS` names it keeps only those the
+/// open windows use, and still detects afterwards.
+#[test]
+fn the_resolution_failure_name_table_is_capped_and_still_detects() {
+    let mut d = BroadFailureDetector::default();
+    let n = super::MAX_TRACKED_KEYS;
+    // Many services come and go, each in a closed window of its own.
+    for i in 0..n + 500 {
+        d.observe(&edge(&format!("junk-{i}"), "x", i, 100, 0, 0, 0, 10.0), at(i));
+    }
+    assert!(d.evicted() > 0, "names were forgotten");
+    // The detector still fires on a resolver failing for a caller, after
+    // the table was rebuilt: names interned again are read back right.
+    let base = n + 600;
+    let mut fired = Vec::new();
+    for k in 0..12 {
+        let step = base + k;
+        let bad = k >= 2;
+        fired.extend(d.observe(&edge("web", "dns", step, 100, if bad { 10 } else { 0 }, 0, 0, 10.0), at(step)));
+        fired.extend(d.observe(&edge("web", "api", step, 100, 0, 0, 0, 10.0), at(step)));
+    }
+    fired.extend(d.tick(at(base + 20)));
+    assert!(fired.iter().any(|f| f.kind == "dependency_resolution_failure" && f.subject.to_string() == "dns"), "{fired:?}");
+}

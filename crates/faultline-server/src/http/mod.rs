@@ -63,6 +63,9 @@ pub struct AppState {
     pub response: Arc<response::ResponseState>,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`client_ip`).
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// Request bytes being read at once, shared with the ingest routes
+    /// (`faultline_receivers::inflight`).
+    pub bodies: faultline_receivers::inflight::BodyBudget,
 }
 
 pub struct Limits {
@@ -104,6 +107,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .merge(response::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state((state.clone(), limits.max_body_bytes), admit_body))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(
             ServiceBuilder::new()
@@ -145,6 +149,20 @@ async fn not_found(req: Request) -> ApiError {
 
 async fn method_not_allowed(req: Request) -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{} is not allowed on {}", req.method(), req.uri().path()))
+}
+
+/// Holds the request's announced body under the shared bytes-in-flight
+/// budget while it is handled; past it, 503 `too_many_bytes_in_flight`
+/// with Retry-After, before the body is read.
+async fn admit_body(State((state, limit)): State<(AppState, usize)>, req: Request, next: Next) -> Response {
+    let n = faultline_receivers::inflight::announced(req.headers(), limit);
+    let Some(_held) = state.bodies.try_reserve(n) else {
+        let mut resp =
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_bytes_in_flight", "too many request bytes are being read; retry shortly").into_response();
+        resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        return resp;
+    };
+    next.run(req).await
 }
 
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {

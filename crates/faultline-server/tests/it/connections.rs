@@ -89,6 +89,9 @@ async fn a_bounded_slowloris_does_not_stop_a_normal_client_and_is_closed_by_the_
         header_read_timeout: Duration::from_millis(400),
         idle_timeout: Duration::from_millis(600),
         max_connections: 1000,
+        // Every connection here comes from 127.0.0.1: this test is about the
+        // timeouts, the per-client cap has its own below.
+        max_connections_per_client: 1000,
         ..Config::default()
     })
     .await;
@@ -161,6 +164,139 @@ async fn past_the_connection_cap_a_new_connection_is_refused_clearly() {
     let (status, _) = tokio::time::timeout(GUARD, s.get("/healthz")).await.unwrap();
     assert_eq!(status, 200);
     drop(held);
+    s.stop().await;
+}
+
+/// Connects from a chosen loopback address (all of 127/8 is loopback on
+/// Linux), so one machine can play two clients.
+async fn connect_from(from: [u8; 4], to: std::net::SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+    sock.connect(to).await.unwrap()
+}
+
+/// Sends one GET on `c` and reads the status line's first 12 bytes.
+async fn status_on(c: &mut TcpStream) -> [u8; 12] {
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 12];
+    c.read_exact(&mut buf).await.unwrap();
+    buf
+}
+
+/// One client holding its share of connections is refused more, while
+/// another client is still served; a place it gives back is its again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_take_every_connection() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let s =
+        Served::start(Config { max_connections: 100, max_connections_per_client: 3, header_read_timeout: Duration::from_secs(30), ..Config::default() }).await;
+    let greedy = [127, 0, 0, 2];
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = connect_from(greedy, s.addr).await;
+        // Answered: the accept loop has admitted it (and counted it).
+        assert_eq!(&status_on(&mut c).await, b"HTTP/1.1 200");
+        held.push(c);
+    }
+    let refused = tokio::time::timeout(GUARD, until_closed(connect_from(greedy, s.addr).await)).await.unwrap();
+    let text = String::from_utf8(refused).unwrap();
+    assert!(text.starts_with("HTTP/1.1 503") && text.contains("\"code\":\"too_many_connections\"") && text.contains("this client"), "{text}");
+    // Another client is served meanwhile.
+    let mut other = connect_from([127, 0, 0, 3], s.addr).await;
+    assert_eq!(&status_on(&mut other).await, b"HTTP/1.1 200");
+    // The greedy client closes one; its next connection is admitted.
+    let mut first = held.remove(0);
+    first.shutdown().await.unwrap();
+    tokio::time::timeout(GUARD, until_closed(first)).await.unwrap();
+    let mut again = connect_from(greedy, s.addr).await;
+    assert_eq!(&status_on(&mut again).await, b"HTTP/1.1 200");
+    let (_, metrics) = s.get("/metrics").await;
+    assert_eq!(counter(&metrics, "faultline_connections_refused_client_total"), 1.0, "{metrics}");
+    assert_eq!(counter(&metrics, "faultline_connections_refused_total"), 0.0);
+    drop((held, other, again));
+    s.stop().await;
+}
+
+/// Reads one HTTP/1.1 answer's status line and headers from `c`.
+async fn head_of(c: &mut TcpStream) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1];
+    while !seen.ends_with(b"\r\n\r\n") {
+        if c.read(&mut buf).await.unwrap() == 0 {
+            break;
+        }
+        seen.push(buf[0]);
+    }
+    String::from_utf8(seen).unwrap()
+}
+
+/// Request bodies in flight share one byte budget over the API and ingest
+/// routes: while one request holds most of it (its body still arriving),
+/// another that does not fit is answered at once with a retryable refusal
+/// in its protocol's shape, before its body is read; when the first is
+/// done, the same request is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bytes_in_flight_are_bounded_across_routes() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let s = Served::start(Config { max_request_bytes_in_flight: 1_000, header_read_timeout: Duration::from_secs(30), ..Config::default() }).await;
+    let token = s.ingest_token.clone();
+    // 800 bytes announced, 10 sent: its reservation is held while the body trickles.
+    let body = format!("[{{\"labels\":{{\"alertname\":\"Held\",\"service\":\"a\",\"pad\":\"{}\"}}}}]", "x".repeat(800 - 56));
+    assert_eq!(body.len(), 800);
+    let mut holder = TcpStream::connect(s.addr).await.unwrap();
+    holder
+        .write_all(
+            format!(
+                "POST /api/v2/alerts HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: 800\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    holder.write_all(&body.as_bytes()[..10]).await.unwrap();
+    // Wait until the server holds it (the gauge says so), not for a time.
+    let gauge = loop {
+        let (_, m) = s.get("/metrics").await;
+        let v = counter(&m, "faultline_request_bytes_in_flight");
+        if v > 0.0 {
+            break v;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(gauge, 800.0, "{}", s.get("/metrics").await.1.lines().filter(|l| l.contains("request_bytes")).collect::<Vec<_>>().join("\n"));
+    let client = reqwest::Client::new();
+    let post = |path: &str, ctype: &str, body: Vec<u8>| {
+        client.post(format!("http://{}{path}", s.addr)).bearer_auth(&token).header("content-type", ctype).body(body).send()
+    };
+    // API route: 503 in the API's error shape.
+    let r = post("/api/v2/alerts", "application/json", vec![b' '; 300]).await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "too_many_bytes_in_flight", "{v}");
+    // Remote-write: 503 (senders retry 5xx); OTLP/HTTP: 429 — both with Retry-After.
+    let r = post("/api/v1/write", "application/x-protobuf", vec![0; 300]).await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers().get("retry-after").is_some()), (503, true));
+    let r = post("/v1/traces", "application/json", vec![b' '; 300]).await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers().get("retry-after").is_some()), (429, true));
+    // A small request still fits beside it.
+    let r = post("/api/v2/alerts", "application/json", b"[]".to_vec()).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // The holder's body completes: it is accepted and its bytes are given back.
+    holder.write_all(&body.as_bytes()[10..]).await.unwrap();
+    let head = tokio::time::timeout(GUARD, head_of(&mut holder)).await.unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let r = post(
+        "/api/v2/alerts",
+        "application/json",
+        format!("[{{\"labels\":{{\"alertname\":\"Next\",\"service\":\"b\",\"pad\":\"{}\"}}}}]", "y".repeat(300)).into_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "room again once the first is done");
+    let (_, m) = s.get("/metrics").await;
+    assert_eq!(counter(&m, "faultline_request_bytes_refused_total"), 3.0, "{m}");
+    drop(holder);
     s.stop().await;
 }
 

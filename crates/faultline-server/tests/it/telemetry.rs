@@ -74,7 +74,7 @@ async fn remote_write_is_refused_while_the_engine_queue_is_full_and_no_accepted_
     let mut registry = prometheus_client::registry::Registry::default();
     // Backpressure, not authentication, is under test: the receivers are open here.
     let open = faultline_receivers::auth::IngestAuth::Open;
-    let ingest = faultline_server::ingest::start(&config, open, engine, Arc::new(FixedClock(Timestamp::from_millis(NOW))), &mut registry);
+    let ingest = faultline_server::ingest::start(&config, open, Default::default(), engine, Arc::new(FixedClock(Timestamp::from_millis(NOW))), &mut registry);
     let router = ingest.router();
 
     let (mut accepted, mut refused) = (0usize, None);
@@ -124,7 +124,7 @@ async fn the_bridge_waits_for_the_engine_after_its_signal_budget() {
     let mut registry = prometheus_client::registry::Registry::default();
     // The bridge, not authentication, is under test: the receivers are open here.
     let open = faultline_receivers::auth::IngestAuth::Open;
-    let ingest = faultline_server::ingest::start(&config, open, engine, Arc::new(FixedClock(Timestamp::from_millis(NOW))), &mut registry);
+    let ingest = faultline_server::ingest::start(&config, open, Default::default(), engine, Arc::new(FixedClock(Timestamp::from_millis(NOW))), &mut registry);
     let router = ingest.router();
     let mut accepted = 0;
     for i in 0..300 {
