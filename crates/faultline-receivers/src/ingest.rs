@@ -432,7 +432,6 @@ fn publish_counters(shared: &Shared, c: GraphCounters) {
         ("server_halves_unpaired", c.server_halves_unpaired, last.server_halves_unpaired),
         ("join_buffer_evictions", c.join_buffer_evictions, last.join_buffer_evictions),
         ("retries_detected", c.retries_detected, last.retries_detected),
-        ("interactions_dropped", c.interactions_dropped, last.interactions_dropped),
         ("services_dropped", c.services_dropped, last.services_dropped),
         ("interactions_aged_out", c.interactions_aged_out, last.interactions_aged_out),
         ("metric_points_observed", c.metric_points_observed, last.metric_points_observed),

@@ -27,8 +27,10 @@
 //!   entry to make room (an evicted service takes its interactions, ingress
 //!   and series with it), so junk never locks a real newcomer out. Per
 //!   service, at most `max_interactions_per_service` interactions and
-//!   `max_metric_series_per_service` series (those refuse: one service's
-//!   cardinality cannot push the others out). Names and label values are
+//!   `max_metric_series_per_service` series; past them the service's own
+//!   least recently seen one is evicted (one service's cardinality cannot
+//!   push the others out, and a junk burst on a service cannot lock its
+//!   real new interaction out either). Names and label values are
 //!   clipped ([`crate::bounded`]); the join buffer holds at most
 //!   `max_pending` halves. Every eviction and refusal is counted in
 //!   [`GraphCounters`].
@@ -134,8 +136,6 @@ pub struct GraphCounters {
     /// Halves resolved early because the join buffer was full.
     pub join_buffer_evictions: u64,
     pub retries_detected: u64,
-    /// New interactions refused by `max_interactions_per_service`.
-    pub interactions_dropped: u64,
     /// New services refused: `max_services` evicted services are still
     /// waiting for their join-buffer halves to resolve (two join windows).
     pub services_dropped: u64,
@@ -143,11 +143,11 @@ pub struct GraphCounters {
     pub services_evicted: u64,
     /// Services unseen for `idle_timeout`, forgotten.
     pub services_aged_out: u64,
-    /// Interactions evicted (least recently seen) under `max_interactions`,
-    /// or with an evicted service.
+    /// Interactions evicted (least recently seen) under `max_interactions`
+    /// or `max_interactions_per_service`, or with an evicted service.
     pub interactions_evicted: u64,
-    /// Metric series evicted (least recently seen) under `max_metric_series`,
-    /// or with an evicted service.
+    /// Metric series evicted (least recently seen) under `max_metric_series`
+    /// or `max_metric_series_per_service`, or with an evicted service.
     pub metric_series_evicted: u64,
     pub interactions_aged_out: u64,
     pub metric_points_observed: u64,
@@ -958,9 +958,22 @@ impl DependencyGraph {
         if let Some(&i) = self.edge_ids.get(&(caller, callee, op)) {
             return Some(i);
         }
-        if self.services[caller as usize].interactions >= self.cfg.max_interactions_per_service {
-            self.counters.interactions_dropped += 1;
-            return None;
+        if self.services[caller as usize].interactions >= self.cfg.max_interactions_per_service.max(1) {
+            // The caller's own least recently seen interaction makes room
+            // (a scan of its edges: only a service at its cap pays it).
+            let edges = &self.edges;
+            let oldest = self.services[caller as usize]
+                .edges
+                .iter()
+                .filter_map(|&i| edges.get(i as usize).and_then(Option::as_ref).filter(|e| e.caller == caller).map(|e| (e.series.last_seen_ms, i)))
+                .min();
+            match oldest {
+                Some((_, i)) => {
+                    self.remove_edge(i);
+                    self.counters.interactions_evicted += 1;
+                }
+                None => return None,
+            }
         }
         if self.edge_ids.len() >= self.cfg.max_interactions.max(1)
             && let Some((_, oldest)) = self.edge_order.pop_first()
@@ -1121,9 +1134,20 @@ impl DependencyGraph {
         let key = (sid, fx((name, labels)));
         let wlen = self.window_ms();
         if !self.metrics.contains_key(&key) {
-            if self.services[sid as usize].metric_series >= self.cfg.max_metric_series_per_service {
-                self.counters.metric_series_dropped += 1;
-                return;
+            if self.services[sid as usize].metric_series >= self.cfg.max_metric_series_per_service.max(1) {
+                // The service's own least recently seen series makes room.
+                let metrics = &self.metrics;
+                let oldest = self.services[sid as usize].series_keys.iter().filter_map(|&k| metrics.get(&(sid, k)).map(|m| (m.series.last_seen_ms, k))).min();
+                match oldest {
+                    Some((_, k)) => {
+                        self.remove_metric((sid, k));
+                        self.counters.metric_series_evicted += 1;
+                    }
+                    None => {
+                        self.counters.metric_series_dropped += 1;
+                        return;
+                    }
+                }
             }
             if self.metrics.len() >= self.cfg.max_metric_series.max(1)
                 && let Some((_, oldest)) = self.metric_order.pop_first()

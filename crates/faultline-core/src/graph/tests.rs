@@ -292,12 +292,25 @@ fn retention_and_age_out_bound_memory() {
 }
 
 #[test]
-fn interaction_cardinality_is_limited_per_service() {
+fn interaction_cardinality_is_limited_per_service_and_a_real_newcomer_gets_in() {
     let mut g = DependencyGraph::new(GraphConfig { max_interactions_per_service: 3, ..GraphConfig::default() });
-    let v = (0..10u8).map(|i| span("a", SpanKind::Client, &format!("SELECT {i}"), 1, i + 1, None).s("db.system", "pg")).collect();
-    feed(&mut g, v, T0 + 100);
+    // A junk burst of distinct operations on one service, one at a time:
+    // each new one evicts the service's least recently seen.
+    for i in 0..10u8 {
+        feed(&mut g, vec![span("a", SpanKind::Client, &format!("SELECT {i}"), 1, i + 1, None).s("db.system", "pg")], T0 + 100 + i64::from(i));
+    }
     assert_eq!(edges(&g).len(), 3);
-    assert_eq!(g.counters().interactions_dropped, 7);
+    assert_eq!(g.counters().interactions_evicted, 7);
+    // The three most recent are the ones kept.
+    let ops: Vec<String> = edges(&g).iter().map(|e| e.0.clone()).collect();
+    assert!(ops.iter().all(|o| o.contains("SELECT 7") || o.contains("SELECT 8") || o.contains("SELECT 9")), "{ops:?}");
+    // A real new interaction of the same service is taken at once, and the
+    // other services are untouched by a's cardinality.
+    feed(&mut g, vec![span("b", SpanKind::Client, "GET k", 1, 30, None).s("db.system", "redis")], T0 + 200);
+    feed(&mut g, vec![span("a", SpanKind::Client, "INSERT", 1, 31, None).s("db.system", "pg")], T0 + 201);
+    let all: Vec<String> = edges(&g).iter().map(|e| e.0.clone()).collect();
+    assert!(all.iter().any(|o| o == "a → pg (INSERT)") && all.iter().any(|o| o.starts_with("b → redis")), "{all:?}");
+    assert_eq!(all.iter().filter(|o| o.starts_with("a ")).count(), 3);
 }
 
 #[test]
@@ -393,10 +406,12 @@ fn metric_points_are_windowed_per_service() {
     assert_eq!(w, vec![(2, 3.0, 7.0, 7.0), (1, 1.0, 1.0, 1.0)]);
     let mut g2 = DependencyGraph::new(GraphConfig { max_metric_series_per_service: 1, ..GraphConfig::default() });
     g2.observe_metric(&point("x", T0, 1.0), ms(T0));
-    let mut p = point("x", T0, 1.0);
+    let mut p = point("x", T0 + 1000, 1.0);
     p.name = "other".into();
-    g2.observe_metric(&p, ms(T0));
-    assert_eq!(g2.counters().metric_series_dropped, 1);
+    g2.observe_metric(&p, ms(T0 + 1000));
+    assert_eq!((g2.counters().metric_series_evicted, g2.counters().metric_series_dropped), (1, 0), "the service's older series made room");
+    let s = g2.service("x", ms(T0), ms(T0 + 1000)).unwrap();
+    assert_eq!(s.metrics.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["other"]);
 }
 
 #[test]
