@@ -55,6 +55,11 @@ pub enum Event {
     DurableSignals {
         signals: Vec<Signal>,
         committed: oneshot::Sender<bool>,
+        /// Kept alive until the event is processed, then dropped: the
+        /// sender's share of a memory budget (the request's bytes in
+        /// flight), so an event still queued after its sender gave up keeps
+        /// counting against that budget instead of escaping it.
+        hold: Option<Hold>,
     },
     Finding(Finding),
     Cleared {
@@ -78,6 +83,10 @@ pub enum Event {
     /// Reply once every event sent before it has been processed.
     Flush(oneshot::Sender<()>),
 }
+
+/// Whatever a sender wants kept alive while its event waits (see
+/// `Event::DurableSignals::hold`); the engine never looks inside.
+pub type Hold = Box<dyn std::any::Any + Send + Sync>;
 
 /// The sending side, held by receivers and HTTP handlers.
 #[derive(Clone, Debug)]
@@ -113,9 +122,9 @@ impl EngineHandle {
 
     /// Queues signals without waiting for room; the receiver resolves to
     /// `true` once they are committed (see `Event::DurableSignals`).
-    pub fn try_send_durable(&self, signals: Vec<Signal>) -> Result<oneshot::Receiver<bool>, SendError> {
+    pub fn try_send_durable(&self, signals: Vec<Signal>, hold: Option<Hold>) -> Result<oneshot::Receiver<bool>, SendError> {
         let (committed, rx) = oneshot::channel();
-        self.try_send(Event::DurableSignals { signals, committed })?;
+        self.try_send(Event::DurableSignals { signals, committed, hold })?;
         Ok(rx)
     }
 
@@ -463,7 +472,7 @@ impl Engine {
         for event in events {
             let actions: Vec<IncidentAction> = match event {
                 Event::Signals(signals) => signals.iter().flat_map(|s| self.pipeline.observe_signal(s, now)).collect(),
-                Event::DurableSignals { signals, committed: tx } => {
+                Event::DurableSignals { signals, committed: tx, hold: _ } => {
                     committed.push(tx);
                     signals.iter().flat_map(|s| self.pipeline.observe_signal(s, now)).collect()
                 }

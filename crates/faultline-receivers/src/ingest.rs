@@ -422,7 +422,7 @@ async fn forward(shared: &Shared, s: Signal) {
 
 fn publish_counters(shared: &Shared, c: GraphCounters) {
     let mut last = shared.last_counters.lock().unwrap_or_else(|p| p.into_inner());
-    let pairs: [(&str, u64, u64); 20] = [
+    let pairs: [(&str, u64, u64); 19] = [
         ("spans_observed", c.spans_observed, last.spans_observed),
         ("spans_out_of_range", c.spans_out_of_range, last.spans_out_of_range),
         ("spans_invalid_service", c.spans_invalid_service, last.spans_invalid_service),

@@ -310,20 +310,20 @@ async fn a_failed_commit_is_forgotten_so_the_retried_alert_opens_its_incident() 
     };
     // An earlier, committed incident on another service.
     let (tx, rx) = tokio::sync::oneshot::channel();
-    engine.process(Event::DurableSignals { signals: vec![alert("a1", "search")], committed: tx }, t(0)).await.unwrap();
+    engine.process(Event::DurableSignals { signals: vec![alert("a1", "search")], committed: tx, hold: None }, t(0)).await.unwrap();
     assert!(rx.await.unwrap());
 
     // The ledger alert's turn fails: the sender hears "not committed".
     flaky.fail_next_commit.store(true, std::sync::atomic::Ordering::SeqCst);
     let (tx, rx) = tokio::sync::oneshot::channel();
-    assert!(engine.process(Event::DurableSignals { signals: vec![alert("b1", "ledger")], committed: tx }, t(5)).await.is_err());
+    assert!(engine.process(Event::DurableSignals { signals: vec![alert("b1", "ledger")], committed: tx, hold: None }, t(5)).await.is_err());
     assert!(!rx.await.unwrap());
     assert_eq!(store.list_incidents(&IncidentFilter::default()).await.unwrap().len(), 1);
 
     // The retry commits, and only now is it answered "committed": with an
     // incident of its own that holds the alert.
     let (tx, rx) = tokio::sync::oneshot::channel();
-    engine.process(Event::DurableSignals { signals: vec![alert("b1", "ledger")], committed: tx }, t(6)).await.unwrap();
+    engine.process(Event::DurableSignals { signals: vec![alert("b1", "ledger")], committed: tx, hold: None }, t(6)).await.unwrap();
     assert!(rx.await.unwrap());
     let incidents = store.list_incidents(&IncidentFilter::default()).await.unwrap();
     assert_eq!(incidents.len(), 2, "the retried alert opened its incident");
@@ -336,10 +336,16 @@ async fn a_failed_commit_is_forgotten_so_the_retried_alert_opens_its_incident() 
             .count();
     }
     assert_eq!(with_b1, 1);
-    // The committed incident is still known: its alert re-sent joins it, no new incident.
+    // The committed incident is still known: its alert re-sent joins it, no
+    // new incident. Its sender's hold (a share of the request-bytes budget)
+    // lives as long as the queued event and goes with it once processed.
     let (tx, rx) = tokio::sync::oneshot::channel();
-    engine.process(Event::DurableSignals { signals: vec![alert("a1", "search")], committed: tx }, t(7)).await.unwrap();
+    let hold = Arc::new(());
+    let event = Event::DurableSignals { signals: vec![alert("a1", "search")], committed: tx, hold: Some(Box::new(hold.clone())) };
+    assert_eq!(Arc::strong_count(&hold), 2, "the queued event holds it");
+    engine.process(event, t(7)).await.unwrap();
     assert!(rx.await.unwrap());
+    assert_eq!(Arc::strong_count(&hold), 1, "processed: the hold is given back");
     assert_eq!(store.list_incidents(&IncidentFilter::default()).await.unwrap().len(), 2);
 }
 

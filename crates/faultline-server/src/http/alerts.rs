@@ -445,8 +445,13 @@ fn send_error(e: SendError) -> ApiError {
 /// incidents and the correlator state (one transaction per engine turn,
 /// shared by every request waiting in it): a success answer means the alert
 /// survives a crash. A full queue is 503 at once, never a wait.
+///
+/// The request's reservation of bytes in flight goes with the signals
+/// (`super::held_body`): if the request times out while they are still
+/// queued, they keep counting until the engine has taken them.
 async fn commit(state: &AppState, signals: Vec<Signal>) -> Result<(), ApiError> {
-    let committed = state.engine.try_send_durable(signals).map_err(send_error)?;
+    let hold = super::held_body().map(|h| Box::new(h) as faultline_engine::Hold);
+    let committed = state.engine.try_send_durable(signals, hold).map_err(send_error)?;
     match committed.await {
         Ok(true) => Ok(()),
         Ok(false) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_committed", "the alerts could not be stored; retry shortly")),

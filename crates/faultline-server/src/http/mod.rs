@@ -156,13 +156,26 @@ async fn method_not_allowed(req: Request) -> ApiError {
 /// with Retry-After, before the body is read.
 async fn admit_body(State((state, limit)): State<(AppState, usize)>, req: Request, next: Next) -> Response {
     let n = faultline_receivers::inflight::announced(req.headers(), limit);
-    let Some(_held) = state.bodies.try_reserve(n) else {
+    let Some(held) = state.bodies.try_reserve(n) else {
         let mut resp =
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_bytes_in_flight", "too many request bytes are being read; retry shortly").into_response();
         resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
         return resp;
     };
-    next.run(req).await
+    HELD_BODY.scope(Arc::new(held), next.run(req)).await
+}
+
+tokio::task_local! {
+    /// The reservation `admit_body` made for the request being handled, for
+    /// a handler that hands the request's work on (`alerts::commit` gives a
+    /// clone to the engine with the signals). A task-local rather than an
+    /// argument: the handler runs inside the middleware's future.
+    static HELD_BODY: Arc<faultline_receivers::inflight::Reservation>;
+}
+
+/// The current request's reservation of bytes in flight, if it has one.
+fn held_body() -> Option<Arc<faultline_receivers::inflight::Reservation>> {
+    HELD_BODY.try_with(Arc::clone).ok()
 }
 
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
