@@ -241,8 +241,28 @@ impl SqlStore {
     }
 
     /// A connection of the pool for one write (see `transaction!`).
+    ///
+    /// A connection that cannot be had is a failed write, recorded like one
+    /// (so `/readyz` names it): a database refusing to start a session is
+    /// unavailable whatever its error code says — PostgreSQL on a full data
+    /// volume fails new sessions with `XX000 could not write init file`.
+    /// Only a busy pool (every connection in use) and SQLite's busy lock
+    /// stay retryable as they are.
     pub(crate) async fn write_conn(&self) -> Result<WriteConn<'_>> {
-        let conn = self.pool.acquire().await.map_err(busy_or_db)?;
+        let conn = match self.pool.acquire().await {
+            Ok(c) => c,
+            Err(e @ sqlx::Error::PoolTimedOut) => return Err(StoreError::Busy(e.to_string())),
+            Err(e) => {
+                let e = match busy_or_db(e) {
+                    StoreError::Database(message) => StoreError::Unavailable { reason: Fatal::ConnectionLost, message },
+                    other => other,
+                };
+                if let StoreError::Unavailable { reason, message } = &e {
+                    self.health.record_failure(*reason, message);
+                }
+                return Err(e);
+            }
+        };
         Ok(WriteConn { conn, health: &self.health })
     }
 
