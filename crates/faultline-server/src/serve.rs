@@ -153,10 +153,8 @@ impl Gate {
     fn take_client_place(&self, c: Source) -> bool {
         let mut clients = self.clients();
         let n = clients.entry(c).or_insert(0);
-        if *n >= self.limits.max_connections_per_client {
-            if *n == 0 {
-                clients.remove(&c);
-            }
+        // At least one per client, so a refused client never leaves an empty entry.
+        if *n >= self.limits.max_connections_per_client.max(1) {
             return false;
         }
         *n += 1;
